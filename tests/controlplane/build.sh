@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Builds the real Kubernetes components used by the e2e tests from their Go modules and
+# caches them, keyed by component version + Go version. Test tooling only: no Go in the product.
+#
+#   build.sh COMPONENT...   COMPONENT in: k8s (apiserver, controller-manager, scheduler, kubectl),
+#                           kwok, ca (cluster-autoscaler, kwok provider), etcd, helm
+# Prints the binary directory of each component on stdout as "COMPONENT=DIR".
+set -euo pipefail
+
+K8S=${HUBPACK_K8S_VERSION:-1.36.2}
+STAGING=v0.${K8S#1.}
+MINOR=$(echo "$K8S" | cut -d. -f2)
+KWOK=${HUBPACK_KWOK_VERSION:-v0.8.0}
+# cluster-autoscaler-1.36.1 (the last release with the in-tree kwok provider).
+CA=${HUBPACK_CA_VERSION:-v0.0.0-20260722070747-35e8a280425c}
+ETCD=${HUBPACK_ETCD_VERSION:-v3.6.10}
+HELM=${HUBPACK_HELM_VERSION:-v3.19.0}
+CACHE=${HUBPACK_CACHE:-$HOME/.cache/hubpack/k8s}
+GOV=$(go env GOVERSION)
+PLAT=$(go env GOOS)-$(go env GOARCH)
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOMODCACHE=${GOMODCACHE:-$CACHE/gomod} GOCACHE=${GOCACHE:-$CACHE/gocache}
+
+log() { printf '[cluster build] %s\n' "$*" >&2; }
+fail() { printf '[cluster build] ERROR building %s: %s\n' "$1" "$2" >&2; exit 1; }
+
+# Adds a replace line for every k8s.io staging module of k8s.io/kubernetes v$K8S.
+replace_staging() {
+  local kmod
+  kmod=$(go mod download -json "k8s.io/kubernetes@v$K8S" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  [ -n "$kmod" ] || return 1
+  for m in $(grep -oE 'k8s\.io/[a-z0-9.-]+ => \./staging/' "$kmod" | cut -d' ' -f1); do
+    go mod edit "-replace=$m=$m@$STAGING"
+  done
+}
+
+wrapper() { # wrapper DIR MODULE
+  mkdir -p "$1" && cd "$1"
+  [ -f go.mod ] || go mod init "$2" >/dev/null 2>&1
+  go mod edit -go=1.26.0
+}
+
+version_ldflags() {
+  local ldf="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldf+=" -X $p.gitVersion=v$K8S -X $p.gitMajor=1 -X $p.gitMinor=$MINOR -X $p.gitTreeState=clean"
+    ldf+=" -X $p.gitCommit=0000000000000000000000000000000000000000 -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  printf '%s' "$ldf"
+}
+
+build_k8s() {
+  local key="k8s-v$K8S-$GOV-$PLAT" out
+  out=$CACHE/bin/$key
+  if [ -x "$out/kube-apiserver" ] && [ -x "$out/kube-scheduler" ] && [ -x "$out/kube-controller-manager" ] && [ -x "$out/kubectl" ]; then
+    echo "k8s=$out"; return
+  fi
+  log "k8s v$K8S: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (cold: ~20-40 min on 2 cores)"
+  (
+    wrapper "$CACHE/src/$key" local.invalid/k8s-bins
+    replace_staging
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S" "k8s.io/kubernetes/cmd/kube-scheduler@v$K8S" \
+      "k8s.io/kubernetes/cmd/kube-controller-manager@v$K8S" "k8s.io/kubernetes/cmd/kubectl@v$K8S"
+    mkdir -p "$out.tmp"
+    go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags="$(version_ldflags)" -o "$out.tmp/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+  ) >&2 || fail k8s "see the go output above"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "k8s=$out"
+}
+
+build_kwok() {
+  local out=$CACHE/bin/kwok-$KWOK-$GOV-$PLAT
+  [ -x "$out/kwok" ] && { echo "kwok=$out"; return; }
+  log "kwok $KWOK"
+  GOBIN=$out.tmp go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK" >&2 || fail kwok "go install sigs.k8s.io/kwok/cmd/kwok@$KWOK failed"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "kwok=$out"
+}
+
+build_ca() {
+  local key="ca-$CA-k8s-v$K8S-$GOV-$PLAT" out
+  out=$CACHE/bin/$key
+  [ -x "$out/cluster-autoscaler" ] && { echo "ca=$out"; return; }
+  log "cluster-autoscaler $CA (-tags kwok)"
+  (
+    wrapper "$CACHE/src/$key" local.invalid/ca-bin
+    replace_staging
+    # CA's go.mod replaces its apis module with ./apis, which a wrapper ignores: pin the same commit.
+    go mod edit "-replace=k8s.io/autoscaler/cluster-autoscaler/apis=k8s.io/autoscaler/cluster-autoscaler/apis@$CA"
+    go get -tags kwok "k8s.io/autoscaler/cluster-autoscaler@$CA"
+    mkdir -p "$out.tmp"
+    go build -trimpath -tags kwok -ldflags="-s -w" -o "$out.tmp/cluster-autoscaler" k8s.io/autoscaler/cluster-autoscaler
+  ) >&2 || fail cluster-autoscaler "see the go output above"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "ca=$out"
+}
+
+build_etcd() {
+  local key="etcd-$ETCD-$GOV-$PLAT" out
+  out=$CACHE/bin/$key
+  [ -x "$out/etcd" ] && { echo "etcd=$out"; return; }
+  log "etcd $ETCD"
+  (
+    wrapper "$CACHE/src/$key" local.invalid/etcd-bin
+    go get "go.etcd.io/etcd/server/v3@$ETCD"
+    mkdir -p "$out.tmp"
+    go build -trimpath -ldflags="-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
+  ) >&2 || fail etcd "see the go output above"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "etcd=$out"
+}
+
+build_helm() {
+  local key="helm-$HELM-$GOV-$PLAT" out
+  out=$CACHE/bin/$key
+  [ -x "$out/helm" ] && { echo "helm=$out"; return; }
+  log "helm $HELM"
+  GOBIN=$out.tmp go install "helm.sh/helm/v3/cmd/helm@$HELM" >&2 || fail helm "go install helm.sh/helm/v3/cmd/helm@$HELM failed"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "helm=$out"
+}
+
+[ $# -gt 0 ] || set -- etcd kwok k8s ca helm
+for c in "$@"; do
+  case "$c" in
+    k8s) build_k8s ;; kwok) build_kwok ;; ca) build_ca ;; etcd) build_etcd ;; helm) build_helm ;;
+    *) fail "$c" "unknown component (expected k8s, kwok, ca, etcd, helm)" ;;
+  esac
+done

@@ -1,0 +1,39 @@
+//! `cargo xtask …`: the one entry point for people and CI.
+//!
+//! - `test`: everything CI runs (format, lint, unit + property tests, control-plane build,
+//!   end-to-end tests).
+//! - `bench core|sim|scheduler`: benchmarks; each prints a JSON summary as its last line.
+//! - `cluster build|up|down`: the local real control plane.
+
+mod bench;
+mod cluster;
+mod run;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "hubpack project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything CI runs.
+    Test(test::TestArgs),
+    /// Run a benchmark; the last line printed is a JSON summary.
+    Bench(bench::BenchArgs),
+    /// Build, start or stop the local control plane.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Test(args) => test::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Cluster(cmd) => cluster::run(cmd),
+    }
+}

@@ -1,0 +1,43 @@
+//! `cargo xtask test`: format and lint checks, unit and property tests, then the control
+//! plane build and the end-to-end tests against it.
+
+use crate::run::{cargo, step};
+use clap::Args;
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// Skip the control-plane build and the end-to-end tests.
+    #[arg(long)]
+    pub no_e2e: bool,
+}
+
+pub fn run(args: TestArgs) -> anyhow::Result<()> {
+    step(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    step(
+        "cargo clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "unit and property tests",
+        cargo().args(["test", "--workspace", "--exclude", "hubpack-e2e"]),
+    )?;
+    if args.no_e2e {
+        return Ok(());
+    }
+    crate::cluster::build_for_ci()?;
+    step(
+        "end-to-end tests",
+        cargo().args(["test", "-p", "hubpack-e2e", "--", "--test-threads=1"]),
+    )?;
+    Ok(())
+}
