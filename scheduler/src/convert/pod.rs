@@ -1,0 +1,289 @@
+//! core/v1 Pod → [`hubpack_core::model::Pod`]: exact request aggregation (sidecars,
+//! overhead, pod-level resources), role from the placeholder selector, constraints, and the
+//! constraints hubpack does not implement listed in `unsupported`.
+
+use super::quantity::{QuantityError, parse_milli, parse_units};
+use super::volume::{VolumeCatalog, pod_volumes};
+use super::{ConvertError, selector, time_millis};
+use hubpack_core::model::{
+    ContainerRequest, HostPort, ImageName, Pod, PodKey, PodRequest, PodRole, PreemptionPolicy,
+    Resources,
+};
+use k8s_openapi::api::core::v1 as k8s;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// An equality label selector (`matchLabels`): every pair must be present. An empty
+/// selector matches nothing, so a missing setting never turns every pod into a placeholder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LabelMatch(pub BTreeMap<String, String>);
+
+impl LabelMatch {
+    pub fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        let Some(labels) = labels else { return false };
+        !self.0.is_empty()
+            && self
+                .0
+                .iter()
+                .all(|(k, v)| labels.get(k).is_some_and(|have| have == v))
+    }
+
+    /// The `key=value,…` form the API's label selector parameter takes.
+    pub fn to_selector_string(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// What pod conversion needs to know besides the pod.
+pub struct PodContext<'a> {
+    /// Our `schedulerName`: pods with it that are not placeholders are users.
+    pub scheduler_name: &'a str,
+    pub placeholder_selector: &'a LabelMatch,
+    pub volumes: &'a dyn VolumeCatalog,
+}
+
+pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertError> {
+    let namespace = p.metadata.namespace.as_deref().unwrap_or("default");
+    let name = p
+        .metadata
+        .name
+        .as_deref()
+        .ok_or_else(|| ConvertError::Missing {
+            field: "metadata.name".into(),
+        })?;
+    let spec = p.spec.as_ref().ok_or_else(|| ConvertError::Missing {
+        field: "spec".into(),
+    })?;
+    let request = pod_request(spec)?;
+
+    let role = if ctx.placeholder_selector.matches(p.metadata.labels.as_ref()) {
+        PodRole::Placeholder
+    } else if spec.scheduler_name.as_deref() == Some(ctx.scheduler_name) {
+        PodRole::User
+    } else {
+        PodRole::Other
+    };
+    let preemption_policy = match spec.preemption_policy.as_deref() {
+        None | Some("PreemptLowerPriority") => PreemptionPolicy::PreemptLowerPriority,
+        Some("Never") => PreemptionPolicy::Never,
+        Some(other) => {
+            return Err(ConvertError::UnknownValue {
+                field: "spec.preemptionPolicy".into(),
+                value: other.into(),
+            });
+        }
+    };
+
+    let images = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter())
+        .filter_map(|c| c.image.as_deref())
+        .map(ImageName::normalize)
+        .collect();
+    let tolerations = spec
+        .tolerations
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, t)| selector::toleration(format!("spec.tolerations[{i}]"), t))
+        .collect::<Result<_, _>>()?;
+
+    let node_affinity = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref());
+    let required_affinity = node_affinity
+        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
+        .map(|s| {
+            selector::node_selector(
+                "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
+                s,
+            )
+        })
+        .transpose()?;
+    let preferred_affinity = match node_affinity
+        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_ref())
+    {
+        Some(terms) => selector::preferred(
+            "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution",
+            terms,
+        )?,
+        None => Vec::new(),
+    };
+
+    let status = p.status.as_ref();
+    Ok(Pod {
+        key: PodKey::new(namespace, name),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        role,
+        priority: spec.priority.unwrap_or(0),
+        preemption_policy,
+        requests: request.effective(),
+        score_requests: request.for_scoring(),
+        images,
+        tolerations,
+        node_selector: spec.node_selector.clone().unwrap_or_default(),
+        required_affinity,
+        preferred_affinity,
+        host_ports: host_ports(spec)?,
+        volumes: pod_volumes(namespace, name, spec, ctx.volumes)?,
+        unsupported: unsupported(spec),
+        scheduling_gated: spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty()),
+        deleting: p.metadata.deletion_timestamp.is_some(),
+        created: p
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(time_millis)
+            .unwrap_or(0),
+        node_name: spec.node_name.clone().filter(|n| !n.is_empty()),
+        nominated_node: status
+            .and_then(|s| s.nominated_node_name.clone())
+            .filter(|n| !n.is_empty()),
+    })
+}
+
+/// Kubernetes resource names → core [`Resources`]; anything not cpu/memory/storage/pods is
+/// an extended resource (e.g. `nvidia.com/gpu`, `hugepages-2Mi`).
+pub fn resources(
+    field: &str,
+    map: Option<&BTreeMap<String, Quantity>>,
+) -> Result<Resources, ConvertError> {
+    let mut out = Resources::default();
+    for (name, q) in map.into_iter().flatten() {
+        let qerr = |source| ConvertError::Quantity {
+            field: format!("{field}.{name}"),
+            source,
+        };
+        match name.as_str() {
+            "cpu" => out.cpu_milli = parse_milli(&q.0).map_err(qerr)?,
+            "memory" => out.memory = parse_units(&q.0).map_err(qerr)?,
+            "ephemeral-storage" => out.ephemeral_storage = parse_units(&q.0).map_err(qerr)?,
+            "pods" => out.pods = parse_units(&q.0).map_err(qerr)?,
+            other => {
+                out.extended
+                    .insert(other.to_string(), parse_units(&q.0).map_err(qerr)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn container_request(
+    field: &str,
+    c: &k8s::Container,
+) -> Result<ContainerRequest, ConvertError> {
+    let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
+    let mut req = resources(&format!("{field}.resources.requests"), requests)?;
+    // A container's "pods" request is meaningless; the pod takes exactly one slot.
+    req.pods = 0;
+    Ok(ContainerRequest {
+        requests: req,
+        has_cpu: requests.is_some_and(|r| r.contains_key("cpu")),
+        has_memory: requests.is_some_and(|r| r.contains_key("memory")),
+        restartable: c.restart_policy.as_deref() == Some("Always"),
+    })
+}
+
+fn pod_request(spec: &k8s::PodSpec) -> Result<PodRequest, ConvertError> {
+    let containers = spec
+        .containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| container_request(&format!("spec.containers[{i}]"), c))
+        .collect::<Result<_, _>>()?;
+    let init_containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| container_request(&format!("spec.initContainers[{i}]"), c))
+        .collect::<Result<_, _>>()?;
+    let overhead = resources("spec.overhead", spec.overhead.as_ref())?;
+    let pod_level = spec.resources.as_ref().and_then(|r| r.requests.as_ref());
+    let pod_level_quantity = |name: &str, parse: fn(&str) -> Result<i64, QuantityError>| {
+        pod_level
+            .and_then(|r| r.get(name))
+            .map(|q| {
+                parse(&q.0).map_err(|source| ConvertError::Quantity {
+                    field: format!("spec.resources.requests.{name}"),
+                    source,
+                })
+            })
+            .transpose()
+    };
+    Ok(PodRequest {
+        containers,
+        init_containers,
+        overhead,
+        pod_level_cpu_milli: pod_level_quantity("cpu", parse_milli)?,
+        pod_level_memory: pod_level_quantity("memory", parse_units)?,
+    })
+}
+
+fn host_ports(spec: &k8s::PodSpec) -> Result<Vec<HostPort>, ConvertError> {
+    let mut out = Vec::new();
+    let all = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter());
+    for c in all {
+        for p in c.ports.iter().flatten() {
+            let Some(port) = p.host_port.filter(|&h| h > 0) else {
+                continue;
+            };
+            let port = u16::try_from(port).map_err(|_| ConvertError::UnknownValue {
+                field: format!("container {:?} hostPort", c.name),
+                value: port.to_string(),
+            })?;
+            out.push(HostPort {
+                port,
+                protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                host_ip: p.host_ip.clone().unwrap_or_default(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Hard constraints hubpack does not evaluate. Soft ones (preferred pod affinity,
+/// `ScheduleAnyway` spread) are ignored: they cannot make a placement invalid.
+fn unsupported(spec: &k8s::PodSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let affinity = spec.affinity.as_ref();
+    if affinity
+        .and_then(|a| a.pod_affinity.as_ref())
+        .and_then(|pa| pa.required_during_scheduling_ignored_during_execution.as_ref())
+        .is_some_and(|t| !t.is_empty())
+    {
+        out.push("required pod affinity".to_string());
+    }
+    if affinity
+        .and_then(|a| a.pod_anti_affinity.as_ref())
+        .and_then(|pa| pa.required_during_scheduling_ignored_during_execution.as_ref())
+        .is_some_and(|t| !t.is_empty())
+    {
+        out.push("required pod anti-affinity".to_string());
+    }
+    if spec
+        .topology_spread_constraints
+        .iter()
+        .flatten()
+        .any(|c| c.when_unsatisfiable == "DoNotSchedule")
+    {
+        out.push("topologySpreadConstraints with whenUnsatisfiable: DoNotSchedule".to_string());
+    }
+    if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
+        out.push("resourceClaims (dynamic resource allocation)".to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,320 @@
+use super::*;
+use crate::convert::VolumeIndex;
+use hubpack_core::model::{PodVolume, SelectorOperator, TaintEffect, TolerationOperator};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
+use serde_json::json;
+use std::sync::Arc;
+
+fn placeholder_selector() -> LabelMatch {
+    LabelMatch([("component".to_string(), "user-placeholder".to_string())].into())
+}
+
+fn convert_with(v: serde_json::Value, volumes: &VolumeIndex) -> Result<Pod, ConvertError> {
+    let pod: k8s::Pod = serde_json::from_value(v).unwrap();
+    let sel = placeholder_selector();
+    pod_from_k8s(
+        &pod,
+        &PodContext {
+            scheduler_name: "hubpack-scheduler",
+            placeholder_selector: &sel,
+            volumes,
+        },
+    )
+}
+
+fn convert(v: serde_json::Value) -> Result<Pod, ConvertError> {
+    convert_with(v, &VolumeIndex::default())
+}
+
+fn user_pod(spec: serde_json::Value) -> serde_json::Value {
+    let mut spec = spec;
+    spec["schedulerName"] = json!("hubpack-scheduler");
+    json!({
+        "metadata": {"name": "jupyter-alice", "namespace": "hub", "uid": "u-1",
+                     "labels": {"component": "singleuser-server"},
+                     "creationTimestamp": "2026-01-01T00:00:01Z"},
+        "spec": spec,
+    })
+}
+
+#[test]
+fn plain_containers_sum_and_take_one_slot() {
+    let p = convert(user_pod(json!({"containers": [
+        {"name": "a", "image": "python:3.12", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
+        {"name": "b", "image": "quay.io/x/y:1", "resources": {"requests": {"cpu": "0.25", "memory": "512Mi", "nvidia.com/gpu": "1"}}},
+    ]})))
+    .unwrap();
+    assert_eq!(p.key, PodKey::new("hub", "jupyter-alice"));
+    assert_eq!(p.uid, "u-1");
+    assert_eq!(p.role, PodRole::User);
+    assert_eq!(p.requests.cpu_milli, 750);
+    assert_eq!(p.requests.memory, (1 << 30) + (512 << 20));
+    assert_eq!(p.requests.pods, 1);
+    assert_eq!(p.requests.extended("nvidia.com/gpu"), 1);
+    assert_eq!(p.created, 1_767_225_601_000);
+    assert_eq!(
+        p.images,
+        vec![ImageName::normalize("python:3.12"), ImageName::normalize("quay.io/x/y:1")]
+    );
+    assert!(p.unsupported.is_empty());
+}
+
+#[test]
+fn sidecars_add_plain_init_containers_take_the_max_and_overhead_adds() {
+    // Sidecar 100m runs alongside the app (1000m); the plain init container (1500m) runs
+    // after the sidecar started, so it needs 1600m, the max; overhead adds 50m.
+    let p = convert(user_pod(json!({
+        "initContainers": [
+            {"name": "side", "image": "envoy", "restartPolicy": "Always",
+             "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}},
+            {"name": "setup", "image": "busybox",
+             "resources": {"requests": {"cpu": "1500m", "memory": "32Mi"}}},
+        ],
+        "containers": [{"name": "app", "image": "python",
+                        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}],
+        "overhead": {"cpu": "50m", "memory": "10Mi"},
+    })))
+    .unwrap();
+    assert_eq!(p.requests.cpu_milli, 1600 + 50);
+    assert_eq!(p.requests.memory, (1 << 30) + (64 << 20) + (10 << 20));
+    assert_eq!(p.images.len(), 3, "init container images count for warmth");
+}
+
+#[test]
+fn pod_level_resources_override_the_container_sum() {
+    let p = convert(user_pod(json!({
+        "resources": {"requests": {"cpu": "2", "memory": "4Gi"}},
+        "containers": [{"name": "app", "image": "python",
+                        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}],
+    })))
+    .unwrap();
+    assert_eq!(p.requests.cpu_milli, 2000);
+    assert_eq!(p.requests.memory, 4 << 30);
+}
+
+#[test]
+fn missing_requests_count_as_defaults_only_for_scoring() {
+    let p = convert(user_pod(json!({"containers": [{"name": "app", "image": "python"}]}))).unwrap();
+    assert_eq!(p.requests.cpu_milli, 0);
+    assert_eq!(p.score_requests.cpu_milli, 100);
+    assert_eq!(p.score_requests.memory, 200 << 20);
+}
+
+#[test]
+fn placeholder_selector_decides_the_role() {
+    let mut v = user_pod(json!({"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}],
+                                "priority": -10, "preemptionPolicy": "Never"}));
+    v["metadata"]["labels"] = json!({"component": "user-placeholder"});
+    let p = convert(v).unwrap();
+    assert_eq!(p.role, PodRole::Placeholder);
+    assert_eq!(p.priority, -10);
+    assert_eq!(p.preemption_policy, PreemptionPolicy::Never);
+
+    // Not ours and not a placeholder: counted, never touched.
+    let mut v = user_pod(json!({"containers": [{"name": "c", "image": "x"}]}));
+    v["spec"]["schedulerName"] = json!("default-scheduler");
+    assert_eq!(convert(v).unwrap().role, PodRole::Other);
+}
+
+#[test]
+fn empty_selector_matches_nothing() {
+    let empty = LabelMatch::default();
+    assert!(!empty.matches(Some(&[("a".to_string(), "b".to_string())].into())));
+    assert!(!placeholder_selector().matches(None));
+    assert_eq!(placeholder_selector().to_selector_string(), "component=user-placeholder");
+}
+
+#[test]
+fn tolerations_and_node_affinity_convert() {
+    let p = convert(user_pod(json!({
+        "containers": [{"name": "c", "image": "x"}],
+        "tolerations": [
+            {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"},
+            {"operator": "Exists"},
+        ],
+        "nodeSelector": {"pool": "a"},
+        "affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z1", "z2"]}],
+                 "matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n9"]}]}]},
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "preference": {"matchExpressions": [
+                    {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}]}}],
+        }},
+    })))
+    .unwrap();
+    assert_eq!(p.tolerations.len(), 2);
+    assert_eq!(p.tolerations[0].effect, Some(TaintEffect::NoSchedule));
+    assert_eq!(p.tolerations[1].operator, TolerationOperator::Exists);
+    assert_eq!(p.tolerations[1].key, "");
+    assert_eq!(p.node_selector["pool"], "a");
+    let req = p.required_affinity.unwrap();
+    assert_eq!(req.terms[0].match_expressions[0].operator, SelectorOperator::In);
+    assert_eq!(req.terms[0].match_fields[0].values, vec!["n9".to_string()]);
+    assert_eq!(p.preferred_affinity[0].weight, 100);
+}
+
+#[test]
+fn hard_constraints_we_do_not_implement_are_listed() {
+    let p = convert(user_pod(json!({
+        "containers": [{"name": "c", "image": "x"}],
+        "affinity": {
+            "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone"}]},
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "host"}]},
+        },
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}],
+        "resourceClaims": [{"name": "gpu", "resourceClaimName": "c"}],
+    })))
+    .unwrap();
+    assert_eq!(p.unsupported.len(), 4, "{:?}", p.unsupported);
+
+    // Soft constraints cannot make a placement invalid: not listed.
+    let p = convert(user_pod(json!({
+        "containers": [{"name": "c", "image": "x"}],
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}],
+    })))
+    .unwrap();
+    assert!(p.unsupported.is_empty());
+}
+
+#[test]
+fn gates_deletion_binding_and_nomination_are_read() {
+    let mut v = user_pod(json!({"containers": [{"name": "c", "image": "x"}],
+                                "schedulingGates": [{"name": "wait"}], "nodeName": "n1"}));
+    v["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:05Z");
+    v["status"] = json!({"nominatedNodeName": "n2"});
+    let p = convert(v).unwrap();
+    assert!(p.scheduling_gated);
+    assert!(p.deleting);
+    assert_eq!(p.node_name.as_deref(), Some("n1"));
+    assert_eq!(p.nominated_node.as_deref(), Some("n2"));
+}
+
+#[test]
+fn host_ports_default_to_tcp() {
+    let p = convert(user_pod(json!({"containers": [{"name": "c", "image": "x",
+        "ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 81}]}]})))
+    .unwrap();
+    assert_eq!(p.host_ports.len(), 1);
+    assert_eq!(p.host_ports[0].port, 8080);
+    assert_eq!(p.host_ports[0].protocol, "TCP");
+}
+
+#[test]
+fn malformed_quantity_is_an_error_naming_the_field() {
+    let e = convert(user_pod(json!({"containers": [{"name": "c", "image": "x",
+        "resources": {"requests": {"memory": "1Gb"}}}]})))
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("spec.containers[0].resources.requests.memory"),
+        "{e}"
+    );
+    let e = convert(user_pod(json!({"containers": [{"name": "c", "image": "x"}],
+        "overhead": {"cpu": "x"}})))
+    .unwrap_err();
+    assert!(e.to_string().contains("spec.overhead.cpu"), "{e}");
+}
+
+#[test]
+fn unknown_toleration_operator_is_an_error() {
+    let e = convert(user_pod(json!({"containers": [{"name": "c", "image": "x"}],
+        "tolerations": [{"key": "k", "operator": "Maybe"}]})))
+    .unwrap_err();
+    assert!(e.to_string().contains("spec.tolerations[0].operator"), "{e}");
+}
+
+fn volume_fixture() -> VolumeIndex {
+    let mut idx = VolumeIndex::default();
+    let pvc = |name: &str, class: &str, volume: Option<&str>| -> Arc<PersistentVolumeClaim> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "hub"},
+                "spec": {"storageClassName": class, "volumeName": volume,
+                         "accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "10Gi"}}},
+            }))
+            .unwrap(),
+        )
+    };
+    for (name, class, vol) in [
+        ("home-bound", "standard", Some("pv-bound")),
+        ("home-wffc", "local", None),
+        ("home-immediate", "standard", None),
+    ] {
+        idx.claims.insert(("hub".into(), name.into()), pvc(name, class, vol));
+    }
+    let pv = |name: &str, class: &str, size: &str, claim: Option<&str>| -> Arc<PersistentVolume> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {"storageClassName": class, "capacity": {"storage": size},
+                         "accessModes": ["ReadWriteOnce"],
+                         "claimRef": claim.map(|c| json!({"namespace": "hub", "name": c})),
+                         "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": format!("vol-{name}")},
+                         "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                             {"key": "zone", "operator": "In", "values": ["z1"]}]}]}}},
+            }))
+            .unwrap(),
+        )
+    };
+    idx.volumes.insert("pv-bound".into(), pv("pv-bound", "standard", "10Gi", Some("home-bound")));
+    idx.volumes.insert("pv-free".into(), pv("pv-free", "local", "20Gi", None));
+    idx.volumes.insert("pv-small".into(), pv("pv-small", "local", "1Gi", None));
+    idx.volumes.insert("pv-taken".into(), pv("pv-taken", "local", "20Gi", Some("other")));
+    let class = |name: &str, mode: &str, provisioner: &str| -> Arc<StorageClass> {
+        Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name}, "provisioner": provisioner,
+                "volumeBindingMode": mode,
+                "allowedTopologies": [{"matchLabelExpressions": [{"key": "zone", "values": ["z1", "z2"]}]}],
+            }))
+            .unwrap(),
+        )
+    };
+    idx.classes.insert("standard".into(), class("standard", "Immediate", "ebs.csi.aws.com"));
+    idx.classes.insert("local".into(), class("local", "WaitForFirstConsumer", "kubernetes.io/no-provisioner"));
+    idx
+}
+
+#[test]
+fn claims_resolve_to_bound_wait_for_consumer_immediate_and_missing() {
+    let idx = volume_fixture();
+    let p = convert_with(
+        user_pod(json!({"containers": [{"name": "c", "image": "x"}], "volumes": [
+            {"name": "a", "persistentVolumeClaim": {"claimName": "home-bound"}},
+            {"name": "b", "persistentVolumeClaim": {"claimName": "home-wffc"}},
+            {"name": "c", "persistentVolumeClaim": {"claimName": "home-immediate"}},
+            {"name": "d", "persistentVolumeClaim": {"claimName": "nope"}},
+            {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
+            {"name": "cfg", "configMap": {"name": "x"}},
+        ]})),
+        &idx,
+    )
+    .unwrap();
+    assert_eq!(p.volumes.len(), 5);
+    match &p.volumes[0] {
+        PodVolume::Bound { claim, node_affinity, csi_driver, volume_id } => {
+            assert_eq!(claim, "home-bound");
+            assert!(node_affinity.is_some());
+            assert_eq!(csi_driver.as_deref(), Some("ebs.csi.aws.com"));
+            assert_eq!(volume_id, "vol-pv-bound");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &p.volumes[1] {
+        PodVolume::WaitForFirstConsumer { static_pvs, allowed_topologies, provisioner_none, csi_driver, .. } => {
+            let names: Vec<_> = static_pvs.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, vec!["pv-free"], "too small and claimed PVs do not match");
+            assert!(allowed_topologies.is_some());
+            assert!(*provisioner_none);
+            assert!(csi_driver.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(p.volumes[2], PodVolume::UnboundImmediate { claim: "home-immediate".into() });
+    assert_eq!(p.volumes[3], PodVolume::MissingClaim { claim: "nope".into() });
+    assert_eq!(p.volumes[4], PodVolume::MissingClaim { claim: "jupyter-alice-scratch".into() });
+}

@@ -1,0 +1,218 @@
+//! A pod's claims → [`PodVolume`]s, resolving PVC → PV → StorageClass the way
+//! kube-scheduler's VolumeBinding plugin sees them: bound claims carry their PV's node
+//! affinity, unbound WaitForFirstConsumer claims carry the static PVs that could bind and
+//! the class's allowed topologies.
+
+use super::quantity::parse_units;
+use super::{ConvertError, selector};
+use hubpack_core::model::{PodVolume, StaticPv};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, PodSpec};
+use k8s_openapi::api::storage::v1::StorageClass;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The annotation the scheduler sets on a WaitForFirstConsumer claim to start provisioning.
+pub const SELECTED_NODE_ANNOTATION: &str = "volume.kubernetes.io/selected-node";
+const NO_PROVISIONER: &str = "kubernetes.io/no-provisioner";
+
+/// Read access to the volume objects the cluster cache holds.
+pub trait VolumeCatalog {
+    fn claim(&self, namespace: &str, name: &str) -> Option<Arc<PersistentVolumeClaim>>;
+    fn volume(&self, name: &str) -> Option<Arc<PersistentVolume>>;
+    fn storage_class(&self, name: &str) -> Option<Arc<StorageClass>>;
+    fn volumes(&self) -> Vec<Arc<PersistentVolume>>;
+}
+
+/// An in-memory catalog (tests, and callers that already hold the objects).
+#[derive(Default)]
+pub struct VolumeIndex {
+    pub claims: BTreeMap<(String, String), Arc<PersistentVolumeClaim>>,
+    pub volumes: BTreeMap<String, Arc<PersistentVolume>>,
+    pub classes: BTreeMap<String, Arc<StorageClass>>,
+}
+
+impl VolumeCatalog for VolumeIndex {
+    fn claim(&self, namespace: &str, name: &str) -> Option<Arc<PersistentVolumeClaim>> {
+        self.claims
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+    fn volume(&self, name: &str) -> Option<Arc<PersistentVolume>> {
+        self.volumes.get(name).cloned()
+    }
+    fn storage_class(&self, name: &str) -> Option<Arc<StorageClass>> {
+        self.classes.get(name).cloned()
+    }
+    fn volumes(&self) -> Vec<Arc<PersistentVolume>> {
+        self.volumes.values().cloned().collect()
+    }
+}
+
+/// The claims a pod uses: `persistentVolumeClaim` volumes, and generic ephemeral volumes
+/// (whose claim is named `<pod>-<volume>`).
+pub fn claim_names(pod_name: &str, spec: &PodSpec) -> Vec<String> {
+    spec.volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| {
+            if let Some(pvc) = &v.persistent_volume_claim {
+                Some(pvc.claim_name.clone())
+            } else {
+                v.ephemeral.as_ref().map(|_| format!("{pod_name}-{}", v.name))
+            }
+        })
+        .collect()
+}
+
+pub fn pod_volumes(
+    namespace: &str,
+    pod_name: &str,
+    spec: &PodSpec,
+    catalog: &dyn VolumeCatalog,
+) -> Result<Vec<PodVolume>, ConvertError> {
+    claim_names(pod_name, spec)
+        .into_iter()
+        .map(|claim| claim_volume(namespace, claim, catalog))
+        .collect()
+}
+
+fn storage_class_of(pvc: &PersistentVolumeClaim) -> Option<String> {
+    pvc.spec
+        .as_ref()
+        .and_then(|s| s.storage_class_name.clone())
+        .or_else(|| {
+            pvc.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("volume.beta.kubernetes.io/storage-class").cloned())
+        })
+}
+
+fn claim_volume(
+    namespace: &str,
+    claim: String,
+    catalog: &dyn VolumeCatalog,
+) -> Result<PodVolume, ConvertError> {
+    let Some(pvc) = catalog.claim(namespace, &claim) else {
+        return Ok(PodVolume::MissingClaim { claim });
+    };
+    let spec = pvc.spec.as_ref();
+    if let Some(pv_name) = spec
+        .and_then(|s| s.volume_name.as_deref())
+        .filter(|n| !n.is_empty())
+    {
+        let pv = catalog.volume(pv_name);
+        let pv_spec = pv.as_ref().and_then(|pv| pv.spec.as_ref());
+        let node_affinity = pv_spec
+            .and_then(|s| s.node_affinity.as_ref())
+            .and_then(|a| a.required.as_ref())
+            .map(|s| {
+                selector::node_selector(
+                    &format!("persistentvolume {pv_name} spec.nodeAffinity.required"),
+                    s,
+                )
+            })
+            .transpose()?;
+        let csi = pv_spec.and_then(|s| s.csi.as_ref());
+        return Ok(PodVolume::Bound {
+            claim,
+            node_affinity,
+            csi_driver: csi.map(|c| c.driver.clone()),
+            volume_id: csi
+                .map(|c| c.volume_handle.clone())
+                .unwrap_or_else(|| pv_name.to_string()),
+        });
+    }
+
+    let class_name = storage_class_of(&pvc).unwrap_or_default();
+    let class = catalog.storage_class(&class_name);
+    let wait_for_consumer = class
+        .as_ref()
+        .is_some_and(|c| c.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer"));
+    let Some(class) = class.filter(|_| wait_for_consumer) else {
+        return Ok(PodVolume::UnboundImmediate { claim });
+    };
+    let requested = spec
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .map(|q| {
+            parse_units(&q.0).map_err(|source| ConvertError::Quantity {
+                field: format!("persistentvolumeclaim {namespace}/{claim} spec.resources.requests.storage"),
+                source,
+            })
+        })
+        .transpose()?
+        .unwrap_or(0);
+    let modes = spec.and_then(|s| s.access_modes.clone()).unwrap_or_default();
+
+    let mut static_pvs = Vec::new();
+    for pv in catalog.volumes() {
+        if !static_pv_matches(&pv, namespace, &claim, &class_name, requested, &modes) {
+            continue;
+        }
+        let name = pv.metadata.name.clone().unwrap_or_default();
+        let node_affinity = pv
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_affinity.as_ref())
+            .and_then(|a| a.required.as_ref())
+            .map(|s| {
+                selector::node_selector(
+                    &format!("persistentvolume {name} spec.nodeAffinity.required"),
+                    s,
+                )
+            })
+            .transpose()?;
+        static_pvs.push(StaticPv {
+            name,
+            node_affinity,
+        });
+    }
+    static_pvs.sort_by(|a, b| a.name.cmp(&b.name));
+    let provisioner_none = class.provisioner == NO_PROVISIONER;
+    Ok(PodVolume::WaitForFirstConsumer {
+        claim,
+        static_pvs,
+        allowed_topologies: class
+            .allowed_topologies
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(selector::topology_terms),
+        provisioner_none,
+        csi_driver: (!provisioner_none).then(|| class.provisioner.clone()),
+    })
+}
+
+/// An Available PV (unclaimed, or pre-bound to this claim) of the claim's class, large
+/// enough, offering every requested access mode. Unparseable capacities never match.
+fn static_pv_matches(
+    pv: &PersistentVolume,
+    namespace: &str,
+    claim: &str,
+    class: &str,
+    requested: i64,
+    modes: &[String],
+) -> bool {
+    let Some(spec) = pv.spec.as_ref() else {
+        return false;
+    };
+    if pv.metadata.deletion_timestamp.is_some()
+        || pv.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released")
+    {
+        return false;
+    }
+    let claimed_by_other = spec.claim_ref.as_ref().is_some_and(|r| {
+        r.name.as_deref() != Some(claim) || r.namespace.as_deref() != Some(namespace)
+    });
+    let capacity = spec
+        .capacity
+        .as_ref()
+        .and_then(|c| c.get("storage"))
+        .and_then(|q| parse_units(&q.0).ok());
+    let pv_modes = spec.access_modes.as_deref().unwrap_or_default();
+    !claimed_by_other
+        && spec.storage_class_name.as_deref().unwrap_or_default() == class
+        && capacity.is_some_and(|c| c >= requested)
+        && modes.iter().all(|m| pv_modes.contains(m))
+}

@@ -1,0 +1,48 @@
+//! The crate's error type; each variant has a stable metric label.
+
+use crate::convert::ConvertError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cannot convert {object}: {source}")]
+    Convert {
+        object: String,
+        #[source]
+        source: ConvertError,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("not the leader")]
+    NotLeader,
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("lease: {0}")]
+    Lease(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A short, fixed label for metrics (`errors{kind=…}`).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Convert { .. } => "convert",
+            Error::Config(_) => "config",
+            Error::NotLeader => "not_leader",
+            Error::Timeout(_) => "timeout",
+            Error::Lease(_) => "lease",
+        }
+    }
+
+    /// The HTTP status code of an API error, if this is one.
+    pub fn api_code(&self) -> Option<u16> {
+        match self {
+            Error::Kube(kube::Error::Api(status)) => Some(status.code),
+            _ => None,
+        }
+    }
+}
