@@ -14,3 +14,4 @@
 
 pub mod convert;
 pub mod error;
+pub mod queue;

@@ -44,7 +44,8 @@ impl LabelMatch {
 pub struct PodContext<'a> {
     /// Our `schedulerName`: pods with it that are not placeholders are users.
     pub scheduler_name: &'a str,
-    pub placeholder_selector: &'a LabelMatch,
+    /// Pods matching any of these are placeholders.
+    pub placeholder_selectors: &'a [LabelMatch],
     pub volumes: &'a dyn VolumeCatalog,
 }
 
@@ -62,7 +63,8 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
     })?;
     let request = pod_request(spec)?;
 
-    let role = if ctx.placeholder_selector.matches(p.metadata.labels.as_ref()) {
+    let labels = p.metadata.labels.as_ref();
+    let role = if ctx.placeholder_selectors.iter().any(|s| s.matches(labels)) {
         PodRole::Placeholder
     } else if spec.scheduler_name.as_deref() == Some(ctx.scheduler_name) {
         PodRole::User

@@ -12,12 +12,15 @@ fn placeholder_selector() -> LabelMatch {
 
 fn convert_with(v: serde_json::Value, volumes: &VolumeIndex) -> Result<Pod, ConvertError> {
     let pod: k8s::Pod = serde_json::from_value(v).unwrap();
-    let sel = placeholder_selector();
+    let sel = [
+        placeholder_selector(),
+        LabelMatch([("app.kubernetes.io/component".to_string(), "user-placeholder".to_string())].into()),
+    ];
     pod_from_k8s(
         &pod,
         &PodContext {
             scheduler_name: "hubpack-scheduler",
-            placeholder_selector: &sel,
+            placeholder_selectors: &sel,
             volumes,
         },
     )
@@ -110,6 +113,11 @@ fn placeholder_selector_decides_the_role() {
     assert_eq!(p.role, PodRole::Placeholder);
     assert_eq!(p.priority, -10);
     assert_eq!(p.preemption_policy, PreemptionPolicy::Never);
+
+    // Any one of the selectors is enough (hubpack's chart labels its placeholders this way).
+    let mut v = user_pod(json!({"containers": [{"name": "pause", "image": "pause"}]}));
+    v["metadata"]["labels"] = json!({"app.kubernetes.io/component": "user-placeholder"});
+    assert_eq!(convert(v).unwrap().role, PodRole::Placeholder);
 
     // Not ours and not a placeholder: counted, never touched.
     let mut v = user_pod(json!({"containers": [{"name": "c", "image": "x"}]}));
