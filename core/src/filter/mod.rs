@@ -1,0 +1,95 @@
+//! Kubernetes filter semantics, each a pure function of a node and a pod, with
+//! kube-scheduler's failure reasons. Evaluation order follows kube-scheduler's default
+//! plugin order (pkg/scheduler/apis/config/v1/default_plugins.go): NodeUnschedulable,
+//! TaintToleration (the not-ready taint included), NodeAffinity, NodePorts,
+//! NodeResourcesFit, NodeVolumeLimits, VolumeBinding. As in kube-scheduler, a node reports
+//! the reasons of its first failing filter only.
+
+mod affinity;
+mod ports;
+mod reason;
+mod resources;
+mod taints;
+mod volumes;
+
+pub use affinity::{
+    matches_node_selector, matches_required_affinity, preferred_weight, selector_matches,
+    term_matches,
+};
+pub use ports::{HostPortSet, ports_conflict};
+pub use reason::Reason;
+pub use resources::{NodeLoad, fit_reasons};
+pub use taints::{
+    filter_untolerated_taint, prefer_no_schedule_count, tolerates, tolerates_unschedulable,
+};
+pub use volumes::{VolumeIds, attach_limit_ok, pre_filter_volumes, volume_binding_ok};
+
+use crate::model::{Node, Pod};
+
+/// Pod-level failures found before looking at any node (kube's PreFilter): unsupported
+/// constraints, unbound Immediate claims, missing claims.
+pub fn pre_filter(pod: &Pod) -> Option<Reason> {
+    if !pod.unsupported.is_empty() {
+        return Some(Reason::Unsupported(pod.unsupported.join(", ")));
+    }
+    pre_filter_volumes(pod)
+}
+
+/// The node filters that depend only on the node's labels, taints, `unschedulable` and
+/// readiness (not on the pods placed there), in kube-scheduler order, before the
+/// resource-dependent ones.
+pub fn static_pre(node: &Node, pod: &Pod) -> Option<Reason> {
+    if node.unschedulable && !tolerates_unschedulable(&pod.tolerations) {
+        return Some(Reason::NodeUnschedulable);
+    }
+    // kube-scheduler sees a not-ready node through its node.kubernetes.io/not-ready taint;
+    // hubpack also requires the Ready condition itself.
+    if node.ready_since.is_none() {
+        return Some(Reason::NodeNotReady);
+    }
+    if let Some(t) = filter_untolerated_taint(&node.taints, &pod.tolerations) {
+        return Some(Reason::UntoleratedTaint {
+            key: t.key.clone(),
+            value: t.value.clone(),
+        });
+    }
+    if !matches_node_selector(node, &pod.node_selector)
+        || !matches_required_affinity(node, pod.required_affinity.as_ref())
+    {
+        return Some(Reason::NodeAffinity);
+    }
+    None
+}
+
+/// The label-dependent filter that kube-scheduler runs after the resource filters:
+/// VolumeBinding (bound PV node affinity, WaitForFirstConsumer provisionability).
+pub fn static_post(node: &Node, pod: &Pod) -> Vec<Reason> {
+    volume_binding_ok(node, pod).err().unwrap_or_default()
+}
+
+/// Whether any selector the pod carries (its affinity or its volumes') uses
+/// `matchFields`, i.e. depends on the node's name and not just its labels.
+pub fn uses_node_name(pod: &Pod) -> bool {
+    use crate::model::PodVolume;
+    let sel_uses =
+        |s: &crate::model::NodeSelector| s.terms.iter().any(|t| !t.match_fields.is_empty());
+    pod.required_affinity.as_ref().is_some_and(sel_uses)
+        || pod
+            .preferred_affinity
+            .iter()
+            .any(|p| !p.term.match_fields.is_empty())
+        || pod.volumes.iter().any(|v| match v {
+            PodVolume::Bound { node_affinity, .. } => node_affinity.as_ref().is_some_and(sel_uses),
+            PodVolume::WaitForFirstConsumer {
+                static_pvs,
+                allowed_topologies,
+                ..
+            } => {
+                allowed_topologies.as_ref().is_some_and(sel_uses)
+                    || static_pvs
+                        .iter()
+                        .any(|pv| pv.node_affinity.as_ref().is_some_and(sel_uses))
+            }
+            _ => false,
+        })
+}
