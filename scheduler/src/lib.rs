@@ -12,6 +12,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod convert;
 pub mod error;
 pub mod queue;
+
+#[cfg(test)]
+mod test_support;

@@ -6,7 +6,7 @@ mod node;
 mod pod;
 pub mod quantity;
 mod selector;
-mod volume;
+pub mod volume;
 
 pub use node::{node_from_k8s, node_is_ready};
 pub use pod::{LabelMatch, PodContext, pod_from_k8s};

@@ -1,0 +1,159 @@
+//! events.k8s.io Events, as kube-scheduler writes them: `Scheduled` and `FailedScheduling`
+//! on the pod, `Preempted` on each evicted placeholder. A failed Event write is logged, never
+//! fatal: events are for people, the condition is the contract.
+
+use super::RateLimiter;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use kube::Resource;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+pub struct Events {
+    recorder: Recorder,
+}
+
+pub fn pod_ref(pod: &Pod) -> ObjectReference {
+    pod.object_ref(&())
+}
+
+impl Events {
+    pub fn new(client: kube::Client, scheduler_name: &str, instance: Option<String>) -> Self {
+        Events {
+            recorder: Recorder::new(
+                client,
+                Reporter {
+                    controller: scheduler_name.to_string(),
+                    instance,
+                },
+            ),
+        }
+    }
+
+    async fn publish(
+        &self,
+        limiter: &RateLimiter,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        limiter.acquire().await;
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            // The Events API caps notes at 1 kB.
+            note: Some(truncate(note, 1000)),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, regarding).await {
+            tracing::warn!(error = %e, reason, object = ?regarding.name, "could not write event");
+        }
+    }
+
+    pub async fn scheduled(&self, limiter: &RateLimiter, pod: &ObjectReference, node: &str) {
+        let who = format!(
+            "{}/{}",
+            pod.namespace.as_deref().unwrap_or_default(),
+            pod.name.as_deref().unwrap_or_default()
+        );
+        self.publish(
+            limiter,
+            pod,
+            EventType::Normal,
+            "Scheduled",
+            "Binding",
+            format!("Successfully assigned {who} to {node}"),
+        )
+        .await;
+    }
+
+    pub async fn failed_scheduling(&self, limiter: &RateLimiter, pod: &ObjectReference, message: &str) {
+        self.publish(
+            limiter,
+            pod,
+            EventType::Warning,
+            "FailedScheduling",
+            "Scheduling",
+            message.to_string(),
+        )
+        .await;
+    }
+
+    pub async fn preempted(
+        &self,
+        limiter: &RateLimiter,
+        victim: &ObjectReference,
+        preemptor: &str,
+        node: &str,
+    ) {
+        self.publish(
+            limiter,
+            victim,
+            EventType::Normal,
+            "Preempted",
+            "Preempting",
+            format!("Preempted by pod {preemptor} on node {node}"),
+        )
+        .await;
+    }
+
+    pub async fn kubelet_rejected(&self, limiter: &RateLimiter, pod: &ObjectReference, reason: &str, node: &str) {
+        self.publish(
+            limiter,
+            pod,
+            EventType::Warning,
+            "RejectedByKubelet",
+            "Admission",
+            format!("kubelet on {node} rejected the pod after binding: {reason}"),
+        )
+        .await;
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+
+    #[tokio::test]
+    async fn failed_scheduling_is_a_warning_event_on_the_pod() {
+        let (client, mut handle) = mock_client();
+        let limiter = RateLimiter::new(100.0, 10);
+        let server = tokio::spawn(async move {
+            let reply = serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": {"name": "e", "namespace": "hub"}, "eventTime": "2026-01-01T00:00:00.000000Z"});
+            next(&mut handle, 201, reply).await
+        });
+        let events = Events::new(client, "hubpack-scheduler", Some("sched-0".into()));
+        let pod: Pod = serde_json::from_value(pod_json("hub", "u")).unwrap();
+        events
+            .failed_scheduling(&limiter, &pod_ref(&pod), "0/2 nodes are available")
+            .await;
+        let seen = server.await.unwrap();
+        assert_eq!(seen.method, "POST");
+        assert_eq!(seen.path, "/apis/events.k8s.io/v1/namespaces/hub/events");
+        assert_eq!(seen.body["reason"], "FailedScheduling");
+        assert_eq!(seen.body["type"], "Warning");
+        assert_eq!(seen.body["note"], "0/2 nodes are available");
+        assert_eq!(seen.body["regarding"]["name"], "u");
+        assert_eq!(seen.body["reportingController"], "hubpack-scheduler");
+    }
+
+    #[test]
+    fn notes_are_cut_at_a_char_boundary() {
+        assert_eq!(truncate("ééé".into(), 3), "é");
+        assert_eq!(truncate("abc".into(), 10), "abc");
+    }
+}

@@ -1,0 +1,171 @@
+//! WaitForFirstConsumer claims, as kube-scheduler's VolumeBinding PreBind does it: for each
+//! unbound claim, either pre-bind a matching static PV to it (`spec.claimRef`) or ask for
+//! dynamic provisioning on the chosen node (`volume.kubernetes.io/selected-node` on the
+//! claim). The caller then waits for the claims to be Bound before binding the pod.
+
+use super::RateLimiter;
+pub use crate::convert::volume::SELECTED_NODE_ANNOTATION;
+use hubpack_core::filter::selector_matches;
+use hubpack_core::model::{Node, PodVolume};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+/// One write that prepares a claim for the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeStep {
+    /// Pre-bind this static PV to the claim.
+    BindVolume { claim: String, volume: String },
+    /// Provision a new volume for the claim on the node.
+    SelectNode { claim: String },
+}
+
+/// The writes needed before the pod may bind to `node`, or the claim that cannot be
+/// satisfied there (the snapshot changed since the decision).
+pub fn plan(volumes: &[PodVolume], node: &Node) -> Result<Vec<VolumeStep>, String> {
+    let mut steps = Vec::new();
+    for v in volumes {
+        if let PodVolume::WaitForFirstConsumer {
+            claim,
+            static_pvs,
+            provisioner_none,
+            ..
+        } = v
+        {
+            let fitting = static_pvs.iter().find(|pv| {
+                pv.node_affinity
+                    .as_ref()
+                    .is_none_or(|a| selector_matches(node, a))
+            });
+            match fitting {
+                Some(pv) => steps.push(VolumeStep::BindVolume {
+                    claim: claim.clone(),
+                    volume: pv.name.clone(),
+                }),
+                None if !provisioner_none => steps.push(VolumeStep::SelectNode {
+                    claim: claim.clone(),
+                }),
+                None => return Err(claim.clone()),
+            }
+        }
+    }
+    Ok(steps)
+}
+
+pub async fn apply_step(
+    client: &kube::Client,
+    limiter: &RateLimiter,
+    namespace: &str,
+    node: &str,
+    step: &VolumeStep,
+) -> Result<(), kube::Error> {
+    limiter.acquire().await;
+    match step {
+        VolumeStep::SelectNode { claim } => {
+            let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
+            let patch = json!({"metadata": {"annotations": {SELECTED_NODE_ANNOTATION: node}}});
+            pvcs.patch(claim, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+        VolumeStep::BindVolume { claim, volume } => {
+            let pvs: Api<PersistentVolume> = Api::all(client.clone());
+            let patch = json!({"spec": {"claimRef": {
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "namespace": namespace, "name": claim}}});
+            pvs.patch(volume, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A claim is ready for the pod once the PV controller has bound it.
+pub fn claim_is_bound(pvc: &PersistentVolumeClaim) -> bool {
+    pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::*;
+    use hubpack_core::model::{NodeSelector, NodeSelectorTerm, Resources, SelectorOperator, SelectorRequirement, StaticPv};
+
+    fn zone(z: &str) -> NodeSelector {
+        NodeSelector {
+            terms: vec![NodeSelectorTerm {
+                match_expressions: vec![SelectorRequirement {
+                    key: "zone".into(),
+                    operator: SelectorOperator::In,
+                    values: vec![z.into()],
+                }],
+                match_fields: vec![],
+            }],
+        }
+    }
+
+    fn wffc(static_pvs: Vec<StaticPv>, provisioner_none: bool) -> PodVolume {
+        PodVolume::WaitForFirstConsumer {
+            claim: "home".into(),
+            static_pvs,
+            allowed_topologies: None,
+            provisioner_none,
+            csi_driver: None,
+        }
+    }
+
+    #[test]
+    fn plans_a_static_pv_on_the_node_else_provisioning() {
+        let mut node = Node::new("n1", Resources::new(1000, 1 << 30));
+        node.labels.insert("zone".into(), "z1".into());
+        let pvs = vec![
+            StaticPv { name: "pv-z2".into(), node_affinity: Some(zone("z2")) },
+            StaticPv { name: "pv-z1".into(), node_affinity: Some(zone("z1")) },
+        ];
+        assert_eq!(
+            plan(&[wffc(pvs.clone(), true)], &node),
+            Ok(vec![VolumeStep::BindVolume { claim: "home".into(), volume: "pv-z1".into() }])
+        );
+        assert_eq!(
+            plan(&[wffc(pvs[..1].to_vec(), false)], &node),
+            Ok(vec![VolumeStep::SelectNode { claim: "home".into() }])
+        );
+        assert_eq!(plan(&[wffc(pvs[..1].to_vec(), true)], &node), Err("home".into()));
+        assert_eq!(plan(&[PodVolume::MissingClaim { claim: "x".into() }], &node), Ok(vec![]));
+    }
+
+    #[tokio::test]
+    async fn select_node_annotates_the_claim() {
+        let (client, mut handle) = mock_client();
+        let limiter = RateLimiter::new(100.0, 10);
+        let server = tokio::spawn(async move {
+            next(&mut handle, 200, json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "home", "namespace": "hub"}})).await
+        });
+        apply_step(&client, &limiter, "hub", "n1", &VolumeStep::SelectNode { claim: "home".into() })
+            .await
+            .unwrap();
+        let seen = server.await.unwrap();
+        assert_eq!(seen.method, "PATCH");
+        assert_eq!(seen.path, "/api/v1/namespaces/hub/persistentvolumeclaims/home");
+        assert_eq!(
+            seen.body,
+            json!({"metadata": {"annotations": {"volume.kubernetes.io/selected-node": "n1"}}})
+        );
+    }
+
+    #[tokio::test]
+    async fn bind_volume_sets_the_claim_ref() {
+        let (client, mut handle) = mock_client();
+        let limiter = RateLimiter::new(100.0, 10);
+        let server = tokio::spawn(async move {
+            next(&mut handle, 200, json!({"apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": "pv-z1"}})).await
+        });
+        let step = VolumeStep::BindVolume { claim: "home".into(), volume: "pv-z1".into() };
+        apply_step(&client, &limiter, "hub", "n1", &step).await.unwrap();
+        let seen = server.await.unwrap();
+        assert_eq!(seen.path, "/api/v1/persistentvolumes/pv-z1");
+        assert_eq!(seen.body["spec"]["claimRef"]["name"], "home");
+        assert_eq!(seen.body["spec"]["claimRef"]["namespace"], "hub");
+    }
+}

@@ -1,0 +1,414 @@
+//! The scheduler's config file (YAML, camelCase keys, unknown keys rejected) and its
+//! validation. Every error names the field and says how to fix it, because a scheduler that
+//! starts with a wrong setting strands users' pods in Pending.
+
+use crate::convert::LabelMatch;
+use hubpack_core::policy::PolicyConfig;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("config field `{field}` {problem}; fix: {fix}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+        fix: &'static str,
+    },
+}
+
+fn label(k: &str, v: &str) -> LabelMatch {
+    LabelMatch([(k.to_string(), v.to_string())].into())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Config {
+    /// Pods with this `spec.schedulerName` are ours.
+    pub scheduler_name: String,
+    /// Scoring weights and the node settle time (hubpack-core's policy settings).
+    pub policy: PolicyConfig,
+    pub warmth: WarmthConfig,
+    /// Pods matching any of these label sets are placeholders: the only pods ever preempted.
+    /// Defaults match z2jh's (`component: user-placeholder`) and hubpack's chart.
+    pub placeholder_selectors: Vec<LabelMatch>,
+    pub preemption: PreemptionConfig,
+    pub volumes: VolumeConfig,
+    pub leader_election: LeaderElectionConfig,
+    pub queue: QueueConfig,
+    pub api: ApiConfig,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub metrics_address: SocketAddr,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            scheduler_name: "hubpack-scheduler".into(),
+            policy: PolicyConfig::default(),
+            warmth: WarmthConfig::default(),
+            placeholder_selectors: vec![
+                label("component", "user-placeholder"),
+                label("app.kubernetes.io/component", "user-placeholder"),
+            ],
+            preemption: PreemptionConfig::default(),
+            volumes: VolumeConfig::default(),
+            leader_election: LeaderElectionConfig::default(),
+            queue: QueueConfig::default(),
+            api: ApiConfig::default(),
+            metrics_address: SocketAddr::from(([0, 0, 0, 0], 9090)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct WarmthConfig {
+    /// A node whose pre-pull pod (matching any of these) is Ready has every user image.
+    /// Defaults match z2jh's continuous image puller and hubpack's chart.
+    pub prepull_selectors: Vec<LabelMatch>,
+}
+
+impl Default for WarmthConfig {
+    fn default() -> Self {
+        WarmthConfig {
+            prepull_selectors: vec![
+                label("component", "continuous-image-puller"),
+                label("app.kubernetes.io/component", "image-prepuller"),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PreemptionConfig {
+    /// How long a nominated pod waits for its victims' deletion before the nomination is
+    /// cleared and the pod is scheduled afresh.
+    pub timeout_seconds: u64,
+}
+
+impl Default for PreemptionConfig {
+    fn default() -> Self {
+        PreemptionConfig {
+            timeout_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct VolumeConfig {
+    /// How long to wait for a WaitForFirstConsumer claim to become Bound before giving up
+    /// on the node (kube-scheduler's bindTimeoutSeconds is 600).
+    pub bind_timeout_seconds: u64,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        VolumeConfig {
+            bind_timeout_seconds: 600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LeaderElectionConfig {
+    pub enabled: bool,
+    pub lease_name: String,
+    /// Defaults to `$POD_NAMESPACE`, else `default`.
+    pub namespace: Option<String>,
+    pub lease_duration_seconds: u64,
+    /// Renew this long before the lease expires; binds stop this long before expiry too.
+    pub renew_grace_seconds: u64,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        LeaderElectionConfig {
+            enabled: true,
+            lease_name: "hubpack-scheduler".into(),
+            namespace: None,
+            lease_duration_seconds: 15,
+            renew_grace_seconds: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct QueueConfig {
+    pub initial_backoff_seconds: f64,
+    pub max_backoff_seconds: f64,
+    /// Unschedulable pods are retried at least this often even without a cluster event.
+    pub unschedulable_retry_seconds: f64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            initial_backoff_seconds: 1.0,
+            max_backoff_seconds: 10.0,
+            unschedulable_retry_seconds: 30.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Sustained write requests per second (binds, evictions, status patches, events).
+    pub qps: f64,
+    pub burst: u32,
+    /// Binds in flight at once.
+    pub bind_concurrency: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        // kube-scheduler's client defaults (sched.md §1.6).
+        ApiConfig {
+            qps: 50.0,
+            burst: 100,
+            bind_concurrency: 16,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates. An empty document is all defaults.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+                path: origin.to_string(),
+                message: e.to_string(),
+            })?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, problem: String, fix| {
+            Err(ConfigError::Invalid {
+                field,
+                problem,
+                fix,
+            })
+        };
+        if self.scheduler_name.trim().is_empty() {
+            return invalid(
+                "schedulerName",
+                "is empty".into(),
+                "set it to the schedulerName your user pods use, e.g. hubpack-scheduler",
+            );
+        }
+        if self.placeholder_selectors.is_empty()
+            || self.placeholder_selectors.iter().any(|s| s.0.is_empty())
+        {
+            return invalid(
+                "placeholderSelectors",
+                "is empty or has an empty label set (which would match nothing)".into(),
+                "list label sets that only placeholder pods carry, e.g. [{component: user-placeholder}]",
+            );
+        }
+        if self.warmth.prepull_selectors.iter().any(|s| s.0.is_empty()) {
+            return invalid(
+                "warmth.prepullSelectors",
+                "has an empty label set".into(),
+                "give each entry at least one label of the pre-pull DaemonSet's pods",
+            );
+        }
+        let le = &self.leader_election;
+        if le.enabled && le.lease_name.trim().is_empty() {
+            return invalid(
+                "leaderElection.leaseName",
+                "is empty".into(),
+                "name the Lease object, e.g. hubpack-scheduler",
+            );
+        }
+        if le.enabled && le.renew_grace_seconds >= le.lease_duration_seconds {
+            return invalid(
+                "leaderElection.renewGraceSeconds",
+                format!(
+                    "({}) is not below leaseDurationSeconds ({})",
+                    le.renew_grace_seconds, le.lease_duration_seconds
+                ),
+                "make renewGraceSeconds smaller than leaseDurationSeconds, e.g. 5 and 15",
+            );
+        }
+        if le.enabled && le.renew_grace_seconds == 0 {
+            return invalid(
+                "leaderElection.renewGraceSeconds",
+                "is 0: the lease would expire before it is renewed".into(),
+                "use at least 1, e.g. 5",
+            );
+        }
+        let q = &self.queue;
+        if !(q.initial_backoff_seconds > 0.0
+            && q.max_backoff_seconds >= q.initial_backoff_seconds
+            && q.max_backoff_seconds.is_finite())
+        {
+            return invalid(
+                "queue.maxBackoffSeconds",
+                format!(
+                    "({}) must be finite and at least queue.initialBackoffSeconds ({}) > 0",
+                    q.max_backoff_seconds, q.initial_backoff_seconds
+                ),
+                "use e.g. initialBackoffSeconds: 1, maxBackoffSeconds: 10",
+            );
+        }
+        if !(q.unschedulable_retry_seconds > 0.0 && q.unschedulable_retry_seconds.is_finite()) {
+            return invalid(
+                "queue.unschedulableRetrySeconds",
+                format!("({}) must be a positive number", q.unschedulable_retry_seconds),
+                "use e.g. 30",
+            );
+        }
+        if !(self.api.qps > 0.0 && self.api.qps.is_finite()) {
+            return invalid(
+                "api.qps",
+                format!("({}) must be a positive number", self.api.qps),
+                "use e.g. 50",
+            );
+        }
+        if self.api.burst == 0 {
+            return invalid("api.burst", "is 0".into(), "use at least 1, e.g. 100");
+        }
+        if self.api.bind_concurrency == 0 {
+            return invalid(
+                "api.bindConcurrency",
+                "is 0: nothing would ever bind".into(),
+                "use at least 1, e.g. 16",
+            );
+        }
+        if self.preemption.timeout_seconds == 0 {
+            return invalid(
+                "preemption.timeoutSeconds",
+                "is 0: every preemption would be abandoned at once".into(),
+                "use e.g. 30",
+            );
+        }
+        if self.volumes.bind_timeout_seconds == 0 {
+            return invalid(
+                "volumes.bindTimeoutSeconds",
+                "is 0".into(),
+                "use e.g. 600",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn backoff(&self) -> crate::queue::Backoff {
+        let ms = |s: f64| (s * 1000.0).round() as i64;
+        crate::queue::Backoff {
+            initial_ms: ms(self.queue.initial_backoff_seconds),
+            max_ms: ms(self.queue.max_backoff_seconds),
+            park_flush_ms: ms(self.queue.unschedulable_retry_seconds),
+        }
+    }
+
+    pub fn lease_namespace(&self) -> String {
+        self.leader_election
+            .namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::parse("", "t").unwrap();
+        assert_eq!(c.scheduler_name, "hubpack-scheduler");
+        assert_eq!(c.placeholder_selectors.len(), 2);
+        assert_eq!(c.api.burst, 100);
+        assert_eq!(c.backoff().initial_ms, 1_000);
+        assert_eq!(c.backoff().max_ms, 10_000);
+        let c = Config::parse("{}", "t").unwrap();
+        assert_eq!(c.leader_election.lease_duration_seconds, 15);
+    }
+
+    #[test]
+    fn fields_are_camel_case_and_override_defaults() {
+        let c = Config::parse(
+            "schedulerName: my-sched\n\
+             placeholderSelectors: [{hub.jupyter.org/placeholder: \"true\"}]\n\
+             leaderElection: {leaseName: l, namespace: hub, leaseDurationSeconds: 20, renewGraceSeconds: 4}\n\
+             api: {qps: 20, burst: 40, bindConcurrency: 4}\n\
+             metricsAddress: 127.0.0.1:9999\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.scheduler_name, "my-sched");
+        assert_eq!(c.placeholder_selectors[0].0["hub.jupyter.org/placeholder"], "true");
+        assert_eq!(c.lease_namespace(), "hub");
+        assert_eq!(c.api.bind_concurrency, 4);
+        assert_eq!(c.metrics_address.port(), 9999);
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_by_name() {
+        let e = Config::parse("schedulerNmae: x\n", "t").unwrap_err();
+        assert!(e.to_string().contains("schedulerNmae"), "{e}");
+        let e = Config::parse("api: {qpss: 3}\n", "t").unwrap_err();
+        assert!(e.to_string().contains("qpss"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_field_and_the_fix() {
+        let cases = [
+            ("schedulerName: \"\"", "schedulerName"),
+            ("placeholderSelectors: []", "placeholderSelectors"),
+            ("placeholderSelectors: [{}]", "placeholderSelectors"),
+            (
+                "leaderElection: {leaseDurationSeconds: 5, renewGraceSeconds: 5}",
+                "leaderElection.renewGraceSeconds",
+            ),
+            ("queue: {initialBackoffSeconds: 5, maxBackoffSeconds: 1}", "queue.maxBackoffSeconds"),
+            ("api: {qps: 0}", "api.qps"),
+            ("api: {burst: 0}", "api.burst"),
+            ("api: {bindConcurrency: 0}", "api.bindConcurrency"),
+            ("preemption: {timeoutSeconds: 0}", "preemption.timeoutSeconds"),
+        ];
+        for (yaml, field) in cases {
+            match Config::parse(yaml, "t") {
+                Err(ConfigError::Invalid { field: f, fix, .. }) => {
+                    assert_eq!(f, field, "{yaml}");
+                    assert!(!fix.is_empty());
+                }
+                other => panic!("{yaml}: expected an Invalid error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_a_parse_error() {
+        let e = Config::parse("api: {burst: lots}", "t").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+    }
+}
