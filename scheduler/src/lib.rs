@@ -13,6 +13,8 @@
 #![forbid(unsafe_code)]
 
 pub mod actions;
+pub mod cluster_state;
+pub mod config;
 pub mod convert;
 pub mod error;
 pub mod queue;

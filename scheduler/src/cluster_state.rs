@@ -1,0 +1,279 @@
+//! The cluster as the scheduler knows it: the core [`Snapshot`] fed from watch events, plus
+//! the scheduler's own in-flight work that the snapshot must respect (nominations while
+//! victims are deleted, claims being provisioned). Pure state machinery: watch wiring is in
+//! `watch.rs`, API writes in `actions/`; this is tested by feeding objects.
+
+use crate::convert::{LabelMatch, PodContext, VolumeCatalog, node_from_k8s, pod_from_k8s};
+use hubpack_core::model::{Millis, PodKey};
+use hubpack_core::snapshot::Snapshot;
+use k8s_openapi::api::core::v1 as k8s;
+use k8s_openapi::api::storage::v1::CSINode;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// A pod the scheduler already acted for and is waiting on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InFlight {
+    /// Nominated to `node`; bind once every victim's DELETE has been seen.
+    Preempting {
+        node: String,
+        victims: BTreeSet<PodKey>,
+        deadline: Millis,
+    },
+    /// Assumed on `node`; bind once every claim is Bound.
+    Provisioning {
+        node: String,
+        claims: BTreeSet<String>,
+        deadline: Millis,
+    },
+}
+
+/// What a pod event means for the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodChange {
+    /// One of ours waiting for a node: queue it (or refresh its place).
+    Pending {
+        key: PodKey,
+        priority: i32,
+        created: Millis,
+    },
+    /// Not (or no longer) ours to schedule.
+    NotPending { key: PodKey },
+}
+
+/// Terminal pods hold no resources.
+fn is_terminal(p: &k8s::Pod) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+fn key_of(p: &k8s::Pod) -> PodKey {
+    PodKey::new(
+        p.metadata.namespace.as_deref().unwrap_or("default"),
+        p.metadata.name.as_deref().unwrap_or_default(),
+    )
+}
+
+fn is_pod_ready(p: &k8s::Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Settings the state needs to classify pods.
+pub struct Classifier {
+    pub scheduler_name: String,
+    pub placeholder_selectors: Vec<LabelMatch>,
+    pub prepull_selectors: Vec<LabelMatch>,
+}
+
+impl Classifier {
+    pub fn is_ours(&self, p: &k8s::Pod) -> bool {
+        p.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()) == Some(&self.scheduler_name)
+    }
+
+    /// Ours and waiting for a node.
+    pub fn is_pending_ours(&self, p: &k8s::Pod) -> bool {
+        self.is_ours(p)
+            && !is_terminal(p)
+            && p.spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .is_none_or(str::is_empty)
+    }
+
+    fn is_prepull(&self, p: &k8s::Pod) -> bool {
+        let labels = p.metadata.labels.as_ref();
+        self.prepull_selectors.iter().any(|s| s.matches(labels))
+    }
+
+    pub fn pod_context<'a>(&'a self, volumes: &'a dyn VolumeCatalog) -> PodContext<'a> {
+        PodContext {
+            scheduler_name: &self.scheduler_name,
+            placeholder_selectors: &self.placeholder_selectors,
+            volumes,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ClusterState {
+    pub snapshot: Snapshot,
+    pub in_flight: HashMap<PodKey, InFlight>,
+    /// Ready pre-pull pods per node.
+    prepull_ready: HashMap<String, HashSet<PodKey>>,
+    /// uids of kubelet rejections already reported.
+    rejections_seen: HashSet<String>,
+}
+
+/// Side effects of a pod event beyond the snapshot.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PodEventEffects {
+    pub change: Option<PodChange>,
+    /// Preemptors whose last victim just went: schedule them now.
+    pub wake: Vec<PodKey>,
+    /// Nodes whose pre-pull readiness flipped: reconvert them.
+    pub prepull_changed: Option<String>,
+    /// A pod of ours the kubelet rejected after binding (reason, node), first sighting.
+    pub kubelet_rejected: Option<(String, String)>,
+    /// Something was freed: parked pods may fit now.
+    pub freed: bool,
+}
+
+impl ClusterState {
+    /// A pod was added or changed.
+    pub fn apply_pod(
+        &mut self,
+        p: &k8s::Pod,
+        cls: &Classifier,
+        volumes: &dyn VolumeCatalog,
+    ) -> PodEventEffects {
+        let key = key_of(p);
+        if is_terminal(p) {
+            let mut fx = self.delete_pod(p, cls);
+            fx.kubelet_rejected = self.kubelet_rejection(p, cls);
+            return fx;
+        }
+        let mut fx = PodEventEffects {
+            prepull_changed: self.track_prepull(p, cls, &key, true),
+            ..Default::default()
+        };
+        match pod_from_k8s(p, &cls.pod_context(volumes)) {
+            Ok(mut pod) => {
+                // Our nomination stands until we clear it, whatever a stale event says.
+                if pod.node_name.is_none()
+                    && let Some(InFlight::Preempting { node, .. }) = self.in_flight.get(&key)
+                {
+                    pod.nominated_node = Some(node.clone());
+                }
+                self.snapshot.upsert_pod(pod);
+            }
+            Err(e) => {
+                // Ours gets reported when the scheduler tries it; others cannot be counted.
+                if !cls.is_ours(p) {
+                    tracing::warn!(pod = %key, error = %e, "cannot convert pod; not counted");
+                }
+            }
+        }
+        fx.change = Some(if cls.is_pending_ours(p) {
+            PodChange::Pending {
+                key,
+                priority: p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
+                created: p
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(crate::convert::time_millis)
+                    .unwrap_or(0),
+            }
+        } else {
+            self.in_flight.remove(&key);
+            PodChange::NotPending { key }
+        });
+        fx
+    }
+
+    /// A pod's DELETE was seen (or it turned terminal). Only now does it stop counting:
+    /// the kubelet counts terminating pods at admission.
+    pub fn delete_pod(&mut self, p: &k8s::Pod, cls: &Classifier) -> PodEventEffects {
+        let key = key_of(p);
+        let removed = self.snapshot.remove_pod(&key);
+        self.in_flight.remove(&key);
+        let mut wake = Vec::new();
+        for (preemptor, w) in self.in_flight.iter_mut() {
+            if let InFlight::Preempting { victims, .. } = w
+                && victims.remove(&key)
+                && victims.is_empty()
+            {
+                wake.push(preemptor.clone());
+            }
+        }
+        wake.sort();
+        PodEventEffects {
+            change: Some(PodChange::NotPending { key: key.clone() }),
+            wake,
+            prepull_changed: self.track_prepull(p, cls, &key, false),
+            kubelet_rejected: None,
+            freed: removed.is_some_and(|r| r.node_name.is_some()),
+        }
+    }
+
+    fn track_prepull(
+        &mut self,
+        p: &k8s::Pod,
+        cls: &Classifier,
+        key: &PodKey,
+        present: bool,
+    ) -> Option<String> {
+        if !cls.is_prepull(p) {
+            return None;
+        }
+        let node = p.spec.as_ref()?.node_name.clone()?;
+        let set = self.prepull_ready.entry(node.clone()).or_default();
+        let before = !set.is_empty();
+        if present && is_pod_ready(p) {
+            set.insert(key.clone());
+        } else {
+            set.remove(key);
+        }
+        let after = !set.is_empty();
+        if set.is_empty() {
+            self.prepull_ready.remove(&node);
+        }
+        (before != after).then_some(node)
+    }
+
+    pub fn prepull_ready(&self, node: &str) -> bool {
+        self.prepull_ready.contains_key(node)
+    }
+
+    fn kubelet_rejection(&mut self, p: &k8s::Pod, cls: &Classifier) -> Option<(String, String)> {
+        let status = p.status.as_ref()?;
+        let reason = status.reason.as_deref()?;
+        if !(cls.is_ours(p) && status.phase.as_deref() == Some("Failed") && reason.starts_with("OutOf"))
+        {
+            return None;
+        }
+        let uid = p.metadata.uid.clone()?;
+        if !self.rejections_seen.insert(uid) {
+            return None;
+        }
+        let node = p.spec.as_ref()?.node_name.clone().unwrap_or_default();
+        Some((reason.to_string(), node))
+    }
+
+    pub fn apply_node(
+        &mut self,
+        n: &k8s::Node,
+        csi: Option<&CSINode>,
+    ) -> Result<(), crate::convert::ConvertError> {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let node = node_from_k8s(n, csi, self.prepull_ready(&name))?;
+        self.snapshot.upsert_node(node);
+        Ok(())
+    }
+
+    pub fn delete_node(&mut self, name: &str) {
+        self.snapshot.remove_node(name);
+    }
+
+    /// Pods waiting on these claims whose claims are now all Bound.
+    pub fn claims_bound(&mut self, namespace: &str, bound: &dyn Fn(&str) -> bool) -> Vec<PodKey> {
+        let mut wake = Vec::new();
+        for (key, w) in &self.in_flight {
+            if let InFlight::Provisioning { claims, .. } = w
+                && key.0.starts_with(&format!("{namespace}/"))
+                && claims.iter().all(|c| bound(c))
+            {
+                wake.push(key.clone());
+            }
+        }
+        wake.sort();
+        wake
+    }
+}
+
+#[cfg(test)]
+mod tests;
