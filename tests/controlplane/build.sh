@@ -16,14 +16,20 @@ CA=${HUBPACK_CA_VERSION:-v0.0.0-20260722070747-35e8a280425c}
 ETCD=${HUBPACK_ETCD_VERSION:-v3.6.10}
 HELM=${HUBPACK_HELM_VERSION:-v3.19.0}
 CACHE=${HUBPACK_CACHE:-$HOME/.cache/hubpack/k8s}
+log() { printf '[cluster build] %s\n' "$*" >&2; }
+fail() { printf '[cluster build] ERROR building %s: %s\n' "$1" "$2" >&2; exit 1; }
+
+# Go is test tooling only; machines have it in /usr/local/go/bin, not always on PATH.
+if ! command -v go >/dev/null 2>&1; then
+  [ -x /usr/local/go/bin/go ] || fail go "Go not found on PATH nor at /usr/local/go/bin/go (install Go >= 1.26)"
+  export PATH=/usr/local/go/bin:$PATH
+fi
 GOV=$(go env GOVERSION)
 PLAT=$(go env GOOS)-$(go env GOARCH)
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 export GOMODCACHE=${GOMODCACHE:-$CACHE/gomod} GOCACHE=${GOCACHE:-$CACHE/gocache}
 
-log() { printf '[cluster build] %s\n' "$*" >&2; }
-fail() { printf '[cluster build] ERROR building %s: %s\n' "$1" "$2" >&2; exit 1; }
 
 # Adds a replace line for every k8s.io staging module of k8s.io/kubernetes v$K8S.
 replace_staging() {

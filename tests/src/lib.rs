@@ -1,2 +1,62 @@
-//! hubpack-e2e: a real local Kubernetes control plane for end-to-end tests.
-//! (Being built: see issue "A real local Kubernetes control plane".)
+//! hubpack-e2e: a real local Kubernetes control plane for end-to-end tests and demos.
+//!
+//! There is no container runtime on our machines, so the cluster is: etcd, kube-apiserver
+//! (RBAC on, a static admin token), kube-controller-manager (lifts node not-ready taints, runs
+//! Deployments, ReplicaSets, DaemonSets, GC, podgc), kwok (fake nodes and pod lifecycle: a node
+//! turns Ready after a boot delay, a pod starts when its images are on its node), and this
+//! crate's image model (kwok has no images: see [`images`]). All built from their Go modules by
+//! `tests/controlplane/build.sh` (`cargo xtask cluster build`) and cached.
+//!
+//! cluster-autoscaler is wired ([`autoscaler`], `ClusterOptions::autoscaler`) but cannot be
+//! built on our machines: the Go module proxy refuses `k8s.io/autoscaler/cluster-autoscaler`
+//! and `sigs.k8s.io/cluster-autoscaler` (403), so no test runs it yet.
+//!
+//! # Writing an end-to-end test
+//! ```no_run
+//! use hubpack_e2e::harness::{self, TEST_PULL_TIME};
+//! use hubpack_e2e::nodes::{NodeTemplate, Pool};
+//! use std::time::Duration;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! // One cluster per test binary, started on first use (~10-30 s); stopped when the binary exits.
+//! let cluster = hubpack_e2e::shared_cluster!()?;
+//! let client = cluster.client().await?;          // a fresh client per test (per runtime)
+//! let ns = harness::create_namespace(&client, "my-test").await?;
+//!
+//! // A warm user-pool node (the image is already there) that boots at once.
+//! let node = harness::unique_name("user");
+//! let warm = NodeTemplate::new(Pool::User)
+//!     .with_images(["docker.io/jupyter/base-notebook:2024"])
+//!     .with_boot_delay(Duration::ZERO);
+//! harness::create_node(&client, &node, &warm).await?;
+//! harness::wait_node_schedulable(&client, &node, Duration::from_secs(60)).await?;
+//!
+//! // A user pod (tolerates the user pool, scheduler name nobody serves) ...
+//! let pods = kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &ns);
+//! let pod = pods.create(&Default::default(), &harness::user_pod("u1", "jupyter/base-notebook:2024")).await?;
+//! // ... bound by the test (or by the scheduler under test: give it that schedulerName).
+//! harness::bind(&client, &ns, &pod, &node).await?;
+//! harness::wait_pod(&client, &ns, "u1", "Ready", Duration::from_secs(30), hubpack_e2e::wait::pod_ready).await?;
+//! # let _ = TEST_PULL_TIME; Ok(()) }
+//! ```
+//! On a node lacking an image, the pod becomes Ready only after [`harness::TEST_PULL_TIME`]
+//! and then the node lists the image in `status.images`. [`cluster::Cluster::restart_apiserver`]
+//! stops and restarts the kube-apiserver alone. Logs of every component are in the cluster's
+//! `state_dir/logs/`.
+//!
+//! For people: `cargo xtask cluster up [--nodes N] [--pool user=N]` starts the same cluster
+//! detached and prints its kubeconfig; `cargo xtask cluster down` stops it.
+
+// Tests may unwrap (the workspace warns on unwrap elsewhere).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod autoscaler;
+pub mod binaries;
+pub mod cluster;
+pub mod harness;
+pub mod images;
+pub mod kwok;
+pub mod nodes;
+pub mod pki;
+pub mod processes;
+pub mod wait;

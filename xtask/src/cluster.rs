@@ -1,25 +1,208 @@
-//! `cargo xtask cluster build|up|down`: the local real control plane (being built).
+//! `cargo xtask cluster build|up|down`: the local real control plane (logic in hubpack-e2e).
 
-use clap::Subcommand;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use hubpack_e2e::binaries::{self, Component};
+use hubpack_e2e::cluster::{Cluster, ClusterOptions, stop_state_dir};
+use hubpack_e2e::kwok::parse_go_duration;
+use hubpack_e2e::nodes::{NodeTemplate, Pool};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+const DEFAULT_STATE_DIR: &str = "/tmp/hubpack-cluster";
+/// What the CI end-to-end suite needs (cluster-autoscaler cannot be built here: the Go module
+/// proxy refuses its module; helm is not used by the e2e suite).
+const CI_COMPONENTS: &[Component] = &[Component::Etcd, Component::Kwok, Component::K8s];
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
-    /// Build and cache the control-plane binaries.
-    Build,
+    /// Build and cache the control-plane binaries (default: etcd kwok k8s).
+    Build {
+        /// Components: etcd, kwok, k8s, ca, helm.
+        components: Vec<String>,
+    },
+    /// Start a local cluster detached and print its kubeconfig.
+    Up(UpArgs),
+    /// Stop the cluster started by `up`.
+    Down {
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Nodes in the core pool.
+    #[arg(long, default_value_t = 1)]
+    nodes: u32,
+    /// Nodes of another pool, e.g. `--pool user=3` (pools: user, core).
+    #[arg(long = "pool", value_name = "POOL=N")]
+    pools: Vec<String>,
+    /// Run cluster-autoscaler with a `user` and a `core` node group (0..10 nodes each).
+    #[arg(long)]
+    autoscaler: bool,
+    /// Boot time of nodes added later (e.g. by the autoscaler), a Go duration.
+    #[arg(long, default_value = "30s")]
+    boot_delay: String,
+    /// Image pull time on a node lacking the image, a Go duration.
+    #[arg(long, default_value = "20s")]
+    pull_time: String,
+    #[arg(long, default_value = DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
 }
 
 pub fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
-        ClusterCommand::Build => build_for_ci(),
+        ClusterCommand::Build { components } => {
+            let components = if components.is_empty() {
+                CI_COMPONENTS.to_vec()
+            } else {
+                components
+                    .iter()
+                    .map(|c| {
+                        Component::parse(c).with_context(|| {
+                            format!("unknown component {c:?} (expected etcd, kwok, k8s, ca, helm)")
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+            build(&components)
+        }
+        ClusterCommand::Up(args) => up(args),
+        ClusterCommand::Down { state_dir } => {
+            let stopped = stop_state_dir(&state_dir);
+            if stopped.is_empty() {
+                eprintln!("no cluster processes recorded in {}", state_dir.display());
+            } else {
+                eprintln!("stopped: {}", stopped.join(", "));
+            }
+            Ok(())
+        }
     }
 }
 
-/// Builds what the CI end-to-end suite needs.
+/// Builds what the CI end-to-end suite needs, first making sure the machine has the tools
+/// (a fresh machine may lack openssl; Go lives in /usr/local/go/bin, maybe not on PATH).
 pub fn build_for_ci() -> anyhow::Result<()> {
+    ensure_debian_packages(&[("openssl", "openssl")])?;
+    build(CI_COMPONENTS)
+}
+
+/// Runs build.sh, which finds Go (on PATH or /usr/local/go/bin) and fails naming the component.
+fn build(components: &[Component]) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    eprintln!(
+        "==> cluster build {}",
+        components
+            .iter()
+            .map(|c| c.script_name())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    binaries::build(components)?;
+    eprintln!("==> cluster build done in {:.1?}", t0.elapsed());
+    Ok(())
+}
+
+fn ensure_debian_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(command, _)| {
+            Command::new("sh")
+                .args(["-c", &format!("command -v {command}")])
+                .output()
+                .map(|o| !o.status.success())
+                .unwrap_or(true)
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("==> installing Debian packages: {}", missing.join(" "));
+    crate::run::step("apt-get update", Command::new("apt-get").arg("update"))?;
     crate::run::step(
-        "cluster build",
-        std::process::Command::new("bash")
-            .arg(crate::run::root().join("tests/controlplane/build.sh"))
-            .args(["etcd", "kwok", "k8s", "ca"]),
+        "apt-get install",
+        Command::new("apt-get")
+            .args(["install", "-y"])
+            .args(&missing),
     )
+}
+
+fn up(args: UpArgs) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let image_model = build_image_model()?;
+    let mut opts = ClusterOptions::new(&args.state_dir, image_model);
+    opts.default_boot_delay = parse_go_duration(&args.boot_delay).with_context(|| {
+        format!(
+            "--boot-delay {:?} is not a duration like 30s",
+            args.boot_delay
+        )
+    })?;
+    opts.default_pull_time = parse_go_duration(&args.pull_time).with_context(|| {
+        format!(
+            "--pull-time {:?} is not a duration like 20s",
+            args.pull_time
+        )
+    })?;
+    let mut pools = vec![(Pool::Core, args.nodes)];
+    for spec in &args.pools {
+        let (name, count) = spec
+            .split_once('=')
+            .with_context(|| format!("--pool {spec:?}: expected POOL=N, e.g. user=3"))?;
+        let pool =
+            Pool::parse(name).with_context(|| format!("--pool {spec:?}: pools are user, core"))?;
+        let count: u32 = count
+            .parse()
+            .with_context(|| format!("--pool {spec:?}: N is not a number"))?;
+        pools.push((pool, count));
+    }
+    for (pool, count) in pools {
+        for i in 0..count {
+            opts.nodes
+                .push((format!("{}-{i}", pool.name()), NodeTemplate::new(pool)));
+        }
+    }
+    if args.autoscaler {
+        opts.autoscaler = Some(
+            [Pool::User, Pool::Core]
+                .into_iter()
+                .map(|pool| hubpack_e2e::autoscaler::NodeGroup {
+                    template: NodeTemplate::new(pool),
+                    min: 0,
+                    max: 10,
+                })
+                .collect(),
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let cluster = runtime.block_on(Cluster::start(&opts))?;
+    let kubectl = binaries::find(Component::K8s, "kubectl")
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "kubectl".into());
+    println!("cluster ready in {:.1?}", t0.elapsed());
+    println!("kubeconfig: {}", cluster.kubeconfig.display());
+    println!("logs:       {}/logs", cluster.state_dir.display());
+    println!(
+        "try:        {kubectl} --kubeconfig {} get nodes",
+        cluster.kubeconfig.display()
+    );
+    println!("stop:       cargo xtask cluster down");
+    cluster.detach();
+    Ok(())
+}
+
+/// Builds the image model binary and returns its path.
+fn build_image_model() -> anyhow::Result<PathBuf> {
+    crate::run::step(
+        "build hubpack-image-model",
+        crate::run::cargo().args(["build", "-p", "hubpack-e2e", "--bin", "hubpack-image-model"]),
+    )?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::run::root().join("target"));
+    Ok(target.join("debug/hubpack-image-model"))
 }

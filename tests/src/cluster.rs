@@ -1,0 +1,475 @@
+//! A whole local cluster: etcd, kube-apiserver (RBAC, static admin token), kube-controller-manager,
+//! kwok with the e2e Stages, the image model and, optionally, cluster-autoscaler, all on
+//! 127.0.0.1 with free ports, their logs and pids in a state directory.
+//!
+//! [`Cluster::start`] returns once the apiserver is ready and the initial nodes are Ready with
+//! their not-ready taint lifted; the processes run detached until [`Cluster::stop`] or
+//! [`stop_state_dir`] (or, for test binaries, until the watchdog sees the test process exit).
+
+use crate::autoscaler::{self, NodeGroup};
+use crate::binaries::{self, BinaryError, Component};
+use crate::kwok;
+use crate::nodes::NodeTemplate;
+use crate::pki::{Pki, PkiError};
+use crate::processes::{self, Managed, ProcessError};
+use crate::wait;
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use kube::api::{Api, PostParams};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Process names, in start order (teardown goes in reverse).
+pub const ORDER: &[&str] = &[
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kwok",
+    "image-model",
+    "cluster-autoscaler",
+];
+
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Where pki, kubeconfig, logs and pids go; wiped at start.
+    pub state_dir: PathBuf,
+    /// Nodes created at start (name, template); they boot at once unless the template says.
+    pub nodes: Vec<(String, NodeTemplate)>,
+    /// Boot time of a node whose template gives none (e.g. nodes cluster-autoscaler adds).
+    pub default_boot_delay: Duration,
+    /// Image pull time of the image model.
+    pub default_pull_time: Duration,
+    /// Node groups for cluster-autoscaler; `None` runs no autoscaler.
+    pub autoscaler: Option<Vec<NodeGroup>>,
+    /// The `hubpack-image-model` binary (tests: `env!("CARGO_BIN_EXE_hubpack-image-model")`).
+    pub image_model_bin: PathBuf,
+    /// How long each component may take to become ready.
+    pub ready_timeout: Duration,
+}
+
+impl ClusterOptions {
+    pub fn new(state_dir: impl Into<PathBuf>, image_model_bin: impl Into<PathBuf>) -> Self {
+        ClusterOptions {
+            state_dir: state_dir.into(),
+            nodes: vec![],
+            default_boot_delay: Duration::from_secs(30),
+            default_pull_time: Duration::from_secs(20),
+            autoscaler: None,
+            image_model_bin: image_model_bin.into(),
+            ready_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Binary(#[from] BinaryError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{component} did not become ready: {reason}\n--- last lines of {log} ---\n{tail}")]
+    NotReady {
+        component: String,
+        reason: String,
+        log: String,
+        tail: String,
+    },
+    #[error(
+        "a cluster is already running from {0} (its pid files exist): run `cargo xtask cluster down` first"
+    )]
+    AlreadyRunning(PathBuf),
+    #[error("kubeconfig {path}: {reason}")]
+    Kubeconfig { path: PathBuf, reason: String },
+    #[error("{what}: {source}")]
+    Kube { what: String, source: kube::Error },
+}
+
+/// A running cluster started by this process.
+pub struct Cluster {
+    pub state_dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub api_port: u16,
+    apiserver_args: Vec<String>,
+    apiserver_bin: PathBuf,
+    ready_timeout: Duration,
+    processes: Mutex<Vec<Managed>>,
+}
+
+impl Cluster {
+    /// Starts every component and waits until the cluster is usable.
+    pub async fn start(opts: &ClusterOptions) -> Result<Cluster, ClusterError> {
+        let t0 = Instant::now();
+        let etcd_bin = binaries::find(Component::Etcd, "etcd")?;
+        let apiserver_bin = binaries::find(Component::K8s, "kube-apiserver")?;
+        let kcm_bin = binaries::find(Component::K8s, "kube-controller-manager")?;
+        let kwok_bin = binaries::find(Component::Kwok, "kwok")?;
+        let ca_bin = match &opts.autoscaler {
+            Some(_) => Some(binaries::find(Component::Autoscaler, "cluster-autoscaler")?),
+            None => None,
+        };
+        let dir = &opts.state_dir;
+        if has_pid_files(dir) {
+            return Err(ClusterError::AlreadyRunning(dir.clone()));
+        }
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).map_err(|source| ClusterError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
+        let pki = Pki::generate(&dir.join("pki"))?;
+        let api_port = processes::free_port()?;
+        let kubeconfig = dir.join("kubeconfig");
+        pki.write_kubeconfig(&kubeconfig, api_port)?;
+
+        let mut cluster = Cluster {
+            state_dir: dir.clone(),
+            kubeconfig: kubeconfig.clone(),
+            api_port,
+            apiserver_args: vec![],
+            apiserver_bin,
+            ready_timeout: opts.ready_timeout,
+            processes: Mutex::new(vec![]),
+        };
+        // From here on, a failure stops what was started.
+        match cluster
+            .bring_up(opts, &pki, etcd_bin, kcm_bin, kwok_bin, ca_bin)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(elapsed = ?t0.elapsed(), kubeconfig = %kubeconfig.display(), "cluster ready");
+                Ok(cluster)
+            }
+            Err(e) => {
+                cluster.stop();
+                Err(e)
+            }
+        }
+    }
+
+    async fn bring_up(
+        &mut self,
+        opts: &ClusterOptions,
+        pki: &Pki,
+        etcd_bin: PathBuf,
+        kcm_bin: PathBuf,
+        kwok_bin: PathBuf,
+        ca_bin: Option<PathBuf>,
+    ) -> Result<(), ClusterError> {
+        let dir = opts.state_dir.clone();
+        let timeout = opts.ready_timeout;
+
+        let etcd_port = processes::free_port()?;
+        let peer_port = processes::free_port()?;
+        let etcd_data = dir.join("etcd-data");
+        let etcd_args = vec![
+            "--name=e2e".to_string(),
+            format!("--data-dir={}", etcd_data.display()),
+            format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+            format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            format!("--initial-cluster=e2e=http://127.0.0.1:{peer_port}"),
+            "--unsafe-no-fsync".into(),
+            "--log-level=warn".into(),
+        ];
+        self.start_process("etcd", &etcd_bin, &etcd_args, &[])?;
+        let etcd_health = format!("127.0.0.1:{etcd_port}");
+        self.wait_ready("etcd", timeout, || wait::http_ok(&etcd_health, "/health"))
+            .await?;
+
+        self.apiserver_args = apiserver_args(pki, etcd_port, self.api_port);
+        let (bin, args) = (self.apiserver_bin.clone(), self.apiserver_args.clone());
+        self.start_process("kube-apiserver", &bin, &args, &[])?;
+        self.wait_apiserver_ready().await?;
+        let client = self.client().await?;
+
+        let kcm_args = vec![
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            "--secure-port=0".into(),
+            format!(
+                "--service-account-private-key-file={}",
+                pki.sa_key.display()
+            ),
+            format!("--root-ca-file={}", pki.ca_cert.display()),
+            "--use-service-account-credentials=false".into(),
+            // A busy 2-core machine can starve kwok's lease renewals for a while.
+            "--node-monitor-grace-period=5m".into(),
+            "--kube-api-qps=200".into(),
+            "--kube-api-burst=400".into(),
+        ];
+        self.start_process("kube-controller-manager", &kcm_bin, &kcm_args, &[])?;
+
+        let kwok_config = dir.join("kwok.yaml");
+        kwok::write_config(&kwok_config, opts.default_boot_delay).map_err(|source| {
+            ClusterError::Io {
+                what: format!("writing {}", kwok_config.display()),
+                source,
+            }
+        })?;
+        self.start_process(
+            "kwok",
+            &kwok_bin,
+            &kwok::args(&self.kubeconfig, &kwok_config),
+            &[],
+        )?;
+
+        let image_args = vec![
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            format!("--pull-time={}", kwok::go_duration(opts.default_pull_time)),
+        ];
+        self.start_process(
+            "image-model",
+            &opts.image_model_bin,
+            &image_args,
+            &[("RUST_LOG", "info".into())],
+        )?;
+
+        let nodes: Api<Node> = Api::all(client.clone());
+        for (name, template) in &opts.nodes {
+            let mut template = template.clone();
+            template.boot_delay.get_or_insert(Duration::ZERO);
+            nodes
+                .create(&PostParams::default(), &template.node(name))
+                .await
+                .map_err(|source| ClusterError::Kube {
+                    what: format!("creating node {name}"),
+                    source,
+                })?;
+        }
+        for (name, _) in &opts.nodes {
+            let nodes = nodes.clone();
+            let name = name.clone();
+            self.wait_ready("kwok", timeout, move || {
+                let (nodes, name) = (nodes.clone(), name.clone());
+                async move {
+                    nodes
+                        .get_opt(&name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|n| wait::node_schedulable(&n))
+                }
+            })
+            .await?;
+        }
+
+        if let (Some(groups), Some(ca_bin)) = (&opts.autoscaler, ca_bin) {
+            let cms: Api<ConfigMap> = Api::namespaced(client.clone(), autoscaler::NAMESPACE);
+            for cm in [
+                autoscaler::provider_config_map(),
+                autoscaler::templates_config_map(groups),
+            ] {
+                cms.create(&PostParams::default(), &cm)
+                    .await
+                    .map_err(|source| ClusterError::Kube {
+                        what: "creating cluster-autoscaler ConfigMaps".into(),
+                        source,
+                    })?;
+            }
+            let port = processes::free_port()?;
+            self.start_process(
+                "cluster-autoscaler",
+                &ca_bin,
+                &autoscaler::args(&self.kubeconfig, port),
+                &autoscaler::env(&self.kubeconfig),
+            )?;
+            let addr = format!("127.0.0.1:{port}");
+            self.wait_ready("cluster-autoscaler", timeout, || {
+                wait::http_ok(&addr, "/health-check")
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn start_process(
+        &self,
+        name: &str,
+        bin: &Path,
+        args: &[String],
+        envs: &[(&str, String)],
+    ) -> Result<(), ClusterError> {
+        let managed = processes::start(&self.state_dir, name, bin, args, envs)?;
+        self.lock().push(managed);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Managed>> {
+        self.processes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn running(&self, name: &str) -> bool {
+        self.lock()
+            .iter_mut()
+            .find(|p| p.name == name)
+            .is_some_and(Managed::is_running)
+    }
+
+    /// Polls `ready` until true; fails early with the log tail if the process `component` dies.
+    async fn wait_ready<F, Fut>(
+        &self,
+        component: &str,
+        timeout: Duration,
+        mut ready: F,
+    ) -> Result<(), ClusterError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if ready().await {
+                return Ok(());
+            }
+            let reason = if !self.running(component) {
+                Some("the process exited".to_string())
+            } else if Instant::now() > deadline {
+                Some(format!("not ready after {timeout:?}"))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                let log = processes::log_path(&self.state_dir, component);
+                return Err(ClusterError::NotReady {
+                    component: component.into(),
+                    reason,
+                    tail: processes::log_tail(&log, 40),
+                    log: log.display().to_string(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn wait_apiserver_ready(&self) -> Result<(), ClusterError> {
+        let client = self.client().await?;
+        self.wait_ready("kube-apiserver", self.ready_timeout, || {
+            let client = client.clone();
+            async move { wait::apiserver_ready(&client).await }
+        })
+        .await
+    }
+
+    /// A new client for the admin user. Each test makes its own: a client is tied to the tokio
+    /// runtime it first runs on.
+    pub async fn client(&self) -> Result<kube::Client, ClusterError> {
+        client_from_kubeconfig(&self.kubeconfig).await
+    }
+
+    /// Stops the kube-apiserver alone (etcd and the rest keep running).
+    pub fn stop_apiserver(&self) {
+        let mut procs = self.lock();
+        if let Some(pos) = procs.iter().position(|p| p.name == "kube-apiserver") {
+            let mut p = procs.remove(pos);
+            p.stop(&self.state_dir, Duration::from_secs(15));
+        }
+    }
+
+    /// Starts the kube-apiserver again with the same flags and port, and waits for /readyz.
+    pub async fn start_apiserver(&self) -> Result<(), ClusterError> {
+        if self.running("kube-apiserver") {
+            return Ok(());
+        }
+        self.start_process(
+            "kube-apiserver",
+            &self.apiserver_bin,
+            &self.apiserver_args,
+            &[],
+        )?;
+        self.wait_apiserver_ready().await
+    }
+
+    /// Stops the kube-apiserver and starts it again (the scheduler's recovery test).
+    pub async fn restart_apiserver(&self) -> Result<(), ClusterError> {
+        self.stop_apiserver();
+        self.start_apiserver().await
+    }
+
+    /// Stops every process this cluster started, in reverse start order.
+    pub fn stop(&self) {
+        let mut procs = self.lock();
+        while let Some(mut p) = procs.pop() {
+            p.stop(&self.state_dir, Duration::from_secs(10));
+        }
+    }
+
+    /// Keeps the processes running after this value is dropped (for `cargo xtask cluster up`).
+    pub fn detach(self) {
+        self.lock().clear();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Stops a cluster started by another process from its state dir (`cargo xtask cluster down`).
+pub fn stop_state_dir(state_dir: &Path) -> Vec<String> {
+    processes::stop_all_recorded(state_dir, ORDER, Duration::from_secs(10))
+}
+
+fn has_pid_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("pids"))
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false)
+}
+
+/// A client from a kubeconfig file.
+pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, ClusterError> {
+    let err = |reason: String| ClusterError::Kubeconfig {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| err(e.to_string()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| err(e.to_string()))?;
+    kube::Client::try_from(config).map_err(|e| err(e.to_string()))
+}
+
+fn apiserver_args(pki: &Pki, etcd_port: u16, api_port: u16) -> Vec<String> {
+    vec![
+        format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+        "--bind-address=127.0.0.1".into(),
+        format!("--secure-port={api_port}"),
+        // No default route on these machines: the apiserver cannot guess an address.
+        "--advertise-address=127.0.0.1".into(),
+        // Endpoints validation rejects loopback IPs, so the "kubernetes" Endpoints sync would loop.
+        "--endpoint-reconciler-type=none".into(),
+        format!("--cert-dir={}", pki.dir.join("apiserver").display()),
+        format!("--tls-cert-file={}", pki.server_cert.display()),
+        format!("--tls-private-key-file={}", pki.server_key.display()),
+        format!("--client-ca-file={}", pki.ca_cert.display()),
+        format!("--token-auth-file={}", pki.tokens.display()),
+        "--authorization-mode=RBAC".into(),
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+        format!("--service-account-key-file={}", pki.sa_key.display()),
+        format!(
+            "--service-account-signing-key-file={}",
+            pki.sa_key.display()
+        ),
+        "--service-cluster-ip-range=10.0.0.0/24".into(),
+        "--allow-privileged=true".into(),
+        // Pods in a new namespace would race the controller that makes its default ServiceAccount.
+        "--disable-admission-plugins=ServiceAccount".into(),
+        // Tests create objects in bursts; no client should be throttled by the server.
+        "--max-requests-inflight=0".into(),
+        "--max-mutating-requests-inflight=0".into(),
+        "--enable-priority-and-fairness=false".into(),
+        "--v=1".into(),
+    ]
+}

@@ -1,0 +1,256 @@
+//! Starting and stopping the control-plane processes: each runs detached in its own process
+//! group (so a Ctrl-C on `cargo xtask` does not reach it), writes its output to
+//! `<state dir>/logs/<name>.log`, and leaves its pid in `<state dir>/pids/<name>.pid` so another
+//! process (`cargo xtask cluster down`) can stop exactly what was started, nothing else.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("starting {name} ({program}): {source}")]
+    Spawn {
+        name: String,
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// A started process: its pid and, when this process started it, the child handle (kept so
+/// the exit status is reaped and no zombie is mistaken for a live process).
+#[derive(Debug)]
+pub struct Managed {
+    pub name: String,
+    pub pid: u32,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+pub fn log_path(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join("logs").join(format!("{name}.log"))
+}
+
+fn pid_path(state_dir: &Path, name: &str) -> PathBuf {
+    state_dir.join("pids").join(format!("{name}.pid"))
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ProcessError {
+    let what = what.into();
+    move |source| ProcessError::Io { what, source }
+}
+
+/// Starts `program args…` detached, with env `envs`, logging to its log file (appended, so a
+/// restarted apiserver keeps its earlier log).
+pub fn start(
+    state_dir: &Path,
+    name: &str,
+    program: &Path,
+    args: &[String],
+    envs: &[(&str, String)],
+) -> Result<Managed, ProcessError> {
+    for sub in ["logs", "pids"] {
+        std::fs::create_dir_all(state_dir.join(sub))
+            .map_err(io(format!("creating {}", state_dir.join(sub).display())))?;
+    }
+    let log = log_path(state_dir, name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(io(format!("opening {}", log.display())))?;
+    let err_file = file
+        .try_clone()
+        .map_err(io(format!("opening {}", log.display())))?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err_file)
+        .process_group(0);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+        name: name.to_string(),
+        program: program.display().to_string(),
+        source,
+    })?;
+    let pid = child.id();
+    let pid_file = pid_path(state_dir, name);
+    std::fs::write(&pid_file, format!("{pid}\n"))
+        .map_err(io(format!("writing {}", pid_file.display())))?;
+    tracing::info!(name, pid, log = %log.display(), "started");
+    Ok(Managed {
+        name: name.to_string(),
+        pid,
+        log,
+        child: Some(child),
+    })
+}
+
+impl Managed {
+    /// Whether the process still runs (a reaped child or a gone pid is not running).
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => pid_alive(self.pid),
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`; removes the pid file.
+    pub fn stop(&mut self, state_dir: &Path, grace: Duration) {
+        terminate(self.pid, grace, self.child.as_mut());
+        let _ = std::fs::remove_file(pid_path(state_dir, &self.name));
+    }
+}
+
+/// Stops every process whose pid file is in `state_dir`, in the reverse of `order` (names not
+/// in `order` first). Returns the names stopped.
+pub fn stop_all_recorded(state_dir: &Path, order: &[&str], grace: Duration) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(state_dir.join("pids"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".pid")
+                .map(str::to_string)
+        })
+        .collect();
+    let rank = |n: &String| order.iter().position(|o| o == n).unwrap_or(usize::MAX);
+    names.sort_by_key(|n| std::cmp::Reverse(rank(n)));
+    for name in &names {
+        let path = pid_path(state_dir, name);
+        if let Some(pid) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+        {
+            terminate(pid, grace, None);
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    names
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // A zombie still has /proc/<pid>; its state letter is Z.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn terminate(pid: u32, grace: Duration, mut child: Option<&mut Child>) {
+    let alive = |child: &mut Option<&mut Child>| match child {
+        Some(c) => matches!(c.try_wait(), Ok(None)),
+        None => pid_alive(pid),
+    };
+    if !alive(&mut child) {
+        return;
+    }
+    signal(pid, "-TERM");
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !alive(&mut child) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(pid, "-KILL");
+    if let Some(c) = child {
+        let _ = c.wait();
+    }
+}
+
+/// Starts a watchdog shell that, once `owner_pid` has exited, stops every process recorded in
+/// `state_dir` (used by test binaries, whose statics are never dropped).
+pub fn spawn_watchdog(state_dir: &Path, owner_pid: u32) -> Result<(), ProcessError> {
+    let pids = state_dir.join("pids");
+    let script = format!(
+        "while kill -0 {owner_pid} 2>/dev/null; do sleep 1; done; \
+         for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -TERM \"$(cat \"$f\")\" 2>/dev/null; done; sleep 3; \
+         for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -KILL \"$(cat \"$f\")\" 2>/dev/null; rm -f \"$f\"; done",
+        dir = pids.display()
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|source| ProcessError::Spawn {
+            name: "watchdog".into(),
+            program: "sh".into(),
+            source,
+        })?;
+    Ok(())
+}
+
+/// The last `lines` lines of a log file (for error messages).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released; a tiny race, fine on a test machine).
+pub fn free_port() -> Result<u16, ProcessError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("finding a free port"))?;
+    let port = listener
+        .local_addr()
+        .map_err(io("finding a free port"))?
+        .port();
+    Ok(port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_records_and_stops_a_process() {
+        let dir = std::env::temp_dir().join(format!("hubpack-proc-test-{}", std::process::id()));
+        let mut p = start(
+            &dir,
+            "sleeper",
+            Path::new("sleep"),
+            &["30".to_string()],
+            &[],
+        )
+        .unwrap();
+        assert!(p.is_running());
+        assert!(pid_path(&dir, "sleeper").exists());
+        p.stop(&dir, Duration::from_secs(5));
+        assert!(!p.is_running());
+        assert!(!pid_path(&dir, "sleeper").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stop_all_recorded_stops_processes_started_elsewhere() {
+        let dir = std::env::temp_dir().join(format!("hubpack-proc-test2-{}", std::process::id()));
+        let mut p = start(&dir, "a", Path::new("sleep"), &["30".to_string()], &[]).unwrap();
+        let stopped = stop_all_recorded(&dir, &["a"], Duration::from_secs(5));
+        assert_eq!(stopped, vec!["a".to_string()]);
+        assert!(!p.is_running());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

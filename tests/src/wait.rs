@@ -1,0 +1,134 @@
+//! Readiness probes and a generic "poll until" for tests.
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use std::future::Future;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The NoSchedule taint the TaintNodesByCondition admission plugin puts on new nodes; the
+/// controller-manager lifts it once the node is Ready.
+pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {timeout:?} waiting for {what}")]
+pub struct Timeout {
+    pub what: String,
+    pub timeout: Duration,
+}
+
+/// Plain HTTP GET on loopback; true on a 200 answer (etcd /health, autoscaler /health-check).
+pub async fn http_ok(addr: &str, path: &str) -> bool {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        let text = String::from_utf8_lossy(&response);
+        Some(text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Whether the apiserver answers `ok` on /readyz.
+pub async fn apiserver_ready(client: &kube::Client) -> bool {
+    let Ok(request) = http::Request::get("/readyz").body(Vec::new()) else {
+        return false;
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), client.request_text(request)).await;
+    matches!(answer, Ok(Ok(text)) if text.trim() == "ok")
+}
+
+/// Whether a condition of `type_` has status True in a list of (type, status) pairs.
+fn condition_true<'a>(
+    mut conditions: impl Iterator<Item = (&'a str, &'a str)>,
+    type_: &str,
+) -> bool {
+    conditions.any(|(t, s)| t == type_ && s == "True")
+}
+
+pub fn node_ready(node: &Node) -> bool {
+    let conditions = node
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .map(|c| (c.type_.as_str(), c.status.as_str()));
+    condition_true(conditions, "Ready")
+}
+
+/// Ready and without the not-ready taint, i.e. a scheduler may place pods there.
+pub fn node_schedulable(node: &Node) -> bool {
+    let tainted = node
+        .spec
+        .iter()
+        .flat_map(|s| s.taints.iter().flatten())
+        .any(|t| t.key == NOT_READY_TAINT);
+    node_ready(node) && !tainted
+}
+
+pub fn pod_ready(pod: &Pod) -> bool {
+    let conditions = pod
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .map(|c| (c.type_.as_str(), c.status.as_str()));
+    condition_true(conditions, "Ready")
+}
+
+pub fn pod_running(pod: &Pod) -> bool {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+}
+
+/// Calls `probe` every 200 ms until it returns `Some`, or times out.
+pub async fn until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> Result<T, Timeout>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            return Err(Timeout {
+                what: what.to_string(),
+                timeout,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_is_schedulable_only_when_ready_and_untainted() {
+        let mut node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n"},
+            "spec": {"taints": [{"key": NOT_READY_TAINT, "effect": "NoSchedule"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        assert!(node_ready(&node));
+        assert!(!node_schedulable(&node));
+        node.spec = None;
+        assert!(node_schedulable(&node));
+    }
+
+    #[tokio::test]
+    async fn until_times_out_with_the_thing_named() {
+        let err = until("nothing", Duration::from_millis(300), || async {
+            None::<()>
+        })
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("nothing"));
+    }
+}
