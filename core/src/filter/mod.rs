@@ -93,3 +93,7 @@ pub fn uses_node_name(pod: &Pod) -> bool {
             _ => false,
         })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests;

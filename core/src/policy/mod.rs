@@ -74,3 +74,7 @@ fn to_decision(node: String, outcome: Outcome) -> Decision {
         _ => Decision::Bind { node },
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests;
