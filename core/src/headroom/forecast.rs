@@ -1,0 +1,230 @@
+//! The arrival forecast λ(t) in users per millisecond and its integral μ over a lead time.
+//! Scheduled events (a class, a workshop) are ADDED to the learned background; the rate
+//! observed right now can only raise the result, never lower it.
+
+use crate::model::Millis;
+
+/// One week in milliseconds; weekly events and profiles repeat with this period.
+pub const WEEK_MS: Millis = 7 * 24 * 3_600_000;
+const HOUR_MS: Millis = 3_600_000;
+
+/// Expected users arriving uniformly over `[start, start + window)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledEvent {
+    pub start: Millis,
+    pub window: Millis,
+    pub users: f64,
+    /// Repeats every [`WEEK_MS`] (before and after `start`).
+    pub weekly: bool,
+}
+
+impl ScheduledEvent {
+    /// Expected arrivals of this event within `[from, to)`.
+    pub fn expected_in(&self, from: Millis, to: Millis) -> f64 {
+        if to <= from || self.users <= 0.0 {
+            return 0.0;
+        }
+        if !self.weekly {
+            return self.one_occurrence(self.start, from, to);
+        }
+        // Every weekly occurrence whose window can overlap [from, to).
+        let first_k = (from - self.start - self.window).div_euclid(WEEK_MS);
+        let last_k = (to - self.start).div_euclid(WEEK_MS);
+        (first_k..=last_k)
+            .map(|k| self.one_occurrence(self.start + k * WEEK_MS, from, to))
+            .sum()
+    }
+
+    fn one_occurrence(&self, start: Millis, from: Millis, to: Millis) -> f64 {
+        let window = self.window.max(1);
+        let overlap = (to.min(start + window) - from.max(start)).max(0);
+        self.users * overlap as f64 / window as f64
+    }
+}
+
+/// Relative arrival rate per hour of the week (168 factors, hour 0 = the caller's epoch
+/// hour 0 modulo a week); the background rate is multiplied by it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeeklyProfile {
+    pub hourly_factor: Vec<f64>,
+}
+
+impl WeeklyProfile {
+    fn factor_at(&self, t: Millis) -> f64 {
+        if self.hourly_factor.is_empty() {
+            return 1.0;
+        }
+        let hour = t.rem_euclid(WEEK_MS) / HOUR_MS;
+        let i = usize::try_from(hour).unwrap_or(0) % self.hourly_factor.len();
+        self.hourly_factor[i]
+    }
+
+    /// ∫ factor over [from, to), in milliseconds (piecewise constant per hour).
+    fn integral(&self, from: Millis, to: Millis) -> f64 {
+        let mut t = from;
+        let mut sum = 0.0;
+        while t < to {
+            let hour_end = (t.div_euclid(HOUR_MS) + 1) * HOUR_MS;
+            let end = hour_end.min(to);
+            sum += self.factor_at(t) * (end - t) as f64;
+            t = end;
+        }
+        sum
+    }
+}
+
+/// Exponentially weighted moving average of an arrival rate (users per ms), learned from
+/// counts of arrivals observed over intervals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ewma {
+    /// Weight of history per elapsed half-life: after `half_life` the old rate counts half.
+    pub half_life: Millis,
+    rate: f64,
+    initialized: bool,
+}
+
+impl Ewma {
+    pub fn new(half_life: Millis) -> Ewma {
+        Ewma {
+            half_life: half_life.max(1),
+            rate: 0.0,
+            initialized: false,
+        }
+    }
+
+    /// Folds in `arrivals` seen over an interval of `elapsed` ms. The first observation sets
+    /// the rate outright.
+    pub fn observe(&mut self, arrivals: f64, elapsed: Millis) {
+        if elapsed <= 0 {
+            return;
+        }
+        let sample = arrivals / elapsed as f64;
+        if !self.initialized {
+            self.rate = sample;
+            self.initialized = true;
+            return;
+        }
+        let keep = 0.5f64.powf(elapsed as f64 / self.half_life as f64);
+        self.rate = keep * self.rate + (1.0 - keep) * sample;
+    }
+
+    /// Users per millisecond.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+}
+
+/// Everything that predicts arrivals: scheduled events + learned background (optionally
+/// shaped by a weekly profile) + the live observed rate as a floor.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ArrivalForecast {
+    pub events: Vec<ScheduledEvent>,
+    /// Background rate in users per ms (e.g. an [`Ewma`]'s rate).
+    pub background_rate: f64,
+    pub weekly_profile: Option<WeeklyProfile>,
+    /// Rate observed over the last few minutes, users per ms: a floor for the forecast.
+    pub observed_rate: f64,
+}
+
+impl ArrivalForecast {
+    /// μ: expected arrivals over `[now, now + lead)`. Events add to the background; the
+    /// observed rate over the same span is a lower bound for the total.
+    pub fn expected_arrivals(&self, now: Millis, lead: Millis) -> f64 {
+        if lead <= 0 {
+            return 0.0;
+        }
+        let to = now + lead;
+        let background = match &self.weekly_profile {
+            Some(p) => self.background_rate.max(0.0) * p.integral(now, to),
+            None => self.background_rate.max(0.0) * lead as f64,
+        };
+        let events: f64 = self.events.iter().map(|e| e.expected_in(now, to)).sum();
+        (background + events).max(self.observed_rate.max(0.0) * lead as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Millis = 60_000;
+
+    #[test]
+    fn the_2i2c_event_gives_200_expected_users_over_10_minutes() {
+        // 60 users every 3 minutes, i.e. a long event at 20 users/min.
+        let f = ArrivalForecast {
+            events: vec![ScheduledEvent {
+                start: 0,
+                window: 60 * MIN,
+                users: 60.0 * 20.0,
+                weekly: false,
+            }],
+            ..Default::default()
+        };
+        let mu = f.expected_arrivals(5 * MIN, 10 * MIN);
+        assert!((mu - 200.0).abs() < 1e-9, "{mu}");
+    }
+
+    #[test]
+    fn events_add_to_background_and_observed_rate_only_raises() {
+        let ev = ScheduledEvent {
+            start: 10 * MIN,
+            window: 10 * MIN,
+            users: 100.0,
+            weekly: false,
+        };
+        let mut f = ArrivalForecast {
+            events: vec![ev],
+            background_rate: 1.0 / MIN as f64,
+            ..Default::default()
+        };
+        // Half the event's window falls inside [5, 15) min: 50 users + 10 background.
+        assert!((f.expected_arrivals(5 * MIN, 10 * MIN) - 60.0).abs() < 1e-9);
+        f.observed_rate = 0.5 / MIN as f64; // lower than forecast: no effect
+        assert!((f.expected_arrivals(5 * MIN, 10 * MIN) - 60.0).abs() < 1e-9);
+        f.observed_rate = 20.0 / MIN as f64; // higher: raises
+        assert!((f.expected_arrivals(5 * MIN, 10 * MIN) - 200.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn weekly_events_repeat_every_week() {
+        let ev = ScheduledEvent {
+            start: 9 * 60 * MIN,
+            window: 10 * MIN,
+            users: 300.0,
+            weekly: true,
+        };
+        assert!(
+            (ev.expected_in(WEEK_MS + 9 * 60 * MIN, WEEK_MS + 9 * 60 * MIN + 10 * MIN) - 300.0)
+                .abs()
+                < 1e-9
+        );
+        assert!((ev.expected_in(-WEEK_MS, -WEEK_MS + 24 * 60 * MIN) - 300.0).abs() < 1e-9);
+        assert_eq!(ev.expected_in(10 * 60 * MIN, 11 * 60 * MIN), 0.0);
+    }
+
+    #[test]
+    fn weekly_profile_shapes_background() {
+        let mut hourly = vec![0.0; 168];
+        hourly[1] = 2.0;
+        let f = ArrivalForecast {
+            background_rate: 1.0 / MIN as f64,
+            weekly_profile: Some(WeeklyProfile {
+                hourly_factor: hourly,
+            }),
+            ..Default::default()
+        };
+        // 30 min in hour 0 (factor 0) + 30 min in hour 1 (factor 2) = 60 users.
+        let mu = f.expected_arrivals(30 * MIN, 60 * MIN);
+        assert!((mu - 60.0).abs() < 1e-9, "{mu}");
+    }
+
+    #[test]
+    fn ewma_moves_toward_new_observations() {
+        let mut e = Ewma::new(10 * MIN);
+        e.observe(10.0, MIN);
+        assert!((e.rate() - 10.0 / MIN as f64).abs() < 1e-15);
+        e.observe(0.0, 10 * MIN);
+        assert!((e.rate() - 5.0 / MIN as f64).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,80 @@
+//! Placeholder count changes with hysteresis: a higher target is applied at once (arrivals
+//! do not wait), a lower one only after it has held for a minimum time, because every
+//! recreated placeholder is a scale-up that resets the autoscaler's scale-down delay.
+
+use crate::model::Millis;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hysteresis {
+    /// How long the target must stay at least one placeholder lower before removing.
+    pub remove_after: Millis,
+    lower_since: Option<Millis>,
+}
+
+impl Hysteresis {
+    pub fn new(remove_after: Millis) -> Hysteresis {
+        Hysteresis {
+            remove_after,
+            lower_since: None,
+        }
+    }
+
+    /// The count to have now, given the `current` count (running + pending) and the fresh
+    /// `target`. Removal goes down to the target once it has been lower long enough.
+    pub fn step(&mut self, current: usize, target: usize, now: Millis) -> usize {
+        if target >= current {
+            self.lower_since = None;
+            return target;
+        }
+        let since = *self.lower_since.get_or_insert(now);
+        if now - since >= self.remove_after {
+            self.lower_since = None;
+            target
+        } else {
+            current
+        }
+    }
+}
+
+/// Order in which to remove placeholders: pending ones first (they hold nothing), then those
+/// on nodes with the fewest users, so emptied nodes can be scaled down. Input: for each
+/// placeholder, `None` when pending, else the number of users on its node. Returns indices
+/// into the input; ties keep input order.
+pub fn removal_order(users_on_node: &[Option<usize>]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..users_on_node.len()).collect();
+    idx.sort_by_key(|&i| match users_on_node[i] {
+        None => (0, 0),
+        Some(u) => (1, u),
+    });
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_at_once_removes_after_the_minimum_time() {
+        let mut h = Hysteresis::new(600_000);
+        assert_eq!(h.step(0, 3, 0), 3);
+        assert_eq!(h.step(3, 1, 1_000), 3);
+        assert_eq!(h.step(3, 2, 300_000), 3);
+        assert_eq!(h.step(3, 2, 601_000), 2);
+    }
+
+    #[test]
+    fn a_target_back_up_resets_the_timer() {
+        let mut h = Hysteresis::new(600_000);
+        assert_eq!(h.step(3, 1, 0), 3);
+        assert_eq!(h.step(3, 3, 300_000), 3);
+        assert_eq!(h.step(3, 1, 500_000), 3);
+        assert_eq!(h.step(3, 1, 900_000), 3);
+        assert_eq!(h.step(3, 1, 1_100_000), 1);
+    }
+
+    #[test]
+    fn removes_pending_then_least_used_nodes_first() {
+        let order = removal_order(&[Some(5), None, Some(0), Some(2)]);
+        assert_eq!(order, vec![1, 2, 3, 0]);
+    }
+}

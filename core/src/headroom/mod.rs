@@ -1,0 +1,21 @@
+//! Headroom sizing for placeholders (DESIGN.md "Headroom sizing"), shared by
+//! `hubpack-placeholder-ctl` and `hubpack-sim`. Pure functions over numbers the caller
+//! gathers:
+//!
+//! - [`forecast`]: the arrival forecast λ(t) (scheduled events added to a learned background,
+//!   raised by the live observed rate) and μ = ∫ λ over the lead time;
+//! - [`sizing`]: H = μ + z·√μ clamped, free warm seats F, seats per placeholder N, and the
+//!   placeholder target ceil(max(0, H − F) / N);
+//! - [`hysteresis`]: add at once, remove only after the target stayed lower for a while, and
+//!   which placeholders to remove first.
+
+pub mod forecast;
+pub mod hysteresis;
+pub mod sizing;
+
+pub use forecast::{ArrivalForecast, Ewma, ScheduledEvent, WEEK_MS, WeeklyProfile};
+pub use hysteresis::{Hysteresis, removal_order};
+pub use sizing::{
+    HeadroomConfig, HeadroomError, headroom_seats, placeholder_target, seats_in,
+    seats_per_placeholder, validate_placeholder,
+};

@@ -1,0 +1,204 @@
+//! The event loop of one run: one scenario, one policy, one seed, single-threaded and
+//! deterministic. Handlers for each part of the world live in `models/`; this file owns the
+//! state, the loop and the scheduling pass that calls the policy.
+
+use crate::clock::{Agenda, secs};
+use crate::cluster::{Cluster, NodeId, PodId, PodKind};
+use crate::events::Event;
+use crate::metrics::{RunResult, Sample, UserRun};
+use crate::models::arrivals::{self, ArrivalError, Session};
+use crate::models::autoscaler::AutoscalerState;
+use crate::models::placeholders::{PlaceholderError, PlaceholderState};
+use crate::policy::{Placement, Scheduler, scheduler_for};
+use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_core::model::{ImageName, Millis};
+use hubpack_core::policy::PolicyConfig;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// One point of the comparison grid.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PolicySpec {
+    pub scheduler: SchedulerKind,
+    pub placeholders: PlaceholderMode,
+    pub prepull: bool,
+}
+
+impl PolicySpec {
+    pub fn label(&self) -> String {
+        format!(
+            "{} / {}{}",
+            self.scheduler.name(),
+            self.placeholders.label(),
+            if self.prepull { "" } else { " / no pre-pull" }
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Arrivals(#[from] ArrivalError),
+    #[error(transparent)]
+    Placeholders(#[from] PlaceholderError),
+}
+
+pub struct Sim<'a> {
+    pub sc: &'a Scenario,
+    pub policy: PolicySpec,
+    pub agenda: Agenda<Event>,
+    pub cluster: Cluster,
+    scheduler: Box<dyn Scheduler>,
+    pub rng: ChaCha8Rng,
+    pub users: Vec<UserRun>,
+    pub active_spawns: usize,
+    /// Users who arrived and are not yet bound to a node (nor gave up).
+    pub users_unbound: usize,
+    schedule_queued: bool,
+    pub autoscaler: AutoscalerState,
+    pub placeholders: PlaceholderState,
+    pub samples: Vec<Sample>,
+    pub end: Millis,
+    /// Settle time after Ready before hubpack counts a node warm.
+    pub warm_settle: Millis,
+}
+
+impl<'a> Sim<'a> {
+    pub fn new(sc: &'a Scenario, policy: PolicySpec, seed: u64) -> Result<Sim<'a>, RunError> {
+        let sessions: Vec<Session> = arrivals::generate(sc, seed)?;
+        let image_names = sc
+            .images
+            .iter()
+            .map(|i| ImageName::normalize(&i.name))
+            .collect();
+        let image_sizes = sc.images.iter().map(|i| i.size_mb).collect();
+        let pool_names = sc.pools.iter().map(|p| p.name.clone()).collect();
+        let daemonsets = sc
+            .pools
+            .iter()
+            .map(|p| p.daemonset_overhead.to_resources())
+            .collect();
+        let cluster = Cluster::new(
+            image_names,
+            image_sizes,
+            pool_names,
+            daemonsets,
+            policy.scheduler == SchedulerKind::Hubpack,
+        );
+        let placeholders = PlaceholderState::new(sc, &policy.placeholders)?;
+        let mut sim = Sim {
+            sc,
+            scheduler: scheduler_for(policy.scheduler),
+            policy,
+            agenda: Agenda::default(),
+            cluster,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            users: sessions.into_iter().map(UserRun::new).collect(),
+            active_spawns: 0,
+            users_unbound: 0,
+            schedule_queued: false,
+            autoscaler: AutoscalerState::default(),
+            placeholders,
+            samples: Vec::new(),
+            end: secs(sc.duration_h * 3600.0),
+            warm_settle: PolicyConfig::default().warm_settle_ms,
+        };
+        sim.start();
+        Ok(sim)
+    }
+
+    fn start(&mut self) {
+        self.start_pools();
+        for (i, u) in self.users.iter().enumerate() {
+            self.agenda.at(u.session.arrival, Event::Arrival(i));
+        }
+        self.start_placeholders();
+        self.agenda.at(0, Event::AutoscalerScan);
+        self.agenda.at(0, Event::Sample);
+    }
+
+    /// Runs to the scenario's end.
+    pub fn run(mut self) -> RunResult {
+        while let Some((now, event)) = self.agenda.pop() {
+            if now > self.end {
+                break;
+            }
+            self.handle(now, event);
+        }
+        RunResult::collect(self)
+    }
+
+    fn handle(&mut self, now: Millis, event: Event) {
+        match event {
+            Event::Arrival(u) => self.on_arrival(u, now),
+            Event::SpawnRetry(u) => self.try_spawn(u, now),
+            Event::PodCreate { user, attempt } => self.on_pod_create(user, attempt, now),
+            Event::StartTimeout { user, attempt } => self.on_start_timeout(user, attempt, now),
+            Event::NodeReady(n) => self.on_node_ready(n, now),
+            Event::NodeSettled(_) => self.request_schedule(now),
+            Event::ImagePulled { node, image } => self.on_image_pulled(node, image, now),
+            Event::PodReady(p) => self.on_pod_ready(p, now),
+            Event::Cull(p) => self.on_cull(p, now),
+            Event::Schedule => self.schedule_pass(now),
+            Event::AutoscalerScan => self.on_autoscaler_scan(now),
+            Event::PlaceholderReconcile => self.on_placeholder_reconcile(now),
+            Event::Sample => self.on_sample(now),
+        }
+    }
+
+    /// Coalesces scheduling triggers into one pass at `now`.
+    pub fn request_schedule(&mut self, now: Millis) {
+        if !self.schedule_queued && self.cluster.pending_count() > 0 {
+            self.schedule_queued = true;
+            self.agenda.at(now, Event::Schedule);
+        }
+    }
+
+    /// Offers every pending pod, in queue order, to the scheduler once.
+    fn schedule_pass(&mut self, now: Millis) {
+        self.schedule_queued = false;
+        let pending: Vec<PodId> = self.cluster.pending().collect();
+        for pod in pending {
+            if !self.cluster.pods[pod].alive || self.cluster.pods[pod].node.is_some() {
+                continue;
+            }
+            match self.scheduler.place(&self.cluster, pod, now) {
+                Placement::Bind(node) => self.bind(pod, node, now),
+                Placement::Preempt { node, victims } => {
+                    for v in victims {
+                        self.evict_placeholder(v, now);
+                    }
+                    // Victims are gone before the bind (DESIGN: bind only once deletions
+                    // are observed); the sim observes them at once.
+                    if self.cluster.pods[pod]
+                        .requests()
+                        .fits_in(&self.cluster.nodes[node].free())
+                    {
+                        self.bind(pod, node, now);
+                    } else {
+                        self.cluster.mark_unschedulable(pod);
+                    }
+                }
+                Placement::Unschedulable => self.cluster.mark_unschedulable(pod),
+            }
+        }
+    }
+
+    fn bind(&mut self, pod: PodId, node: NodeId, now: Millis) {
+        self.cluster.bind(pod, node, now);
+        if let PodKind::User(u) = self.cluster.pods[pod].kind {
+            self.on_user_bound(u, pod, node, now);
+        }
+    }
+
+    pub fn events_processed(&self) -> u64 {
+        self.agenda.processed()
+    }
+}
+
+/// Runs one (policy, seed) to completion.
+pub fn run_one(sc: &Scenario, policy: PolicySpec, seed: u64) -> Result<RunResult, RunError> {
+    let mut r = Sim::new(sc, policy, seed)?.run();
+    r.seed = seed;
+    Ok(r)
+}

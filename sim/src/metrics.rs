@@ -1,0 +1,252 @@
+//! What a run records: one row per user (times and the cause of any wait), a time series of
+//! the cluster, and counters; `RunResult::collect` turns the final state into them.
+
+use crate::clock::secs;
+use crate::cluster::{NodeId, NodePhase, PodKind};
+use crate::engine::{PolicySpec, Sim};
+use crate::events::Event;
+use crate::models::arrivals::Session;
+use hubpack_core::model::Millis;
+use serde::Serialize;
+
+/// Waits this much longer than a warm start count as "waited".
+pub const WAIT_SLACK: Millis = 30_000;
+
+/// A user's state during the run.
+#[derive(Debug, Clone)]
+pub struct UserRun {
+    pub session: Session,
+    pub attempts: u32,
+    pub failed_attempt: Option<u32>,
+    pub failed_spawns: u32,
+    pub pod: Option<crate::cluster::PodId>,
+    pub spawn_limited: bool,
+    pub warm_seat_at_arrival: bool,
+    pub node: Option<NodeId>,
+    pub node_was_new: bool,
+    pub node_ready_at: Millis,
+    pub bound_at: Option<Millis>,
+    pub pulled: bool,
+    pub ready: Option<Millis>,
+    pub gave_up: Option<Millis>,
+}
+
+impl UserRun {
+    pub fn new(session: Session) -> UserRun {
+        UserRun {
+            session,
+            attempts: 0,
+            failed_attempt: None,
+            failed_spawns: 0,
+            pod: None,
+            spawn_limited: false,
+            warm_seat_at_arrival: false,
+            node: None,
+            node_was_new: false,
+            node_ready_at: 0,
+            bound_at: None,
+            pulled: false,
+            ready: None,
+            gave_up: None,
+        }
+    }
+}
+
+/// Why a user waited longer than a warm start (+ slack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitCause {
+    None,
+    /// Their node was booted after they arrived.
+    NodeBoot,
+    /// Their node was up but pulling the image.
+    Pull,
+    /// The hub's concurrent spawn limit held them back.
+    SpawnLimit,
+    /// Earlier attempts timed out.
+    FailedSpawn,
+    /// Pending for another reason (queue, autoscaler max).
+    Pending,
+    /// Never got a server.
+    GaveUp,
+    /// Still waiting when the run ended.
+    Unfinished,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRecord {
+    pub user: usize,
+    pub profile: usize,
+    pub arrival_s: f64,
+    pub bound_s: Option<f64>,
+    pub ready_s: Option<f64>,
+    pub wait_s: Option<f64>,
+    /// Arrival → giving up, for users who never got a server.
+    pub gave_up_after_s: Option<f64>,
+    pub node: Option<String>,
+    pub node_was_new: bool,
+    pub attempts: u32,
+    pub failed_spawns: u32,
+    pub warm_seat_at_arrival: bool,
+    pub head_of_line_blocked: bool,
+    pub cause: WaitCause,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub t_s: f64,
+    pub nodes_ready: usize,
+    pub nodes_booting: usize,
+    pub users_running: usize,
+    pub users_pending: usize,
+    pub placeholders_running: usize,
+    pub placeholders_pending: usize,
+    /// Share of Ready allocatable cpu requested by users / placeholders.
+    pub cpu_alloc_users: f64,
+    pub cpu_alloc_placeholders: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub policy: PolicySpec,
+    pub seed: u64,
+    pub users: Vec<UserRecord>,
+    pub samples: Vec<Sample>,
+    pub node_hours: f64,
+    pub peak_nodes: usize,
+    pub scale_ups: usize,
+    pub scale_downs: usize,
+    pub failed_spawns: u32,
+    pub events: u64,
+    /// What a warm start takes: spawn overhead + container start.
+    pub warm_start_s: f64,
+}
+
+fn s(ms: Millis) -> f64 {
+    ms as f64 / 1000.0
+}
+
+impl Sim<'_> {
+    pub(crate) fn on_sample(&mut self, now: Millis) {
+        let mut x = Sample {
+            t_s: s(now),
+            nodes_ready: 0,
+            nodes_booting: 0,
+            users_running: 0,
+            users_pending: 0,
+            placeholders_running: 0,
+            placeholders_pending: 0,
+            cpu_alloc_users: 0.0,
+            cpu_alloc_placeholders: 0.0,
+        };
+        let (mut cap, mut held, mut used) = (0i64, 0i64, 0i64);
+        for n in &self.cluster.nodes {
+            match n.phase {
+                NodePhase::Ready => {
+                    x.nodes_ready += 1;
+                    cap += n.allocatable.cpu_milli;
+                    held += n.held.cpu_milli;
+                    used += n.requested.cpu_milli - n.held.cpu_milli;
+                }
+                NodePhase::Booting => x.nodes_booting += 1,
+                NodePhase::Deleted => {}
+            }
+        }
+        for p in self.cluster.pending() {
+            match self.cluster.pods[p].kind {
+                PodKind::User(_) => x.users_pending += 1,
+                PodKind::Placeholder => x.placeholders_pending += 1,
+            }
+        }
+        x.users_running = self.cluster.nodes.iter().map(|n| n.users).sum();
+        x.placeholders_running = self.cluster.nodes.iter().map(|n| n.placeholders).sum();
+        if cap > 0 {
+            x.cpu_alloc_users = used as f64 / cap as f64;
+            x.cpu_alloc_placeholders = held as f64 / cap as f64;
+        }
+        self.samples.push(x);
+        let every = secs(self.sc.sample_s).max(1000);
+        self.agenda.at(now + every, Event::Sample);
+    }
+}
+
+impl RunResult {
+    pub fn collect(sim: Sim<'_>) -> RunResult {
+        let end = sim.end;
+        let warm_start = secs(sim.sc.hub.spawn_overhead_s + sim.sc.hub.container_start_s);
+        let users = sim
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let wait = u.ready.map(|r| r - u.session.arrival);
+                let waited = match (u.ready, u.gave_up) {
+                    (Some(r), _) => r - u.session.arrival > warm_start + WAIT_SLACK,
+                    (None, _) => true,
+                };
+                let cause = if u.ready.is_none() {
+                    if u.gave_up.is_some() {
+                        WaitCause::GaveUp
+                    } else {
+                        WaitCause::Unfinished
+                    }
+                } else if !waited {
+                    WaitCause::None
+                } else if u.failed_spawns > 0 {
+                    WaitCause::FailedSpawn
+                } else if u.node_was_new || u.node_ready_at > u.session.arrival {
+                    WaitCause::NodeBoot
+                } else if u.pulled {
+                    WaitCause::Pull
+                } else if u.spawn_limited {
+                    WaitCause::SpawnLimit
+                } else {
+                    WaitCause::Pending
+                };
+                // Finished users only: a user still waiting at the end is censored.
+                let hol = waited && u.warm_seat_at_arrival && cause != WaitCause::Unfinished;
+                UserRecord {
+                    user: i,
+                    profile: u.session.profile,
+                    arrival_s: s(u.session.arrival),
+                    bound_s: u.bound_at.map(s),
+                    ready_s: u.ready.map(s),
+                    wait_s: wait.map(s),
+                    gave_up_after_s: u.gave_up.map(|g| s(g - u.session.arrival)),
+                    node: u.node.map(|n| sim.cluster.nodes[n].name.clone()),
+                    node_was_new: u.node_was_new,
+                    attempts: u.attempts,
+                    failed_spawns: u.failed_spawns,
+                    warm_seat_at_arrival: u.warm_seat_at_arrival,
+                    head_of_line_blocked: hol,
+                    cause,
+                }
+            })
+            .collect();
+        let node_hours = sim
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| (n.deleted_at.unwrap_or(end).min(end) - n.created).max(0) as f64 / 3.6e6)
+            .sum();
+        let peak_nodes = sim
+            .samples
+            .iter()
+            .map(|x| x.nodes_ready + x.nodes_booting)
+            .max()
+            .unwrap_or(0);
+        RunResult {
+            failed_spawns: sim.users.iter().map(|u| u.failed_spawns).sum(),
+            events: sim.events_processed(),
+            policy: sim.policy.clone(),
+            seed: 0,
+            users,
+            samples: sim.samples,
+            node_hours,
+            peak_nodes,
+            scale_ups: sim.autoscaler.scale_ups,
+            scale_downs: sim.autoscaler.scale_downs,
+            warm_start_s: s(warm_start),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Placeholders as a Deployment: `desired` pause pods at priority −10 that never preempt;
+//! an evicted one is replaced at once by a Pending pod (which is what makes the autoscaler
+//! add a node). The count is fixed (`per-user K`, `n-user N×K`) or set by the predictive
+//! controller from hubpack-core's headroom sizing.
+
+use crate::clock::{MINUTE, secs};
+use crate::cluster::{PodId, PodKind};
+use crate::engine::Sim;
+use crate::events::Event;
+use crate::models::arrivals::scheduled_events;
+use crate::scenario::{PlaceholderMode, Scenario};
+use hubpack_core::headroom::{
+    ArrivalForecast, Ewma, HeadroomConfig, HeadroomError, Hysteresis, headroom_seats,
+    placeholder_target, removal_order, seats_in, seats_per_placeholder, validate_placeholder,
+};
+use hubpack_core::model::{Millis, Pod, PodRole, PreemptionPolicy, Resources};
+use std::collections::VecDeque;
+
+const PLACEHOLDER_PRIORITY: i32 = -10;
+/// Window of the live observed arrival rate (the forecast's floor).
+const OBSERVED_WINDOW: Millis = 5 * MINUTE;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceholderError {
+    #[error("placeholders for pool {pool}: {source}")]
+    Sizing {
+        pool: String,
+        #[source]
+        source: HeadroomError,
+    },
+}
+
+pub struct Predictive {
+    forecast: ArrivalForecast,
+    background: Ewma,
+    hysteresis: Hysteresis,
+    lead: Millis,
+    config: HeadroomConfig,
+    last_reconcile: Millis,
+    arrivals_at_last: usize,
+    recent: VecDeque<(Millis, usize)>,
+}
+
+pub struct PlaceholderState {
+    /// Placeholders serve the first profile's pool, sized in its users.
+    pub pool: usize,
+    pub per_user: Resources,
+    pub request: Resources,
+    pub seats_each: i64,
+    pub desired: usize,
+    pub live: Vec<PodId>,
+    pub created: usize,
+    pub arrivals_seen: usize,
+    pub predictive: Option<Predictive>,
+}
+
+impl PlaceholderState {
+    pub fn new(
+        sc: &Scenario,
+        mode: &PlaceholderMode,
+    ) -> Result<PlaceholderState, PlaceholderError> {
+        let profile = &sc.profiles[0];
+        let pool = sc.pool_index(&profile.pool).unwrap_or(0);
+        let spec = &sc.pools[pool];
+        let alloc = spec.allocatable.to_resources();
+        let ds = spec.daemonset_overhead.to_resources();
+        let per_user = profile.request.to_resources().with_pods(1);
+        let err = |source| PlaceholderError::Sizing {
+            pool: spec.name.clone(),
+            source,
+        };
+        let node_worth = || seats_per_placeholder(&alloc, &ds, &per_user).map_err(err);
+        let (seats_each, desired) = match mode {
+            PlaceholderMode::None => (1, 0),
+            PlaceholderMode::PerUser { k } => (1, *k),
+            PlaceholderMode::NUser { n, k } => (n.map_or_else(node_worth, Ok)?, *k),
+            PlaceholderMode::Predictive => (
+                sc.predictive
+                    .users_per_placeholder
+                    .map_or_else(node_worth, Ok)?,
+                0,
+            ),
+        };
+        let seats_each = seats_each.max(1);
+        let mut request = per_user.clone();
+        request.cpu_milli *= seats_each;
+        request.memory *= seats_each;
+        request.ephemeral_storage *= seats_each;
+        request.pods = 1;
+        validate_placeholder(&alloc, &ds, &request).map_err(err)?;
+        let predictive = matches!(mode, PlaceholderMode::Predictive).then(|| {
+            let p = &sc.predictive;
+            Predictive {
+                forecast: ArrivalForecast {
+                    events: scheduled_events(sc),
+                    ..Default::default()
+                },
+                background: Ewma::new(secs(p.background_half_life_min * 60.0)),
+                hysteresis: Hysteresis::new(secs(p.remove_after_min * 60.0)),
+                lead: secs(p.lead_min * 60.0),
+                config: HeadroomConfig {
+                    z: p.z,
+                    min_seats: p.min_seats,
+                    max_seats: p.max_seats,
+                },
+                last_reconcile: 0,
+                arrivals_at_last: 0,
+                recent: VecDeque::new(),
+            }
+        });
+        Ok(PlaceholderState {
+            pool,
+            per_user,
+            request,
+            seats_each,
+            desired,
+            live: Vec::new(),
+            created: 0,
+            arrivals_seen: 0,
+            predictive,
+        })
+    }
+}
+
+impl Sim<'_> {
+    pub(crate) fn start_placeholders(&mut self) {
+        self.scale_placeholders(0);
+        if self.placeholders.predictive.is_some() {
+            self.agenda.at(0, Event::PlaceholderReconcile);
+        }
+    }
+
+    fn new_placeholder(&mut self, now: Millis) {
+        let ph = &mut self.placeholders;
+        ph.created += 1;
+        let mut core = Pod::simple(
+            &format!("hub/user-placeholder-{}", ph.created),
+            PodRole::Placeholder,
+            PLACEHOLDER_PRIORITY,
+            ph.request.clone(),
+            now,
+        );
+        core.preemption_policy = PreemptionPolicy::Never;
+        let pool = ph.pool;
+        let id = self
+            .cluster
+            .create_pod(PodKind::Placeholder, pool, None, core, now);
+        self.placeholders.live.push(id);
+    }
+
+    /// Brings the live count to `desired`: create Pending ones, or delete pending ones and
+    /// then those on the nodes with the fewest users.
+    fn scale_placeholders(&mut self, now: Millis) {
+        while self.placeholders.live.len() < self.placeholders.desired {
+            self.new_placeholder(now);
+        }
+        let excess = self
+            .placeholders
+            .live
+            .len()
+            .saturating_sub(self.placeholders.desired);
+        if excess > 0 {
+            let users_on: Vec<Option<usize>> = self
+                .placeholders
+                .live
+                .iter()
+                .map(|&p| {
+                    self.cluster.pods[p]
+                        .node
+                        .map(|n| self.cluster.nodes[n].users)
+                })
+                .collect();
+            let order = removal_order(&users_on);
+            let doomed: Vec<PodId> = order[..excess]
+                .iter()
+                .map(|&i| self.placeholders.live[i])
+                .collect();
+            for pod in doomed {
+                self.cluster.delete_pod(pod);
+            }
+            self.placeholders
+                .live
+                .retain(|&p| self.cluster.pods[p].alive);
+            self.request_schedule(now);
+        }
+        self.request_schedule(now);
+    }
+
+    /// A placeholder was preempted or its node removed: the Deployment replaces it.
+    pub(crate) fn evict_placeholder(&mut self, pod: PodId, now: Millis) {
+        self.cluster.delete_pod(pod);
+        self.placeholders.live.retain(|&p| p != pod);
+        self.scale_placeholders(now);
+    }
+
+    /// The predictive controller's periodic reconcile: μ over the lead time from the
+    /// calendar + learned background (+ observed floor), H = μ + z·√μ, minus free warm seats.
+    pub(crate) fn on_placeholder_reconcile(&mut self, now: Millis) {
+        let free_seats = self.free_warm_seats(now);
+        let seen = self.placeholders.arrivals_seen;
+        let current = self.placeholders.live.len();
+        let seats_each = self.placeholders.seats_each;
+        let Some(p) = self.placeholders.predictive.as_mut() else {
+            return;
+        };
+        let elapsed = now - p.last_reconcile;
+        let new_arrivals = seen - p.arrivals_at_last;
+        // Learn the background only outside scheduled events, so a class is not counted
+        // twice (once in the calendar, once in the background).
+        let in_event = p
+            .forecast
+            .events
+            .iter()
+            .any(|e| e.expected_in(p.last_reconcile, now.max(p.last_reconcile + 1)) > 0.0);
+        if elapsed > 0 && !in_event {
+            p.background.observe(new_arrivals as f64, elapsed);
+        }
+        p.recent.push_back((now, seen));
+        while p
+            .recent
+            .front()
+            .is_some_and(|(t, _)| now - t > OBSERVED_WINDOW)
+        {
+            p.recent.pop_front();
+        }
+        let (t0, n0) = p.recent.front().copied().unwrap_or((now, seen));
+        p.forecast.observed_rate = if now > t0 {
+            (seen - n0) as f64 / (now - t0) as f64
+        } else {
+            0.0
+        };
+        p.forecast.background_rate = p.background.rate();
+        p.last_reconcile = now;
+        p.arrivals_at_last = seen;
+        let mu = p.forecast.expected_arrivals(now, p.lead);
+        let h = headroom_seats(mu, &p.config);
+        let target = placeholder_target(h, free_seats, seats_each);
+        self.placeholders.desired = p.hysteresis.step(current, target, now);
+        self.scale_placeholders(now);
+        let every = secs(self.sc.predictive.reconcile_s).max(1);
+        self.agenda.at(now + every, Event::PlaceholderReconcile);
+    }
+
+    /// F: seats on warm nodes of the placeholders' pool neither used by users nor held by
+    /// placeholders (free capacity only), limited by pod slots.
+    fn free_warm_seats(&self, now: Millis) -> i64 {
+        let ph = &self.placeholders;
+        let image = self.sc.image_index(&self.sc.profiles[0].image);
+        self.cluster
+            .ready_nodes()
+            .filter(|(_, n)| n.pool == ph.pool && image.is_none_or(|i| n.has_image(i, now)))
+            .map(|(_, n)| seats_in(&n.free(), &ph.per_user))
+            .sum()
+    }
+}

@@ -1,0 +1,68 @@
+//! Node pools: nodes boot for a sampled time, turn Ready (DaemonSets land), and pull images
+//! one at a time, each image once per node.
+
+use crate::cluster::NodeId;
+use crate::engine::Sim;
+use crate::events::Event;
+use crate::models::dist;
+use hubpack_core::model::Millis;
+
+impl Sim<'_> {
+    /// Initial nodes: Ready at time 0 with every image present.
+    pub(crate) fn start_pools(&mut self) {
+        for (pool, spec) in self.sc.pools.iter().enumerate() {
+            for _ in 0..spec.initial_nodes {
+                let id = self
+                    .cluster
+                    .add_node(pool, spec.allocatable.to_resources(), 0, 0);
+                self.cluster.nodes[id].image_ready_at = vec![Some(0); self.sc.images.len()];
+                self.cluster.node_ready(id, 0);
+            }
+        }
+    }
+
+    /// The cloud starts a machine for `pool`; it registers Ready after the boot time.
+    pub(crate) fn boot_node(&mut self, pool: usize, now: Millis) -> NodeId {
+        let spec = &self.sc.pools[pool];
+        let ready_at = now + dist::sample(&spec.boot, &mut self.rng);
+        let id = self
+            .cluster
+            .add_node(pool, spec.allocatable.to_resources(), now, ready_at);
+        self.agenda.at(ready_at, Event::NodeReady(id));
+        id
+    }
+
+    pub(crate) fn on_node_ready(&mut self, node: NodeId, now: Millis) {
+        if self.cluster.nodes[node].phase != crate::cluster::NodePhase::Booting {
+            return;
+        }
+        self.cluster.node_ready(node, now);
+        if self.policy.prepull {
+            self.start_prepull(node, now);
+        }
+        self.agenda
+            .at(now + self.warm_settle + 1, Event::NodeSettled(node));
+        self.request_schedule(now);
+    }
+
+    /// When `image` will be present on `node`, starting its pull behind any pull under way.
+    pub(crate) fn ensure_image(&mut self, node: NodeId, image: usize, now: Millis) -> Millis {
+        if let Some(Some(t)) = self.cluster.nodes[node].image_ready_at.get(image) {
+            return *t;
+        }
+        let pull = dist::sample(&self.sc.images[image].pull, &mut self.rng);
+        let n = &mut self.cluster.nodes[node];
+        let done = n.pull_free_at.max(now) + pull;
+        n.pull_free_at = done;
+        n.image_ready_at[image] = Some(done);
+        self.agenda.at(done, Event::ImagePulled { node, image });
+        done
+    }
+
+    pub(crate) fn on_image_pulled(&mut self, node: NodeId, _image: usize, now: Millis) {
+        if self.cluster.nodes[node].phase == crate::cluster::NodePhase::Ready {
+            self.cluster.refresh_node(node, now);
+            self.request_schedule(now);
+        }
+    }
+}

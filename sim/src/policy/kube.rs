@@ -1,0 +1,152 @@
+//! The parts of kube-scheduler both baselines share: the resource Filter on Ready nodes of
+//! the pod's pool, the ImageLocality score, and DefaultPreemption (PostFilter), which only
+//! runs when no node fits without evicting anything (reference/sched.md §1.2, §1.4).
+
+use super::Placement;
+use crate::cluster::{Cluster, NodeId, NodeState, PodId};
+use hubpack_core::model::{Millis, Resources};
+
+/// Runs Filter, then Score with `score`, then preemption if nothing fits. Ties go to the
+/// lowest node index (kube-scheduler breaks them at random; determinism matters more here).
+pub fn schedule(
+    cluster: &Cluster,
+    pod: PodId,
+    now: Millis,
+    score: impl Fn(&NodeState, &Resources) -> i64,
+) -> Placement {
+    let p = &cluster.pods[pod];
+    let req = p.requests();
+    let mut best: Option<(i64, NodeId)> = None;
+    for (id, n) in cluster.ready_nodes() {
+        if n.pool != p.pool || !req.fits_in(&n.free()) {
+            continue;
+        }
+        let s = score(n, req) + image_locality(cluster, n, p.image, now);
+        if best.is_none_or(|(b, _)| s > b) {
+            best = Some((s, id));
+        }
+    }
+    match best {
+        Some((_, id)) => Placement::Bind(id),
+        None => preempt(cluster, pod),
+    }
+}
+
+/// kube-scheduler's integer MostAllocated score of `node` with `req` added (cpu and memory,
+/// weight 1 each), 0..=100.
+pub fn most_allocated(node: &NodeState, req: &Resources) -> i64 {
+    let after = &node.requested + req;
+    let one = |used: i64, cap: i64| {
+        if cap <= 0 {
+            0
+        } else {
+            used.min(cap) * 100 / cap
+        }
+    };
+    (one(after.cpu_milli, node.allocatable.cpu_milli) + one(after.memory, node.allocatable.memory))
+        / 2
+}
+
+/// LeastAllocated, 0..=100.
+pub fn least_allocated(node: &NodeState, req: &Resources) -> i64 {
+    let after = &node.requested + req;
+    let one = |used: i64, cap: i64| {
+        if cap <= 0 || used > cap {
+            0
+        } else {
+            (cap - used) * 100 / cap
+        }
+    };
+    (one(after.cpu_milli, node.allocatable.cpu_milli) + one(after.memory, node.allocatable.memory))
+        / 2
+}
+
+/// ImageLocality, 0..=100: the image's size (clamped to [23 MiB, 1000 MiB]) scaled by the
+/// share of nodes that have it, only on nodes that have it.
+fn image_locality(cluster: &Cluster, node: &NodeState, image: Option<usize>, now: Millis) -> i64 {
+    const MIN_MB: f64 = 23.0;
+    const MAX_MB: f64 = 1000.0;
+    let Some(img) = image else { return 0 };
+    if !node.has_image(img, now) {
+        return 0;
+    }
+    let (with, total) = cluster
+        .ready_nodes()
+        .fold((0usize, 0usize), |(w, t), (_, n)| {
+            (w + usize::from(n.has_image(img, now)), t + 1)
+        });
+    let size = cluster.image_sizes_mb.get(img).copied().unwrap_or(0.0);
+    let sum = (size * with as f64 / total.max(1) as f64).clamp(MIN_MB, MAX_MB);
+    (100.0 * (sum - MIN_MB) / (MAX_MB - MIN_MB)) as i64
+}
+
+/// DefaultPreemption: on every node where evicting all lower-priority pods would make room,
+/// evict as few as possible (reprieve the most important first: higher priority, then older);
+/// pick the node with the lowest highest-victim priority, then the smallest priority sum,
+/// then fewest victims, then the latest-started highest-priority victim, then the first.
+fn preempt(cluster: &Cluster, pod: PodId) -> Placement {
+    let p = &cluster.pods[pod];
+    if !p.core.may_preempt() {
+        return Placement::Unschedulable;
+    }
+    let req = p.requests();
+    // (highest victim priority, priority sum, count, -latest start) for comparison.
+    let mut best: Option<((i32, i64, usize, i64), NodeId, Vec<PodId>)> = None;
+    for (id, n) in cluster.ready_nodes() {
+        if n.pool != p.pool {
+            continue;
+        }
+        let mut lower: Vec<PodId> = n
+            .pods
+            .iter()
+            .copied()
+            .filter(|&v| cluster.pods[v].priority() < p.priority())
+            .collect();
+        let mut free = n.free();
+        for &v in &lower {
+            free += cluster.pods[v].requests();
+        }
+        if !req.fits_in(&free) {
+            continue;
+        }
+        // Most important first; reprieve each that can stay.
+        lower.sort_by_key(|&v| {
+            let q = &cluster.pods[v];
+            (-q.priority(), q.bound_at.unwrap_or(0), v)
+        });
+        let mut victims = Vec::new();
+        for v in lower {
+            let r = cluster.pods[v].requests();
+            let without = &free - r;
+            if req.fits_in(&without) {
+                free = without;
+            } else {
+                victims.push(v);
+            }
+        }
+        let top = victims
+            .iter()
+            .map(|&v| cluster.pods[v].priority())
+            .max()
+            .unwrap_or(i32::MIN);
+        let sum: i64 = victims
+            .iter()
+            .map(|&v| i64::from(cluster.pods[v].priority()) + i64::from(i32::MAX) + 1)
+            .sum();
+        let latest = victims
+            .iter()
+            .filter(|&&v| cluster.pods[v].priority() == top)
+            .map(|&v| cluster.pods[v].bound_at.unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let key = (top, sum, victims.len(), -latest);
+        if best.as_ref().is_none_or(|(b, _, _)| key < *b) {
+            best = Some((key, id, victims));
+        }
+    }
+    match best {
+        Some((_, node, victims)) if !victims.is_empty() => Placement::Preempt { node, victims },
+        Some((_, node, _)) => Placement::Bind(node),
+        None => Placement::Unschedulable,
+    }
+}

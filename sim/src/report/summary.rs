@@ -1,0 +1,122 @@
+//! summary.json: per policy, wait percentiles with 95% CIs over seeds, shares of long
+//! waits, failed spawns, head-of-line-blocked users, node-hours and cost, peak nodes and
+//! autoscaler activity.
+
+use crate::engine::PolicySpec;
+use crate::metrics::{RunResult, WaitCause};
+use crate::scenario::Scenario;
+use crate::stats::{Estimate, quantile};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub seeds: usize,
+    pub price_per_node_hour: f64,
+    pub policies: Vec<PolicySummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySummary {
+    pub label: String,
+    pub policy: PolicySpec,
+    /// Users per seed (mean).
+    pub users: f64,
+    /// Seconds from arrival to a running server (users who gave up count with the time
+    /// until they did: a lower bound; users still waiting at the end are left out).
+    pub wait_p50_s: Estimate,
+    pub wait_p90_s: Estimate,
+    pub wait_p95_s: Estimate,
+    pub wait_p99_s: Estimate,
+    pub wait_max_s: Estimate,
+    pub share_wait_over_30s: Estimate,
+    pub share_wait_over_60s: Estimate,
+    pub share_wait_over_5min: Estimate,
+    pub failed_spawns: Estimate,
+    pub users_gave_up: Estimate,
+    /// Users who waited > 30 s longer than a warm start while, at their arrival, a warm
+    /// seat they fit (free or held by a placeholder) existed.
+    pub head_of_line_blocked: Estimate,
+    pub node_hours: Estimate,
+    pub cost: Estimate,
+    pub peak_nodes: Estimate,
+    pub scale_ups: Estimate,
+    pub scale_downs: Estimate,
+    pub events: Estimate,
+}
+
+/// The waits of one run, seconds, sorted: finished users' waits, and for users who gave
+/// up the time until they did (a lower bound of what they would have waited).
+pub fn waits(run: &RunResult) -> Vec<f64> {
+    let mut w: Vec<f64> = run
+        .users
+        .iter()
+        .filter_map(|u| u.wait_s.or(u.gave_up_after_s))
+        .collect();
+    w.sort_by(f64::total_cmp);
+    w
+}
+
+impl Summary {
+    pub fn of(sc: &Scenario, runs: &[Vec<RunResult>]) -> Summary {
+        let policies = runs
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|seeds| PolicySummary::of(sc, seeds))
+            .collect();
+        Summary {
+            scenario: sc.name.clone(),
+            seeds: runs.first().map_or(0, Vec::len),
+            price_per_node_hour: sc.price_per_node_hour,
+            policies,
+        }
+    }
+}
+
+impl PolicySummary {
+    fn of(sc: &Scenario, seeds: &[RunResult]) -> PolicySummary {
+        let per = |f: &dyn Fn(&RunResult) -> f64| -> Estimate {
+            Estimate::of(&seeds.iter().map(f).collect::<Vec<_>>())
+        };
+        let q = |p: f64| per(&|r: &RunResult| quantile(&waits(r), p));
+        let share = |limit: f64| {
+            per(&|r: &RunResult| {
+                let w = waits(r);
+                if w.is_empty() {
+                    0.0
+                } else {
+                    w.iter().filter(|&&x| x > limit).count() as f64 / w.len() as f64
+                }
+            })
+        };
+        PolicySummary {
+            label: seeds[0].policy.label(),
+            policy: seeds[0].policy.clone(),
+            users: per(&|r| r.users.len() as f64).mean,
+            wait_p50_s: q(0.50),
+            wait_p90_s: q(0.90),
+            wait_p95_s: q(0.95),
+            wait_p99_s: q(0.99),
+            wait_max_s: q(1.0),
+            share_wait_over_30s: share(30.0),
+            share_wait_over_60s: share(60.0),
+            share_wait_over_5min: share(300.0),
+            failed_spawns: per(&|r| f64::from(r.failed_spawns)),
+            users_gave_up: per(&|r| {
+                r.users
+                    .iter()
+                    .filter(|u| u.cause == WaitCause::GaveUp)
+                    .count() as f64
+            }),
+            head_of_line_blocked: per(&|r| {
+                r.users.iter().filter(|u| u.head_of_line_blocked).count() as f64
+            }),
+            node_hours: per(&|r| r.node_hours),
+            cost: per(&|r| r.node_hours * sc.price_per_node_hour),
+            peak_nodes: per(&|r| r.peak_nodes as f64),
+            scale_ups: per(&|r| r.scale_ups as f64),
+            scale_downs: per(&|r| r.scale_downs as f64),
+            events: per(&|r| r.events as f64),
+        }
+    }
+}

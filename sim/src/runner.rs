@@ -1,0 +1,58 @@
+//! Runs a scenario: one policy × seeds, or the whole policy grid × seeds, in parallel with
+//! rayon (each run stays single-threaded and deterministic), with an optional progress bar.
+
+use crate::engine::{PolicySpec, RunError, run_one};
+use crate::metrics::RunResult;
+use crate::scenario::Scenario;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+/// Every point of the scenario's policy grid.
+pub fn grid(sc: &Scenario) -> Vec<PolicySpec> {
+    let mut out = Vec::new();
+    for &scheduler in &sc.policies.schedulers {
+        for placeholders in &sc.policies.placeholders {
+            out.push(PolicySpec {
+                scheduler,
+                placeholders: placeholders.clone(),
+                prepull: sc.policies.prepull,
+            });
+        }
+    }
+    out
+}
+
+/// Runs every policy for seeds `0..seeds`; results are grouped per policy, in seed order.
+pub fn run_grid(
+    sc: &Scenario,
+    policies: &[PolicySpec],
+    seeds: u64,
+    progress: bool,
+) -> Result<Vec<Vec<RunResult>>, RunError> {
+    let jobs: Vec<(usize, u64)> = (0..policies.len())
+        .flat_map(|p| (0..seeds).map(move |s| (p, s)))
+        .collect();
+    let bar = if progress {
+        let b = ProgressBar::new(jobs.len() as u64);
+        if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed}") {
+            b.set_style(style);
+        }
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let results: Result<Vec<RunResult>, RunError> = jobs
+        .par_iter()
+        .map(|&(p, seed)| {
+            let r = run_one(sc, policies[p].clone(), seed);
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut grouped: Vec<Vec<RunResult>> = policies.iter().map(|_| Vec::new()).collect();
+    for (r, &(p, _)) in results?.into_iter().zip(&jobs) {
+        grouped[p].push(r);
+    }
+    Ok(grouped)
+}
