@@ -95,8 +95,9 @@ mod tests {
         assert_eq!(a.pop(), Some((5, "a")));
         assert_eq!(a.pop(), Some((10, "b")));
         a.at(0, "late");
-        assert_eq!(a.pop(), Some((10, "late")));
+        // Scheduled in the past: runs now, after what was already due now.
         assert_eq!(a.pop(), Some((10, "c")));
+        assert_eq!(a.pop(), Some((10, "late")));
         assert_eq!(a.pop(), None);
     }
 }

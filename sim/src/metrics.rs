@@ -29,6 +29,8 @@ pub struct UserRun {
     pub pulled: bool,
     pub ready: Option<Millis>,
     pub gave_up: Option<Millis>,
+    /// When the culler removed the server.
+    pub culled: Option<Millis>,
 }
 
 impl UserRun {
@@ -48,6 +50,7 @@ impl UserRun {
             pulled: false,
             ready: None,
             gave_up: None,
+            culled: None,
         }
     }
 }
@@ -85,6 +88,7 @@ pub struct UserRecord {
     pub gave_up_after_s: Option<f64>,
     pub node: Option<String>,
     pub node_was_new: bool,
+    pub culled_s: Option<f64>,
     pub attempts: u32,
     pub failed_spawns: u32,
     pub warm_seat_at_arrival: bool,
@@ -106,12 +110,22 @@ pub struct Sample {
     pub cpu_alloc_placeholders: f64,
 }
 
+/// A node's life, seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeRecord {
+    pub name: String,
+    pub created_s: f64,
+    pub ready_s: f64,
+    pub deleted_s: Option<f64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
     pub policy: PolicySpec,
     pub seed: u64,
     pub users: Vec<UserRecord>,
     pub samples: Vec<Sample>,
+    pub nodes: Vec<NodeRecord>,
     pub node_hours: f64,
     pub peak_nodes: usize,
     pub scale_ups: usize,
@@ -215,6 +229,7 @@ impl RunResult {
                     gave_up_after_s: u.gave_up.map(|g| s(g - u.session.arrival)),
                     node: u.node.map(|n| sim.cluster.nodes[n].name.clone()),
                     node_was_new: u.node_was_new,
+                    culled_s: u.culled.map(s),
                     attempts: u.attempts,
                     failed_spawns: u.failed_spawns,
                     warm_seat_at_arrival: u.warm_seat_at_arrival,
@@ -229,12 +244,17 @@ impl RunResult {
             .iter()
             .map(|n| (n.deleted_at.unwrap_or(end).min(end) - n.created).max(0) as f64 / 3.6e6)
             .sum();
-        let peak_nodes = sim
-            .samples
+        let nodes = sim
+            .cluster
+            .nodes
             .iter()
-            .map(|x| x.nodes_ready + x.nodes_booting)
-            .max()
-            .unwrap_or(0);
+            .map(|n| NodeRecord {
+                name: n.name.clone(),
+                created_s: s(n.created),
+                ready_s: s(n.ready_at),
+                deleted_s: n.deleted_at.map(s),
+            })
+            .collect();
         RunResult {
             failed_spawns: sim.users.iter().map(|u| u.failed_spawns).sum(),
             events: sim.events_processed(),
@@ -243,7 +263,8 @@ impl RunResult {
             users,
             samples: sim.samples,
             node_hours,
-            peak_nodes,
+            peak_nodes: sim.autoscaler.peak_nodes,
+            nodes,
             scale_ups: sim.autoscaler.scale_ups,
             scale_downs: sim.autoscaler.scale_downs,
             warm_start_s: s(warm_start),

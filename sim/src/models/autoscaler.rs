@@ -19,6 +19,8 @@ pub struct AutoscalerState {
     pub last_scale_up: Option<Millis>,
     pub scale_ups: usize,
     pub scale_downs: usize,
+    /// Most nodes alive (booting or Ready) at once.
+    pub peak_nodes: usize,
 }
 
 impl Sim<'_> {

@@ -125,6 +125,11 @@ impl Sim<'_> {
     }
 
     pub(crate) fn on_cull(&mut self, pod: PodId, now: Millis) {
+        if let PodKind::User(u) = self.cluster.pods[pod].kind
+            && self.cluster.pods[pod].alive
+        {
+            self.users[u].culled = Some(now);
+        }
         self.cluster.delete_pod(pod);
         self.request_schedule(now);
     }

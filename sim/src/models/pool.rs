@@ -19,6 +19,12 @@ impl Sim<'_> {
                 self.cluster.node_ready(id, 0);
             }
         }
+        self.note_node_count();
+    }
+
+    fn note_node_count(&mut self) {
+        let live: usize = self.cluster.live_nodes.iter().sum();
+        self.autoscaler.peak_nodes = self.autoscaler.peak_nodes.max(live);
     }
 
     /// The cloud starts a machine for `pool`; it registers Ready after the boot time.
@@ -29,6 +35,7 @@ impl Sim<'_> {
             .cluster
             .add_node(pool, spec.allocatable.to_resources(), now, ready_at);
         self.agenda.at(ready_at, Event::NodeReady(id));
+        self.note_node_count();
         id
     }
 
