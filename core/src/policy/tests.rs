@@ -325,3 +325,33 @@ fn assumed_pods_count_until_confirmed_or_forgotten() {
     assert_eq!(s.remove_pod(&a.key).map(|p| p.key), Some(a.key));
     assert_eq!(s.requested("n"), Resources::default());
 }
+
+#[test]
+fn scoring_counts_default_requests_of_pods_without_requests() {
+    // Node a holds pods without requests (scored as 100m/200Mi each), node b pods with
+    // small real requests. a scores higher after placement and must win even though its
+    // fit-free fraction is larger (the index bound has to include the excess).
+    const MI: i64 = 1 << 20;
+    let mut s = Snapshot::new();
+    for name in ["a", "b"] {
+        let mut n = Node::new(name, Resources::new(1000, 1000 * MI).with_pods(110));
+        n.ready_since = Some(0);
+        s.upsert_node(n);
+    }
+    for i in 0..4 {
+        let mut p = Pod::simple(
+            &format!("u/bare{i}"),
+            PodRole::User,
+            0,
+            Resources::default(),
+            0,
+        );
+        p.score_requests.cpu_milli = 100;
+        p.score_requests.memory = 200 * MI;
+        s.upsert_pod(on(p, "a"));
+    }
+    let p = Pod::simple("u/real", PodRole::User, 0, Resources::new(300, 300 * MI), 0);
+    s.upsert_pod(on(p, "b"));
+    let new = Pod::simple("u/new", PodRole::User, 0, Resources::new(100, 100 * MI), 0);
+    assert_eq!(both(&s, &new), bind("a"));
+}

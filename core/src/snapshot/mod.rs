@@ -110,6 +110,16 @@ impl Snapshot {
         self.pods.get(key).map(|e| &e.pod)
     }
 
+    /// Every pod the snapshot holds, in no particular order.
+    pub fn pods(&self) -> impl Iterator<Item = &Pod> {
+        self.pods.values().map(|e| &e.pod)
+    }
+
+    /// Whether the pod counts on its node only because of `assume`.
+    pub fn is_assumed(&self, key: &PodKey) -> bool {
+        self.pods.get(key).is_some_and(|e| e.assumed)
+    }
+
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.get(name)
     }
