@@ -504,7 +504,7 @@ impl Scenario {
 
     /// Cross-field checks, each message saying what to change.
     fn validate(&self) -> Result<(), String> {
-        if !(self.duration_h > 0.0) {
+        if self.duration_h.is_nan() || self.duration_h <= 0.0 {
             return Err("duration_h must be > 0".into());
         }
         if self.seeds == 0 {

@@ -2,6 +2,8 @@
 //! the delay after a scale-up), never below the pool minimum, and never while a user's
 //! server runs on them.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use hubpack_sim::metrics::RunResult;

@@ -1,5 +1,7 @@
 //! The same seed gives the identical run; another seed gives another one.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use hubpack_sim::report::summary::Summary;

@@ -2,6 +2,8 @@
 //! placeholders leave warm seats held while users land on cold nodes; hubpack's warm-first
 //! policy preempts those placeholders instead.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use hubpack_sim::scenario::{PlaceholderMode, SchedulerKind};

@@ -1,6 +1,8 @@
 //! The 2i2c example through the shipped scenario: 60 users per 3 minutes and a 10-minute
 //! lead time give μ = 200 expected arrivals and H = 200 + z·√200.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use hubpack_core::headroom::{ArrivalForecast, HeadroomConfig, headroom_seats};

@@ -1,6 +1,8 @@
 //! Wait times against what must hold whatever the policy: instant nodes and pulls leave
 //! nobody waiting; Poisson load obeys Little's law.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use hubpack_sim::scenario::{PlaceholderMode, SchedulerKind};

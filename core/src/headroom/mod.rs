@@ -16,6 +16,6 @@ pub mod sizing;
 pub use forecast::{ArrivalForecast, Ewma, ScheduledEvent, WEEK_MS, WeeklyProfile};
 pub use hysteresis::{Hysteresis, removal_order};
 pub use sizing::{
-    HeadroomConfig, HeadroomError, headroom_seats, placeholder_target, seats_in,
+    HeadroomConfig, HeadroomError, Misfit, headroom_seats, placeholder_target, seats_in,
     seats_per_placeholder, validate_placeholder,
 };

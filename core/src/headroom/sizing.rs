@@ -29,26 +29,40 @@ pub enum HeadroomError {
     /// The autoscaler never adds a node for a pod that would not fit on a fresh one, so the
     /// placeholder would stay Pending for ever: refuse the configuration instead.
     #[error(
-        "a placeholder requesting {request:?} does not fit on a fresh node of the pool \
-         (allocatable {allocatable:?} minus DaemonSets {daemonsets:?}): short of {short:?}; \
-         lower users per placeholder or use a larger node type"
+        "a placeholder requesting {:?} does not fit on a fresh node of the pool \
+         (allocatable {:?} minus DaemonSets {:?}): short of {:?}; lower users per \
+         placeholder or use a larger node type",
+        .0.request, .0.allocatable, .0.daemonsets, .0.short
     )]
-    PlaceholderTooLarge {
-        request: Resources,
-        allocatable: Resources,
-        daemonsets: Resources,
-        short: Vec<ResourceName>,
-    },
+    PlaceholderTooLarge(Box<Misfit>),
     /// Not even one user fits a fresh node.
     #[error(
-        "not one user requesting {user:?} fits on a fresh node of the pool (allocatable \
-         {allocatable:?} minus DaemonSets {daemonsets:?}); use a larger node type"
+        "not one user requesting {:?} fits on a fresh node of the pool (allocatable {:?} \
+         minus DaemonSets {:?}): short of {:?}; use a larger node type",
+        .0.request, .0.allocatable, .0.daemonsets, .0.short
     )]
-    UserDoesNotFit {
-        user: Resources,
-        allocatable: Resources,
-        daemonsets: Resources,
-    },
+    UserDoesNotFit(Box<Misfit>),
+}
+
+/// What did not fit where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Misfit {
+    pub request: Resources,
+    pub allocatable: Resources,
+    pub daemonsets: Resources,
+    pub short: Vec<ResourceName>,
+}
+
+impl Misfit {
+    fn new(request: &Resources, allocatable: &Resources, daemonsets: &Resources) -> Box<Misfit> {
+        let fresh = allocatable - daemonsets;
+        Box::new(Misfit {
+            short: request.shortfalls(&fresh),
+            request: request.clone(),
+            allocatable: allocatable.clone(),
+            daemonsets: daemonsets.clone(),
+        })
+    }
 }
 
 /// H: headroom in user seats for `expected` arrivals (μ) over the lead time.
@@ -100,11 +114,11 @@ pub fn seats_per_placeholder(
     let fresh = allocatable - daemonsets;
     let n = seats_in(&fresh, per_user);
     if n < 1 {
-        return Err(HeadroomError::UserDoesNotFit {
-            user: per_user.clone(),
-            allocatable: allocatable.clone(),
-            daemonsets: daemonsets.clone(),
-        });
+        return Err(HeadroomError::UserDoesNotFit(Misfit::new(
+            per_user,
+            allocatable,
+            daemonsets,
+        )));
     }
     Ok(n)
 }
@@ -115,17 +129,11 @@ pub fn validate_placeholder(
     daemonsets: &Resources,
     request: &Resources,
 ) -> Result<(), HeadroomError> {
-    let fresh = allocatable - daemonsets;
-    let short = request.shortfalls(&fresh);
-    if short.is_empty() {
+    let misfit = Misfit::new(request, allocatable, daemonsets);
+    if misfit.short.is_empty() {
         Ok(())
     } else {
-        Err(HeadroomError::PlaceholderTooLarge {
-            request: request.clone(),
-            allocatable: allocatable.clone(),
-            daemonsets: daemonsets.clone(),
-            short,
-        })
+        Err(HeadroomError::PlaceholderTooLarge(misfit))
     }
 }
 
@@ -218,7 +226,7 @@ mod tests {
         let big = Resources::new(32_000, 2 * GIB).with_pods(1);
         assert!(matches!(
             seats_per_placeholder(&alloc, &ds, &big),
-            Err(HeadroomError::UserDoesNotFit { .. })
+            Err(HeadroomError::UserDoesNotFit(_))
         ));
     }
 
@@ -232,8 +240,8 @@ mod tests {
         );
         let err = validate_placeholder(&alloc, &ds, &Resources::new(16_000, 62 * GIB).with_pods(1));
         match err {
-            Err(HeadroomError::PlaceholderTooLarge { short, .. }) => {
-                assert_eq!(short, vec![ResourceName::Cpu])
+            Err(HeadroomError::PlaceholderTooLarge(m)) => {
+                assert_eq!(m.short, vec![ResourceName::Cpu])
             }
             other => panic!("{other:?}"),
         }

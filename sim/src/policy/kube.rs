@@ -80,6 +80,10 @@ fn image_locality(cluster: &Cluster, node: &NodeState, image: Option<usize>, now
     (100.0 * (sum - MIN_MB) / (MAX_MB - MIN_MB)) as i64
 }
 
+/// How bad a set of victims is, lower is better: highest victim priority, priority sum,
+/// count, and the negated latest start time of the highest-priority victims.
+type VictimKey = (i32, i64, usize, i64);
+
 /// DefaultPreemption: on every node where evicting all lower-priority pods would make room,
 /// evict as few as possible (reprieve the most important first: higher priority, then older);
 /// pick the node with the lowest highest-victim priority, then the smallest priority sum,
@@ -90,8 +94,7 @@ fn preempt(cluster: &Cluster, pod: PodId) -> Placement {
         return Placement::Unschedulable;
     }
     let req = p.requests();
-    // (highest victim priority, priority sum, count, -latest start) for comparison.
-    let mut best: Option<((i32, i64, usize, i64), NodeId, Vec<PodId>)> = None;
+    let mut best: Option<(VictimKey, NodeId, Vec<PodId>)> = None;
     for (id, n) in cluster.ready_nodes() {
         if n.pool != p.pool {
             continue;
