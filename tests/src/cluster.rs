@@ -26,6 +26,7 @@ pub const ORDER: &[&str] = &[
     "kube-controller-manager",
     "kwok",
     "image-model",
+    "kube-scheduler",
     "cluster-autoscaler",
 ];
 
@@ -41,6 +42,8 @@ pub struct ClusterOptions {
     pub default_pull_time: Duration,
     /// Node groups for cluster-autoscaler; `None` runs no autoscaler.
     pub autoscaler: Option<Vec<NodeGroup>>,
+    /// Run the stock kube-scheduler (scheduler name `default-scheduler`) for side-by-side runs.
+    pub kube_scheduler: bool,
     /// The `hubpack-image-model` binary (tests: `env!("CARGO_BIN_EXE_hubpack-image-model")`).
     pub image_model_bin: PathBuf,
     /// How long each component may take to become ready.
@@ -55,6 +58,7 @@ impl ClusterOptions {
             default_boot_delay: Duration::from_secs(30),
             default_pull_time: Duration::from_secs(20),
             autoscaler: None,
+            kube_scheduler: false,
             image_model_bin: image_model_bin.into(),
             ready_timeout: Duration::from_secs(120),
         }
@@ -91,6 +95,35 @@ pub enum ClusterError {
     Kube { what: String, source: kube::Error },
 }
 
+/// The binaries a cluster with these options runs, all found before anything starts.
+struct Bins {
+    etcd: PathBuf,
+    apiserver: PathBuf,
+    kcm: PathBuf,
+    kwok: PathBuf,
+    scheduler: Option<PathBuf>,
+    autoscaler: Option<PathBuf>,
+}
+
+impl Bins {
+    fn find(opts: &ClusterOptions) -> Result<Bins, BinaryError> {
+        Ok(Bins {
+            etcd: binaries::find(Component::Etcd, "etcd")?,
+            apiserver: binaries::find(Component::K8s, "kube-apiserver")?,
+            kcm: binaries::find(Component::K8s, "kube-controller-manager")?,
+            kwok: binaries::find(Component::Kwok, "kwok")?,
+            scheduler: match opts.kube_scheduler {
+                true => Some(binaries::find(Component::K8s, "kube-scheduler")?),
+                false => None,
+            },
+            autoscaler: match opts.autoscaler {
+                Some(_) => Some(binaries::find(Component::Autoscaler, "cluster-autoscaler")?),
+                None => None,
+            },
+        })
+    }
+}
+
 /// A running cluster started by this process.
 pub struct Cluster {
     pub state_dir: PathBuf,
@@ -106,14 +139,8 @@ impl Cluster {
     /// Starts every component and waits until the cluster is usable.
     pub async fn start(opts: &ClusterOptions) -> Result<Cluster, ClusterError> {
         let t0 = Instant::now();
-        let etcd_bin = binaries::find(Component::Etcd, "etcd")?;
-        let apiserver_bin = binaries::find(Component::K8s, "kube-apiserver")?;
-        let kcm_bin = binaries::find(Component::K8s, "kube-controller-manager")?;
-        let kwok_bin = binaries::find(Component::Kwok, "kwok")?;
-        let ca_bin = match &opts.autoscaler {
-            Some(_) => Some(binaries::find(Component::Autoscaler, "cluster-autoscaler")?),
-            None => None,
-        };
+        let bins = Bins::find(opts)?;
+        let apiserver_bin = bins.apiserver.clone();
         let dir = &opts.state_dir;
         if has_pid_files(dir) {
             return Err(ClusterError::AlreadyRunning(dir.clone()));
@@ -138,10 +165,7 @@ impl Cluster {
             processes: Mutex::new(vec![]),
         };
         // From here on, a failure stops what was started.
-        match cluster
-            .bring_up(opts, &pki, etcd_bin, kcm_bin, kwok_bin, ca_bin)
-            .await
-        {
+        match cluster.bring_up(opts, &pki, bins).await {
             Ok(()) => {
                 tracing::info!(elapsed = ?t0.elapsed(), kubeconfig = %kubeconfig.display(), "cluster ready");
                 Ok(cluster)
@@ -157,10 +181,7 @@ impl Cluster {
         &mut self,
         opts: &ClusterOptions,
         pki: &Pki,
-        etcd_bin: PathBuf,
-        kcm_bin: PathBuf,
-        kwok_bin: PathBuf,
-        ca_bin: Option<PathBuf>,
+        bins: Bins,
     ) -> Result<(), ClusterError> {
         let dir = opts.state_dir.clone();
         let timeout = opts.ready_timeout;
@@ -179,7 +200,7 @@ impl Cluster {
             "--unsafe-no-fsync".into(),
             "--log-level=warn".into(),
         ];
-        self.start_process("etcd", &etcd_bin, &etcd_args, &[])?;
+        self.start_process("etcd", &bins.etcd, &etcd_args, &[])?;
         let etcd_health = format!("127.0.0.1:{etcd_port}");
         self.wait_ready("etcd", timeout, || wait::http_ok(&etcd_health, "/health"))
             .await?;
@@ -206,7 +227,7 @@ impl Cluster {
             "--kube-api-qps=200".into(),
             "--kube-api-burst=400".into(),
         ];
-        self.start_process("kube-controller-manager", &kcm_bin, &kcm_args, &[])?;
+        self.start_process("kube-controller-manager", &bins.kcm, &kcm_args, &[])?;
 
         let kwok_config = dir.join("kwok.yaml");
         kwok::write_config(&kwok_config, opts.default_boot_delay).map_err(|source| {
@@ -217,7 +238,7 @@ impl Cluster {
         })?;
         self.start_process(
             "kwok",
-            &kwok_bin,
+            &bins.kwok,
             &kwok::args(&self.kubeconfig, &kwok_config),
             &[],
         )?;
@@ -262,7 +283,11 @@ impl Cluster {
             .await?;
         }
 
-        if let (Some(groups), Some(ca_bin)) = (&opts.autoscaler, ca_bin) {
+        if let Some(bin) = &bins.scheduler {
+            self.start_kube_scheduler(bin).await?;
+        }
+
+        if let (Some(groups), Some(ca_bin)) = (&opts.autoscaler, &bins.autoscaler) {
             let cms: Api<ConfigMap> = Api::namespaced(client.clone(), autoscaler::NAMESPACE);
             for cm in [
                 autoscaler::provider_config_map(),
@@ -278,7 +303,7 @@ impl Cluster {
             let port = processes::free_port()?;
             self.start_process(
                 "cluster-autoscaler",
-                &ca_bin,
+                ca_bin,
                 &autoscaler::args(&self.kubeconfig, port),
                 &autoscaler::env(&self.kubeconfig),
             )?;
@@ -289,6 +314,36 @@ impl Cluster {
             .await?;
         }
         Ok(())
+    }
+
+    async fn start_kube_scheduler(&self, bin: &Path) -> Result<(), ClusterError> {
+        let config = self.state_dir.join("kube-scheduler.yaml");
+        let text = format!(
+            "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n\
+             clientConnection:\n  kubeconfig: {}\n  qps: 200\n  burst: 400\n\
+             leaderElection:\n  leaderElect: false\n\
+             profiles:\n- schedulerName: default-scheduler\n",
+            self.kubeconfig.display()
+        );
+        std::fs::write(&config, text).map_err(|source| ClusterError::Io {
+            what: format!("writing {}", config.display()),
+            source,
+        })?;
+        let port = processes::free_port()?;
+        let args = vec![
+            format!("--config={}", config.display()),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+        ];
+        self.start_process("kube-scheduler", bin, &args, &[])?;
+        // /healthz on the secure port needs TLS; a listening port is enough to know it started,
+        // and the scheduler's own informers wait for the apiserver.
+        let addr = format!("127.0.0.1:{port}");
+        self.wait_ready("kube-scheduler", self.ready_timeout, || {
+            let addr = addr.clone();
+            async move { tokio::net::TcpStream::connect(&addr).await.is_ok() }
+        })
+        .await
     }
 
     fn start_process(

@@ -42,6 +42,9 @@ pub struct UpArgs {
     /// Run cluster-autoscaler with a `user` and a `core` node group (0..10 nodes each).
     #[arg(long)]
     autoscaler: bool,
+    /// Also run the stock kube-scheduler (for pods with schedulerName default-scheduler).
+    #[arg(long)]
+    kube_scheduler: bool,
     /// Boot time of nodes added later (e.g. by the autoscaler), a Go duration.
     #[arg(long, default_value = "30s")]
     boot_delay: String,
@@ -164,6 +167,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
                 .push((format!("{}-{i}", pool.name()), NodeTemplate::new(pool)));
         }
     }
+    opts.kube_scheduler = args.kube_scheduler;
     if args.autoscaler {
         opts.autoscaler = Some(
             [Pool::User, Pool::Core]
