@@ -232,7 +232,9 @@ impl ClusterState {
     fn kubelet_rejection(&mut self, p: &k8s::Pod, cls: &Classifier) -> Option<(String, String)> {
         let status = p.status.as_ref()?;
         let reason = status.reason.as_deref()?;
-        if !(cls.is_ours(p) && status.phase.as_deref() == Some("Failed") && reason.starts_with("OutOf"))
+        if !(cls.is_ours(p)
+            && status.phase.as_deref() == Some("Failed")
+            && reason.starts_with("OutOf"))
         {
             return None;
         }

@@ -281,7 +281,10 @@ impl Config {
         if !(q.unschedulable_retry_seconds > 0.0 && q.unschedulable_retry_seconds.is_finite()) {
             return invalid(
                 "queue.unschedulableRetrySeconds",
-                format!("({}) must be a positive number", q.unschedulable_retry_seconds),
+                format!(
+                    "({}) must be a positive number",
+                    q.unschedulable_retry_seconds
+                ),
                 "use e.g. 30",
             );
         }
@@ -310,11 +313,7 @@ impl Config {
             );
         }
         if self.volumes.bind_timeout_seconds == 0 {
-            return invalid(
-                "volumes.bindTimeoutSeconds",
-                "is 0".into(),
-                "use e.g. 600",
-            );
+            return invalid("volumes.bindTimeoutSeconds", "is 0".into(), "use e.g. 600");
         }
         Ok(())
     }
@@ -365,7 +364,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.scheduler_name, "my-sched");
-        assert_eq!(c.placeholder_selectors[0].0["hub.jupyter.org/placeholder"], "true");
+        assert_eq!(
+            c.placeholder_selectors[0].0["hub.jupyter.org/placeholder"],
+            "true"
+        );
         assert_eq!(c.lease_namespace(), "hub");
         assert_eq!(c.api.bind_concurrency, 4);
         assert_eq!(c.metrics_address.port(), 9999);
@@ -389,11 +391,17 @@ mod tests {
                 "leaderElection: {leaseDurationSeconds: 5, renewGraceSeconds: 5}",
                 "leaderElection.renewGraceSeconds",
             ),
-            ("queue: {initialBackoffSeconds: 5, maxBackoffSeconds: 1}", "queue.maxBackoffSeconds"),
+            (
+                "queue: {initialBackoffSeconds: 5, maxBackoffSeconds: 1}",
+                "queue.maxBackoffSeconds",
+            ),
             ("api: {qps: 0}", "api.qps"),
             ("api: {burst: 0}", "api.burst"),
             ("api: {bindConcurrency: 0}", "api.bindConcurrency"),
-            ("preemption: {timeoutSeconds: 0}", "preemption.timeoutSeconds"),
+            (
+                "preemption: {timeoutSeconds: 0}",
+                "preemption.timeoutSeconds",
+            ),
         ];
         for (yaml, field) in cases {
             match Config::parse(yaml, "t") {

@@ -15,9 +15,16 @@
 pub mod actions;
 pub mod cluster_state;
 pub mod config;
+pub mod context;
 pub mod convert;
 pub mod error;
+pub mod http;
+pub mod leader;
+pub mod metrics;
 pub mod queue;
+pub mod schedule_one;
+pub mod scheduler_loop;
+pub mod watch;
 
 #[cfg(test)]
 mod test_support;

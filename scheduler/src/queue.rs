@@ -191,6 +191,14 @@ impl SchedulingQueue {
         }
     }
 
+    /// What the pod was waiting for happened (its victims are gone, its claims are bound):
+    /// schedule it now, backoff or not.
+    pub fn wake(&mut self, key: &PodKey) {
+        if let Some(w) = self.waiting.remove(key) {
+            self.active.push(key.clone(), w.order);
+        }
+    }
+
     /// When the earliest waiting pod becomes ready (for the loop's sleep).
     pub fn next_ready_at(&self) -> Option<Millis> {
         self.waiting
@@ -210,7 +218,11 @@ impl SchedulingQueue {
 
     /// (active, waiting in backoff, parked Unschedulable)
     pub fn depth(&self) -> (usize, usize, usize) {
-        let parked = self.waiting.values().filter(|w| w.parked_at.is_some()).count();
+        let parked = self
+            .waiting
+            .values()
+            .filter(|w| w.parked_at.is_some())
+            .count();
         (self.active.len(), self.waiting.len() - parked, parked)
     }
 }
@@ -234,7 +246,13 @@ mod tests {
         let order: Vec<_> = std::iter::from_fn(|| q.pop(0)).map(|p| p.0).collect();
         assert_eq!(
             order,
-            ["user-old", "user-same-a", "user-same-b", "user-new", "low-old"]
+            [
+                "user-old",
+                "user-same-a",
+                "user-same-b",
+                "user-new",
+                "low-old"
+            ]
         );
     }
 
@@ -286,7 +304,11 @@ mod tests {
         let b = q.pop(0).unwrap();
         q.park(b, 0, 2, 0);
         assert_eq!(q.depth(), (0, 0, 2));
-        assert_eq!(q.pop(5_000), None, "no event: stays parked past its backoff");
+        assert_eq!(
+            q.pop(5_000),
+            None,
+            "no event: stays parked past its backoff"
+        );
         q.cluster_changed();
         assert_eq!(q.pop(5_000), Some(k("a")));
         q.park(k("a"), 0, 1, 5_000);
@@ -308,6 +330,12 @@ mod tests {
         q.add(k("a"), 0, 1);
         assert_eq!(q.pop(0), None, "still backing off");
         assert!(q.contains(&k("a")));
+        q.wake(&k("a"));
+        assert_eq!(
+            q.pop(0),
+            Some(k("a")),
+            "woken: skips the rest of its backoff"
+        );
         q.remove(&k("a"));
         assert!(!q.contains(&k("a")));
         assert_eq!(q.pop(100_000), None);

@@ -25,10 +25,11 @@ pub struct Seen {
 /// Waits for the next request (failing after 5 s of mock time), answers it with `status` and
 /// `reply`, and returns what was sent.
 pub async fn next(handle: &mut Handle, status: u16, reply: Value) -> Seen {
-    let (req, send) = tokio::time::timeout(std::time::Duration::from_secs(5), handle.next_request())
-        .await
-        .expect("timed out waiting for a request")
-        .expect("service closed");
+    let (req, send) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), handle.next_request())
+            .await
+            .expect("timed out waiting for a request")
+            .expect("service closed");
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let content_type = req

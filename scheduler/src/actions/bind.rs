@@ -82,7 +82,9 @@ mod tests {
         let limiter = RateLimiter::new(100.0, 10);
         let server =
             tokio::spawn(async move { next(&mut handle, 409, status_err(409, "Conflict")).await });
-        let err = bind(&client, &limiter, "hub", "p", "u", "n").await.unwrap_err();
+        let err = bind(&client, &limiter, "hub", "p", "u", "n")
+            .await
+            .unwrap_err();
         server.await.unwrap();
         match err {
             kube::Error::Api(s) => assert_eq!(s.code, 409),

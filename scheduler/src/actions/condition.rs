@@ -55,8 +55,10 @@ pub async fn mark_unschedulable(
     let Some(patch) = unschedulable_patch(pod, message, jiff::Timestamp::now()) else {
         return Ok(false);
     };
-    let (Some(ns), Some(name)) = (pod.metadata.namespace.as_deref(), pod.metadata.name.as_deref())
-    else {
+    let (Some(ns), Some(name)) = (
+        pod.metadata.namespace.as_deref(),
+        pod.metadata.name.as_deref(),
+    ) else {
         return Ok(false);
     };
     limiter.acquire().await;
@@ -83,8 +85,12 @@ mod tests {
 
     #[test]
     fn a_fresh_pod_gets_the_condition_now() {
-        let p = unschedulable_patch(&pod(json!({})), "0/3 nodes are available", ts("2026-01-01T00:00:00Z"))
-            .unwrap();
+        let p = unschedulable_patch(
+            &pod(json!({})),
+            "0/3 nodes are available",
+            ts("2026-01-01T00:00:00Z"),
+        )
+        .unwrap();
         assert_eq!(
             p,
             json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
@@ -97,31 +103,52 @@ mod tests {
     fn same_message_writes_nothing_new_message_keeps_transition_time() {
         let existing = json!({"conditions": [{"type": "PodScheduled", "status": "False",
             "reason": "Unschedulable", "message": "old", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
-        assert!(unschedulable_patch(&pod(existing.clone()), "old", ts("2026-01-02T00:00:00Z")).is_none());
+        assert!(
+            unschedulable_patch(&pod(existing.clone()), "old", ts("2026-01-02T00:00:00Z"))
+                .is_none()
+        );
         let p = unschedulable_patch(&pod(existing), "new", ts("2026-01-02T00:00:00Z")).unwrap();
         assert_eq!(p["status"]["conditions"][0]["message"], "new");
-        assert_eq!(p["status"]["conditions"][0]["lastTransitionTime"], "2026-01-01T00:00:00Z");
+        assert_eq!(
+            p["status"]["conditions"][0]["lastTransitionTime"],
+            "2026-01-01T00:00:00Z"
+        );
     }
 
     #[test]
     fn a_nominated_pod_has_its_nomination_cleared() {
-        let p = unschedulable_patch(&pod(json!({"nominatedNodeName": "n1"})), "m", ts("2026-01-01T00:00:00Z"))
-            .unwrap();
+        let p = unschedulable_patch(
+            &pod(json!({"nominatedNodeName": "n1"})),
+            "m",
+            ts("2026-01-01T00:00:00Z"),
+        )
+        .unwrap();
         assert_eq!(p["status"]["nominatedNodeName"], Value::Null);
-        assert!(p["status"].as_object().unwrap().contains_key("nominatedNodeName"));
+        assert!(
+            p["status"]
+                .as_object()
+                .unwrap()
+                .contains_key("nominatedNodeName")
+        );
     }
 
     #[tokio::test]
     async fn sends_a_strategic_merge_patch_of_the_status() {
         let (client, mut handle) = mock_client();
         let limiter = RateLimiter::new(100.0, 10);
-        let server = tokio::spawn(async move { next(&mut handle, 200, pod_json("hub", "u")).await });
-        let sent = mark_unschedulable(&client, &limiter, &pod(json!({})), "msg").await.unwrap();
+        let server =
+            tokio::spawn(async move { next(&mut handle, 200, pod_json("hub", "u")).await });
+        let sent = mark_unschedulable(&client, &limiter, &pod(json!({})), "msg")
+            .await
+            .unwrap();
         assert!(sent);
         let seen = server.await.unwrap();
         assert_eq!(seen.method, "PATCH");
         assert_eq!(seen.path, "/api/v1/namespaces/hub/pods/u/status");
         assert_eq!(seen.content_type, "application/strategic-merge-patch+json");
-        assert_eq!(seen.body["status"]["conditions"][0]["reason"], "Unschedulable");
+        assert_eq!(
+            seen.body["status"]["conditions"][0]["reason"],
+            "Unschedulable"
+        );
     }
 }

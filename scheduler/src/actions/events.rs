@@ -68,7 +68,12 @@ impl Events {
         .await;
     }
 
-    pub async fn failed_scheduling(&self, limiter: &RateLimiter, pod: &ObjectReference, message: &str) {
+    pub async fn failed_scheduling(
+        &self,
+        limiter: &RateLimiter,
+        pod: &ObjectReference,
+        message: &str,
+    ) {
         self.publish(
             limiter,
             pod,
@@ -98,7 +103,13 @@ impl Events {
         .await;
     }
 
-    pub async fn kubelet_rejected(&self, limiter: &RateLimiter, pod: &ObjectReference, reason: &str, node: &str) {
+    pub async fn kubelet_rejected(
+        &self,
+        limiter: &RateLimiter,
+        pod: &ObjectReference,
+        reason: &str,
+        node: &str,
+    ) {
         self.publish(
             limiter,
             pod,

@@ -88,11 +88,16 @@ mod tests {
         let (client, mut handle) = mock_client();
         let limiter = RateLimiter::new(100.0, 10);
         let server = tokio::spawn(async move { next(&mut handle, 201, status_ok()).await });
-        let out = evict(&client, &limiter, "hub", "placeholder-0", "uid-ph").await.unwrap();
+        let out = evict(&client, &limiter, "hub", "placeholder-0", "uid-ph")
+            .await
+            .unwrap();
         assert_eq!(out, EvictOutcome::Accepted);
         let seen = server.await.unwrap();
         assert_eq!(seen.method, "POST");
-        assert_eq!(seen.path, "/api/v1/namespaces/hub/pods/placeholder-0/eviction");
+        assert_eq!(
+            seen.path,
+            "/api/v1/namespaces/hub/pods/placeholder-0/eviction"
+        );
         assert_eq!(
             seen.body,
             json!({"apiVersion": "policy/v1", "kind": "Eviction",

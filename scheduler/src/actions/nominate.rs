@@ -37,8 +37,12 @@ mod tests {
             let clear = next(&mut handle, 200, pod_json("hub", "u")).await;
             (set, clear)
         });
-        set_nomination(&client, &limiter, "hub", "u", Some("n1")).await.unwrap();
-        set_nomination(&client, &limiter, "hub", "u", None).await.unwrap();
+        set_nomination(&client, &limiter, "hub", "u", Some("n1"))
+            .await
+            .unwrap();
+        set_nomination(&client, &limiter, "hub", "u", None)
+            .await
+            .unwrap();
         let (set, clear) = server.await.unwrap();
         assert_eq!(set.method, "PATCH");
         assert_eq!(set.path, "/api/v1/namespaces/hub/pods/u/status");

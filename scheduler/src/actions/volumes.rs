@@ -88,7 +88,9 @@ pub fn claim_is_bound(pvc: &PersistentVolumeClaim) -> bool {
 mod tests {
     use super::*;
     use crate::test_support::*;
-    use hubpack_core::model::{NodeSelector, NodeSelectorTerm, Resources, SelectorOperator, SelectorRequirement, StaticPv};
+    use hubpack_core::model::{
+        NodeSelector, NodeSelectorTerm, Resources, SelectorOperator, SelectorRequirement, StaticPv,
+    };
 
     fn zone(z: &str) -> NodeSelector {
         NodeSelector {
@@ -118,19 +120,36 @@ mod tests {
         let mut node = Node::new("n1", Resources::new(1000, 1 << 30));
         node.labels.insert("zone".into(), "z1".into());
         let pvs = vec![
-            StaticPv { name: "pv-z2".into(), node_affinity: Some(zone("z2")) },
-            StaticPv { name: "pv-z1".into(), node_affinity: Some(zone("z1")) },
+            StaticPv {
+                name: "pv-z2".into(),
+                node_affinity: Some(zone("z2")),
+            },
+            StaticPv {
+                name: "pv-z1".into(),
+                node_affinity: Some(zone("z1")),
+            },
         ];
         assert_eq!(
             plan(&[wffc(pvs.clone(), true)], &node),
-            Ok(vec![VolumeStep::BindVolume { claim: "home".into(), volume: "pv-z1".into() }])
+            Ok(vec![VolumeStep::BindVolume {
+                claim: "home".into(),
+                volume: "pv-z1".into()
+            }])
         );
         assert_eq!(
             plan(&[wffc(pvs[..1].to_vec(), false)], &node),
-            Ok(vec![VolumeStep::SelectNode { claim: "home".into() }])
+            Ok(vec![VolumeStep::SelectNode {
+                claim: "home".into()
+            }])
         );
-        assert_eq!(plan(&[wffc(pvs[..1].to_vec(), true)], &node), Err("home".into()));
-        assert_eq!(plan(&[PodVolume::MissingClaim { claim: "x".into() }], &node), Ok(vec![]));
+        assert_eq!(
+            plan(&[wffc(pvs[..1].to_vec(), true)], &node),
+            Err("home".into())
+        );
+        assert_eq!(
+            plan(&[PodVolume::MissingClaim { claim: "x".into() }], &node),
+            Ok(vec![])
+        );
     }
 
     #[tokio::test]
@@ -138,15 +157,31 @@ mod tests {
         let (client, mut handle) = mock_client();
         let limiter = RateLimiter::new(100.0, 10);
         let server = tokio::spawn(async move {
-            next(&mut handle, 200, json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "home", "namespace": "hub"}})).await
-        });
-        apply_step(&client, &limiter, "hub", "n1", &VolumeStep::SelectNode { claim: "home".into() })
+            next(
+                &mut handle,
+                200,
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "home", "namespace": "hub"}}),
+            )
             .await
-            .unwrap();
+        });
+        apply_step(
+            &client,
+            &limiter,
+            "hub",
+            "n1",
+            &VolumeStep::SelectNode {
+                claim: "home".into(),
+            },
+        )
+        .await
+        .unwrap();
         let seen = server.await.unwrap();
         assert_eq!(seen.method, "PATCH");
-        assert_eq!(seen.path, "/api/v1/namespaces/hub/persistentvolumeclaims/home");
+        assert_eq!(
+            seen.path,
+            "/api/v1/namespaces/hub/persistentvolumeclaims/home"
+        );
         assert_eq!(
             seen.body,
             json!({"metadata": {"annotations": {"volume.kubernetes.io/selected-node": "n1"}}})
@@ -158,11 +193,21 @@ mod tests {
         let (client, mut handle) = mock_client();
         let limiter = RateLimiter::new(100.0, 10);
         let server = tokio::spawn(async move {
-            next(&mut handle, 200, json!({"apiVersion": "v1", "kind": "PersistentVolume",
-                "metadata": {"name": "pv-z1"}})).await
+            next(
+                &mut handle,
+                200,
+                json!({"apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": "pv-z1"}}),
+            )
+            .await
         });
-        let step = VolumeStep::BindVolume { claim: "home".into(), volume: "pv-z1".into() };
-        apply_step(&client, &limiter, "hub", "n1", &step).await.unwrap();
+        let step = VolumeStep::BindVolume {
+            claim: "home".into(),
+            volume: "pv-z1".into(),
+        };
+        apply_step(&client, &limiter, "hub", "n1", &step)
+            .await
+            .unwrap();
         let seen = server.await.unwrap();
         assert_eq!(seen.path, "/api/v1/persistentvolumes/pv-z1");
         assert_eq!(seen.body["spec"]["claimRef"]["name"], "home");

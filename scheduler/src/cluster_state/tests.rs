@@ -6,8 +6,16 @@ use serde_json::{Value, json};
 fn cls() -> Classifier {
     Classifier {
         scheduler_name: "hubpack-scheduler".into(),
-        placeholder_selectors: vec![LabelMatch([("component".to_string(), "user-placeholder".to_string())].into())],
-        prepull_selectors: vec![LabelMatch([("component".to_string(), "continuous-image-puller".to_string())].into())],
+        placeholder_selectors: vec![LabelMatch(
+            [("component".to_string(), "user-placeholder".to_string())].into(),
+        )],
+        prepull_selectors: vec![LabelMatch(
+            [(
+                "component".to_string(),
+                "continuous-image-puller".to_string(),
+            )]
+            .into(),
+        )],
     }
 }
 
@@ -39,9 +47,17 @@ fn pending_pods_of_ours_are_queued_bound_ones_counted() {
     let fx = st.apply_pod(&pod("u1", json!({}), None, json!({})), &cls(), &vols);
     assert!(matches!(fx.change, Some(PodChange::Pending { .. })));
     let fx = st.apply_pod(&pod("u2", json!({}), Some("n1"), json!({})), &cls(), &vols);
-    assert_eq!(fx.change, Some(PodChange::NotPending { key: PodKey::new("hub", "u2") }));
+    assert_eq!(
+        fx.change,
+        Some(PodChange::NotPending {
+            key: PodKey::new("hub", "u2")
+        })
+    );
     assert_eq!(st.snapshot.requested("n1").cpu_milli, 1000);
-    assert_eq!(st.snapshot.pod(&PodKey::new("hub", "u1")).unwrap().role, PodRole::User);
+    assert_eq!(
+        st.snapshot.pod(&PodKey::new("hub", "u1")).unwrap().role,
+        PodRole::User
+    );
 }
 
 #[test]
@@ -49,7 +65,12 @@ fn a_terminating_victim_still_counts_until_its_delete() {
     let mut st = ClusterState::default();
     let vols = VolumeIndex::default();
     st.apply_node(&node("n1"), None).unwrap();
-    let ph = pod("ph", json!({"component": "user-placeholder"}), Some("n1"), json!({}));
+    let ph = pod(
+        "ph",
+        json!({"component": "user-placeholder"}),
+        Some("n1"),
+        json!({}),
+    );
     st.apply_pod(&ph, &cls(), &vols);
     let user = PodKey::new("hub", "u1");
     st.apply_pod(&pod("u1", json!({}), None, json!({})), &cls(), &vols);
@@ -83,10 +104,17 @@ fn our_nomination_survives_a_stale_pod_event() {
     st.apply_pod(&pod("u1", json!({}), None, json!({})), &cls(), &vols);
     st.in_flight.insert(
         key.clone(),
-        InFlight::Preempting { node: "n1".into(), victims: BTreeSet::new(), deadline: 0 },
+        InFlight::Preempting {
+            node: "n1".into(),
+            victims: BTreeSet::new(),
+            deadline: 0,
+        },
     );
     st.apply_pod(&pod("u1", json!({}), None, json!({})), &cls(), &vols);
-    assert_eq!(st.snapshot.pod(&key).unwrap().nominated_node.as_deref(), Some("n1"));
+    assert_eq!(
+        st.snapshot.pod(&key).unwrap().nominated_node.as_deref(),
+        Some("n1")
+    );
     assert_eq!(st.snapshot.nominated_on("n1").count(), 1);
 }
 
@@ -95,19 +123,33 @@ fn prepull_readiness_flips_the_node() {
     let mut st = ClusterState::default();
     let vols = VolumeIndex::default();
     st.apply_node(&node("n1"), None).unwrap();
-    let not_ready = pod("puller", json!({"component": "continuous-image-puller"}), Some("n1"), json!({}));
+    let not_ready = pod(
+        "puller",
+        json!({"component": "continuous-image-puller"}),
+        Some("n1"),
+        json!({}),
+    );
     let ready = pod(
         "puller",
         json!({"component": "continuous-image-puller"}),
         Some("n1"),
         json!({"conditions": [{"type": "Ready", "status": "True"}]}),
     );
-    assert_eq!(st.apply_pod(&not_ready, &cls(), &vols).prepull_changed, None);
-    assert_eq!(st.apply_pod(&ready, &cls(), &vols).prepull_changed, Some("n1".into()));
+    assert_eq!(
+        st.apply_pod(&not_ready, &cls(), &vols).prepull_changed,
+        None
+    );
+    assert_eq!(
+        st.apply_pod(&ready, &cls(), &vols).prepull_changed,
+        Some("n1".into())
+    );
     assert!(st.prepull_ready("n1"));
     st.apply_node(&node("n1"), None).unwrap();
     assert!(st.snapshot.node("n1").unwrap().prepull_ready);
-    assert_eq!(st.delete_pod(&ready, &cls()).prepull_changed, Some("n1".into()));
+    assert_eq!(
+        st.delete_pod(&ready, &cls()).prepull_changed,
+        Some("n1".into())
+    );
     assert!(!st.prepull_ready("n1"));
 }
 
@@ -115,11 +157,21 @@ fn prepull_readiness_flips_the_node() {
 fn kubelet_rejection_is_reported_once() {
     let mut st = ClusterState::default();
     let vols = VolumeIndex::default();
-    let failed = pod("u1", json!({}), Some("n1"), json!({"phase": "Failed", "reason": "OutOfcpu"}));
+    let failed = pod(
+        "u1",
+        json!({}),
+        Some("n1"),
+        json!({"phase": "Failed", "reason": "OutOfcpu"}),
+    );
     let fx = st.apply_pod(&failed, &cls(), &vols);
     assert_eq!(fx.kubelet_rejected, Some(("OutOfcpu".into(), "n1".into())));
     assert_eq!(st.apply_pod(&failed, &cls(), &vols).kubelet_rejected, None);
-    let evicted = pod("u2", json!({}), Some("n1"), json!({"phase": "Failed", "reason": "Evicted"}));
+    let evicted = pod(
+        "u2",
+        json!({}),
+        Some("n1"),
+        json!({"phase": "Failed", "reason": "Evicted"}),
+    );
     assert_eq!(st.apply_pod(&evicted, &cls(), &vols).kubelet_rejected, None);
 }
 
@@ -129,7 +181,11 @@ fn provisioning_waiters_wake_when_all_claims_are_bound() {
     let key = PodKey::new("hub", "u1");
     st.in_flight.insert(
         key.clone(),
-        InFlight::Provisioning { node: "n1".into(), claims: ["a".into(), "b".into()].into(), deadline: 0 },
+        InFlight::Provisioning {
+            node: "n1".into(),
+            claims: ["a".into(), "b".into()].into(),
+            deadline: 0,
+        },
     );
     assert!(st.claims_bound("hub", &|c| c == "a").is_empty());
     assert_eq!(st.claims_bound("hub", &|_| true), vec![key]);

@@ -17,7 +17,12 @@ pub fn node_is_ready(n: &k8s::Node) -> Option<i64> {
         .find(|c| c.type_ == "Ready" && c.status == "True")
         // A Ready condition without a transition time is Ready since an unknown moment:
         // count it as long settled rather than never warm.
-        .map(|c| c.last_transition_time.as_ref().map(time_millis).unwrap_or(0))
+        .map(|c| {
+            c.last_transition_time
+                .as_ref()
+                .map(time_millis)
+                .unwrap_or(0)
+        })
 }
 
 pub fn node_from_k8s(
@@ -25,12 +30,18 @@ pub fn node_from_k8s(
     csi: Option<&CSINode>,
     prepull_ready: bool,
 ) -> Result<Node, ConvertError> {
-    let name = n.metadata.name.clone().ok_or_else(|| ConvertError::Missing {
-        field: "metadata.name".into(),
-    })?;
+    let name = n
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| ConvertError::Missing {
+            field: "metadata.name".into(),
+        })?;
     let status = n.status.as_ref();
-    let allocatable: Resources =
-        resources("status.allocatable", status.and_then(|s| s.allocatable.as_ref()))?;
+    let allocatable: Resources = resources(
+        "status.allocatable",
+        status.and_then(|s| s.allocatable.as_ref()),
+    )?;
     let spec = n.spec.as_ref();
     let taints = spec
         .and_then(|s| s.taints.as_ref())
@@ -70,18 +81,24 @@ pub fn node_from_k8s(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hubpack_core::model::TaintEffect;
     use k8s_openapi::api::core::v1::{ContainerImage, NodeCondition, NodeSpec, NodeStatus, Taint};
     use k8s_openapi::api::storage::v1::{CSINodeDriver, CSINodeSpec, VolumeNodeResources};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-    use hubpack_core::model::TaintEffect;
 
     fn node(ready: Option<(&str, i64)>) -> k8s::Node {
         let q = |s: &str| Quantity(s.into());
         k8s::Node {
             metadata: ObjectMeta {
                 name: Some("n1".into()),
-                labels: Some([("hub.jupyter.org/node-purpose".to_string(), "user".to_string())].into()),
+                labels: Some(
+                    [(
+                        "hub.jupyter.org/node-purpose".to_string(),
+                        "user".to_string(),
+                    )]
+                    .into(),
+                ),
                 ..Default::default()
             },
             spec: Some(NodeSpec {
@@ -138,7 +155,10 @@ mod tests {
         assert_eq!(n.taints.len(), 1);
         assert_eq!(n.taints[0].effect, TaintEffect::NoSchedule);
         assert_eq!(n.labels["hub.jupyter.org/node-purpose"], "user");
-        assert!(n.images.contains(&ImageName::normalize("quay.io/jupyter/scipy-notebook:2025")));
+        assert!(
+            n.images
+                .contains(&ImageName::normalize("quay.io/jupyter/scipy-notebook:2025"))
+        );
         assert_eq!(n.images.len(), 2);
         assert!(n.prepull_ready);
     }
@@ -156,7 +176,10 @@ mod tests {
     #[test]
     fn csinode_limits_become_attach_limits() {
         let csi = CSINode {
-            metadata: ObjectMeta { name: Some("n1".into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some("n1".into()),
+                ..Default::default()
+            },
             spec: CSINodeSpec {
                 drivers: vec![
                     CSINodeDriver {
@@ -175,7 +198,10 @@ mod tests {
             },
         };
         let n = node_from_k8s(&node(None), Some(&csi), false).unwrap();
-        assert_eq!(n.attach_limits, [("ebs.csi.aws.com".to_string(), 25)].into());
+        assert_eq!(
+            n.attach_limits,
+            [("ebs.csi.aws.com".to_string(), 25)].into()
+        );
     }
 
     #[test]

@@ -98,9 +98,15 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
         .map(|(i, t)| selector::toleration(format!("spec.tolerations[{i}]"), t))
         .collect::<Result<_, _>>()?;
 
-    let node_affinity = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref());
+    let node_affinity = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref());
     let required_affinity = node_affinity
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map(|s| {
             selector::node_selector(
                 "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution",
@@ -108,9 +114,10 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
             )
         })
         .transpose()?;
-    let preferred_affinity = match node_affinity
-        .and_then(|na| na.preferred_during_scheduling_ignored_during_execution.as_ref())
-    {
+    let preferred_affinity = match node_affinity.and_then(|na| {
+        na.preferred_during_scheduling_ignored_during_execution
+            .as_ref()
+    }) {
         Some(terms) => selector::preferred(
             "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution",
             terms,
@@ -135,7 +142,10 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
         host_ports: host_ports(spec)?,
         volumes: pod_volumes(namespace, name, spec, ctx.volumes)?,
         unsupported: unsupported(spec),
-        scheduling_gated: spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty()),
+        scheduling_gated: spec
+            .scheduling_gates
+            .as_ref()
+            .is_some_and(|g| !g.is_empty()),
         deleting: p.metadata.deletion_timestamp.is_some(),
         created: p
             .metadata
@@ -176,10 +186,7 @@ pub fn resources(
     Ok(out)
 }
 
-fn container_request(
-    field: &str,
-    c: &k8s::Container,
-) -> Result<ContainerRequest, ConvertError> {
+fn container_request(field: &str, c: &k8s::Container) -> Result<ContainerRequest, ConvertError> {
     let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
     let mut req = resources(&format!("{field}.resources.requests"), requests)?;
     // A container's "pods" request is meaningless; the pod takes exactly one slot.
@@ -261,14 +268,20 @@ fn unsupported(spec: &k8s::PodSpec) -> Vec<String> {
     let affinity = spec.affinity.as_ref();
     if affinity
         .and_then(|a| a.pod_affinity.as_ref())
-        .and_then(|pa| pa.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|pa| {
+            pa.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .is_some_and(|t| !t.is_empty())
     {
         out.push("required pod affinity".to_string());
     }
     if affinity
         .and_then(|a| a.pod_anti_affinity.as_ref())
-        .and_then(|pa| pa.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|pa| {
+            pa.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .is_some_and(|t| !t.is_empty())
     {
         out.push("required pod anti-affinity".to_string());

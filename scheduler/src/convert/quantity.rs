@@ -193,7 +193,10 @@ mod tests {
         assert_eq!(parse_units("16Ei"), Ok(i64::MAX));
         assert_eq!(parse_units("1e100"), Ok(i64::MAX));
         assert_eq!(parse_units("1e-100"), Ok(1));
-        assert_eq!(parse_units("0.000000000000000000000000000000000000000000001"), Ok(1));
+        assert_eq!(
+            parse_units("0.000000000000000000000000000000000000000000001"),
+            Ok(1)
+        );
     }
 
     #[test]
@@ -204,7 +207,9 @@ mod tests {
 
     #[test]
     fn malformed_is_an_error_naming_the_input() {
-        for raw in ["", "abc", "1.2.3", "1Xi", "1e", "1e+", "--1", "1 Gi", "1gi", "e3", "."] {
+        for raw in [
+            "", "abc", "1.2.3", "1Xi", "1e", "1e+", "--1", "1 Gi", "1gi", "e3", ".",
+        ] {
             let e = parse_units(raw).expect_err(raw);
             assert_eq!(e.raw, raw);
         }

@@ -58,7 +58,9 @@ pub fn claim_names(pod_name: &str, spec: &PodSpec) -> Vec<String> {
             if let Some(pvc) = &v.persistent_volume_claim {
                 Some(pvc.claim_name.clone())
             } else {
-                v.ephemeral.as_ref().map(|_| format!("{pod_name}-{}", v.name))
+                v.ephemeral
+                    .as_ref()
+                    .map(|_| format!("{pod_name}-{}", v.name))
             }
         })
         .collect()
@@ -138,13 +140,17 @@ fn claim_volume(
         .and_then(|r| r.get("storage"))
         .map(|q| {
             parse_units(&q.0).map_err(|source| ConvertError::Quantity {
-                field: format!("persistentvolumeclaim {namespace}/{claim} spec.resources.requests.storage"),
+                field: format!(
+                    "persistentvolumeclaim {namespace}/{claim} spec.resources.requests.storage"
+                ),
                 source,
             })
         })
         .transpose()?
         .unwrap_or(0);
-    let modes = spec.and_then(|s| s.access_modes.clone()).unwrap_or_default();
+    let modes = spec
+        .and_then(|s| s.access_modes.clone())
+        .unwrap_or_default();
 
     let mut static_pvs = Vec::new();
     for pv in catalog.volumes() {

@@ -14,7 +14,13 @@ fn convert_with(v: serde_json::Value, volumes: &VolumeIndex) -> Result<Pod, Conv
     let pod: k8s::Pod = serde_json::from_value(v).unwrap();
     let sel = [
         placeholder_selector(),
-        LabelMatch([("app.kubernetes.io/component".to_string(), "user-placeholder".to_string())].into()),
+        LabelMatch(
+            [(
+                "app.kubernetes.io/component".to_string(),
+                "user-placeholder".to_string(),
+            )]
+            .into(),
+        ),
     ];
     pod_from_k8s(
         &pod,
@@ -58,7 +64,10 @@ fn plain_containers_sum_and_take_one_slot() {
     assert_eq!(p.created, 1_767_225_601_000);
     assert_eq!(
         p.images,
-        vec![ImageName::normalize("python:3.12"), ImageName::normalize("quay.io/x/y:1")]
+        vec![
+            ImageName::normalize("python:3.12"),
+            ImageName::normalize("quay.io/x/y:1")
+        ]
     );
     assert!(p.unsupported.is_empty());
 }
@@ -98,7 +107,10 @@ fn pod_level_resources_override_the_container_sum() {
 
 #[test]
 fn missing_requests_count_as_defaults_only_for_scoring() {
-    let p = convert(user_pod(json!({"containers": [{"name": "app", "image": "python"}]}))).unwrap();
+    let p = convert(user_pod(
+        json!({"containers": [{"name": "app", "image": "python"}]}),
+    ))
+    .unwrap();
     assert_eq!(p.requests.cpu_milli, 0);
     assert_eq!(p.score_requests.cpu_milli, 100);
     assert_eq!(p.score_requests.memory, 200 << 20);
@@ -106,8 +118,10 @@ fn missing_requests_count_as_defaults_only_for_scoring() {
 
 #[test]
 fn placeholder_selector_decides_the_role() {
-    let mut v = user_pod(json!({"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}],
-                                "priority": -10, "preemptionPolicy": "Never"}));
+    let mut v = user_pod(
+        json!({"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}],
+                                "priority": -10, "preemptionPolicy": "Never"}),
+    );
     v["metadata"]["labels"] = json!({"component": "user-placeholder"});
     let p = convert(v).unwrap();
     assert_eq!(p.role, PodRole::Placeholder);
@@ -130,7 +144,10 @@ fn empty_selector_matches_nothing() {
     let empty = LabelMatch::default();
     assert!(!empty.matches(Some(&[("a".to_string(), "b".to_string())].into())));
     assert!(!placeholder_selector().matches(None));
-    assert_eq!(placeholder_selector().to_selector_string(), "component=user-placeholder");
+    assert_eq!(
+        placeholder_selector().to_selector_string(),
+        "component=user-placeholder"
+    );
 }
 
 #[test]
@@ -158,7 +175,10 @@ fn tolerations_and_node_affinity_convert() {
     assert_eq!(p.tolerations[1].key, "");
     assert_eq!(p.node_selector["pool"], "a");
     let req = p.required_affinity.unwrap();
-    assert_eq!(req.terms[0].match_expressions[0].operator, SelectorOperator::In);
+    assert_eq!(
+        req.terms[0].match_expressions[0].operator,
+        SelectorOperator::In
+    );
     assert_eq!(req.terms[0].match_fields[0].values, vec!["n9".to_string()]);
     assert_eq!(p.preferred_affinity[0].weight, 100);
 }
@@ -217,21 +237,29 @@ fn malformed_quantity_is_an_error_naming_the_field() {
         "resources": {"requests": {"memory": "1Gb"}}}]})))
     .unwrap_err();
     assert!(
-        e.to_string().contains("spec.containers[0].resources.requests.memory"),
+        e.to_string()
+            .contains("spec.containers[0].resources.requests.memory"),
         "{e}"
     );
-    let e = convert(user_pod(json!({"containers": [{"name": "c", "image": "x"}],
-        "overhead": {"cpu": "x"}})))
+    let e = convert(user_pod(
+        json!({"containers": [{"name": "c", "image": "x"}],
+        "overhead": {"cpu": "x"}}),
+    ))
     .unwrap_err();
     assert!(e.to_string().contains("spec.overhead.cpu"), "{e}");
 }
 
 #[test]
 fn unknown_toleration_operator_is_an_error() {
-    let e = convert(user_pod(json!({"containers": [{"name": "c", "image": "x"}],
-        "tolerations": [{"key": "k", "operator": "Maybe"}]})))
+    let e = convert(user_pod(
+        json!({"containers": [{"name": "c", "image": "x"}],
+        "tolerations": [{"key": "k", "operator": "Maybe"}]}),
+    ))
     .unwrap_err();
-    assert!(e.to_string().contains("spec.tolerations[0].operator"), "{e}");
+    assert!(
+        e.to_string().contains("spec.tolerations[0].operator"),
+        "{e}"
+    );
 }
 
 fn volume_fixture() -> VolumeIndex {
@@ -252,7 +280,8 @@ fn volume_fixture() -> VolumeIndex {
         ("home-wffc", "local", None),
         ("home-immediate", "standard", None),
     ] {
-        idx.claims.insert(("hub".into(), name.into()), pvc(name, class, vol));
+        idx.claims
+            .insert(("hub".into(), name.into()), pvc(name, class, vol));
     }
     let pv = |name: &str, class: &str, size: &str, claim: Option<&str>| -> Arc<PersistentVolume> {
         Arc::new(
@@ -268,10 +297,18 @@ fn volume_fixture() -> VolumeIndex {
             .unwrap(),
         )
     };
-    idx.volumes.insert("pv-bound".into(), pv("pv-bound", "standard", "10Gi", Some("home-bound")));
-    idx.volumes.insert("pv-free".into(), pv("pv-free", "local", "20Gi", None));
-    idx.volumes.insert("pv-small".into(), pv("pv-small", "local", "1Gi", None));
-    idx.volumes.insert("pv-taken".into(), pv("pv-taken", "local", "20Gi", Some("other")));
+    idx.volumes.insert(
+        "pv-bound".into(),
+        pv("pv-bound", "standard", "10Gi", Some("home-bound")),
+    );
+    idx.volumes
+        .insert("pv-free".into(), pv("pv-free", "local", "20Gi", None));
+    idx.volumes
+        .insert("pv-small".into(), pv("pv-small", "local", "1Gi", None));
+    idx.volumes.insert(
+        "pv-taken".into(),
+        pv("pv-taken", "local", "20Gi", Some("other")),
+    );
     let class = |name: &str, mode: &str, provisioner: &str| -> Arc<StorageClass> {
         Arc::new(
             serde_json::from_value(json!({
@@ -282,8 +319,18 @@ fn volume_fixture() -> VolumeIndex {
             .unwrap(),
         )
     };
-    idx.classes.insert("standard".into(), class("standard", "Immediate", "ebs.csi.aws.com"));
-    idx.classes.insert("local".into(), class("local", "WaitForFirstConsumer", "kubernetes.io/no-provisioner"));
+    idx.classes.insert(
+        "standard".into(),
+        class("standard", "Immediate", "ebs.csi.aws.com"),
+    );
+    idx.classes.insert(
+        "local".into(),
+        class(
+            "local",
+            "WaitForFirstConsumer",
+            "kubernetes.io/no-provisioner",
+        ),
+    );
     idx
 }
 
@@ -291,20 +338,27 @@ fn volume_fixture() -> VolumeIndex {
 fn claims_resolve_to_bound_wait_for_consumer_immediate_and_missing() {
     let idx = volume_fixture();
     let p = convert_with(
-        user_pod(json!({"containers": [{"name": "c", "image": "x"}], "volumes": [
-            {"name": "a", "persistentVolumeClaim": {"claimName": "home-bound"}},
-            {"name": "b", "persistentVolumeClaim": {"claimName": "home-wffc"}},
-            {"name": "c", "persistentVolumeClaim": {"claimName": "home-immediate"}},
-            {"name": "d", "persistentVolumeClaim": {"claimName": "nope"}},
-            {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
-            {"name": "cfg", "configMap": {"name": "x"}},
-        ]})),
+        user_pod(
+            json!({"containers": [{"name": "c", "image": "x"}], "volumes": [
+                {"name": "a", "persistentVolumeClaim": {"claimName": "home-bound"}},
+                {"name": "b", "persistentVolumeClaim": {"claimName": "home-wffc"}},
+                {"name": "c", "persistentVolumeClaim": {"claimName": "home-immediate"}},
+                {"name": "d", "persistentVolumeClaim": {"claimName": "nope"}},
+                {"name": "scratch", "ephemeral": {"volumeClaimTemplate": {"spec": {}}}},
+                {"name": "cfg", "configMap": {"name": "x"}},
+            ]}),
+        ),
         &idx,
     )
     .unwrap();
     assert_eq!(p.volumes.len(), 5);
     match &p.volumes[0] {
-        PodVolume::Bound { claim, node_affinity, csi_driver, volume_id } => {
+        PodVolume::Bound {
+            claim,
+            node_affinity,
+            csi_driver,
+            volume_id,
+        } => {
             assert_eq!(claim, "home-bound");
             assert!(node_affinity.is_some());
             assert_eq!(csi_driver.as_deref(), Some("ebs.csi.aws.com"));
@@ -313,16 +367,41 @@ fn claims_resolve_to_bound_wait_for_consumer_immediate_and_missing() {
         other => panic!("{other:?}"),
     }
     match &p.volumes[1] {
-        PodVolume::WaitForFirstConsumer { static_pvs, allowed_topologies, provisioner_none, csi_driver, .. } => {
+        PodVolume::WaitForFirstConsumer {
+            static_pvs,
+            allowed_topologies,
+            provisioner_none,
+            csi_driver,
+            ..
+        } => {
             let names: Vec<_> = static_pvs.iter().map(|s| s.name.as_str()).collect();
-            assert_eq!(names, vec!["pv-free"], "too small and claimed PVs do not match");
+            assert_eq!(
+                names,
+                vec!["pv-free"],
+                "too small and claimed PVs do not match"
+            );
             assert!(allowed_topologies.is_some());
             assert!(*provisioner_none);
             assert!(csi_driver.is_none());
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(p.volumes[2], PodVolume::UnboundImmediate { claim: "home-immediate".into() });
-    assert_eq!(p.volumes[3], PodVolume::MissingClaim { claim: "nope".into() });
-    assert_eq!(p.volumes[4], PodVolume::MissingClaim { claim: "jupyter-alice-scratch".into() });
+    assert_eq!(
+        p.volumes[2],
+        PodVolume::UnboundImmediate {
+            claim: "home-immediate".into()
+        }
+    );
+    assert_eq!(
+        p.volumes[3],
+        PodVolume::MissingClaim {
+            claim: "nope".into()
+        }
+    );
+    assert_eq!(
+        p.volumes[4],
+        PodVolume::MissingClaim {
+            claim: "jupyter-alice-scratch".into()
+        }
+    );
 }

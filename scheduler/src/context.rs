@@ -1,0 +1,111 @@
+//! What every part of the running scheduler shares: the API client, settings, caches, the
+//! cluster state, the queue, the leader gate, metrics. Locks are std mutexes held only for
+//! short, synchronous sections, never across an `.await`.
+
+use crate::actions::RateLimiter;
+use crate::actions::events::Events;
+use crate::cluster_state::{Classifier, ClusterState};
+use crate::config::Config;
+use crate::convert::VolumeCatalog;
+use crate::leader::LeaderGate;
+use crate::metrics::Metrics;
+use crate::queue::SchedulingQueue;
+use hubpack_core::model::Millis;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
+use kube::runtime::reflector::{ObjectRef, Store};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{Notify, Semaphore};
+
+/// Reflector caches of every watched kind.
+#[derive(Clone)]
+pub struct Stores {
+    pub pods: Store<Pod>,
+    pub nodes: Store<Node>,
+    pub csinodes: Store<CSINode>,
+    pub claims: Store<PersistentVolumeClaim>,
+    pub volumes: Store<PersistentVolume>,
+    pub classes: Store<StorageClass>,
+}
+
+impl VolumeCatalog for Stores {
+    fn claim(&self, namespace: &str, name: &str) -> Option<Arc<PersistentVolumeClaim>> {
+        self.claims.get(&ObjectRef::new(name).within(namespace))
+    }
+    fn volume(&self, name: &str) -> Option<Arc<PersistentVolume>> {
+        self.volumes.get(&ObjectRef::new(name))
+    }
+    fn storage_class(&self, name: &str) -> Option<Arc<StorageClass>> {
+        self.classes.get(&ObjectRef::new(name))
+    }
+    fn volumes(&self) -> Vec<Arc<PersistentVolume>> {
+        self.volumes.state()
+    }
+}
+
+pub struct Context {
+    pub client: kube::Client,
+    pub config: Config,
+    pub classifier: Classifier,
+    pub limiter: RateLimiter,
+    pub events: Events,
+    pub metrics: Metrics,
+    pub leader: LeaderGate,
+    pub stores: Stores,
+    state: Mutex<ClusterState>,
+    queue: Mutex<SchedulingQueue>,
+    /// Rung when the queue gets work or leadership changes.
+    pub wake: Notify,
+    /// Bounds binds in flight (`api.bindConcurrency`).
+    pub bind_slots: Arc<Semaphore>,
+}
+
+impl Context {
+    pub fn new(
+        client: kube::Client,
+        config: Config,
+        stores: Stores,
+        leader: LeaderGate,
+        metrics: Metrics,
+        instance: Option<String>,
+    ) -> Self {
+        Context {
+            classifier: Classifier {
+                scheduler_name: config.scheduler_name.clone(),
+                placeholder_selectors: config.placeholder_selectors.clone(),
+                prepull_selectors: config.warmth.prepull_selectors.clone(),
+            },
+            limiter: RateLimiter::new(config.api.qps, config.api.burst),
+            events: Events::new(client.clone(), &config.scheduler_name, instance),
+            queue: Mutex::new(SchedulingQueue::new(config.backoff())),
+            bind_slots: Arc::new(Semaphore::new(config.api.bind_concurrency)),
+            state: Mutex::new(ClusterState::default()),
+            wake: Notify::new(),
+            client,
+            config,
+            metrics,
+            leader,
+            stores,
+        }
+    }
+
+    /// Wall-clock milliseconds: the clock of pod creation and node Ready times.
+    pub fn now(&self) -> Millis {
+        jiff::Timestamp::now().as_millisecond()
+    }
+
+    // A poisoned lock means a panic mid-update elsewhere; the data is still the best we
+    // have, and refusing to schedule would strand every pod.
+    pub fn state(&self) -> MutexGuard<'_, ClusterState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn queue(&self) -> MutexGuard<'_, SchedulingQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn publish_queue_depth(&self) {
+        let (a, b, p) = self.queue().depth();
+        self.metrics.set_queue_depth(a, b, p);
+    }
+}

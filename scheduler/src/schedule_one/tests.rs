@@ -1,0 +1,304 @@
+//! schedule_one against a mock API server: the exact writes for bind, preemption and
+//! Unschedulable, and no bind before the victims' DELETEs are seen.
+
+use super::*;
+use crate::config::Config;
+use crate::leader::LeaderGate;
+use crate::metrics::Metrics;
+use crate::test_support::*;
+use crate::watch::{self, Change, Writers};
+use k8s_openapi::api::core::v1::Node as K8sNode;
+use kube::runtime::watcher::Event;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct Env {
+    ctx: Arc<Context>,
+    writers: Writers,
+    handle: Handle,
+}
+
+fn env(leading: bool) -> Env {
+    let (client, handle) = mock_client();
+    let (stores, writers) = watch::stores();
+    let mut reg = prometheus_client::registry::Registry::default();
+    let gate = if leading {
+        LeaderGate::always()
+    } else {
+        LeaderGate::new()
+    };
+    let mut config = Config::default();
+    config.policy.warm_settle_ms = 0;
+    let ctx = Arc::new(Context::new(
+        client,
+        config,
+        stores,
+        gate,
+        Metrics::new(&mut reg),
+        None,
+    ));
+    Env {
+        ctx,
+        writers,
+        handle,
+    }
+}
+
+impl Env {
+    fn node(&mut self, name: &str, cpu: &str) {
+        let n: K8sNode = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "status": {"allocatable": {"cpu": cpu, "memory": "64Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True",
+                                       "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+        }))
+        .unwrap();
+        self.writers
+            .nodes
+            .apply_watcher_event(&Event::Apply(n.clone()));
+        watch::on_node(&self.ctx, Change::Applied(&n));
+    }
+
+    fn pod(&mut self, v: Value) -> K8sPod {
+        let p: K8sPod = serde_json::from_value(v).unwrap();
+        self.writers
+            .pods
+            .apply_watcher_event(&Event::Apply(p.clone()));
+        watch::on_pod(&self.ctx, Change::Applied(&p));
+        p
+    }
+
+    fn delete(&mut self, p: &K8sPod) {
+        self.writers
+            .pods
+            .apply_watcher_event(&Event::Delete(p.clone()));
+        watch::on_pod(&self.ctx, Change::Deleted(p));
+    }
+
+    /// Asserts that no request arrives within a second.
+    async fn silent(&mut self) {
+        let got = tokio::time::timeout(Duration::from_secs(1), self.handle.next_request()).await;
+        assert!(
+            got.is_err(),
+            "unexpected request: {:?}",
+            got.map(|r| r.map(|(req, _)| req.uri().clone()))
+        );
+    }
+}
+
+fn user(name: &str, cpu: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "hub", "uid": format!("uid-{name}"),
+                     "labels": {"component": "singleuser-server"},
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"schedulerName": "hubpack-scheduler", "priority": 0,
+                 "containers": [{"name": "notebook", "image": "jupyter/base",
+                                 "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}]},
+    })
+}
+
+fn placeholder(name: &str, cpu: &str, node: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "hub", "uid": format!("uid-{name}"),
+                     "labels": {"component": "user-placeholder"},
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"schedulerName": "hubpack-scheduler", "priority": -10, "preemptionPolicy": "Never",
+                 "nodeName": node,
+                 "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10",
+                                 "resources": {"requests": {"cpu": cpu, "memory": "1Gi"}}}]},
+        "status": {"phase": "Running"},
+    })
+}
+
+fn event_reply() -> Value {
+    json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+           "metadata": {"name": "e", "namespace": "hub"}, "eventTime": "2026-01-01T00:00:00.000000Z"})
+}
+
+fn pop(ctx: &Context) -> PodKey {
+    ctx.queue().pop(i64::MAX / 2).expect("a queued pod")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_free_seat_is_bound_with_the_pods_uid_then_a_scheduled_event() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    e.pod(user("alice", "1"));
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    assert_eq!(attempt, Attempt::Binding { node: "n1".into() });
+    let bind = next(&mut e.handle, 201, status_ok()).await;
+    assert_eq!(bind.path, "/api/v1/namespaces/hub/pods/alice/binding");
+    assert_eq!(bind.body["metadata"]["uid"], "uid-alice");
+    assert_eq!(bind.body["target"]["name"], "n1");
+    let ev = next(&mut e.handle, 201, event_reply()).await;
+    assert_eq!(ev.body["reason"], "Scheduled");
+    // Assumed at once: the node's requests already count alice.
+    assert_eq!(e.ctx.state().snapshot.requested("n1").cpu_milli, 1000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_bind_forgets_the_assumption_and_requeues() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    e.pod(user("alice", "1"));
+    schedule_one(&e.ctx, pop(&e.ctx)).await;
+    next(&mut e.handle, 409, status_err(409, "Conflict")).await;
+    // Let the bind task handle the answer.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(e.ctx.state().snapshot.requested("n1").cpu_milli, 0);
+    assert!(e.ctx.queue().contains(&PodKey::new("hub", "alice")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn preemption_nominates_evicts_and_binds_only_after_the_victims_delete() {
+    let mut e = env(true);
+    e.node("n1", "4");
+    let ph = e.pod(placeholder("ph-0", "4", "n1"));
+    e.pod(user("alice", "2"));
+
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    assert_eq!(
+        attempt,
+        Attempt::Preempting {
+            node: "n1".into(),
+            victims: vec![PodKey::new("hub", "ph-0")]
+        }
+    );
+    let nominate = next(&mut e.handle, 200, pod_json("hub", "alice")).await;
+    assert_eq!(nominate.path, "/api/v1/namespaces/hub/pods/alice/status");
+    assert_eq!(
+        nominate.body,
+        json!({"status": {"nominatedNodeName": "n1"}})
+    );
+    let eviction = next(&mut e.handle, 201, status_ok()).await;
+    assert_eq!(eviction.path, "/api/v1/namespaces/hub/pods/ph-0/eviction");
+    assert_eq!(
+        eviction.body["deleteOptions"]["preconditions"]["uid"],
+        "uid-ph-0"
+    );
+    assert_eq!(eviction.body["deleteOptions"]["gracePeriodSeconds"], 0);
+    let preempted = next(&mut e.handle, 201, event_reply()).await;
+    assert_eq!(preempted.body["reason"], "Preempted");
+    assert_eq!(preempted.body["regarding"]["name"], "ph-0");
+
+    // The seat is reserved: a replacement placeholder must not take it.
+    {
+        let st = e.ctx.state();
+        let nominated: Vec<_> = st
+            .snapshot
+            .nominated_on("n1")
+            .map(|p| p.key.clone())
+            .collect();
+        assert_eq!(nominated, vec![PodKey::new("hub", "alice")]);
+    }
+
+    // The victim is terminating: deletionTimestamp alone must not lead to a bind.
+    let mut terminating = ph.clone();
+    terminating.metadata.deletion_timestamp = ph.metadata.creation_timestamp.clone();
+    let terminating_json = serde_json::to_value(&terminating).unwrap();
+    e.pod(terminating_json);
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    assert_eq!(attempt, Attempt::Waiting);
+    e.silent().await;
+
+    // DELETE seen: the preemptor is woken and binds to the nominated node.
+    e.delete(&terminating);
+    let key = e
+        .ctx
+        .queue()
+        .pop(e.ctx.now())
+        .expect("woken without waiting out the backoff");
+    let attempt = schedule_one(&e.ctx, key).await;
+    assert_eq!(attempt, Attempt::Binding { node: "n1".into() });
+    let bind = next(&mut e.handle, 201, status_ok()).await;
+    assert_eq!(bind.path, "/api/v1/namespaces/hub/pods/alice/binding");
+    assert_eq!(bind.body["target"]["name"], "n1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_preemption_that_times_out_clears_the_nomination() {
+    let mut e = env(true);
+    e.node("n1", "4");
+    e.pod(placeholder("ph-0", "4", "n1"));
+    e.pod(user("alice", "2"));
+    schedule_one(&e.ctx, pop(&e.ctx)).await;
+    next(&mut e.handle, 200, pod_json("hub", "alice")).await;
+    next(&mut e.handle, 201, status_ok()).await;
+    next(&mut e.handle, 201, event_reply()).await;
+
+    // Force the deadline into the past.
+    let key = PodKey::new("hub", "alice");
+    if let Some(InFlight::Preempting { deadline, .. }) = e.ctx.state().in_flight.get_mut(&key) {
+        *deadline = 0;
+    }
+    let ctx = e.ctx.clone();
+    let k = pop(&ctx);
+    let run = tokio::spawn(async move { schedule_one(&ctx, k).await });
+    let clear = next(&mut e.handle, 200, pod_json("hub", "alice")).await;
+    assert_eq!(clear.body, json!({"status": {"nominatedNodeName": null}}));
+    // The victim is still there, so the pod preempts afresh rather than binding.
+    let attempt = run.await.unwrap();
+    assert!(matches!(attempt, Attempt::Preempting { .. }), "{attempt:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unfittable_pod_gets_the_unschedulable_condition_and_event() {
+    let mut e = env(true);
+    e.node("n1", "2");
+    e.pod(user("big", "16"));
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let Attempt::Unschedulable { message } = attempt else {
+        panic!("{attempt:?}")
+    };
+    assert!(message.starts_with("0/1 nodes are available:"), "{message}");
+    assert!(message.contains("Insufficient cpu"), "{message}");
+    let patch = next(&mut e.handle, 200, pod_json("hub", "big")).await;
+    assert_eq!(patch.path, "/api/v1/namespaces/hub/pods/big/status");
+    assert_eq!(patch.content_type, "application/strategic-merge-patch+json");
+    let cond = &patch.body["status"]["conditions"][0];
+    assert_eq!(cond["type"], "PodScheduled");
+    assert_eq!(cond["status"], "False");
+    assert_eq!(cond["reason"], "Unschedulable");
+    assert_eq!(cond["message"], message.as_str());
+    let ev = next(&mut e.handle, 201, event_reply()).await;
+    assert_eq!(ev.body["reason"], "FailedScheduling");
+    assert_eq!(
+        e.ctx.queue().depth(),
+        (0, 0, 1),
+        "parked until the cluster changes"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_pod_is_reported_and_skipped() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    let mut bad = user("bad", "1");
+    bad["spec"]["containers"][0]["resources"]["requests"]["memory"] = json!("1 gig");
+    e.pod(bad);
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let Attempt::Invalid { message } = attempt else {
+        panic!("{attempt:?}")
+    };
+    assert!(
+        message.contains("spec.containers[0].resources.requests.memory"),
+        "{message}"
+    );
+    let patch = next(&mut e.handle, 200, pod_json("hub", "bad")).await;
+    assert_eq!(
+        patch.body["status"]["conditions"][0]["message"],
+        message.as_str()
+    );
+    next(&mut e.handle, 201, event_reply()).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_never_writes() {
+    let mut e = env(false);
+    e.node("n1", "8");
+    e.pod(user("alice", "1"));
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    assert_eq!(attempt, Attempt::NotLeader);
+    e.silent().await;
+    assert!(e.ctx.queue().contains(&PodKey::new("hub", "alice")));
+}

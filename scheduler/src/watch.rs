@@ -1,0 +1,306 @@
+//! Watches (reflectors with backoff) feeding the cluster state and the queue. Runs whether
+//! or not this replica leads, so a standby's caches are warm when it takes over.
+//!
+//! A re-list after a watch gap reports the full set again but no DELETE for objects that
+//! vanished meanwhile; each watcher remembers what it knew and deletes the missing ones
+//! when the re-list ends.
+
+use crate::context::Context;
+use futures::StreamExt;
+use hubpack_core::model::PodKey;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, ObjectRef, store::Writer};
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Resource, ResourceExt};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::task::JoinHandle;
+
+/// A change after relist bookkeeping.
+pub enum Change<'a, K> {
+    Applied(&'a K),
+    Deleted(&'a K),
+}
+
+/// Watched kinds; readiness waits for every one's first list.
+pub const WATCHED_KINDS: usize = 6;
+
+pub struct Writers {
+    pub pods: Writer<Pod>,
+    pub nodes: Writer<Node>,
+    pub csinodes: Writer<CSINode>,
+    pub claims: Writer<PersistentVolumeClaim>,
+    pub volumes: Writer<PersistentVolume>,
+    pub classes: Writer<StorageClass>,
+}
+
+/// New empty caches and their writers.
+pub fn stores() -> (crate::context::Stores, Writers) {
+    let (pods, pw) = reflector::store();
+    let (nodes, nw) = reflector::store();
+    let (csinodes, cw) = reflector::store();
+    let (claims, clw) = reflector::store();
+    let (volumes, vw) = reflector::store();
+    let (classes, sw) = reflector::store();
+    (
+        crate::context::Stores {
+            pods,
+            nodes,
+            csinodes,
+            claims,
+            volumes,
+            classes,
+        },
+        Writers {
+            pods: pw,
+            nodes: nw,
+            csinodes: cw,
+            claims: clw,
+            volumes: vw,
+            classes: sw,
+        },
+    )
+}
+
+/// Starts every watcher. `synced` counts kinds whose first list is complete.
+pub fn spawn_all(
+    ctx: &Arc<Context>,
+    writers: Writers,
+    synced: Arc<AtomicUsize>,
+) -> Vec<JoinHandle<()>> {
+    let c = ctx.client.clone();
+    vec![
+        spawn(
+            Api::all(c.clone()),
+            writers.pods,
+            ctx,
+            synced.clone(),
+            on_pod,
+        ),
+        spawn(
+            Api::all(c.clone()),
+            writers.nodes,
+            ctx,
+            synced.clone(),
+            on_node,
+        ),
+        spawn(
+            Api::all(c.clone()),
+            writers.csinodes,
+            ctx,
+            synced.clone(),
+            on_csinode,
+        ),
+        spawn(
+            Api::all(c.clone()),
+            writers.claims,
+            ctx,
+            synced.clone(),
+            on_claim,
+        ),
+        spawn(
+            Api::all(c.clone()),
+            writers.volumes,
+            ctx,
+            synced.clone(),
+            on_volume_change,
+        ),
+        spawn(Api::all(c), writers.classes, ctx, synced, on_volume_change),
+    ]
+}
+
+fn spawn<K>(
+    api: Api<K>,
+    writer: Writer<K>,
+    ctx: &Arc<Context>,
+    synced: Arc<AtomicUsize>,
+    handle: fn(&Context, Change<'_, K>),
+) -> JoinHandle<()>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let stream = watcher(api)
+            .default_backoff()
+            .modify(|o| o.managed_fields_mut().clear())
+            .reflect(writer);
+        let mut stream = std::pin::pin!(stream);
+        let mut known: HashMap<ObjectRef<K>, K> = HashMap::new();
+        let mut relist: Option<HashSet<ObjectRef<K>>> = None;
+        let mut first_sync = true;
+        while let Some(ev) = stream.next().await {
+            let ev = match ev {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::warn!(kind = K::kind(&()).as_ref(), error = %e, "watch error");
+                    continue;
+                }
+            };
+            match ev {
+                Event::Init => relist = Some(HashSet::new()),
+                Event::InitApply(o) | Event::Apply(o) => {
+                    let r = ObjectRef::from_obj(&o);
+                    if let Some(seen) = relist.as_mut() {
+                        seen.insert(r.clone());
+                    }
+                    handle(&ctx, Change::Applied(&o));
+                    known.insert(r, o);
+                }
+                Event::Delete(o) => {
+                    known.remove(&ObjectRef::from_obj(&o));
+                    handle(&ctx, Change::Deleted(&o));
+                }
+                Event::InitDone => {
+                    if let Some(seen) = relist.take() {
+                        let gone: Vec<_> = known
+                            .keys()
+                            .filter(|r| !seen.contains(r))
+                            .cloned()
+                            .collect();
+                        for r in gone {
+                            if let Some(o) = known.remove(&r) {
+                                handle(&ctx, Change::Deleted(&o));
+                            }
+                        }
+                    }
+                    if first_sync {
+                        first_sync = false;
+                        synced.fetch_add(1, Ordering::AcqRel);
+                    }
+                }
+            }
+            ctx.wake.notify_one();
+        }
+    })
+}
+
+fn watcher<K>(api: Api<K>) -> impl futures::Stream<Item = watcher::Result<Event<K>>>
+where
+    K: Resource + Clone + Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    watcher::watcher(api, watcher::Config::default().any_semantic())
+}
+
+pub fn on_pod(ctx: &Context, change: Change<'_, Pod>) {
+    let fx = {
+        let mut st = ctx.state();
+        match change {
+            Change::Applied(p) => st.apply_pod(p, &ctx.classifier, &ctx.stores),
+            Change::Deleted(p) => st.delete_pod(p, &ctx.classifier),
+        }
+    };
+    {
+        let mut q = ctx.queue();
+        match fx.change {
+            Some(crate::cluster_state::PodChange::Pending {
+                key,
+                priority,
+                created,
+            }) => q.add(key, priority, created),
+            Some(crate::cluster_state::PodChange::NotPending { key }) => q.remove(&key),
+            None => {}
+        }
+        for k in &fx.wake {
+            q.wake(k);
+        }
+        if fx.freed {
+            q.cluster_changed();
+        }
+    }
+    if let Some(node) = fx.prepull_changed {
+        refresh_node(ctx, &node);
+    }
+    if let Some((reason, node)) = fx.kubelet_rejected {
+        report_rejection(ctx, change_pod(&change), reason, node);
+    }
+}
+
+fn change_pod<'a>(c: &Change<'a, Pod>) -> &'a Pod {
+    match c {
+        Change::Applied(p) | Change::Deleted(p) => p,
+    }
+}
+
+fn report_rejection(ctx: &Context, pod: &Pod, reason: String, node: String) {
+    tracing::warn!(pod = ?pod.metadata.name, %reason, %node, "kubelet rejected a pod we bound");
+    ctx.metrics
+        .kubelet_rejections
+        .get_or_create(&crate::metrics::KindLabels {
+            kind: reason.clone(),
+        })
+        .inc();
+    let reference = crate::actions::events::pod_ref(pod);
+    let client = ctx.client.clone();
+    let name = ctx.config.scheduler_name.clone();
+    // Events need the API; the handler is synchronous, so the write runs on its own.
+    tokio::spawn(async move {
+        let events = crate::actions::events::Events::new(client, &name, None);
+        let limiter = crate::actions::RateLimiter::new(1.0, 1);
+        events
+            .kubelet_rejected(&limiter, &reference, &reason, &node)
+            .await;
+    });
+}
+
+/// Reconverts a node from the cache (its CSINode or pre-pull pod changed).
+pub fn refresh_node(ctx: &Context, name: &str) {
+    if let Some(n) = ctx.stores.nodes.get(&ObjectRef::new(name)) {
+        on_node(ctx, Change::Applied(&n));
+    }
+}
+
+pub fn on_node(ctx: &Context, change: Change<'_, Node>) {
+    match change {
+        Change::Applied(n) => {
+            let name = n.name_any();
+            let csi = ctx.stores.csinodes.get(&ObjectRef::new(&name));
+            if let Err(e) = ctx.state().apply_node(n, csi.as_deref()) {
+                tracing::warn!(node = %name, error = %e, "cannot convert node; ignored");
+                ctx.state().delete_node(&name);
+            }
+        }
+        Change::Deleted(n) => ctx.state().delete_node(&n.name_any()),
+    }
+    ctx.queue().cluster_changed();
+}
+
+fn on_csinode(ctx: &Context, change: Change<'_, CSINode>) {
+    let name = match change {
+        Change::Applied(c) | Change::Deleted(c) => c.name_any(),
+    };
+    refresh_node(ctx, &name);
+}
+
+fn on_claim(ctx: &Context, change: Change<'_, PersistentVolumeClaim>) {
+    if let Change::Applied(pvc) = change {
+        let ns = pvc.namespace().unwrap_or_default();
+        let stores = &ctx.stores;
+        let bound = |claim: &str| {
+            stores
+                .claims
+                .get(&ObjectRef::new(claim).within(&ns))
+                .is_some_and(|c| crate::actions::volumes::claim_is_bound(&c))
+        };
+        let wake: Vec<PodKey> = ctx.state().claims_bound(&ns, &bound);
+        let mut q = ctx.queue();
+        for k in &wake {
+            q.wake(k);
+        }
+    }
+    ctx.queue().cluster_changed();
+}
+
+fn on_volume_change<K>(ctx: &Context, _change: Change<'_, K>) {
+    ctx.queue().cluster_changed();
+}
