@@ -96,10 +96,12 @@ fn build_node(name: &str, s: &NodeSpec, now: i64) -> Node {
     let pool = if s.user_pool { "user" } else { "core" };
     n.labels.insert("pool".into(), pool.into());
     n.labels.insert("gen".into(), s.generation.to_string());
+    n.labels
+        .insert("kubernetes.io/hostname".into(), name.into());
     n.taints.push(Taint {
         key: "hub.jupyter.org/dedicated".into(),
         value: pool.into(),
-        effect: if s.generation % 2 == 0 {
+        effect: if s.generation.is_multiple_of(2) {
             TaintEffect::NoSchedule
         } else {
             TaintEffect::NoExecute
@@ -249,7 +251,15 @@ fn build_pod(id: usize, s: &PodSpec, now: i64) -> Pod {
             term: sel("pool", SelectorOperator::In, &["user"]),
         });
     }
-    if let Some(g) = s.required_gen {
+    if s.required_gen == Some(7) {
+        p.required_affinity = Some(NodeSelector {
+            terms: vec![sel(
+                "kubernetes.io/hostname",
+                SelectorOperator::NotIn,
+                &["n001"],
+            )],
+        });
+    } else if let Some(g) = s.required_gen {
         p.required_affinity = Some(NodeSelector {
             terms: vec![
                 sel("gen", SelectorOperator::Gt, &[&g.to_string()]),

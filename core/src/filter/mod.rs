@@ -67,17 +67,24 @@ pub fn static_post(node: &Node, pod: &Pod) -> Vec<Reason> {
     volume_binding_ok(node, pod).err().unwrap_or_default()
 }
 
-/// Whether any selector the pod carries (its affinity or its volumes') uses
-/// `matchFields`, i.e. depends on the node's name and not just its labels.
+/// Node labels unique to each node. The index leaves them out of its bucket signatures
+/// (otherwise every node would be a bucket of its own); a pod that selects on one is
+/// decided by the full scan.
+pub const NODE_UNIQUE_LABELS: &[&str] = &["kubernetes.io/hostname"];
+
+/// Whether any selector the pod carries (its nodeSelector, affinity, or its volumes')
+/// depends on the node's identity: `matchFields` (the node name) or a label in
+/// [`NODE_UNIQUE_LABELS`].
 pub fn uses_node_name(pod: &Pod) -> bool {
-    use crate::model::PodVolume;
-    let sel_uses =
-        |s: &crate::model::NodeSelector| s.terms.iter().any(|t| !t.match_fields.is_empty());
-    pod.required_affinity.as_ref().is_some_and(sel_uses)
-        || pod
-            .preferred_affinity
-            .iter()
-            .any(|p| !p.term.match_fields.is_empty())
+    use crate::model::{NodeSelector, NodeSelectorTerm, PodVolume};
+    let unique = |key: &str| NODE_UNIQUE_LABELS.contains(&key);
+    let term_uses = |t: &NodeSelectorTerm| {
+        !t.match_fields.is_empty() || t.match_expressions.iter().any(|r| unique(&r.key))
+    };
+    let sel_uses = |s: &NodeSelector| s.terms.iter().any(term_uses);
+    pod.node_selector.keys().any(|k| unique(k))
+        || pod.required_affinity.as_ref().is_some_and(sel_uses)
+        || pod.preferred_affinity.iter().any(|p| term_uses(&p.term))
         || pod.volumes.iter().any(|v| match v {
             PodVolume::Bound { node_affinity, .. } => node_affinity.as_ref().is_some_and(sel_uses),
             PodVolume::WaitForFirstConsumer {

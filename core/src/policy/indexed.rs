@@ -16,8 +16,9 @@
 //! found, no later node in the set can win and the walk stops. Nodes are evaluated with the
 //! very same `evaluate` and `rank_key` as the full scan, so the decision is identical.
 //! When nothing fits, every node is evaluated for the diagnosis (static failures once per
-//! bucket). Pods whose selectors use `matchFields` (the node name) and negative weights,
-//! where the bucket or the bound do not hold, go to the full scan.
+//! bucket). Pods whose selectors use the node's identity (`matchFields`, the hostname
+//! label), and negative weights, where the buckets or the bound do not hold, go to the
+//! full scan.
 
 use super::evaluate::{Outcome, StaticVerdict, evaluate, static_verdict};
 use super::rank::{Prefix, RankKey, rank_key, tier};

@@ -1,5 +1,6 @@
 //! The node index behind the fast `decide`. Nodes are grouped into buckets of identical
-//! scheduling signature (labels, taints, unschedulable, readiness, allocatable): every
+//! scheduling signature (labels except unique ones such as the hostname, taints,
+//! unschedulable, readiness, allocatable): every
 //! label/taint filter and the affinity and PreferNoSchedule rank keys are the same for a
 //! whole bucket, so they are evaluated once per bucket and pod. Inside a bucket two ordered
 //! sets hold nodes by their tightest free fraction of cpu/memory (parts per billion of
@@ -10,6 +11,7 @@
 //! search stop early (see `policy::indexed`).
 
 use super::usage::NodeUsage;
+use crate::filter::NODE_UNIQUE_LABELS;
 use crate::model::{Node, Resources, Taint};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -38,6 +40,7 @@ impl BucketSig {
             labels: node
                 .labels
                 .iter()
+                .filter(|(k, _)| !NODE_UNIQUE_LABELS.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             taints: node.taints.iter().map(taint_sig).collect(),
