@@ -21,6 +21,8 @@ pub enum Error {
     Timeout(String),
     #[error("lease: {0}")]
     Lease(String),
+    #[error("metrics server: {0}")]
+    Http(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -35,6 +37,7 @@ impl Error {
             Error::NotLeader => "not_leader",
             Error::Timeout(_) => "timeout",
             Error::Lease(_) => "lease",
+            Error::Http(_) => "http",
         }
     }
 

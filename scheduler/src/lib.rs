@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod actions;
+pub mod app;
 pub mod cluster_state;
 pub mod config;
 pub mod context;

@@ -4,15 +4,9 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use hubpack_scheduler::app;
 use hubpack_scheduler::config::Config;
-use hubpack_scheduler::context::Context;
-use hubpack_scheduler::http::{HttpState, serve};
-use hubpack_scheduler::leader::{self, LeaderGate};
-use hubpack_scheduler::metrics::Metrics;
-use hubpack_scheduler::{scheduler_loop, watch};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
@@ -98,88 +92,13 @@ async fn run(config: Config, kubeconfig: Option<PathBuf>) -> anyhow::Result<()> 
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("hubpack-scheduler-{}", std::process::id()));
     let shutdown = CancellationToken::new();
-
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = Metrics::new(&mut registry);
-    let gate = if config.leader_election.enabled {
-        LeaderGate::new()
-    } else {
-        LeaderGate::always()
-    };
-    let (stores, writers) = watch::stores();
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        config.clone(),
-        stores,
-        gate,
-        metrics,
-        Some(identity.clone()),
-    ));
-    let synced = Arc::new(AtomicUsize::new(0));
-    let watchers = watch::spawn_all(&ctx, writers, synced.clone());
-
-    let http = tokio::spawn(serve(
-        config.metrics_address,
-        HttpState {
-            registry: Arc::new(registry),
-            synced,
-            kinds: watch::WATCHED_KINDS,
-        },
-        shutdown.clone(),
-    ));
-    let election = if config.leader_election.enabled {
-        let ctx = ctx.clone();
-        let shutdown = shutdown.clone();
-        let namespace = config.lease_namespace();
-        let identity = identity.clone();
-        Some(tokio::spawn(async move {
-            let res = leader::run(
-                client,
-                &ctx.config.leader_election,
-                &namespace,
-                &identity,
-                &ctx.leader,
-                shutdown.clone(),
-            )
-            .await;
-            if let Err(e) = &res {
-                // Without an election we can never act again: stop, and let the restart
-                // begin anew.
-                tracing::error!(error = %e, "leader election failed");
-                shutdown.cancel();
-            }
-            res
-        }))
-    } else {
-        None
-    };
-    let sched = tokio::spawn(scheduler_loop::run(ctx.clone(), shutdown.clone()));
-
-    tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutdown signal received"),
-        _ = shutdown.cancelled() => {}
-    }
-    shutdown.cancel();
-    // First stop binding and let in-flight binds finish, then give the lease back.
-    sched.await.context("scheduling loop")?;
-    let mut failed = false;
-    if let Some(e) = election {
-        failed |= !matches!(e.await, Ok(Ok(())));
-    }
-    for w in watchers {
-        w.abort();
-    }
-    match http.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "metrics server failed");
-            failed = true;
-        }
-        Err(e) => tracing::warn!(error = %e, "metrics server task"),
-    }
-    if failed {
-        anyhow::bail!("leader election or metrics server failed");
-    }
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received");
+        on_signal.cancel();
+    });
+    app::run(client, config, identity, shutdown).await?;
     Ok(())
 }
 
