@@ -1,6 +1,8 @@
 //! The binary refuses a bad config before touching the cluster: exit code 2, and a message
 //! naming the field and the fix.
 
+#![allow(clippy::unwrap_used)] // a test binary
+
 use std::process::Command;
 
 fn run_with_config(yaml: &str) -> (Option<i32>, String) {
