@@ -24,7 +24,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "bench core",
             cargo().args(["bench", "-p", "hubpack-core", "--bench", "decide"]),
         ),
-        Which::Sim => anyhow::bail!("bench sim: not built yet (simulator issue)"),
+        Which::Sim => step(
+            "bench sim",
+            cargo().args(["bench", "-p", "hubpack-sim", "--bench", "sim"]),
+        ),
         Which::Scheduler => anyhow::bail!("bench scheduler: not built yet (scheduler issue)"),
     }
 }
