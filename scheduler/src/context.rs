@@ -94,6 +94,12 @@ impl Context {
         jiff::Timestamp::now().as_millisecond()
     }
 
+    /// Whether this replica may write to the API right now (leader, within the lease's
+    /// deadline). Checked before every write, not only when an attempt starts.
+    pub fn may_write(&self) -> bool {
+        self.leader.is_leading(self.now())
+    }
+
     // A poisoned lock means a panic mid-update elsewhere; the data is still the best we
     // have, and refusing to schedule would strand every pod.
     pub fn state(&self) -> MutexGuard<'_, ClusterState> {

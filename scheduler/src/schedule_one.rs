@@ -269,7 +269,9 @@ async fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey, ns: &str, name: &s
         st.in_flight.remove(key);
         st.snapshot.clear_nomination(key);
     }
-    if let Err(e) = set_nomination(&ctx.client, &ctx.limiter, ns, name, None).await {
+    if ctx.may_write()
+        && let Err(e) = set_nomination(&ctx.client, &ctx.limiter, ns, name, None).await
+    {
         tracing::warn!(pod = %key, error = %e, "could not clear the nomination");
     }
 }
@@ -285,7 +287,7 @@ fn spawn_bind(ctx: &Arc<Context>, key: PodKey, raw: Arc<K8sPod>, node: String, c
         let (priority, _) = priority_and_created(&raw);
         // Leadership is checked again right before the write: it may have lapsed while
         // this bind waited for a slot.
-        let result = if ctx.leader.is_leading(ctx.now()) {
+        let result = if ctx.may_write() {
             bind(&ctx.client, &ctx.limiter, &ns, &name, &uid, &node)
                 .await
                 .map_err(crate::error::Error::from)
@@ -325,6 +327,9 @@ fn spawn_preemption(ctx: &Arc<Context>, key: PodKey, node: String, victims: Vec<
     let ctx = ctx.clone();
     tokio::spawn(async move {
         let (ns, name) = split(&key);
+        if !ctx.may_write() {
+            return; // leadership lapsed: the preemption times out and is redone by the next leader
+        }
         if let Err(e) = set_nomination(&ctx.client, &ctx.limiter, &ns, &name, Some(&node)).await {
             // The in-memory reservation still holds; the annotation is for the autoscaler.
             tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName");
@@ -335,6 +340,9 @@ fn spawn_preemption(ctx: &Arc<Context>, key: PodKey, node: String, victims: Vec<
                 continue; // already gone from the cache: its DELETE was seen
             };
             let uid = vraw.metadata.uid.clone().unwrap_or_default();
+            if !ctx.may_write() {
+                return;
+            }
             match evict(&ctx.client, &ctx.limiter, &vns, &vname, &uid).await {
                 Ok(EvictOutcome::Accepted) => {
                     ctx.metrics.victims.inc();
@@ -386,6 +394,9 @@ fn start_provisioning(
     let ns = ns.to_string();
     tokio::spawn(async move {
         for step in &steps {
+            if !ctx.may_write() {
+                return; // the provisioning wait times out and the pod is rescheduled
+            }
             if let Err(e) = apply_step(&ctx.client, &ctx.limiter, &ns, &node, step).await {
                 tracing::warn!(pod = %key, ?step, error = %e, "volume preparation failed; rescheduling");
                 {
@@ -404,6 +415,9 @@ fn start_provisioning(
 fn spawn_report_unschedulable(ctx: &Arc<Context>, raw: Arc<K8sPod>, message: String) {
     let ctx = ctx.clone();
     tokio::spawn(async move {
+        if !ctx.may_write() {
+            return;
+        }
         if let Err(e) = mark_unschedulable(&ctx.client, &ctx.limiter, &raw, &message).await {
             tracing::warn!(pod = ?raw.metadata.name, error = %e, "could not set the Unschedulable condition");
         }

@@ -302,3 +302,39 @@ async fn a_standby_never_writes() {
     e.silent().await;
     assert!(e.ctx.queue().contains(&PodKey::new("hub", "alice")));
 }
+
+#[tokio::test(start_paused = true)]
+async fn leadership_lost_before_the_bind_goes_out_means_no_bind() {
+    let (client, handle) = mock_client();
+    let (stores, writers) = watch::stores();
+    let mut reg = prometheus_client::registry::Registry::default();
+    let gate = LeaderGate::new();
+    gate.extend(i64::MAX);
+    let mut config = Config::default();
+    config.policy.warm_settle_ms = 0;
+    let ctx = Arc::new(Context::new(
+        client,
+        config,
+        stores,
+        gate,
+        Metrics::new(&mut reg),
+        None,
+    ));
+    let mut e = Env {
+        ctx,
+        writers,
+        handle,
+    };
+    e.node("n1", "8");
+    e.pod(user("alice", "1"));
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    assert_eq!(attempt, Attempt::Binding { node: "n1".into() });
+    // The bind task has not run yet (single-threaded test runtime): lose the lease now.
+    e.ctx.leader.revoke();
+    e.silent().await;
+    assert_eq!(
+        e.ctx.state().snapshot.requested("n1").cpu_milli,
+        0,
+        "assumption undone"
+    );
+}
