@@ -126,7 +126,23 @@ fn dynamic_reasons(node: &Node, s: &Seen<'_>, pod: &Pod, removed: &[&Pod]) -> Ve
     Vec::new()
 }
 
-pub(crate) fn evaluate(snap: &Snapshot, node: &Node, pod: &Pod, sv: &StaticVerdict) -> Outcome {
+/// How much of a node's evaluation is wanted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Free seat, else victims, else the failure reasons.
+    Full,
+    /// Free seat, else the failure reasons (the same reasons `Full` gives when no victims
+    /// help), without searching for victims.
+    FreeOnly,
+}
+
+pub(crate) fn evaluate(
+    snap: &Snapshot,
+    node: &Node,
+    pod: &Pod,
+    sv: &StaticVerdict,
+    mode: Mode,
+) -> Outcome {
     if let Some(r) = &sv.pre {
         return Outcome::Fail(vec![r.clone()]);
     }
@@ -141,7 +157,11 @@ pub(crate) fn evaluate(snap: &Snapshot, node: &Node, pod: &Pod, sv: &StaticVerdi
     }
     // Preemption only helps with what evicting pods frees (kube: only nodes whose status
     // is Unschedulable, not UnschedulableAndUnresolvable, are preemption candidates).
-    if pod.may_preempt() && sv.post.is_empty() {
+    if mode == Mode::Full
+        && pod.may_preempt()
+        && sv.post.is_empty()
+        && could_fit_without_placeholders(snap, node, pod, &s)
+    {
         let all_on_node: Vec<&Pod> = if s.placed.is_empty() {
             snap.pods_on(&node.name).collect()
         } else {
@@ -152,6 +172,19 @@ pub(crate) fn evaluate(snap: &Snapshot, node: &Node, pod: &Pod, sv: &StaticVerdi
         }
     }
     Outcome::Fail(reasons)
+}
+
+/// A cheap necessary condition for preemption: the pod's resources fit once every
+/// placeholder is gone (evicting only lower-priority ones frees at most that).
+fn could_fit_without_placeholders(snap: &Snapshot, node: &Node, pod: &Pod, s: &Seen<'_>) -> bool {
+    let Some(u) = snap.usage(&node.name) else {
+        return true;
+    };
+    let mut load = s.load.clone();
+    load.requested -= &u.requested;
+    load.requested += &u.requested_non_placeholder;
+    load.pod_count -= u.placeholder_count;
+    fit_reasons(&node.allocatable, &load, &pod.requests).is_empty()
 }
 
 /// The placeholders to evict: among placeholders with lower priority than the pod, the

@@ -20,7 +20,7 @@
 //! label), and negative weights, where the buckets or the bound do not hold, go to the
 //! full scan.
 
-use super::evaluate::{Outcome, StaticVerdict, evaluate, static_verdict};
+use super::evaluate::{Mode, Outcome, StaticVerdict, evaluate, static_verdict};
 use super::rank::{Prefix, RankKey, rank_key, tier};
 use super::{Decision, Diagnosis, PolicyConfig, to_decision};
 use crate::filter;
@@ -93,7 +93,8 @@ pub(super) fn decide(snap: &Snapshot, pod: &Pod, now: Millis, cfg: &PolicyConfig
             let Some(node) = snap.node(name) else {
                 continue;
             };
-            if let Outcome::Fail(reasons) = evaluate(snap, node, pod, sv) {
+            // No victims anywhere (else there would be a candidate): filter reasons only.
+            if let Outcome::Fail(reasons) = evaluate(snap, node, pod, sv, Mode::FreeOnly) {
                 for r in reasons {
                     *counts.entry(r).or_insert(0) += 1;
                 }
@@ -145,7 +146,13 @@ impl Search<'_> {
             ) {
                 continue;
             }
-            let outcome = evaluate(self.snap, node, pod, sv);
+            // The free walk only looks for free seats; preemption candidates come from the
+            // preempt walk.
+            let mode = match walk {
+                Walk::Free => Mode::FreeOnly,
+                Walk::Preempt => Mode::Full,
+            };
+            let outcome = evaluate(self.snap, node, pod, sv, mode);
             if matches!(outcome, Outcome::Fail(_)) {
                 continue;
             }

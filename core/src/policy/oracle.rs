@@ -1,6 +1,6 @@
 //! The single pass: filter every node, rank every candidate.
 
-use super::evaluate::{Outcome, evaluate, static_verdict};
+use super::evaluate::{Mode, Outcome, evaluate, static_verdict};
 use super::rank::{RankKey, rank_key};
 use super::{Decision, Diagnosis, PolicyConfig, to_decision};
 use crate::model::{Millis, Pod};
@@ -12,7 +12,7 @@ pub(super) fn decide(snap: &Snapshot, pod: &Pod, now: Millis, cfg: &PolicyConfig
     let mut counts = HashMap::new();
     for node in snap.nodes() {
         let sv = static_verdict(node, pod);
-        match evaluate(snap, node, pod, &sv) {
+        match evaluate(snap, node, pod, &sv, Mode::Full) {
             Outcome::Fail(reasons) => {
                 for r in reasons {
                     *counts.entry(r).or_insert(0) += 1;

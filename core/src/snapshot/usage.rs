@@ -12,6 +12,8 @@ pub(crate) struct NodeUsage {
     pub nominated: BTreeSet<PodKey>,
     /// Sum of `requests` of the placed pods.
     pub requested: Resources,
+    /// How many of the placed pods are placeholders.
+    pub placeholder_count: i64,
     /// Sum of `requests` of the placed pods that are not placeholders.
     pub requested_non_placeholder: Resources,
     /// Sum of `score_requests` of all placed pods / of the non-placeholder ones.
@@ -51,7 +53,9 @@ impl NodeUsage {
         self.score_all += &pod.score_requests;
         self.excess_all[0] += e[0];
         self.excess_all[1] += e[1];
-        if pod.role != PodRole::Placeholder {
+        if pod.role == PodRole::Placeholder {
+            self.placeholder_count += 1;
+        } else {
             self.requested_non_placeholder += &pod.requests;
             self.score_non_placeholder += &pod.score_requests;
             self.excess_non_placeholder[0] += e[0];
@@ -68,7 +72,9 @@ impl NodeUsage {
         sub_clean(&mut self.score_all, &pod.score_requests);
         self.excess_all[0] -= e[0];
         self.excess_all[1] -= e[1];
-        if pod.role != PodRole::Placeholder {
+        if pod.role == PodRole::Placeholder {
+            self.placeholder_count -= 1;
+        } else {
             sub_clean(&mut self.requested_non_placeholder, &pod.requests);
             sub_clean(&mut self.score_non_placeholder, &pod.score_requests);
             self.excess_non_placeholder[0] -= e[0];
