@@ -7,7 +7,9 @@
 use hubpack_e2e::harness;
 use hubpack_e2e::nodes::{NodeTemplate, Pool};
 use hubpack_scheduler::config::Config;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Api;
@@ -28,35 +30,65 @@ struct World {
     ns: String,
     scheduler: String,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), hubpack_scheduler::error::Error>>,
+    task: Option<SchedulerTask>,
+}
+
+type SchedulerTask = tokio::task::JoinHandle<Result<(), hubpack_scheduler::error::Error>>;
+
+fn config(scheduler: &str) -> Config {
+    let mut config = Config::default();
+    config.scheduler_name = scheduler.to_string();
+    config.leader_election.enabled = false;
+    config.metrics_address = "127.0.0.1:0".parse().unwrap();
+    // kwok nodes turn Ready seconds before a test uses them.
+    config.policy.warm_settle_ms = 0;
+    config
+}
+
+fn spawn_scheduler(
+    client: &kube::Client,
+    config: Config,
+    identity: &str,
+) -> (CancellationToken, SchedulerTask) {
+    config.validate().unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(hubpack_scheduler::app::run(
+        client.clone(),
+        config,
+        identity.to_string(),
+        shutdown.clone(),
+    ));
+    (shutdown, task)
+}
+
+async fn stop_scheduler(shutdown: CancellationToken, task: SchedulerTask) {
+    shutdown.cancel();
+    let res = tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("scheduler stops within 30 s");
+    res.unwrap().unwrap();
 }
 
 impl World {
     async fn start(prefix: &str) -> World {
+        World::start_with(prefix, |_, _| {}).await
+    }
+
+    /// `tweak` may adjust the config, given the test's namespace.
+    async fn start_with(prefix: &str, tweak: impl FnOnce(&mut Config, &str)) -> World {
         let cluster = hubpack_e2e::shared_cluster!().unwrap_or_else(|e| panic!("{e}"));
         let client = cluster.client().await.unwrap();
         let ns = harness::create_namespace(&client, prefix).await.unwrap();
         let scheduler = harness::unique_name("hubpack");
-        let mut config = Config::default();
-        config.scheduler_name = scheduler.clone();
-        config.leader_election.enabled = false;
-        config.metrics_address = "127.0.0.1:0".parse().unwrap();
-        // kwok nodes turn Ready seconds before a test uses them.
-        config.policy.warm_settle_ms = 0;
-        config.validate().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(hubpack_scheduler::app::run(
-            client.clone(),
-            config,
-            format!("{scheduler}-0"),
-            shutdown.clone(),
-        ));
+        let mut cfg = config(&scheduler);
+        tweak(&mut cfg, &ns);
+        let (shutdown, task) = spawn_scheduler(&client, cfg, &format!("{scheduler}-0"));
         World {
             client,
             ns,
             scheduler,
             shutdown,
-            task,
+            task: Some(task),
         }
     }
 
@@ -113,11 +145,9 @@ impl World {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        let res = tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("scheduler stops within 30 s");
-        res.unwrap().unwrap();
+        if let Some(task) = self.task {
+            stop_scheduler(self.shutdown, task).await;
+        }
     }
 }
 
@@ -226,4 +256,98 @@ async fn an_unfittable_pod_is_marked_unschedulable_for_the_autoscaler() {
     assert!(message.contains("Insufficient cpu"), "{message}");
     assert!(pod.spec.unwrap().node_name.is_none());
     w.stop().await;
+}
+
+async fn lease_holder(client: &kube::Client, ns: &str, name: &str) -> Option<String> {
+    Api::<Lease>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .unwrap()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_binds_and_a_standby_takes_over_when_it_stops() {
+    let lease = harness::unique_name("lease");
+    let elect = |c: &mut Config, ns: &str| {
+        c.leader_election.enabled = true;
+        c.leader_election.lease_name = lease.clone();
+        c.leader_election.namespace = Some(ns.to_string());
+        c.leader_election.lease_duration_seconds = 6;
+        c.leader_election.renew_grace_seconds = 2;
+    };
+    let mut w = World::start_with("leader", elect).await;
+    let first_task = w.task.take().unwrap();
+    let first = format!("{}-0", w.scheduler);
+    let second = format!("{}-1", w.scheduler);
+    let mut cfg = config(&w.scheduler);
+    elect(&mut cfg, &w.ns);
+    let (standby_stop, standby) = spawn_scheduler(&w.client, cfg, &second);
+    w.node("lead", "8", &[IMAGE_FULL]).await;
+
+    w.create(&w.pod("u-0", "1")).await;
+    w.wait_bound("u-0").await;
+    let leader = lease_holder(&w.client, &w.ns, &lease)
+        .await
+        .expect("a lease holder");
+    assert!(leader == first || leader == second, "holder {leader}");
+    // The Scheduled event names the replica that bound: the leader.
+    let events = Api::<K8sEvent>::namespaced(w.client.clone(), &w.ns);
+    let reporters = harness_wait(|| async {
+        let list = events.list(&Default::default()).await.ok()?;
+        let r: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("Scheduled"))
+            .filter_map(|e| e.reporting_instance.clone())
+            .collect();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert!(
+        reporters.iter().all(|r| r == &leader),
+        "{reporters:?} vs leader {leader}"
+    );
+
+    // Stop the leader: it releases the lease, the standby takes over and binds.
+    let (survivor, survivor_stop, survivor_task) = if leader == first {
+        stop_scheduler(w.shutdown.clone(), first_task).await;
+        (second.clone(), standby_stop, standby)
+    } else {
+        stop_scheduler(standby_stop, standby).await;
+        (first.clone(), w.shutdown.clone(), first_task)
+    };
+    w.create(&w.pod("u-1", "1")).await;
+    let pods_bound = harness::wait_pod(&w.client, &w.ns, "u-1", "bound", WAIT, |p| {
+        p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+    })
+    .await;
+    assert!(pods_bound.is_ok(), "the standby never took over");
+    assert_eq!(
+        lease_holder(&w.client, &w.ns, &lease).await.as_deref(),
+        Some(survivor.as_str())
+    );
+    stop_scheduler(survivor_stop, survivor_task).await;
+    assert_eq!(
+        lease_holder(&w.client, &w.ns, &lease).await,
+        None,
+        "the lease is released on shutdown"
+    );
+}
+
+/// Polls `f` every 200 ms until it yields a value (at most [`WAIT`]).
+async fn harness_wait<T, F, Fut>(f: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
