@@ -41,7 +41,7 @@ pub fn templates_config_map(groups: &[NodeGroup]) -> ConfigMap {
     let items: Vec<serde_json::Value> = groups
         .iter()
         .map(|group| {
-            let mut node = group.template.node_without_name();
+            let mut node = group.template.group_template();
             node.metadata.name = Some(format!("{}-template", group.template.pool.name()));
             let annotations = node.metadata.annotations.get_or_insert_default();
             annotations.insert(MIN_COUNT_ANNOTATION.into(), group.min.to_string());

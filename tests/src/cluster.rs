@@ -28,6 +28,7 @@ pub const ORDER: &[&str] = &[
     "image-model",
     "kube-scheduler",
     "cluster-autoscaler",
+    "scale-up-model",
 ];
 
 #[derive(Clone, Debug)]
@@ -40,29 +41,42 @@ pub struct ClusterOptions {
     pub default_boot_delay: Duration,
     /// Image pull time of the image model.
     pub default_pull_time: Duration,
-    /// Node groups for cluster-autoscaler; `None` runs no autoscaler.
+    /// Node groups for an autoscaler; `None` runs no autoscaler.
     pub autoscaler: Option<Vec<NodeGroup>>,
+    /// Which autoscaler serves those groups.
+    pub autoscaler_kind: AutoscalerKind,
     /// Run the stock kube-scheduler (scheduler name `default-scheduler`) for side-by-side runs.
     pub kube_scheduler: bool,
-    /// The `hubpack-image-model` binary (tests: `env!("CARGO_BIN_EXE_hubpack-image-model")`).
-    pub image_model_bin: PathBuf,
+    /// The `hubpack-e2e-model` binary (tests: `env!("CARGO_BIN_EXE_hubpack-e2e-model")`).
+    pub model_bin: PathBuf,
     /// How long each component may take to become ready.
     pub ready_timeout: Duration,
 }
 
 impl ClusterOptions {
-    pub fn new(state_dir: impl Into<PathBuf>, image_model_bin: impl Into<PathBuf>) -> Self {
+    pub fn new(state_dir: impl Into<PathBuf>, model_bin: impl Into<PathBuf>) -> Self {
         ClusterOptions {
             state_dir: state_dir.into(),
             nodes: vec![],
             default_boot_delay: Duration::from_secs(30),
             default_pull_time: Duration::from_secs(20),
             autoscaler: None,
+            autoscaler_kind: AutoscalerKind::ScaleUpModel,
             kube_scheduler: false,
-            image_model_bin: image_model_bin.into(),
+            model_bin: model_bin.into(),
             ready_timeout: Duration::from_secs(120),
         }
     }
+}
+
+/// The autoscaler of a cluster's node groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoscalerKind {
+    /// The real cluster-autoscaler (kwok provider). Cannot be built on our machines yet: the Go
+    /// module proxy refuses its module.
+    ClusterAutoscaler,
+    /// This crate's stand-in (`scaleup.rs`), reading the same templates ConfigMap.
+    ScaleUpModel,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,9 +130,11 @@ impl Bins {
                 true => Some(binaries::find(Component::K8s, "kube-scheduler")?),
                 false => None,
             },
-            autoscaler: match opts.autoscaler {
-                Some(_) => Some(binaries::find(Component::Autoscaler, "cluster-autoscaler")?),
-                None => None,
+            autoscaler: match (&opts.autoscaler, opts.autoscaler_kind) {
+                (Some(_), AutoscalerKind::ClusterAutoscaler) => {
+                    Some(binaries::find(Component::Autoscaler, "cluster-autoscaler")?)
+                }
+                _ => None,
             },
         })
     }
@@ -245,11 +261,12 @@ impl Cluster {
 
         let image_args = vec![
             format!("--kubeconfig={}", self.kubeconfig.display()),
+            "images".into(),
             format!("--pull-time={}", kwok::go_duration(opts.default_pull_time)),
         ];
         self.start_process(
             "image-model",
-            &opts.image_model_bin,
+            &opts.model_bin,
             &image_args,
             &[("RUST_LOG", "info".into())],
         )?;
@@ -287,7 +304,7 @@ impl Cluster {
             self.start_kube_scheduler(bin).await?;
         }
 
-        if let (Some(groups), Some(ca_bin)) = (&opts.autoscaler, &bins.autoscaler) {
+        if let Some(groups) = &opts.autoscaler {
             let cms: Api<ConfigMap> = Api::namespaced(client.clone(), autoscaler::NAMESPACE);
             for cm in [
                 autoscaler::provider_config_map(),
@@ -296,10 +313,24 @@ impl Cluster {
                 cms.create(&PostParams::default(), &cm)
                     .await
                     .map_err(|source| ClusterError::Kube {
-                        what: "creating cluster-autoscaler ConfigMaps".into(),
+                        what: "creating the autoscaler ConfigMaps".into(),
                         source,
                     })?;
             }
+        }
+        if let (Some(_), None) = (&opts.autoscaler, &bins.autoscaler) {
+            let args = vec![
+                format!("--kubeconfig={}", self.kubeconfig.display()),
+                "scale-up".into(),
+            ];
+            self.start_process(
+                "scale-up-model",
+                &opts.model_bin,
+                &args,
+                &[("RUST_LOG", "info".into())],
+            )?;
+        }
+        if let Some(ca_bin) = &bins.autoscaler {
             let port = processes::free_port()?;
             self.start_process(
                 "cluster-autoscaler",

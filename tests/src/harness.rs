@@ -1,6 +1,7 @@
 //! What end-to-end tests use: one cluster shared by all tests of a test binary, and helpers to
 //! create nodes, namespaces and pods, bind pods, report them unschedulable, and wait.
 
+use crate::autoscaler::NodeGroup;
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::nodes::{DEDICATED_TAINT, NODE_PURPOSE_LABEL, NodeTemplate, Pool};
 use crate::wait::{self, Timeout};
@@ -25,20 +26,21 @@ pub const MANUAL_SCHEDULER: &str = "hubpack-e2e-manual";
 static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
 /// The cluster shared by this test binary, started on first use (call it through
-/// [`shared_cluster!`](crate::shared_cluster), which passes the image model binary).
+/// [`shared_cluster!`](crate::shared_cluster), which passes the model binary).
 ///
 /// It lives in `/tmp/hubpack-e2e-<pid>`; a watchdog stops its processes when the test binary
 /// exits. Fails (for every test) if a component does not start, with that component's log tail;
 /// if binaries are missing the message says to run `cargo xtask cluster build`.
-pub fn shared(image_model_bin: &str) -> Result<&'static Cluster, String> {
+pub fn shared(model_bin: &str) -> Result<&'static Cluster, String> {
     let result = SHARED.get_or_init(|| {
-        let bin = image_model_bin.to_string();
+        let bin = model_bin.to_string();
         // Started on its own thread and runtime: tests' runtimes come and go, the cluster stays.
         std::thread::spawn(move || {
             let pid = std::process::id();
             let mut opts = ClusterOptions::new(format!("/tmp/hubpack-e2e-{pid}"), bin);
             opts.default_boot_delay = TEST_BOOT_DELAY;
             opts.default_pull_time = TEST_PULL_TIME;
+            opts.autoscaler = Some(test_node_groups());
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -55,11 +57,24 @@ pub fn shared(image_model_bin: &str) -> Result<&'static Cluster, String> {
     result.as_ref().map_err(Clone::clone)
 }
 
+/// The shared cluster's node groups: `user` and `core`, 0 to 5 nodes of the default template
+/// each, booting in [`TEST_BOOT_DELAY`]. Served by the scale-up model (see `scaleup.rs`).
+pub fn test_node_groups() -> Vec<NodeGroup> {
+    [Pool::User, Pool::Core]
+        .into_iter()
+        .map(|pool| NodeGroup {
+            template: NodeTemplate::new(pool),
+            min: 0,
+            max: 5,
+        })
+        .collect()
+}
+
 /// `shared_cluster!()` → `Result<&'static Cluster, String>`: the test binary's shared cluster.
 #[macro_export]
 macro_rules! shared_cluster {
     () => {
-        $crate::harness::shared(env!("CARGO_BIN_EXE_hubpack-image-model"))
+        $crate::harness::shared(env!("CARGO_BIN_EXE_hubpack-e2e-model"))
     };
 }
 

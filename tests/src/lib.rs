@@ -59,4 +59,6 @@ pub mod kwok;
 pub mod nodes;
 pub mod pki;
 pub mod processes;
+pub mod resources;
+pub mod scaleup;
 pub mod wait;

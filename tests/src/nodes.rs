@@ -14,7 +14,8 @@ use std::time::Duration;
 pub const NODE_PURPOSE_LABEL: &str = "hub.jupyter.org/node-purpose";
 /// Taint key z2jh uses to dedicate nodes to users.
 pub const DEDICATED_TAINT: &str = "hub.jupyter.org/dedicated";
-/// Label cluster-autoscaler's kwok provider reads node-group names from.
+/// Label cluster-autoscaler's kwok provider reads node-group names from; only nodes made from a
+/// group template carry it, so a pod can ask for an autoscaled node.
 pub const NODE_GROUP_LABEL: &str = "e2e.hubpack.dev/nodegroup";
 
 /// A node pool: the `user` pool is tainted `hub.jupyter.org/dedicated=user:NoSchedule`; both
@@ -101,7 +102,6 @@ impl NodeTemplate {
     pub fn labels(&self) -> BTreeMap<String, String> {
         let mut labels = BTreeMap::from([
             (NODE_PURPOSE_LABEL.to_string(), self.pool.name().to_string()),
-            (NODE_GROUP_LABEL.to_string(), self.pool.name().to_string()),
             ("kubernetes.io/os".to_string(), "linux".to_string()),
             ("kubernetes.io/arch".to_string(), "amd64".to_string()),
             ("type".to_string(), "kwok".to_string()),
@@ -112,7 +112,7 @@ impl NodeTemplate {
 
     /// The Node object named `name` (the hostname label is set too).
     pub fn node(&self, name: &str) -> Node {
-        let mut node = self.node_without_name();
+        let mut node = self.unnamed_node();
         node.metadata.name = Some(name.to_string());
         node.metadata
             .labels
@@ -121,8 +121,18 @@ impl NodeTemplate {
         node
     }
 
-    /// The Node without name or hostname label (what cluster-autoscaler templates need).
-    pub fn node_without_name(&self) -> Node {
+    /// The node-group template: no name or hostname label (the autoscaler gives each node its
+    /// own), and the node-group label, which only autoscaler-made nodes carry.
+    pub fn group_template(&self) -> Node {
+        let mut node = self.unnamed_node();
+        node.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(NODE_GROUP_LABEL.into(), self.pool.name().into());
+        node
+    }
+
+    fn unnamed_node(&self) -> Node {
         let mut annotations = BTreeMap::from([(
             MANAGED_ANNOTATION.0.to_string(),
             MANAGED_ANNOTATION.1.to_string(),

@@ -237,3 +237,105 @@ async fn the_apiserver_can_be_restarted_alone() {
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client);
     assert!(namespaces.get_opt(&ns).await.unwrap().is_some());
 }
+
+/// cluster-autoscaler cannot be built here, so the shared cluster's autoscaler is the scale-up
+/// model (`hubpack_e2e::scaleup`); this test holds for either.
+#[tokio::test]
+async fn an_unschedulable_pod_that_fits_no_node_makes_the_autoscaler_add_a_user_node() {
+    use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
+    let (client, ns) = setup("scale").await;
+    // Only autoscaled nodes carry the node-group label, so no existing node fits this pod.
+    let mut pod = harness::user_pod("user-d", "jupyter/base-notebook:scale-test");
+    pod.spec
+        .as_mut()
+        .unwrap()
+        .node_selector
+        .get_or_insert_default()
+        .insert(NODE_GROUP_LABEL.into(), "user".into());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pod = pods.create(&Default::default(), &pod).await.unwrap();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let selector = format!("{NODE_GROUP_LABEL}=user");
+    let before = nodes
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items
+        .len();
+
+    harness::mark_unschedulable(
+        &client,
+        &ns,
+        "user-d",
+        "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.",
+    )
+    .await
+    .unwrap();
+
+    let what = "a new user-pool node";
+    let node = wait::until(what, Duration::from_secs(60), || {
+        let (nodes, selector) = (nodes.clone(), selector.clone());
+        async move {
+            let list = nodes
+                .list(&kube::api::ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            (list.items.len() > before).then(|| {
+                list.items
+                    .into_iter()
+                    .max_by_key(|n| n.metadata.creation_timestamp.clone().map(|t| t.0))
+            })?
+        }
+    })
+    .await
+    .unwrap();
+    let name = node.metadata.name.clone().unwrap();
+    assert_eq!(
+        node.metadata.labels.as_ref().unwrap()[NODE_PURPOSE_LABEL],
+        "user"
+    );
+    let taints = node.spec.as_ref().unwrap().taints.clone().unwrap();
+    assert!(
+        taints
+            .iter()
+            .any(|t| t.key == DEDICATED_TAINT && t.effect == "NoSchedule")
+    );
+    assert!(
+        node.spec
+            .as_ref()
+            .unwrap()
+            .provider_id
+            .as_deref()
+            .unwrap()
+            .starts_with("kwok:")
+    );
+
+    // The pod that triggered it is told so, as cluster-autoscaler does.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let listed = events.list(&Default::default()).await.unwrap();
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("TriggeredScaleUp")
+                && e.involved_object.name.as_deref() == Some("user-d")),
+        "no TriggeredScaleUp event: {:?}",
+        listed.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
+    );
+
+    // The node boots like any other, and the pod runs there once bound.
+    harness::wait_node_schedulable(&client, &name, NODE_READY)
+        .await
+        .unwrap();
+    harness::bind(&client, &ns, &pod, &name).await.unwrap();
+    harness::wait_pod(
+        &client,
+        &ns,
+        "user-d",
+        "Running and Ready",
+        TEST_PULL_TIME + Duration::from_secs(60),
+        |p| wait::pod_running(p) && wait::pod_ready(p),
+    )
+    .await
+    .unwrap();
+}

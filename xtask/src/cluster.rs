@@ -39,9 +39,13 @@ pub struct UpArgs {
     /// Nodes of another pool, e.g. `--pool user=3` (pools: user, core).
     #[arg(long = "pool", value_name = "POOL=N")]
     pools: Vec<String>,
-    /// Run cluster-autoscaler with a `user` and a `core` node group (0..10 nodes each).
+    /// Autoscale a `user` and a `core` node group (0..10 nodes each) with the scale-up model
+    /// (a stand-in for cluster-autoscaler, which cannot be built here yet).
     #[arg(long)]
     autoscaler: bool,
+    /// Use the real cluster-autoscaler for --autoscaler (needs `cargo xtask cluster build ca`).
+    #[arg(long)]
+    real_cluster_autoscaler: bool,
     /// Also run the stock kube-scheduler (for pods with schedulerName default-scheduler).
     #[arg(long)]
     kube_scheduler: bool,
@@ -168,6 +172,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     opts.kube_scheduler = args.kube_scheduler;
+    if args.real_cluster_autoscaler {
+        opts.autoscaler_kind = hubpack_e2e::cluster::AutoscalerKind::ClusterAutoscaler;
+    }
     if args.autoscaler {
         opts.autoscaler = Some(
             [Pool::User, Pool::Core]
@@ -202,11 +209,11 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
 /// Builds the image model binary and returns its path.
 fn build_image_model() -> anyhow::Result<PathBuf> {
     crate::run::step(
-        "build hubpack-image-model",
-        crate::run::cargo().args(["build", "-p", "hubpack-e2e", "--bin", "hubpack-image-model"]),
+        "build hubpack-e2e-model",
+        crate::run::cargo().args(["build", "-p", "hubpack-e2e", "--bin", "hubpack-e2e-model"]),
     )?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::run::root().join("target"));
-    Ok(target.join("debug/hubpack-image-model"))
+    Ok(target.join("debug/hubpack-e2e-model"))
 }

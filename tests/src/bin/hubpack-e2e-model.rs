@@ -1,0 +1,75 @@
+//! The e2e cluster's models of what kwok lacks, as processes the harness starts (so a detached
+//! `cargo xtask cluster up` cluster has them too):
+//! - `images`: image pulls and node image caches (`hubpack_e2e::images`);
+//! - `scale-up`: a stand-in for cluster-autoscaler (`hubpack_e2e::scaleup`).
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hubpack_e2e::images::{self, ImageModelConfig};
+use hubpack_e2e::kwok::parse_go_duration;
+use hubpack_e2e::scaleup::{self, ScaleUpConfig};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+struct Args {
+    /// Admin kubeconfig of the cluster.
+    #[arg(long)]
+    kubeconfig: PathBuf,
+    #[command(subcommand)]
+    model: Model,
+}
+
+#[derive(Subcommand)]
+enum Model {
+    /// Hold bound pods until their images are pulled; list pulled images on nodes.
+    Images {
+        /// Pull time of an image a node lacks, a Go duration (e.g. `20s`, `1m30s`).
+        #[arg(long, default_value = "20s")]
+        pull_time: String,
+    },
+    /// Add nodes for Unschedulable pods and remove empty ones, like cluster-autoscaler.
+    ScaleUp {
+        #[arg(long, default_value = "2s")]
+        scan_interval: String,
+        #[arg(long, default_value = "30s")]
+        unneeded_time: String,
+        #[arg(long, default_value = "30s")]
+        delay_after_add: String,
+    },
+}
+
+fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    parse_go_duration(text).with_context(|| format!("--{flag} {text:?} is not a duration like 20s"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_ansi(false)
+        .init();
+    let args = Args::parse();
+    let client = hubpack_e2e::cluster::client_from_kubeconfig(&args.kubeconfig).await?;
+    match args.model {
+        Model::Images { pull_time } => {
+            let config = ImageModelConfig {
+                default_pull_time: duration("pull-time", &pull_time)?,
+            };
+            images::run(client, config).await?;
+        }
+        Model::ScaleUp {
+            scan_interval,
+            unneeded_time,
+            delay_after_add,
+        } => {
+            let config = ScaleUpConfig {
+                scan_interval: duration("scan-interval", &scan_interval)?,
+                unneeded_time: duration("unneeded-time", &unneeded_time)?,
+                delay_after_add: duration("delay-after-add", &delay_after_add)?,
+            };
+            scaleup::run(client, config).await;
+        }
+    }
+    Ok(())
+}
