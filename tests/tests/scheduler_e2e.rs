@@ -351,3 +351,82 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_for_first_consumer_claim_gets_its_static_volume_and_the_pod_follows_it() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let w = World::start("volume").await;
+    let other = w.node("vol-a", "4", &[IMAGE_FULL]).await;
+    let target = w.node("vol-b", "4", &[IMAGE_FULL]).await;
+    // Make vol-a the packing favourite, so only the volume's node affinity sends the pod to vol-b.
+    w.create(&w.pod("filler", "2")).await;
+    let filler_node = w.wait_bound("filler").await;
+
+    let class = harness::unique_name("local");
+    let sc: StorageClass = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": class},
+        "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }))
+    .unwrap();
+    Api::<StorageClass>::all(w.client.clone())
+        .create(&PostParams::default(), &sc)
+        .await
+        .unwrap();
+    let pv_node = if filler_node == target {
+        other.clone()
+    } else {
+        target.clone()
+    };
+    let pv_name = harness::unique_name("pv");
+    let pv: PersistentVolume = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": pv_name},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": class,
+            "persistentVolumeReclaimPolicy": "Retain",
+            "hostPath": {"path": "/tmp/hubpack-e2e"},
+            "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [pv_node]}]}]}},
+        },
+    }))
+    .unwrap();
+    Api::<PersistentVolume>::all(w.client.clone())
+        .create(&PostParams::default(), &pv)
+        .await
+        .unwrap();
+    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "home"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
+                 "resources": {"requests": {"storage": "1Gi"}}},
+    }))
+    .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(w.client.clone(), &w.ns)
+        .create(&PostParams::default(), &pvc)
+        .await
+        .unwrap();
+
+    let mut pod = w.pod("with-home", "1");
+    let spec = pod.spec.as_mut().unwrap();
+    spec.volumes = Some(vec![
+        serde_json::from_value(serde_json::json!(
+            {"name": "home", "persistentVolumeClaim": {"claimName": "home"}}
+        ))
+        .unwrap(),
+    ]);
+    w.create(&pod).await;
+    let node = w.wait_bound("with-home").await;
+    assert_eq!(node, pv_node, "the pod must follow its volume");
+    let claim = Api::<PersistentVolumeClaim>::namespaced(w.client.clone(), &w.ns)
+        .get("home")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim.spec.unwrap().volume_name.as_deref(),
+        Some(pv_name.as_str()),
+        "the claim is bound to the static volume before the pod is bound"
+    );
+    w.stop().await;
+}
