@@ -36,10 +36,12 @@ struct World {
 type SchedulerTask = tokio::task::JoinHandle<Result<(), hubpack_scheduler::error::Error>>;
 
 fn config(scheduler: &str) -> Config {
-    let mut config = Config::default();
-    config.scheduler_name = scheduler.to_string();
+    let mut config = Config {
+        scheduler_name: scheduler.to_string(),
+        metrics_address: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
     config.leader_election.enabled = false;
-    config.metrics_address = "127.0.0.1:0".parse().unwrap();
     // kwok nodes turn Ready seconds before a test uses them.
     config.policy.warm_settle_ms = 0;
     config
