@@ -17,11 +17,12 @@ pub fn schedule(
     let p = &cluster.pods[pod];
     let req = p.requests();
     let mut best: Option<(i64, NodeId)> = None;
+    let spread = image_spread(cluster, p.image, now);
     for (id, n) in cluster.ready_nodes() {
         if n.pool != p.pool || !req.fits_in(&n.free()) {
             continue;
         }
-        let s = score(n, req) + image_locality(cluster, n, p.image, now);
+        let s = score(n, req) + image_locality(cluster, n, p.image, spread, now);
         if best.is_none_or(|(b, _)| s > b) {
             best = Some((s, id));
         }
@@ -61,22 +62,35 @@ pub fn least_allocated(node: &NodeState, req: &Resources) -> i64 {
         / 2
 }
 
+/// The share of Ready nodes that have `image` (ImageLocality's spread factor), computed
+/// once per pod rather than once per node.
+fn image_spread(cluster: &Cluster, image: Option<usize>, now: Millis) -> f64 {
+    let Some(img) = image else { return 0.0 };
+    let (with, total) = cluster
+        .ready_nodes()
+        .fold((0usize, 0usize), |(w, t), (_, n)| {
+            (w + usize::from(n.has_image(img, now)), t + 1)
+        });
+    with as f64 / total.max(1) as f64
+}
+
 /// ImageLocality, 0..=100: the image's size (clamped to [23 MiB, 1000 MiB]) scaled by the
-/// share of nodes that have it, only on nodes that have it.
-fn image_locality(cluster: &Cluster, node: &NodeState, image: Option<usize>, now: Millis) -> i64 {
+/// share of nodes that have it (`spread`), only on nodes that have it.
+fn image_locality(
+    cluster: &Cluster,
+    node: &NodeState,
+    image: Option<usize>,
+    spread: f64,
+    now: Millis,
+) -> i64 {
     const MIN_MB: f64 = 23.0;
     const MAX_MB: f64 = 1000.0;
     let Some(img) = image else { return 0 };
     if !node.has_image(img, now) {
         return 0;
     }
-    let (with, total) = cluster
-        .ready_nodes()
-        .fold((0usize, 0usize), |(w, t), (_, n)| {
-            (w + usize::from(n.has_image(img, now)), t + 1)
-        });
     let size = cluster.image_sizes_mb.get(img).copied().unwrap_or(0.0);
-    let sum = (size * with as f64 / total.max(1) as f64).clamp(MIN_MB, MAX_MB);
+    let sum = (size * spread).clamp(MIN_MB, MAX_MB);
     (100.0 * (sum - MIN_MB) / (MAX_MB - MIN_MB)) as i64
 }
 
