@@ -76,7 +76,12 @@ impl Context {
                 prepull_selectors: config.warmth.prepull_selectors.clone(),
             },
             limiter: RateLimiter::new(config.api.qps, config.api.burst),
-            events: Events::new(client.clone(), &config.scheduler_name, instance),
+            events: Events::new(
+                client.clone(),
+                &config.scheduler_name,
+                instance,
+                RateLimiter::new(config.api.qps, config.api.burst),
+            ),
             queue: Mutex::new(SchedulingQueue::new(config.backoff())),
             bind_slots: Arc::new(Semaphore::new(config.api.bind_concurrency)),
             state: Mutex::new(ClusterState::default()),

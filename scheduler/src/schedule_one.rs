@@ -300,9 +300,7 @@ fn spawn_bind(ctx: &Arc<Context>, key: PodKey, raw: Arc<K8sPod>, node: String, c
                 ctx.metrics.attempt(AttemptResult::Scheduled);
                 let e2e_ms = (ctx.now() - created).max(0);
                 ctx.metrics.e2e_seconds.observe(e2e_ms as f64 / 1000.0);
-                ctx.events
-                    .scheduled(&ctx.limiter, &pod_ref(&raw), &node)
-                    .await;
+                ctx.events.scheduled(&pod_ref(&raw), &node).await;
             }
             Err(e) => {
                 let kind = e
@@ -346,9 +344,7 @@ fn spawn_preemption(ctx: &Arc<Context>, key: PodKey, node: String, victims: Vec<
             match evict(&ctx.client, &ctx.limiter, &vns, &vname, &uid).await {
                 Ok(EvictOutcome::Accepted) => {
                     ctx.metrics.victims.inc();
-                    ctx.events
-                        .preempted(&ctx.limiter, &pod_ref(&vraw), &key.0, &node)
-                        .await;
+                    ctx.events.preempted(&pod_ref(&vraw), &key.0, &node).await;
                 }
                 Ok(EvictOutcome::AlreadyGone) => {}
                 Ok(EvictOutcome::Blocked) => {
@@ -421,9 +417,7 @@ fn spawn_report_unschedulable(ctx: &Arc<Context>, raw: Arc<K8sPod>, message: Str
         if let Err(e) = mark_unschedulable(&ctx.client, &ctx.limiter, &raw, &message).await {
             tracing::warn!(pod = ?raw.metadata.name, error = %e, "could not set the Unschedulable condition");
         }
-        ctx.events
-            .failed_scheduling(&ctx.limiter, &pod_ref(&raw), &message)
-            .await;
+        ctx.events.failed_scheduling(&pod_ref(&raw), &message).await;
     });
 }
 

@@ -118,7 +118,7 @@ fn spawn<K>(
     writer: Writer<K>,
     ctx: &Arc<Context>,
     synced: Arc<AtomicUsize>,
-    handle: fn(&Context, Change<'_, K>),
+    handle: fn(&Arc<Context>, Change<'_, K>),
 ) -> JoinHandle<()>
 where
     K: Resource<DynamicType = ()>
@@ -192,7 +192,7 @@ where
     watcher::watcher(api, watcher::Config::default().any_semantic())
 }
 
-pub fn on_pod(ctx: &Context, change: Change<'_, Pod>) {
+pub fn on_pod(ctx: &Arc<Context>, change: Change<'_, Pod>) {
     let fx = {
         let mut st = ctx.state();
         match change {
@@ -232,7 +232,7 @@ fn change_pod<'a>(c: &Change<'a, Pod>) -> &'a Pod {
     }
 }
 
-fn report_rejection(ctx: &Context, pod: &Pod, reason: String, node: String) {
+fn report_rejection(ctx: &Arc<Context>, pod: &Pod, reason: String, node: String) {
     tracing::warn!(pod = ?pod.metadata.name, %reason, %node, "kubelet rejected a pod we bound");
     ctx.metrics
         .kubelet_rejections
@@ -241,26 +241,25 @@ fn report_rejection(ctx: &Context, pod: &Pod, reason: String, node: String) {
         })
         .inc();
     let reference = crate::actions::events::pod_ref(pod);
-    let client = ctx.client.clone();
-    let name = ctx.config.scheduler_name.clone();
+    let ctx = ctx.clone();
     // Events need the API; the handler is synchronous, so the write runs on its own.
     tokio::spawn(async move {
-        let events = crate::actions::events::Events::new(client, &name, None);
-        let limiter = crate::actions::RateLimiter::new(1.0, 1);
-        events
-            .kubelet_rejected(&limiter, &reference, &reason, &node)
-            .await;
+        if ctx.may_write() {
+            ctx.events
+                .kubelet_rejected(&reference, &reason, &node)
+                .await;
+        }
     });
 }
 
 /// Reconverts a node from the cache (its CSINode or pre-pull pod changed).
-pub fn refresh_node(ctx: &Context, name: &str) {
+pub fn refresh_node(ctx: &Arc<Context>, name: &str) {
     if let Some(n) = ctx.stores.nodes.get(&ObjectRef::new(name)) {
         on_node(ctx, Change::Applied(&n));
     }
 }
 
-pub fn on_node(ctx: &Context, change: Change<'_, Node>) {
+pub fn on_node(ctx: &Arc<Context>, change: Change<'_, Node>) {
     match change {
         Change::Applied(n) => {
             let name = n.name_any();
@@ -275,14 +274,14 @@ pub fn on_node(ctx: &Context, change: Change<'_, Node>) {
     ctx.queue().cluster_changed();
 }
 
-fn on_csinode(ctx: &Context, change: Change<'_, CSINode>) {
+fn on_csinode(ctx: &Arc<Context>, change: Change<'_, CSINode>) {
     let name = match change {
         Change::Applied(c) | Change::Deleted(c) => c.name_any(),
     };
     refresh_node(ctx, &name);
 }
 
-fn on_claim(ctx: &Context, change: Change<'_, PersistentVolumeClaim>) {
+fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeClaim>) {
     if let Change::Applied(pvc) = change {
         let ns = pvc.namespace().unwrap_or_default();
         let stores = &ctx.stores;
@@ -301,6 +300,6 @@ fn on_claim(ctx: &Context, change: Change<'_, PersistentVolumeClaim>) {
     ctx.queue().cluster_changed();
 }
 
-fn on_volume_change<K>(ctx: &Context, _change: Change<'_, K>) {
+fn on_volume_change<K>(ctx: &Arc<Context>, _change: Change<'_, K>) {
     ctx.queue().cluster_changed();
 }

@@ -9,6 +9,9 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 pub struct Events {
     recorder: Recorder,
+    /// Events have their own write budget (kube-scheduler uses a separate event client),
+    /// so a burst of events never delays binds.
+    limiter: RateLimiter,
 }
 
 pub fn pod_ref(pod: &Pod) -> ObjectReference {
@@ -16,8 +19,14 @@ pub fn pod_ref(pod: &Pod) -> ObjectReference {
 }
 
 impl Events {
-    pub fn new(client: kube::Client, scheduler_name: &str, instance: Option<String>) -> Self {
+    pub fn new(
+        client: kube::Client,
+        scheduler_name: &str,
+        instance: Option<String>,
+        limiter: RateLimiter,
+    ) -> Self {
         Events {
+            limiter,
             recorder: Recorder::new(
                 client,
                 Reporter {
@@ -30,14 +39,13 @@ impl Events {
 
     async fn publish(
         &self,
-        limiter: &RateLimiter,
         regarding: &ObjectReference,
         type_: EventType,
         reason: &str,
         action: &str,
         note: String,
     ) {
-        limiter.acquire().await;
+        self.limiter.acquire().await;
         let ev = Event {
             type_,
             reason: reason.to_string(),
@@ -51,14 +59,13 @@ impl Events {
         }
     }
 
-    pub async fn scheduled(&self, limiter: &RateLimiter, pod: &ObjectReference, node: &str) {
+    pub async fn scheduled(&self, pod: &ObjectReference, node: &str) {
         let who = format!(
             "{}/{}",
             pod.namespace.as_deref().unwrap_or_default(),
             pod.name.as_deref().unwrap_or_default()
         );
         self.publish(
-            limiter,
             pod,
             EventType::Normal,
             "Scheduled",
@@ -68,14 +75,8 @@ impl Events {
         .await;
     }
 
-    pub async fn failed_scheduling(
-        &self,
-        limiter: &RateLimiter,
-        pod: &ObjectReference,
-        message: &str,
-    ) {
+    pub async fn failed_scheduling(&self, pod: &ObjectReference, message: &str) {
         self.publish(
-            limiter,
             pod,
             EventType::Warning,
             "FailedScheduling",
@@ -85,15 +86,8 @@ impl Events {
         .await;
     }
 
-    pub async fn preempted(
-        &self,
-        limiter: &RateLimiter,
-        victim: &ObjectReference,
-        preemptor: &str,
-        node: &str,
-    ) {
+    pub async fn preempted(&self, victim: &ObjectReference, preemptor: &str, node: &str) {
         self.publish(
-            limiter,
             victim,
             EventType::Normal,
             "Preempted",
@@ -103,15 +97,8 @@ impl Events {
         .await;
     }
 
-    pub async fn kubelet_rejected(
-        &self,
-        limiter: &RateLimiter,
-        pod: &ObjectReference,
-        reason: &str,
-        node: &str,
-    ) {
+    pub async fn kubelet_rejected(&self, pod: &ObjectReference, reason: &str, node: &str) {
         self.publish(
-            limiter,
             pod,
             EventType::Warning,
             "RejectedByKubelet",
@@ -141,16 +128,20 @@ mod tests {
     #[tokio::test]
     async fn failed_scheduling_is_a_warning_event_on_the_pod() {
         let (client, mut handle) = mock_client();
-        let limiter = RateLimiter::new(100.0, 10);
         let server = tokio::spawn(async move {
             let reply = serde_json::json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
                 "metadata": {"name": "e", "namespace": "hub"}, "eventTime": "2026-01-01T00:00:00.000000Z"});
             next(&mut handle, 201, reply).await
         });
-        let events = Events::new(client, "hubpack-scheduler", Some("sched-0".into()));
+        let events = Events::new(
+            client,
+            "hubpack-scheduler",
+            Some("sched-0".into()),
+            RateLimiter::new(100.0, 10),
+        );
         let pod: Pod = serde_json::from_value(pod_json("hub", "u")).unwrap();
         events
-            .failed_scheduling(&limiter, &pod_ref(&pod), "0/2 nodes are available")
+            .failed_scheduling(&pod_ref(&pod), "0/2 nodes are available")
             .await;
         let seen = server.await.unwrap();
         assert_eq!(seen.method, "POST");
