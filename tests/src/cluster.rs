@@ -45,7 +45,9 @@ pub struct ClusterOptions {
     pub autoscaler: Option<Vec<NodeGroup>>,
     /// Which autoscaler serves those groups.
     pub autoscaler_kind: AutoscalerKind,
-    /// Run the stock kube-scheduler (scheduler name `default-scheduler`) for side-by-side runs.
+    /// Run the stock kube-scheduler (scheduler name `default-scheduler`): it places DaemonSet
+    /// pods (e.g. image pre-pullers) and any pod not given another scheduler, as in a real
+    /// cluster. On by default; turn it off to compare schedulers one at a time.
     pub kube_scheduler: bool,
     /// The `hubpack-e2e-model` binary (tests: `env!("CARGO_BIN_EXE_hubpack-e2e-model")`).
     pub model_bin: PathBuf,
@@ -62,7 +64,7 @@ impl ClusterOptions {
             default_pull_time: Duration::from_secs(20),
             autoscaler: None,
             autoscaler_kind: AutoscalerKind::ScaleUpModel,
-            kube_scheduler: false,
+            kube_scheduler: true,
             model_bin: model_bin.into(),
             ready_timeout: Duration::from_secs(120),
         }

@@ -339,3 +339,74 @@ async fn an_unschedulable_pod_that_fits_no_node_makes_the_autoscaler_add_a_user_
     .await
     .unwrap();
 }
+
+/// Image pre-puller DaemonSet pods are placed by the stock kube-scheduler and go through the
+/// image model like any pod: once they run, their node lists the image.
+#[tokio::test]
+async fn a_pre_pull_daemonset_warms_its_node() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    let (client, ns) = setup("prepull").await;
+    let image = "jupyter/datascience-notebook:prepull-test";
+    let full = normalize_image(image);
+    let node = ready_user_node(&client, "prepull", &[]).await;
+    let pod = harness::user_pod("puller", image);
+    let ds: DaemonSet = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "pre-puller"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "pre-puller"}},
+            "template": {
+                "metadata": {"labels": {"app": "pre-puller"}},
+                "spec": {
+                    "nodeSelector": {"kubernetes.io/hostname": node},
+                    "tolerations": pod.spec.as_ref().unwrap().tolerations,
+                    "containers": [{"name": "pull", "image": image}]
+                }
+            }
+        }
+    }))
+    .unwrap();
+    Api::<DaemonSet>::namespaced(client.clone(), &ns)
+        .create(&Default::default(), &ds)
+        .await
+        .unwrap();
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let what = format!("a Ready pre-puller pod on {node}");
+    let puller = wait::until(&what, TEST_PULL_TIME + Duration::from_secs(90), || {
+        let (pods, node) = (pods.clone(), node.clone());
+        async move {
+            let list = pods
+                .list(&kube::api::ListParams::default().labels("app=pre-puller"))
+                .await
+                .ok()?;
+            list.items.into_iter().find(|p| {
+                p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str())
+                    && wait::pod_ready(p)
+            })
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        ready_at(&puller).is_some(),
+        "the image model did not see the pre-puller"
+    );
+    let n = Api::<Node>::all(client.clone()).get(&node).await.unwrap();
+    let what = format!("node {node} lists {full}");
+    wait::until(&what, Duration::from_secs(30), || {
+        let nodes = Api::<Node>::all(client.clone());
+        let (node, full) = (node.clone(), full.clone());
+        async move {
+            hubpack_e2e::images::node_images(&nodes.get(&node).await.ok()?)
+                .contains(&full)
+                .then_some(())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}; node images: {:?}",
+            hubpack_e2e::images::node_images(&n)
+        )
+    });
+}

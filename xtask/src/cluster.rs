@@ -46,9 +46,9 @@ pub struct UpArgs {
     /// Use the real cluster-autoscaler for --autoscaler (needs `cargo xtask cluster build ca`).
     #[arg(long)]
     real_cluster_autoscaler: bool,
-    /// Also run the stock kube-scheduler (for pods with schedulerName default-scheduler).
+    /// Do not run the stock kube-scheduler (it places DaemonSet pods and default-scheduler pods).
     #[arg(long)]
-    kube_scheduler: bool,
+    no_kube_scheduler: bool,
     /// Boot time of nodes added later (e.g. by the autoscaler), a Go duration.
     #[arg(long, default_value = "30s")]
     boot_delay: String,
@@ -171,7 +171,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
                 .push((format!("{}-{i}", pool.name()), NodeTemplate::new(pool)));
         }
     }
-    opts.kube_scheduler = args.kube_scheduler;
+    opts.kube_scheduler = !args.no_kube_scheduler;
     if args.real_cluster_autoscaler {
         opts.autoscaler_kind = hubpack_e2e::cluster::AutoscalerKind::ClusterAutoscaler;
     }
