@@ -37,6 +37,7 @@ pub fn shared(model_bin: &str) -> Result<&'static Cluster, String> {
         // Started on its own thread and runtime: tests' runtimes come and go, the cluster stays.
         std::thread::spawn(move || {
             let pid = std::process::id();
+            remove_stale_state_dirs();
             let mut opts = ClusterOptions::new(format!("/tmp/hubpack-e2e-{pid}"), bin);
             opts.default_boot_delay = TEST_BOOT_DELAY;
             opts.default_pull_time = TEST_PULL_TIME;
@@ -55,6 +56,25 @@ pub fn shared(model_bin: &str) -> Result<&'static Cluster, String> {
         .unwrap_or_else(|_| Err("cluster start panicked".to_string()))
     });
     result.as_ref().map_err(Clone::clone)
+}
+
+/// Removes `/tmp/hubpack-e2e-*` dirs of earlier test runs whose processes are all gone (the
+/// watchdog leaves them, logs included, for post-mortems until the next run).
+fn remove_stale_state_dirs() {
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("hubpack-e2e-"));
+        let idle = std::fs::read_dir(path.join("pids")).is_ok_and(|mut d| d.next().is_none());
+        if is_ours && idle {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
 }
 
 /// The shared cluster's node groups: `user` and `core`, 0 to 5 nodes of the default template

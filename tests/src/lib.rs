@@ -2,14 +2,22 @@
 //!
 //! There is no container runtime on our machines, so the cluster is: etcd, kube-apiserver
 //! (RBAC on, a static admin token), kube-controller-manager (lifts node not-ready taints, runs
-//! Deployments, ReplicaSets, DaemonSets, GC, podgc), kwok (fake nodes and pod lifecycle: a node
-//! turns Ready after a boot delay, a pod starts when its images are on its node), and this
-//! crate's image model (kwok has no images: see [`images`]). All built from their Go modules by
-//! `tests/controlplane/build.sh` (`cargo xtask cluster build`) and cached.
+//! Deployments, ReplicaSets, DaemonSets, GC, podgc), the stock kube-scheduler (places DaemonSet
+//! pods and `default-scheduler` pods), kwok (fake nodes and pod lifecycle: a node turns Ready
+//! after a boot delay, a pod starts when its images are on its node), and this crate's models
+//! of what kwok lacks, run by the `hubpack-e2e-model` binary:
+//! - [`images`]: per-node image caches; a pod on a node lacking its image waits for the pull,
+//!   then the node lists the image in `status.images`;
+//! - [`scaleup`]: a stand-in for cluster-autoscaler (scale-up for `PodScheduled=False,
+//!   reason=Unschedulable` pods from node-group templates, scale-down of empty nodes).
 //!
-//! cluster-autoscaler is wired ([`autoscaler`], `ClusterOptions::autoscaler`) but cannot be
-//! built on our machines: the Go module proxy refuses `k8s.io/autoscaler/cluster-autoscaler`
-//! and `sigs.k8s.io/cluster-autoscaler` (403), so no test runs it yet.
+//! The Go components are built from their Go modules by `tests/controlplane/build.sh`
+//! (`cargo xtask cluster build`) and cached in `~/.cache/hubpack/k8s`.
+//!
+//! cluster-autoscaler itself is wired ([`autoscaler`], [`cluster::AutoscalerKind`]) but cannot
+//! be built on our machines: the Go module proxy refuses `k8s.io/autoscaler/cluster-autoscaler`
+//! and `sigs.k8s.io/cluster-autoscaler` (403), so that path has never run; the scale-up model
+//! reads the same templates ConfigMap and makes nodes the way CA's kwok provider does.
 //!
 //! # Writing an end-to-end test
 //! ```no_run
@@ -40,12 +48,16 @@
 //! # let _ = TEST_PULL_TIME; Ok(()) }
 //! ```
 //! On a node lacking an image, the pod becomes Ready only after [`harness::TEST_PULL_TIME`]
-//! and then the node lists the image in `status.images`. [`cluster::Cluster::restart_apiserver`]
+//! and then the node lists the image in `status.images`. A pod your scheduler marks
+//! Unschedulable that fits a node-group template ([`harness::test_node_groups`]: `user` and
+//! `core`, up to 5 nodes each) makes the scale-up model add a node, which boots in
+//! [`harness::TEST_BOOT_DELAY`]; only such nodes carry the `e2e.hubpack.dev/nodegroup` label. [`cluster::Cluster::restart_apiserver`]
 //! stops and restarts the kube-apiserver alone. Logs of every component are in the cluster's
 //! `state_dir/logs/`.
 //!
-//! For people: `cargo xtask cluster up [--nodes N] [--pool user=N]` starts the same cluster
-//! detached and prints its kubeconfig; `cargo xtask cluster down` stops it.
+//! For people: `cargo xtask cluster up [--nodes N] [--pool user=N] [--autoscaler]` starts the
+//! same cluster detached (state in `/tmp/hubpack-cluster`) and prints its kubeconfig and a
+//! kubectl built with the control plane; `cargo xtask cluster down` stops it.
 
 // Tests may unwrap (the workspace warns on unwrap elsewhere).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
