@@ -274,12 +274,22 @@ fn build_pod(id: usize, s: &PodSpec, now: i64) -> Pod {
             host_ip: String::new(),
         });
     }
-    if s.volume {
+    if s.volume && id.is_multiple_of(2) {
         p.volumes.push(PodVolume::Bound {
             claim: format!("c{id}"),
             node_affinity: None,
             csi_driver: Some("csi.example.com".into()),
             volume_id: format!("v{}", id % 3),
+        });
+    } else if s.volume {
+        // A local PV: not attachable, pinned to some generations of nodes.
+        p.volumes.push(PodVolume::Bound {
+            claim: format!("c{id}"),
+            node_affinity: Some(NodeSelector {
+                terms: vec![sel("gen", SelectorOperator::In, &["1", "2", "3"])],
+            }),
+            csi_driver: None,
+            volume_id: format!("local{id}"),
         });
     }
     p

@@ -18,7 +18,7 @@ pub use affinity::{
 };
 pub use ports::{HostPortSet, ports_conflict};
 pub use reason::Reason;
-pub use resources::{NodeLoad, fit_reasons};
+pub use resources::{NodeLoad, fit_reasons, for_each_fit_reason};
 pub use taints::{
     filter_untolerated_taint, prefer_no_schedule_count, tolerates, tolerates_unschedulable,
 };

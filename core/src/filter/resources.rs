@@ -15,28 +15,38 @@ pub struct NodeLoad {
 
 pub fn fit_reasons(allocatable: &Resources, load: &NodeLoad, req: &Resources) -> Vec<Reason> {
     let mut out = Vec::new();
+    for_each_fit_reason(allocatable, load, req, |r| out.push(r));
+    out
+}
+
+/// `fit_reasons` without allocating: calls `f` with each reason, in the same order.
+pub fn for_each_fit_reason(
+    allocatable: &Resources,
+    load: &NodeLoad,
+    req: &Resources,
+    mut f: impl FnMut(Reason),
+) {
     if load.pod_count + 1 > allocatable.pods {
-        out.push(Reason::TooManyPods);
+        f(Reason::TooManyPods);
     }
     let short = |want: i64, alloc: i64, used: i64| want > 0 && want > alloc - used;
     let used = &load.requested;
     if short(req.cpu_milli, allocatable.cpu_milli, used.cpu_milli) {
-        out.push(Reason::Insufficient(ResourceName::Cpu));
+        f(Reason::Insufficient(ResourceName::Cpu));
     }
     if short(req.memory, allocatable.memory, used.memory) {
-        out.push(Reason::Insufficient(ResourceName::Memory));
+        f(Reason::Insufficient(ResourceName::Memory));
     }
     if short(
         req.ephemeral_storage,
         allocatable.ephemeral_storage,
         used.ephemeral_storage,
     ) {
-        out.push(Reason::Insufficient(ResourceName::EphemeralStorage));
+        f(Reason::Insufficient(ResourceName::EphemeralStorage));
     }
     for (name, want) in &req.extended {
         if short(*want, allocatable.extended(name), used.extended(name)) {
-            out.push(Reason::Insufficient(ResourceName::Extended(name.clone())));
+            f(Reason::Insufficient(ResourceName::Extended(name.clone())));
         }
     }
-    out
 }

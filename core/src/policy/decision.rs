@@ -2,7 +2,7 @@
 
 use crate::filter::Reason;
 use crate::model::PodKey;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -53,7 +53,10 @@ impl Diagnosis {
         msg
     }
 
-    pub(crate) fn from_counts(nodes: usize, counts: HashMap<Reason, usize>) -> Diagnosis {
+    pub(crate) fn from_counts(
+        nodes: usize,
+        counts: impl IntoIterator<Item = (Reason, usize)>,
+    ) -> Diagnosis {
         Diagnosis {
             nodes,
             reasons: counts

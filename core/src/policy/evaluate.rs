@@ -68,7 +68,7 @@ fn seen<'a>(snap: &'a Snapshot, node: &str, pod: &Pod) -> Seen<'a> {
     }
 }
 
-fn has_attachable(pod: &Pod) -> bool {
+pub(crate) fn has_attachable(pod: &Pod) -> bool {
     pod.volumes.iter().any(|v| {
         matches!(
             v,

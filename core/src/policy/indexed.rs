@@ -20,14 +20,13 @@
 //! label), and negative weights, where the buckets or the bound do not hold, go to the
 //! full scan.
 
-use super::evaluate::{Mode, Outcome, StaticVerdict, evaluate, static_verdict};
+use super::evaluate::{Mode, Outcome, StaticVerdict, evaluate, has_attachable, static_verdict};
 use super::rank::{Prefix, RankKey, rank_key, tier};
 use super::{Decision, Diagnosis, PolicyConfig, to_decision};
 use crate::filter;
 use crate::model::{Millis, Pod, PodRole};
-use crate::snapshot::{Bucket, PPB, Snapshot, tightest_fraction};
+use crate::snapshot::{Bucket, FxHashMap, PPB, Snapshot, tightest_fraction};
 use std::cmp::Reverse;
-use std::collections::HashMap;
 
 struct Search<'a> {
     snap: &'a Snapshot,
@@ -53,7 +52,7 @@ pub(super) fn decide(snap: &Snapshot, pod: &Pod, now: Millis, cfg: &PolicyConfig
         .buckets
         .values()
         .filter_map(|b| {
-            let first = b.members.first()?;
+            let (first, _) = b.members.first_key_value()?;
             let node = snap.node(first)?;
             Some((b, static_verdict(node, pod)))
         })
@@ -83,13 +82,37 @@ pub(super) fn decide(snap: &Snapshot, pod: &Pod, now: Millis, cfg: &PolicyConfig
     if let Some((key, outcome)) = s.best {
         return to_decision(key.name.0, outcome);
     }
-    let mut counts: HashMap<filter::Reason, usize> = HashMap::new();
+    let mut counts: FxHashMap<filter::Reason, usize> = FxHashMap::default();
+    // A pod without host ports or attachable volumes, on a node nobody is nominated to,
+    // fails on resources alone: count from the member loads, without node lookups.
+    let plain = pod.host_ports.is_empty() && !has_attachable(pod);
     for (b, sv) in &buckets {
         if let Some(r) = &sv.pre {
             *counts.entry(r.clone()).or_insert(0) += b.members.len();
             continue;
         }
-        for name in &b.members {
+        let Some(alloc) = b
+            .members
+            .first_key_value()
+            .and_then(|(n, _)| snap.node(n))
+            .map(|n| n.allocatable.clone())
+        else {
+            continue;
+        };
+        for (name, m) in &b.members {
+            if plain && !m.nominated {
+                let mut short = false;
+                filter::for_each_fit_reason(&alloc, &m.load, &pod.requests, |r| {
+                    short = true;
+                    *counts.entry(r).or_insert(0) += 1;
+                });
+                if !short {
+                    for r in &sv.post {
+                        *counts.entry(r.clone()).or_insert(0) += 1;
+                    }
+                }
+                continue;
+            }
             let Some(node) = snap.node(name) else {
                 continue;
             };

@@ -10,10 +10,12 @@
 //! utilized, which gives a monotone upper bound on the MostAllocated score and lets the
 //! search stop early (see `policy::indexed`).
 
+use super::FxHashMap;
 use super::usage::NodeUsage;
 use crate::filter::NODE_UNIQUE_LABELS;
+use crate::filter::NodeLoad;
 use crate::model::{Node, Resources, Taint};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) const PPB: i128 = 1_000_000_000;
 
@@ -78,7 +80,8 @@ impl MaxSet {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bucket {
-    pub members: BTreeSet<String>,
+    /// Members and their loads (for the diagnosis, which looks at every member).
+    pub members: BTreeMap<String, MemberLoad>,
     /// (tightest free fraction counting all placed pods, node)
     pub by_free: BTreeSet<(i64, String)>,
     /// (tightest free fraction counting only non-placeholder pods, node)
@@ -88,6 +91,15 @@ pub(crate) struct Bucket {
     pub excess_non_placeholder: [MaxSet; 2],
     /// cpu and memory allocatable shared by the members.
     pub capacity: [i64; 2],
+}
+
+/// What the filters need of a member's usage when no pod is nominated to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemberLoad {
+    pub load: NodeLoad,
+    /// Some pending pod is nominated to the node: its reservation depends on the pod
+    /// asking, so such nodes are evaluated in full.
+    pub nominated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +114,7 @@ struct NodeKeys {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Index {
     pub buckets: BTreeMap<BucketSig, Bucket>,
-    keys: HashMap<String, NodeKeys>,
+    keys: FxHashMap<String, NodeKeys>,
 }
 
 /// min over cpu/memory with capacity > 0 of floor(free * 1e9 / capacity); `i64::MAX` when
@@ -145,7 +157,16 @@ impl Index {
                 capacity,
                 ..Bucket::default()
             });
-        b.members.insert(name.to_string());
+        b.members.insert(
+            name.to_string(),
+            MemberLoad {
+                load: NodeLoad {
+                    requested: usage.requested.clone(),
+                    pod_count: usage.placed.len() as i64,
+                },
+                nominated: !usage.nominated.is_empty(),
+            },
+        );
         b.by_free.insert((keys.free, name.to_string()));
         b.by_non_placeholder
             .insert((keys.non_placeholder, name.to_string()));
@@ -183,6 +204,7 @@ impl Index {
         let mut out = String::new();
         for (sig, b) in &self.buckets {
             let _ = writeln!(out, "bucket {sig:?} cap={:?}", b.capacity);
+            let _ = writeln!(out, "  members {:?}", b.members);
             let _ = writeln!(out, "  free {:?}", b.by_free);
             let _ = writeln!(out, "  non_placeholder {:?}", b.by_non_placeholder);
             let _ = writeln!(

@@ -8,15 +8,17 @@
 //! `clear_nomination` act on pods already in the snapshot: callers `upsert_pod` a pending
 //! pod before deciding for it, so an unknown key is ignored (nothing to assume).
 
+mod fxhash;
 mod index;
 mod usage;
 
+pub(crate) use fxhash::FxHashMap;
 pub(crate) use index::{Bucket, Index, PPB, tightest_fraction};
 pub(crate) use usage::NodeUsage;
 
 use crate::model::{Millis, Node, Pod, PodKey};
 use crate::policy::PolicyConfig;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone)]
 struct PodEntry {
@@ -29,9 +31,11 @@ struct PodEntry {
 
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    nodes: BTreeMap<String, Node>,
-    pods: HashMap<PodKey, PodEntry>,
-    usage: HashMap<String, NodeUsage>,
+    nodes: FxHashMap<String, Node>,
+    /// Node names in order, for `nodes()`.
+    names: BTreeSet<String>,
+    pods: FxHashMap<PodKey, PodEntry>,
+    usage: FxHashMap<String, NodeUsage>,
     index: Index,
 }
 
@@ -42,6 +46,7 @@ impl Snapshot {
 
     pub fn upsert_node(&mut self, node: Node) {
         let name = node.name.clone();
+        self.names.insert(name.clone());
         self.nodes.insert(name.clone(), node);
         self.refresh(&name);
     }
@@ -49,6 +54,7 @@ impl Snapshot {
     /// Pods placed on a removed node keep counting there until they are removed too.
     pub fn remove_node(&mut self, name: &str) {
         self.nodes.remove(name);
+        self.names.remove(name);
         self.refresh(name);
     }
 
@@ -126,7 +132,7 @@ impl Snapshot {
 
     /// Nodes in name order.
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
-        self.nodes.values()
+        self.names.iter().filter_map(|n| self.nodes.get(n))
     }
 
     pub fn node_count(&self) -> usize {
@@ -172,7 +178,7 @@ impl Snapshot {
     pub fn canonical_dump(&self) -> String {
         use std::fmt::Write;
         let mut out = String::new();
-        for n in self.nodes.values() {
+        for n in self.nodes() {
             let _ = writeln!(out, "node {n:?}");
         }
         let mut pods: Vec<_> = self.pods.values().collect();
