@@ -279,7 +279,7 @@ async fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey, ns: &str, name: &s
 fn spawn_bind(ctx: &Arc<Context>, key: PodKey, raw: Arc<K8sPod>, node: String, created: Millis) {
     let ctx = ctx.clone();
     tokio::spawn(async move {
-        let Ok(_permit) = ctx.bind_slots.clone().acquire_owned().await else {
+        let Ok(permit) = ctx.bind_slots.clone().acquire_owned().await else {
             return; // closed: shutting down
         };
         let (ns, name) = split(&key);
@@ -294,6 +294,8 @@ fn spawn_bind(ctx: &Arc<Context>, key: PodKey, raw: Arc<K8sPod>, node: String, c
         } else {
             Err(crate::error::Error::NotLeader)
         };
+        // The slot bounds binds in flight, not the event write that follows.
+        drop(permit);
         match result {
             Ok(()) => {
                 tracing::info!(pod = %key, %node, "bound");

@@ -28,6 +28,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "bench sim",
             cargo().args(["bench", "-p", "hubpack-sim", "--bench", "sim"]),
         ),
-        Which::Scheduler => anyhow::bail!("bench scheduler: not built yet (scheduler issue)"),
+        Which::Scheduler => step(
+            "bench scheduler",
+            cargo().args(["bench", "-p", "hubpack-e2e", "--bench", "scheduler"]),
+        ),
     }
 }
