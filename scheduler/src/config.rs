@@ -415,6 +415,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_parses_to_the_defaults() {
+        let text = include_str!("../config.example.yaml");
+        let c = Config::parse(text, "config.example.yaml").unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+    }
+
+    #[test]
     fn wrong_type_is_a_parse_error() {
         let e = Config::parse("api: {burst: lots}", "t").unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
