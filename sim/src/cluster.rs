@@ -190,17 +190,9 @@ impl Cluster {
             let name = self.nodes[id].name.clone();
             if let Some(s) = self.snapshot.as_mut() {
                 s.upsert_node(core);
-                let mut ds_pod = Pod::simple(
-                    &format!("kube-system/ds-{name}"),
-                    PodRole::Other,
-                    0,
-                    ds,
-                    now,
-                );
-                ds_pod.requests.pods = self.daemonsets[pool].pods;
-                ds_pod.score_requests = ds_pod.requests.clone();
-                ds_pod.node_name = Some(name);
-                s.upsert_pod(ds_pod);
+                for ds_pod in daemonset_pods(&name, &ds, now) {
+                    s.upsert_pod(ds_pod);
+                }
             }
         }
     }
@@ -252,7 +244,10 @@ impl Cluster {
             for &p in &pods {
                 s.remove_pod(&self.pods[p].core.key);
             }
-            s.remove_pod(&PodKey(format!("kube-system/ds-{name}")));
+            let ds = &self.daemonsets[pool];
+            for ds_pod in daemonset_pods(&name, ds, now) {
+                s.remove_pod(&ds_pod.key);
+            }
             s.remove_node(&name);
         }
         pods
@@ -349,4 +344,30 @@ impl Cluster {
             .enumerate()
             .filter(|(_, n)| n.phase == NodePhase::Ready)
     }
+}
+
+/// The pool's DaemonSet overhead as pods on `node`: one pod per slot it takes (each pod is
+/// one slot to the scheduler), the first carrying all of its cpu and memory.
+fn daemonset_pods(node: &str, overhead: &Resources, now: Millis) -> Vec<Pod> {
+    (0..overhead.pods.max(1))
+        .map(|i| {
+            let requests = if i == 0 {
+                Resources {
+                    pods: 1,
+                    ..overhead.clone()
+                }
+            } else {
+                Resources::new(0, 0).with_pods(1)
+            };
+            let mut p = Pod::simple(
+                &format!("kube-system/ds-{node}-{i}"),
+                PodRole::Other,
+                0,
+                requests,
+                now,
+            );
+            p.node_name = Some(node.to_string());
+            p
+        })
+        .collect()
 }

@@ -61,7 +61,13 @@ pub struct Sim<'a> {
     pub end: Millis,
     /// Settle time after Ready before hubpack counts a node warm.
     pub warm_settle: Millis,
+    /// Binds, or preemptions, after which the pod would not fit (a model inconsistency).
+    pub misfits: u64,
+    /// (instant, scheduling passes requested at it).
+    passes_at: (Millis, u32),
 }
+
+const MAX_PASSES_PER_INSTANT: u32 = 1000;
 
 impl<'a> Sim<'a> {
     pub fn new(sc: &'a Scenario, policy: PolicySpec, seed: u64) -> Result<Sim<'a>, RunError> {
@@ -102,6 +108,8 @@ impl<'a> Sim<'a> {
             samples: Vec::new(),
             end: secs(sc.duration_h * 3600.0),
             warm_settle: PolicyConfig::default().warm_settle_ms,
+            misfits: 0,
+            passes_at: (-1, 0),
         };
         sim.start();
         Ok(sim)
@@ -146,11 +154,23 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// Coalesces scheduling triggers into one pass at `now`.
+    /// Coalesces scheduling triggers into one pass at `now`. Passes that keep triggering
+    /// each other at one instant (evict → replace → place → evict) are spread out by a
+    /// second after `MAX_PASSES_PER_INSTANT`, so a policy bug cannot hang the run.
     pub fn request_schedule(&mut self, now: Millis) {
         if !self.schedule_queued && self.cluster.pending_count() > 0 {
             self.schedule_queued = true;
-            self.agenda.at(now, Event::Schedule);
+            if self.passes_at.0 == now {
+                self.passes_at.1 += 1;
+            } else {
+                self.passes_at = (now, 1);
+            }
+            let at = if self.passes_at.1 > MAX_PASSES_PER_INSTANT {
+                now + 1000
+            } else {
+                now
+            };
+            self.agenda.at(at, Event::Schedule);
         }
     }
 
@@ -163,7 +183,22 @@ impl<'a> Sim<'a> {
                 continue;
             }
             match self.scheduler.place(&self.cluster, pod, now) {
-                Placement::Bind(node) => self.bind(pod, node, now),
+                Placement::Bind(node) => {
+                    if self.cluster.pods[pod]
+                        .requests()
+                        .fits_in(&self.cluster.nodes[node].free())
+                    {
+                        self.bind(pod, node, now);
+                    } else {
+                        tracing::warn!(
+                            pod = %self.cluster.pods[pod].core.key,
+                            node = %self.cluster.nodes[node].name,
+                            "the policy bound a pod where it does not fit"
+                        );
+                        self.misfits += 1;
+                        self.cluster.mark_unschedulable(pod);
+                    }
+                }
                 Placement::Preempt { node, victims } => {
                     for v in victims {
                         self.evict_placeholder(v, now);
@@ -176,6 +211,14 @@ impl<'a> Sim<'a> {
                     {
                         self.bind(pod, node, now);
                     } else {
+                        // The policy's view and the sim's accounting disagree: a bug in
+                        // the model, counted and reported rather than hidden.
+                        tracing::warn!(
+                            pod = %self.cluster.pods[pod].core.key,
+                            node = %self.cluster.nodes[node].name,
+                            "pod does not fit after its preemption victims left"
+                        );
+                        self.misfits += 1;
                         self.cluster.mark_unschedulable(pod);
                     }
                 }

@@ -132,6 +132,8 @@ pub struct RunResult {
     pub scale_downs: usize,
     pub failed_spawns: u32,
     pub events: u64,
+    /// Preemptions after which the pod did not fit: 0 unless the model is inconsistent.
+    pub misfits: u64,
     /// What a warm start takes: spawn overhead + container start.
     pub warm_start_s: f64,
 }
@@ -258,6 +260,7 @@ impl RunResult {
         RunResult {
             failed_spawns: sim.users.iter().map(|u| u.failed_spawns).sum(),
             events: sim.events_processed(),
+            misfits: sim.misfits,
             policy: sim.policy.clone(),
             seed: 0,
             users,
