@@ -11,7 +11,6 @@ use crate::leader::{self, LeaderGate};
 use crate::metrics::Metrics;
 use crate::{scheduler_loop, watch};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use tokio_util::sync::CancellationToken;
 
 pub async fn run(
@@ -36,14 +35,13 @@ pub async fn run(
         metrics,
         Some(identity.clone()),
     ));
-    let synced = Arc::new(AtomicUsize::new(0));
-    let watchers = watch::spawn_all(&ctx, writers, synced.clone());
+    let watchers = watch::spawn_all(&ctx, writers);
 
     let http = tokio::spawn(serve(
         config.metrics_address,
         HttpState {
             registry: Arc::new(registry),
-            synced,
+            synced: ctx.synced.clone(),
             kinds: watch::WATCHED_KINDS,
         },
         shutdown.clone(),

@@ -14,6 +14,7 @@ use hubpack_core::model::Millis;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
 use kube::runtime::reflector::{ObjectRef, Store};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, Semaphore};
 
@@ -58,6 +59,8 @@ pub struct Context {
     pub wake: Notify,
     /// Bounds binds in flight (`api.bindConcurrency`).
     pub bind_slots: Arc<Semaphore>,
+    /// Watched kinds whose first list is complete (see [`Self::caches_synced`]).
+    pub synced: Arc<AtomicUsize>,
 }
 
 impl Context {
@@ -86,6 +89,7 @@ impl Context {
             bind_slots: Arc::new(Semaphore::new(config.api.bind_concurrency)),
             state: Mutex::new(ClusterState::default()),
             wake: Notify::new(),
+            synced: Arc::new(AtomicUsize::new(0)),
             client,
             config,
             metrics,
@@ -97,6 +101,12 @@ impl Context {
     /// Wall-clock milliseconds: the clock of pod creation and node Ready times.
     pub fn now(&self) -> Millis {
         jiff::Timestamp::now().as_millisecond()
+    }
+
+    /// Every watched kind has listed once. Deciding before that would see nodes without
+    /// their pods and overcommit them.
+    pub fn caches_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire) >= crate::watch::WATCHED_KINDS
     }
 
     /// Whether this replica may write to the API right now (leader, within the lease's

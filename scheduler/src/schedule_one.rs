@@ -76,8 +76,16 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
     let now = ctx.now();
     let (ns, name) = split(&key);
     let Some(raw) = ctx.stores.pods.get(&ObjectRef::new(&name).within(&ns)) else {
-        ctx.queue().remove(&key);
-        return Attempt::Dropped;
+        // Queued from a re-list the cache has not published yet (the store swaps in a
+        // re-list only at its end): look again later. A deleted pod leaves the queue on
+        // its DELETE, so this cannot spin on a pod that is gone.
+        let (priority, created) = ctx
+            .state()
+            .snapshot
+            .pod(&key)
+            .map_or((0, 0), |p| (p.priority, p.created));
+        ctx.queue().retry(key, priority, created, now);
+        return Attempt::Waiting;
     };
     let (priority, created) = priority_and_created(&raw);
     if !ctx.classifier.is_pending_ours(&raw) {

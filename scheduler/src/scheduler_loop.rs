@@ -30,10 +30,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             }
             was_leading = leading;
         }
-        if !leading {
+        if !leading || !ctx.caches_synced() {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = leadership.changed() => {}
+                _ = ctx.wake.notified() => {}
                 _ = tokio::time::sleep(MAX_IDLE) => {}
             }
             continue;

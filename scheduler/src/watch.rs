@@ -66,13 +66,10 @@ pub fn stores() -> (crate::context::Stores, Writers) {
     )
 }
 
-/// Starts every watcher. `synced` counts kinds whose first list is complete.
-pub fn spawn_all(
-    ctx: &Arc<Context>,
-    writers: Writers,
-    synced: Arc<AtomicUsize>,
-) -> Vec<JoinHandle<()>> {
+/// Starts every watcher; `ctx.synced` counts kinds whose first list is complete.
+pub fn spawn_all(ctx: &Arc<Context>, writers: Writers) -> Vec<JoinHandle<()>> {
     let c = ctx.client.clone();
+    let synced = ctx.synced.clone();
     vec![
         spawn(
             Api::all(c.clone()),

@@ -338,3 +338,52 @@ async fn leadership_lost_before_the_bind_goes_out_means_no_bind() {
         "assumption undone"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_replacement_placeholder_cannot_take_the_seat_reserved_for_the_preemptor() {
+    let mut e = env(true);
+    e.node("n1", "4");
+    let ph = e.pod(placeholder("ph-0", "4", "n1"));
+    e.pod(user("alice", "2"));
+    let alice = pop(&e.ctx);
+    schedule_one(&e.ctx, alice).await;
+    next(&mut e.handle, 200, pod_json("hub", "alice")).await;
+    next(&mut e.handle, 201, status_ok()).await;
+    next(&mut e.handle, 201, event_reply()).await;
+    e.delete(&ph);
+
+    // The placeholder's Deployment creates a replacement at once; it is scheduled before
+    // alice gets her turn. 3 cpu would fit on the emptied node, but 2 are alice's.
+    let mut replacement = placeholder("ph-1", "3", "n1");
+    replacement["spec"]["nodeName"] = Value::Null;
+    replacement["status"] = json!({"phase": "Pending"});
+    e.pod(replacement);
+    let key = PodKey::new("hub", "ph-1");
+    e.ctx.queue().remove(&key);
+    let attempt = schedule_one(&e.ctx, key).await;
+    assert!(
+        matches!(attempt, Attempt::Unschedulable { .. }),
+        "{attempt:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_loop_waits_for_every_cache_before_deciding() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    e.pod(user("alice", "1"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let lp = tokio::spawn(crate::scheduler_loop::run(e.ctx.clone(), shutdown.clone()));
+    // Nodes listed, pods perhaps not yet: binding now could overcommit.
+    e.silent().await;
+    e.ctx.synced.store(
+        crate::watch::WATCHED_KINDS,
+        std::sync::atomic::Ordering::Release,
+    );
+    e.ctx.wake.notify_one();
+    let bind = next(&mut e.handle, 201, status_ok()).await;
+    assert_eq!(bind.path, "/api/v1/namespaces/hub/pods/alice/binding");
+    next(&mut e.handle, 201, event_reply()).await;
+    shutdown.cancel();
+    lp.await.unwrap();
+}
