@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hubpack_sim::engine::PolicySpec;
 use hubpack_sim::report;
-use hubpack_sim::runner::{grid, run_grid};
+use hubpack_sim::runner::{grid, resolve_n, run_grid};
 use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -117,7 +117,16 @@ fn main() -> anyhow::Result<()> {
         Command::Compare { common } => (common, None),
     };
     let sc = Scenario::load(&common.scenario)?;
-    let policies = policies.unwrap_or_else(|| grid(&sc));
+    let policies = match policies {
+        Some(p) => p
+            .into_iter()
+            .map(|p| PolicySpec {
+                placeholders: resolve_n(&sc, &p.placeholders),
+                ..p
+            })
+            .collect(),
+        None => grid(&sc),
+    };
     let seeds = common.seeds.unwrap_or(sc.seeds).max(1);
     let started = Instant::now();
     let runs = run_grid(

@@ -3,23 +3,42 @@
 
 use crate::engine::{PolicySpec, RunError, run_one};
 use crate::metrics::RunResult;
-use crate::scenario::Scenario;
+use crate::models::placeholders::PlaceholderState;
+use crate::scenario::{PlaceholderMode, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
-/// Every point of the scenario's policy grid.
+/// Every point of the scenario's policy grid. An `n-user` mode without N gets the N of
+/// the placeholder pool (a fresh node's worth), so labels show the real size.
 pub fn grid(sc: &Scenario) -> Vec<PolicySpec> {
     let mut out = Vec::new();
     for &scheduler in &sc.policies.schedulers {
         for placeholders in &sc.policies.placeholders {
-            out.push(PolicySpec {
-                scheduler,
-                placeholders: placeholders.clone(),
-                prepull: sc.policies.prepull,
-            });
+            for prepull in sc.policies.prepull.values() {
+                out.push(PolicySpec {
+                    scheduler,
+                    placeholders: resolve_n(sc, placeholders),
+                    prepull,
+                });
+            }
         }
     }
     out
+}
+
+/// Fills in N for `n-user` placeholders from the scenario when it is left out; a size that
+/// cannot be computed stays unresolved (the run then reports the configuration error).
+pub fn resolve_n(sc: &Scenario, mode: &PlaceholderMode) -> PlaceholderMode {
+    match mode {
+        PlaceholderMode::NUser { n: None, k } => match PlaceholderState::new(sc, mode) {
+            Ok(state) => PlaceholderMode::NUser {
+                n: Some(state.seats_each),
+                k: *k,
+            },
+            Err(_) => mode.clone(),
+        },
+        other => other.clone(),
+    }
 }
 
 /// Runs every policy for seeds `0..seeds`; results are grouped per policy, in seed order.

@@ -333,9 +333,32 @@ pub struct PolicyGrid {
     pub schedulers: Vec<SchedulerKind>,
     #[serde(default = "default_placeholders")]
     pub placeholders: Vec<PlaceholderMode>,
-    /// The continuous image pre-puller DaemonSet.
-    #[serde(default = "default_true")]
-    pub prepull: bool,
+    /// The continuous image pre-puller DaemonSet: `true`, `false`, or `[true, false]` to
+    /// compare both.
+    #[serde(default)]
+    pub prepull: PrepullChoice,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PrepullChoice {
+    One(bool),
+    Each(Vec<bool>),
+}
+
+impl Default for PrepullChoice {
+    fn default() -> Self {
+        PrepullChoice::One(true)
+    }
+}
+
+impl PrepullChoice {
+    pub fn values(&self) -> Vec<bool> {
+        match self {
+            PrepullChoice::One(b) => vec![*b],
+            PrepullChoice::Each(v) => v.clone(),
+        }
+    }
 }
 
 fn default_schedulers() -> Vec<SchedulerKind> {
@@ -359,7 +382,7 @@ impl Default for PolicyGrid {
         PolicyGrid {
             schedulers: default_schedulers(),
             placeholders: default_placeholders(),
-            prepull: true,
+            prepull: PrepullChoice::default(),
         }
     }
 }
