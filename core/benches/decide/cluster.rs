@@ -66,7 +66,11 @@ pub fn user_node(i: usize, rng: &mut Rng) -> Node {
     }
     let r = rng.below(100);
     // 85% warm (pre-pulled), 10% booted but not settled, 5% settled without the image.
-    n.ready_since = Some(if (85..95).contains(&r) { NOW - 5_000 } else { 0 });
+    n.ready_since = Some(if (85..95).contains(&r) {
+        NOW - 5_000
+    } else {
+        0
+    });
     n.prepull_ready = r < 85;
     if r < 85 && rng.chance(0.5) {
         n.images.insert(ImageName::normalize(IMAGE));

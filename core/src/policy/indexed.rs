@@ -152,22 +152,29 @@ impl Search<'_> {
                 score,
             )
         };
+        // The fewest victims a candidate of this walk can have.
+        let least_victims = if free { 0 } else { 1 };
         for (key, name) in set.range((start, String::new())..) {
             let bound = score_bound(*key, extra);
-            let beaten = |p: Prefix, best: &Option<(RankKey, Outcome)>| {
-                best.as_ref().is_some_and(|(k, _)| p < k.prefix())
-            };
-            if beaten(prefix(best_tier, bound), &self.best) {
+            if let Some((best, _)) = &self.best
+                && prefix(best_tier, bound) < best.prefix()
+            {
                 break;
             }
             let Some(node) = self.snap.node(name) else {
                 continue;
             };
-            if beaten(
-                prefix(tier(node, pod, self.now, self.cfg), bound),
-                &self.best,
-            ) {
-                continue;
+            if let Some((best, _)) = &self.best {
+                let ub = prefix(tier(node, pod, self.now, self.cfg), bound);
+                // Below the best, or at best a tie on everything but the name when the best
+                // already has the fewest victims possible: the name decides, no need to look.
+                if ub < best.prefix()
+                    || (ub == best.prefix()
+                        && best.victims.0 <= least_victims
+                        && name.as_str() > best.name.0.as_str())
+                {
+                    continue;
+                }
             }
             // The free walk only looks for free seats; preemption candidates come from the
             // preempt walk.

@@ -355,3 +355,23 @@ fn scoring_counts_default_requests_of_pods_without_requests() {
     let new = Pod::simple("u/new", PodRole::User, 0, Resources::new(100, 100 * MI), 0);
     assert_eq!(both(&s, &new), bind("a"));
 }
+
+#[test]
+fn fewer_victims_win_a_tie_even_against_an_earlier_name() {
+    let mut s = Snapshot::new();
+    s.upsert_node(node("a", 4000, 16));
+    s.upsert_node(node("b", 4000, 16));
+    for n in ["a", "b"] {
+        s.upsert_pod(on(user(&format!("x-{n}"), 1000, 4), n));
+    }
+    s.upsert_pod(on(placeholder("a1", 1500, 6, 0), "a"));
+    s.upsert_pod(on(placeholder("a2", 1500, 6, 0), "a"));
+    s.upsert_pod(on(placeholder("b1", 3000, 12, 0), "b"));
+    assert_eq!(
+        both(&s, &user("new", 2000, 8)),
+        Decision::Preempt {
+            node: "b".into(),
+            victims: vec![PodKey("p/b1".into())]
+        }
+    );
+}
