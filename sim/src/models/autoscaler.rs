@@ -1,6 +1,7 @@
 //! cluster-autoscaler as it behaves (reference/sched.md §3), one node group per pool:
 //! - every scan: scale up for Unschedulable pods at or above the expendable cutoff (not
-//!   nominated), first-fit-decreasing them onto existing and upcoming (booting) nodes, then
+//!   nominated; the sim binds a preemptor as soon as its victims are gone, in the same
+//!   instant, so no pod is left nominated), first-fit-decreasing them onto existing and upcoming (booting) nodes, then
 //!   onto fresh template nodes, up to the pool's max;
 //! - scale down a node when its requested share (max of cpu and memory, DaemonSets and
 //!   placeholders included) is under the threshold, it holds no user pod (bare user pods
