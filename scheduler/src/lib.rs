@@ -1,14 +1,23 @@
 //! hubpack-scheduler: the Kubernetes adapter of hubpack-core's warm-first packing policy.
 //!
-//! It watches pods (ours pending, and every non-terminal one for accounting), nodes and
+//! It watches every pod (ours to place, the others for node accounting), nodes and
 //! volume objects, keeps a `hubpack_core` snapshot current, asks the core for a decision per
 //! queued pod, and carries it out against the API server: bind through `pods/binding`,
 //! preempt placeholders through the Eviction API after nominating the user pod, or report
 //! the pod Unschedulable (condition + Event) so the cluster autoscaler scales up.
 //!
-//! Layout: [`convert`] (k8s-openapi → core types), [`config`], [`queue`], [`actions`]
-//! (one file per API write), `cluster_state` (reflectors → snapshot), `schedule_one`
-//! (decision → actions), [`leader`], [`metrics`], [`http`].
+//! Layout, in the order data flows:
+//! - [`config`]: the YAML config file and its validation;
+//! - [`watch`]: reflectors for pods, nodes, CSINodes, PVCs, PVs and StorageClasses, feeding
+//! - [`cluster_state`]: the core snapshot plus in-flight work, via [`convert`]
+//!   (k8s-openapi → core types, typed errors naming the field);
+//! - [`queue`]: priority then age, backoff 1 s → 10 s, Unschedulable pods parked until the
+//!   cluster changes;
+//! - [`scheduler_loop`] → [`schedule_one`]: one decision at a time, carried out by
+//! - [`actions`]: bind, evict, nominate, the Unschedulable condition, events, volume pre-binding;
+//! - [`leader`]: Lease-based election with our own deadline; [`metrics`], [`http`];
+//! - [`app`]: all of it as one function (the binary adds signals; e2e tests run it in-process);
+//!   [`context`] is what the parts share.
 
 #![forbid(unsafe_code)]
 
