@@ -151,6 +151,8 @@ pub struct Cluster {
     apiserver_bin: PathBuf,
     ready_timeout: Duration,
     processes: Mutex<Vec<Managed>>,
+    started: Instant,
+    timings: Mutex<Vec<(String, Duration)>>,
 }
 
 impl Cluster {
@@ -181,6 +183,8 @@ impl Cluster {
             apiserver_bin,
             ready_timeout: opts.ready_timeout,
             processes: Mutex::new(vec![]),
+            started: t0,
+            timings: Mutex::new(vec![]),
         };
         // From here on, a failure stops what was started.
         match cluster.bring_up(opts, &pki, bins).await {
@@ -301,6 +305,7 @@ impl Cluster {
             })
             .await?;
         }
+        self.milestone("initial nodes Ready");
 
         if let Some(bin) = &bins.scheduler {
             self.start_kube_scheduler(bin).await?;
@@ -418,6 +423,9 @@ impl Cluster {
         let deadline = Instant::now() + timeout;
         loop {
             if ready().await {
+                if component != "kwok" {
+                    self.milestone(component);
+                }
                 return Ok(());
             }
             let reason = if !self.running(component) {
@@ -460,7 +468,7 @@ impl Cluster {
         let mut procs = self.lock();
         if let Some(pos) = procs.iter().position(|p| p.name == "kube-apiserver") {
             let mut p = procs.remove(pos);
-            p.stop(&self.state_dir, Duration::from_secs(15));
+            p.stop(&self.state_dir, Duration::from_secs(5));
         }
     }
 
@@ -487,8 +495,20 @@ impl Cluster {
     /// Stops every process this cluster started, in reverse start order.
     pub fn stop(&self) {
         let mut procs = self.lock();
-        while let Some(mut p) = procs.pop() {
-            p.stop(&self.state_dir, Duration::from_secs(10));
+        // A throwaway cluster: a few seconds of graceful shutdown, then SIGKILL (the apiserver drains
+        // for much longer, and nothing here needs its data after it stops).
+        processes::stop_all(&self.state_dir, &mut procs, Duration::from_secs(3));
+        procs.clear();
+    }
+
+    /// When each component became ready, counted from the start of [`Cluster::start`].
+    pub fn startup_timings(&self) -> Vec<(String, Duration)> {
+        self.timings.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn milestone(&self, what: &str) {
+        if let Ok(mut t) = self.timings.lock() {
+            t.push((what.to_string(), self.started.elapsed()));
         }
     }
 
@@ -506,7 +526,7 @@ impl Drop for Cluster {
 
 /// Stops a cluster started by another process from its state dir (`cargo xtask cluster down`).
 pub fn stop_state_dir(state_dir: &Path) -> Vec<String> {
-    processes::stop_all_recorded(state_dir, ORDER, Duration::from_secs(10))
+    processes::stop_all_recorded(state_dir, ORDER, Duration::from_secs(3))
 }
 
 fn has_pid_files(dir: &Path) -> bool {

@@ -111,8 +111,8 @@ impl Managed {
     }
 }
 
-/// Stops every process whose pid file is in `state_dir`, in the reverse of `order` (names not
-/// in `order` first). Returns the names stopped.
+/// Stops every process whose pid file is in `state_dir` (all at once). Returns their names, in
+/// the reverse of `order` (names not in `order` first).
 pub fn stop_all_recorded(state_dir: &Path, order: &[&str], grace: Duration) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(state_dir.join("pids"))
         .into_iter()
@@ -127,15 +127,18 @@ pub fn stop_all_recorded(state_dir: &Path, order: &[&str], grace: Duration) -> V
         .collect();
     let rank = |n: &String| order.iter().position(|o| o == n).unwrap_or(usize::MAX);
     names.sort_by_key(|n| std::cmp::Reverse(rank(n)));
+    let pids: Vec<(u32, Option<&mut Child>)> = names
+        .iter()
+        .filter_map(|name| {
+            std::fs::read_to_string(pid_path(state_dir, name))
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+        })
+        .map(|pid| (pid, None))
+        .collect();
+    terminate_all(pids, grace);
     for name in &names {
-        let path = pid_path(state_dir, name);
-        if let Some(pid) = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| t.trim().parse::<u32>().ok())
-        {
-            terminate(pid, grace, None);
-        }
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(pid_path(state_dir, name));
     }
     names
 }
@@ -157,25 +160,48 @@ fn signal(pid: u32, sig: &str) {
         .status();
 }
 
-fn terminate(pid: u32, grace: Duration, mut child: Option<&mut Child>) {
-    let alive = |child: &mut Option<&mut Child>| match child {
-        Some(c) => matches!(c.try_wait(), Ok(None)),
-        None => pid_alive(pid),
-    };
-    if !alive(&mut child) {
-        return;
+fn terminate(pid: u32, grace: Duration, child: Option<&mut Child>) {
+    terminate_all(vec![(pid, child)], grace);
+}
+
+/// SIGTERM to every live process at once, then SIGKILL to those still alive after `grace`
+/// (processes shut down in parallel: an apiserver draining its watches does not hold up the rest).
+fn terminate_all(mut procs: Vec<(u32, Option<&mut Child>)>, grace: Duration) {
+    fn alive(pid: u32, child: &mut Option<&mut Child>) -> bool {
+        match child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => pid_alive(pid),
+        }
     }
-    signal(pid, "-TERM");
+    procs.retain_mut(|(pid, child)| alive(*pid, child));
+    for (pid, _) in &procs {
+        signal(*pid, "-TERM");
+    }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline {
-        if !alive(&mut child) {
+        procs.retain_mut(|(pid, child)| alive(*pid, child));
+        if procs.is_empty() {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    signal(pid, "-KILL");
-    if let Some(c) = child {
-        let _ = c.wait();
+    for (pid, child) in procs {
+        signal(pid, "-KILL");
+        if let Some(c) = child {
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Stops several started processes together and removes their pid files.
+pub fn stop_all(state_dir: &Path, procs: &mut [Managed], grace: Duration) {
+    let list = procs
+        .iter_mut()
+        .map(|p| (p.pid, p.child.as_mut()))
+        .collect();
+    terminate_all(list, grace);
+    for p in procs.iter() {
+        let _ = std::fs::remove_file(pid_path(state_dir, &p.name));
     }
 }
 
@@ -185,7 +211,7 @@ pub fn spawn_watchdog(state_dir: &Path, owner_pid: u32) -> Result<(), ProcessErr
     let pids = state_dir.join("pids");
     let script = format!(
         "while kill -0 {owner_pid} 2>/dev/null; do sleep 1; done; \
-         for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -TERM \"$(cat \"$f\")\" 2>/dev/null; done; sleep 3; \
+         for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -TERM \"$(cat \"$f\")\" 2>/dev/null; done; sleep 2; \
          for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -KILL \"$(cat \"$f\")\" 2>/dev/null; rm -f \"$f\"; done",
         dir = pids.display()
     );

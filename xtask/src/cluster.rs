@@ -195,6 +195,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "kubectl".into());
     println!("cluster ready in {:.1?}", t0.elapsed());
+    for (what, at) in cluster.startup_timings() {
+        println!("  {what:<24} ready at {at:.1?}");
+    }
     println!("kubeconfig: {}", cluster.kubeconfig.display());
     println!("logs:       {}/logs", cluster.state_dir.display());
     println!(
