@@ -92,7 +92,8 @@ pub fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
 /// Builds what the CI end-to-end suite needs, first making sure the machine has the tools
 /// (a fresh machine may lack openssl; Go lives in /usr/local/go/bin, maybe not on PATH).
 pub fn build_for_ci() -> anyhow::Result<()> {
-    ensure_debian_packages(&[("openssl", "openssl")])?;
+    // openssl makes the cluster's certificates; procps' `kill` stops its processes.
+    ensure_debian_packages(&[("openssl", "openssl"), ("kill", "procps")])?;
     build(CI_COMPONENTS)
 }
 
@@ -112,16 +113,17 @@ fn build(components: &[Component]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether an executable file named `command` is on PATH (shell builtins such as `kill` do not
+/// count: the harness runs the program).
+fn on_path(command: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).any(|dir| dir.join(command).is_file())
+}
+
 fn ensure_debian_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
     let missing: Vec<&str> = packages
         .iter()
-        .filter(|(command, _)| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {command}")])
-                .output()
-                .map(|o| !o.status.success())
-                .unwrap_or(true)
-        })
+        .filter(|(command, _)| !on_path(command))
         .map(|(_, package)| *package)
         .collect();
     if missing.is_empty() {
