@@ -153,9 +153,14 @@ async fn bench() {
     nodes(&client, &hubpack_group).await;
     nodes(&client, &kube_group).await;
 
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut config = Config {
         scheduler_name: ours.clone(),
-        metrics_address: "127.0.0.1:0".parse().unwrap(),
+        metrics_address: format!("127.0.0.1:{metrics_port}").parse().unwrap(),
         ..Config::default()
     };
     config.leader_election.enabled = false;
@@ -174,15 +179,43 @@ async fn bench() {
 
     let hubpack = round(&client, &ours, &hubpack_group).await;
     eprintln!("hubpack-scheduler: {}", json(&hubpack));
+    let metrics = metrics_text(metrics_port).await;
+    let decide_us = mean(&metrics, "hubpack_scheduler_decision_duration_seconds") * 1e6;
+    eprintln!("hubpack-scheduler: mean decision {decide_us:.0} µs");
     shutdown.cancel();
     task.await.unwrap().unwrap();
     let kube = round(&client, "default-scheduler", &kube_group).await;
     eprintln!("kube-scheduler:    {}", json(&kube));
     println!(
-        "{{\"bench\":\"scheduler\",\"nodes\":{NODES},\"pods\":{PODS},\"hubpack\":{},\"kube_scheduler\":{}}}",
+        "{{\"bench\":\"scheduler\",\"nodes\":{NODES},\"pods\":{PODS},\"hubpack\":{},\"hubpack_decide_mean_us\":{decide_us:.0},\"kube_scheduler\":{}}}",
         json(&hubpack),
         json(&kube)
     );
+}
+
+/// The scheduler's own /metrics text.
+async fn metrics_text(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// `<name>_sum / <name>_count` of a histogram in OpenMetrics text.
+fn mean(text: &str, name: &str) -> f64 {
+    let value = |suffix: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}_{suffix} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    value("sum") / value("count")
 }
 
 fn main() {
