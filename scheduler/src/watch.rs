@@ -133,8 +133,7 @@ where
             .modify(|o| o.managed_fields_mut().clear())
             .reflect(writer);
         let mut stream = std::pin::pin!(stream);
-        let mut known: HashMap<ObjectRef<K>, K> = HashMap::new();
-        let mut relist: Option<HashSet<ObjectRef<K>>> = None;
+        let mut relister = Relister::default();
         let mut first_sync = true;
         while let Some(ev) = stream.next().await {
             let ev = match ev {
@@ -144,42 +143,81 @@ where
                     continue;
                 }
             };
-            match ev {
-                Event::Init => relist = Some(HashSet::new()),
-                Event::InitApply(o) | Event::Apply(o) => {
-                    let r = ObjectRef::from_obj(&o);
-                    if let Some(seen) = relist.as_mut() {
-                        seen.insert(r.clone());
-                    }
-                    handle(&ctx, Change::Applied(&o));
-                    known.insert(r, o);
-                }
-                Event::Delete(o) => {
-                    known.remove(&ObjectRef::from_obj(&o));
-                    handle(&ctx, Change::Deleted(&o));
-                }
-                Event::InitDone => {
-                    if let Some(seen) = relist.take() {
-                        let gone: Vec<_> = known
-                            .keys()
-                            .filter(|r| !seen.contains(r))
-                            .cloned()
-                            .collect();
-                        for r in gone {
-                            if let Some(o) = known.remove(&r) {
-                                handle(&ctx, Change::Deleted(&o));
-                            }
-                        }
-                    }
-                    if first_sync {
-                        first_sync = false;
-                        synced.fetch_add(1, Ordering::AcqRel);
-                    }
+            let listed = relister.feed(ev, |change| handle(&ctx, change));
+            if listed {
+                if first_sync {
+                    first_sync = false;
+                    synced.fetch_add(1, Ordering::AcqRel);
                 }
             }
             ctx.wake.notify_one();
         }
     })
+}
+
+/// Turns watcher events into changes, remembering what it has seen so that a re-list
+/// (which reports no DELETE for objects gone during a watch gap) still yields their
+/// deletion when it ends.
+pub struct Relister<K: Resource> {
+    known: HashMap<ObjectRef<K>, K>,
+    relist: Option<HashSet<ObjectRef<K>>>,
+}
+
+impl<K: Resource> Default for Relister<K>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    fn default() -> Self {
+        Relister {
+            known: HashMap::new(),
+            relist: None,
+        }
+    }
+}
+
+impl<K> Relister<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    /// Feeds one event, calling `handle` for each change; true when a (re-)list ended.
+    pub fn feed(&mut self, ev: Event<K>, mut handle: impl FnMut(Change<'_, K>)) -> bool {
+        match ev {
+            Event::Init => {
+                self.relist = Some(HashSet::new());
+                false
+            }
+            Event::InitApply(o) | Event::Apply(o) => {
+                let r = ObjectRef::from_obj(&o);
+                if let Some(seen) = self.relist.as_mut() {
+                    seen.insert(r.clone());
+                }
+                handle(Change::Applied(&o));
+                self.known.insert(r, o);
+                false
+            }
+            Event::Delete(o) => {
+                self.known.remove(&ObjectRef::from_obj(&o));
+                handle(Change::Deleted(&o));
+                false
+            }
+            Event::InitDone => {
+                if let Some(seen) = self.relist.take() {
+                    let gone: Vec<_> = self
+                        .known
+                        .keys()
+                        .filter(|r| !seen.contains(r))
+                        .cloned()
+                        .collect();
+                    for r in gone {
+                        if let Some(o) = self.known.remove(&r) {
+                            handle(Change::Deleted(&o));
+                        }
+                    }
+                }
+                true
+            }
+        }
+    }
 }
 
 fn watcher<K>(api: Api<K>) -> impl futures::Stream<Item = watcher::Result<Event<K>>>
@@ -299,4 +337,49 @@ fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeClaim>) {
 
 fn on_volume_change<K>(ctx: &Arc<Context>, _change: Change<'_, K>) {
     ctx.queue().cluster_changed();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn node(name: &str) -> Node {
+        Node {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn feed(r: &mut Relister<Node>, ev: Event<Node>) -> (Vec<String>, bool) {
+        let mut seen = Vec::new();
+        let done = r.feed(ev, |c| {
+            seen.push(match c {
+                Change::Applied(n) => format!("+{}", n.name_any()),
+                Change::Deleted(n) => format!("-{}", n.name_any()),
+            })
+        });
+        (seen, done)
+    }
+
+    #[test]
+    fn a_relist_deletes_what_vanished_during_the_gap() {
+        let mut r = Relister::default();
+        assert_eq!(feed(&mut r, Event::Init), (vec![], false));
+        feed(&mut r, Event::InitApply(node("a")));
+        feed(&mut r, Event::InitApply(node("b")));
+        assert_eq!(feed(&mut r, Event::InitDone), (vec![], true));
+        assert_eq!(feed(&mut r, Event::Apply(node("c"))).0, vec!["+c"]);
+        // The watch broke; b and c went away meanwhile; the re-list shows only a.
+        feed(&mut r, Event::Init);
+        assert_eq!(feed(&mut r, Event::InitApply(node("a"))).0, vec!["+a"]);
+        let (mut changes, done) = feed(&mut r, Event::InitDone);
+        changes.sort();
+        assert_eq!(changes, vec!["-b", "-c"]);
+        assert!(done);
+        assert_eq!(feed(&mut r, Event::Delete(node("a"))).0, vec!["-a"]);
+    }
 }
