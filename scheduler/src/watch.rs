@@ -144,11 +144,9 @@ where
                 }
             };
             let listed = relister.feed(ev, |change| handle(&ctx, change));
-            if listed {
-                if first_sync {
-                    first_sync = false;
-                    synced.fetch_add(1, Ordering::AcqRel);
-                }
+            if listed && first_sync {
+                first_sync = false;
+                synced.fetch_add(1, Ordering::AcqRel);
             }
             ctx.wake.notify_one();
         }
