@@ -25,9 +25,12 @@
 //! use hubpack_e2e::nodes::{NodeTemplate, Pool};
 //! use std::time::Duration;
 //!
+//! # // Doctests get no CARGO_BIN_EXE_* variables: stand in for the crate's macro.
+//! # macro_rules! shared_cluster { () => { hubpack_e2e::harness::shared("hubpack-e2e-model") } }
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! // One cluster per test binary, started on first use (~10-30 s); stopped when the binary exits.
-//! let cluster = hubpack_e2e::shared_cluster!()?;
+//! // One cluster per test binary (`hubpack_e2e::shared_cluster!`), started on first use
+//! // (about 5-10 s once built); stopped when the test binary exits.
+//! let cluster = shared_cluster!()?;
 //! let client = cluster.client().await?;          // a fresh client per test (per runtime)
 //! let ns = harness::create_namespace(&client, "my-test").await?;
 //!
