@@ -1,0 +1,137 @@
+//! hubpack-scheduler across a kube-apiserver restart (its own test binary, so its own
+//! cluster: restarting the API server would disturb other tests). While the API server is
+//! down the lease cannot be renewed, so the scheduler must stop acting on its own deadline;
+//! once it is back, the scheduler renews and schedules again.
+
+#![allow(clippy::unwrap_used)] // a test binary
+
+use hubpack_e2e::harness;
+use hubpack_e2e::nodes::{NodeTemplate, Pool};
+use hubpack_scheduler::config::Config;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::PostParams;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const IMAGE: &str = "jupyter/base-notebook:2024";
+const IMAGE_FULL: &str = "docker.io/jupyter/base-notebook:2024";
+const TEST_LABEL: &str = "e2e.hubpack.dev/test";
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn metrics(port: u16) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    Some(out)
+}
+
+async fn wait_is_leader(port: u16, want: bool) {
+    let line = format!("hubpack_scheduler_is_leader {}", i32::from(want));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if metrics(port)
+            .await
+            .is_some_and(|m| m.lines().any(|l| l == line))
+        {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never saw `{line}`");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stops_on_its_lease_deadline_while_the_api_server_is_down_and_resumes_after() {
+    let cluster = hubpack_e2e::shared_cluster!().unwrap_or_else(|e| panic!("{e}"));
+    let client = cluster.client().await.unwrap();
+    let ns = harness::create_namespace(&client, "recovery")
+        .await
+        .unwrap();
+    let scheduler = harness::unique_name("hubpack");
+
+    let node = harness::unique_name("node");
+    let mut template = NodeTemplate::new(Pool::User)
+        .with_images([IMAGE_FULL])
+        .with_boot_delay(Duration::ZERO);
+    template
+        .extra_labels
+        .insert(TEST_LABEL.into(), scheduler.clone());
+    harness::create_node(&client, &node, &template)
+        .await
+        .unwrap();
+    harness::wait_node_schedulable(&client, &node, WAIT)
+        .await
+        .unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = Config {
+        scheduler_name: scheduler.clone(),
+        metrics_address: format!("127.0.0.1:{port}").parse().unwrap(),
+        ..Config::default()
+    };
+    config.policy.warm_settle_ms = 0;
+    config.leader_election.lease_name = harness::unique_name("lease");
+    config.leader_election.namespace = Some(ns.clone());
+    config.leader_election.lease_duration_seconds = 6;
+    config.leader_election.renew_grace_seconds = 2;
+    config.validate().unwrap();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(hubpack_scheduler::app::run(
+        client.clone(),
+        config,
+        format!("{scheduler}-0"),
+        shutdown.clone(),
+    ));
+
+    let pod = |name: &str| {
+        let mut p = harness::user_pod(name, IMAGE);
+        let spec = p.spec.as_mut().unwrap();
+        spec.scheduler_name = Some(scheduler.clone());
+        spec.node_selector
+            .get_or_insert_default()
+            .insert(TEST_LABEL.into(), scheduler.clone());
+        p
+    };
+    let bound = |p: &Pod| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    pods.create(&PostParams::default(), &pod("before"))
+        .await
+        .unwrap();
+    harness::wait_pod(&client, &ns, "before", "bound", WAIT, bound)
+        .await
+        .unwrap();
+    wait_is_leader(port, true).await;
+
+    // No renewals possible: the scheduler must stand down by its own deadline.
+    cluster.stop_apiserver();
+    wait_is_leader(port, false).await;
+    cluster.start_apiserver().await.unwrap();
+
+    let client = cluster.client().await.unwrap();
+    Api::<Pod>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &pod("after"))
+        .await
+        .unwrap();
+    harness::wait_pod(&client, &ns, "after", "bound", WAIT, bound)
+        .await
+        .unwrap();
+    wait_is_leader(port, true).await;
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops within 30 s")
+        .unwrap()
+        .unwrap();
+}
