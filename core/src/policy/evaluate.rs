@@ -162,12 +162,8 @@ pub(crate) fn evaluate(
         && sv.post.is_empty()
         && could_fit_without_placeholders(snap, node, pod, &s)
     {
-        let all_on_node: Vec<&Pod> = if s.placed.is_empty() {
-            snap.pods_on(&node.name).collect()
-        } else {
-            s.placed.clone()
-        };
-        if let Some(v) = choose_victims(node, &s, pod, &all_on_node) {
+        let placeholders: Vec<&Pod> = snap.placeholders_on(&node.name).collect();
+        if let Some(v) = choose_victims(node, &s, pod, &placeholders) {
             return Outcome::Preempt(v);
         }
     }
@@ -193,8 +189,13 @@ fn could_fit_without_placeholders(snap: &Snapshot, node: &Node, pod: &Pod, s: &S
 /// taken in order until the pod fits, then each is given back (most important first) if
 /// the pod still fits without evicting it (like kube's reprieve). The exact minimum is a
 /// multi-dimensional knapsack; this greedy set is minimal by inclusion.
-fn choose_victims(node: &Node, s: &Seen<'_>, pod: &Pod, on_node: &[&Pod]) -> Option<Vec<PodKey>> {
-    let mut cands: Vec<&Pod> = on_node
+fn choose_victims(
+    node: &Node,
+    s: &Seen<'_>,
+    pod: &Pod,
+    placeholders: &[&Pod],
+) -> Option<Vec<PodKey>> {
+    let mut cands: Vec<&Pod> = placeholders
         .iter()
         .copied()
         .filter(|p| p.role == PodRole::Placeholder && p.priority < pod.priority)

@@ -165,6 +165,16 @@ impl Search<'_> {
                 continue;
             };
             if let Some((best, _)) = &self.best {
+                // A user's score counts only non-placeholder pods: in the free walk the
+                // node's own non-placeholder fraction bounds it tighter.
+                let bound = match (walk, pod.role) {
+                    (Walk::Free, PodRole::User) => self
+                        .snap
+                        .index()
+                        .non_placeholder_key(name)
+                        .map_or(bound, |k| bound.min(score_bound(k, extra))),
+                    _ => bound,
+                };
                 let ub = prefix(tier(node, pod, self.now, self.cfg), bound);
                 // Below the best, or at best a tie on everything but the name when the best
                 // already has the fewest victims possible: the name decides, no need to look.

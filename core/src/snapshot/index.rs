@@ -197,6 +197,11 @@ impl Index {
         }
     }
 
+    /// The node's tightest free fraction counting only non-placeholder pods.
+    pub fn non_placeholder_key(&self, name: &str) -> Option<i64> {
+        self.keys.get(name).map(|k| k.non_placeholder)
+    }
+
     /// A canonical text of the whole index, to compare an incrementally maintained index
     /// with one rebuilt from scratch.
     pub fn dump(&self) -> String {

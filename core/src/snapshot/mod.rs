@@ -148,6 +148,15 @@ impl Snapshot {
             .filter_map(|k| self.pod(k))
     }
 
+    /// Placeholder pods placed on the node, in key order.
+    pub fn placeholders_on(&self, node: &str) -> impl Iterator<Item = &Pod> {
+        self.usage
+            .get(node)
+            .into_iter()
+            .flat_map(|u| u.placeholders.iter())
+            .filter_map(|k| self.pod(k))
+    }
+
     /// Pending pods nominated to the node, in key order.
     pub fn nominated_on(&self, node: &str) -> impl Iterator<Item = &Pod> {
         self.usage

@@ -12,6 +12,8 @@ pub(crate) struct NodeUsage {
     pub nominated: BTreeSet<PodKey>,
     /// Sum of `requests` of the placed pods.
     pub requested: Resources,
+    /// The placed pods that are placeholders (the only possible victims).
+    pub placeholders: BTreeSet<PodKey>,
     /// How many of the placed pods are placeholders.
     pub placeholder_count: i64,
     /// Sum of `requests` of the placed pods that are not placeholders.
@@ -54,6 +56,7 @@ impl NodeUsage {
         self.excess_all[0] += e[0];
         self.excess_all[1] += e[1];
         if pod.role == PodRole::Placeholder {
+            self.placeholders.insert(pod.key.clone());
             self.placeholder_count += 1;
         } else {
             self.requested_non_placeholder += &pod.requests;
@@ -73,6 +76,7 @@ impl NodeUsage {
         self.excess_all[0] -= e[0];
         self.excess_all[1] -= e[1];
         if pod.role == PodRole::Placeholder {
+            self.placeholders.remove(&pod.key);
             self.placeholder_count -= 1;
         } else {
             sub_clean(&mut self.requested_non_placeholder, &pod.requests);
