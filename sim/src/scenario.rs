@@ -461,6 +461,12 @@ pub struct PredictiveSpec {
     /// Users per placeholder; default a fresh node's worth.
     #[serde(default)]
     pub users_per_placeholder: Option<i64>,
+    /// Not in DESIGN.md (an experiment): pending placeholders above the latest target are
+    /// dropped at once, hysteresis or not, and an evicted placeholder is only replaced up
+    /// to that target. Pending ones hold no seat yet, so dropping them costs nothing and
+    /// saves the scale-up they would trigger.
+    #[serde(default)]
+    pub drop_pending_above_target: bool,
 }
 
 fn default_lead() -> f64 {
@@ -490,6 +496,7 @@ impl Default for PredictiveSpec {
             remove_after_min: default_ten(),
             background_half_life_min: default_half_life(),
             users_per_placeholder: None,
+            drop_pending_above_target: false,
         }
     }
 }

@@ -115,31 +115,45 @@ impl Ewma {
 }
 
 /// Everything that predicts arrivals: scheduled events + learned background (optionally
-/// shaped by a weekly profile) + the live observed rate as a floor.
+/// shaped by a weekly profile), the background raised by the live observed rate.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ArrivalForecast {
     pub events: Vec<ScheduledEvent>,
     /// Background rate in users per ms (e.g. an [`Ewma`]'s rate).
     pub background_rate: f64,
     pub weekly_profile: Option<WeeklyProfile>,
-    /// Rate observed over the last few minutes, users per ms: a floor for the forecast.
+    /// Rate observed over the last `observed_window` ms, users per ms.
     pub observed_rate: f64,
+    /// The span `observed_rate` was measured over, ending now. The scheduled events'
+    /// expected rate over it is subtracted, so a class that arrives as planned is not
+    /// extrapolated past its end; 0 subtracts nothing.
+    pub observed_window: Millis,
 }
 
 impl ArrivalForecast {
-    /// μ: expected arrivals over `[now, now + lead)`. Events add to the background; the
-    /// observed rate over the same span is a lower bound for the total.
+    /// μ: expected arrivals over `[now, now + lead)`: the scheduled events plus the
+    /// background, where the background is at least the part of the observed rate that the
+    /// events do not explain (the live rate can only raise the forecast).
     pub fn expected_arrivals(&self, now: Millis, lead: Millis) -> f64 {
         if lead <= 0 {
             return 0.0;
         }
         let to = now + lead;
-        let background = match &self.weekly_profile {
+        let learned = match &self.weekly_profile {
             Some(p) => self.background_rate.max(0.0) * p.integral(now, to),
             None => self.background_rate.max(0.0) * lead as f64,
         };
+        let scheduled_recent = if self.observed_window > 0 {
+            let from = now - self.observed_window;
+            let n: f64 = self.events.iter().map(|e| e.expected_in(from, now)).sum();
+            n / self.observed_window as f64
+        } else {
+            0.0
+        };
+        let unexplained = (self.observed_rate - scheduled_recent).max(0.0);
+        let background = learned.max(unexplained * lead as f64);
         let events: f64 = self.events.iter().map(|e| e.expected_in(now, to)).sum();
-        (background + events).max(self.observed_rate.max(0.0) * lead as f64)
+        background + events
     }
 }
 
@@ -180,10 +194,36 @@ mod tests {
         };
         // Half the event's window falls inside [5, 15) min: 50 users + 10 background.
         assert!((f.expected_arrivals(5 * MIN, 10 * MIN) - 60.0).abs() < 1e-9);
-        f.observed_rate = 0.5 / MIN as f64; // lower than forecast: no effect
+        f.observed_rate = 0.5 / MIN as f64; // lower than the background: no effect
         assert!((f.expected_arrivals(5 * MIN, 10 * MIN) - 60.0).abs() < 1e-9);
-        f.observed_rate = 20.0 / MIN as f64; // higher: raises
-        assert!((f.expected_arrivals(5 * MIN, 10 * MIN) - 200.0).abs() < 1e-9);
+        f.observed_rate = 20.0 / MIN as f64; // higher: raises the background
+        assert!((f.expected_arrivals(5 * MIN, 10 * MIN) - 250.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_class_arriving_as_planned_is_not_extrapolated_past_its_end() {
+        // 300 users over [0, 8) min, observed at exactly that rate over the last 5 min.
+        let f = ArrivalForecast {
+            events: vec![ScheduledEvent {
+                start: 0,
+                window: 8 * MIN,
+                users: 300.0,
+                weekly: false,
+            }],
+            observed_rate: 37.5 / MIN as f64,
+            observed_window: 5 * MIN,
+            ..Default::default()
+        };
+        // At 6 min, 2 minutes of the class remain: 75 users, nothing after it.
+        let mu = f.expected_arrivals(6 * MIN, 10 * MIN);
+        assert!((mu - 75.0).abs() < 1e-9, "{mu}");
+        // Twice the planned rate: the unexplained half raises the background.
+        let busier = ArrivalForecast {
+            observed_rate: 75.0 / MIN as f64,
+            ..f
+        };
+        let mu = busier.expected_arrivals(6 * MIN, 10 * MIN);
+        assert!((mu - (75.0 + 375.0)).abs() < 1e-9, "{mu}");
     }
 
     #[test]

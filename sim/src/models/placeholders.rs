@@ -37,6 +37,8 @@ pub struct Predictive {
     lead: Millis,
     config: HeadroomConfig,
     last_reconcile: Millis,
+    /// The latest target, for `drop_pending_above_target`.
+    last_target: usize,
     arrivals_at_last: usize,
     recent: VecDeque<(Millis, usize)>,
 }
@@ -93,6 +95,7 @@ impl PlaceholderState {
             Predictive {
                 forecast: ArrivalForecast {
                     events: scheduled_events(sc),
+                    observed_window: OBSERVED_WINDOW,
                     ..Default::default()
                 },
                 background: Ewma::new(secs(p.background_half_life_min * 60.0)),
@@ -104,6 +107,7 @@ impl PlaceholderState {
                     max_seats: p.max_seats,
                 },
                 last_reconcile: 0,
+                last_target: 0,
                 arrivals_at_last: 0,
                 recent: VecDeque::new(),
             }
@@ -190,7 +194,27 @@ impl Sim<'_> {
     pub(crate) fn evict_placeholder(&mut self, pod: PodId, now: Millis) {
         self.cluster.delete_pod(pod);
         self.placeholders.live.retain(|&p| p != pod);
+        self.trim_pending_above_target();
         self.scale_placeholders(now);
+    }
+
+    /// With `predictive.drop_pending_above_target`, lowers `desired` so that only placed
+    /// placeholders exceed the latest target, never pending ones.
+    fn trim_pending_above_target(&mut self) {
+        let Some(p) = self.placeholders.predictive.as_ref() else {
+            return;
+        };
+        if !self.sc.predictive.drop_pending_above_target {
+            return;
+        }
+        let placed = self
+            .placeholders
+            .live
+            .iter()
+            .filter(|&&id| self.cluster.pods[id].node.is_some())
+            .count();
+        let floor = p.last_target.max(placed);
+        self.placeholders.desired = self.placeholders.desired.min(floor);
     }
 
     /// The predictive controller's periodic reconcile: μ over the lead time from the
@@ -229,13 +253,16 @@ impl Sim<'_> {
         } else {
             0.0
         };
+        p.forecast.observed_window = now - t0;
         p.forecast.background_rate = p.background.rate();
         p.last_reconcile = now;
         p.arrivals_at_last = seen;
         let mu = p.forecast.expected_arrivals(now, p.lead);
         let h = headroom_seats(mu, &p.config);
         let target = placeholder_target(h, free_seats, seats_each);
+        p.last_target = target;
         self.placeholders.desired = p.hysteresis.step(current, target, now);
+        self.trim_pending_above_target();
         self.scale_placeholders(now);
         let every = secs(self.sc.predictive.reconcile_s).max(1);
         self.agenda.at(now + every, Event::PlaceholderReconcile);
