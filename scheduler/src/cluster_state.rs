@@ -246,15 +246,20 @@ impl ClusterState {
         Some((reason.to_string(), node))
     }
 
+    /// Upserts the node; returns whether anything the policy looks at changed (a heartbeat
+    /// or condition refresh changes nothing, and must not wake every parked pod).
     pub fn apply_node(
         &mut self,
         n: &k8s::Node,
         csi: Option<&CSINode>,
-    ) -> Result<(), crate::convert::ConvertError> {
+    ) -> Result<bool, crate::convert::ConvertError> {
         let name = n.metadata.name.clone().unwrap_or_default();
         let node = node_from_k8s(n, csi, self.prepull_ready(&name))?;
+        if self.snapshot.node(&name) == Some(&node) {
+            return Ok(false);
+        }
         self.snapshot.upsert_node(node);
-        Ok(())
+        Ok(true)
     }
 
     pub fn delete_node(&mut self, name: &str) {

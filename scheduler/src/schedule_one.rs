@@ -424,10 +424,15 @@ fn spawn_report_unschedulable(ctx: &Arc<Context>, raw: Arc<K8sPod>, message: Str
         if !ctx.may_write() {
             return;
         }
-        if let Err(e) = mark_unschedulable(&ctx.client, &ctx.limiter, &raw, &message).await {
-            tracing::warn!(pod = ?raw.metadata.name, error = %e, "could not set the Unschedulable condition");
+        // The event goes with a change of the condition, not with every retry: a parked
+        // pod retried every few seconds would otherwise cost an event write each time.
+        match mark_unschedulable(&ctx.client, &ctx.limiter, &raw, &message).await {
+            Ok(true) => ctx.events.failed_scheduling(&pod_ref(&raw), &message).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                pod = ?raw.metadata.name, error = %e, "could not set the Unschedulable condition"
+            ),
         }
-        ctx.events.failed_scheduling(&pod_ref(&raw), &message).await;
     });
 }
 

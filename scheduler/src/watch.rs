@@ -293,18 +293,25 @@ pub fn refresh_node(ctx: &Arc<Context>, name: &str) {
 }
 
 pub fn on_node(ctx: &Arc<Context>, change: Change<'_, Node>) {
-    match change {
+    let changed = match change {
         Change::Applied(n) => {
             let name = n.name_any();
             let csi = ctx.stores.csinodes.get(&ObjectRef::new(&name));
-            if let Err(e) = ctx.state().apply_node(n, csi.as_deref()) {
+            let applied = ctx.state().apply_node(n, csi.as_deref());
+            applied.unwrap_or_else(|e| {
                 tracing::warn!(node = %name, error = %e, "cannot convert node; ignored");
                 ctx.state().delete_node(&name);
-            }
+                true
+            })
         }
-        Change::Deleted(n) => ctx.state().delete_node(&n.name_any()),
+        Change::Deleted(n) => {
+            ctx.state().delete_node(&n.name_any());
+            true
+        }
+    };
+    if changed {
+        ctx.queue().cluster_changed();
     }
-    ctx.queue().cluster_changed();
 }
 
 fn on_csinode(ctx: &Arc<Context>, change: Change<'_, CSINode>) {

@@ -191,3 +191,20 @@ fn provisioning_waiters_wake_when_all_claims_are_bound() {
     assert_eq!(st.claims_bound("hub", &|_| true), vec![key]);
     assert!(st.claims_bound("other", &|_| true).is_empty());
 }
+
+#[test]
+fn a_node_update_that_changes_nothing_is_not_a_change() {
+    let mut st = ClusterState::default();
+    assert!(st.apply_node(&node("n1"), None).unwrap());
+    assert!(
+        !st.apply_node(&node("n1"), None).unwrap(),
+        "same node again"
+    );
+    let mut tainted = node("n1");
+    tainted.spec = Some(
+        serde_json::from_value(json!({"taints": [
+        {"key": "k", "effect": "NoSchedule"}]}))
+        .unwrap(),
+    );
+    assert!(st.apply_node(&tainted, None).unwrap());
+}

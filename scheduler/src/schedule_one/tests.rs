@@ -387,3 +387,21 @@ async fn the_loop_waits_for_every_cache_before_deciding() {
     shutdown.cancel();
     lp.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_with_the_same_message_writes_nothing() {
+    let mut e = env(true);
+    e.node("n1", "2");
+    let mut big = user("big", "16");
+    big["status"] = json!({"conditions": [{"type": "PodScheduled", "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/1 nodes are available: 1 Insufficient cpu.",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+    e.pod(big);
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let Attempt::Unschedulable { message } = attempt else {
+        panic!("{attempt:?}")
+    };
+    assert_eq!(message, "0/1 nodes are available: 1 Insufficient cpu.");
+    e.silent().await;
+}
