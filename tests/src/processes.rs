@@ -84,7 +84,8 @@ pub fn start(
     })?;
     let pid = child.id();
     let pid_file = pid_path(state_dir, name);
-    std::fs::write(&pid_file, format!("{pid}\n"))
+    // The program is kept next to the pid so a later `down` never signals a reused pid.
+    std::fs::write(&pid_file, format!("{pid}\n{}\n", program.display()))
         .map_err(io(format!("writing {}", pid_file.display())))?;
     tracing::info!(name, pid, log = %log.display(), "started");
     Ok(Managed {
@@ -130,9 +131,21 @@ pub fn stop_all_recorded(state_dir: &Path, order: &[&str], grace: Duration) -> V
     let pids: Vec<(u32, Option<&mut Child>)> = names
         .iter()
         .filter_map(|name| {
-            std::fs::read_to_string(pid_path(state_dir, name))
-                .ok()
-                .and_then(|t| t.trim().parse::<u32>().ok())
+            let text = std::fs::read_to_string(pid_path(state_dir, name)).ok()?;
+            let mut lines = text.lines();
+            let pid = lines.next()?.trim().parse::<u32>().ok()?;
+            let program = lines.next().unwrap_or_default();
+            if runs_program(pid, program) {
+                Some(pid)
+            } else {
+                tracing::warn!(
+                    name,
+                    pid,
+                    program,
+                    "recorded process is gone (pid not running that program); not signalled"
+                );
+                None
+            }
         })
         .map(|pid| (pid, None))
         .collect();
@@ -141,6 +154,25 @@ pub fn stop_all_recorded(state_dir: &Path, order: &[&str], grace: Duration) -> V
         let _ = std::fs::remove_file(pid_path(state_dir, name));
     }
     names
+}
+
+/// Whether `pid` is a live process started from `program` (its argv[0]).
+fn runs_program(pid: u32, program: &str) -> bool {
+    // A process caught in the middle of exec has an empty cmdline for a moment: look again.
+    for _ in 0..50 {
+        if !pid_alive(pid) || program.is_empty() {
+            return false;
+        }
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            return false;
+        };
+        if !cmdline.is_empty() {
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            return argv0 == program.as_bytes();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
 }
 
 fn pid_alive(pid: u32) -> bool {
@@ -211,8 +243,8 @@ pub fn spawn_watchdog(state_dir: &Path, owner_pid: u32) -> Result<(), ProcessErr
     let pids = state_dir.join("pids");
     let script = format!(
         "while kill -0 {owner_pid} 2>/dev/null; do sleep 1; done; \
-         for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -TERM \"$(cat \"$f\")\" 2>/dev/null; done; sleep 2; \
-         for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -KILL \"$(cat \"$f\")\" 2>/dev/null; rm -f \"$f\"; done",
+         for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -TERM \"$(head -n1 \"$f\")\" 2>/dev/null; done; sleep 2; \
+         for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -KILL \"$(head -n1 \"$f\")\" 2>/dev/null; rm -f \"$f\"; done",
         dir = pids.display()
     );
     Command::new("sh")
@@ -267,6 +299,22 @@ mod tests {
         p.stop(&dir, Duration::from_secs(5));
         assert!(!p.is_running());
         assert!(!pid_path(&dir, "sleeper").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stop_all_recorded_leaves_a_pid_that_runs_another_program_alone() {
+        let dir = std::env::temp_dir().join(format!("hubpack-proc-test3-{}", std::process::id()));
+        let mut p = start(&dir, "b", Path::new("sleep"), &["30".to_string()], &[]).unwrap();
+        // As if the pid had been reused by another program since `up`.
+        std::fs::write(
+            pid_path(&dir, "b"),
+            format!("{}\n/usr/bin/not-sleep\n", p.pid),
+        )
+        .unwrap();
+        stop_all_recorded(&dir, &["b"], Duration::from_secs(1));
+        assert!(p.is_running());
+        p.stop(&dir, Duration::from_secs(5));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
