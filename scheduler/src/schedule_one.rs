@@ -4,24 +4,24 @@
 //!
 //! Decisions are made one at a time under the state lock and applied to the snapshot at
 //! once (`assume`, `nominate`), so the next decision already sees them; the API writes run
-//! in spawned tasks, and a failed write undoes its snapshot change and requeues the pod.
+//! in spawned tasks (`tasks.rs`), and a failed write undoes its snapshot change and
+//! requeues the pod.
 
-use crate::actions::bind::bind;
-use crate::actions::condition::mark_unschedulable;
-use crate::actions::events::pod_ref;
-use crate::actions::evict::{EvictOutcome, evict};
-use crate::actions::nominate::set_nomination;
-use crate::actions::volumes::{VolumeStep, apply_step, claim_is_bound, plan};
+use crate::actions::volumes::{claim_is_bound, plan};
 use crate::cluster_state::InFlight;
 use crate::context::Context;
 use crate::convert::pod_from_k8s;
-use crate::metrics::{AttemptResult, KindLabels};
+use crate::metrics::AttemptResult;
 use hubpack_core::model::{Millis, PodKey, PodRole};
 use hubpack_core::policy::{Decision, decide};
 use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use tasks::{
+    abandon_nomination, spawn_bind, spawn_preemption, spawn_report_unschedulable,
+    start_provisioning,
+};
 
 /// What the attempt did (for tests and logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,14 +54,14 @@ pub enum Attempt {
     Refused,
 }
 
-fn split(key: &PodKey) -> (String, String) {
+pub(crate) fn split(key: &PodKey) -> (String, String) {
     match key.0.split_once('/') {
         Some((ns, name)) => (ns.to_string(), name.to_string()),
         None => ("default".to_string(), key.0.clone()),
     }
 }
 
-fn priority_and_created(raw: &K8sPod) -> (i32, Millis) {
+pub(crate) fn priority_and_created(raw: &K8sPod) -> (i32, Millis) {
     (
         raw.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
         raw.metadata
@@ -269,172 +269,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
     }
 }
 
-/// Clears a nomination that did not work out, in the snapshot at once and on the pod (the
-/// autoscaler never scales up for a nominated pod).
-async fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey, ns: &str, name: &str) {
-    {
-        let mut st = ctx.state();
-        st.in_flight.remove(key);
-        st.snapshot.clear_nomination(key);
-    }
-    if ctx.may_write()
-        && let Err(e) = set_nomination(&ctx.client, &ctx.limiter, ns, name, None).await
-    {
-        tracing::warn!(pod = %key, error = %e, "could not clear the nomination");
-    }
-}
-
-fn spawn_bind(ctx: &Arc<Context>, key: PodKey, raw: Arc<K8sPod>, node: String, created: Millis) {
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        let Ok(permit) = ctx.bind_slots.clone().acquire_owned().await else {
-            return; // closed: shutting down
-        };
-        let (ns, name) = split(&key);
-        let uid = raw.metadata.uid.clone().unwrap_or_default();
-        let (priority, _) = priority_and_created(&raw);
-        // Leadership is checked again right before the write: it may have lapsed while
-        // this bind waited for a slot.
-        let result = if ctx.may_write() {
-            bind(&ctx.client, &ctx.limiter, &ns, &name, &uid, &node)
-                .await
-                .map_err(crate::error::Error::from)
-        } else {
-            Err(crate::error::Error::NotLeader)
-        };
-        // The slot bounds binds in flight, not the event write that follows.
-        drop(permit);
-        match result {
-            Ok(()) => {
-                tracing::info!(pod = %key, %node, "bound");
-                ctx.metrics.attempt(AttemptResult::Scheduled);
-                let e2e_ms = (ctx.now() - created).max(0);
-                ctx.metrics.e2e_seconds.observe(e2e_ms as f64 / 1000.0);
-                ctx.events.scheduled(&pod_ref(&raw), &node).await;
-            }
-            Err(e) => {
-                let kind = e
-                    .api_code()
-                    .map_or_else(|| e.metric_label().to_string(), |c| c.to_string());
-                tracing::warn!(pod = %key, %node, error = %e, "bind failed");
-                ctx.metrics
-                    .bind_errors
-                    .get_or_create(&KindLabels { kind })
-                    .inc();
-                ctx.metrics.attempt(AttemptResult::Error);
-                ctx.state().snapshot.forget(&key);
-                let now = ctx.now();
-                ctx.queue().retry(key, priority, created, now);
-                ctx.wake.notify_one();
-            }
-        }
-    });
-}
-
-fn spawn_preemption(ctx: &Arc<Context>, key: PodKey, node: String, victims: Vec<PodKey>) {
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        let (ns, name) = split(&key);
-        if !ctx.may_write() {
-            return; // leadership lapsed: the preemption times out and is redone by the next leader
-        }
-        if let Err(e) = set_nomination(&ctx.client, &ctx.limiter, &ns, &name, Some(&node)).await {
-            // The in-memory reservation still holds; the annotation is for the autoscaler.
-            tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName");
-        }
-        for victim in victims {
-            let (vns, vname) = split(&victim);
-            let Some(vraw) = ctx.stores.pods.get(&ObjectRef::new(&vname).within(&vns)) else {
-                continue; // already gone from the cache: its DELETE was seen
-            };
-            let uid = vraw.metadata.uid.clone().unwrap_or_default();
-            if !ctx.may_write() {
-                return;
-            }
-            match evict(&ctx.client, &ctx.limiter, &vns, &vname, &uid).await {
-                Ok(EvictOutcome::Accepted) => {
-                    ctx.metrics.victims.inc();
-                    ctx.events.preempted(&pod_ref(&vraw), &key.0, &node).await;
-                }
-                Ok(EvictOutcome::AlreadyGone) => {}
-                Ok(EvictOutcome::Blocked) => {
-                    tracing::warn!(victim = %victim, "eviction still refused (429); preemption will time out");
-                }
-                Err(e) => {
-                    tracing::warn!(victim = %victim, error = %e, "eviction failed; preemption will time out");
-                }
-            }
-        }
-    });
-}
-
-fn start_provisioning(
-    ctx: &Arc<Context>,
-    key: PodKey,
-    ns: &str,
-    node: String,
-    steps: Vec<VolumeStep>,
-    now: Millis,
-) {
-    let claims = steps
-        .iter()
-        .map(|s| match s {
-            VolumeStep::BindVolume { claim, .. } | VolumeStep::SelectNode { claim } => {
-                claim.clone()
-            }
-        })
-        .collect();
-    let deadline = now
-        + i64::try_from(ctx.config.volumes.bind_timeout_seconds)
-            .unwrap_or(i64::MAX / 2)
-            .saturating_mul(1000);
-    ctx.state().in_flight.insert(
-        key.clone(),
-        InFlight::Provisioning {
-            node: node.clone(),
-            claims,
-            deadline,
-        },
-    );
-    let ctx = ctx.clone();
-    let ns = ns.to_string();
-    tokio::spawn(async move {
-        for step in &steps {
-            if !ctx.may_write() {
-                return; // the provisioning wait times out and the pod is rescheduled
-            }
-            if let Err(e) = apply_step(&ctx.client, &ctx.limiter, &ns, &node, step).await {
-                tracing::warn!(pod = %key, ?step, error = %e, "volume preparation failed; rescheduling");
-                {
-                    let mut st = ctx.state();
-                    st.in_flight.remove(&key);
-                    st.snapshot.forget(&key);
-                }
-                ctx.queue().wake(&key);
-                ctx.wake.notify_one();
-                return;
-            }
-        }
-    });
-}
-
-fn spawn_report_unschedulable(ctx: &Arc<Context>, raw: Arc<K8sPod>, message: String) {
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        if !ctx.may_write() {
-            return;
-        }
-        // The event goes with a change of the condition, not with every retry: a parked
-        // pod retried every few seconds would otherwise cost an event write each time.
-        match mark_unschedulable(&ctx.client, &ctx.limiter, &raw, &message).await {
-            Ok(true) => ctx.events.failed_scheduling(&pod_ref(&raw), &message).await,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(
-                pod = ?raw.metadata.name, error = %e, "could not set the Unschedulable condition"
-            ),
-        }
-    });
-}
+mod tasks;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,195 @@
+//! The API writes of a decision, each in its own task so the next decision need not wait:
+//! a failed write undoes its snapshot change and requeues the pod.
+
+use super::{priority_and_created, split};
+use crate::actions::bind::bind;
+use crate::actions::condition::mark_unschedulable;
+use crate::actions::events::pod_ref;
+use crate::actions::evict::{EvictOutcome, evict};
+use crate::actions::nominate::set_nomination;
+use crate::actions::volumes::{VolumeStep, apply_step};
+use crate::cluster_state::InFlight;
+use crate::context::Context;
+use crate::metrics::{AttemptResult, KindLabels};
+use hubpack_core::model::{Millis, PodKey};
+use k8s_openapi::api::core::v1::Pod as K8sPod;
+use kube::runtime::reflector::ObjectRef;
+use std::sync::Arc;
+
+/// Clears a nomination that did not work out, in the snapshot at once and on the pod (the
+/// autoscaler never scales up for a nominated pod).
+pub(super) async fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey, ns: &str, name: &str) {
+    {
+        let mut st = ctx.state();
+        st.in_flight.remove(key);
+        st.snapshot.clear_nomination(key);
+    }
+    if ctx.may_write()
+        && let Err(e) = set_nomination(&ctx.client, &ctx.limiter, ns, name, None).await
+    {
+        tracing::warn!(pod = %key, error = %e, "could not clear the nomination");
+    }
+}
+
+pub(super) fn spawn_bind(
+    ctx: &Arc<Context>,
+    key: PodKey,
+    raw: Arc<K8sPod>,
+    node: String,
+    created: Millis,
+) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let Ok(permit) = ctx.bind_slots.clone().acquire_owned().await else {
+            return; // closed: shutting down
+        };
+        let (ns, name) = split(&key);
+        let uid = raw.metadata.uid.clone().unwrap_or_default();
+        let (priority, _) = priority_and_created(&raw);
+        // Leadership is checked again right before the write: it may have lapsed while
+        // this bind waited for a slot.
+        let result = if ctx.may_write() {
+            bind(&ctx.client, &ctx.limiter, &ns, &name, &uid, &node)
+                .await
+                .map_err(crate::error::Error::from)
+        } else {
+            Err(crate::error::Error::NotLeader)
+        };
+        // The slot bounds binds in flight, not the event write that follows.
+        drop(permit);
+        match result {
+            Ok(()) => {
+                tracing::info!(pod = %key, %node, "bound");
+                ctx.metrics.attempt(AttemptResult::Scheduled);
+                let e2e_ms = (ctx.now() - created).max(0);
+                ctx.metrics.e2e_seconds.observe(e2e_ms as f64 / 1000.0);
+                ctx.events.scheduled(&pod_ref(&raw), &node).await;
+            }
+            Err(e) => {
+                let kind = e
+                    .api_code()
+                    .map_or_else(|| e.metric_label().to_string(), |c| c.to_string());
+                tracing::warn!(pod = %key, %node, error = %e, "bind failed");
+                ctx.metrics
+                    .bind_errors
+                    .get_or_create(&KindLabels { kind })
+                    .inc();
+                ctx.metrics.attempt(AttemptResult::Error);
+                ctx.state().snapshot.forget(&key);
+                let now = ctx.now();
+                ctx.queue().retry(key, priority, created, now);
+                ctx.wake.notify_one();
+            }
+        }
+    });
+}
+
+pub(super) fn spawn_preemption(
+    ctx: &Arc<Context>,
+    key: PodKey,
+    node: String,
+    victims: Vec<PodKey>,
+) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        let (ns, name) = split(&key);
+        if !ctx.may_write() {
+            return; // leadership lapsed: the preemption times out and is redone by the next leader
+        }
+        if let Err(e) = set_nomination(&ctx.client, &ctx.limiter, &ns, &name, Some(&node)).await {
+            // The in-memory reservation still holds; the annotation is for the autoscaler.
+            tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName");
+        }
+        for victim in victims {
+            let (vns, vname) = split(&victim);
+            let Some(vraw) = ctx.stores.pods.get(&ObjectRef::new(&vname).within(&vns)) else {
+                continue; // already gone from the cache: its DELETE was seen
+            };
+            let uid = vraw.metadata.uid.clone().unwrap_or_default();
+            if !ctx.may_write() {
+                return;
+            }
+            match evict(&ctx.client, &ctx.limiter, &vns, &vname, &uid).await {
+                Ok(EvictOutcome::Accepted) => {
+                    ctx.metrics.victims.inc();
+                    ctx.events.preempted(&pod_ref(&vraw), &key.0, &node).await;
+                }
+                Ok(EvictOutcome::AlreadyGone) => {}
+                Ok(EvictOutcome::Blocked) => {
+                    tracing::warn!(victim = %victim, "eviction still refused (429); preemption will time out");
+                }
+                Err(e) => {
+                    tracing::warn!(victim = %victim, error = %e, "eviction failed; preemption will time out");
+                }
+            }
+        }
+    });
+}
+
+pub(super) fn start_provisioning(
+    ctx: &Arc<Context>,
+    key: PodKey,
+    ns: &str,
+    node: String,
+    steps: Vec<VolumeStep>,
+    now: Millis,
+) {
+    let claims = steps
+        .iter()
+        .map(|s| match s {
+            VolumeStep::BindVolume { claim, .. } | VolumeStep::SelectNode { claim } => {
+                claim.clone()
+            }
+        })
+        .collect();
+    let deadline = now
+        + i64::try_from(ctx.config.volumes.bind_timeout_seconds)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1000);
+    ctx.state().in_flight.insert(
+        key.clone(),
+        InFlight::Provisioning {
+            node: node.clone(),
+            claims,
+            deadline,
+        },
+    );
+    let ctx = ctx.clone();
+    let ns = ns.to_string();
+    tokio::spawn(async move {
+        for step in &steps {
+            if !ctx.may_write() {
+                return; // the provisioning wait times out and the pod is rescheduled
+            }
+            if let Err(e) = apply_step(&ctx.client, &ctx.limiter, &ns, &node, step).await {
+                tracing::warn!(pod = %key, ?step, error = %e, "volume preparation failed; rescheduling");
+                {
+                    let mut st = ctx.state();
+                    st.in_flight.remove(&key);
+                    st.snapshot.forget(&key);
+                }
+                ctx.queue().wake(&key);
+                ctx.wake.notify_one();
+                return;
+            }
+        }
+    });
+}
+
+pub(super) fn spawn_report_unschedulable(ctx: &Arc<Context>, raw: Arc<K8sPod>, message: String) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        if !ctx.may_write() {
+            return;
+        }
+        // The event goes with a change of the condition, not with every retry: a parked
+        // pod retried every few seconds would otherwise cost an event write each time.
+        match mark_unschedulable(&ctx.client, &ctx.limiter, &raw, &message).await {
+            Ok(true) => ctx.events.failed_scheduling(&pod_ref(&raw), &message).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                pod = ?raw.metadata.name, error = %e, "could not set the Unschedulable condition"
+            ),
+        }
+    });
+}
