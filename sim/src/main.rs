@@ -7,6 +7,7 @@ use hubpack_sim::engine::PolicySpec;
 use hubpack_sim::report;
 use hubpack_sim::runner::{grid, resolve_n, run_grid};
 use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -45,7 +46,7 @@ enum Command {
         scheduler: SchedulerArg,
         /// none | per-user:K | n-user:K | n-user:NxK | predictive
         #[arg(long, default_value = "predictive")]
-        placeholders: String,
+        placeholders: PlaceholderMode,
         #[arg(long)]
         no_prepull: bool,
     },
@@ -61,32 +62,6 @@ enum SchedulerArg {
     Spread,
     Z2jh,
     Hubpack,
-}
-
-fn parse_mode(s: &str) -> anyhow::Result<PlaceholderMode> {
-    let bad = || {
-        anyhow::anyhow!(
-            "--placeholders {s:?}: use none, per-user:K, n-user:K, n-user:NxK or predictive"
-        )
-    };
-    Ok(match s.split_once(':') {
-        None if s == "none" => PlaceholderMode::None,
-        None if s == "predictive" => PlaceholderMode::Predictive,
-        Some(("per-user", k)) => PlaceholderMode::PerUser {
-            k: k.parse().map_err(|_| bad())?,
-        },
-        Some(("n-user", spec)) => match spec.split_once('x') {
-            Some((n, k)) => PlaceholderMode::NUser {
-                n: Some(n.parse().map_err(|_| bad())?),
-                k: k.parse().map_err(|_| bad())?,
-            },
-            None => PlaceholderMode::NUser {
-                n: None,
-                k: spec.parse().map_err(|_| bad())?,
-            },
-        },
-        _ => return Err(bad()),
-    })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,7 +84,7 @@ fn main() -> anyhow::Result<()> {
             };
             let policy = PolicySpec {
                 scheduler,
-                placeholders: parse_mode(&placeholders)?,
+                placeholders,
                 prepull: !no_prepull,
             };
             (common, Some(vec![policy]))
@@ -141,13 +116,13 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", dir.display()))?,
         None => report::summary::Summary::of(&sc, &runs),
     };
-    if common.json {
-        println!("{}", serde_json::to_string(&summary)?);
+    let text = if common.json {
+        format!("{}\n", serde_json::to_string(&summary)?)
     } else {
-        print!("{}", report::table::render(&summary));
         let events: u64 = runs.iter().flatten().map(|r| r.events).sum();
-        println!(
-            "{} runs, {} events in {:.2} s{}",
+        format!(
+            "{}{} runs, {} events in {:.2} s{}\n",
+            report::table::render(&summary),
             runs.iter().map(Vec::len).sum::<usize>(),
             events,
             elapsed.as_secs_f64(),
@@ -156,7 +131,16 @@ fn main() -> anyhow::Result<()> {
                 .as_ref()
                 .map(|d| format!("; wrote {}", d.display()))
                 .unwrap_or_default()
-        );
+        )
+    };
+    emit(&text)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }

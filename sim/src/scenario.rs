@@ -438,6 +438,35 @@ impl PlaceholderMode {
     }
 }
 
+/// The command line's spelling: `none`, `per-user:K`, `n-user:K`, `n-user:NxK`,
+/// `predictive`.
+impl std::str::FromStr for PlaceholderMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!("placeholders {s:?}: use none, per-user:K, n-user:K, n-user:NxK or predictive")
+        };
+        let num = |x: &str| x.parse().map_err(|_| bad());
+        Ok(match s.split_once(':') {
+            None if s == "none" => PlaceholderMode::None,
+            None if s == "predictive" => PlaceholderMode::Predictive,
+            Some(("per-user", k)) => PlaceholderMode::PerUser { k: num(k)? },
+            Some(("n-user", spec)) => match spec.split_once('x') {
+                Some((n, k)) => PlaceholderMode::NUser {
+                    n: Some(n.parse().map_err(|_| bad())?),
+                    k: num(k)?,
+                },
+                None => PlaceholderMode::NUser {
+                    n: None,
+                    k: num(spec)?,
+                },
+            },
+            _ => return Err(bad()),
+        })
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PredictiveSpec {
