@@ -24,7 +24,7 @@ use super::evaluate::{Mode, Outcome, StaticVerdict, evaluate, has_attachable, st
 use super::rank::{Prefix, RankKey, rank_key, tier};
 use super::{Decision, Diagnosis, PolicyConfig, to_decision};
 use crate::filter;
-use crate::model::{Millis, Pod, PodRole};
+use crate::model::{Millis, Pod, PodRole, ResourceName, Resources};
 use crate::snapshot::{Bucket, FxHashMap, PPB, Snapshot, tightest_fraction};
 use std::cmp::Reverse;
 
@@ -99,7 +99,15 @@ pub(super) fn decide(snap: &Snapshot, pod: &Pod, now: Millis, cfg: &PolicyConfig
         else {
             continue;
         };
+        // Without extended resources a node's reasons are a function of which of pods,
+        // cpu, memory and ephemeral storage fall short: tally those patterns.
+        let mut patterns = [0usize; 16];
+        let by_pattern = pod.requests.extended.values().all(|v| *v <= 0);
         for (name, m) in &b.members {
+            if plain && !m.nominated && by_pattern {
+                patterns[shortfall_pattern(&alloc, &m.load, &pod.requests)] += 1;
+                continue;
+            }
             if plain && !m.nominated {
                 let mut short = false;
                 filter::for_each_fit_reason(&alloc, &m.load, &pod.requests, |r| {
@@ -120,6 +128,21 @@ pub(super) fn decide(snap: &Snapshot, pod: &Pod, now: Millis, cfg: &PolicyConfig
             if let Outcome::Fail(reasons) = evaluate(snap, node, pod, sv, Mode::FreeOnly) {
                 for r in reasons {
                     *counts.entry(r).or_insert(0) += 1;
+                }
+            }
+        }
+        for (mask, n) in patterns.into_iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            if mask == 0 {
+                for r in &sv.post {
+                    *counts.entry(r.clone()).or_insert(0) += n;
+                }
+            }
+            for (bit, r) in PATTERN_REASONS.iter().enumerate() {
+                if mask & (1 << bit) != 0 {
+                    *counts.entry(r.clone()).or_insert(0) += n;
                 }
             }
         }
@@ -203,6 +226,28 @@ impl Search<'_> {
             }
         }
     }
+}
+
+const PATTERN_REASONS: [filter::Reason; 4] = [
+    filter::Reason::TooManyPods,
+    filter::Reason::Insufficient(ResourceName::Cpu),
+    filter::Reason::Insufficient(ResourceName::Memory),
+    filter::Reason::Insufficient(ResourceName::EphemeralStorage),
+];
+
+/// Which of `PATTERN_REASONS` `filter::fit_reasons` reports, as bits, for a request without
+/// extended resources.
+fn shortfall_pattern(alloc: &Resources, load: &filter::NodeLoad, req: &Resources) -> usize {
+    let short = |want: i64, alloc: i64, used: i64| want > 0 && want > alloc - used;
+    let used = &load.requested;
+    usize::from(load.pod_count + 1 > alloc.pods)
+        | usize::from(short(req.cpu_milli, alloc.cpu_milli, used.cpu_milli)) << 1
+        | usize::from(short(req.memory, alloc.memory, used.memory)) << 2
+        | usize::from(short(
+            req.ephemeral_storage,
+            alloc.ephemeral_storage,
+            used.ephemeral_storage,
+        )) << 3
 }
 
 /// The lowest tightest-free-fraction key a node that fits the request can have; `None`
