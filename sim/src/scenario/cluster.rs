@@ -1,0 +1,82 @@
+//! Node pools, images and user profiles.
+
+use serde::Deserialize;
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// A resource amount in human units.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceSpec {
+    /// Cores (0.5 = 500m).
+    pub cpu: f64,
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub pods: i64,
+}
+
+impl ResourceSpec {
+    pub fn to_resources(&self) -> hubpack_core::model::Resources {
+        hubpack_core::model::Resources::new(
+            (self.cpu * 1000.0).round() as i64,
+            (self.memory_gib * GIB).round() as i64,
+        )
+        .with_pods(self.pods)
+    }
+}
+
+/// A log-normal duration: median and shape σ (0 = always the median).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DurationDist {
+    pub median_s: f64,
+    #[serde(default)]
+    pub sigma: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolSpec {
+    pub name: String,
+    /// Node allocatable, pods included.
+    pub allocatable: ResourceSpec,
+    /// Every DaemonSet pod on a node (the pre-puller included).
+    pub daemonset_overhead: ResourceSpec,
+    #[serde(default)]
+    pub min_nodes: usize,
+    pub max_nodes: usize,
+    /// Nodes present, Ready and with every image, at time 0.
+    #[serde(default)]
+    pub initial_nodes: usize,
+    /// From the autoscaler's request to a Ready node.
+    pub boot: DurationDist,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    pub name: String,
+    pub pull: DurationDist,
+    #[serde(default = "default_image_mb")]
+    pub size_mb: f64,
+}
+
+fn default_image_mb() -> f64 {
+    2000.0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    pub name: String,
+    pub request: ResourceSpec,
+    pub image: String,
+    pub pool: String,
+    /// Relative share of generated arrivals that pick this profile.
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}

@@ -1,0 +1,170 @@
+//! The scenario file (YAML): cluster pools, images, user profiles, hub and autoscaler
+//! settings, arrivals and the policy grid to compare. Unknown fields are rejected so a typo
+//! is an error naming the field, not a silently ignored setting.
+
+mod arrivals;
+mod cluster;
+mod hub;
+mod policies;
+
+pub use arrivals::{ArrivalSpec, BurstSpec, PoissonSpec, TraceSpec, WeeklySpec};
+pub use cluster::{DurationDist, ImageSpec, PoolSpec, ProfileSpec, ResourceSpec};
+pub use hub::{AutoscalerSpec, HubSpec};
+pub use policies::{PlaceholderMode, PolicyGrid, PredictiveSpec, PrepullChoice, SchedulerKind};
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("cannot read scenario {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("scenario {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("scenario {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// Simulated time span; the clock starts on a Monday at 00:00.
+    pub duration_h: f64,
+    #[serde(default = "default_seeds")]
+    pub seeds: u64,
+    #[serde(default = "default_price")]
+    pub price_per_node_hour: f64,
+    pub pools: Vec<PoolSpec>,
+    pub images: Vec<ImageSpec>,
+    pub profiles: Vec<ProfileSpec>,
+    #[serde(default)]
+    pub hub: HubSpec,
+    #[serde(default)]
+    pub autoscaler: AutoscalerSpec,
+    pub arrivals: Vec<ArrivalSpec>,
+    #[serde(default)]
+    pub policies: PolicyGrid,
+    #[serde(default)]
+    pub predictive: PredictiveSpec,
+    /// Sampling interval of timeseries.csv.
+    #[serde(default = "default_sample_s")]
+    pub sample_s: f64,
+}
+
+fn default_seeds() -> u64 {
+    20
+}
+fn default_price() -> f64 {
+    1.0
+}
+fn default_sample_s() -> f64 {
+    60.0
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut s = Scenario::parse(&text, path)?;
+        // Trace paths are relative to the scenario file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for a in &mut s.arrivals {
+            if let ArrivalSpec::Trace(t) = a
+                && t.csv.is_relative()
+            {
+                t.csv = base.join(&t.csv);
+            }
+        }
+        Ok(s)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = serde_saphyr::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        s.validate().map_err(|message| ScenarioError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(s)
+    }
+
+    /// Cross-field checks, each message saying what to change.
+    fn validate(&self) -> Result<(), String> {
+        if self.duration_h.is_nan() || self.duration_h <= 0.0 {
+            return Err("duration_h must be > 0".into());
+        }
+        if self.seeds == 0 {
+            return Err("seeds must be at least 1".into());
+        }
+        if self.pools.is_empty() || self.profiles.is_empty() || self.images.is_empty() {
+            return Err("pools, images and profiles each need at least one entry".into());
+        }
+        for p in &self.pools {
+            if p.allocatable.pods <= 0 {
+                return Err(format!(
+                    "pools[{}].allocatable.pods must be > 0 (e.g. 110)",
+                    p.name
+                ));
+            }
+            if p.max_nodes < p.min_nodes.max(p.initial_nodes) {
+                return Err(format!(
+                    "pools[{}].max_nodes must be >= min_nodes and initial_nodes",
+                    p.name
+                ));
+            }
+        }
+        for pr in &self.profiles {
+            if self.pool_index(&pr.pool).is_none() {
+                return Err(format!(
+                    "profiles[{}].pool: no pool named {:?}; add it under pools",
+                    pr.name, pr.pool
+                ));
+            }
+            if self.image_index(&pr.image).is_none() {
+                return Err(format!(
+                    "profiles[{}].image: no image named {:?}; add it under images",
+                    pr.name, pr.image
+                ));
+            }
+        }
+        for a in &self.arrivals {
+            let named = match a {
+                ArrivalSpec::Poisson(p) => p.profile.as_ref(),
+                ArrivalSpec::Burst(b) => b.profile.as_ref(),
+                ArrivalSpec::Weekly(w) => {
+                    if w.days.iter().any(|d| *d > 6) {
+                        return Err("arrivals.weekly.days: use 0 (Monday) .. 6 (Sunday)".into());
+                    }
+                    w.profile.as_ref()
+                }
+                ArrivalSpec::Trace(_) => None,
+            };
+            if let Some(n) = named
+                && self.profile_index(n).is_none()
+            {
+                return Err(format!(
+                    "arrivals: profile {n:?} is not defined under profiles"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn pool_index(&self, name: &str) -> Option<usize> {
+        self.pools.iter().position(|p| p.name == name)
+    }
+    pub fn image_index(&self, name: &str) -> Option<usize> {
+        self.images.iter().position(|p| p.name == name)
+    }
+    pub fn profile_index(&self, name: &str) -> Option<usize> {
+        self.profiles.iter().position(|p| p.name == name)
+    }
+}
