@@ -175,8 +175,6 @@ impl Search<'_> {
                 score,
             )
         };
-        // The fewest victims a candidate of this walk can have.
-        let least_victims = if free { 0 } else { 1 };
         for (key, name) in set.range((start, String::new())..) {
             let bound = score_bound(*key, extra);
             if let Some((best, _)) = &self.best
@@ -199,14 +197,24 @@ impl Search<'_> {
                     _ => bound,
                 };
                 let ub = prefix(tier(node, pod, self.now, self.cfg), bound);
-                // Below the best, or at best a tie on everything but the name when the best
-                // already has the fewest victims possible: the name decides, no need to look.
-                if ub < best.prefix()
-                    || (ub == best.prefix()
-                        && best.victims.0 <= least_victims
-                        && name.as_str() > best.name.0.as_str())
-                {
+                // Below the best, or tied with it up to the victims and certain to need more
+                // victims, or as many and a later name: it cannot win, no need to look.
+                if ub < best.prefix() {
                     continue;
+                }
+                if ub == best.prefix() {
+                    let least = match walk {
+                        Walk::Free => 0,
+                        Walk::Preempt => self.snap.usage(name).map_or(1, |u| {
+                            u.least_victims(&node.allocatable, &pod.requests).max(1)
+                        }),
+                    };
+                    let best_victims = best.victims.0 as i64;
+                    if least > best_victims
+                        || (least == best_victims && name.as_str() > best.name.0.as_str())
+                    {
+                        continue;
+                    }
                 }
             }
             // The free walk only looks for free seats; preemption candidates come from the
