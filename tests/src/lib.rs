@@ -54,9 +54,12 @@
 //! and then the node lists the image in `status.images`. A pod your scheduler marks
 //! Unschedulable that fits a node-group template ([`harness::test_node_groups`]: `user` and
 //! `core`, up to 5 nodes each) makes the scale-up model add a node, which boots in
-//! [`harness::TEST_BOOT_DELAY`]; only such nodes carry the `e2e.hubpack.dev/nodegroup` label. [`cluster::Cluster::restart_apiserver`]
-//! stops and restarts the kube-apiserver alone. Logs of every component are in the cluster's
-//! `state_dir/logs/`.
+//! [`harness::TEST_BOOT_DELAY`]; only such nodes carry the `e2e.hubpack.dev/nodegroup` label.
+//! [`cluster::Cluster::restart_apiserver`] stops and restarts the kube-apiserver alone (or
+//! `stop_apiserver` / `start_apiserver` for a longer outage). Per object knobs: a node's boot time is its
+//! `e2e.hubpack.dev/boot-delay` annotation ([`nodes::NodeTemplate::with_boot_delay`]), a pod's
+//! pull time its `e2e.hubpack.dev/pull-time` annotation ([`images::PULL_TIME_ANNOTATION`]).
+//! Logs of every component are in the cluster's `state_dir/logs/`.
 //!
 //! For people: `cargo xtask cluster up [--nodes N] [--pool user=N] [--autoscaler]` starts the
 //! same cluster detached (state in `/tmp/hubpack-cluster`) and prints its kubeconfig and a
