@@ -341,3 +341,32 @@ mod tests {
         assert_eq!(q.pop(100_000), None);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the insertion order, pods come out by priority (high first), then age.
+        #[test]
+        fn pops_in_priority_then_age_order(pods in proptest::collection::vec((-20i32..20, 0i64..50), 1..40)) {
+            let mut q = SchedulingQueue::new(Backoff::default());
+            for (i, (prio, created)) in pods.iter().enumerate() {
+                q.add(PodKey(format!("p{i}")), *prio, *created);
+            }
+            let mut last: Option<(i32, i64)> = None;
+            let mut n = 0;
+            while let Some(k) = q.pop(0) {
+                let i: usize = k.0[1..].parse().unwrap();
+                let (prio, created) = pods[i];
+                if let Some((lp, lc)) = last {
+                    prop_assert!(prio < lp || (prio == lp && created >= lc));
+                }
+                last = Some((prio, created));
+                n += 1;
+            }
+            prop_assert_eq!(n, pods.len());
+        }
+    }
+}

@@ -215,3 +215,56 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SUFFIXES: [(&str, i128); 12] = [
+        ("", 1),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("P", 1_000_000_000_000_000),
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("Pi", 1 << 50),
+        ("Ei", 1 << 60),
+    ];
+
+    proptest! {
+        /// An integer with any whole-unit suffix is exactly n × unit, or saturates.
+        #[test]
+        fn integers_scale_exactly(n in 0i64..1_000_000_000, s in 0usize..SUFFIXES.len()) {
+            let (suffix, unit) = SUFFIXES[s];
+            let want = (i128::from(n) * unit).min(i128::from(i64::MAX));
+            prop_assert_eq!(i128::from(parse_units(&format!("{n}{suffix}")).unwrap()), want);
+        }
+
+        /// Millicores of a decimal with up to three places are exact; more places round up.
+        #[test]
+        fn decimals_in_millis(whole in 0i64..100_000, frac in 0u32..1_000_000, places in 1usize..7) {
+            let frac_str = format!("{frac:06}")[..places].to_string();
+            let text = format!("{whole}.{frac_str}");
+            let digits: i128 = frac_str.parse().unwrap();
+            let scale = 10i128.pow(places as u32);
+            let exact_milli_num = i128::from(whole) * scale * 1000 + digits * 1000;
+            let want = (exact_milli_num + scale - 1) / scale; // ceil
+            prop_assert_eq!(i128::from(parse_milli(&text).unwrap()), want);
+        }
+
+        /// The exponent form equals the decimal-SI form of the same value.
+        #[test]
+        fn exponent_matches_si(n in 0i64..1_000_000, e in 0usize..4) {
+            let si = ["", "k", "M", "G"][e];
+            prop_assert_eq!(
+                parse_units(&format!("{n}e{}", e * 3)).unwrap(),
+                parse_units(&format!("{n}{si}")).unwrap()
+            );
+        }
+    }
+}
