@@ -14,6 +14,8 @@ pub enum PkiError {
     Spawn(std::io::Error),
     #[error("openssl {args} failed: {stderr}")]
     Failed { args: String, stderr: String },
+    #[error("state dir path is not UTF-8: {0}")]
+    NonUtf8Path(PathBuf),
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -63,9 +65,9 @@ impl Pki {
             "-subj",
             "/CN=hubpack-e2e-ca",
             "-keyout",
-            s(&ca_key),
+            s(&ca_key)?,
             "-out",
-            s(&pki.ca_cert),
+            s(&pki.ca_cert)?,
         ])?;
         openssl(&[
             "req",
@@ -75,9 +77,9 @@ impl Pki {
             "-subj",
             "/CN=kube-apiserver",
             "-keyout",
-            s(&pki.server_key),
+            s(&pki.server_key)?,
             "-out",
-            s(&csr),
+            s(&csr)?,
         ])?;
         write(
             dir,
@@ -92,18 +94,18 @@ impl Pki {
             "-days",
             "3650",
             "-in",
-            s(&csr),
+            s(&csr)?,
             "-CA",
-            s(&pki.ca_cert),
+            s(&pki.ca_cert)?,
             "-CAkey",
-            s(&ca_key),
+            s(&ca_key)?,
             "-CAcreateserial",
             "-extfile",
-            s(&ext),
+            s(&ext)?,
             "-out",
-            s(&pki.server_cert),
+            s(&pki.server_cert)?,
         ])?;
-        openssl(&["genrsa", "-out", s(&pki.sa_key), "2048"])?;
+        openssl(&["genrsa", "-out", s(&pki.sa_key)?, "2048"])?;
         write(
             dir,
             &pki.tokens,
@@ -126,9 +128,10 @@ impl Pki {
     }
 }
 
-fn s(path: &Path) -> &str {
-    // Paths here are made by the harness from a UTF-8 state dir; a lossy fallback would hide bugs.
-    path.to_str().unwrap_or_default()
+/// A path as an openssl argument; the harness makes its paths from a UTF-8 state dir.
+fn s(path: &Path) -> Result<&str, PkiError> {
+    path.to_str()
+        .ok_or_else(|| PkiError::NonUtf8Path(path.to_path_buf()))
 }
 
 fn write(dir: &Path, path: &Path, text: &str) -> Result<(), PkiError> {
