@@ -24,6 +24,8 @@ pub(super) async fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey, ns: &st
         st.in_flight.remove(key);
         st.snapshot.clear_nomination(key);
     }
+    // The reserved seat is free again for parked pods.
+    ctx.queue().cluster_changed();
     if ctx.may_write()
         && let Err(e) = set_nomination(&ctx.client, &ctx.limiter, ns, name, None).await
     {
@@ -77,7 +79,11 @@ pub(super) fn spawn_bind(
                 ctx.metrics.attempt(AttemptResult::Error);
                 ctx.state().snapshot.forget(&key);
                 let now = ctx.now();
-                ctx.queue().retry(key, priority, created, now);
+                let mut q = ctx.queue();
+                // The seat it was assumed on is free again.
+                q.cluster_changed();
+                q.retry(key, priority, created, now);
+                drop(q);
                 ctx.wake.notify_one();
             }
         }
