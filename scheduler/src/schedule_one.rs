@@ -259,6 +259,8 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 let mut st = ctx.state();
                 if st.in_flight.remove(&key).is_some() {
                     st.snapshot.clear_nomination(&key);
+                    drop(st);
+                    ctx.queue().cluster_changed();
                 }
             }
             ctx.queue().park(key, priority, created, now);
