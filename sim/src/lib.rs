@@ -9,6 +9,20 @@
 //! - [`scenario`]: the YAML input; [`engine`]: one deterministic run; [`runner`]: the
 //!   policy × seed grid in parallel; [`report`]: summary.json, pods.csv, timeseries.csv,
 //!   report.html and the terminal table.
+//!
+//! ## What the model leaves out (read results with these in mind)
+//! - kube-scheduler baselines: ties go to the lowest node index (upstream picks at random);
+//!   only resource fit, MostAllocated/LeastAllocated and ImageLocality are scored (one
+//!   untainted pool); every node is scored (fine below 100 nodes); a preemptor binds in the
+//!   same instant its victims leave, so no pod stays nominated.
+//! - cluster-autoscaler: scale-up estimates with first-fit-decreasing; no
+//!   max-node-provision-time, unready limits or failed boots; at most one non-empty node is
+//!   drained per scan.
+//! - Hub: users refused by the spawn limit retry until served; timed-out spawns retry up to
+//!   `max_attempts`; every image pull is serialized per node; no node or pod failures.
+//! - Placeholders serve the first profile's pool, sized in its users. The predictive
+//!   controller learns its background rate (EWMA) outside scheduled events only and uses no
+//!   weekly profile.
 
 #![forbid(unsafe_code)]
 
