@@ -13,12 +13,19 @@
 //!
 //! where `excess` is how much scoring requests exceed fit requests on the node. Once that
 //! bound, with the best tier the node could have, ranks strictly below the best candidate
-//! found, no later node in the set can win and the walk stops. Nodes are evaluated with the
-//! very same `evaluate` and `rank_key` as the full scan, so the decision is identical.
-//! When nothing fits, every node is evaluated for the diagnosis (static failures once per
-//! bucket). Pods whose selectors use the node's identity (`matchFields`, the hostname
-//! label), and negative weights, where the buckets or the bound do not hold, go to the
-//! full scan.
+//! found, no later node in the set can win and the walk stops. Single nodes are skipped
+//! without evaluation when their own bound (their actual tier; for users in the free walk
+//! also their non-placeholder fraction) ranks below the best, or ties it and they need
+//! at least as many victims (a lower bound from the node's largest placeholder) with a
+//! later name. Nodes that are looked at are evaluated with the very same `evaluate` and
+//! `rank_key` as the full scan, so the decision is identical.
+//!
+//! When nothing fits, every node is accounted for in the diagnosis: static failures once
+//! per bucket, resource shortfalls tallied by pattern from the bucket's member loads, and
+//! only nodes with nominated pods (or pods with host ports or attachable volumes)
+//! evaluated one by one. Pods whose selectors use the node's identity (`matchFields`, the
+//! hostname label), and negative weights, where the buckets or the bound do not hold, go
+//! to the full scan.
 
 use super::evaluate::{Mode, Outcome, StaticVerdict, evaluate, has_attachable, static_verdict};
 use super::rank::{Prefix, RankKey, rank_key, tier};
