@@ -13,9 +13,19 @@
 //! - [`headroom`]: placeholder headroom sizing.
 //!
 //! Data flow: adapters (or the simulator) convert objects into [`model`] values and feed
-//! them to a [`snapshot::Snapshot`]; for each pending pod they call [`policy::decide`],
-//! carry out the returned [`policy::Decision`] (bind, evict + nominate, report
-//! Unschedulable) and record it back in the snapshot (`assume`, `nominate`, `remove_pod`).
+//! them to a [`snapshot::Snapshot`] as they change (`upsert_*`, `remove_*`). For each
+//! pending pod (upserted first) they call [`policy::decide`], which only reads the
+//! snapshot, carry out the returned [`policy::Decision`] and record it back:
+//!
+//! - `Bind`: bind, and `assume` the pod on the node at once (`forget` if the bind fails;
+//!   the watch update carrying `nodeName` confirms it);
+//! - `Preempt`: evict the victims and `nominate` the pod to the node; remove each victim
+//!   once its deletion is observed, then decide again, which binds it there;
+//! - `Unschedulable`: report [`policy::Diagnosis::message`] on the pod;
+//! - `Skip`: nothing to do.
+//!
+//! [`policy::decide_full_scan`] gives the identical decision by brute force: it is the
+//! oracle of the property tests and the baseline of `cargo xtask bench core`.
 
 #![forbid(unsafe_code)]
 

@@ -16,7 +16,7 @@ pub enum Reason {
     HostPorts,
     /// noderesources: "Too many pods"
     TooManyPods,
-    /// noderesources: "Insufficient <resource>"
+    /// noderesources: `Insufficient <resource>`
     Insufficient(ResourceName),
     /// nodevolumelimits.ErrReasonMaxVolumeCountExceeded
     VolumeLimits,

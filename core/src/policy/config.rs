@@ -23,3 +23,22 @@ impl Default for PolicyConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PolicyConfig;
+
+    #[test]
+    fn defaults_fill_missing_fields_and_unknown_fields_are_rejected() {
+        let cfg: PolicyConfig = serde_json::from_str(r#"{"memory_weight": 3}"#).unwrap_or_default();
+        assert_eq!(
+            cfg,
+            PolicyConfig {
+                memory_weight: 3,
+                ..PolicyConfig::default()
+            }
+        );
+        assert_eq!(PolicyConfig::default().warm_settle_ms, 30_000);
+        assert!(serde_json::from_str::<PolicyConfig>(r#"{"cpu_wieght": 2}"#).is_err());
+    }
+}

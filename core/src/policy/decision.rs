@@ -34,7 +34,7 @@ pub struct Diagnosis {
 
 impl Diagnosis {
     /// kube-scheduler's FitError message (pkg/scheduler/schedule_one.go `FitError.Error`):
-    /// "0/N nodes are available:" then "<count> <reason>" items sorted as strings (Go's
+    /// `0/N nodes are available:` then `<count> <reason>` items sorted as strings (Go's
     /// sort.Strings, i.e. byte order, so "10 …" sorts before "8 …"), comma separated,
     /// ending with a period.
     pub fn message(&self) -> String {
