@@ -570,9 +570,12 @@ proptest! {
         for spec in &nodes {
             w.apply(Op::AddNode(spec.clone()));
         }
-        for op in ops {
+        for (i, op) in ops.into_iter().enumerate() {
             w.apply(op);
             w.check_capacity();
+            if i % 7 == 0 {
+                prop_assert_eq!(w.snap.canonical_dump(), w.rebuilt().canonical_dump());
+            }
         }
         let rebuilt = w.rebuilt();
         prop_assert_eq!(w.snap.canonical_dump(), rebuilt.canonical_dump());
