@@ -38,7 +38,9 @@ impl RankKey {
     }
 }
 
-/// The rank tier of a node for the pod: warm for users, cold for placeholders.
+/// The rank tier of a node for the pod: warm for users, cold for placeholders. A
+/// placeholder's warmth is judged by its own `images`: it stands for users, so adapters
+/// should give it the user image(s) it reserves seats for, not just its pause image.
 pub(crate) fn tier(node: &Node, pod: &Pod, now: i64, cfg: &PolicyConfig) -> bool {
     match pod.role {
         PodRole::User => node_is_warm(node, pod, now, cfg),
