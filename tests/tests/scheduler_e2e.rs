@@ -432,3 +432,106 @@ async fn a_wait_for_first_consumer_claim_gets_its_static_volume_and_the_pod_foll
     );
     w.stop().await;
 }
+
+/// The whole preemption flow with a real placeholder Deployment: the evicted placeholder is
+/// replaced at once, and the replacement waits Pending with the Unschedulable condition the
+/// autoscaler acts on. (The seat reservation itself, in the window between the victim's
+/// DELETE and the bind, is covered by the scheduler's unit tests.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placeholder_deployment_replaces_the_evicted_one_which_waits_unschedulable() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let w = World::start("replace").await;
+    ensure_placeholder_class(&w.client).await;
+    let warm = w.node("warm", "2", &[IMAGE_FULL]).await;
+    let cold = w.node("cold", "2", &[]).await;
+
+    // Two placeholders scheduled by hubpack, one filling each node.
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), &w.ns);
+    let mut template = w.pod("unused", "2");
+    template
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("component".into(), "user-placeholder".into());
+    template.metadata.name = None;
+    template.spec.as_mut().unwrap().priority_class_name = Some(PLACEHOLDER_CLASS.into());
+    let labels = template.metadata.labels.clone().unwrap();
+    let deployment = Deployment {
+        metadata: ObjectMeta {
+            name: Some("placeholders".into()),
+            ..Default::default()
+        },
+        spec: Some(k8s_openapi::api::apps::v1::DeploymentSpec {
+            replicas: Some(2),
+            selector: k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                match_labels: Some(labels.clone()),
+                ..Default::default()
+            },
+            template: k8s_openapi::api::core::v1::PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                }),
+                spec: template.spec.clone(),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Api::<Deployment>::namespaced(w.client.clone(), &w.ns)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let selector = "component=user-placeholder";
+    let placed = |want: usize| {
+        let pods = pods.clone();
+        async move {
+            let list = pods
+                .list(&kube::api::ListParams::default().labels(selector))
+                .await
+                .ok()?;
+            let nodes: Vec<String> = list
+                .items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+                .collect();
+            (nodes.len() == want).then_some((list.items.len(), nodes))
+        }
+    };
+    let (_, mut nodes) = harness_wait(|| placed(2)).await;
+    nodes.sort();
+    let mut both = vec![warm.clone(), cold.clone()];
+    both.sort();
+    assert_eq!(nodes, both, "one placeholder per node");
+
+    // Alice preempts the warm node's placeholder; its replacement must not take her seat:
+    // with the cold node full too, it stays Pending (and would make the autoscaler add a node).
+    w.create(&w.pod("alice", "1")).await;
+    assert_eq!(w.wait_bound("alice").await, warm);
+    let pending = harness_wait(|| {
+        let pods = pods.clone();
+        async move {
+            let list = pods
+                .list(&kube::api::ListParams::default().labels(selector))
+                .await
+                .ok()?;
+            list.items.into_iter().find(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()
+                    && p.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| {
+                            c.iter().any(|c| {
+                                c.type_ == "PodScheduled"
+                                    && c.reason.as_deref() == Some("Unschedulable")
+                            })
+                        })
+            })
+        }
+    })
+    .await;
+    assert!(pending.spec.unwrap().node_name.is_none());
+    w.stop().await;
+}
