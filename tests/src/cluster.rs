@@ -12,6 +12,7 @@ use crate::kwok;
 use crate::nodes::NodeTemplate;
 use crate::pki::{Pki, PkiError};
 use crate::processes::{self, Managed, ProcessError};
+use crate::scaleup::ScaleUpConfig;
 use crate::wait;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::api::{Api, PostParams};
@@ -45,6 +46,8 @@ pub struct ClusterOptions {
     pub autoscaler: Option<Vec<NodeGroup>>,
     /// Which autoscaler serves those groups.
     pub autoscaler_kind: AutoscalerKind,
+    /// Timings of the scale-up model (when it is the autoscaler).
+    pub scale_up: ScaleUpConfig,
     /// Run the stock kube-scheduler (scheduler name `default-scheduler`): it places DaemonSet
     /// pods (e.g. image pre-pullers) and any pod not given another scheduler, as in a real
     /// cluster. On by default; turn it off to compare schedulers one at a time.
@@ -64,6 +67,7 @@ impl ClusterOptions {
             default_pull_time: Duration::from_secs(20),
             autoscaler: None,
             autoscaler_kind: AutoscalerKind::ScaleUpModel,
+            scale_up: ScaleUpConfig::default(),
             kube_scheduler: true,
             model_bin: model_bin.into(),
             ready_timeout: Duration::from_secs(120),
@@ -329,6 +333,18 @@ impl Cluster {
             let args = vec![
                 format!("--kubeconfig={}", self.kubeconfig.display()),
                 "scale-up".into(),
+                format!(
+                    "--scan-interval={}",
+                    kwok::go_duration(opts.scale_up.scan_interval)
+                ),
+                format!(
+                    "--unneeded-time={}",
+                    kwok::go_duration(opts.scale_up.unneeded_time)
+                ),
+                format!(
+                    "--delay-after-add={}",
+                    kwok::go_duration(opts.scale_up.delay_after_add)
+                ),
             ];
             self.start_process(
                 "scale-up-model",

@@ -4,6 +4,7 @@
 use crate::autoscaler::NodeGroup;
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::nodes::{DEDICATED_TAINT, NODE_PURPOSE_LABEL, NodeTemplate, Pool};
+use crate::scaleup::ScaleUpConfig;
 use crate::wait::{self, Timeout};
 use k8s_openapi::api::core::v1::{
     Binding, Container, Namespace, Node, ObjectReference, Pod, PodSpec, ResourceRequirements,
@@ -42,6 +43,7 @@ pub fn shared(model_bin: &str) -> Result<&'static Cluster, String> {
             opts.default_boot_delay = TEST_BOOT_DELAY;
             opts.default_pull_time = TEST_PULL_TIME;
             opts.autoscaler = Some(test_node_groups());
+            opts.scale_up = test_scale_up_config();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -88,6 +90,16 @@ pub fn test_node_groups() -> Vec<NodeGroup> {
             max: 5,
         })
         .collect()
+}
+
+/// The shared cluster's scale-up model timings: scans every 2 s; an empty autoscaled node goes
+/// after 10 s unneeded, and not within 10 s of the last scale-up.
+pub fn test_scale_up_config() -> ScaleUpConfig {
+    ScaleUpConfig {
+        scan_interval: Duration::from_secs(2),
+        unneeded_time: Duration::from_secs(10),
+        delay_after_add: Duration::from_secs(10),
+    }
 }
 
 /// `shared_cluster!()` → `Result<&'static Cluster, String>`: the test binary's shared cluster.

@@ -410,3 +410,92 @@ async fn a_pre_pull_daemonset_warms_its_node() {
         )
     });
 }
+
+/// Scale-down (modelled for empty nodes only): once its pod is gone, an autoscaled node is
+/// removed after the unneeded time.
+#[tokio::test]
+async fn an_autoscaled_node_left_empty_is_removed() {
+    use hubpack_e2e::nodes::NODE_GROUP_LABEL;
+    let (client, ns) = setup("scaledown").await;
+    let mut pod = harness::user_pod("user-e", "jupyter/base-notebook:scale-down-test");
+    let spec = pod.spec.as_mut().unwrap();
+    spec.node_selector = Some([(NODE_GROUP_LABEL.to_string(), "core".to_string())].into());
+    // The core pool has no taint; ask for nearly a whole node so no existing one fits.
+    spec.containers[0]
+        .resources
+        .as_mut()
+        .unwrap()
+        .requests
+        .as_mut()
+        .unwrap()
+        .insert(
+            "cpu".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("3900m".into()),
+        );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    pods.create(&Default::default(), &pod).await.unwrap();
+    harness::mark_unschedulable(
+        &client,
+        &ns,
+        "user-e",
+        "0/1 nodes are available: 1 Insufficient cpu.",
+    )
+    .await
+    .unwrap();
+
+    let nodes: Api<Node> = Api::all(client.clone());
+    let triggered = |e: &k8s_openapi::api::core::v1::Event| {
+        e.reason.as_deref() == Some("TriggeredScaleUp")
+            && e.involved_object.name.as_deref() == Some("user-e")
+    };
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
+    let message = wait::until(
+        "TriggeredScaleUp for user-e",
+        Duration::from_secs(60),
+        || {
+            let events = events.clone();
+            async move {
+                events
+                    .list(&Default::default())
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .find(triggered)?
+                    .message
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(message.contains("core"), "{message}");
+    let selector = format!("{NODE_GROUP_LABEL}=core");
+    let list = nodes
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .unwrap();
+    assert!(!list.items.is_empty(), "no core node was added");
+    let added: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+
+    // Nothing ever binds the pod; once it is deleted every added core node is empty.
+    pods.delete("user-e", &Default::default()).await.unwrap();
+    let scale_down = harness::test_scale_up_config();
+    let timeout = scale_down.unneeded_time + scale_down.delay_after_add + Duration::from_secs(60);
+    wait::until("the empty core nodes removed", timeout, || {
+        let (nodes, added) = (nodes.clone(), added.clone());
+        async move {
+            for name in &added {
+                if nodes.get_opt(name).await.ok()?.is_some() {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    })
+    .await
+    .unwrap();
+}
