@@ -405,3 +405,26 @@ async fn a_retry_with_the_same_message_writes_nothing() {
     assert_eq!(message, "0/1 nodes are available: 1 Insufficient cpu.");
     e.silent().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_kubelet_rejection_is_an_event_and_a_metric() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    let mut rejected = user("alice", "1");
+    rejected["spec"]["nodeName"] = json!("n1");
+    rejected["status"] = json!({"phase": "Failed", "reason": "OutOfcpu",
+                                "message": "Pod was rejected: Node didn't have enough resource: cpu"});
+    e.pod(rejected);
+    let ev = next(&mut e.handle, 201, event_reply()).await;
+    assert_eq!(ev.body["reason"], "RejectedByKubelet");
+    assert_eq!(ev.body["regarding"]["name"], "alice");
+    let counted = e
+        .ctx
+        .metrics
+        .kubelet_rejections
+        .get_or_create(&crate::metrics::KindLabels {
+            kind: "OutOfcpu".into(),
+        })
+        .get();
+    assert_eq!(counted, 1);
+}
