@@ -32,7 +32,7 @@ use super::rank::{Prefix, RankKey, rank_key, tier};
 use super::{Decision, Diagnosis, PolicyConfig, to_decision};
 use crate::filter;
 use crate::model::{Millis, Pod, PodRole, ResourceName, Resources};
-use crate::snapshot::{Bucket, FxHashMap, PPB, Snapshot, tightest_fraction};
+use crate::snapshot::{Brief, Bucket, FxHashMap, PPB, Snapshot, tightest_fraction};
 use std::cmp::Reverse;
 
 struct Search<'a> {
@@ -182,28 +182,34 @@ impl Search<'_> {
                 score,
             )
         };
-        for (key, name) in set.range((start, String::new())..) {
+        for ((key, name), brief) in set.range((start, String::new())..) {
             let bound = score_bound(*key, extra);
             if let Some((best, _)) = &self.best
                 && prefix(best_tier, bound) < best.prefix()
             {
                 break;
             }
-            let Some(node) = self.snap.node(name) else {
-                continue;
-            };
+            let mut node = None;
             if let Some((best, _)) = &self.best {
                 // A user's score counts only non-placeholder pods: in the free walk the
                 // node's own non-placeholder fraction bounds it tighter.
                 let bound = match (walk, pod.role) {
-                    (Walk::Free, PodRole::User) => self
-                        .snap
-                        .index()
-                        .non_placeholder_key(name)
-                        .map_or(bound, |k| bound.min(score_bound(k, extra))),
+                    (Walk::Free, PodRole::User) => {
+                        bound.min(score_bound(brief.non_placeholder, extra))
+                    }
                     _ => bound,
                 };
-                let ub = prefix(tier(node, pod, self.now, self.cfg), bound);
+                let node_tier = match brief_tier(brief, pod, self.now, self.cfg) {
+                    Some(t) => t,
+                    None => {
+                        let Some(n) = self.snap.node(name) else {
+                            continue;
+                        };
+                        node = Some(n);
+                        tier(n, pod, self.now, self.cfg)
+                    }
+                };
+                let ub = prefix(node_tier, bound);
                 // Below the best, or tied with it up to the victims and certain to need more
                 // victims, or as many and a later name: it cannot win, no need to look.
                 if ub < best.prefix() {
@@ -212,9 +218,15 @@ impl Search<'_> {
                 if ub == best.prefix() {
                     let least = match walk {
                         Walk::Free => 0,
-                        Walk::Preempt => self.snap.usage(name).map_or(1, |u| {
-                            u.least_victims(&node.allocatable, &pod.requests).max(1)
-                        }),
+                        Walk::Preempt => {
+                            let Some(n) = node.or_else(|| self.snap.node(name)) else {
+                                continue;
+                            };
+                            node = Some(n);
+                            self.snap.usage(name).map_or(1, |u| {
+                                u.least_victims(&n.allocatable, &pod.requests).max(1)
+                            })
+                        }
                     };
                     let best_victims = best.victims.0 as i64;
                     if least > best_victims
@@ -224,6 +236,9 @@ impl Search<'_> {
                     }
                 }
             }
+            let Some(node) = node.or_else(|| self.snap.node(name)) else {
+                continue;
+            };
             // The free walk only looks for free seats; preemption candidates come from the
             // preempt walk.
             let mode = match walk {
@@ -263,6 +278,26 @@ fn shortfall_pattern(alloc: &Resources, load: &filter::NodeLoad, req: &Resources
             alloc.ephemeral_storage,
             used.ephemeral_storage,
         )) << 3
+}
+
+/// The node's tier for the pod from its brief, when the brief is enough: `None` when the
+/// pod's images have to be looked for on the node (same answer as `rank::tier`).
+fn brief_tier(brief: &Brief, pod: &Pod, now: Millis, cfg: &PolicyConfig) -> Option<bool> {
+    let settled = brief
+        .ready_since
+        .is_some_and(|t| t.saturating_add(cfg.warm_settle_ms) <= now);
+    let warm = if !settled {
+        Some(false)
+    } else if brief.prepull_ready || pod.images.is_empty() {
+        Some(true)
+    } else {
+        None
+    };
+    match pod.role {
+        PodRole::User => warm,
+        PodRole::Placeholder => warm.map(|w| !w),
+        PodRole::Other => Some(false),
+    }
 }
 
 /// The lowest tightest-free-fraction key a node that fits the request can have; `None`

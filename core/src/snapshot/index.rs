@@ -15,7 +15,7 @@ use super::usage::NodeUsage;
 use crate::filter::NODE_UNIQUE_LABELS;
 use crate::filter::NodeLoad;
 use crate::model::{Node, Resources, Taint};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub(crate) const PPB: i128 = 1_000_000_000;
 
@@ -82,15 +82,24 @@ impl MaxSet {
 pub(crate) struct Bucket {
     /// Members and their loads (for the diagnosis, which looks at every member).
     pub members: BTreeMap<String, MemberLoad>,
-    /// (tightest free fraction counting all placed pods, node)
-    pub by_free: BTreeSet<(i64, String)>,
-    /// (tightest free fraction counting only non-placeholder pods, node)
-    pub by_non_placeholder: BTreeSet<(i64, String)>,
+    /// (tightest free fraction counting all placed pods, node) → brief
+    pub by_free: BTreeMap<(i64, String), Brief>,
+    /// (tightest free fraction counting only non-placeholder pods, node) → brief
+    pub by_non_placeholder: BTreeMap<(i64, String), Brief>,
     /// Per-node scoring excess over fit requests, [cpu, memory], all pods / non-placeholders.
     pub excess_all: [MaxSet; 2],
     pub excess_non_placeholder: [MaxSet; 2],
     /// cpu and memory allocatable shared by the members.
     pub capacity: [i64; 2],
+}
+
+/// What the walk needs to skip a node without looking it up: its non-placeholder key and
+/// the inputs of warmth that do not depend on the pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Brief {
+    pub non_placeholder: i64,
+    pub ready_since: Option<i64>,
+    pub prepull_ready: bool,
 }
 
 /// What the filters need of a member's usage when no pod is nominated to it.
@@ -167,9 +176,15 @@ impl Index {
                 nominated: !usage.nominated.is_empty(),
             },
         );
-        b.by_free.insert((keys.free, name.to_string()));
+        let brief = Brief {
+            non_placeholder: keys.non_placeholder,
+            ready_since: node.ready_since,
+            prepull_ready: node.prepull_ready,
+        };
+        b.by_free
+            .insert((keys.free, name.to_string()), brief.clone());
         b.by_non_placeholder
-            .insert((keys.non_placeholder, name.to_string()));
+            .insert((keys.non_placeholder, name.to_string()), brief);
         for r in 0..2 {
             b.excess_all[r].insert(keys.excess_all[r]);
             b.excess_non_placeholder[r].insert(keys.excess_non_placeholder[r]);
@@ -195,11 +210,6 @@ impl Index {
         if b.members.is_empty() {
             self.buckets.remove(&k.sig);
         }
-    }
-
-    /// The node's tightest free fraction counting only non-placeholder pods.
-    pub fn non_placeholder_key(&self, name: &str) -> Option<i64> {
-        self.keys.get(name).map(|k| k.non_placeholder)
     }
 
     /// A canonical text of the whole index, to compare an incrementally maintained index
