@@ -77,6 +77,7 @@ pub fn spawn_all(ctx: &Arc<Context>, writers: Writers) -> Vec<JoinHandle<()>> {
             ctx,
             synced.clone(),
             on_pod,
+            trim_pod,
         ),
         spawn(
             Api::all(c.clone()),
@@ -84,6 +85,7 @@ pub fn spawn_all(ctx: &Arc<Context>, writers: Writers) -> Vec<JoinHandle<()>> {
             ctx,
             synced.clone(),
             on_node,
+            |k| k,
         ),
         spawn(
             Api::all(c.clone()),
@@ -91,6 +93,7 @@ pub fn spawn_all(ctx: &Arc<Context>, writers: Writers) -> Vec<JoinHandle<()>> {
             ctx,
             synced.clone(),
             on_csinode,
+            |k| k,
         ),
         spawn(
             Api::all(c.clone()),
@@ -98,6 +101,7 @@ pub fn spawn_all(ctx: &Arc<Context>, writers: Writers) -> Vec<JoinHandle<()>> {
             ctx,
             synced.clone(),
             on_claim,
+            |k| k,
         ),
         spawn(
             Api::all(c.clone()),
@@ -105,8 +109,16 @@ pub fn spawn_all(ctx: &Arc<Context>, writers: Writers) -> Vec<JoinHandle<()>> {
             ctx,
             synced.clone(),
             on_volume_change,
+            |k| k,
         ),
-        spawn(Api::all(c), writers.classes, ctx, synced, on_volume_change),
+        spawn(
+            Api::all(c),
+            writers.classes,
+            ctx,
+            synced,
+            on_volume_change,
+            |k| k,
+        ),
     ]
 }
 
@@ -116,6 +128,7 @@ fn spawn<K>(
     ctx: &Arc<Context>,
     synced: Arc<AtomicUsize>,
     handle: fn(&Arc<Context>, Change<'_, K>),
+    keep: fn(K) -> K,
 ) -> JoinHandle<()>
 where
     K: Resource<DynamicType = ()>
@@ -133,7 +146,7 @@ where
             .modify(|o| o.managed_fields_mut().clear())
             .reflect(writer);
         let mut stream = std::pin::pin!(stream);
-        let mut relister = Relister::default();
+        let mut relister = Relister::new(keep);
         let mut first_sync = true;
         while let Some(ev) = stream.next().await {
             let ev = match ev {
@@ -159,6 +172,9 @@ where
 pub struct Relister<K: Resource> {
     known: HashMap<ObjectRef<K>, K>,
     relist: Option<HashSet<ObjectRef<K>>>,
+    /// What is kept of each object for its eventual delete handling (the reflector's store
+    /// holds the full object already).
+    keep: fn(K) -> K,
 }
 
 impl<K: Resource> Default for Relister<K>
@@ -166,10 +182,44 @@ where
     K::DynamicType: std::hash::Hash + Eq + Clone,
 {
     fn default() -> Self {
+        Relister::new(|k| k)
+    }
+}
+
+impl<K: Resource> Relister<K>
+where
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    pub fn new(keep: fn(K) -> K) -> Self {
         Relister {
             known: HashMap::new(),
             relist: None,
+            keep,
         }
+    }
+}
+
+/// What a pod's delete handling needs: identity, labels, node, scheduler, phase.
+pub fn trim_pod(p: Pod) -> Pod {
+    use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    Pod {
+        metadata: ObjectMeta {
+            name: p.metadata.name,
+            namespace: p.metadata.namespace,
+            uid: p.metadata.uid,
+            labels: p.metadata.labels,
+            ..Default::default()
+        },
+        spec: p.spec.map(|s| PodSpec {
+            node_name: s.node_name,
+            scheduler_name: s.scheduler_name,
+            ..Default::default()
+        }),
+        status: p.status.map(|s| PodStatus {
+            phase: s.phase,
+            ..Default::default()
+        }),
     }
 }
 
@@ -190,7 +240,7 @@ where
                     seen.insert(r.clone());
                 }
                 handle(Change::Applied(&o));
-                self.known.insert(r, o);
+                self.known.insert(r, (self.keep)(o));
                 false
             }
             Event::Delete(o) => {
@@ -368,6 +418,29 @@ mod tests {
             })
         });
         (seen, done)
+    }
+
+    #[test]
+    fn a_trimmed_pod_keeps_what_its_deletion_needs() {
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "puller", "namespace": "hub", "uid": "u",
+                         "labels": {"component": "continuous-image-puller"},
+                         "annotations": {"big": "x"}},
+            "spec": {"nodeName": "n1", "schedulerName": "s",
+                     "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        let t = trim_pod(p.clone());
+        assert_eq!(t.metadata.name, p.metadata.name);
+        assert_eq!(t.metadata.namespace, p.metadata.namespace);
+        assert_eq!(t.metadata.labels, p.metadata.labels);
+        assert!(t.metadata.annotations.is_none());
+        let spec = t.spec.unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert_eq!(spec.scheduler_name.as_deref(), Some("s"));
+        assert!(spec.containers.is_empty());
+        assert_eq!(t.status.unwrap().phase.as_deref(), Some("Running"));
     }
 
     #[test]
