@@ -8,6 +8,7 @@
 
 use crate::autoscaler::{self, NodeGroup};
 use crate::binaries::{self, BinaryError, Component};
+use crate::components;
 use crate::kwok;
 use crate::nodes::NodeTemplate;
 use crate::pki::{Pki, PkiError};
@@ -214,45 +215,19 @@ impl Cluster {
 
         let etcd_port = processes::free_port()?;
         let peer_port = processes::free_port()?;
-        let etcd_data = dir.join("etcd-data");
-        let etcd_args = vec![
-            "--name=e2e".to_string(),
-            format!("--data-dir={}", etcd_data.display()),
-            format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
-            format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
-            format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
-            format!("--initial-cluster=e2e=http://127.0.0.1:{peer_port}"),
-            "--unsafe-no-fsync".into(),
-            "--log-level=warn".into(),
-        ];
+        let etcd_args = components::etcd_args(&dir.join("etcd-data"), etcd_port, peer_port);
         self.start_process("etcd", &bins.etcd, &etcd_args, &[])?;
         let etcd_health = format!("127.0.0.1:{etcd_port}");
         self.wait_ready("etcd", timeout, || wait::http_ok(&etcd_health, "/health"))
             .await?;
 
-        self.apiserver_args = apiserver_args(pki, etcd_port, self.api_port);
+        self.apiserver_args = components::apiserver_args(pki, etcd_port, self.api_port);
         let (bin, args) = (self.apiserver_bin.clone(), self.apiserver_args.clone());
         self.start_process("kube-apiserver", &bin, &args, &[])?;
         self.wait_apiserver_ready().await?;
         let client = self.client().await?;
 
-        let kcm_args = vec![
-            format!("--kubeconfig={}", self.kubeconfig.display()),
-            "--leader-elect=false".into(),
-            "--bind-address=127.0.0.1".into(),
-            "--secure-port=0".into(),
-            format!(
-                "--service-account-private-key-file={}",
-                pki.sa_key.display()
-            ),
-            format!("--root-ca-file={}", pki.ca_cert.display()),
-            "--use-service-account-credentials=false".into(),
-            // A busy 2-core machine can starve kwok's lease renewals for a while.
-            "--node-monitor-grace-period=5m".into(),
-            "--kube-api-qps=200".into(),
-            "--kube-api-burst=400".into(),
-        ];
+        let kcm_args = components::controller_manager_args(&self.kubeconfig, pki);
         self.start_process("kube-controller-manager", &bins.kcm, &kcm_args, &[])?;
 
         let kwok_config = dir.join("kwok.yaml");
@@ -372,23 +347,13 @@ impl Cluster {
 
     async fn start_kube_scheduler(&self, bin: &Path) -> Result<(), ClusterError> {
         let config = self.state_dir.join("kube-scheduler.yaml");
-        let text = format!(
-            "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n\
-             clientConnection:\n  kubeconfig: {}\n  qps: 200\n  burst: 400\n\
-             leaderElection:\n  leaderElect: false\n\
-             profiles:\n- schedulerName: default-scheduler\n",
-            self.kubeconfig.display()
-        );
+        let text = components::kube_scheduler_config(&self.kubeconfig);
         std::fs::write(&config, text).map_err(|source| ClusterError::Io {
             what: format!("writing {}", config.display()),
             source,
         })?;
         let port = processes::free_port()?;
-        let args = vec![
-            format!("--config={}", config.display()),
-            "--bind-address=127.0.0.1".into(),
-            format!("--secure-port={port}"),
-        ];
+        let args = components::kube_scheduler_args(&config, port);
         self.start_process("kube-scheduler", bin, &args, &[])?;
         // /healthz on the secure port needs TLS; a listening port is enough to know it started,
         // and the scheduler's own informers wait for the apiserver.
@@ -563,37 +528,4 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client, Cluster
             .await
             .map_err(|e| err(e.to_string()))?;
     kube::Client::try_from(config).map_err(|e| err(e.to_string()))
-}
-
-fn apiserver_args(pki: &Pki, etcd_port: u16, api_port: u16) -> Vec<String> {
-    vec![
-        format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-        "--bind-address=127.0.0.1".into(),
-        format!("--secure-port={api_port}"),
-        // No default route on these machines: the apiserver cannot guess an address.
-        "--advertise-address=127.0.0.1".into(),
-        // Endpoints validation rejects loopback IPs, so the "kubernetes" Endpoints sync would loop.
-        "--endpoint-reconciler-type=none".into(),
-        format!("--cert-dir={}", pki.dir.join("apiserver").display()),
-        format!("--tls-cert-file={}", pki.server_cert.display()),
-        format!("--tls-private-key-file={}", pki.server_key.display()),
-        format!("--client-ca-file={}", pki.ca_cert.display()),
-        format!("--token-auth-file={}", pki.tokens.display()),
-        "--authorization-mode=RBAC".into(),
-        "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-        format!("--service-account-key-file={}", pki.sa_key.display()),
-        format!(
-            "--service-account-signing-key-file={}",
-            pki.sa_key.display()
-        ),
-        "--service-cluster-ip-range=10.0.0.0/24".into(),
-        "--allow-privileged=true".into(),
-        // Pods in a new namespace would race the controller that makes its default ServiceAccount.
-        "--disable-admission-plugins=ServiceAccount".into(),
-        // Tests create objects in bursts; no client should be throttled by the server.
-        "--max-requests-inflight=0".into(),
-        "--max-mutating-requests-inflight=0".into(),
-        "--enable-priority-and-fairness=false".into(),
-        "--v=1".into(),
-    ]
 }

@@ -71,6 +71,7 @@
 pub mod autoscaler;
 pub mod binaries;
 pub mod cluster;
+pub mod components;
 pub mod harness;
 pub mod images;
 pub mod kwok;

@@ -318,9 +318,16 @@ async fn an_unschedulable_pod_that_fits_no_node_makes_the_autoscaler_add_a_user_
             .items
             .iter()
             .any(|e| e.reason.as_deref() == Some("TriggeredScaleUp")
-                && e.involved_object.name.as_deref() == Some("user-d")),
+                && e.involved_object.name.as_deref() == Some("user-d")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|m| m.contains("[{user ") && m.contains("(max: 5)}]"))),
         "no TriggeredScaleUp event: {:?}",
-        listed.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
+        listed
+            .items
+            .iter()
+            .map(|e| (&e.reason, &e.message))
+            .collect::<Vec<_>>()
     );
 
     // The node boots like any other, and the pod runs there once bound.

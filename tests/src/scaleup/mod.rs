@@ -126,7 +126,16 @@ async fn scan(
         }
         state.last_scale_up = Some(Instant::now());
         for (namespace, pod) in plan.triggered_by.get(group_name).into_iter().flatten() {
-            let message = format!("pod triggered scale-up: [{{{group_name} +{count}}}]");
+            // CA's wording: "pod triggered scale-up: [{<group> <from>-><to> (max: <max>)}]".
+            let before = nodes
+                .iter()
+                .filter(|n| group_of(n) == Some(group_name.as_str()))
+                .count();
+            let message = format!(
+                "pod triggered scale-up: [{{{group_name} {before}->{} (max: {})}}]",
+                before + *count as usize,
+                group.max
+            );
             if let Err(error) = post_event(client, namespace, pod, &message).await {
                 tracing::warn!(%error, %pod, "could not record TriggeredScaleUp");
             }
