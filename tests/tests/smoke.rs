@@ -15,6 +15,12 @@ use std::time::Duration;
 
 const NODE_READY: Duration = Duration::from_secs(60);
 
+/// A pod that needs no pull may start when the image model sees it bound; allow the model
+/// that long to react on a busy machine (still well short of a pull).
+fn no_pull_margin() -> SignedDuration {
+    SignedDuration::try_from(TEST_PULL_TIME).unwrap() - SignedDuration::from_secs(2)
+}
+
 fn ready_at(pod: &Pod) -> Option<Timestamp> {
     pod.metadata
         .annotations
@@ -123,7 +129,7 @@ async fn a_pod_bound_to_a_warm_node_runs_at_once() {
     let ready_at = ready_at(&pod).expect("the image model annotated the pod");
     // No pull: the image model let the pod start as soon as it saw it bound.
     assert!(
-        ready_at < bound_at + SignedDuration::try_from(TEST_PULL_TIME / 2).unwrap(),
+        ready_at < bound_at + no_pull_margin(),
         "warm node, yet the pod was held until {ready_at} (bound at {bound_at})"
     );
 }
@@ -215,7 +221,7 @@ async fn a_pod_on_a_cold_node_waits_for_the_pull_then_the_node_lists_the_image()
     )
     .await
     .unwrap();
-    assert!(ready_at(&second).unwrap() < bound_at + pull / 2);
+    assert!(ready_at(&second).unwrap() < bound_at + no_pull_margin());
 }
 
 #[tokio::test]
