@@ -10,7 +10,9 @@
 //!
 //! A pull takes the pod's `e2e.hubpack.dev/pull-time` annotation (a Go duration) or the
 //! configured default. Pre-pull DaemonSet pods go through the same model, so warm and cold nodes
-//! differ on the API as they do in life. Run it with [`run`] or `hubpack-e2e-model images`.
+//! differ on the API as they do in life. Not modelled: the kubelet's 50-image cap on
+//! `status.images` (every pulled image is listed, since the list is also the model's memory of
+//! what is on the node), image garbage collection, and pull failures. Run it with [`run`] or `hubpack-e2e-model images`.
 
 use crate::kwok::{READY_AT_ANNOTATION, parse_go_duration};
 use futures::StreamExt;
