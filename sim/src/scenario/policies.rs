@@ -167,14 +167,19 @@ pub struct PredictiveSpec {
     /// Users per placeholder; default a fresh node's worth.
     #[serde(default)]
     pub users_per_placeholder: Option<i64>,
-    /// Not in DESIGN.md (an experiment): pending placeholders above the latest target are
-    /// dropped at once, hysteresis or not, and an evicted placeholder is only replaced up
-    /// to that target. Pending ones hold no seat yet, so dropping them costs nothing and
-    /// saves the scale-up they would trigger.
-    #[serde(default)]
+    /// Pending placeholders above the latest target are dropped at once, hysteresis or
+    /// not, and an evicted placeholder is only replaced up to that target. Hysteresis
+    /// protects placed placeholders (removing one frees a seat that may be needed again);
+    /// a pending one holds no seat, so dropping it costs nothing and saves the scale-up it
+    /// would trigger (measured on class-burst: peak nodes 20 → ~12 at the same waits).
+    /// Default on; `false` keeps every replacement, as a plain Deployment would.
+    #[serde(default = "default_drop_pending")]
     pub drop_pending_above_target: bool,
 }
 
+fn default_drop_pending() -> bool {
+    true
+}
 fn default_remove_after() -> f64 {
     10.0
 }
@@ -205,7 +210,7 @@ impl Default for PredictiveSpec {
             remove_after_min: default_remove_after(),
             background_half_life_min: default_half_life(),
             users_per_placeholder: None,
-            drop_pending_above_target: false,
+            drop_pending_above_target: default_drop_pending(),
         }
     }
 }
