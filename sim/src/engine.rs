@@ -183,47 +183,36 @@ impl<'a> Sim<'a> {
                 continue;
             }
             match self.scheduler.place(&self.cluster, pod, now) {
-                Placement::Bind(node) => {
-                    if self.cluster.pods[pod]
-                        .requests()
-                        .fits_in(&self.cluster.nodes[node].free())
-                    {
-                        self.bind(pod, node, now);
-                    } else {
-                        tracing::warn!(
-                            pod = %self.cluster.pods[pod].core.key,
-                            node = %self.cluster.nodes[node].name,
-                            "the policy bound a pod where it does not fit"
-                        );
-                        self.misfits += 1;
-                        self.cluster.mark_unschedulable(pod);
-                    }
-                }
+                Placement::Bind(node) => self.bind_if_fits(pod, node, now),
                 Placement::Preempt { node, victims } => {
                     for v in victims {
                         self.evict_placeholder(v, now);
                     }
                     // Victims are gone before the bind (DESIGN: bind only once deletions
                     // are observed); the sim observes them at once.
-                    if self.cluster.pods[pod]
-                        .requests()
-                        .fits_in(&self.cluster.nodes[node].free())
-                    {
-                        self.bind(pod, node, now);
-                    } else {
-                        // The policy's view and the sim's accounting disagree: a bug in
-                        // the model, counted and reported rather than hidden.
-                        tracing::warn!(
-                            pod = %self.cluster.pods[pod].core.key,
-                            node = %self.cluster.nodes[node].name,
-                            "pod does not fit after its preemption victims left"
-                        );
-                        self.misfits += 1;
-                        self.cluster.mark_unschedulable(pod);
-                    }
+                    self.bind_if_fits(pod, node, now);
                 }
                 Placement::Unschedulable => self.cluster.mark_unschedulable(pod),
             }
+        }
+    }
+
+    /// Binds where the policy chose, after checking the sim's own accounting agrees it
+    /// fits: a disagreement is a bug in a model, counted and reported rather than hidden.
+    fn bind_if_fits(&mut self, pod: PodId, node: NodeId, now: Millis) {
+        if self.cluster.pods[pod]
+            .requests()
+            .fits_in(&self.cluster.nodes[node].free())
+        {
+            self.bind(pod, node, now);
+        } else {
+            tracing::warn!(
+                pod = %self.cluster.pods[pod].core.key,
+                node = %self.cluster.nodes[node].name,
+                "the policy placed a pod where it does not fit"
+            );
+            self.misfits += 1;
+            self.cluster.mark_unschedulable(pod);
         }
     }
 
