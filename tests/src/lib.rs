@@ -70,6 +70,7 @@
 
 pub mod autoscaler;
 pub mod binaries;
+pub mod checks;
 pub mod cluster;
 pub mod components;
 pub mod harness;
@@ -77,6 +78,7 @@ pub mod images;
 pub mod kwok;
 pub mod nodes;
 pub mod pki;
+pub mod placement;
 pub mod processes;
 pub mod resources;
 pub mod scaleup;

@@ -5,9 +5,10 @@
 use super::ScaleUpError;
 use crate::autoscaler::{MAX_COUNT_ANNOTATION, MIN_COUNT_ANNOTATION};
 use crate::nodes::NODE_GROUP_LABEL;
+use crate::placement::{requests_by_node, selects, tolerates};
 use crate::resources::{Resources, allocatable, pod_request};
 use crate::wait::{NOT_READY_TAINT, node_ready, node_schedulable};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Taint};
 use kube::api::ObjectMeta;
 use std::collections::{BTreeMap, HashMap};
 
@@ -101,57 +102,6 @@ pub fn triggers_scale_up(pod: &Pod) -> bool {
     spec_ok && !nominated && unschedulable && pod.metadata.deletion_timestamp.is_none()
 }
 
-fn tolerates(tolerations: &[Toleration], taint: &Taint) -> bool {
-    tolerations.iter().any(|t| {
-        let effect_ok = t
-            .effect
-            .as_deref()
-            .is_none_or(|e| e.is_empty() || e == taint.effect);
-        let key_ok = match t.key.as_deref() {
-            None | Some("") => t.operator.as_deref() == Some("Exists"),
-            Some(k) => k == taint.key,
-        };
-        let value_ok = match t.operator.as_deref() {
-            Some("Exists") => true,
-            _ => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
-        };
-        effect_ok && key_ok && value_ok
-    })
-}
-
-fn selects(pod: &Pod, labels: &BTreeMap<String, String>) -> bool {
-    let Some(spec) = &pod.spec else { return true };
-    let selector_ok = spec
-        .node_selector
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| {
-            n.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        });
-    let affinity_ok = required.is_none_or(|r| {
-        r.node_selector_terms.iter().any(|term| {
-            term.match_expressions.iter().flatten().all(|e| {
-                let value = labels.get(&e.key);
-                let values = e.values.clone().unwrap_or_default();
-                match e.operator.as_str() {
-                    "In" => value.is_some_and(|v| values.contains(v)),
-                    "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                    "Exists" => value.is_some(),
-                    "DoesNotExist" => value.is_none(),
-                    _ => false,
-                }
-            })
-        })
-    });
-    selector_ok && affinity_ok
-}
-
 /// A node in the scale-up simulation.
 struct SimNode {
     labels: BTreeMap<String, String>,
@@ -202,17 +152,7 @@ pub struct ScaleUpPlan {
 
 /// Decides which nodes to add for the pending pods (pure: the cluster as listed).
 pub fn plan_scale_up(groups: &[Group], nodes: &[Node], pods: &[Pod]) -> ScaleUpPlan {
-    let mut used: HashMap<&str, Resources> = HashMap::new();
-    for pod in pods {
-        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        if matches!(phase, Some("Succeeded") | Some("Failed")) {
-            continue;
-        }
-        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
-            let entry = used.entry(node).or_default();
-            *entry = *entry + pod_request(pod);
-        }
-    }
+    let used = requests_by_node(pods);
     let mut group_size: HashMap<&str, u32> = HashMap::new();
     let mut sim: Vec<SimNode> = vec![];
     for node in nodes {
