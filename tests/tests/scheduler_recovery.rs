@@ -1,9 +1,12 @@
 //! hubpack-scheduler across a kube-apiserver restart (its own test binary, so its own
 //! cluster: restarting the API server would disturb other tests). While the API server is
 //! down the lease cannot be renewed, so the scheduler must stop acting on its own deadline;
-//! once it is back, the scheduler renews and schedules again.
+//! once it is back, the scheduler renews and schedules again, and a burst cut in two by the
+//! restart ends with every pod that fits bound and no node over its allocatable.
 
 #![allow(clippy::unwrap_used)] // a test binary
+
+mod common;
 
 use hubpack_e2e::harness;
 use hubpack_e2e::nodes::{NodeTemplate, Pool};
@@ -47,8 +50,13 @@ async fn wait_is_leader(port: u16, want: bool) {
     }
 }
 
+/// The tests of this binary stop the one API server they share: one at a time, whatever
+/// `--test-threads` says.
+static API_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stops_on_its_lease_deadline_while_the_api_server_is_down_and_resumes_after() {
+    let _exclusive = API_SERVER.lock().await;
     let cluster = hubpack_e2e::shared_cluster!().unwrap_or_else(|e| panic!("{e}"));
     let client = cluster.client().await.unwrap();
     let ns = harness::create_namespace(&client, "recovery")
@@ -127,6 +135,43 @@ async fn stops_on_its_lease_deadline_while_the_api_server_is_down_and_resumes_af
         .await
         .unwrap();
     wait_is_leader(port, true).await;
+
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops within 30 s")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_cut_by_an_api_server_restart_is_finished_and_nothing_is_overcommitted() {
+    use common::{Burst, DISRUPT_AFTER, FITTING};
+    let _exclusive = API_SERVER.lock().await;
+    let cluster = hubpack_e2e::shared_cluster!().unwrap_or_else(|e| panic!("{e}"));
+    let client = cluster.client().await.unwrap();
+    let mut burst = Burst::setup(&client, "restart").await;
+    let config = burst.config(&harness::unique_name("lease"));
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(hubpack_scheduler::app::run(
+        client.clone(),
+        config,
+        format!("{}-0", burst.scheduler),
+        shutdown.clone(),
+    ));
+
+    burst.create_all().await;
+    burst.wait_bound_at_least(DISRUPT_AFTER).await;
+    cluster.restart_apiserver().await.unwrap();
+    // The test's own client starts afresh; the scheduler keeps the one it had.
+    burst.client = cluster.client().await.unwrap();
+    let bound_after_restart = burst.bound().await.unwrap();
+    assert!(
+        bound_after_restart < FITTING,
+        "the burst was over before the restart ({bound_after_restart} bound): nothing to recover"
+    );
+    eprintln!("API server back with {bound_after_restart}/{FITTING} bound");
+    burst.check_end_state().await;
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(30), task)

@@ -1,0 +1,134 @@
+//! Two hubpack-scheduler replicas with leader election; the leader crashes in the middle of a
+//! burst. The standby must take over within lease duration + retry period + 5 s, nobody may
+//! bind while the dead leader's lease is still valid, and when the burst settles every pod
+//! that fits is bound, no node is over its allocatable, and no pod is bound twice or where it
+//! does not fit.
+
+#![allow(clippy::unwrap_used)] // a test binary
+
+mod common;
+#[path = "common/replica.rs"]
+mod replica;
+
+use common::{Burst, DISRUPT_AFTER, FITTING, LEASE_DURATION, WAIT};
+use hubpack_e2e::harness;
+use k8s_openapi::api::coordination::v1::Lease;
+use replica::Replica;
+use std::time::{Duration, Instant};
+
+/// kube-lease-manager has no retry-period setting: a standby sleeps until the lease it last
+/// read expires, clears it, and waits up to 1 s (its `MAX_RELEASE_WAITING_MILLIS`) before
+/// taking it; that wait plays client-go's retry period.
+const RETRY_PERIOD: Duration = Duration::from_secs(1);
+/// The bound on a takeover, from the crash to the standby's first bind.
+const TAKEOVER_BOUND: Duration = LEASE_DURATION
+    .saturating_add(RETRY_PERIOD)
+    .saturating_add(Duration::from_secs(5));
+/// A killed process's requests already on the wire land within this; after it, any new bind
+/// is the standby's.
+const IN_FLIGHT_SETTLE: Duration = Duration::from_millis(500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_when_the_leader_crashes_mid_burst_and_the_burst_ends_consistent() {
+    let cluster = hubpack_e2e::shared_cluster!().unwrap_or_else(|e| panic!("{e}"));
+    let client = cluster.client().await.unwrap();
+    let burst = Burst::setup(&client, "failover").await;
+    let lease = harness::unique_name("lease");
+    let config = burst.config(&lease);
+    let a = Replica::start(cluster, config.clone(), format!("{}-a", burst.scheduler));
+    let b = Replica::start(cluster, config, format!("{}-b", burst.scheduler));
+
+    // A leader first, so that the burst is being bound when the crash comes.
+    let leader = hubpack_e2e::wait::until("a lease holder", WAIT, || async {
+        let lease = common::read_lease(&client, &burst.ns, &lease)
+            .await
+            .ok()??;
+        common::holder(&lease).map(str::to_string)
+    })
+    .await
+    .unwrap();
+    burst.create_all().await;
+    burst.wait_bound_at_least(DISRUPT_AFTER).await;
+    let (dead_replica, standby) = if leader == a.identity { (a, b) } else { (b, a) };
+    assert_eq!(
+        dead_replica.identity, leader,
+        "holder {leader} is neither replica"
+    );
+    let before = common::read_lease(&client, &burst.ns, &lease)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        common::holder(&before),
+        Some(leader.as_str()),
+        "leadership moved before the crash"
+    );
+    let standby_id = standby.identity.clone();
+    let dead = leader.clone();
+
+    let crashed_at = Instant::now();
+    dead_replica.crash().unwrap();
+    tokio::time::sleep(IN_FLIGHT_SETTLE).await;
+    let bound_after_crash = burst.bound().await.unwrap();
+    assert!(
+        bound_after_crash < FITTING,
+        "the burst was over before the crash ({bound_after_crash} bound): nothing left to take over"
+    );
+
+    // Until the standby binds: the dead leader's lease must stand until it expires (a crash
+    // releases nothing), and nobody may bind without the lease.
+    let mut dead_renewed = renewed(&before);
+    let first_bind = loop {
+        assert!(
+            crashed_at.elapsed() <= TAKEOVER_BOUND,
+            "no bind by the standby within lease + retry + 5 s ({TAKEOVER_BOUND:?}) of the crash"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Pods first, then the lease: a bind seen here happened before the lease is read.
+        let Ok(bound) = burst.bound().await else {
+            continue;
+        };
+        let Ok(Some(lease)) = common::read_lease(&client, &burst.ns, &lease).await else {
+            continue;
+        };
+        let holder = common::holder(&lease);
+        if holder == Some(dead.as_str()) {
+            // A renewal that was in flight at the crash may land: the lease lasts from it.
+            dead_renewed = dead_renewed.max(renewed(&lease));
+        }
+        if holder.is_none() {
+            // The standby clears an expired lease before it takes it; before the expiry an
+            // empty holder can only be the dead leader's release.
+            assert!(
+                jiff::Timestamp::now() >= dead_renewed + LEASE_DURATION,
+                "the lease was released before it expired: the crash ran a shutdown path"
+            );
+        }
+        if bound > bound_after_crash {
+            assert_eq!(
+                holder,
+                Some(standby_id.as_str()),
+                "pods were bound while the standby did not hold the lease"
+            );
+            break crashed_at.elapsed();
+        }
+    };
+    assert!(
+        first_bind <= TAKEOVER_BOUND,
+        "first bind {first_bind:?} after the crash"
+    );
+
+    eprintln!(
+        "crash with {bound_after_crash}/{FITTING} bound; the standby's first bind {first_bind:?} after it"
+    );
+    burst.check_end_state().await;
+    let stopped = tokio::task::spawn_blocking(move || standby.stop()).await;
+    stopped.unwrap().unwrap();
+}
+
+/// When the lease was last renewed (or acquired).
+fn renewed(lease: &Lease) -> jiff::Timestamp {
+    let spec = lease.spec.as_ref().unwrap();
+    let time = spec.renew_time.as_ref().or(spec.acquire_time.as_ref());
+    time.unwrap().0
+}
