@@ -60,6 +60,8 @@
 //! `e2e.hubpack.dev/boot-delay` annotation ([`nodes::NodeTemplate::with_boot_delay`]), a pod's
 //! pull time its `e2e.hubpack.dev/pull-time` annotation ([`images::PULL_TIME_ANNOTATION`]).
 //! Logs of every component are in the cluster's `state_dir/logs/`.
+//! After a burst, [`checks`] judges the end state from the API objects alone: nodes over
+//! their allocatable, pods where their selector or taints forbid, pending pods that would fit.
 //!
 //! For people: `cargo xtask cluster up [--nodes N] [--pool user=N] [--autoscaler]` starts the
 //! same cluster detached (state in `/tmp/hubpack-cluster`) and prints its kubeconfig and a
