@@ -25,8 +25,9 @@ const TAKEOVER_BOUND: Duration = LEASE_DURATION
     .saturating_add(RETRY_PERIOD)
     .saturating_add(Duration::from_secs(5));
 /// A killed process's requests already on the wire land within this; after it, any new bind
-/// is the standby's.
-const IN_FLIGHT_SETTLE: Duration = Duration::from_millis(500);
+/// is the standby's. Shorter than the dead lease's remaining life (at least the 2 s renew
+/// grace), so the standby cannot have taken over yet.
+const IN_FLIGHT_SETTLE: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_when_the_leader_crashes_mid_burst_and_the_burst_ends_consistent() {
