@@ -25,6 +25,12 @@ pub struct Seen {
 /// Waits for the next request (failing after 5 s of mock time), answers it with `status` and
 /// `reply`, and returns what was sent.
 pub async fn next(handle: &mut Handle, status: u16, reply: Value) -> Seen {
+    next_with(handle, |_| (status, reply)).await
+}
+
+/// Like [`next`], the answer chosen from the request's path (for requests that go out
+/// together, in either order).
+pub async fn next_with(handle: &mut Handle, answer: impl FnOnce(&str) -> (u16, Value)) -> Seen {
     let (req, send) =
         tokio::time::timeout(std::time::Duration::from_secs(5), handle.next_request())
             .await
@@ -44,6 +50,7 @@ pub async fn next(handle: &mut Handle, status: u16, reply: Value) -> Seen {
     } else {
         serde_json::from_slice(&bytes).unwrap()
     };
+    let (status, reply) = answer(&path);
     send.send_response(
         Response::builder()
             .status(status)

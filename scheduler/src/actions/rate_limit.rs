@@ -30,31 +30,29 @@ impl RateLimiter {
         }
     }
 
-    /// Waits until a request may go out, then takes its token.
+    /// Waits until a request may go out.
+    ///
+    /// The token is reserved at once (the bucket may go negative) and the caller sleeps until
+    /// its turn, as client-go's limiter does: with many writers waiting, each is woken once,
+    /// in arrival order. Polling instead (sleep, retry, lose the race, sleep again) wakes every
+    /// waiter at every refill, which with hundreds of binds queued costs more CPU than the
+    /// binds, and lets latecomers overtake so the slowest bind waits longest.
     pub async fn acquire(&self) {
-        loop {
-            let wait = self.try_take(Instant::now());
-            match wait {
-                None => return,
-                Some(d) => tokio::time::sleep(d).await,
-            }
+        if let Some(wait) = self.reserve(Instant::now()) {
+            tokio::time::sleep(wait).await;
         }
     }
 
-    /// Takes a token, or says how long until one is available.
-    fn try_take(&self, now: Instant) -> Option<Duration> {
+    /// Takes a token, possibly ahead of the refill; returns how long until it is due.
+    fn reserve(&self, now: Instant) -> Option<Duration> {
         // A poisoned lock only means another task panicked mid-update; the bucket's numbers
         // are still usable.
         let mut b = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.qps).min(self.burst);
         b.updated = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - b.tokens) / self.qps))
-        }
+        b.tokens -= 1.0;
+        (b.tokens < 0.0).then(|| Duration::from_secs_f64(-b.tokens / self.qps))
     }
 }
 
@@ -77,6 +75,51 @@ mod tests {
         assert!(
             took >= Duration::from_millis(990) && took <= Duration::from_millis(1_010),
             "10 more at 10 qps take about 1 s, took {took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_waiters_go_out_in_arrival_order_at_the_rate() {
+        let rl = std::sync::Arc::new(RateLimiter::new(10.0, 1));
+        let start = Instant::now();
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = vec![];
+        for i in 0..5 {
+            let (rl, order) = (rl.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                rl.acquire().await;
+                order.lock().unwrap().push((i, Instant::now() - start));
+            }));
+            // Arrive one after another (each reservation is taken before the next arrives).
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let ids: Vec<i32> = order.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ids, vec![0, 1, 2, 3, 4]);
+        for (i, at) in &order {
+            let due = Duration::from_millis(100 * u64::try_from(*i).unwrap());
+            assert!(
+                *at >= due && *at <= due + Duration::from_millis(5),
+                "waiter {i} went at {at:?}, due {due:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_limiter_refills_only_up_to_the_burst() {
+        let rl = RateLimiter::new(10.0, 3);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let start = Instant::now();
+        for _ in 0..4 {
+            rl.acquire().await;
+        }
+        let took = Instant::now() - start;
+        assert!(
+            took >= Duration::from_millis(95) && took <= Duration::from_millis(105),
+            "3 at once, the 4th after 100 ms; took {took:?}"
         );
     }
 }

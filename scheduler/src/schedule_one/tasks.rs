@@ -102,34 +102,45 @@ pub(super) fn spawn_preemption(
         if !ctx.may_write() {
             return; // leadership lapsed: the preemption times out and is redone by the next leader
         }
-        if let Err(e) = set_nomination(&ctx.client, &ctx.limiter, &ns, &name, Some(&node)).await {
-            // The in-memory reservation still holds; the annotation is for the autoscaler.
-            tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName");
-        }
-        for victim in victims {
-            let (vns, vname) = split(&victim);
-            let Some(vraw) = ctx.stores.pods.get(&ObjectRef::new(&vname).within(&vns)) else {
-                continue; // already gone from the cache: its DELETE was seen
-            };
-            let uid = vraw.metadata.uid.clone().unwrap_or_default();
-            if !ctx.may_write() {
-                return;
+        // The nomination and the evictions go out together: neither needs the other (the
+        // seat is already reserved in the snapshot, and the bind still waits for every
+        // victim's DELETE), and in sequence they put a second API round trip on every
+        // preempting user's path.
+        let nominate = async {
+            if let Err(e) = set_nomination(&ctx.client, &ctx.limiter, &ns, &name, Some(&node)).await
+            {
+                tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName");
             }
-            match evict(&ctx.client, &ctx.limiter, &vns, &vname, &uid).await {
-                Ok(EvictOutcome::Accepted) => {
-                    ctx.metrics.victims.inc();
-                    ctx.events.preempted(&pod_ref(&vraw), &key.0, &node).await;
-                }
-                Ok(EvictOutcome::AlreadyGone) => {}
-                Ok(EvictOutcome::Blocked) => {
-                    tracing::warn!(victim = %victim, "eviction still refused (429); preemption will time out");
-                }
-                Err(e) => {
-                    tracing::warn!(victim = %victim, error = %e, "eviction failed; preemption will time out");
-                }
-            }
-        }
+        };
+        futures::join!(nominate, evict_all(&ctx, &key, &node, victims));
     });
+}
+
+/// Evicts each victim (still in the cache) in turn, with a `Preempted` event on each.
+async fn evict_all(ctx: &Arc<Context>, key: &PodKey, node: &str, victims: Vec<PodKey>) {
+    for victim in victims {
+        let (vns, vname) = split(&victim);
+        let Some(vraw) = ctx.stores.pods.get(&ObjectRef::new(&vname).within(&vns)) else {
+            continue; // already gone from the cache: its DELETE was seen
+        };
+        let uid = vraw.metadata.uid.clone().unwrap_or_default();
+        if !ctx.may_write() {
+            return;
+        }
+        match evict(&ctx.client, &ctx.limiter, &vns, &vname, &uid).await {
+            Ok(EvictOutcome::Accepted) => {
+                ctx.metrics.victims.inc();
+                ctx.events.preempted(&pod_ref(&vraw), &key.0, node).await;
+            }
+            Ok(EvictOutcome::AlreadyGone) => {}
+            Ok(EvictOutcome::Blocked) => {
+                tracing::warn!(victim = %victim, "eviction still refused (429); preemption will time out");
+            }
+            Err(e) => {
+                tracing::warn!(victim = %victim, error = %e, "eviction failed; preemption will time out");
+            }
+        }
+    }
 }
 
 pub(super) fn start_provisioning(

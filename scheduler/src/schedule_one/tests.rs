@@ -164,13 +164,26 @@ async fn preemption_nominates_evicts_and_binds_only_after_the_victims_delete() {
             victims: vec![PodKey::new("hub", "ph-0")]
         }
     );
-    let nominate = next(&mut e.handle, 200, pod_json("hub", "alice")).await;
+    // The nomination and the eviction go out together, in either order.
+    let (mut nominate, mut eviction) = (None, None);
+    for _ in 0..2 {
+        let seen = next_with(&mut e.handle, |path| match path.ends_with("/status") {
+            true => (200, pod_json("hub", "alice")),
+            false => (201, status_ok()),
+        })
+        .await;
+        if seen.path.ends_with("/status") {
+            nominate = Some(seen);
+        } else {
+            eviction = Some(seen);
+        }
+    }
+    let (nominate, eviction) = (nominate.unwrap(), eviction.unwrap());
     assert_eq!(nominate.path, "/api/v1/namespaces/hub/pods/alice/status");
     assert_eq!(
         nominate.body,
         json!({"status": {"nominatedNodeName": "n1"}})
     );
-    let eviction = next(&mut e.handle, 201, status_ok()).await;
     assert_eq!(eviction.path, "/api/v1/namespaces/hub/pods/ph-0/eviction");
     assert_eq!(
         eviction.body["deleteOptions"]["preconditions"]["uid"],
