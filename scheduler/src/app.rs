@@ -46,9 +46,13 @@ pub async fn run(
         },
         shutdown.clone(),
     ));
+    // The election stops only after the binds have drained: stopping it releases the lease,
+    // and a bind written after that could race a new leader's.
+    let election_stop = CancellationToken::new();
     let election = if config.leader_election.enabled {
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
+        let election_stop = election_stop.clone();
         let namespace = config.lease_namespace();
         let identity = identity.clone();
         Some(tokio::spawn(async move {
@@ -58,7 +62,7 @@ pub async fn run(
                 &namespace,
                 &identity,
                 &ctx.leader,
-                shutdown.clone(),
+                election_stop,
             )
             .await;
             if let Err(e) = &res {
@@ -79,6 +83,7 @@ pub async fn run(
     if let Err(e) = sched.await {
         tracing::error!(error = %e, "scheduling loop panicked");
     }
+    election_stop.cancel();
     let mut failure = None;
     if let Some(e) = election {
         match e.await {
