@@ -133,3 +133,66 @@ fn renewed(lease: &Lease) -> jiff::Timestamp {
     let time = spec.renew_time.as_ref().or(spec.acquire_time.as_ref());
     time.unwrap().0
 }
+
+/// A graceful stop mid-burst (SIGTERM's path) hands over without overlap: the old leader
+/// finishes its in-flight binds while it still holds the lease and releases it only then, so
+/// none of its binds lands after the standby took the lease. The write rate is low enough that
+/// the burst outlasts the 10 s bind drain, so the standby has pods left to bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_mid_burst_binds_nothing_once_the_standby_holds_the_lease() {
+    let cluster = hubpack_e2e::shared_cluster!().unwrap_or_else(|e| panic!("{e}"));
+    let client = cluster.client().await.unwrap();
+    let burst = Burst::setup(&client, "handover").await;
+    let lease = harness::unique_name("lease");
+    let mut config = burst.config(&lease);
+    config.api.qps = 3.0;
+    let a = Replica::start(cluster, config.clone(), format!("{}-a", burst.scheduler));
+    let b = Replica::start(cluster, config, format!("{}-b", burst.scheduler));
+    let leader = hubpack_e2e::wait::until("a lease holder", WAIT, || async {
+        let lease = common::read_lease(&client, &burst.ns, &lease)
+            .await
+            .ok()??;
+        common::holder(&lease).map(str::to_string)
+    })
+    .await
+    .unwrap();
+    let (old, standby) = if leader == a.identity { (a, b) } else { (b, a) };
+    burst.create_all().await;
+    burst.wait_bound_at_least(DISRUPT_AFTER).await;
+    let stopping = tokio::task::spawn_blocking(move || old.stop());
+
+    // The pods bound when the standby is first seen holding the lease (lease first, then
+    // pods: every bind before the takeover is in this set).
+    let bound_at_takeover =
+        hubpack_e2e::wait::until("the standby holds the lease", WAIT, || async {
+            let lease = common::read_lease(&client, &burst.ns, &lease)
+                .await
+                .ok()??;
+            if common::holder(&lease) != Some(standby.identity.as_str()) {
+                return None;
+            }
+            burst.bound_names().await.ok()
+        })
+        .await
+        .unwrap();
+    stopping.await.unwrap().unwrap();
+    assert!(
+        bound_at_takeover.len() < FITTING,
+        "the old leader finished the burst: nothing shows an overlap"
+    );
+    burst.check_end_state().await;
+    let late = burst
+        .scheduled_by(&leader)
+        .await
+        .into_iter()
+        .filter(|pod| !bound_at_takeover.contains(pod))
+        .collect::<Vec<_>>();
+    assert!(
+        late.is_empty(),
+        "the old leader bound {late:?} after the standby took the lease"
+    );
+    tokio::task::spawn_blocking(move || standby.stop())
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -16,7 +16,7 @@ use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 pub const IMAGE: &str = "jupyter/base-notebook:2024";
@@ -142,6 +142,34 @@ impl Burst {
             .iter()
             .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
             .count())
+    }
+
+    /// The names of the burst's bound pods.
+    pub async fn bound_names(&self) -> Result<BTreeSet<String>, kube::Error> {
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default())
+            .await?;
+        Ok(pods
+            .items
+            .into_iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+            .filter_map(|p| p.metadata.name)
+            .collect())
+    }
+
+    /// The pods a replica's `Scheduled` events say it bound.
+    pub async fn scheduled_by(&self, identity: &str) -> BTreeSet<String> {
+        let events = Api::<K8sEvent>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        events
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("Scheduled"))
+            .filter(|e| e.reporting_instance.as_deref() == Some(identity))
+            .filter_map(|e| e.regarding?.name)
+            .collect()
     }
 
     pub async fn wait_bound_at_least(&self, n: usize) -> usize {
