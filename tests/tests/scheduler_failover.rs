@@ -2,7 +2,7 @@
 //! burst. The standby must take over within lease duration + retry period + 5 s, nobody may
 //! bind while the dead leader's lease is still valid, and when the burst settles every pod
 //! that fits is bound, no node is over its allocatable, and no pod is bound twice or where it
-//! does not fit.
+//! does not fit. And a graceful stop mid-burst hands over without overlap.
 
 #![allow(clippy::unwrap_used)] // a test binary
 
