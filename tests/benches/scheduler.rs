@@ -17,7 +17,7 @@
 //! After each phase the bench checks that no node's pods request more than it has. Each phase
 //! is bounded in time and says so when it runs out. Scheduler RSS is read from /proc after the
 //! throughput phase. Knobs (environment, for quick runs): BENCH_NODES, BENCH_WARM_NODES,
-//! BENCH_PODS, BENCH_USERS, BENCH_WINDOW_S, BENCH_QPS, BENCH_BURST; HUBPACK_SCHEDULER_BIN (the
+//! BENCH_PODS, BENCH_USERS, BENCH_WINDOW_S, BENCH_QPS, BENCH_BURST; HUBPACK_SCHEDULER_BIN (absolute path of the
 //! binary to run; default: built here in release), HUBPACK_SCHEDULER_BASELINE_BIN (an older
 //! binary whose throughput is measured too, on the same cluster, for before/after ratios).
 //! The JSON summary is the last line of stdout.
