@@ -51,7 +51,7 @@ pub struct Context {
     pub limiter: RateLimiter,
     pub events: Events,
     pub metrics: Metrics,
-    pub leader: LeaderGate,
+    pub leader: Arc<LeaderGate>,
     pub stores: Stores,
     state: Mutex<ClusterState>,
     queue: Mutex<SchedulingQueue>,
@@ -72,18 +72,25 @@ impl Context {
         metrics: Metrics,
         instance: Option<String>,
     ) -> Self {
+        let leader = Arc::new(leader);
+        // Writes wait for their turn in the limiter; leadership is checked after that wait.
+        let gate = {
+            let leader = leader.clone();
+            move || leader.is_leading(wall_clock_ms())
+        };
+        let gate: crate::actions::rate_limit::WriteGate = Arc::new(gate);
         Context {
             classifier: Classifier {
                 scheduler_name: config.scheduler_name.clone(),
                 placeholder_selectors: config.placeholder_selectors.clone(),
                 prepull_selectors: config.warmth.prepull_selectors.clone(),
             },
-            limiter: RateLimiter::new(config.api.qps, config.api.burst),
+            limiter: RateLimiter::new(config.api.qps, config.api.burst).gated(gate.clone()),
             events: Events::new(
                 client.clone(),
                 &config.scheduler_name,
                 instance,
-                RateLimiter::new(config.api.qps, config.api.burst),
+                RateLimiter::new(config.api.qps, config.api.burst).gated(gate),
             ),
             queue: Mutex::new(SchedulingQueue::new(config.backoff())),
             bind_slots: Arc::new(Semaphore::new(config.api.bind_concurrency)),
@@ -100,7 +107,7 @@ impl Context {
 
     /// Wall-clock milliseconds: the clock of pod creation and node Ready times.
     pub fn now(&self) -> Millis {
-        jiff::Timestamp::now().as_millisecond()
+        wall_clock_ms()
     }
 
     /// Every watched kind has listed once. Deciding before that would see nodes without
@@ -129,4 +136,9 @@ impl Context {
         let (a, b, p) = self.queue().depth();
         self.metrics.set_queue_depth(a, b, p);
     }
+}
+
+/// Wall-clock milliseconds, the one clock of the scheduler's decisions and lease checks.
+fn wall_clock_ms() -> Millis {
+    jiff::Timestamp::now().as_millisecond()
 }

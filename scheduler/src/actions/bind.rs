@@ -34,8 +34,8 @@ pub async fn bind(
     name: &str,
     uid: &str,
     node: &str,
-) -> Result<(), kube::Error> {
-    limiter.acquire().await;
+) -> crate::error::Result<()> {
+    limiter.acquire().await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let status: Status = pods
         .create_subresource(
@@ -46,7 +46,7 @@ pub async fn bind(
         )
         .await?;
     if status.is_failure() {
-        return Err(kube::Error::Api(Box::new(status)));
+        return Err(kube::Error::Api(Box::new(status)).into());
     }
     Ok(())
 }
@@ -87,7 +87,7 @@ mod tests {
             .unwrap_err();
         server.await.unwrap();
         match err {
-            kube::Error::Api(s) => assert_eq!(s.code, 409),
+            crate::error::Error::Kube(kube::Error::Api(s)) => assert_eq!(s.code, 409),
             other => panic!("{other:?}"),
         }
     }

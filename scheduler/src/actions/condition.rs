@@ -51,7 +51,7 @@ pub async fn mark_unschedulable(
     limiter: &RateLimiter,
     pod: &Pod,
     message: &str,
-) -> Result<bool, kube::Error> {
+) -> crate::error::Result<bool> {
     let Some(patch) = unschedulable_patch(pod, message, jiff::Timestamp::now()) else {
         return Ok(false);
     };
@@ -61,7 +61,7 @@ pub async fn mark_unschedulable(
     ) else {
         return Ok(false);
     };
-    limiter.acquire().await;
+    limiter.acquire().await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
         .await?;

@@ -45,7 +45,10 @@ impl Events {
         action: &str,
         note: String,
     ) {
-        self.limiter.acquire().await;
+        if self.limiter.acquire().await.is_err() {
+            // Not the leader any more: the new leader reports what it does.
+            return;
+        }
         let ev = Event {
             type_,
             reason: reason.to_string(),

@@ -49,17 +49,17 @@ pub async fn evict(
     namespace: &str,
     name: &str,
     uid: &str,
-) -> Result<EvictOutcome, kube::Error> {
+) -> crate::error::Result<EvictOutcome> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let body = eviction(namespace, name, uid);
     let mut wait = FIRST_429_WAIT;
     for attempt in 0..=RETRIES_ON_429 {
-        limiter.acquire().await;
+        limiter.acquire().await?;
         let res: Result<Status, _> = pods
             .create_subresource("eviction", name, &PostParams::default(), &body)
             .await;
         match res {
-            Ok(s) if s.is_failure() => return Err(kube::Error::Api(Box::new(s))),
+            Ok(s) if s.is_failure() => return Err(kube::Error::Api(Box::new(s)).into()),
             Ok(_) => return Ok(EvictOutcome::Accepted),
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
                 return Ok(EvictOutcome::AlreadyGone);
@@ -71,7 +71,7 @@ pub async fn evict(
                     wait *= 2;
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(EvictOutcome::Blocked)

@@ -14,8 +14,8 @@ pub async fn set_nomination(
     namespace: &str,
     name: &str,
     node: Option<&str>,
-) -> Result<(), kube::Error> {
-    limiter.acquire().await;
+) -> crate::error::Result<()> {
+    limiter.acquire().await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let patch = json!({"status": {"nominatedNodeName": node}});
     pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))

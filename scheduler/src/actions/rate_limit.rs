@@ -1,14 +1,34 @@
 //! A token bucket for API writes (`api.qps`, `api.burst`), like client-go's default rate
-//! limiter: a burst of writes goes out at once, the sustained rate is capped.
+//! limiter: a burst of writes goes out at once, the sustained rate is capped. It is also where
+//! the leader check sits, because a write may wait seconds for its turn and the lease may
+//! lapse meanwhile: the check must come after the wait, right before the request.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::time::{Duration, Instant};
 
-#[derive(Debug)]
+/// Whether this replica may still write (it holds the lease, within its own deadline).
+pub type WriteGate = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A write refused because leadership lapsed while it waited for its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not the leader: the lease lapsed while the write waited for its turn")]
+pub struct NotLeader;
+
 pub struct RateLimiter {
     qps: f64,
     burst: f64,
     state: Mutex<Bucket>,
+    gate: Option<WriteGate>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("qps", &self.qps)
+            .field("burst", &self.burst)
+            .field("gated", &self.gate.is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -27,7 +47,14 @@ impl RateLimiter {
                 tokens: burst,
                 updated: Instant::now(),
             }),
+            gate: None,
         }
+    }
+
+    /// Every `acquire` checks `gate` after its wait and refuses the write if it says no.
+    pub fn gated(mut self, gate: WriteGate) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Waits until a request may go out.
@@ -37,9 +64,16 @@ impl RateLimiter {
     /// in arrival order. Polling instead (sleep, retry, lose the race, sleep again) wakes every
     /// waiter at every refill, which with hundreds of binds queued costs more CPU than the
     /// binds, and lets latecomers overtake so the slowest bind waits longest.
-    pub async fn acquire(&self) {
+    ///
+    /// Then the gate, if any, is asked: a write whose leadership lapsed during the wait is
+    /// refused rather than sent.
+    pub async fn acquire(&self) -> Result<(), NotLeader> {
         if let Some(wait) = self.reserve(Instant::now()) {
             tokio::time::sleep(wait).await;
+        }
+        match &self.gate {
+            Some(may_write) if !may_write() => Err(NotLeader),
+            _ => Ok(()),
         }
     }
 
@@ -65,11 +99,11 @@ mod tests {
         let rl = RateLimiter::new(10.0, 5);
         let start = Instant::now();
         for _ in 0..5 {
-            rl.acquire().await;
+            rl.acquire().await.unwrap();
         }
         assert_eq!(Instant::now(), start, "the burst goes out at once");
         for _ in 0..10 {
-            rl.acquire().await;
+            rl.acquire().await.unwrap();
         }
         let took = Instant::now() - start;
         assert!(
@@ -87,7 +121,7 @@ mod tests {
         for i in 0..5 {
             let (rl, order) = (rl.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                rl.acquire().await;
+                rl.acquire().await.unwrap();
                 order.lock().unwrap().push((i, Instant::now() - start));
             }));
             // Arrive one after another (each reservation is taken before the next arrives).
@@ -114,12 +148,30 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(60)).await;
         let start = Instant::now();
         for _ in 0..4 {
-            rl.acquire().await;
+            rl.acquire().await.unwrap();
         }
         let took = Instant::now() - start;
         assert!(
             took >= Duration::from_millis(95) && took <= Duration::from_millis(105),
             "3 at once, the 4th after 100 ms; took {took:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_whose_lease_lapsed_during_its_wait_is_refused() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let leading = Arc::new(AtomicBool::new(true));
+        let gate = leading.clone();
+        let rl =
+            Arc::new(RateLimiter::new(1.0, 1).gated(Arc::new(move || gate.load(Ordering::SeqCst))));
+        rl.acquire().await.unwrap();
+        // The next token is due in 1 s; leadership is lost while the write waits for it.
+        let waiting = tokio::spawn({
+            let rl = rl.clone();
+            async move { rl.acquire().await }
+        });
+        tokio::task::yield_now().await;
+        leading.store(false, Ordering::SeqCst);
+        assert_eq!(waiting.await.unwrap(), Err(NotLeader));
     }
 }

@@ -58,8 +58,8 @@ pub async fn apply_step(
     namespace: &str,
     node: &str,
     step: &VolumeStep,
-) -> Result<(), kube::Error> {
-    limiter.acquire().await;
+) -> crate::error::Result<()> {
+    limiter.acquire().await?;
     match step {
         VolumeStep::SelectNode { claim } => {
             let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);

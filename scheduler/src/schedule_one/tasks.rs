@@ -48,12 +48,10 @@ pub(super) fn spawn_bind(
         let (ns, name) = split(&key);
         let uid = raw.metadata.uid.clone().unwrap_or_default();
         let (priority, _) = priority_and_created(&raw);
-        // Leadership is checked again right before the write: it may have lapsed while
-        // this bind waited for a slot.
+        // Leadership is checked again once a slot is free (it may have lapsed while this
+        // bind waited), and the limiter checks it once more after the write's turn comes.
         let result = if ctx.may_write() {
-            bind(&ctx.client, &ctx.limiter, &ns, &name, &uid, &node)
-                .await
-                .map_err(crate::error::Error::from)
+            bind(&ctx.client, &ctx.limiter, &ns, &name, &uid, &node).await
         } else {
             Err(crate::error::Error::NotLeader)
         };
