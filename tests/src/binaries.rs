@@ -141,6 +141,11 @@ pub fn find(component: Component, binary: &str) -> Result<PathBuf, BinaryError> 
         })
 }
 
+/// The helm binary (`build.sh helm`), or an error telling how to build it.
+pub fn helm() -> Result<PathBuf, BinaryError> {
+    find(Component::Helm, "helm")
+}
+
 /// Runs `build.sh` for `components` (it skips cached ones in seconds), output passed through.
 pub fn build(components: &[Component]) -> Result<(), BinaryError> {
     let script = build_script();

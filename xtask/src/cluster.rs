@@ -12,12 +12,17 @@ use std::time::Instant;
 
 const DEFAULT_STATE_DIR: &str = "/tmp/hubpack-cluster";
 /// What the CI end-to-end suite needs (cluster-autoscaler cannot be built here: the Go module
-/// proxy refuses its module; helm is not used by the e2e suite).
-const CI_COMPONENTS: &[Component] = &[Component::Etcd, Component::Kwok, Component::K8s];
+/// proxy refuses its module); helm renders the chart for `--test chart`.
+const CI_COMPONENTS: &[Component] = &[
+    Component::Etcd,
+    Component::Kwok,
+    Component::K8s,
+    Component::Helm,
+];
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
-    /// Build and cache the control-plane binaries (default: etcd kwok k8s).
+    /// Build and cache the control-plane binaries (default: etcd kwok k8s helm).
     Build {
         /// Components: etcd, kwok, k8s, ca, helm.
         components: Vec<String>,
