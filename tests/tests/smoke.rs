@@ -99,29 +99,41 @@ async fn a_new_node_is_not_ready_during_its_boot_delay() {
     );
 }
 
-#[tokio::test]
-async fn a_pod_bound_to_a_warm_node_runs_at_once() {
-    let (client, ns) = setup("warm").await;
-    let image = "jupyter/base-notebook:warm-test";
-    let node = ready_user_node(&client, "warm", &[normalize_image(image)]).await;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+/// Creates a user pod, binds it to `node` as a scheduler would, and waits until it is Running
+/// and Ready; returns it with the time of the bind.
+async fn start_user_pod(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    image: &str,
+    node: &str,
+) -> (Pod, Timestamp) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pod = pods
-        .create(&Default::default(), &harness::user_pod("user-a", image))
+        .create(&Default::default(), &harness::user_pod(name, image))
         .await
         .unwrap();
     let bound_at = Timestamp::now();
-    harness::bind(&client, &ns, &pod, &node).await.unwrap();
-
+    harness::bind(client, ns, &pod, node).await.unwrap();
     let pod = harness::wait_pod(
-        &client,
-        &ns,
-        "user-a",
+        client,
+        ns,
+        name,
         "Running and Ready",
         Duration::from_secs(60),
         |p| wait::pod_running(p) && wait::pod_ready(p),
     )
     .await
     .unwrap();
+    (pod, bound_at)
+}
+
+#[tokio::test]
+async fn a_pod_bound_to_a_warm_node_runs_at_once() {
+    let (client, ns) = setup("warm").await;
+    let image = "jupyter/base-notebook:warm-test";
+    let node = ready_user_node(&client, "warm", &[normalize_image(image)]).await;
+    let (pod, bound_at) = start_user_pod(&client, &ns, "user-a", image, &node).await;
     assert_eq!(
         pod.spec.as_ref().unwrap().node_name.as_deref(),
         Some(node.as_str())
@@ -205,22 +217,7 @@ async fn a_pod_on_a_cold_node_waits_for_the_pull_then_the_node_lists_the_image()
     .unwrap();
 
     // The node is warm now: the next pod with the same image starts without a pull.
-    let second = pods
-        .create(&Default::default(), &harness::user_pod("user-c", image))
-        .await
-        .unwrap();
-    let bound_at = Timestamp::now();
-    harness::bind(&client, &ns, &second, &node).await.unwrap();
-    let second = harness::wait_pod(
-        &client,
-        &ns,
-        "user-c",
-        "Running and Ready",
-        Duration::from_secs(60),
-        |p| wait::pod_running(p) && wait::pod_ready(p),
-    )
-    .await
-    .unwrap();
+    let (second, bound_at) = start_user_pod(&client, &ns, "user-c", image, &node).await;
     assert!(ready_at(&second).unwrap() < bound_at + no_pull_margin());
 }
 
