@@ -170,6 +170,19 @@ pub async fn wait_node_schedulable(
 
 /// A single-container pod for the user pool (tolerates its taint, selects its label), with
 /// small requests and a scheduler name nothing serves.
+/// Sets the cpu request of a pod's first container (pods from [`user_pod`] have one).
+pub fn set_cpu_request(pod: &mut Pod, cpu: &str) {
+    if let Some(requests) = pod
+        .spec
+        .as_mut()
+        .and_then(|s| s.containers.first_mut())
+        .and_then(|c| c.resources.as_mut())
+        .and_then(|r| r.requests.as_mut())
+    {
+        requests.insert("cpu".into(), Quantity(cpu.into()));
+    }
+}
+
 pub fn user_pod(name: &str, image: &str) -> Pod {
     let requests = BTreeMap::from([
         ("cpu".to_string(), Quantity("100m".into())),

@@ -431,17 +431,7 @@ async fn an_autoscaled_node_left_empty_is_removed() {
     let spec = pod.spec.as_mut().unwrap();
     spec.node_selector = Some([(NODE_GROUP_LABEL.to_string(), "core".to_string())].into());
     // The core pool has no taint; ask for nearly a whole node so no existing one fits.
-    spec.containers[0]
-        .resources
-        .as_mut()
-        .unwrap()
-        .requests
-        .as_mut()
-        .unwrap()
-        .insert(
-            "cpu".into(),
-            k8s_openapi::apimachinery::pkg::api::resource::Quantity("3900m".into()),
-        );
+    harness::set_cpu_request(&mut pod, "3900m");
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     pods.create(&Default::default(), &pod).await.unwrap();
     harness::mark_unschedulable(

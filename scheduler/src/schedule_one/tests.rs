@@ -19,14 +19,17 @@ struct Env {
 }
 
 fn env(leading: bool) -> Env {
-    let (client, handle) = mock_client();
-    let (stores, writers) = watch::stores();
-    let mut reg = prometheus_client::registry::Registry::default();
-    let gate = if leading {
+    env_with_gate(if leading {
         LeaderGate::always()
     } else {
         LeaderGate::new()
-    };
+    })
+}
+
+fn env_with_gate(gate: LeaderGate) -> Env {
+    let (client, handle) = mock_client();
+    let (stores, writers) = watch::stores();
+    let mut reg = prometheus_client::registry::Registry::default();
     let mut config = Config::default();
     config.policy.warm_settle_ms = 0;
     let ctx = Arc::new(Context::new(
@@ -318,26 +321,9 @@ async fn a_standby_never_writes() {
 
 #[tokio::test(start_paused = true)]
 async fn leadership_lost_before_the_bind_goes_out_means_no_bind() {
-    let (client, handle) = mock_client();
-    let (stores, writers) = watch::stores();
-    let mut reg = prometheus_client::registry::Registry::default();
     let gate = LeaderGate::new();
     gate.extend(i64::MAX);
-    let mut config = Config::default();
-    config.policy.warm_settle_ms = 0;
-    let ctx = Arc::new(Context::new(
-        client,
-        config,
-        stores,
-        gate,
-        Metrics::new(&mut reg),
-        None,
-    ));
-    let mut e = Env {
-        ctx,
-        writers,
-        handle,
-    };
+    let mut e = env_with_gate(gate);
     e.node("n1", "8");
     e.pod(user("alice", "1"));
     let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;

@@ -290,18 +290,8 @@ mod tests {
 
     fn pending(name: &str, cpu: &str, user: bool) -> Pod {
         let mut pod = crate::harness::user_pod(name, "busybox");
+        crate::harness::set_cpu_request(&mut pod, cpu);
         let spec = pod.spec.as_mut().unwrap();
-        spec.containers[0]
-            .resources
-            .as_mut()
-            .unwrap()
-            .requests
-            .as_mut()
-            .unwrap()
-            .insert(
-                "cpu".into(),
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity(cpu.into()),
-            );
         if !user {
             spec.node_selector = None;
             spec.tolerations = None;
