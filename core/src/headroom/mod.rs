@@ -15,7 +15,10 @@ pub mod hysteresis;
 pub mod lead_time;
 pub mod sizing;
 
-pub use forecast::{ArrivalForecast, Ewma, ScheduledEvent, WEEK_MS, WeeklyProfile};
+#[cfg(test)]
+mod props;
+
+pub use forecast::{ArrivalForecast, Ewma, ScheduledEvent, WEEK_MS, WeeklyLearner, WeeklyProfile};
 pub use hysteresis::{Hysteresis, removal_order};
 pub use lead_time::{LeadTimeConfig, LeadTimeEstimator, quantile};
 pub use sizing::{
