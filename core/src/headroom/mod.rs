@@ -19,7 +19,7 @@ pub mod sizing;
 mod props;
 
 pub use forecast::{ArrivalForecast, Ewma, ScheduledEvent, WEEK_MS, WeeklyLearner, WeeklyProfile};
-pub use hysteresis::{Hysteresis, removal_order};
+pub use hysteresis::{Hysteresis, removal_order, trim_pending_above_target};
 pub use lead_time::{LeadTimeConfig, LeadTimeEstimator, quantile};
 pub use sizing::{
     HeadroomConfig, HeadroomError, Misfit, headroom_seats, placeholder_target, seats_in,
