@@ -414,7 +414,7 @@ fn on_csinode(ctx: &Arc<Context>, change: Change<'_, CSINode>) {
     refresh_node(ctx, &name);
 }
 
-fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeClaim>) {
+pub(crate) fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeClaim>) {
     if let Change::Applied(pvc) = change {
         let ns = pvc.namespace().unwrap_or_default();
         let stores = &ctx.stores;

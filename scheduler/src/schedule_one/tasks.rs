@@ -172,9 +172,8 @@ pub(super) fn start_provisioning(
     let ns = ns.to_string();
     tokio::spawn(async move {
         for step in &steps {
-            if !ctx.may_write() {
-                return; // the provisioning wait times out and the pod is rescheduled
-            }
+            // Not leading: `apply_step` refuses (the limiter checks the lease after the
+            // wait), and the pod is decided afresh once the lease is back.
             if let Err(e) = apply_step(&ctx.client, &ctx.limiter, &ns, &node, step).await {
                 tracing::warn!(pod = %key, ?step, error = %e, "volume preparation failed; rescheduling");
                 {

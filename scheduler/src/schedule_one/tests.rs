@@ -567,3 +567,68 @@ async fn a_kubelet_rejection_is_an_event_and_a_metric() {
         .get();
     assert_eq!(counted, 1);
 }
+
+/// Issue #9 bug 1: the lease lapses and comes back while a pod waits for its claim to be
+/// provisioned. The pod is still assumed on its node; it must bind once the claim is Bound,
+/// not be dropped as "already bound" with nothing written.
+#[tokio::test(start_paused = true)]
+async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let mut e = env_with_gate(LeaderGate::new());
+    e.ctx.leader.extend(i64::MAX / 2);
+    e.node("n1", "8");
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "wffc"}, "provisioner": "example.com/disk",
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .unwrap();
+    e.writers
+        .classes
+        .apply_watcher_event(&Event::Apply(class));
+    let claim = |bound: bool| -> PersistentVolumeClaim {
+        let mut c = json!({"metadata": {"name": "home", "namespace": "hub"},
+            "spec": {"storageClassName": "wffc", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}});
+        if bound {
+            c["spec"]["volumeName"] = json!("pv-1");
+            c["status"] = json!({"phase": "Bound"});
+        }
+        serde_json::from_value(c).unwrap()
+    };
+    e.writers
+        .claims
+        .apply_watcher_event(&Event::Apply(claim(false)));
+    let mut pod = user("alice", "1");
+    pod["spec"]["volumes"] = json!([{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]);
+    e.pod(pod);
+    e.ctx.synced.store(watch::WATCHED_KINDS, std::sync::atomic::Ordering::Release);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(crate::scheduler_loop::run(e.ctx.clone(), shutdown.clone()));
+
+    let select = next(&mut e.handle, 200, json!({"apiVersion": "v1",
+        "kind": "PersistentVolumeClaim", "metadata": {"name": "home", "namespace": "hub"}}))
+    .await;
+    assert_eq!(
+        select.body["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        "n1"
+    );
+
+    // The lease lapses for a few rounds of the loop, then is renewed.
+    e.ctx.leader.revoke();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    e.ctx.leader.extend(i64::MAX / 2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The provisioner binds the claim: the pod binds to the node it was assumed on.
+    let bound = claim(true);
+    e.writers
+        .claims
+        .apply_watcher_event(&Event::Apply(bound.clone()));
+    watch::on_claim(&e.ctx, Change::Applied(&bound));
+    e.ctx.wake.notify_one();
+    let bind = next(&mut e.handle, 201, status_ok()).await;
+    assert_eq!(bind.path, "/api/v1/namespaces/hub/pods/alice/binding");
+    assert_eq!(bind.body["target"]["name"], "n1");
+    shutdown.cancel();
+    run.await.unwrap();
+}
