@@ -271,10 +271,10 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 // A nomination that led nowhere must go: the condition patch clears it on
                 // the pod too.
                 let mut st = ctx.state();
-                if st.in_flight.remove(&key).is_some() {
+                if let Some(flight) = st.in_flight.remove(&key) {
                     st.snapshot.clear_nomination(&key);
                     drop(st);
-                    ctx.queue().cluster_changed();
+                    crate::requeue::node_changed(ctx, flight.node());
                 }
             }
             ctx.metrics.attempt(AttemptResult::Unschedulable);

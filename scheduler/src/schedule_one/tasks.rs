@@ -19,13 +19,15 @@ use std::sync::Arc;
 /// Clears a nomination that did not work out, in the snapshot at once and, through the
 /// status lane, on the pod (the autoscaler never scales up for a nominated pod).
 pub(super) fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey) {
-    {
+    let flight = {
         let mut st = ctx.state();
-        st.in_flight.remove(key);
         st.snapshot.clear_nomination(key);
+        st.in_flight.remove(key)
+    };
+    // The reserved seat is free again for parked pods that could use it.
+    if let Some(flight) = flight {
+        crate::requeue::node_changed(ctx, flight.node());
     }
-    // The reserved seat is free again for parked pods.
-    ctx.queue().cluster_changed();
     ctx.status_lane
         .push(key.clone(), StatusWrite::ClearNomination);
 }
@@ -73,12 +75,10 @@ pub(super) fn spawn_bind(
                     .inc();
                 ctx.metrics.attempt(AttemptResult::Error);
                 ctx.state().snapshot.forget(&key);
-                let now = ctx.now();
-                let mut q = ctx.queue();
                 // The seat it was assumed on is free again.
-                q.cluster_changed();
-                q.retry(key, priority, created, now);
-                drop(q);
+                crate::requeue::node_changed(&ctx, &node);
+                let now = ctx.now();
+                ctx.queue().retry(key, priority, created, now);
                 ctx.wake.notify_one();
             }
         }

@@ -582,9 +582,7 @@ async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
         "metadata": {"name": "wffc"}, "provisioner": "example.com/disk",
         "volumeBindingMode": "WaitForFirstConsumer"}))
     .unwrap();
-    e.writers
-        .classes
-        .apply_watcher_event(&Event::Apply(class));
+    e.writers.classes.apply_watcher_event(&Event::Apply(class));
     let claim = |bound: bool| -> PersistentVolumeClaim {
         let mut c = json!({"metadata": {"name": "home", "namespace": "hub"},
             "spec": {"storageClassName": "wffc", "accessModes": ["ReadWriteOnce"],
@@ -599,14 +597,21 @@ async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
         .claims
         .apply_watcher_event(&Event::Apply(claim(false)));
     let mut pod = user("alice", "1");
-    pod["spec"]["volumes"] = json!([{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]);
+    pod["spec"]["volumes"] =
+        json!([{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]);
     e.pod(pod);
-    e.ctx.synced.store(watch::WATCHED_KINDS, std::sync::atomic::Ordering::Release);
+    e.ctx
+        .synced
+        .store(watch::WATCHED_KINDS, std::sync::atomic::Ordering::Release);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(crate::scheduler_loop::run(e.ctx.clone(), shutdown.clone()));
 
-    let select = next(&mut e.handle, 200, json!({"apiVersion": "v1",
-        "kind": "PersistentVolumeClaim", "metadata": {"name": "home", "namespace": "hub"}}))
+    let select = next(
+        &mut e.handle,
+        200,
+        json!({"apiVersion": "v1",
+        "kind": "PersistentVolumeClaim", "metadata": {"name": "home", "namespace": "hub"}}),
+    )
     .await;
     assert_eq!(
         select.body["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
