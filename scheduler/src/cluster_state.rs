@@ -27,6 +27,15 @@ pub enum InFlight {
     },
 }
 
+impl InFlight {
+    /// The node the pod is nominated or assumed to.
+    pub fn node(&self) -> &str {
+        match self {
+            InFlight::Preempting { node, .. } | InFlight::Provisioning { node, .. } => node,
+        }
+    }
+}
+
 /// What a pod event means for the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PodChange {
@@ -118,8 +127,8 @@ pub struct PodEventEffects {
     pub prepull_changed: Option<String>,
     /// A pod of ours the kubelet rejected after binding (reason, node), first sighting.
     pub kubelet_rejected: Option<(String, String)>,
-    /// Something was freed: parked pods may fit now.
-    pub freed: bool,
+    /// Something was freed on this node: parked pods that could use it may fit now.
+    pub freed: Option<String>,
 }
 
 impl ClusterState {
@@ -196,7 +205,7 @@ impl ClusterState {
             wake,
             prepull_changed: self.track_prepull(p, cls, &key, false),
             kubelet_rejected: None,
-            freed: removed.is_some_and(|r| r.node_name.is_some()),
+            freed: removed.and_then(|r| r.node_name),
         }
     }
 

@@ -447,3 +447,18 @@ fn attach_limits_count_distinct_volumes_per_driver() {
     }];
     assert!(!attach_limit_ok(&n, &on_node, &b));
 }
+
+#[test]
+fn may_ever_fit_is_static_filters_and_the_whole_allocatable() {
+    let mut node = Node::new("n", Resources::new(4000, 16 << 30).with_pods(110));
+    node.labels.insert("pool".into(), "user".into());
+    let pod = |cpu| Pod::simple("u/p", PodRole::User, 0, Resources::new(cpu, 1 << 30), 0);
+    assert!(may_ever_fit(&node, &pod(4000)));
+    assert!(!may_ever_fit(&node, &pod(4001)), "more than the node has");
+    let mut elsewhere = pod(100);
+    elsewhere.node_selector.insert("pool".into(), "core".into());
+    assert!(!may_ever_fit(&node, &elsewhere), "selects another pool");
+    node.taints
+        .push(taint("dedicated", "gpu", TaintEffect::NoSchedule));
+    assert!(!may_ever_fit(&node, &pod(100)), "untolerated taint");
+}

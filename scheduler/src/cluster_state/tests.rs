@@ -91,7 +91,7 @@ fn a_terminating_victim_still_counts_until_its_delete() {
     // DELETE: freed, and the preemptor is woken.
     let fx = st.delete_pod(&terminating, &cls());
     assert_eq!(fx.wake, vec![user]);
-    assert!(fx.freed);
+    assert_eq!(fx.freed.as_deref(), Some("n1"));
     assert_eq!(st.snapshot.requested("n1").cpu_milli, 0);
 }
 
