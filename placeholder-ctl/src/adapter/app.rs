@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use hubpack_scheduler::http::{HttpState, serve};
 use hubpack_scheduler::leader::{self, LeaderGate};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicI64, AtomicUsize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,7 @@ pub async fn run(
     });
     let synced = Arc::new(AtomicUsize::new(0));
     let wake = Arc::new(Notify::new());
+    let heartbeat = Arc::new(AtomicI64::new(reconcile::now_ms()));
     let (stores, watchers) = watch::spawn_all(
         &client,
         &namespace,
@@ -47,6 +48,7 @@ pub async fn run(
         leader: gate.clone(),
         wake,
         synced: synced.clone(),
+        heartbeat: heartbeat.clone(),
         feeds: Default::default(),
         stores,
         sizes,
@@ -59,6 +61,7 @@ pub async fn run(
             registry: Arc::new(registry),
             synced,
             kinds: WATCHED_KINDS,
+            heartbeat,
         },
         shutdown.clone(),
     ));

@@ -19,7 +19,7 @@ use hubpack_scheduler::leader::LeaderGate;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -40,6 +40,8 @@ pub struct Context {
     pub leader: Arc<LeaderGate>,
     pub wake: Arc<Notify>,
     pub synced: Arc<AtomicUsize>,
+    /// Wall-clock ms of the loop's last round (`/healthz`).
+    pub heartbeat: Arc<AtomicI64>,
     /// Calendar name → its last fetched text.
     pub feeds: Mutex<BTreeMap<String, Feed>>,
 }
@@ -415,10 +417,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 tokio::time::sleep(DEBOUNCE).await;
             }
         }
+        let now = now_ms();
+        ctx.heartbeat.store(now, Ordering::Release);
         if ctx.synced.load(Ordering::Acquire) < WATCHED_KINDS {
             continue;
         }
-        let now = now_ms();
         let leading = ctx.leader.is_leading(now);
         ctx.metrics.is_leader.set(i64::from(leading));
         if leading && !was_leading {
