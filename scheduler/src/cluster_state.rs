@@ -3,6 +3,7 @@
 //! victims are deleted, claims being provisioned). Pure state machinery: watch wiring is in
 //! `watch.rs`, API writes in `actions/`; this is tested by feeding objects.
 
+use crate::actions::volumes::VolumeStep;
 use crate::convert::{LabelMatch, PodContext, VolumeCatalog, node_from_k8s, pod_from_k8s};
 use hubpack_core::model::{Millis, PodKey};
 use hubpack_core::snapshot::Snapshot;
@@ -19,15 +20,25 @@ pub enum InFlight {
         victims: BTreeSet<PodKey>,
         deadline: Millis,
     },
-    /// Assumed on `node`; bind once every claim is Bound.
+    /// Assumed on `node`; bind once the claim of every step is Bound. The static volumes
+    /// of its steps are reserved for it: no other decision may take them meanwhile.
     Provisioning {
         node: String,
-        claims: BTreeSet<String>,
+        steps: Vec<VolumeStep>,
         deadline: Millis,
     },
 }
 
 impl InFlight {
+    /// The claims a provisioning pod waits for.
+    pub fn claims(&self) -> impl Iterator<Item = &str> {
+        let steps = match self {
+            InFlight::Provisioning { steps, .. } => steps.as_slice(),
+            InFlight::Preempting { .. } => &[],
+        };
+        steps.iter().map(VolumeStep::claim)
+    }
+
     /// The node the pod is nominated or assumed to.
     pub fn node(&self) -> &str {
         match self {
@@ -275,13 +286,29 @@ impl ClusterState {
         self.snapshot.remove_node(name);
     }
 
+    /// Static volumes pre-bound (or about to be) for pods other than `except`.
+    pub fn reserved_volumes(&self, except: &PodKey) -> HashSet<&str> {
+        self.in_flight
+            .iter()
+            .filter(|(k, _)| *k != except)
+            .flat_map(|(_, w)| match w {
+                InFlight::Provisioning { steps, .. } => steps.as_slice(),
+                InFlight::Preempting { .. } => &[],
+            })
+            .filter_map(|s| match s {
+                VolumeStep::BindVolume { volume, .. } => Some(volume.as_str()),
+                VolumeStep::SelectNode { .. } => None,
+            })
+            .collect()
+    }
+
     /// Pods waiting on these claims whose claims are now all Bound.
     pub fn claims_bound(&mut self, namespace: &str, bound: &dyn Fn(&str) -> bool) -> Vec<PodKey> {
         let mut wake = Vec::new();
         for (key, w) in &self.in_flight {
-            if let InFlight::Provisioning { claims, .. } = w
+            if matches!(w, InFlight::Provisioning { .. })
                 && key.0.starts_with(&format!("{namespace}/"))
-                && claims.iter().all(|c| bound(c))
+                && w.claims().all(bound)
             {
                 wake.push(key.clone());
             }

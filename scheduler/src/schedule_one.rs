@@ -14,13 +14,13 @@ use crate::cluster_state::InFlight;
 use crate::context::Context;
 use crate::convert::pod_from_k8s;
 use crate::metrics::AttemptResult;
-use hubpack_core::model::{Millis, PodKey, PodRole};
+use hubpack_core::model::{Millis, PodKey, PodRole, PodVolume};
 use hubpack_core::policy::{Decision, decide};
 use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use tasks::{abandon_nomination, spawn_bind, spawn_preemption, start_provisioning};
+use tasks::{abandon_nomination, spawn_bind, spawn_preemption, start_provisioning, unselect_nodes};
 
 /// What the attempt did (for tests and logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,12 +116,17 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
         // Every victim is gone: decide again below; the nomination still reserves the
         // seat against equal or lower priority pods meanwhile.
         Some(InFlight::Preempting { .. }) => {}
-        Some(InFlight::Provisioning {
-            node,
-            claims,
-            deadline,
-        }) => {
-            let all_bound = claims.iter().all(|c| {
+        Some(flight @ InFlight::Provisioning { .. }) => {
+            let InFlight::Provisioning {
+                node,
+                steps,
+                deadline,
+            } = &flight
+            else {
+                unreachable!("matched above")
+            };
+            let (node, deadline) = (node.clone(), *deadline);
+            let all_bound = flight.claims().all(|c| {
                 ctx.stores
                     .claims
                     .get(&ObjectRef::new(c).within(&ns))
@@ -143,6 +148,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 st.in_flight.remove(&key);
                 st.snapshot.forget(&key);
             }
+            unselect_nodes(ctx, &ns, &node, steps);
             ctx.queue().retry(key, priority, created, now);
             ctx.metrics.attempt(AttemptResult::Error);
             return Attempt::Waiting;
@@ -180,6 +186,15 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
         let mut pod = pod.clone();
         if nominated.is_some() {
             pod.nominated_node = nominated;
+        }
+        // Static volumes another pod's decision is pre-binding are not there for this one.
+        let reserved = st.reserved_volumes(&key);
+        if !reserved.is_empty() {
+            for v in &mut pod.volumes {
+                if let PodVolume::WaitForFirstConsumer { static_pvs, .. } = v {
+                    static_pvs.retain(|pv| !reserved.contains(pv.name.as_str()));
+                }
+            }
         }
         st.snapshot.upsert_pod(pod.clone());
         let started = std::time::Instant::now();

@@ -82,6 +82,7 @@ pub mod nodes;
 pub mod pki;
 pub mod placement;
 pub mod processes;
+pub mod provisioner;
 pub mod resources;
 pub mod scaleup;
 pub mod wait;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::actions::volumes::VolumeStep;
 use crate::convert::VolumeIndex;
 use hubpack_core::model::PodRole;
 use serde_json::{Value, json};
@@ -183,13 +184,28 @@ fn provisioning_waiters_wake_when_all_claims_are_bound() {
         key.clone(),
         InFlight::Provisioning {
             node: "n1".into(),
-            claims: ["a".into(), "b".into()].into(),
+            steps: vec![
+                VolumeStep::SelectNode { claim: "a".into() },
+                VolumeStep::BindVolume {
+                    claim: "b".into(),
+                    volume: "pv-1".into(),
+                    resource_version: None,
+                },
+            ],
             deadline: 0,
         },
     );
     assert!(st.claims_bound("hub", &|c| c == "a").is_empty());
-    assert_eq!(st.claims_bound("hub", &|_| true), vec![key]);
+    assert_eq!(st.claims_bound("hub", &|_| true), vec![key.clone()]);
     assert!(st.claims_bound("other", &|_| true).is_empty());
+    assert_eq!(
+        st.reserved_volumes(&PodKey::new("hub", "u2")),
+        ["pv-1"].into()
+    );
+    assert!(
+        st.reserved_volumes(&key).is_empty(),
+        "not reserved against itself"
+    );
 }
 
 #[test]

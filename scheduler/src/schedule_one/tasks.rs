@@ -7,7 +7,7 @@ use crate::actions::events::pod_ref;
 use crate::actions::evict::{EvictOutcome, evict};
 use crate::actions::nominate::set_nomination;
 use crate::actions::status_lane::StatusWrite;
-use crate::actions::volumes::{VolumeStep, apply_step};
+use crate::actions::volumes::{VolumeStep, apply_step, unselect_node};
 use crate::cluster_state::InFlight;
 use crate::context::Context;
 use crate::metrics::{AttemptResult, KindLabels};
@@ -145,17 +145,24 @@ pub(super) fn start_provisioning(
     key: PodKey,
     ns: &str,
     node: String,
-    steps: Vec<VolumeStep>,
+    mut steps: Vec<VolumeStep>,
     now: Millis,
 ) {
-    let claims = steps
-        .iter()
-        .map(|s| match s {
-            VolumeStep::BindVolume { claim, .. } | VolumeStep::SelectNode { claim } => {
-                claim.clone()
-            }
-        })
-        .collect();
+    // Pre-bind a static volume only as the decision saw it.
+    for step in &mut steps {
+        if let VolumeStep::BindVolume {
+            volume,
+            resource_version,
+            ..
+        } = step
+        {
+            *resource_version = ctx
+                .stores
+                .volumes
+                .get(&ObjectRef::new(volume))
+                .and_then(|pv| pv.metadata.resource_version.clone());
+        }
+    }
     let deadline = now
         + i64::try_from(ctx.config.volumes.bind_timeout_seconds)
             .unwrap_or(i64::MAX / 2)
@@ -164,7 +171,7 @@ pub(super) fn start_provisioning(
         key.clone(),
         InFlight::Provisioning {
             node: node.clone(),
-            claims,
+            steps: steps.clone(),
             deadline,
         },
     );
@@ -184,6 +191,28 @@ pub(super) fn start_provisioning(
                 ctx.queue().wake(&key);
                 ctx.wake.notify_one();
                 return;
+            }
+        }
+    });
+}
+
+/// After a provisioning timeout: takes back the `selected-node` we set on each claim still
+/// unbound, so the claim is free to be provisioned where the pod goes next.
+pub(super) fn unselect_nodes(ctx: &Arc<Context>, ns: &str, node: &str, steps: &[VolumeStep]) {
+    let claims: Vec<_> = steps
+        .iter()
+        .filter(|s| matches!(s, VolumeStep::SelectNode { .. }))
+        .filter_map(|s| ctx.stores.claims.get(&ObjectRef::new(s.claim()).within(ns)))
+        .collect();
+    if claims.is_empty() {
+        return;
+    }
+    let ctx = ctx.clone();
+    let node = node.to_string();
+    tokio::spawn(async move {
+        for claim in claims {
+            if let Err(e) = unselect_node(&ctx.client, &ctx.limiter, &claim, &node).await {
+                tracing::warn!(claim = ?claim.metadata.name, error = %e, "could not take back selected-node");
             }
         }
     });

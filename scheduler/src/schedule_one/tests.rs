@@ -637,3 +637,59 @@ async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
     shutdown.cancel();
     run.await.unwrap();
 }
+
+/// Two pods, one static volume: the first decision reserves it (and pre-binds it with the
+/// PV's resourceVersion), so the second cannot take it before the watch shows the claimRef.
+#[tokio::test(start_paused = true)]
+async fn a_static_volume_being_pre_bound_is_reserved_for_its_pod() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let mut e = env(true);
+    e.node("n1", "8");
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "local"}, "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .unwrap();
+    e.writers.classes.apply_watcher_event(&Event::Apply(class));
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": "pv-1", "resourceVersion": "5"},
+        "spec": {"storageClassName": "local", "capacity": {"storage": "1Gi"},
+                 "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/x"}}}))
+    .unwrap();
+    e.writers.volumes.apply_watcher_event(&Event::Apply(pv));
+    for name in ["home-a", "home-b"] {
+        let c: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "hub"},
+            "spec": {"storageClassName": "local", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}))
+        .unwrap();
+        e.writers.claims.apply_watcher_event(&Event::Apply(c));
+    }
+    for (pod, claim) in [("a", "home-a"), ("b", "home-b")] {
+        let mut p = user(pod, "1");
+        p["spec"]["volumes"] =
+            json!([{"name": "home", "persistentVolumeClaim": {"claimName": claim}}]);
+        e.pod(p);
+    }
+    let first = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    assert_eq!(first, Attempt::Provisioning { node: "n1".into() });
+    let prebind = next(
+        &mut e.handle,
+        200,
+        json!({"apiVersion": "v1",
+        "kind": "PersistentVolume", "metadata": {"name": "pv-1"}}),
+    )
+    .await;
+    assert_eq!(prebind.path, "/api/v1/persistentvolumes/pv-1");
+    assert_eq!(prebind.body["metadata"]["resourceVersion"], "5");
+    let key = e.ctx.queue().pop(e.ctx.now()).expect("the second pod");
+    assert_eq!(key, PodKey::new("hub", "b"));
+    let second = schedule_one(&e.ctx, key).await;
+    let Attempt::Unschedulable { message } = second else {
+        panic!("{second:?}")
+    };
+    assert!(
+        message.contains("didn't find available persistent volumes to bind"),
+        "{message}"
+    );
+}
