@@ -159,7 +159,14 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
     // Fresh conversion: claims and classes may have changed since the last pod event.
     let converted = pod_from_k8s(&raw, &ctx.classifier.pod_context(&ctx.stores));
     let pod = match converted {
-        Ok(p) => p,
+        Ok(mut p) => {
+            if let Some(owner) = ctx.state().anti_affinity_against(&raw) {
+                p.unsupported.push(format!(
+                    "the required pod anti-affinity of {owner} may select this pod"
+                ));
+            }
+            p
+        }
         Err(e) => {
             let message = format!("hubpack-scheduler cannot read this pod: {e}");
             tracing::warn!(pod = %key, error = %e, "invalid pod");

@@ -35,18 +35,18 @@ pub fn pre_filter(pod: &Pod) -> Option<Reason> {
     pre_filter_volumes(pod)
 }
 
-/// The node filters that depend only on the node's labels, taints, `unschedulable` and
-/// readiness (not on the pods placed there), in kube-scheduler order, before the
+/// The node filters that depend only on the node's labels, taints and `unschedulable`
+/// (not on the pods placed there), in kube-scheduler order, before the
 /// resource-dependent ones.
 pub fn static_pre(node: &Node, pod: &Pod) -> Option<Reason> {
     if node.unschedulable && !tolerates_unschedulable(&pod.tolerations) {
         return Some(Reason::NodeUnschedulable);
     }
-    // kube-scheduler sees a not-ready node through its node.kubernetes.io/not-ready taint;
-    // hubpack also requires the Ready condition itself.
-    if node.ready_since.is_none() {
-        return Some(Reason::NodeNotReady);
-    }
+    // Readiness is judged as kube-scheduler judges it: through the
+    // node.kubernetes.io/not-ready (and unreachable) taints, which the node lifecycle
+    // controller and the TaintNodesByCondition admission keep in step with the Ready
+    // condition; not through the condition itself, or the autoscaler's simulation and
+    // hubpack would disagree about a node. (Warmth still needs the node Ready and settled.)
     if let Some(t) = filter_untolerated_taint(&node.taints, &pod.tolerations) {
         return Some(Reason::UntoleratedTaint {
             key: t.key.clone(),

@@ -126,11 +126,26 @@ fn unschedulable_node_is_tolerable() {
 }
 
 #[test]
-fn not_ready_node_is_not_a_candidate() {
+fn readiness_is_judged_by_the_not_ready_taint_as_kube_scheduler_does() {
     let mut n = node_with(&[]);
     n.ready_since = None;
-    assert_eq!(static_pre(&n, &pod()), Some(Reason::NodeNotReady));
-    assert_eq!(Reason::NodeNotReady.to_string(), "node(s) were not ready");
+    assert_eq!(
+        static_pre(&n, &pod()),
+        None,
+        "the Ready condition alone filters nothing"
+    );
+    n.taints.push(taint(
+        "node.kubernetes.io/not-ready",
+        "",
+        TaintEffect::NoSchedule,
+    ));
+    assert_eq!(
+        static_pre(&n, &pod()),
+        Some(Reason::UntoleratedTaint {
+            key: "node.kubernetes.io/not-ready".into(),
+            value: "".into()
+        })
+    );
 }
 
 #[test]

@@ -174,6 +174,10 @@ fn kubelet_rejection_is_reported_once() {
         json!({"phase": "Failed", "reason": "Evicted"}),
     );
     assert_eq!(st.apply_pod(&evicted, &cls(), &vols).kubelet_rejected, None);
+    // Its DELETE forgets it: the memory of reported rejections does not grow forever.
+    assert_eq!(st.rejections_seen.len(), 1);
+    st.delete_pod(&failed, &cls());
+    assert!(st.rejections_seen.is_empty());
 }
 
 #[test]
@@ -223,4 +227,40 @@ fn a_node_update_that_changes_nothing_is_not_a_change() {
         .unwrap(),
     );
     assert!(st.apply_node(&tainted, None).unwrap());
+}
+
+#[test]
+fn a_placed_pods_required_anti_affinity_is_tracked_against_incoming_pods() {
+    let mut st = ClusterState::default();
+    let vols = crate::convert::VolumeIndex::default();
+    let guard: k8s::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db", "namespace": "hub", "uid": "u-db"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}],
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname",
+                 "labelSelector": {"matchLabels": {"component": "singleuser-server"}}}]}}},
+        "status": {"phase": "Running"},
+    }))
+    .unwrap();
+    st.apply_pod(&guard, &cls(), &vols);
+    let incoming = |ns: &str, component: &str| -> k8s::Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "u", "namespace": ns, "labels": {"component": component}}}))
+        .unwrap()
+    };
+    assert_eq!(
+        st.anti_affinity_against(&incoming("hub", "singleuser-server")),
+        Some(&PodKey::new("hub", "db"))
+    );
+    assert_eq!(st.anti_affinity_against(&incoming("hub", "other")), None);
+    assert_eq!(
+        st.anti_affinity_against(&incoming("elsewhere", "singleuser-server")),
+        None,
+        "a term without namespaces covers its own namespace only"
+    );
+    st.delete_pod(&guard, &cls());
+    assert_eq!(
+        st.anti_affinity_against(&incoming("hub", "singleuser-server")),
+        None
+    );
 }

@@ -118,6 +118,10 @@ fn claim_volume(
                 )
             })
             .transpose()?;
+        let node_affinity = with_zone_labels(
+            node_affinity,
+            pv.as_ref().and_then(|pv| pv.metadata.labels.as_ref()),
+        );
         let csi = pv_spec.and_then(|s| s.csi.as_ref());
         return Ok(PodVolume::Bound {
             claim,
@@ -227,6 +231,49 @@ fn claim_volume(
     })
 }
 
+/// The topology labels kube-scheduler's VolumeZone plugin reads on a PV.
+const ZONE_LABELS: [&str; 4] = [
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+];
+
+/// VolumeZone: a PV labelled with a zone or region (older in-tree provisioners label
+/// instead of setting node affinity) may only be used on nodes with that label value (a
+/// `__`-separated set of them). Folded into the PV's node affinity: every term must hold
+/// them too. (kube-scheduler lets a node without any zone label pass; here it does not.)
+fn with_zone_labels(
+    affinity: Option<NodeSelector>,
+    labels: Option<&BTreeMap<String, String>>,
+) -> Option<NodeSelector> {
+    let zone: Vec<SelectorRequirement> = ZONE_LABELS
+        .iter()
+        .filter_map(|k| {
+            let v = labels?.get(*k)?;
+            Some(SelectorRequirement {
+                key: (*k).to_string(),
+                operator: SelectorOperator::In,
+                values: v.split("__").map(str::to_string).collect(),
+            })
+        })
+        .collect();
+    if zone.is_empty() {
+        return affinity;
+    }
+    let mut terms = affinity.map(|a| a.terms).unwrap_or_default();
+    if terms.is_empty() {
+        terms.push(NodeSelectorTerm {
+            match_expressions: Vec::new(),
+            match_fields: Vec::new(),
+        });
+    }
+    for t in &mut terms {
+        t.match_expressions.extend(zone.iter().cloned());
+    }
+    Some(NodeSelector { terms })
+}
+
 /// `allowed` (the class's topologies, or anywhere) restricted to the node named `node`.
 fn only_node(allowed: Option<NodeSelector>, node: &str) -> NodeSelector {
     let by_name = SelectorRequirement {
@@ -288,5 +335,24 @@ impl WantedVolume<'_> {
                 .selector
                 .is_none_or(|s| selector::label_selector_matches(s, pv.metadata.labels.as_ref()));
         matches.then_some(capacity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pv_zone_label_becomes_a_node_requirement_in_every_term() {
+        let labels = BTreeMap::from([(
+            "topology.kubernetes.io/zone".to_string(),
+            "us-east-1a__us-east-1b".to_string(),
+        )]);
+        let sel = with_zone_labels(None, Some(&labels)).unwrap();
+        assert_eq!(sel.terms.len(), 1);
+        let r = &sel.terms[0].match_expressions[0];
+        assert_eq!(r.key, "topology.kubernetes.io/zone");
+        assert_eq!(r.values, ["us-east-1a", "us-east-1b"]);
+        assert!(with_zone_labels(None, None).is_none());
     }
 }

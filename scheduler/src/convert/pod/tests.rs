@@ -256,6 +256,16 @@ fn host_ports_default_to_tcp() {
 }
 
 #[test]
+fn init_container_host_ports_are_not_counted_as_kube_scheduler_does_not() {
+    let p = convert(user_pod(json!({
+        "initContainers": [{"name": "i", "image": "x",
+            "ports": [{"containerPort": 80, "hostPort": 9000}]}],
+        "containers": [{"name": "c", "image": "x"}]})))
+    .unwrap();
+    assert!(p.host_ports.is_empty(), "{:?}", p.host_ports);
+}
+
+#[test]
 fn malformed_quantity_is_an_error_naming_the_field() {
     let e = convert(user_pod(json!({"containers": [{"name": "c", "image": "x",
         "resources": {"requests": {"memory": "1Gb"}}}]})))
@@ -540,4 +550,28 @@ fn a_claim_with_a_selected_node_pins_the_pod_to_that_node() {
     assert_eq!(t.match_expressions[0].key, "zone");
     assert_eq!(t.match_fields[0].key, "metadata.name");
     assert_eq!(t.match_fields[0].values, ["node-7"]);
+}
+
+#[test]
+fn volume_restrictions_are_refused_visibly() {
+    let mut idx = volume_fixture();
+    let mut claim = (*idx.claims[&("hub".to_string(), "home-wffc".to_string())]).clone();
+    claim.spec.as_mut().unwrap().access_modes = Some(vec!["ReadWriteOncePod".into()]);
+    idx.claims
+        .insert(("hub".into(), "home-wffc".into()), Arc::new(claim));
+    let p = convert_with(
+        user_pod(
+            json!({"containers": [{"name": "c", "image": "x"}], "volumes": [
+            {"name": "b", "persistentVolumeClaim": {"claimName": "home-wffc"}},
+            {"name": "disk", "gcePersistentDisk": {"pdName": "d1"}}]}),
+        ),
+        &idx,
+    )
+    .unwrap();
+    assert_eq!(p.unsupported.len(), 2, "{:?}", p.unsupported);
+    assert!(
+        p.unsupported
+            .iter()
+            .all(|u| u.contains("VolumeRestrictions"))
+    );
 }
