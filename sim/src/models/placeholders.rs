@@ -2,13 +2,20 @@
 //! an evicted one is replaced at once by a Pending pod (which is what makes the autoscaler
 //! add a node). The count is fixed (`per-user K`, `n-user N×K`) or set by the predictive
 //! controller from hubpack-core's headroom sizing.
+//!
+//! Surplus replacements: hubpack-scheduler holds back a pending placeholder's
+//! Unschedulable condition for `hubpack.placeholder_grace_s` after its creation; the
+//! controller, reacting to the eviction after `predictive.reaction_s`, recomputes its
+//! target and lowers the replicas if the replacement is surplus (the ReplicaSet deletes the
+//! newest unscheduled pods first). Only a wanted placeholder is then marked Unschedulable,
+//! and only that one can make the autoscaler add a node. kube-scheduler has no grace.
 
 use crate::clock::{MINUTE, secs};
 use crate::cluster::{PodId, PodKind};
 use crate::engine::Sim;
 use crate::events::Event;
 use crate::models::arrivals::scheduled_events;
-use crate::scenario::{PlaceholderMode, Scenario};
+use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use hubpack_core::headroom::{
     ArrivalForecast, Ewma, HeadroomConfig, HeadroomError, Hysteresis, headroom_seats,
     placeholder_target, removal_order, seats_in, seats_per_placeholder, validate_placeholder,
@@ -37,8 +44,8 @@ pub struct Predictive {
     lead: Millis,
     config: HeadroomConfig,
     last_reconcile: Millis,
-    /// The latest target, for `drop_pending_above_target`.
-    last_target: usize,
+    /// A surplus check is due (set on eviction, cleared when it runs).
+    check_queued: bool,
     arrivals_at_last: usize,
     recent: VecDeque<(Millis, usize)>,
 }
@@ -49,6 +56,8 @@ pub struct PlaceholderState {
     pub per_user: Resources,
     pub request: Resources,
     pub seats_each: i64,
+    /// −10, or the users' 0 when z2jh runs without `podPriority` (users cannot preempt).
+    pub priority: i32,
     pub desired: usize,
     pub live: Vec<PodId>,
     pub created: usize,
@@ -89,6 +98,9 @@ impl PlaceholderState {
         request.memory *= seats_each;
         request.ephemeral_storage *= seats_each;
         request.pods = 1;
+        if let (PlaceholderMode::PerUser { .. }, Some(r)) = (mode, &sc.placeholder.request) {
+            request = r.to_resources().with_pods(1);
+        }
         validate_placeholder(&alloc, &ds, &request).map_err(err)?;
         let predictive = matches!(mode, PlaceholderMode::Predictive).then(|| {
             let p = &sc.predictive;
@@ -107,7 +119,7 @@ impl PlaceholderState {
                     max_seats: p.max_seats,
                 },
                 last_reconcile: 0,
-                last_target: 0,
+                check_queued: false,
                 arrivals_at_last: 0,
                 recent: VecDeque::new(),
             }
@@ -117,6 +129,7 @@ impl PlaceholderState {
             per_user,
             request,
             seats_each,
+            priority: sc.placeholder.priority.unwrap_or(PLACEHOLDER_PRIORITY),
             desired,
             live: Vec::new(),
             created: 0,
@@ -140,7 +153,7 @@ impl Sim<'_> {
         let mut core = Pod::simple(
             &format!("hub/user-placeholder-{}", ph.created),
             PodRole::Placeholder,
-            PLACEHOLDER_PRIORITY,
+            ph.priority,
             ph.request.clone(),
             now,
         );
@@ -149,6 +162,13 @@ impl Sim<'_> {
         let id = self
             .cluster
             .create_pod(PodKind::Placeholder, pool, None, core, now);
+        if self.policy.scheduler == SchedulerKind::Hubpack {
+            let grace = secs(self.sc.hubpack.placeholder_grace_s);
+            if grace > 0 {
+                self.cluster.pods[id].hold_unschedulable_until = now + grace;
+                self.agenda.at(now + grace, Event::PlaceholderGraceOver);
+            }
+        }
         self.placeholders.live.push(id);
     }
 
@@ -164,9 +184,10 @@ impl Sim<'_> {
             .len()
             .saturating_sub(self.placeholders.desired);
         if excess > 0 {
-            let users_on: Vec<Option<usize>> = self
-                .placeholders
-                .live
+            // Newest first among equals, as a ReplicaSet picks: a fresh replacement before
+            // an older pending placeholder.
+            let newest_first: Vec<PodId> = self.placeholders.live.iter().rev().copied().collect();
+            let users_on: Vec<Option<usize>> = newest_first
                 .iter()
                 .map(|&p| {
                     self.cluster.pods[p]
@@ -175,10 +196,7 @@ impl Sim<'_> {
                 })
                 .collect();
             let order = removal_order(&users_on);
-            let doomed: Vec<PodId> = order[..excess]
-                .iter()
-                .map(|&i| self.placeholders.live[i])
-                .collect();
+            let doomed: Vec<PodId> = order[..excess].iter().map(|&i| newest_first[i]).collect();
             for pod in doomed {
                 self.cluster.delete_pod(pod);
             }
@@ -190,31 +208,64 @@ impl Sim<'_> {
         self.request_schedule(now);
     }
 
-    /// A placeholder was preempted or its node removed: the Deployment replaces it.
+    /// A placeholder was preempted or its node removed: the Deployment replaces it, and the
+    /// predictive controller looks at the replacement after its reaction time.
     pub(crate) fn evict_placeholder(&mut self, pod: PodId, now: Millis) {
         self.cluster.delete_pod(pod);
         self.placeholders.live.retain(|&p| p != pod);
-        self.trim_pending_above_target();
         self.scale_placeholders(now);
+        if let Some(p) = self.placeholders.predictive.as_mut()
+            && !p.check_queued
+        {
+            p.check_queued = true;
+            let at = now + secs(self.sc.predictive.reaction_s);
+            self.agenda.at(at, Event::PlaceholderSurplusCheck);
+        }
     }
 
-    /// With `predictive.drop_pending_above_target`, lowers `desired` so that only placed
-    /// placeholders exceed the latest target, never pending ones.
-    fn trim_pending_above_target(&mut self) {
-        let Some(p) = self.placeholders.predictive.as_ref() else {
+    /// The controller's reaction to a pod event: recompute the target; pending
+    /// placeholders whose Unschedulable condition is still held back and that the target
+    /// does not want are dropped (lowering the replicas). Ones already marked stay: the
+    /// autoscaler has seen them.
+    pub(crate) fn on_placeholder_surplus_check(&mut self, now: Millis) {
+        let Some(target) = self.predictive_target(now) else {
             return;
         };
-        if !self.sc.predictive.drop_pending_above_target {
-            return;
+        if let Some(p) = self.placeholders.predictive.as_mut() {
+            p.check_queued = false;
         }
-        let placed = self
+        self.drop_surplus_in_grace(target, now);
+    }
+
+    /// Lowers `desired` so that no placeholder still within its grace exceeds `target`.
+    fn drop_surplus_in_grace(&mut self, target: usize, now: Millis) {
+        let in_grace = self
             .placeholders
             .live
             .iter()
-            .filter(|&&id| self.cluster.pods[id].node.is_some())
+            .filter(|&&id| {
+                let p = &self.cluster.pods[id];
+                p.node.is_none() && !p.unschedulable && p.hold_unschedulable_until > now
+            })
             .count();
-        let floor = p.last_target.max(placed);
-        self.placeholders.desired = self.placeholders.desired.min(floor);
+        let keep = target.max(self.placeholders.live.len() - in_grace);
+        if keep < self.placeholders.desired {
+            self.placeholders.desired = keep;
+            self.scale_placeholders(now);
+        }
+    }
+
+    /// The target the controller computes now, without learning from it: μ over the
+    /// lead time, H = μ + z·√μ, minus free warm seats, in placeholders.
+    fn predictive_target(&self, now: Millis) -> Option<usize> {
+        let p = self.placeholders.predictive.as_ref()?;
+        let mu = p.forecast.expected_arrivals(now, p.lead);
+        let h = headroom_seats(mu, &p.config);
+        Some(placeholder_target(
+            h,
+            self.free_warm_seats(now),
+            self.placeholders.seats_each,
+        ))
     }
 
     /// The predictive controller's periodic reconcile: μ over the lead time from the
@@ -260,10 +311,9 @@ impl Sim<'_> {
         let mu = p.forecast.expected_arrivals(now, p.lead);
         let h = headroom_seats(mu, &p.config);
         let target = placeholder_target(h, free_seats, seats_each);
-        p.last_target = target;
         self.placeholders.desired = p.hysteresis.step(current, target, now);
-        self.trim_pending_above_target();
         self.scale_placeholders(now);
+        self.drop_surplus_in_grace(target, now);
         let every = secs(self.sc.predictive.reconcile_s).max(1);
         self.agenda.at(now + every, Event::PlaceholderReconcile);
     }

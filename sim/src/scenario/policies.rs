@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 /// The grid `compare` runs: every scheduler × every placeholder mode.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyGrid {
     #[serde(default = "default_schedulers")]
@@ -16,7 +16,7 @@ pub struct PolicyGrid {
     pub prepull: PrepullChoice,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum PrepullChoice {
     One(bool),
@@ -144,7 +144,7 @@ impl std::str::FromStr for PlaceholderMode {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PredictiveSpec {
     /// Lead time L: placeholder Unschedulable → its new node warm, plus reaction time.
@@ -167,18 +167,16 @@ pub struct PredictiveSpec {
     /// Users per placeholder; default a fresh node's worth.
     #[serde(default)]
     pub users_per_placeholder: Option<i64>,
-    /// Pending placeholders above the latest target are dropped at once, hysteresis or
-    /// not, and an evicted placeholder is only replaced up to that target. Hysteresis
-    /// protects placed placeholders (removing one frees a seat that may be needed again);
-    /// a pending one holds no seat, so dropping it costs nothing and saves the scale-up it
-    /// would trigger (measured on class-burst: peak nodes 20 → ~12 at the same waits).
-    /// Default on; `false` keeps every replacement, as a plain Deployment would.
-    #[serde(default = "default_drop_pending")]
-    pub drop_pending_above_target: bool,
+    /// How soon the controller reacts to a pod event (an evicted placeholder): it
+    /// recomputes the target and lowers the Deployment's replicas if the replacement is
+    /// surplus. Within hubpack-scheduler's `placeholder_grace_s` that replacement never
+    /// reaches the autoscaler.
+    #[serde(default = "default_reaction")]
+    pub reaction_s: f64,
 }
 
-fn default_drop_pending() -> bool {
-    true
+fn default_reaction() -> f64 {
+    1.0
 }
 fn default_remove_after() -> f64 {
     10.0
@@ -210,7 +208,7 @@ impl Default for PredictiveSpec {
             remove_after_min: default_remove_after(),
             background_half_life_min: default_half_life(),
             users_per_placeholder: None,
-            drop_pending_above_target: default_drop_pending(),
+            reaction_s: default_reaction(),
         }
     }
 }
