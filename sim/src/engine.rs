@@ -127,13 +127,17 @@ impl<'a> Sim<'a> {
 
     /// Runs to the scenario's end.
     pub fn run(mut self) -> RunResult {
-        while let Some((now, event)) = self.agenda.pop() {
-            if now > self.end {
-                break;
-            }
-            self.handle(now, event);
-        }
+        self.run_until(self.end);
         RunResult::collect(self)
+    }
+
+    /// Handles every event up to and including `t` (tests step a run with it).
+    pub fn run_until(&mut self, t: Millis) {
+        while self.agenda.peek_time().is_some_and(|at| at <= t) {
+            if let Some((now, event)) = self.agenda.pop() {
+                self.handle(now, event);
+            }
+        }
     }
 
     fn handle(&mut self, now: Millis, event: Event) {

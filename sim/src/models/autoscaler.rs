@@ -216,3 +216,87 @@ struct MoveSim {
     /// Nodes planned away (unneeded): no pod moves onto them.
     gone: Vec<bool>,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cluster::{NodeId, PodKind};
+    use crate::scenario::{PlaceholderMode, SchedulerKind};
+    use crate::test_support::{put, scenario, sim, warm_node};
+
+    const MIN: i64 = 60_000;
+
+    fn unneeded(s: &crate::engine::Sim<'_>) -> Vec<NodeId> {
+        (0..s.cluster.nodes.len())
+            .filter(|&i| s.cluster.nodes[i].unneeded_since.is_some())
+            .collect()
+    }
+
+    #[test]
+    fn two_nodes_cannot_both_go_by_moving_onto_each_other() {
+        let sc = scenario("");
+        let mut s = sim(&sc, SchedulerKind::Hubpack, PlaceholderMode::None);
+        let full = warm_node(&mut s, 0);
+        put(&mut s, full, PodKind::User(0), 15.0, 0);
+        let a = warm_node(&mut s, 0);
+        let b = warm_node(&mut s, 0);
+        put(&mut s, a, PodKind::Placeholder, 7.0, 0);
+        put(&mut s, b, PodKind::Placeholder, 7.0, 0);
+        s.on_autoscaler_scan(0);
+        // a's placeholder goes to b; b's then has nowhere to go (a is planned away).
+        assert_eq!(unneeded(&s), vec![a]);
+        for t in 1..=12 {
+            s.on_autoscaler_scan(t * MIN);
+        }
+        assert_eq!(s.autoscaler.scale_downs, 1);
+        assert_eq!(s.cluster.nodes[b].phase, crate::cluster::NodePhase::Ready);
+    }
+
+    #[test]
+    fn a_node_whose_pods_could_not_move_is_rechecked_after_the_timeout() {
+        let sc = scenario("");
+        let mut s = sim(&sc, SchedulerKind::Hubpack, PlaceholderMode::None);
+        let full = warm_node(&mut s, 0);
+        put(&mut s, full, PodKind::User(0), 15.0, 0);
+        let a = warm_node(&mut s, 0);
+        put(&mut s, a, PodKind::Placeholder, 7.0, 0);
+        let busy = warm_node(&mut s, 0);
+        let user = put(&mut s, busy, PodKind::User(1), 9.0, 0);
+        s.on_autoscaler_scan(0);
+        assert!(unneeded(&s).is_empty());
+        assert_eq!(s.cluster.nodes[a].unremovable_until, 5 * MIN);
+        // Room appears at 1 min, but a is only looked at again after 5 min.
+        s.cluster.delete_pod(user);
+        s.on_autoscaler_scan(MIN);
+        assert_eq!(s.cluster.nodes[a].unneeded_since, None);
+        s.on_autoscaler_scan(5 * MIN);
+        assert_eq!(s.cluster.nodes[a].unneeded_since, Some(5 * MIN));
+    }
+
+    #[test]
+    fn deletions_per_scan_follow_scale_down_and_drain_parallelism() {
+        let sc = scenario("");
+        let mut s = sim(&sc, SchedulerKind::Hubpack, PlaceholderMode::None);
+        for _ in 0..15 {
+            warm_node(&mut s, 0);
+        }
+        s.on_autoscaler_scan(0);
+        s.on_autoscaler_scan(10 * MIN);
+        assert_eq!(s.autoscaler.scale_downs, 10, "--max-scale-down-parallelism 10");
+        s.on_autoscaler_scan(10 * MIN + 10_000);
+        assert_eq!(s.autoscaler.scale_downs, 15);
+
+        let mut s = sim(&sc, SchedulerKind::Hubpack, PlaceholderMode::None);
+        let host = warm_node(&mut s, 0);
+        put(&mut s, host, PodKind::User(0), 1.0, 0);
+        for _ in 0..3 {
+            let n = warm_node(&mut s, 0);
+            put(&mut s, n, PodKind::Placeholder, 1.0, 0);
+        }
+        s.on_autoscaler_scan(0);
+        assert_eq!(unneeded(&s).len(), 3);
+        s.on_autoscaler_scan(10 * MIN);
+        assert_eq!(s.autoscaler.scale_downs, 1, "--max-drain-parallelism 1");
+        s.on_autoscaler_scan(10 * MIN + 10_000);
+        assert_eq!(s.autoscaler.scale_downs, 2);
+    }
+}

@@ -330,3 +330,63 @@ impl Sim<'_> {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cluster::PodKind;
+    use crate::scenario::{PlaceholderMode, SchedulerKind};
+    use crate::test_support::{put, scenario, sim, warm_node};
+
+    /// Two 2-user placeholders placed on a full warm node at 1 s; at 61 s (between two
+    /// periodic reconciles) a user evicts one and takes its room. Nothing is forecast, so the replacement is surplus.
+    /// Returns (replacement ever marked Unschedulable, replacement alive at 89 s,
+    /// scale-ups by 89 s).
+    fn evict_with(reaction_s: f64, scheduler: SchedulerKind) -> (bool, bool, usize) {
+        let sc = scenario(&format!(
+            "predictive: {{users_per_placeholder: 2, reaction_s: {reaction_s}}}\n\
+             autoscaler: {{scale_down_enabled: false}}\nhubpack: {{placeholder_grace_s: 5}}"
+        ));
+        let mut s = sim(&sc, scheduler, PlaceholderMode::Predictive);
+        s.run_until(0);
+        let node = warm_node(&mut s, 0);
+        put(&mut s, node, PodKind::User(0), 11.5, 0);
+        s.placeholders.desired = 2;
+        s.scale_placeholders(1_000);
+        s.run_until(1_000);
+        assert!(s.placeholders.live.iter().all(|&p| s.cluster.pods[p].node.is_some()));
+        s.run_until(60_999);
+        let victim = s.placeholders.live[0];
+        s.evict_placeholder(victim, 61_000);
+        put(&mut s, node, PodKind::User(1), 2.0, 61_000);
+        let replacement = s.cluster.pods.len() - 2;
+        assert_eq!(s.cluster.pods[replacement].kind, PodKind::Placeholder);
+        let mut marked = false;
+        for t in (61_000..=89_000).step_by(500) {
+            s.run_until(t);
+            marked |= s.cluster.pods[replacement].unschedulable;
+        }
+        (
+            marked,
+            s.cluster.pods[replacement].alive,
+            s.autoscaler.scale_ups,
+        )
+    }
+
+    #[test]
+    fn a_surplus_replacement_is_dropped_within_the_grace_and_never_reaches_the_autoscaler() {
+        assert_eq!(evict_with(1.0, SchedulerKind::Hubpack), (false, false, 0));
+    }
+
+    #[test]
+    fn a_controller_slower_than_the_grace_lets_the_autoscaler_add_a_node() {
+        // Reaction 10 s > grace 5 s: marked at 66 s, a node added at the 70 s scan.
+        assert_eq!(evict_with(10.0, SchedulerKind::Hubpack), (true, true, 1));
+    }
+
+    #[test]
+    fn kube_scheduler_has_no_grace() {
+        // Marked at once, so the autoscaler sees it at its next scan (70 s) and the
+        // controller (at 62 s) no longer drops it.
+        assert_eq!(evict_with(1.0, SchedulerKind::Z2jh), (true, true, 1));
+    }
+}

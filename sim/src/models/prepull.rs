@@ -30,3 +30,39 @@ impl Sim<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::{PlaceholderMode, SchedulerKind};
+    use crate::test_support::{scenario, sim};
+
+    /// Three images of 100 s each; the user's (c) is asked for 10 s after the node is
+    /// Ready, while the pre-puller pulls a. Returns when c is there.
+    fn user_image_ready_at(serialize: bool) -> i64 {
+        let mut sc = scenario("");
+        sc.pools[0].serialize_image_pulls = serialize;
+        sc.images.push(sc.images[0].clone());
+        sc.images[2].name = "c:1".into();
+        let mut s = sim(&sc, SchedulerKind::Hubpack, PlaceholderMode::None);
+        let alloc = sc.pools[0].allocatable.to_resources();
+        let node = s.cluster.add_node(0, alloc, 0, 0);
+        s.on_node_ready(node, 0);
+        s.run_until(10_000);
+        let at = s.ensure_image(node, 2, 10_000);
+        s.run_until(1_000_000);
+        // The pre-puller still gets every image.
+        assert!(s.cluster.nodes[node].image_ready_at.iter().all(Option::is_some));
+        at
+    }
+
+    #[test]
+    fn a_users_pull_slips_in_between_the_pre_pullers_images() {
+        // Serialized: after a (100 s), before b; not behind a and b (300 s).
+        assert_eq!(user_image_ready_at(true), 200_000);
+    }
+
+    #[test]
+    fn parallel_pulls_start_at_once() {
+        assert_eq!(user_image_ready_at(false), 110_000);
+    }
+}
