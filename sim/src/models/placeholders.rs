@@ -6,9 +6,11 @@
 //! Surplus replacements: hubpack-scheduler holds back a pending placeholder's
 //! Unschedulable condition for `hubpack.placeholder_grace_s` after its creation; the
 //! controller, reacting to the eviction after `predictive.reaction_s`, recomputes its
-//! target and lowers the replicas if the replacement is surplus (the ReplicaSet deletes the
-//! newest unscheduled pods first). Only a wanted placeholder is then marked Unschedulable,
-//! and only that one can make the autoscaler add a node. kube-scheduler has no grace.
+//! target and lowers the replicas if a pending placeholder is surplus (the ReplicaSet
+//! deletes the newest unscheduled pods first). Within the grace, only a wanted placeholder
+//! is ever marked Unschedulable, and only that one can make the autoscaler add a node.
+//! kube-scheduler has no grace: a surplus replacement is visible to the autoscaler until
+//! the controller drops it.
 
 use crate::clock::{MINUTE, secs};
 use crate::cluster::{PodId, PodKind};
@@ -18,7 +20,8 @@ use crate::models::arrivals::scheduled_events;
 use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use hubpack_core::headroom::{
     ArrivalForecast, Ewma, HeadroomConfig, HeadroomError, Hysteresis, headroom_seats,
-    placeholder_target, removal_order, seats_in, seats_per_placeholder, validate_placeholder,
+    placeholder_target, removal_order, seats_in, seats_per_placeholder, trim_pending_above_target,
+    validate_placeholder,
 };
 use hubpack_core::model::{Millis, Pod, PodRole, PreemptionPolicy, Resources};
 use std::collections::VecDeque;
@@ -223,10 +226,10 @@ impl Sim<'_> {
         }
     }
 
-    /// The controller's reaction to a pod event: recompute the target; pending
-    /// placeholders whose Unschedulable condition is still held back and that the target
-    /// does not want are dropped (lowering the replicas). Ones already marked stay: the
-    /// autoscaler has seen them.
+    /// The controller's reaction to a pod event: recompute the target and drop pending
+    /// placeholders above it at once (hubpack-core's `trim_pending_above_target`, as the
+    /// live controller does). Within hubpack-scheduler's grace the autoscaler never saw
+    /// them; with kube-scheduler it may have, if its scan fell in between.
     pub(crate) fn on_placeholder_surplus_check(&mut self, now: Millis) {
         let Some(target) = self.predictive_target(now) else {
             return;
@@ -234,21 +237,18 @@ impl Sim<'_> {
         if let Some(p) = self.placeholders.predictive.as_mut() {
             p.check_queued = false;
         }
-        self.drop_surplus_in_grace(target, now);
+        self.drop_pending_above(target, now);
     }
 
-    /// Lowers `desired` so that no placeholder still within its grace exceeds `target`.
-    fn drop_surplus_in_grace(&mut self, target: usize, now: Millis) {
-        let in_grace = self
+    /// Lowers `desired` so that no pending placeholder exceeds `target`.
+    fn drop_pending_above(&mut self, target: usize, now: Millis) {
+        let placed = self
             .placeholders
             .live
             .iter()
-            .filter(|&&id| {
-                let p = &self.cluster.pods[id];
-                p.node.is_none() && !p.unschedulable && p.hold_unschedulable_until > now
-            })
+            .filter(|&&id| self.cluster.pods[id].node.is_some())
             .count();
-        let keep = target.max(self.placeholders.live.len() - in_grace);
+        let keep = trim_pending_above_target(self.placeholders.desired, target, placed);
         if keep < self.placeholders.desired {
             self.placeholders.desired = keep;
             self.scale_placeholders(now);
@@ -313,7 +313,7 @@ impl Sim<'_> {
         let target = placeholder_target(h, free_seats, seats_each);
         self.placeholders.desired = p.hysteresis.step(current, target, now);
         self.scale_placeholders(now);
-        self.drop_surplus_in_grace(target, now);
+        self.drop_pending_above(target, now);
         let every = secs(self.sc.predictive.reconcile_s).max(1);
         self.agenda.at(now + every, Event::PlaceholderReconcile);
     }
@@ -337,8 +337,11 @@ mod tests {
     use crate::scenario::{PlaceholderMode, SchedulerKind};
     use crate::test_support::{put, scenario, sim, warm_node};
 
-    /// Two 2-user placeholders placed on a full warm node at 1 s; at 61 s (between two
-    /// periodic reconciles) a user evicts one and takes its room. Nothing is forecast, so the replacement is surplus.
+    /// Between the periodic reconciles (60 s, 90 s), just before the 70 s autoscaler scan.
+    const EVICT: i64 = 69_500;
+
+    /// Two 2-user placeholders placed on a full warm node at 1 s; at `EVICT` a user evicts
+    /// one and takes its room. Nothing is forecast, so the replacement is surplus.
     /// Returns (replacement ever marked Unschedulable, replacement alive at 89 s,
     /// scale-ups by 89 s).
     fn evict_with(reaction_s: f64, scheduler: SchedulerKind) -> (bool, bool, usize) {
@@ -354,14 +357,14 @@ mod tests {
         s.scale_placeholders(1_000);
         s.run_until(1_000);
         assert!(s.placeholders.live.iter().all(|&p| s.cluster.pods[p].node.is_some()));
-        s.run_until(60_999);
+        s.run_until(EVICT - 1);
         let victim = s.placeholders.live[0];
-        s.evict_placeholder(victim, 61_000);
-        put(&mut s, node, PodKind::User(1), 2.0, 61_000);
+        s.evict_placeholder(victim, EVICT);
+        put(&mut s, node, PodKind::User(1), 2.0, EVICT);
         let replacement = s.cluster.pods.len() - 2;
         assert_eq!(s.cluster.pods[replacement].kind, PodKind::Placeholder);
         let mut marked = false;
-        for t in (61_000..=89_000).step_by(500) {
+        for t in (EVICT..=89_000).step_by(500) {
             s.run_until(t);
             marked |= s.cluster.pods[replacement].unschedulable;
         }
@@ -374,19 +377,22 @@ mod tests {
 
     #[test]
     fn a_surplus_replacement_is_dropped_within_the_grace_and_never_reaches_the_autoscaler() {
+        // Held back until 74.5 s; the controller drops it at 70.5 s; the 70 s scan saw
+        // nothing.
         assert_eq!(evict_with(1.0, SchedulerKind::Hubpack), (false, false, 0));
     }
 
     #[test]
     fn a_controller_slower_than_the_grace_lets_the_autoscaler_add_a_node() {
-        // Reaction 10 s > grace 5 s: marked at 66 s, a node added at the 70 s scan.
-        assert_eq!(evict_with(10.0, SchedulerKind::Hubpack), (true, true, 1));
+        // Reaction 20 s > grace 5 s: marked at 74.5 s, a node added at the 80 s scan,
+        // before the controller looks at 89.5 s.
+        assert_eq!(evict_with(20.0, SchedulerKind::Hubpack), (true, true, 1));
     }
 
     #[test]
     fn kube_scheduler_has_no_grace() {
-        // Marked at once, so the autoscaler sees it at its next scan (70 s) and the
-        // controller (at 62 s) no longer drops it.
-        assert_eq!(evict_with(1.0, SchedulerKind::Z2jh), (true, true, 1));
+        // Marked at once at 69.5 s: the 70 s scan adds a node before the controller drops
+        // the replacement at 70.5 s.
+        assert_eq!(evict_with(1.0, SchedulerKind::Z2jh), (true, false, 1));
     }
 }
