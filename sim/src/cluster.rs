@@ -45,6 +45,9 @@ pub struct NodeState {
     pub unneeded_since: Option<Millis>,
     /// cluster-autoscaler skips a node whose pods could not be moved until then.
     pub unremovable_until: Millis,
+    /// When the placeholder whose scale-up added this node was marked Unschedulable
+    /// (a lead-time sample once the node is warm).
+    pub lead_trigger: Option<Millis>,
 }
 
 impl NodeState {
@@ -76,6 +79,8 @@ pub struct PodState {
     pub unschedulable: bool,
     /// Until then the scheduler does not mark it Unschedulable (a placeholder's grace).
     pub hold_unschedulable_until: Millis,
+    /// When it was first marked Unschedulable.
+    pub marked_unschedulable_at: Option<Millis>,
     pub alive: bool,
     /// The pod as hubpack-core sees it (requests, priority, images, selector).
     pub core: Pod,
@@ -181,6 +186,7 @@ impl Cluster {
             prepull_waiting: None,
             unneeded_since: None,
             unremovable_until: 0,
+            lead_trigger: None,
         });
         self.live_nodes[pool] += 1;
         id
@@ -289,6 +295,7 @@ impl Cluster {
             bound_at: None,
             unschedulable: false,
             hold_unschedulable_until: 0,
+            marked_unschedulable_at: None,
             alive: true,
             core,
         });
@@ -345,8 +352,12 @@ impl Cluster {
         }
     }
 
-    pub fn mark_unschedulable(&mut self, pod: PodId) {
-        self.pods[pod].unschedulable = true;
+    pub fn mark_unschedulable(&mut self, pod: PodId, now: Millis) {
+        let p = &mut self.pods[pod];
+        if !p.unschedulable && p.marked_unschedulable_at.is_none() {
+            p.marked_unschedulable_at = Some(now);
+        }
+        p.unschedulable = true;
     }
 
     pub fn ready_nodes(&self) -> impl Iterator<Item = (NodeId, &NodeState)> {

@@ -226,7 +226,7 @@ impl<'a> Sim<'a> {
     /// holds it back for a placeholder within its grace.
     fn mark_unschedulable(&mut self, pod: PodId, now: Millis) {
         if self.cluster.pods[pod].hold_unschedulable_until <= now {
-            self.cluster.mark_unschedulable(pod);
+            self.cluster.mark_unschedulable(pod, now);
         }
     }
 

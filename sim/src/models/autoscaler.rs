@@ -89,8 +89,17 @@ impl Sim<'_> {
             }
             let room = spec.max_nodes.saturating_sub(self.cluster.live_nodes[pool]);
             let add = new_nodes.min(room);
+            // The oldest pending placeholder this scale-up is for (lead-time learning).
+            let trigger = self
+                .cluster
+                .pending()
+                .map(|p| &self.cluster.pods[p])
+                .filter(|p| p.pool == pool && p.unschedulable && p.kind == PodKind::Placeholder)
+                .filter_map(|p| p.marked_unschedulable_at)
+                .min();
             for _ in 0..add {
-                self.boot_node(pool, now);
+                let node = self.boot_node(pool, now);
+                self.cluster.nodes[node].lead_trigger = trigger;
             }
             if add > 0 {
                 self.autoscaler.last_scale_up = Some(now);

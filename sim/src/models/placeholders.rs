@@ -13,15 +13,15 @@
 //! the controller drops it.
 
 use crate::clock::{MINUTE, secs};
-use crate::cluster::{PodId, PodKind};
+use crate::cluster::{NodeId, PodId, PodKind};
 use crate::engine::Sim;
 use crate::events::Event;
 use crate::models::arrivals::scheduled_events;
 use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use hubpack_core::headroom::{
-    ArrivalForecast, Ewma, HeadroomConfig, HeadroomError, Hysteresis, headroom_seats,
-    placeholder_target, removal_order, seats_in, seats_per_placeholder, trim_pending_above_target,
-    validate_placeholder,
+    ArrivalForecast, Ewma, HeadroomConfig, HeadroomError, Hysteresis, LeadTimeConfig,
+    LeadTimeEstimator, headroom_seats, placeholder_target, removal_order, seats_in,
+    seats_per_placeholder, trim_pending_above_target, validate_placeholder,
 };
 use hubpack_core::model::{Millis, Pod, PodRole, PreemptionPolicy, Resources};
 use std::collections::VecDeque;
@@ -44,7 +44,9 @@ pub struct Predictive {
     forecast: ArrivalForecast,
     background: Ewma,
     hysteresis: Hysteresis,
+    /// The configured lead time, or the learned one (`lead_min: auto`).
     lead: Millis,
+    learner: Option<LeadTimeEstimator>,
     config: HeadroomConfig,
     last_reconcile: Millis,
     /// A surplus check is due (set on eviction, cleared when it runs).
@@ -115,7 +117,16 @@ impl PlaceholderState {
                 },
                 background: Ewma::new(secs(p.background_half_life_min * 60.0)),
                 hysteresis: Hysteresis::new(secs(p.remove_after_min * 60.0)),
-                lead: secs(p.lead_min * 60.0),
+                lead: secs(p.lead_min.minutes().unwrap_or(p.lead_initial_min) * 60.0),
+                learner: p.lead_min.is_auto().then(|| {
+                    LeadTimeEstimator::new(LeadTimeConfig {
+                        initial: secs(p.lead_initial_min * 60.0),
+                        quantile: p.lead_quantile,
+                        // The controller's reconcile interval and the scheduler's grace.
+                        reaction: secs(p.reconcile_s + sc.hubpack.placeholder_grace_s),
+                        ..LeadTimeConfig::default()
+                    })
+                }),
                 config: HeadroomConfig {
                     z: p.z,
                     min_seats: p.min_seats,
@@ -266,6 +277,29 @@ impl Sim<'_> {
             self.free_warm_seats(now),
             self.placeholders.seats_each,
         ))
+    }
+
+    /// `lead_min: auto`: a node turned warm for the placeholders' image; if a pending
+    /// placeholder's scale-up added it, that is one sample, from the placeholder's
+    /// Unschedulable mark to now (as the live controller measures: Unschedulable or
+    /// TriggeredScaleUp → node warm), whether or not users have evicted it since.
+    pub(crate) fn learn_lead_time(&mut self, node: NodeId, now: Millis) {
+        let Some(p) = self.placeholders.predictive.as_mut() else {
+            return;
+        };
+        let Some(learner) = p.learner.as_mut() else {
+            return;
+        };
+        let n = &mut self.cluster.nodes[node];
+        if let Some(trigger) = n.lead_trigger.take() {
+            learner.observe(now.max(n.ready_at + self.warm_settle) - trigger);
+            p.lead = learner.lead_time();
+        }
+    }
+
+    /// The learned (or configured) lead time now.
+    pub fn lead_time(&self) -> Option<Millis> {
+        self.placeholders.predictive.as_ref().map(|p| p.lead)
     }
 
     /// The predictive controller's periodic reconcile: μ over the lead time from the

@@ -77,6 +77,9 @@ impl Sim<'_> {
             self.prepull_next(node, now);
         }
         if self.cluster.nodes[node].phase == crate::cluster::NodePhase::Ready {
+            if self.sc.image_index(&self.sc.profiles[0].image) == Some(image) {
+                self.learn_lead_time(node, now);
+            }
             self.cluster.refresh_node(node, now);
             self.request_schedule(now);
         }

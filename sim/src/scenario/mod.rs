@@ -10,7 +10,9 @@ mod policies;
 pub use arrivals::{ArrivalSpec, BurstSpec, PoissonSpec, TraceSpec, WeeklySpec};
 pub use cluster::{DurationDist, ImageSpec, PoolSpec, ProfileSpec, ResourceSpec};
 pub use hub::{AutoscalerSpec, HubSpec};
-pub use policies::{PlaceholderMode, PolicyGrid, PredictiveSpec, PrepullChoice, SchedulerKind};
+pub use policies::{
+    Lead, PlaceholderMode, PolicyGrid, PredictiveSpec, PrepullChoice, SchedulerKind,
+};
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -184,6 +186,13 @@ impl Scenario {
         }
         if self.seeds == 0 {
             return Err("seeds must be at least 1".into());
+        }
+        if let Lead::Word(w) = &self.predictive.lead_min
+            && w != "auto"
+        {
+            return Err(format!(
+                "predictive.lead_min: {w:?} is neither minutes nor `auto`; write e.g. 12 or auto"
+            ));
         }
         if self.pools.is_empty() || self.profiles.is_empty() || self.images.is_empty() {
             return Err("pools, images and profiles each need at least one entry".into());

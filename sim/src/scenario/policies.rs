@@ -148,8 +148,16 @@ impl std::str::FromStr for PlaceholderMode {
 #[serde(deny_unknown_fields)]
 pub struct PredictiveSpec {
     /// Lead time L: placeholder Unschedulable → its new node warm, plus reaction time.
+    /// Minutes, or `auto`: learned from the run's own scale-ups with hubpack-core's
+    /// lead-time estimator (the live controller's), starting from `lead_initial_min`.
+    #[serde(default)]
+    pub lead_min: Lead,
+    /// `lead_min: auto` only: the value used until 5 scale-ups were seen.
     #[serde(default = "default_lead")]
-    pub lead_min: f64,
+    pub lead_initial_min: f64,
+    /// `lead_min: auto` only: the upper quantile of the observed waits (0.9 = p90).
+    #[serde(default = "default_lead_quantile")]
+    pub lead_quantile: f64,
     #[serde(default = "default_z")]
     pub z: f64,
     #[serde(default)]
@@ -173,6 +181,39 @@ pub struct PredictiveSpec {
     /// reaches the autoscaler.
     #[serde(default = "default_reaction")]
     pub reaction_s: f64,
+}
+
+/// A lead time in minutes, or `auto`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum Lead {
+    Minutes(f64),
+    /// Must be the word `auto` (checked when the scenario is loaded).
+    Word(String),
+}
+
+impl Default for Lead {
+    fn default() -> Self {
+        Lead::Minutes(default_lead())
+    }
+}
+
+impl Lead {
+    pub fn is_auto(&self) -> bool {
+        matches!(self, Lead::Word(w) if w == "auto")
+    }
+
+    /// The configured minutes (`auto`: `None`).
+    pub fn minutes(&self) -> Option<f64> {
+        match self {
+            Lead::Minutes(m) => Some(*m),
+            Lead::Word(_) => None,
+        }
+    }
+}
+
+fn default_lead_quantile() -> f64 {
+    0.9
 }
 
 fn default_reaction() -> f64 {
@@ -200,7 +241,9 @@ fn default_half_life() -> f64 {
 impl Default for PredictiveSpec {
     fn default() -> Self {
         PredictiveSpec {
-            lead_min: default_lead(),
+            lead_min: Lead::default(),
+            lead_initial_min: default_lead(),
+            lead_quantile: default_lead_quantile(),
             z: default_z(),
             min_seats: 0.0,
             max_seats: default_max_seats(),
