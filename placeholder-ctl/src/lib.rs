@@ -1,3 +1,39 @@
-//! hubpack-placeholder-ctl: keeps placeholder pods and image pre-pull DaemonSets sized ahead
-//! of predicted arrivals. Not implemented yet: this crate only reserves its place in the
-//! workspace. The sizing it will carry out lives in hubpack-core.
+//! hubpack-placeholder-ctl: keeps enough warm seats for the users predicted to arrive
+//! within the time a new node needs to become warm, in as few N-user placeholder pods as
+//! possible, and keeps the users' images pre-pulled. Forecast arithmetic, sizing,
+//! hysteresis and the lead-time estimator live in `hubpack_core::headroom` (shared with
+//! the simulator); this crate reads the config and the arrival sources, and is the
+//! Kubernetes adapter.
+//!
+//! Layout, in the order data flows:
+//! - [`config`]: the YAML config and its validation (exit 2 naming field and fix);
+//!   [`resources`]: quantities in it;
+//! - [`sources`]: configured events (one-off, cron), iCalendar feeds, event ConfigMaps →
+//!   core `ScheduledEvent`s tagged by source (pure);
+//! - [`plan`]: one pool's forecast and placeholder target at one time (pure), used by the
+//!   live reconcile and by `hubpack-placeholder-ctl plan`;
+//! - [`observe`]: the cluster as one pool sees it (free warm seats, placeholders, users);
+//! - [`decide`]: the controller's memory (learned background, lead time, hysteresis) and
+//!   its decision per reconcile, a value; [`objects`]: the objects it owns, as values;
+//! - [`adapter`]: watches, calendar fetching, server-side apply, Events, metrics, the
+//!   reconcile loop, leader election and `/metrics` `/healthz` `/readyz` ([`adapter::app`]).
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod decide;
+pub mod objects;
+pub mod observe;
+pub mod plan;
+pub mod resources;
+pub mod sources;
+
+pub mod adapter;
+pub mod error;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod decide_tests;
+pub mod plan_cli;
+#[cfg(test)]
+mod test_objects;

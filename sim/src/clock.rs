@@ -65,6 +65,11 @@ impl<E> Agenda<E> {
         Some((e.at, e.event))
     }
 
+    /// When the next event is due.
+    pub fn peek_time(&self) -> Option<Millis> {
+        self.heap.peek().map(|Reverse(e)| e.at)
+    }
+
     pub fn now(&self) -> Millis {
         self.now
     }

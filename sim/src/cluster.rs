@@ -39,7 +39,15 @@ pub struct NodeState {
     pub image_ready_at: Vec<Option<Millis>>,
     /// The kubelet pulls one image at a time (serializeImagePulls): the next pull starts here.
     pub pull_free_at: Millis,
+    /// The pre-puller's next init container (image index) and the image it waits for.
+    pub prepull_pos: usize,
+    pub prepull_waiting: Option<usize>,
     pub unneeded_since: Option<Millis>,
+    /// cluster-autoscaler skips a node whose pods could not be moved until then.
+    pub unremovable_until: Millis,
+    /// When the placeholder whose scale-up added this node was marked Unschedulable
+    /// (a lead-time sample once the node is warm).
+    pub lead_trigger: Option<Millis>,
 }
 
 impl NodeState {
@@ -69,6 +77,10 @@ pub struct PodState {
     pub bound_at: Option<Millis>,
     /// The scheduler tried and found no node: the autoscaler may scale up for it.
     pub unschedulable: bool,
+    /// Until then the scheduler does not mark it Unschedulable (a placeholder's grace).
+    pub hold_unschedulable_until: Millis,
+    /// When it was first marked Unschedulable.
+    pub marked_unschedulable_at: Option<Millis>,
     pub alive: bool,
     /// The pod as hubpack-core sees it (requests, priority, images, selector).
     pub core: Pod,
@@ -170,7 +182,11 @@ impl Cluster {
             pods: Vec::new(),
             image_ready_at: vec![None; self.image_names.len()],
             pull_free_at: ready_at,
+            prepull_pos: 0,
+            prepull_waiting: None,
             unneeded_since: None,
+            unremovable_until: 0,
+            lead_trigger: None,
         });
         self.live_nodes[pool] += 1;
         id
@@ -278,6 +294,8 @@ impl Cluster {
             created: now,
             bound_at: None,
             unschedulable: false,
+            hold_unschedulable_until: 0,
+            marked_unschedulable_at: None,
             alive: true,
             core,
         });
@@ -334,8 +352,12 @@ impl Cluster {
         }
     }
 
-    pub fn mark_unschedulable(&mut self, pod: PodId) {
-        self.pods[pod].unschedulable = true;
+    pub fn mark_unschedulable(&mut self, pod: PodId, now: Millis) {
+        let p = &mut self.pods[pod];
+        if !p.unschedulable && p.marked_unschedulable_at.is_none() {
+            p.marked_unschedulable_at = Some(now);
+        }
+        p.unschedulable = true;
     }
 
     pub fn ready_nodes(&self) -> impl Iterator<Item = (NodeId, &NodeState)> {

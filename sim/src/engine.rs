@@ -127,13 +127,17 @@ impl<'a> Sim<'a> {
 
     /// Runs to the scenario's end.
     pub fn run(mut self) -> RunResult {
-        while let Some((now, event)) = self.agenda.pop() {
-            if now > self.end {
-                break;
-            }
-            self.handle(now, event);
-        }
+        self.run_until(self.end);
         RunResult::collect(self)
+    }
+
+    /// Handles every event up to and including `t` (tests step a run with it).
+    pub fn run_until(&mut self, t: Millis) {
+        while self.agenda.peek_time().is_some_and(|at| at <= t) {
+            if let Some((now, event)) = self.agenda.pop() {
+                self.handle(now, event);
+            }
+        }
     }
 
     fn handle(&mut self, now: Millis, event: Event) {
@@ -150,6 +154,8 @@ impl<'a> Sim<'a> {
             Event::Schedule => self.schedule_pass(now),
             Event::AutoscalerScan => self.on_autoscaler_scan(now),
             Event::PlaceholderReconcile => self.on_placeholder_reconcile(now),
+            Event::PlaceholderSurplusCheck => self.on_placeholder_surplus_check(now),
+            Event::PlaceholderGraceOver => self.request_schedule(now),
             Event::Sample => self.on_sample(now),
         }
     }
@@ -192,7 +198,7 @@ impl<'a> Sim<'a> {
                     // are observed); the sim observes them at once.
                     self.bind_if_fits(pod, node, now);
                 }
-                Placement::Unschedulable => self.cluster.mark_unschedulable(pod),
+                Placement::Unschedulable => self.mark_unschedulable(pod, now),
             }
         }
     }
@@ -212,7 +218,15 @@ impl<'a> Sim<'a> {
                 "the policy placed a pod where it does not fit"
             );
             self.misfits += 1;
-            self.cluster.mark_unschedulable(pod);
+            self.mark_unschedulable(pod, now);
+        }
+    }
+
+    /// PodScheduled=False/Unschedulable, which the autoscaler acts on; hubpack-scheduler
+    /// holds it back for a placeholder within its grace.
+    fn mark_unschedulable(&mut self, pod: PodId, now: Millis) {
+        if self.cluster.pods[pod].hold_unschedulable_until <= now {
+            self.cluster.mark_unschedulable(pod, now);
         }
     }
 

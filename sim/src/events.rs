@@ -33,5 +33,9 @@ pub enum Event {
     Schedule,
     AutoscalerScan,
     PlaceholderReconcile,
+    /// The predictive controller reacts to an evicted placeholder's replacement.
+    PlaceholderSurplusCheck,
+    /// A placeholder's Unschedulable grace has ended: schedule again (and mark it).
+    PlaceholderGraceOver,
     Sample,
 }

@@ -37,3 +37,5 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod stats;
+#[cfg(test)]
+mod test_support;

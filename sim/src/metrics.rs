@@ -21,6 +21,10 @@ pub struct UserRun {
     pub failed_spawns: u32,
     pub pod: Option<crate::cluster::PodId>,
     pub spawn_limited: bool,
+    /// Refused by the spawn limit while every unplaced user had a warm seat.
+    pub hub_queue_blocked: bool,
+    /// Bound to a cold node while a warm seat existed at arrival and at bind time.
+    pub placement_hol: bool,
     pub warm_seat_at_arrival: bool,
     pub node: Option<NodeId>,
     pub node_was_new: bool,
@@ -42,6 +46,8 @@ impl UserRun {
             failed_spawns: 0,
             pod: None,
             spawn_limited: false,
+            hub_queue_blocked: false,
+            placement_hol: false,
             warm_seat_at_arrival: false,
             node: None,
             node_was_new: false,
@@ -93,6 +99,13 @@ pub struct UserRecord {
     pub failed_spawns: u32,
     pub warm_seat_at_arrival: bool,
     pub head_of_line_blocked: bool,
+    /// Placement head-of-line blocking: bound to a cold node (booting, or without this
+    /// user's image) while a warm seat they fit, free or held by a placeholder, existed at
+    /// their arrival and still at bind time. The scheduler's doing.
+    pub placement_hol: bool,
+    /// Hub-queue head-of-line blocking: held back by the hub's concurrent spawn limit
+    /// while warm seats existed for every user not yet placed, and waited for it.
+    pub hub_queue_hol: bool,
     pub cause: WaitCause,
 }
 
@@ -221,6 +234,7 @@ impl RunResult {
                 };
                 // Finished users only: a user still waiting at the end is censored.
                 let hol = waited && u.warm_seat_at_arrival && cause != WaitCause::Unfinished;
+                let hub_queue_hol = waited && u.hub_queue_blocked;
                 UserRecord {
                     user: i,
                     profile: u.session.profile,
@@ -236,6 +250,8 @@ impl RunResult {
                     failed_spawns: u.failed_spawns,
                     warm_seat_at_arrival: u.warm_seat_at_arrival,
                     head_of_line_blocked: hol,
+                    placement_hol: u.placement_hol,
+                    hub_queue_hol,
                     cause,
                 }
             })

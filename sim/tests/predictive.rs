@@ -5,13 +5,14 @@
 
 mod common;
 
-use hubpack_sim::scenario::{PlaceholderMode, SchedulerKind};
+use hubpack_sim::engine::{PolicySpec, Sim};
+use hubpack_sim::scenario::{Lead, PlaceholderMode, SchedulerKind};
 
 #[test]
 fn placeholders_appear_one_lead_time_before_the_class_and_leave_after() {
     let sc = common::shipped("class-burst.yaml");
     let class_s = 3600.0; // the burst starts at 1:00
-    let lead_s = sc.predictive.lead_min * 60.0;
+    let lead_s = sc.predictive.lead_min.minutes().unwrap() * 60.0;
     let r = common::run(&sc, SchedulerKind::Hubpack, PlaceholderMode::Predictive, 0);
     let placeholders = |t: f64| {
         let s = r.samples.iter().rev().find(|s| s.t_s <= t).unwrap();
@@ -37,4 +38,22 @@ fn placeholders_appear_one_lead_time_before_the_class_and_leave_after() {
         .filter(|u| u.wait_s.unwrap() > r.warm_start_s + 30.0)
         .count();
     assert_eq!(slow, 0);
+}
+
+#[test]
+fn lead_auto_learns_boot_plus_pull_from_the_runs_own_scale_ups() {
+    let mut sc = common::shipped("class-burst.yaml");
+    sc.predictive.lead_min = Lead::Word("auto".into());
+    sc.predictive.lead_initial_min = 2.0;
+    let policy = PolicySpec {
+        scheduler: SchedulerKind::Hubpack,
+        placeholders: PlaceholderMode::Predictive,
+        prepull: true,
+    };
+    let mut sim = Sim::new(&sc, policy, 0).unwrap();
+    sim.run_until(3 * 3_600_000);
+    let lead_min = sim.lead_time().unwrap() as f64 / 60_000.0;
+    // Boot (median 4 min, σ 0.2) + pull (3 min, σ 0.3) + scan wait: p90 ≈ 8.5-9.5 min,
+    // plus 35 s of reaction (reconcile 30 s + grace 5 s); from an initial 2 min.
+    assert!((8.0..=11.0).contains(&lead_min), "learned lead {lead_min:.1} min");
 }

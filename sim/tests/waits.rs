@@ -50,7 +50,7 @@ fn mean_concurrent_users_follow_littles_law() {
     let r = common::run(&sc, SchedulerKind::Hubpack, PlaceholderMode::None, 3);
     let mean_active = 1800.0 * (0.5f64 * 0.5 / 2.0).exp();
     // Residence from bind to cull: container start + active + half a culler interval.
-    let residence = 3.0 + mean_active + 3.0;
+    let residence = sc.hub.container_start_s + mean_active + 3.0;
     let expected = 120.0 / 3600.0 * residence;
     let steady: Vec<f64> = r
         .samples

@@ -89,7 +89,7 @@ pub fn generate(s: &Scenario, seed: u64) -> Result<Vec<Session>, ArrivalError> {
                     &mut rng,
                     s,
                     start,
-                    b.users,
+                    actual_users(s, b.users),
                     secs(b.over_min * 60.0),
                     &b.profile,
                     &mut pick,
@@ -106,7 +106,7 @@ pub fn generate(s: &Scenario, seed: u64) -> Result<Vec<Session>, ArrivalError> {
                                 &mut rng,
                                 s,
                                 start,
-                                w.users,
+                                actual_users(s, w.users),
                                 secs(w.over_min * 60.0),
                                 &w.profile,
                                 &mut pick,
@@ -120,6 +120,11 @@ pub fn generate(s: &Scenario, seed: u64) -> Result<Vec<Session>, ArrivalError> {
     }
     out.sort_by_key(|x| x.arrival);
     Ok(out)
+}
+
+/// The users who really come to an event the calendar announces with `planned`.
+fn actual_users(s: &Scenario, planned: usize) -> usize {
+    (planned as f64 * s.forecast.actual_factor.max(0.0)).round() as usize
 }
 
 /// Users per ms at `t` (hour 0 = Monday 00:00).
@@ -200,6 +205,17 @@ fn read_trace(s: &Scenario, path: &std::path::Path) -> Result<Vec<Session>, Arri
 /// The scenario's scheduled events as the predictive controller knows them (a calendar);
 /// Poisson background is learned, not told.
 pub fn scheduled_events(s: &Scenario) -> Vec<ScheduledEvent> {
+    if let Some(calendar) = &s.forecast.calendar {
+        return calendar
+            .iter()
+            .map(|e| ScheduledEvent {
+                start: secs(e.at_h * 3600.0),
+                window: secs(e.over_min * 60.0).max(1),
+                users: e.users,
+                weekly: false,
+            })
+            .collect();
+    }
     let mut out = Vec::new();
     for spec in &s.arrivals {
         match spec {

@@ -6,8 +6,10 @@
 //! - scale down a node when its requested share (max of cpu and memory, DaemonSets and
 //!   placeholders included) is under the threshold, it holds no user pod (bare user pods
 //!   cannot be moved) and its placeholders fit elsewhere, for the unneeded time; never within
-//!   the cluster-wide delay after any scale-up; never below the pool's minimum; empty nodes
-//!   in bulk, at most one non-empty node per scan.
+//!   the cluster-wide delay after any scale-up; never below the pool's minimum; moves are
+//!   committed node by node (see `scale_down`); at most `--max-scale-down-parallelism`
+//!   nodes per scan, `--max-drain-parallelism` of them non-empty; a node whose pods could
+//!   not move is skipped for `--unremovable-node-recheck-timeout`.
 
 use crate::clock::secs;
 use crate::cluster::{NodeId, NodePhase, PodKind};
@@ -87,8 +89,17 @@ impl Sim<'_> {
             }
             let room = spec.max_nodes.saturating_sub(self.cluster.live_nodes[pool]);
             let add = new_nodes.min(room);
+            // The oldest pending placeholder this scale-up is for (lead-time learning).
+            let trigger = self
+                .cluster
+                .pending()
+                .map(|p| &self.cluster.pods[p])
+                .filter(|p| p.pool == pool && p.unschedulable && p.kind == PodKind::Placeholder)
+                .filter_map(|p| p.marked_unschedulable_at)
+                .min();
             for _ in 0..add {
-                self.boot_node(pool, now);
+                let node = self.boot_node(pool, now);
+                self.cluster.nodes[node].lead_trigger = trigger;
             }
             if add > 0 {
                 self.autoscaler.last_scale_up = Some(now);
@@ -97,20 +108,31 @@ impl Sim<'_> {
         }
     }
 
+    /// One scale-down pass, as cluster-autoscaler's planner does it: candidates in order;
+    /// each one's pods are placed on the other nodes in a shared simulation and, if they all
+    /// fit, those moves are committed (later candidates see them) and the node leaves the
+    /// simulation (no later pod moves onto it). A node whose pods do not fit is not looked
+    /// at again for `unremovable_node_recheck_timeout`. Unneeded long enough, outside the
+    /// delay after a scale-up and above the pool minimum, nodes go: at most
+    /// `max_scale_down_parallelism` per scan, of which `max_drain_parallelism` non-empty.
     fn scale_down(&mut self, now: Millis) {
         let a = &self.sc.autoscaler;
         let threshold = a.scale_down_utilization_threshold;
         let unneeded_for = secs(a.scale_down_unneeded_min * 60.0);
+        let recheck = secs(a.unremovable_node_recheck_timeout_min * 60.0);
         let in_cooldown = self
             .autoscaler
             .last_scale_up
             .is_some_and(|t| now - t < secs(a.scale_down_delay_after_add_min * 60.0));
-        let bulk = a.max_empty_bulk_delete;
-        // Capacity elsewhere that moved placeholders may use, shrinking as we plan moves.
-        let mut free: Vec<Resources> = self.cluster.nodes.iter().map(|n| n.free()).collect();
+        let (max_total, max_drain) = (a.max_scale_down_parallelism, a.max_drain_parallelism);
+        let mut sim = MoveSim {
+            free: self.cluster.nodes.iter().map(|n| n.free()).collect(),
+            received: vec![Vec::new(); self.cluster.nodes.len()],
+            gone: vec![false; self.cluster.nodes.len()],
+        };
         let mut removing: Vec<NodeId> = Vec::new();
         let mut per_pool_live = self.cluster.live_nodes.clone();
-        let (mut empty_deleted, mut busy_deleted) = (0usize, 0usize);
+        let mut drained = 0usize;
         for id in 0..self.cluster.nodes.len() {
             let n = &self.cluster.nodes[id];
             if n.phase != NodePhase::Ready {
@@ -121,35 +143,38 @@ impl Sim<'_> {
                 let m = n.requested.memory as f64 / n.allocatable.memory.max(1) as f64;
                 c.max(m)
             };
-            let movable = n.users == 0 && util < threshold;
-            // Empty nodes trivially qualify; only placeholders need a dry-run move.
-            let fits_elsewhere = movable
-                && (n.placeholders == 0 || self.plan_moves(id, &mut free.clone(), &removing));
-            if !fits_elsewhere {
+            if n.users > 0 || util >= threshold || n.unremovable_until > now {
                 self.cluster.nodes[id].unneeded_since = None;
                 continue;
             }
+            // Its own placeholders plus what earlier candidates planned to move onto it.
+            let mut to_move: Vec<Resources> = n
+                .pods
+                .iter()
+                .map(|&p| self.cluster.pods[p].requests().clone())
+                .collect();
+            to_move.extend(sim.received[id].iter().cloned());
+            let empty = to_move.is_empty();
+            if !empty && !self.plan_moves(id, &to_move, &mut sim) {
+                let n = &mut self.cluster.nodes[id];
+                n.unneeded_since = None;
+                n.unremovable_until = now + recheck;
+                continue;
+            }
+            sim.gone[id] = true;
             let since = *self.cluster.nodes[id].unneeded_since.get_or_insert(now);
-            let n = &self.cluster.nodes[id];
-            let empty = n.placeholders == 0;
+            let pool = self.cluster.nodes[id].pool;
             let due = now - since >= unneeded_for;
-            let under_limit = if empty {
-                empty_deleted < bulk
-            } else {
-                busy_deleted < 1
-            };
+            let under_limit = removing.len() < max_total && (empty || drained < max_drain);
             if !in_cooldown
                 && due
                 && under_limit
-                && per_pool_live[n.pool] > self.sc.pools[n.pool].min_nodes
+                && per_pool_live[pool] > self.sc.pools[pool].min_nodes
             {
-                self.plan_moves(id, &mut free, &removing);
-                per_pool_live[n.pool] -= 1;
+                per_pool_live[pool] -= 1;
                 removing.push(id);
-                if empty {
-                    empty_deleted += 1;
-                } else {
-                    busy_deleted += 1;
+                if !empty {
+                    drained += 1;
                 }
             }
         }
@@ -165,20 +190,122 @@ impl Sim<'_> {
         self.request_schedule(now);
     }
 
-    /// Whether every placeholder on `node` fits on another Ready node (first fit), taking
-    /// the room from `free` as it goes.
-    fn plan_moves(&self, node: NodeId, free: &mut [Resources], removing: &[NodeId]) -> bool {
-        let n = &self.cluster.nodes[node];
-        for &pod in &n.pods {
-            let req = self.cluster.pods[pod].requests();
+    /// Places every request of `pods` (first fit) on another Ready node of the same pool
+    /// still in the simulation; commits the moves only if all fit.
+    fn plan_moves(&self, node: NodeId, pods: &[Resources], sim: &mut MoveSim) -> bool {
+        let pool = self.cluster.nodes[node].pool;
+        let mut planned: Vec<(NodeId, Resources)> = Vec::new();
+        let mut free = sim.free.clone();
+        for req in pods {
             let target = self.cluster.ready_nodes().find(|(id, m)| {
-                *id != node && m.pool == n.pool && !removing.contains(id) && req.fits_in(&free[*id])
+                *id != node && m.pool == pool && !sim.gone[*id] && req.fits_in(&free[*id])
             });
             match target {
-                Some((id, _)) => free[id] -= req,
+                Some((id, _)) => {
+                    free[id] -= req;
+                    planned.push((id, req.clone()));
+                }
                 None => return false,
             }
         }
+        sim.free = free;
+        for (id, req) in planned {
+            sim.received[id].push(req);
+        }
         true
+    }
+}
+
+/// The scale-down simulation's state within one scan.
+struct MoveSim {
+    /// Free room per node after the moves committed so far.
+    free: Vec<Resources>,
+    /// Requests planned to move onto each node.
+    received: Vec<Vec<Resources>>,
+    /// Nodes planned away (unneeded): no pod moves onto them.
+    gone: Vec<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cluster::{NodeId, PodKind};
+    use crate::scenario::{PlaceholderMode, SchedulerKind};
+    use crate::test_support::{put, scenario, sim, warm_node};
+
+    const MIN: i64 = 60_000;
+
+    fn unneeded(s: &crate::engine::Sim<'_>) -> Vec<NodeId> {
+        (0..s.cluster.nodes.len())
+            .filter(|&i| s.cluster.nodes[i].unneeded_since.is_some())
+            .collect()
+    }
+
+    #[test]
+    fn two_nodes_cannot_both_go_by_moving_onto_each_other() {
+        let sc = scenario("");
+        let mut s = sim(&sc, SchedulerKind::Hubpack, PlaceholderMode::None);
+        let full = warm_node(&mut s, 0);
+        put(&mut s, full, PodKind::User(0), 15.0, 0);
+        let a = warm_node(&mut s, 0);
+        let b = warm_node(&mut s, 0);
+        put(&mut s, a, PodKind::Placeholder, 7.0, 0);
+        put(&mut s, b, PodKind::Placeholder, 7.0, 0);
+        s.on_autoscaler_scan(0);
+        // a's placeholder goes to b; b's then has nowhere to go (a is planned away).
+        assert_eq!(unneeded(&s), vec![a]);
+        for t in 1..=12 {
+            s.on_autoscaler_scan(t * MIN);
+        }
+        assert_eq!(s.autoscaler.scale_downs, 1);
+        assert_eq!(s.cluster.nodes[b].phase, crate::cluster::NodePhase::Ready);
+    }
+
+    #[test]
+    fn a_node_whose_pods_could_not_move_is_rechecked_after_the_timeout() {
+        let sc = scenario("");
+        let mut s = sim(&sc, SchedulerKind::Hubpack, PlaceholderMode::None);
+        let full = warm_node(&mut s, 0);
+        put(&mut s, full, PodKind::User(0), 15.0, 0);
+        let a = warm_node(&mut s, 0);
+        put(&mut s, a, PodKind::Placeholder, 7.0, 0);
+        let busy = warm_node(&mut s, 0);
+        let user = put(&mut s, busy, PodKind::User(1), 9.0, 0);
+        s.on_autoscaler_scan(0);
+        assert!(unneeded(&s).is_empty());
+        assert_eq!(s.cluster.nodes[a].unremovable_until, 5 * MIN);
+        // Room appears at 1 min, but a is only looked at again after 5 min.
+        s.cluster.delete_pod(user);
+        s.on_autoscaler_scan(MIN);
+        assert_eq!(s.cluster.nodes[a].unneeded_since, None);
+        s.on_autoscaler_scan(5 * MIN);
+        assert_eq!(s.cluster.nodes[a].unneeded_since, Some(5 * MIN));
+    }
+
+    #[test]
+    fn deletions_per_scan_follow_scale_down_and_drain_parallelism() {
+        let sc = scenario("");
+        let mut s = sim(&sc, SchedulerKind::Hubpack, PlaceholderMode::None);
+        for _ in 0..15 {
+            warm_node(&mut s, 0);
+        }
+        s.on_autoscaler_scan(0);
+        s.on_autoscaler_scan(10 * MIN);
+        assert_eq!(s.autoscaler.scale_downs, 10, "--max-scale-down-parallelism 10");
+        s.on_autoscaler_scan(10 * MIN + 10_000);
+        assert_eq!(s.autoscaler.scale_downs, 15);
+
+        let mut s = sim(&sc, SchedulerKind::Hubpack, PlaceholderMode::None);
+        let host = warm_node(&mut s, 0);
+        put(&mut s, host, PodKind::User(0), 1.0, 0);
+        for _ in 0..3 {
+            let n = warm_node(&mut s, 0);
+            put(&mut s, n, PodKind::Placeholder, 1.0, 0);
+        }
+        s.on_autoscaler_scan(0);
+        assert_eq!(unneeded(&s).len(), 3);
+        s.on_autoscaler_scan(10 * MIN);
+        assert_eq!(s.autoscaler.scale_downs, 1, "--max-drain-parallelism 1");
+        s.on_autoscaler_scan(10 * MIN + 10_000);
+        assert_eq!(s.autoscaler.scale_downs, 2);
     }
 }

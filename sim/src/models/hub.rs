@@ -1,5 +1,6 @@
-//! JupyterHub + KubeSpawner: a concurrent spawn limit (users beyond it retry), the spawn
-//! overhead before the pod exists, a start timeout that fails the spawn (the user tries
+//! JupyterHub + KubeSpawner: a concurrent spawn limit (users beyond it get a 429 with a
+//! Retry-After drawn from `spawn_throttle_retry_range` and click again then, or give up),
+//! the spawn overhead before the pod exists, a start timeout that fails the spawn (the user tries
 //! again, up to `max_attempts`), container start once the image is present, and the idle
 //! culler, which checks every `cull_interval` and removes servers idle for `cull_timeout`.
 
@@ -9,6 +10,7 @@ use crate::engine::Sim;
 use crate::events::Event;
 use hubpack_core::headroom::seats_in;
 use hubpack_core::model::{Millis, Pod, PodRole};
+use rand::Rng;
 
 impl Sim<'_> {
     pub(crate) fn on_arrival(&mut self, u: usize, now: Millis) {
@@ -22,9 +24,20 @@ impl Sim<'_> {
     pub(crate) fn try_spawn(&mut self, u: usize, now: Millis) {
         let hub = &self.sc.hub;
         if self.active_spawns >= hub.concurrent_spawn_limit {
+            // Hub-queue HOL: held by the hub while every user not yet placed (this one
+            // included) had a warm seat.
+            if self.warm_seats(self.users[u].session.profile, now) >= self.users_unbound {
+                self.users[u].hub_queue_blocked = true;
+            }
             self.users[u].spawn_limited = true;
-            self.agenda
-                .at(now + secs(hub.spawn_retry_s), Event::SpawnRetry(u));
+            if self.rng.random::<f64>() < hub.throttle_give_up_probability {
+                self.users[u].gave_up = Some(now);
+                self.users_unbound -= 1;
+                return;
+            }
+            let [lo, hi] = hub.spawn_throttle_retry_range_s;
+            let retry = lo + self.rng.random::<f64>() * (hi - lo).max(0.0);
+            self.agenda.at(now + secs(retry), Event::SpawnRetry(u));
             return;
         }
         self.active_spawns += 1;
@@ -65,10 +78,19 @@ impl Sim<'_> {
     }
 
     pub(crate) fn on_user_bound(&mut self, u: usize, pod: PodId, node: NodeId, now: Millis) {
-        let image_at = match self.cluster.pods[pod].image {
+        // Placement HOL, judged before the pull starts: a cold node for this user's image
+        // while a warm seat (free or held by a placeholder) existed at their arrival and
+        // still exists now.
+        let image = self.cluster.pods[pod].image;
+        let cold = image.is_some_and(|img| !self.is_warm(node, img, now));
+        let placement_hol = cold
+            && self.users[u].warm_seat_at_arrival
+            && self.warm_seat_for(pod, now).is_some();
+        let image_at = match image {
             Some(img) => self.ensure_image(node, img, now),
             None => now,
         };
+        self.users[u].placement_hol |= placement_hol;
         let user = &mut self.users[u];
         if user.bound_at.is_none() {
             self.users_unbound -= 1;
@@ -146,10 +168,47 @@ impl Sim<'_> {
             return 0;
         };
         let req = pr.request.to_resources().with_pods(1);
+        let preemptable = self.placeholders.priority < 0;
         self.cluster
             .ready_nodes()
-            .filter(|(_, n)| n.pool == pool && n.has_image(image, now))
-            .map(|(_, n)| usize::try_from(seats_in(&(&n.free() + &n.held), &req)).unwrap_or(0))
+            .filter(|&(id, n)| n.pool == pool && self.is_warm(id, image, now))
+            .map(|(_, n)| {
+                let room = if preemptable {
+                    &n.free() + &n.held
+                } else {
+                    n.free()
+                };
+                usize::try_from(seats_in(&room, &req)).unwrap_or(0)
+            })
             .sum()
+    }
+
+    /// Warm as DESIGN.md and hubpack-core define it: Ready for the settle time and the
+    /// image present.
+    pub(crate) fn is_warm(&self, node: NodeId, image: usize, now: Millis) -> bool {
+        let n = &self.cluster.nodes[node];
+        n.phase == crate::cluster::NodePhase::Ready
+            && now - n.ready_at >= self.warm_settle
+            && n.has_image(image, now)
+    }
+
+    /// A warm node of the pod's pool where it fits in free room plus what lower-priority
+    /// placeholders hold.
+    pub(crate) fn warm_seat_for(&self, pod: PodId, now: Millis) -> Option<NodeId> {
+        let p = &self.cluster.pods[pod];
+        let image = p.image?;
+        let preemptable = self.placeholders.priority < p.priority();
+        self.cluster
+            .ready_nodes()
+            .filter(|&(id, n)| n.pool == p.pool && self.is_warm(id, image, now))
+            .find(|(_, n)| {
+                let room = if preemptable {
+                    &n.free() + &n.held
+                } else {
+                    n.free()
+                };
+                p.requests().fits_in(&room)
+            })
+            .map(|(id, _)| id)
     }
 }

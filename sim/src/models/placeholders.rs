@@ -2,16 +2,26 @@
 //! an evicted one is replaced at once by a Pending pod (which is what makes the autoscaler
 //! add a node). The count is fixed (`per-user K`, `n-user N×K`) or set by the predictive
 //! controller from hubpack-core's headroom sizing.
+//!
+//! Surplus replacements: hubpack-scheduler holds back a pending placeholder's
+//! Unschedulable condition for `hubpack.placeholder_grace_s` after its creation; the
+//! controller, reacting to the eviction after `predictive.reaction_s`, recomputes its
+//! target and lowers the replicas if a pending placeholder is surplus (the ReplicaSet
+//! deletes the newest unscheduled pods first). Within the grace, only a wanted placeholder
+//! is ever marked Unschedulable, and only that one can make the autoscaler add a node.
+//! kube-scheduler has no grace: a surplus replacement is visible to the autoscaler until
+//! the controller drops it.
 
 use crate::clock::{MINUTE, secs};
-use crate::cluster::{PodId, PodKind};
+use crate::cluster::{NodeId, PodId, PodKind};
 use crate::engine::Sim;
 use crate::events::Event;
 use crate::models::arrivals::scheduled_events;
-use crate::scenario::{PlaceholderMode, Scenario};
+use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use hubpack_core::headroom::{
-    ArrivalForecast, Ewma, HeadroomConfig, HeadroomError, Hysteresis, headroom_seats,
-    placeholder_target, removal_order, seats_in, seats_per_placeholder, validate_placeholder,
+    ArrivalForecast, Ewma, HeadroomConfig, HeadroomError, Hysteresis, LeadTimeConfig,
+    LeadTimeEstimator, headroom_seats, placeholder_target, removal_order, seats_in,
+    seats_per_placeholder, trim_pending_above_target, validate_placeholder,
 };
 use hubpack_core::model::{Millis, Pod, PodRole, PreemptionPolicy, Resources};
 use std::collections::VecDeque;
@@ -34,11 +44,13 @@ pub struct Predictive {
     forecast: ArrivalForecast,
     background: Ewma,
     hysteresis: Hysteresis,
+    /// The configured lead time, or the learned one (`lead_min: auto`).
     lead: Millis,
+    learner: Option<LeadTimeEstimator>,
     config: HeadroomConfig,
     last_reconcile: Millis,
-    /// The latest target, for `drop_pending_above_target`.
-    last_target: usize,
+    /// A surplus check is due (set on eviction, cleared when it runs).
+    check_queued: bool,
     arrivals_at_last: usize,
     recent: VecDeque<(Millis, usize)>,
 }
@@ -49,6 +61,8 @@ pub struct PlaceholderState {
     pub per_user: Resources,
     pub request: Resources,
     pub seats_each: i64,
+    /// −10, or the users' 0 when z2jh runs without `podPriority` (users cannot preempt).
+    pub priority: i32,
     pub desired: usize,
     pub live: Vec<PodId>,
     pub created: usize,
@@ -89,6 +103,9 @@ impl PlaceholderState {
         request.memory *= seats_each;
         request.ephemeral_storage *= seats_each;
         request.pods = 1;
+        if let (PlaceholderMode::PerUser { .. }, Some(r)) = (mode, &sc.placeholder.request) {
+            request = r.to_resources().with_pods(1);
+        }
         validate_placeholder(&alloc, &ds, &request).map_err(err)?;
         let predictive = matches!(mode, PlaceholderMode::Predictive).then(|| {
             let p = &sc.predictive;
@@ -100,14 +117,23 @@ impl PlaceholderState {
                 },
                 background: Ewma::new(secs(p.background_half_life_min * 60.0)),
                 hysteresis: Hysteresis::new(secs(p.remove_after_min * 60.0)),
-                lead: secs(p.lead_min * 60.0),
+                lead: secs(p.lead_min.minutes().unwrap_or(p.lead_initial_min) * 60.0),
+                learner: p.lead_min.is_auto().then(|| {
+                    LeadTimeEstimator::new(LeadTimeConfig {
+                        initial: secs(p.lead_initial_min * 60.0),
+                        quantile: p.lead_quantile,
+                        // The controller's reconcile interval and the scheduler's grace.
+                        reaction: secs(p.reconcile_s + sc.hubpack.placeholder_grace_s),
+                        ..LeadTimeConfig::default()
+                    })
+                }),
                 config: HeadroomConfig {
                     z: p.z,
                     min_seats: p.min_seats,
                     max_seats: p.max_seats,
                 },
                 last_reconcile: 0,
-                last_target: 0,
+                check_queued: false,
                 arrivals_at_last: 0,
                 recent: VecDeque::new(),
             }
@@ -117,6 +143,7 @@ impl PlaceholderState {
             per_user,
             request,
             seats_each,
+            priority: sc.placeholder.priority.unwrap_or(PLACEHOLDER_PRIORITY),
             desired,
             live: Vec::new(),
             created: 0,
@@ -140,7 +167,7 @@ impl Sim<'_> {
         let mut core = Pod::simple(
             &format!("hub/user-placeholder-{}", ph.created),
             PodRole::Placeholder,
-            PLACEHOLDER_PRIORITY,
+            ph.priority,
             ph.request.clone(),
             now,
         );
@@ -149,6 +176,13 @@ impl Sim<'_> {
         let id = self
             .cluster
             .create_pod(PodKind::Placeholder, pool, None, core, now);
+        if self.policy.scheduler == SchedulerKind::Hubpack {
+            let grace = secs(self.sc.hubpack.placeholder_grace_s);
+            if grace > 0 {
+                self.cluster.pods[id].hold_unschedulable_until = now + grace;
+                self.agenda.at(now + grace, Event::PlaceholderGraceOver);
+            }
+        }
         self.placeholders.live.push(id);
     }
 
@@ -164,9 +198,10 @@ impl Sim<'_> {
             .len()
             .saturating_sub(self.placeholders.desired);
         if excess > 0 {
-            let users_on: Vec<Option<usize>> = self
-                .placeholders
-                .live
+            // Newest first among equals, as a ReplicaSet picks: a fresh replacement before
+            // an older pending placeholder.
+            let newest_first: Vec<PodId> = self.placeholders.live.iter().rev().copied().collect();
+            let users_on: Vec<Option<usize>> = newest_first
                 .iter()
                 .map(|&p| {
                     self.cluster.pods[p]
@@ -175,10 +210,7 @@ impl Sim<'_> {
                 })
                 .collect();
             let order = removal_order(&users_on);
-            let doomed: Vec<PodId> = order[..excess]
-                .iter()
-                .map(|&i| self.placeholders.live[i])
-                .collect();
+            let doomed: Vec<PodId> = order[..excess].iter().map(|&i| newest_first[i]).collect();
             for pod in doomed {
                 self.cluster.delete_pod(pod);
             }
@@ -190,31 +222,84 @@ impl Sim<'_> {
         self.request_schedule(now);
     }
 
-    /// A placeholder was preempted or its node removed: the Deployment replaces it.
+    /// A placeholder was preempted or its node removed: the Deployment replaces it, and the
+    /// predictive controller looks at the replacement after its reaction time.
     pub(crate) fn evict_placeholder(&mut self, pod: PodId, now: Millis) {
         self.cluster.delete_pod(pod);
         self.placeholders.live.retain(|&p| p != pod);
-        self.trim_pending_above_target();
         self.scale_placeholders(now);
+        if let Some(p) = self.placeholders.predictive.as_mut()
+            && !p.check_queued
+        {
+            p.check_queued = true;
+            let at = now + secs(self.sc.predictive.reaction_s);
+            self.agenda.at(at, Event::PlaceholderSurplusCheck);
+        }
     }
 
-    /// With `predictive.drop_pending_above_target`, lowers `desired` so that only placed
-    /// placeholders exceed the latest target, never pending ones.
-    fn trim_pending_above_target(&mut self) {
-        let Some(p) = self.placeholders.predictive.as_ref() else {
+    /// The controller's reaction to a pod event: recompute the target and drop pending
+    /// placeholders above it at once (hubpack-core's `trim_pending_above_target`, as the
+    /// live controller does). Within hubpack-scheduler's grace the autoscaler never saw
+    /// them; with kube-scheduler it may have, if its scan fell in between.
+    pub(crate) fn on_placeholder_surplus_check(&mut self, now: Millis) {
+        let Some(target) = self.predictive_target(now) else {
             return;
         };
-        if !self.sc.predictive.drop_pending_above_target {
-            return;
+        if let Some(p) = self.placeholders.predictive.as_mut() {
+            p.check_queued = false;
         }
+        self.drop_pending_above(target, now);
+    }
+
+    /// Lowers `desired` so that no pending placeholder exceeds `target`.
+    fn drop_pending_above(&mut self, target: usize, now: Millis) {
         let placed = self
             .placeholders
             .live
             .iter()
             .filter(|&&id| self.cluster.pods[id].node.is_some())
             .count();
-        let floor = p.last_target.max(placed);
-        self.placeholders.desired = self.placeholders.desired.min(floor);
+        let keep = trim_pending_above_target(self.placeholders.desired, target, placed);
+        if keep < self.placeholders.desired {
+            self.placeholders.desired = keep;
+            self.scale_placeholders(now);
+        }
+    }
+
+    /// The target the controller computes now, without learning from it: μ over the
+    /// lead time, H = μ + z·√μ, minus free warm seats, in placeholders.
+    fn predictive_target(&self, now: Millis) -> Option<usize> {
+        let p = self.placeholders.predictive.as_ref()?;
+        let mu = p.forecast.expected_arrivals(now, p.lead);
+        let h = headroom_seats(mu, &p.config);
+        Some(placeholder_target(
+            h,
+            self.free_warm_seats(now),
+            self.placeholders.seats_each,
+        ))
+    }
+
+    /// `lead_min: auto`: a node turned warm for the placeholders' image; if a pending
+    /// placeholder's scale-up added it, that is one sample, from the placeholder's
+    /// Unschedulable mark to now (as the live controller measures: Unschedulable or
+    /// TriggeredScaleUp → node warm), whether or not users have evicted it since.
+    pub(crate) fn learn_lead_time(&mut self, node: NodeId, now: Millis) {
+        let Some(p) = self.placeholders.predictive.as_mut() else {
+            return;
+        };
+        let Some(learner) = p.learner.as_mut() else {
+            return;
+        };
+        let n = &mut self.cluster.nodes[node];
+        if let Some(trigger) = n.lead_trigger.take() {
+            learner.observe(now.max(n.ready_at + self.warm_settle) - trigger);
+            p.lead = learner.lead_time();
+        }
+    }
+
+    /// The learned (or configured) lead time now.
+    pub fn lead_time(&self) -> Option<Millis> {
+        self.placeholders.predictive.as_ref().map(|p| p.lead)
     }
 
     /// The predictive controller's periodic reconcile: μ over the lead time from the
@@ -260,10 +345,9 @@ impl Sim<'_> {
         let mu = p.forecast.expected_arrivals(now, p.lead);
         let h = headroom_seats(mu, &p.config);
         let target = placeholder_target(h, free_seats, seats_each);
-        p.last_target = target;
         self.placeholders.desired = p.hysteresis.step(current, target, now);
-        self.trim_pending_above_target();
         self.scale_placeholders(now);
+        self.drop_pending_above(target, now);
         let every = secs(self.sc.predictive.reconcile_s).max(1);
         self.agenda.at(now + every, Event::PlaceholderReconcile);
     }
@@ -278,5 +362,71 @@ impl Sim<'_> {
             .filter(|(_, n)| n.pool == ph.pool && image.is_none_or(|i| n.has_image(i, now)))
             .map(|(_, n)| seats_in(&n.free(), &ph.per_user))
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cluster::PodKind;
+    use crate::scenario::{PlaceholderMode, SchedulerKind};
+    use crate::test_support::{put, scenario, sim, warm_node};
+
+    /// Between the periodic reconciles (60 s, 90 s), just before the 70 s autoscaler scan.
+    const EVICT: i64 = 69_500;
+
+    /// Two 2-user placeholders placed on a full warm node at 1 s; at `EVICT` a user evicts
+    /// one and takes its room. Nothing is forecast, so the replacement is surplus.
+    /// Returns (replacement ever marked Unschedulable, replacement alive at 89 s,
+    /// scale-ups by 89 s).
+    fn evict_with(reaction_s: f64, scheduler: SchedulerKind) -> (bool, bool, usize) {
+        let sc = scenario(&format!(
+            "predictive: {{users_per_placeholder: 2, reaction_s: {reaction_s}}}\n\
+             autoscaler: {{scale_down_enabled: false}}\nhubpack: {{placeholder_grace_s: 5}}"
+        ));
+        let mut s = sim(&sc, scheduler, PlaceholderMode::Predictive);
+        s.run_until(0);
+        let node = warm_node(&mut s, 0);
+        put(&mut s, node, PodKind::User(0), 11.5, 0);
+        s.placeholders.desired = 2;
+        s.scale_placeholders(1_000);
+        s.run_until(1_000);
+        assert!(s.placeholders.live.iter().all(|&p| s.cluster.pods[p].node.is_some()));
+        s.run_until(EVICT - 1);
+        let victim = s.placeholders.live[0];
+        s.evict_placeholder(victim, EVICT);
+        put(&mut s, node, PodKind::User(1), 2.0, EVICT);
+        let replacement = s.cluster.pods.len() - 2;
+        assert_eq!(s.cluster.pods[replacement].kind, PodKind::Placeholder);
+        let mut marked = false;
+        for t in (EVICT..=89_000).step_by(500) {
+            s.run_until(t);
+            marked |= s.cluster.pods[replacement].unschedulable;
+        }
+        (
+            marked,
+            s.cluster.pods[replacement].alive,
+            s.autoscaler.scale_ups,
+        )
+    }
+
+    #[test]
+    fn a_surplus_replacement_is_dropped_within_the_grace_and_never_reaches_the_autoscaler() {
+        // Held back until 74.5 s; the controller drops it at 70.5 s; the 70 s scan saw
+        // nothing.
+        assert_eq!(evict_with(1.0, SchedulerKind::Hubpack), (false, false, 0));
+    }
+
+    #[test]
+    fn a_controller_slower_than_the_grace_lets_the_autoscaler_add_a_node() {
+        // Reaction 20 s > grace 5 s: marked at 74.5 s, a node added at the 80 s scan,
+        // before the controller looks at 89.5 s.
+        assert_eq!(evict_with(20.0, SchedulerKind::Hubpack), (true, true, 1));
+    }
+
+    #[test]
+    fn kube_scheduler_has_no_grace() {
+        // Marked at once at 69.5 s: the 70 s scan adds a node before the controller drops
+        // the replacement at 70.5 s.
+        assert_eq!(evict_with(1.0, SchedulerKind::Z2jh), (true, false, 1));
     }
 }

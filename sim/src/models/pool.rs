@@ -1,5 +1,6 @@
 //! Node pools: nodes boot for a sampled time, turn Ready (DaemonSets land), and pull images
-//! one at a time, each image once per node.
+//! each once per node: one at a time in request order (the kubelet's default
+//! `serializeImagePulls: true`), or side by side when the pool turns that off.
 
 use crate::cluster::NodeId;
 use crate::engine::Sim;
@@ -58,16 +59,27 @@ impl Sim<'_> {
             return *t;
         }
         let pull = dist::sample(&self.sc.images[image].pull, &mut self.rng);
+        let serial = self.sc.pools[self.cluster.nodes[node].pool].serialize_image_pulls;
         let n = &mut self.cluster.nodes[node];
-        let done = n.pull_free_at.max(now) + pull;
-        n.pull_free_at = done;
+        let done = if serial {
+            n.pull_free_at.max(now) + pull
+        } else {
+            now + pull
+        };
+        n.pull_free_at = n.pull_free_at.max(done);
         n.image_ready_at[image] = Some(done);
         self.agenda.at(done, Event::ImagePulled { node, image });
         done
     }
 
-    pub(crate) fn on_image_pulled(&mut self, node: NodeId, _image: usize, now: Millis) {
+    pub(crate) fn on_image_pulled(&mut self, node: NodeId, image: usize, now: Millis) {
+        if self.cluster.nodes[node].prepull_waiting == Some(image) {
+            self.prepull_next(node, now);
+        }
         if self.cluster.nodes[node].phase == crate::cluster::NodePhase::Ready {
+            if self.sc.image_index(&self.sc.profiles[0].image) == Some(image) {
+                self.learn_lead_time(node, now);
+            }
             self.cluster.refresh_node(node, now);
             self.request_schedule(now);
         }

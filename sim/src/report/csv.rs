@@ -19,7 +19,7 @@ fn quote(s: &str) -> String {
 
 pub fn pods_csv(runs: &[Vec<RunResult>]) -> String {
     let mut out = String::from(
-        "policy,seed,user,profile,arrival_s,bound_s,ready_s,wait_s,gave_up_after_s,node,node_was_new,attempts,failed_spawns,warm_seat_at_arrival,head_of_line_blocked,cause,culled_s\n",
+        "policy,seed,user,profile,arrival_s,bound_s,ready_s,wait_s,gave_up_after_s,node,node_was_new,attempts,failed_spawns,warm_seat_at_arrival,head_of_line_blocked,placement_hol,hub_queue_hol,cause,culled_s\n",
     );
     for run in runs.iter().flatten() {
         let label = quote(&run.policy.label());
@@ -30,7 +30,7 @@ pub fn pods_csv(runs: &[Vec<RunResult>]) -> String {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{label},{},{},{},{:.3},{},{},{},{},{},{},{},{},{},{},{cause},{}",
+                "{label},{},{},{},{:.3},{},{},{},{},{},{},{},{},{},{},{},{},{cause},{}",
                 run.seed,
                 u.user,
                 u.profile,
@@ -45,6 +45,8 @@ pub fn pods_csv(runs: &[Vec<RunResult>]) -> String {
                 u.failed_spawns,
                 u.warm_seat_at_arrival,
                 u.head_of_line_blocked,
+                u.placement_hol,
+                u.hub_queue_hol,
                 opt(u.culled_s),
             );
         }

@@ -1,5 +1,5 @@
 //! summary.json: per policy, wait percentiles with 95% CIs over seeds, shares of long
-//! waits, failed spawns, head-of-line-blocked users, node-hours and cost, peak nodes and
+//! waits, failed spawns, head-of-line-blocked users (placement and hub queue apart), node-hours and cost, peak nodes and
 //! autoscaler activity.
 
 use crate::engine::PolicySpec;
@@ -37,6 +37,12 @@ pub struct PolicySummary {
     /// Users who waited > 30 s longer than a warm start while, at their arrival, a warm
     /// seat they fit (free or held by a placeholder) existed.
     pub head_of_line_blocked: Estimate,
+    /// Users per run bound to a cold node while a warm seat (free or placeholder-held)
+    /// existed at their arrival and at bind time: the scheduler's doing.
+    pub placement_hol: Estimate,
+    /// Users per run held by the hub's concurrent spawn limit while warm seats existed
+    /// for every user not yet placed.
+    pub hub_queue_hol: Estimate,
     pub node_hours: Estimate,
     pub cost: Estimate,
     pub peak_nodes: Estimate,
@@ -111,6 +117,8 @@ impl PolicySummary {
             head_of_line_blocked: per(&|r| {
                 r.users.iter().filter(|u| u.head_of_line_blocked).count() as f64
             }),
+            placement_hol: per(&|r| r.users.iter().filter(|u| u.placement_hol).count() as f64),
+            hub_queue_hol: per(&|r| r.users.iter().filter(|u| u.hub_queue_hol).count() as f64),
             node_hours: per(&|r| r.node_hours),
             cost: per(&|r| r.node_hours * sc.price_per_node_hour),
             peak_nodes: per(&|r| r.peak_nodes as f64),

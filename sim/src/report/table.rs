@@ -4,7 +4,7 @@ use super::summary::Summary;
 use crate::stats::Estimate;
 use std::fmt::Write as _;
 
-pub const HEADERS: [&str; 11] = [
+pub const HEADERS: [&str; 12] = [
     "policy",
     "p50 s",
     "p95 s",
@@ -12,7 +12,8 @@ pub const HEADERS: [&str; 11] = [
     "max s",
     ">30s",
     ">5min",
-    "HOL users",
+    "placement HOL",
+    "hub-queue HOL",
     "failed",
     "node-h",
     "peak nodes",
@@ -50,7 +51,8 @@ pub fn rows(s: &Summary) -> Vec<Vec<String>> {
                 est(&p.wait_max_s, 0),
                 pct(&p.share_wait_over_30s),
                 pct(&p.share_wait_over_5min),
-                est(&p.head_of_line_blocked, 1),
+                est(&p.placement_hol, 1),
+                est(&p.hub_queue_hol, 1),
                 est(&p.failed_spawns, 1),
                 est(&p.node_hours, 1),
                 est(&p.peak_nodes, 1),
@@ -82,7 +84,8 @@ pub fn render(s: &Summary) -> String {
         out
     };
     let mut out = format!(
-        "{}: {} seed(s); waits are means over seeds ± 95% CI; HOL = head-of-line-blocked users\n",
+        "{}: {} seed(s); waits are means over seeds ± 95% CI; HOL = head-of-line-blocked users per run \
+         (placement: sent to a cold node while a warm seat existed; hub queue: held by the spawn limit while warm seats existed)\n",
         s.scenario, s.seeds
     );
     out += &line(&HEADERS.map(String::from));

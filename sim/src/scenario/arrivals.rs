@@ -4,7 +4,7 @@ use serde::Deserialize;
 use std::path::PathBuf;
 
 /// Where users come from. Generated users pick a profile by weight unless one is named.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum ArrivalSpec {
     /// Poisson arrivals, optionally shaped by time of day and weekends.
@@ -17,7 +17,7 @@ pub enum ArrivalSpec {
     Trace(TraceSpec),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoissonSpec {
     pub rate_per_h: f64,
@@ -40,7 +40,7 @@ fn default_one() -> f64 {
     1.0
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BurstSpec {
     pub at_h: f64,
@@ -50,7 +50,7 @@ pub struct BurstSpec {
     pub profile: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WeeklySpec {
     pub days: Vec<u8>,
@@ -61,7 +61,7 @@ pub struct WeeklySpec {
     pub profile: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraceSpec {
     /// Relative to the scenario file.

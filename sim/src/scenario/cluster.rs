@@ -5,7 +5,7 @@ use serde::Deserialize;
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// A resource amount in human units.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceSpec {
     /// Cores (0.5 = 500m).
@@ -26,7 +26,7 @@ impl ResourceSpec {
 }
 
 /// A log-normal duration: median and shape σ (0 = always the median).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DurationDist {
     pub median_s: f64,
@@ -34,7 +34,7 @@ pub struct DurationDist {
     pub sigma: f64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSpec {
     pub name: String,
@@ -50,9 +50,17 @@ pub struct PoolSpec {
     pub initial_nodes: usize,
     /// From the autoscaler's request to a Ready node.
     pub boot: DurationDist,
+    /// The kubelet's `serializeImagePulls` (default true): one pull at a time per node. EKS
+    /// and others often set it false: pulls then run side by side.
+    #[serde(default = "default_true")]
+    pub serialize_image_pulls: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageSpec {
     pub name: String,
@@ -65,7 +73,7 @@ fn default_image_mb() -> f64 {
     2000.0
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileSpec {
     pub name: String,

@@ -10,7 +10,9 @@ mod policies;
 pub use arrivals::{ArrivalSpec, BurstSpec, PoissonSpec, TraceSpec, WeeklySpec};
 pub use cluster::{DurationDist, ImageSpec, PoolSpec, ProfileSpec, ResourceSpec};
 pub use hub::{AutoscalerSpec, HubSpec};
-pub use policies::{PlaceholderMode, PolicyGrid, PredictiveSpec, PrepullChoice, SchedulerKind};
+pub use policies::{
+    Lead, PlaceholderMode, PolicyGrid, PredictiveSpec, PrepullChoice, SchedulerKind,
+};
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ pub enum ScenarioError {
     Invalid { path: PathBuf, message: String },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -50,9 +52,90 @@ pub struct Scenario {
     pub policies: PolicyGrid,
     #[serde(default)]
     pub predictive: PredictiveSpec,
+    /// hubpack-scheduler settings the model honours.
+    #[serde(default)]
+    pub hubpack: HubpackSpec,
+    /// Forecast error: the calendar the predictive controller reads vs what happens.
+    #[serde(default)]
+    pub forecast: ForecastSpec,
+    /// Placeholders as z2jh's `scheduling.userPlaceholder` / `podPriority` set them.
+    #[serde(default)]
+    pub placeholder: PlaceholderSpec,
     /// Sampling interval of timeseries.csv.
     #[serde(default = "default_sample_s")]
     pub sample_s: f64,
+}
+
+/// hubpack-scheduler's behaviour that matters to the autoscaler.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubpackSpec {
+    /// A pending placeholder's Unschedulable condition is held back this long after its
+    /// creation, so the controller can drop a surplus replacement before the autoscaler
+    /// sees it (the scheduler's `placeholderUnschedulableGraceSeconds`). 0 = none.
+    #[serde(default = "default_grace")]
+    pub placeholder_grace_s: f64,
+}
+
+fn default_grace() -> f64 {
+    5.0
+}
+
+impl Default for HubpackSpec {
+    fn default() -> Self {
+        HubpackSpec {
+            placeholder_grace_s: default_grace(),
+        }
+    }
+}
+
+/// What the predictive controller is told vs what happens.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForecastSpec {
+    /// Actual users of every `burst` and `weekly` arrival = the users written there (what
+    /// the calendar says) × this factor. 1 = a perfect forecast.
+    #[serde(default = "default_factor")]
+    pub actual_factor: f64,
+    /// The calendar the controller reads instead of the scenario's bursts (e.g. for a
+    /// `trace` of what really happened): one-off events.
+    #[serde(default)]
+    pub calendar: Option<Vec<CalendarEvent>>,
+}
+
+fn default_factor() -> f64 {
+    1.0
+}
+
+impl Default for ForecastSpec {
+    fn default() -> Self {
+        ForecastSpec {
+            actual_factor: 1.0,
+            calendar: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarEvent {
+    pub at_h: f64,
+    pub users: f64,
+    pub over_min: f64,
+}
+
+/// Placeholder pods as z2jh's chart makes them.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceholderSpec {
+    /// Request of one `per_user` placeholder (z2jh `userPlaceholder.resources`); default
+    /// the first profile's request.
+    #[serde(default)]
+    pub request: Option<ResourceSpec>,
+    /// z2jh without `scheduling.podPriority.enabled` gives placeholders the users'
+    /// priority (0): users cannot preempt them. Default −10.
+    #[serde(default)]
+    pub priority: Option<i32>,
 }
 
 fn default_seeds() -> u64 {
@@ -103,6 +186,13 @@ impl Scenario {
         }
         if self.seeds == 0 {
             return Err("seeds must be at least 1".into());
+        }
+        if let Lead::Word(w) = &self.predictive.lead_min
+            && w != "auto"
+        {
+            return Err(format!(
+                "predictive.lead_min: {w:?} is neither minutes nor `auto`; write e.g. 12 or auto"
+            ));
         }
         if self.pools.is_empty() || self.profiles.is_empty() || self.images.is_empty() {
             return Err("pools, images and profiles each need at least one entry".into());

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 /// The grid `compare` runs: every scheduler × every placeholder mode.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyGrid {
     #[serde(default = "default_schedulers")]
@@ -16,7 +16,7 @@ pub struct PolicyGrid {
     pub prepull: PrepullChoice,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum PrepullChoice {
     One(bool),
@@ -144,12 +144,20 @@ impl std::str::FromStr for PlaceholderMode {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PredictiveSpec {
     /// Lead time L: placeholder Unschedulable → its new node warm, plus reaction time.
+    /// Minutes, or `auto`: learned from the run's own scale-ups with hubpack-core's
+    /// lead-time estimator (the live controller's), starting from `lead_initial_min`.
+    #[serde(default)]
+    pub lead_min: Lead,
+    /// `lead_min: auto` only: the value used until 5 scale-ups were seen.
     #[serde(default = "default_lead")]
-    pub lead_min: f64,
+    pub lead_initial_min: f64,
+    /// `lead_min: auto` only: the upper quantile of the observed waits (0.9 = p90).
+    #[serde(default = "default_lead_quantile")]
+    pub lead_quantile: f64,
     #[serde(default = "default_z")]
     pub z: f64,
     #[serde(default)]
@@ -167,18 +175,49 @@ pub struct PredictiveSpec {
     /// Users per placeholder; default a fresh node's worth.
     #[serde(default)]
     pub users_per_placeholder: Option<i64>,
-    /// Pending placeholders above the latest target are dropped at once, hysteresis or
-    /// not, and an evicted placeholder is only replaced up to that target. Hysteresis
-    /// protects placed placeholders (removing one frees a seat that may be needed again);
-    /// a pending one holds no seat, so dropping it costs nothing and saves the scale-up it
-    /// would trigger (measured on class-burst: peak nodes 20 → ~12 at the same waits).
-    /// Default on; `false` keeps every replacement, as a plain Deployment would.
-    #[serde(default = "default_drop_pending")]
-    pub drop_pending_above_target: bool,
+    /// How soon the controller reacts to a pod event (an evicted placeholder): it
+    /// recomputes the target and lowers the Deployment's replicas if the replacement is
+    /// surplus. Within hubpack-scheduler's `placeholder_grace_s` that replacement never
+    /// reaches the autoscaler.
+    #[serde(default = "default_reaction")]
+    pub reaction_s: f64,
 }
 
-fn default_drop_pending() -> bool {
-    true
+/// A lead time in minutes, or `auto`.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum Lead {
+    Minutes(f64),
+    /// Must be the word `auto` (checked when the scenario is loaded).
+    Word(String),
+}
+
+impl Default for Lead {
+    fn default() -> Self {
+        Lead::Minutes(default_lead())
+    }
+}
+
+impl Lead {
+    pub fn is_auto(&self) -> bool {
+        matches!(self, Lead::Word(w) if w == "auto")
+    }
+
+    /// The configured minutes (`auto`: `None`).
+    pub fn minutes(&self) -> Option<f64> {
+        match self {
+            Lead::Minutes(m) => Some(*m),
+            Lead::Word(_) => None,
+        }
+    }
+}
+
+fn default_lead_quantile() -> f64 {
+    0.9
+}
+
+fn default_reaction() -> f64 {
+    1.0
 }
 fn default_remove_after() -> f64 {
     10.0
@@ -202,7 +241,9 @@ fn default_half_life() -> f64 {
 impl Default for PredictiveSpec {
     fn default() -> Self {
         PredictiveSpec {
-            lead_min: default_lead(),
+            lead_min: Lead::default(),
+            lead_initial_min: default_lead(),
+            lead_quantile: default_lead_quantile(),
             z: default_z(),
             min_seats: 0.0,
             max_seats: default_max_seats(),
@@ -210,7 +251,7 @@ impl Default for PredictiveSpec {
             remove_after_min: default_remove_after(),
             background_half_life_min: default_half_life(),
             users_per_placeholder: None,
-            drop_pending_above_target: default_drop_pending(),
+            reaction_s: default_reaction(),
         }
     }
 }

@@ -1,0 +1,189 @@
+//! `hubpack-placeholder-ctl [run] --config FILE` runs the controller;
+//! `hubpack-placeholder-ctl plan --config FILE [--hours 24]` prints the forecast and the
+//! placeholder target per pool for the coming hours and writes nothing.
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use hubpack_placeholder_ctl::adapter::app;
+use hubpack_placeholder_ctl::config::Config;
+use hubpack_placeholder_ctl::plan_cli;
+use hubpack_placeholder_ctl::sources::secs;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Keeps N-user placeholders and image pre-pullers sized ahead of predicted arrivals"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Config file (YAML).
+    #[arg(long, env = "HUBPACK_PLACEHOLDER_CTL_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Kubeconfig file; in-cluster configuration (or $KUBECONFIG) when omitted.
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the controller (the default).
+    Run,
+    /// Print the forecast and placeholder target per pool for the coming hours; writes
+    /// nothing. Reads event ConfigMaps too when a cluster is reachable via --kubeconfig.
+    Plan {
+        #[arg(long, default_value_t = 24.0)]
+        hours: f64,
+        /// Minutes between rows.
+        #[arg(long, default_value_t = 15.0)]
+        step_minutes: f64,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.common.log_json);
+    let Some(path) = cli.common.config.as_deref() else {
+        eprintln!("hubpack-placeholder-ctl: --config FILE is required (see config.example.yaml)");
+        return std::process::ExitCode::from(2);
+    };
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hubpack-placeholder-ctl: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hubpack-placeholder-ctl: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => runtime.block_on(run(config, cli.common.kubeconfig)),
+        Command::Plan {
+            hours,
+            step_minutes,
+        } => runtime.block_on(plan(config, cli.common.kubeconfig, hours, step_minutes)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hubpack-placeholder-ctl: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(&path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn run(config: Config, kubeconfig: Option<PathBuf>) -> anyhow::Result<()> {
+    let client = client(kubeconfig)
+        .await
+        .context("connecting to the API server")?;
+    let identity = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("hubpack-placeholder-ctl-{}", std::process::id()));
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received");
+        on_signal.cancel();
+    });
+    app::run(client, config, identity, shutdown).await?;
+    Ok(())
+}
+
+async fn plan(
+    config: Config,
+    kubeconfig: Option<PathBuf>,
+    hours: f64,
+    step_minutes: f64,
+) -> anyhow::Result<()> {
+    if !(hours > 0.0 && hours.is_finite() && step_minutes > 0.0 && step_minutes.is_finite()) {
+        anyhow::bail!("--hours and --step-minutes must be positive numbers");
+    }
+    // Event ConfigMaps only when a cluster was named: plan must work offline.
+    let client = match kubeconfig {
+        Some(_) => Some(
+            client(kubeconfig)
+                .await
+                .context("connecting to the API server")?,
+        ),
+        None => None,
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let horizon = (hours * 3_600_000.0) as i64 + secs(config.lead_time.max_seconds);
+    let (events, problems) =
+        plan_cli::gather(&config, client, now - 3_600_000, now + horizon).await;
+    for p in &problems {
+        eprintln!("warning: {p}");
+    }
+    print!(
+        "{}",
+        plan_cli::table(
+            &config,
+            &events,
+            now,
+            hours,
+            (step_minutes * 60_000.0) as i64
+        )
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
