@@ -1,4 +1,4 @@
-//! `cargo xtask bench core|sim|scheduler`: each benchmark prints a JSON summary as its last line.
+//! `cargo xtask bench core|sim|scheduler|side-by-side`: each benchmark prints a JSON summary as its last line.
 
 use crate::run::{cargo, step};
 use clap::{Args, ValueEnum};
@@ -6,6 +6,15 @@ use clap::{Args, ValueEnum};
 #[derive(Args)]
 pub struct BenchArgs {
     pub which: Which,
+    /// side-by-side: scenario files (repeatable; default sim/scenarios/side-by-side/*).
+    #[arg(long)]
+    pub scenario: Vec<std::path::PathBuf>,
+    /// side-by-side: real runs per stack and scenario.
+    #[arg(long)]
+    pub runs: Option<u32>,
+    /// side-by-side: the time compression factor (default 10).
+    #[arg(long)]
+    pub compression: Option<f64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -17,10 +26,29 @@ pub enum Which {
     /// hubpack-scheduler vs kube-scheduler (z2jh's profile) on the local control plane:
     /// 500 kwok nodes, 5,000 pods at once, a 300-user class burst onto placeholders.
     Scheduler,
+    /// hubpack vs the z2jh stack on fresh local clusters with the real cluster-autoscaler,
+    /// and hubpack-sim against those runs (report in out/side-by-side/).
+    SideBySide,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
+        Which::SideBySide => {
+            let mut cmd = cargo();
+            cmd.args(["bench", "-p", "hubpack-e2e", "--bench", "side_by_side", "--"]);
+            for file in &args.scenario {
+                // The bench runs in tests/: make paths absolute.
+                let file = std::path::absolute(file)?;
+                cmd.arg("--scenario").arg(file);
+            }
+            if let Some(n) = args.runs {
+                cmd.arg(format!("--runs={n}"));
+            }
+            if let Some(f) = args.compression {
+                cmd.arg(format!("--compression={f}"));
+            }
+            step("bench side-by-side", &mut cmd)
+        }
         Which::Core => step(
             "bench core",
             cargo().args(["bench", "-p", "hubpack-core", "--bench", "decide"]),

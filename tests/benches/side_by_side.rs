@@ -1,0 +1,306 @@
+//! `cargo xtask bench side-by-side [--scenario FILE]... [--runs N] [--compression F]
+//! [--stacks a,b] [--parallel N] [--out DIR]`: hubpack against the z2jh stack on fresh
+//! local clusters (the real control plane, the real cluster-autoscaler), and hubpack-sim
+//! against those real runs.
+//!
+//! Stacks (`plan::Stack`): z2jh as shipped (the stock kube-scheduler as a second scheduler
+//! with z2jh's user-scheduler profile, per-user placeholders at −10, the continuous
+//! pre-puller at −5); z2jh as 2i2c tunes it (one node-sized placeholder); hubpack-scheduler
+//! with static N-user placeholders of z2jh's seat budget; hubpack-scheduler with
+//! hubpack-placeholder-ctl sizing from the scenario's events. Scenarios are hubpack-sim
+//! files at real scale (`sim/scenarios/side-by-side/`); one compression factor divides every
+//! duration in them (boot, pull, sessions, culler, spawn limits' retries, CA's scan interval,
+//! unneeded time and delays) for the real runs, whose times and node-hours are multiplied back:
+//! every number reported is at the scenario's real scale.
+//!
+//! The simulator's free parameter (`hub.container_start_s`, a warm start) is fitted on the
+//! calibration scenario (`sbs-class-burst`, or the first given) only, then the same value
+//! is used on the others (validation). The JSON summary (medians over runs, on the
+//! calibration scenario; the sim errors are the largest over validation scenarios and
+//! stacks) is the last line of stdout; the report directory (default `out/side-by-side/`)
+//! has every run and the plots.
+
+#![allow(clippy::unwrap_used)] // a benchmark may unwrap
+
+#[path = "side_by_side/metrics.rs"]
+mod metrics;
+#[path = "side_by_side/observe.rs"]
+mod observe;
+#[path = "side_by_side/plan.rs"]
+mod plan;
+#[path = "side_by_side/real.rs"]
+mod real;
+#[path = "side_by_side/report.rs"]
+mod report;
+#[path = "side_by_side/simulate.rs"]
+mod simulate;
+#[path = "side_by_side/stacks.rs"]
+mod stacks;
+#[path = "side_by_side/users.rs"]
+mod users;
+
+use clap::Parser;
+use futures::StreamExt;
+use hubpack_sim::scenario::Scenario;
+use metrics::{median, quantile, rel_err};
+use plan::{Plan, STACKS, Stack};
+use report::RunNumbers;
+use std::path::PathBuf;
+
+const CALIBRATION: &str = "sbs-class-burst";
+
+#[derive(Parser)]
+struct Args {
+    /// Scenario files (default: the three in sim/scenarios/side-by-side/).
+    #[arg(long)]
+    scenario: Vec<PathBuf>,
+    /// Real runs per stack and scenario (seeds 0..N; the simulator uses the same seeds).
+    #[arg(long, default_value_t = 3)]
+    runs: u64,
+    /// Every duration of the scenario is divided by this for the real runs.
+    #[arg(long, default_value_t = 10.0)]
+    compression: f64,
+    /// Comma-separated stacks (z2jh, z2jh_nuser, hubpack, hubpack_predictive); default all.
+    #[arg(long)]
+    stacks: Option<String>,
+    /// Real runs at once (each its own cluster).
+    #[arg(long, default_value_t = 1)]
+    parallel: usize,
+    /// The report directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if let Err(e) = runtime.block_on(bench(Args::parse())) {
+        eprintln!("side-by-side: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+async fn bench(args: Args) -> Result<(), String> {
+    let files = if args.scenario.is_empty() {
+        ["class-burst", "steady", "event"]
+            .iter()
+            .map(|n| root().join(format!("sim/scenarios/side-by-side/{n}.yaml")))
+            .collect()
+    } else {
+        args.scenario.clone()
+    };
+    let stacks: Vec<Stack> = match &args.stacks {
+        None => STACKS.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|s| Stack::parse(s.trim()).ok_or(format!("--stacks: unknown stack {s:?} (z2jh, z2jh_nuser, hubpack, hubpack_predictive)")))
+            .collect::<Result<_, _>>()?,
+    };
+    let f = args.compression;
+    if !(f >= 1.0 && f.is_finite()) {
+        return Err(format!("--compression {f}: must be a number ≥ 1"));
+    }
+    let mut scenarios = Vec::new();
+    for file in &files {
+        let sc = Scenario::load(file).map_err(|e| e.to_string())?;
+        let plan = Plan::new(&sc, f).map_err(|e| format!("{}: {e}", file.display()))?;
+        scenarios.push((sc, plan));
+    }
+    // The calibration scenario first: its real runs fit the simulator.
+    let cal = scenarios
+        .iter()
+        .position(|(sc, _)| sc.name == CALIBRATION)
+        .unwrap_or(0);
+    scenarios.swap(0, cal);
+
+    // Every real run, `parallel` at a time.
+    let mut jobs = Vec::new();
+    for (i, (sc, plan)) in scenarios.iter().enumerate() {
+        for seed in 0..args.runs {
+            let sessions = Plan::sessions(sc, seed, f)?;
+            for &stack in &stacks {
+                jobs.push((i, plan.clone(), stack, seed, sessions.clone()));
+            }
+        }
+    }
+    eprintln!(
+        "side-by-side: {} real runs ({} scenarios × {} stacks × {} runs), {} at a time, compression {f}",
+        jobs.len(),
+        scenarios.len(),
+        stacks.len(),
+        args.runs,
+        args.parallel
+    );
+    let results: Vec<(usize, Result<real::RealRun, String>)> = futures::stream::iter(jobs)
+        .map(|(i, plan, stack, seed, sessions)| async move {
+            let started = std::time::Instant::now();
+            let r = real::run(&plan, stack, seed, &sessions).await;
+            match &r {
+                Ok(r) => eprintln!(
+                    "[{} {} seed {seed}] done in {:.0} s: p95 start {:.0} s, node-hours {:.2}, HOL {}",
+                    plan.name,
+                    stack.key(),
+                    started.elapsed().as_secs_f64(),
+                    r.numbers.p95_start_s,
+                    r.numbers.node_hours,
+                    r.numbers.placement_hol_users
+                ),
+                Err(e) => eprintln!("[{} {} seed {seed}] failed: {e}", plan.name, stack.key()),
+            }
+            (i, r)
+        })
+        .buffer_unordered(args.parallel.max(1))
+        .collect()
+        .await;
+
+    // Calibrate on the first scenario's real runs, then simulate everything with it.
+    let warm: Vec<f64> = results
+        .iter()
+        .filter(|(i, _)| *i == 0)
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|r| r.warm_create_to_ready_s.iter().copied())
+        .collect();
+    let base_start = scenarios[0].0.hub.container_start_s;
+    let container_start_s = metrics::calibrated_container_start_s(&warm, f).unwrap_or(base_start);
+    eprintln!(
+        "calibration on {}: hub.container_start_s = {container_start_s:.1} s (median warm pod created → Ready over {} users; scenario value {base_start})",
+        scenarios[0].0.name,
+        warm.len()
+    );
+    let mut all: Vec<RunNumbers> = results
+        .into_iter()
+        .filter_map(|(_, r)| r.ok().map(|r| r.numbers))
+        .collect();
+    for (sc, plan) in &scenarios {
+        for &stack in &stacks {
+            for (seed, r) in simulate::runs(sc, plan, stack, args.runs, container_start_s)?
+                .iter()
+                .enumerate()
+            {
+                let waits = simulate::waits(r);
+                let (peak, _, removed) = metrics::peak_and_removed_after(
+                    &r.nodes
+                        .iter()
+                        .map(|n| metrics::Life {
+                            created_s: n.created_s,
+                            deleted_s: n.deleted_s,
+                        })
+                        .collect::<Vec<_>>(),
+                    sc.duration_h * 3600.0,
+                );
+                all.push(RunNumbers {
+                    scenario: sc.name.clone(),
+                    stack: stack.key().into(),
+                    kind: "sim",
+                    seed: seed as u64,
+                    users: r.users.len(),
+                    unfinished: r.users.iter().filter(|u| u.ready_s.is_none()).count(),
+                    p50_start_s: median(&waits),
+                    p95_start_s: quantile(&waits, 0.95),
+                    // The simulator records arrivals, not pod creations.
+                    p95_create_to_bound_s: f64::NAN,
+                    p95_create_to_ready_s: f64::NAN,
+                    node_hours: r.node_hours,
+                    peak_nodes: peak,
+                    nodes_removed_after_peak: removed,
+                    placement_hol_users: simulate::placement_hol(r),
+                    waits_s: waits,
+                    nodes: simulate::nodes_over_time(r),
+                });
+            }
+        }
+    }
+
+    // Medians over runs.
+    let med = |sc: &str, stack: Stack, kind: &str, f: &dyn Fn(&RunNumbers) -> f64| {
+        let v: Vec<f64> = all
+            .iter()
+            .filter(|r| r.scenario == sc && r.stack == stack.key() && r.kind == kind)
+            .map(f)
+            .collect();
+        median(&v)
+    };
+    let cal_name = scenarios[0].0.name.clone();
+    let validation: Vec<String> = scenarios[1..].iter().map(|(sc, _)| sc.name.clone()).collect();
+    let judged = if validation.is_empty() {
+        vec![cal_name.clone()]
+    } else {
+        validation.clone()
+    };
+    eprintln!("\nscenario / stack: real vs sim (medians; seconds and node-hours at the scenario's scale)");
+    let (mut p95_err, mut nh_err) = (0.0f64, 0.0f64);
+    for (sc, _) in &scenarios {
+        for &stack in &stacks {
+            let p95 = |k| med(&sc.name, stack, k, &|r| r.p95_start_s);
+            let nh = |k| med(&sc.name, stack, k, &|r| r.node_hours);
+            let hol = |k| med(&sc.name, stack, k, &|r| r.placement_hol_users as f64);
+            let (pe, ne) = (rel_err(p95("sim"), p95("real")), rel_err(nh("sim"), nh("real")));
+            eprintln!(
+                "  {:<16} {:<18} p95 {:>6.0} vs {:>6.0} s ({:>4.0}%), node-hours {:>6.2} vs {:>6.2} ({:>4.0}%), HOL {:.0} vs {:.0}, removed after peak {:.0} vs {:.0}",
+                sc.name,
+                stack.key(),
+                p95("real"),
+                p95("sim"),
+                pe * 100.0,
+                nh("real"),
+                nh("sim"),
+                ne * 100.0,
+                hol("real"),
+                hol("sim"),
+                med(&sc.name, stack, "real", &|r| r.nodes_removed_after_peak as f64),
+                med(&sc.name, stack, "sim", &|r| r.nodes_removed_after_peak as f64),
+            );
+            if judged.contains(&sc.name) && p95("real").is_finite() {
+                p95_err = p95_err.max(pe);
+                nh_err = nh_err.max(ne);
+            }
+        }
+    }
+    let real = |stack, f: &dyn Fn(&RunNumbers) -> f64| med(&cal_name, stack, "real", f);
+    let num = |x: f64| {
+        if x.is_finite() {
+            serde_json::json!((x * 1000.0).round() / 1000.0)
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    let p95 = |r: &RunNumbers| r.p95_start_s;
+    let nh = |r: &RunNumbers| r.node_hours;
+    let hol = |r: &RunNumbers| r.placement_hol_users as f64;
+    let line = format!(
+        "{{\"bench\":\"side-by-side\",\"z2jh_p95_start_s\":{},\"z2jh_nuser_p95_start_s\":{},\"hubpack_p95_start_s\":{},\"hubpack_predictive_p95_start_s\":{},\"z2jh_node_hours\":{},\"z2jh_nuser_node_hours\":{},\"hubpack_node_hours\":{},\"hubpack_predictive_node_hours\":{},\"z2jh_hol_users\":{},\"hubpack_hol_users\":{},\"sim_vs_real_p95_err\":{},\"sim_vs_real_node_hours_err\":{}}}",
+        num(real(Stack::Z2jh, &p95)),
+        num(real(Stack::Z2jhNuser, &p95)),
+        num(real(Stack::Hubpack, &p95)),
+        num(real(Stack::HubpackPredictive, &p95)),
+        num(real(Stack::Z2jh, &nh)),
+        num(real(Stack::Z2jhNuser, &nh)),
+        num(real(Stack::Hubpack, &nh)),
+        num(real(Stack::HubpackPredictive, &nh)),
+        num(real(Stack::Z2jh, &hol)),
+        num(real(Stack::Hubpack, &hol)),
+        num(p95_err),
+        num(nh_err),
+    );
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root().join("out/side-by-side"));
+    report::write(&out, &all, &line).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    eprintln!(
+        "\ncalibrated on {cal_name}; sim errors judged on {judged:?} (largest over stacks); report in {}",
+        out.display()
+    );
+    println!("{line}");
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! The side-by-side bench's arithmetic, pure (unit-tested by `tests/side_by_side_metrics.rs`):
+//! quantiles, node-hours from node lifetimes, nodes removed after the peak, warm seats
+//! (the simulator's definition), relative errors, and the calibration of the simulator's
+//! warm-start parameter from a real run.
+
+/// cpu (millicores), memory (bytes), pod slots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Res {
+    pub cpu_m: i64,
+    pub mem: i64,
+    pub pods: i64,
+}
+
+impl Res {
+    pub fn add(self, o: Res) -> Res {
+        Res {
+            cpu_m: self.cpu_m + o.cpu_m,
+            mem: self.mem + o.mem,
+            pods: self.pods + o.pods,
+        }
+    }
+
+    pub fn sub(self, o: Res) -> Res {
+        Res {
+            cpu_m: self.cpu_m - o.cpu_m,
+            mem: self.mem - o.mem,
+            pods: self.pods - o.pods,
+        }
+    }
+
+    pub fn fits_in(self, room: Res) -> bool {
+        self.cpu_m <= room.cpu_m && self.mem <= room.mem && self.pods <= room.pods
+    }
+
+    /// How many `req` fit in `self` (0 when any dimension is short).
+    pub fn seats(self, req: Res) -> i64 {
+        let dim = |room: i64, r: i64| if r <= 0 { i64::MAX } else { room.max(0) / r };
+        dim(self.cpu_m, req.cpu_m)
+            .min(dim(self.mem, req.mem))
+            .min(dim(self.pods, req.pods))
+    }
+}
+
+/// One node's room for a user: allocatable minus what every pod but placeholders requests
+/// (a placeholder's room is a seat: users preempt it), as the simulator's `warm_seats`.
+pub fn room(allocatable: Res, users_and_daemons: Res) -> Res {
+    allocatable.sub(users_and_daemons)
+}
+
+/// The `q` quantile (nearest rank on the sorted values), NaN when empty.
+pub fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize]
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    quantile(values, 0.5)
+}
+
+/// A node's life in seconds from the run's start: created, deleted (None: still there).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Life {
+    pub created_s: f64,
+    pub deleted_s: Option<f64>,
+}
+
+/// Node-hours within `[0, end_s]`, as the simulator counts them (creation to deletion,
+/// booting included).
+pub fn node_hours(lives: &[Life], end_s: f64) -> f64 {
+    lives
+        .iter()
+        .map(|l| {
+            let to = l.deleted_s.unwrap_or(end_s).min(end_s);
+            (to - l.created_s.max(0.0)).max(0.0)
+        })
+        .sum::<f64>()
+        / 3600.0
+}
+
+/// Nodes alive at `t_s`.
+pub fn nodes_at(lives: &[Life], t_s: f64) -> usize {
+    lives
+        .iter()
+        .filter(|l| l.created_s <= t_s && l.deleted_s.is_none_or(|d| d > t_s))
+        .count()
+}
+
+/// (peak node count, first time it was reached, nodes deleted after that time and by
+/// `end_s`).
+pub fn peak_and_removed_after(lives: &[Life], end_s: f64) -> (usize, f64, usize) {
+    // The count changes only at creations and deletions: check it right after each.
+    let mut times: Vec<f64> = lives
+        .iter()
+        .flat_map(|l| [Some(l.created_s), l.deleted_s])
+        .flatten()
+        .filter(|t| *t <= end_s)
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let (mut peak, mut at) = (nodes_at(lives, 0.0), 0.0);
+    for t in times {
+        let n = nodes_at(lives, t);
+        if n > peak {
+            (peak, at) = (n, t);
+        }
+    }
+    let removed = lives
+        .iter()
+        .filter(|l| l.deleted_s.is_some_and(|d| d > at && d <= end_s))
+        .count();
+    (peak, at, removed)
+}
+
+/// |sim − real| / real; 0 when both are 0, infinite when only real is 0.
+pub fn rel_err(sim: f64, real: f64) -> f64 {
+    if real == 0.0 {
+        return if sim == 0.0 { 0.0 } else { f64::INFINITY };
+    }
+    (sim - real).abs() / real.abs()
+}
+
+/// The simulator's warm-start parameter (`hub.container_start_s`: pod created → Ready on a
+/// warm node) as the real cluster shows it: the median, over users bound to a node that was
+/// already warm, of creation → Ready, de-compressed. `None` without such users.
+pub fn calibrated_container_start_s(warm_create_to_ready_s: &[f64], compression: f64) -> Option<f64> {
+    (!warm_create_to_ready_s.is_empty()).then(|| median(warm_create_to_ready_s) * compression)
+}
+
+/// Empirical CDF points (value, share ≤ value) of finite values, sorted.
+pub fn cdf(values: &[f64]) -> Vec<(f64, f64)> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len() as f64;
+    v.into_iter()
+        .enumerate()
+        .map(|(i, x)| (x, (i + 1) as f64 / n))
+        .collect()
+}

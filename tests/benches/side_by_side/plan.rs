@@ -1,0 +1,210 @@
+//! A scenario (hubpack-sim's format, at real scale) as the real run needs it: every duration
+//! divided by the one compression factor, the stacks' placeholder budgets, and the users'
+//! sessions drawn by the simulator's own arrival model (so both see the same users).
+
+use hubpack_e2e::autoscaler::AutoscalerTimings;
+use hubpack_sim::models::arrivals::{self, Session};
+use hubpack_sim::scenario::{PlaceholderMode, Scenario};
+use std::time::Duration;
+
+/// The stacks compared, in report order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stack {
+    /// z2jh as shipped: kube-scheduler with z2jh's user-scheduler profile, per-user
+    /// placeholders (a StatefulSet at −10), the continuous pre-puller (−5).
+    Z2jh,
+    /// z2jh as 2i2c tunes it: the same scheduler, one node-sized placeholder.
+    Z2jhNuser,
+    /// hubpack-scheduler + static N-user placeholders with z2jh's seat budget.
+    Hubpack,
+    /// hubpack-scheduler + hubpack-placeholder-ctl, sized from the scenario's events.
+    HubpackPredictive,
+}
+
+pub const STACKS: [Stack; 4] = [
+    Stack::Z2jh,
+    Stack::Z2jhNuser,
+    Stack::Hubpack,
+    Stack::HubpackPredictive,
+];
+
+impl Stack {
+    /// The key in the JSON summary.
+    pub fn key(self) -> &'static str {
+        match self {
+            Stack::Z2jh => "z2jh",
+            Stack::Z2jhNuser => "z2jh_nuser",
+            Stack::Hubpack => "hubpack",
+            Stack::HubpackPredictive => "hubpack_predictive",
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<Stack> {
+        STACKS.into_iter().find(|s| s.key() == key)
+    }
+
+    pub fn is_hubpack(self) -> bool {
+        matches!(self, Stack::Hubpack | Stack::HubpackPredictive)
+    }
+}
+
+/// What one real run needs from the scenario, already compressed.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub name: String,
+    pub compression: f64,
+    /// The scenario's span, compressed.
+    pub duration: Duration,
+    pub node_cpu: f64,
+    pub node_memory_gib: f64,
+    pub node_pods: i64,
+    pub initial_nodes: usize,
+    pub max_nodes: usize,
+    pub boot: Duration,
+    pub image: String,
+    pub pull: Duration,
+    pub user_cpu: f64,
+    pub user_memory_gib: f64,
+    pub spawn_limit: usize,
+    pub throttle_retry: [Duration; 2],
+    pub spawn_retry: Duration,
+    pub start_timeout: Duration,
+    pub spawn_overhead: Duration,
+    pub max_attempts: u32,
+    pub cull_timeout: Duration,
+    pub cull_interval: Duration,
+    pub autoscaler: AutoscalerTimings,
+    /// z2jh's per-user placeholders (and hubpack's static seat budget).
+    pub per_user_seats: usize,
+    /// Users on a fresh node (a node-sized placeholder's seats).
+    pub seats_per_node: usize,
+    pub predictive_lead: Duration,
+    pub reconcile: Duration,
+    pub remove_after: Duration,
+    pub background_half_life: Duration,
+    pub placeholder_grace_s: u64,
+    /// Scheduled events (start after the run's t0, arrival window, users), compressed.
+    pub events: Vec<(Duration, Duration, f64)>,
+}
+
+fn dur(seconds: f64, f: f64) -> Duration {
+    Duration::from_secs_f64((seconds / f).max(0.0))
+}
+
+impl Plan {
+    pub fn new(sc: &Scenario, compression: f64) -> Result<Plan, String> {
+        let f = compression;
+        let pool = sc.pools.first().ok_or("the scenario has no pool")?;
+        let image = sc.images.first().ok_or("the scenario has no image")?;
+        let profile = sc.profiles.first().ok_or("the scenario has no profile")?;
+        let per_user_seats = sc
+            .policies
+            .placeholders
+            .iter()
+            .find_map(|p| match p {
+                PlaceholderMode::PerUser { k } => Some(*k),
+                _ => None,
+            })
+            .ok_or("policies.placeholders needs a per_user entry: z2jh's seat budget")?;
+        let free = |total: f64, ds: f64, per: f64| ((total - ds) / per).floor();
+        let seats_per_node = free(
+            pool.allocatable.cpu,
+            pool.daemonset_overhead.cpu,
+            profile.request.cpu,
+        )
+        .min(free(
+            pool.allocatable.memory_gib,
+            pool.daemonset_overhead.memory_gib,
+            profile.request.memory_gib,
+        ))
+        .max(1.0) as usize;
+        let a = &sc.autoscaler;
+        let p = &sc.predictive;
+        let lead_min = p
+            .lead_min
+            .minutes()
+            .ok_or("predictive.lead_min must be minutes for the side-by-side bench")?;
+        let events = arrivals::scheduled_events(sc)
+            .into_iter()
+            .map(|e| {
+                (
+                    dur(e.start as f64 / 1000.0, f),
+                    dur(e.window as f64 / 1000.0, f),
+                    e.users,
+                )
+            })
+            .collect();
+        let h = &sc.hub;
+        Ok(Plan {
+            name: sc.name.clone(),
+            compression: f,
+            duration: dur(sc.duration_h * 3600.0, f),
+            node_cpu: pool.allocatable.cpu,
+            node_memory_gib: pool.allocatable.memory_gib,
+            node_pods: pool.allocatable.pods,
+            initial_nodes: pool.initial_nodes,
+            max_nodes: pool.max_nodes,
+            boot: dur(pool.boot.median_s, f),
+            image: image.name.clone(),
+            pull: dur(image.pull.median_s, f),
+            user_cpu: profile.request.cpu,
+            user_memory_gib: profile.request.memory_gib,
+            spawn_limit: h.concurrent_spawn_limit,
+            throttle_retry: [
+                dur(h.spawn_throttle_retry_range_s[0], f),
+                dur(h.spawn_throttle_retry_range_s[1], f),
+            ],
+            spawn_retry: dur(h.spawn_retry_s, f),
+            start_timeout: dur(h.start_timeout_s, f),
+            spawn_overhead: dur(h.spawn_overhead_s, f),
+            max_attempts: h.max_attempts,
+            cull_timeout: dur(h.cull_timeout_min * 60.0, f),
+            cull_interval: dur(h.cull_interval_min * 60.0, f),
+            autoscaler: AutoscalerTimings {
+                scan_interval: dur(a.scan_interval_s, f),
+                scale_down_unneeded_time: dur(a.scale_down_unneeded_min * 60.0, f),
+                scale_down_delay_after_add: dur(a.scale_down_delay_after_add_min * 60.0, f),
+                scale_down_delay_after_delete: dur(a.scan_interval_s, f),
+                scale_down_delay_after_failure: dur(180.0, f),
+                unremovable_node_recheck_timeout: dur(
+                    a.unremovable_node_recheck_timeout_min * 60.0,
+                    f,
+                ),
+                max_node_provision_time: dur(900.0, f).max(Duration::from_secs(60)),
+                expendable_pods_priority_cutoff: a.expendable_pods_priority_cutoff,
+            },
+            per_user_seats,
+            seats_per_node,
+            predictive_lead: dur(lead_min * 60.0, f),
+            reconcile: dur(p.reconcile_s, f),
+            remove_after: dur(p.remove_after_min * 60.0, f),
+            background_half_life: dur(p.background_half_life_min * 60.0, f),
+            placeholder_grace_s: (sc.hubpack.placeholder_grace_s / f).round().max(0.0) as u64,
+            events,
+        })
+    }
+
+    /// The sessions of run `seed`, compressed: (arrival after t0, active time after Ready).
+    pub fn sessions(sc: &Scenario, seed: u64, f: f64) -> Result<Vec<(Duration, Duration)>, String> {
+        let sessions: Vec<Session> = arrivals::generate(sc, seed).map_err(|e| e.to_string())?;
+        Ok(sessions
+            .iter()
+            .map(|s| (dur(s.arrival as f64 / 1000.0, f), dur(s.active as f64 / 1000.0, f)))
+            .collect())
+    }
+
+    /// hubpack's static placeholders: as few N-user pods as hold `per_user_seats` on fresh
+    /// nodes, sized so they hold exactly that many seats: (pods, users each).
+    pub fn static_n_user(&self) -> (usize, usize) {
+        let pods = self.per_user_seats.div_ceil(self.seats_per_node).max(1);
+        (pods, self.per_user_seats.div_ceil(pods))
+    }
+
+    pub fn gib(&self, g: f64) -> String {
+        format!("{}Mi", (g * 1024.0).round() as i64)
+    }
+
+    pub fn cpu(&self, c: f64) -> String {
+        format!("{}m", (c * 1000.0).round() as i64)
+    }
+}

@@ -1,0 +1,543 @@
+//! The objects and schedulers of each stack, as the charts render them: KubeSpawner-shaped
+//! user pods, z2jh's user-placeholder StatefulSet (−10) and continuous image puller (−5),
+//! z2jh's user-scheduler (the stock kube-scheduler binary, a second scheduler process, with
+//! z2jh's profile), hubpack-scheduler (in-process), hubpack's static N-user placeholder
+//! Deployment, and hubpack-placeholder-ctl (in-process) configured from the scenario.
+
+use crate::plan::{Plan, Stack};
+use hubpack_e2e::binaries::{self, Component};
+use hubpack_e2e::cluster::Cluster;
+use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_PURPOSE_LABEL};
+use hubpack_e2e::processes::{self, Managed};
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+    Pod, PodSpec, PodTemplateSpec, ResourceRequirements, Toleration,
+};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, ObjectMeta, PostParams};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub const NAMESPACE: &str = "hub";
+/// z2jh's user-scheduler name; hubpack's stacks use hubpack's.
+pub const Z2JH_SCHEDULER: &str = "user-scheduler";
+pub const HUBPACK_SCHEDULER: &str = "hubpack-scheduler";
+const PLACEHOLDER_CLASS: &str = "sbs-user-placeholder";
+const PULLER_CLASS: &str = "sbs-image-puller";
+const PAUSE: &str = "registry.k8s.io/pause:3.10";
+/// The label telling the bench's user pods apart (value: the user's index).
+pub const USER_LABEL: &str = "sbs.hubpack.dev/user";
+
+pub fn scheduler_name(stack: Stack) -> &'static str {
+    if stack.is_hubpack() {
+        HUBPACK_SCHEDULER
+    } else {
+        Z2JH_SCHEDULER
+    }
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// z2jh's user pod constraints: both dedicated-taint tolerations and node-purpose affinity
+/// (`matchNodePurpose: require`).
+fn user_constraints(spec: &mut PodSpec) {
+    spec.tolerations = Some(
+        [DEDICATED_TAINT, "hub.jupyter.org_dedicated"]
+            .iter()
+            .map(|key| Toleration {
+                key: Some((*key).into()),
+                operator: Some("Equal".into()),
+                value: Some("user".into()),
+                effect: Some("NoSchedule".into()),
+                ..Default::default()
+            })
+            .collect(),
+    );
+    spec.affinity = Some(Affinity {
+        node_affinity: Some(NodeAffinity {
+            required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                node_selector_terms: vec![NodeSelectorTerm {
+                    match_expressions: Some(vec![NodeSelectorRequirement {
+                        key: NODE_PURPOSE_LABEL.into(),
+                        operator: "In".into(),
+                        values: Some(vec!["user".into()]),
+                    }]),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+}
+
+fn resources(cpu: &str, memory: &str) -> ResourceRequirements {
+    let r = BTreeMap::from([
+        ("cpu".to_string(), Quantity(cpu.into())),
+        ("memory".to_string(), Quantity(memory.into())),
+    ]);
+    ResourceRequirements {
+        requests: Some(r.clone()),
+        limits: Some(r),
+        ..Default::default()
+    }
+}
+
+/// A user pod as KubeSpawner renders it in z2jh: its labels, requests = limits, the
+/// scheduler, tolerations and node-purpose affinity.
+pub fn user_pod(plan: &Plan, stack: Stack, user: usize, attempt: u32) -> Pod {
+    let name = format!("jupyter-user-{user}");
+    let mut spec = PodSpec {
+        scheduler_name: Some(scheduler_name(stack).into()),
+        containers: vec![Container {
+            name: "notebook".into(),
+            image: Some(plan.image.clone()),
+            resources: Some(resources(
+                &plan.cpu(plan.user_cpu),
+                &plan.gib(plan.user_memory_gib),
+            )),
+            ..Default::default()
+        }],
+        restart_policy: Some("OnFailure".into()),
+        termination_grace_period_seconds: Some(0),
+        automount_service_account_token: Some(false),
+        ..Default::default()
+    };
+    user_constraints(&mut spec);
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}-{attempt}")),
+            labels: Some(labels(&[
+                ("app", "jupyterhub"),
+                ("component", "singleuser-server"),
+                ("heritage", "jupyterhub"),
+                ("release", "sbs"),
+                ("hub.jupyter.org/network-access-hub", "true"),
+                ("hub.jupyter.org/servername", ""),
+                ("hub.jupyter.org/username", &format!("user-{user}")),
+                (USER_LABEL, &user.to_string()),
+            ])),
+            annotations: Some(labels(&[("hub.jupyter.org/username", &format!("user-{user}"))])),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        ..Default::default()
+    }
+}
+
+fn placeholder_template(scheduler: &str, cpu: &str, memory: &str, app: &str) -> PodTemplateSpec {
+    let mut spec = PodSpec {
+        scheduler_name: Some(scheduler.into()),
+        priority_class_name: Some(PLACEHOLDER_CLASS.into()),
+        termination_grace_period_seconds: Some(0),
+        automount_service_account_token: Some(false),
+        containers: vec![Container {
+            name: "pause".into(),
+            image: Some(PAUSE.into()),
+            resources: Some(resources(cpu, memory)),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    user_constraints(&mut spec);
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(labels(&[("app", app), ("component", "user-placeholder")])),
+            ..Default::default()
+        }),
+        spec: Some(spec),
+    }
+}
+
+/// z2jh's `user-placeholder` StatefulSet (podManagementPolicy Parallel).
+fn z2jh_placeholders(replicas: usize, cpu: &str, memory: &str) -> StatefulSet {
+    let template = placeholder_template(Z2JH_SCHEDULER, cpu, memory, "user-placeholder");
+    StatefulSet {
+        metadata: ObjectMeta {
+            name: Some("user-placeholder".into()),
+            ..Default::default()
+        },
+        spec: Some(StatefulSetSpec {
+            replicas: Some(replicas as i32),
+            pod_management_policy: Some("Parallel".into()),
+            service_name: Some("user-placeholder".into()),
+            selector: LabelSelector {
+                match_labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
+                ..Default::default()
+            },
+            template,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// hubpack's chart's static N-user placeholders: one Deployment of N-user pods.
+fn hubpack_placeholders(replicas: usize, cpu: &str, memory: &str) -> Deployment {
+    let template = placeholder_template(HUBPACK_SCHEDULER, cpu, memory, "hubpack-placeholder");
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some("hubpack-placeholder".into()),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas as i32),
+            selector: LabelSelector {
+                match_labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
+                ..Default::default()
+            },
+            template,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// z2jh's continuous image puller: one init container per image running a no-op (the
+/// kubelet, here the image model, pulls it), pause as the main container, −5.
+fn continuous_puller(image: &str) -> DaemonSet {
+    let mut spec = PodSpec {
+        priority_class_name: Some(PULLER_CLASS.into()),
+        termination_grace_period_seconds: Some(0),
+        automount_service_account_token: Some(false),
+        init_containers: Some(vec![Container {
+            name: "image-pull-singleuser".into(),
+            image: Some(image.into()),
+            command: Some(vec!["/bin/sh".into(), "-c".into(), "echo \"Pulling complete\"".into()]),
+            ..Default::default()
+        }]),
+        containers: vec![Container {
+            name: "pause".into(),
+            image: Some(PAUSE.into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    user_constraints(&mut spec);
+    let l = labels(&[("app", "jupyterhub"), ("component", "continuous-image-puller")]);
+    DaemonSet {
+        metadata: ObjectMeta {
+            name: Some("continuous-image-puller".into()),
+            ..Default::default()
+        },
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(l.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(l),
+                    ..Default::default()
+                }),
+                spec: Some(spec),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn priority_class(name: &str, value: i32) -> PriorityClass {
+    PriorityClass {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        value,
+        global_default: Some(false),
+        ..Default::default()
+    }
+}
+
+/// z2jh's user-scheduler KubeSchedulerConfiguration (z2jh.md §1.1): one profile, score
+/// plugins re-weighted (NodeAffinity 14631, InterPodAffinity 1331, NodeResourcesFit 121,
+/// ImageLocality 11, BalancedAllocation off), NodeResourcesFit scoring MostAllocated on cpu
+/// and memory; filter, preemption and bind at upstream defaults. No client budget (z2jh
+/// sets none), no leader election (one replica).
+pub fn z2jh_scheduler_config(kubeconfig: &Path) -> String {
+    format!(
+        "apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: {kubeconfig}
+leaderElection:
+  leaderElect: false
+profiles:
+  - schedulerName: {Z2JH_SCHEDULER}
+    plugins:
+      score:
+        disabled:
+          - name: NodeResourcesBalancedAllocation
+          - name: NodeAffinity
+          - name: InterPodAffinity
+          - name: NodeResourcesFit
+          - name: ImageLocality
+        enabled:
+          - name: NodeAffinity
+            weight: 14631
+          - name: InterPodAffinity
+            weight: 1331
+          - name: NodeResourcesFit
+            weight: 121
+          - name: ImageLocality
+            weight: 11
+    pluginConfig:
+      - name: NodeResourcesFit
+        args:
+          scoringStrategy:
+            type: MostAllocated
+            resources:
+              - name: cpu
+                weight: 1
+              - name: memory
+                weight: 1
+",
+        kubeconfig = kubeconfig.display()
+    )
+}
+
+/// What runs for a stack besides the cluster: a scheduler process or in-process tasks.
+pub struct Running {
+    process: Option<Managed>,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn stop(mut self, state_dir: &Path) {
+        self.stop.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+        }
+        if let Some(mut p) = self.process.take() {
+            p.stop(state_dir, Duration::from_secs(5));
+        }
+    }
+}
+
+async fn create<K>(api: &Api<K>, obj: &K) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(format!("creating {:?}: {e}", obj.meta().name)),
+    }
+}
+
+/// Creates the namespace's shared objects and the stack's own, and starts its scheduler
+/// (and controller). `t0`: when the scenario's clock started (events are placed from it).
+pub async fn start(
+    cluster: &Cluster,
+    client: &kube::Client,
+    plan: &Plan,
+    stack: Stack,
+    t0_ms: i64,
+) -> Result<Running, String> {
+    let pcs: Api<PriorityClass> = Api::all(client.clone());
+    create(&pcs, &priority_class(PLACEHOLDER_CLASS, -10)).await?;
+    create(&pcs, &priority_class(PULLER_CLASS, -5)).await?;
+    let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    create(
+        &ns,
+        &k8s_openapi::api::core::v1::Namespace {
+            metadata: ObjectMeta {
+                name: Some(NAMESPACE.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await?;
+    if stack != Stack::HubpackPredictive {
+        // hubpack-placeholder-ctl makes its own pre-puller.
+        let ds: Api<DaemonSet> = Api::namespaced(client.clone(), NAMESPACE);
+        create(&ds, &continuous_puller(&plan.image)).await?;
+    }
+    let stop = CancellationToken::new();
+    let mut running = Running {
+        process: None,
+        stop: stop.clone(),
+        tasks: vec![],
+    };
+    if stack.is_hubpack() {
+        running.tasks.push(start_hubpack(client, plan, stop.clone()));
+    } else {
+        running.process = Some(start_user_scheduler(cluster).await?);
+    }
+    let (cpu, mem) = (plan.user_cpu, plan.user_memory_gib);
+    match stack {
+        Stack::Z2jh => {
+            let sts: Api<StatefulSet> = Api::namespaced(client.clone(), NAMESPACE);
+            let ph = z2jh_placeholders(plan.per_user_seats, &plan.cpu(cpu), &plan.gib(mem));
+            create(&sts, &ph).await?;
+        }
+        Stack::Z2jhNuser => {
+            let n = plan.seats_per_node as f64;
+            let sts: Api<StatefulSet> = Api::namespaced(client.clone(), NAMESPACE);
+            let ph = z2jh_placeholders(1, &plan.cpu(cpu * n), &plan.gib(mem * n));
+            create(&sts, &ph).await?;
+        }
+        Stack::Hubpack => {
+            let (pods, n) = plan.static_n_user();
+            let n = n as f64;
+            let d: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+            create(&d, &hubpack_placeholders(pods, &plan.cpu(cpu * n), &plan.gib(mem * n))).await?;
+        }
+        Stack::HubpackPredictive => {
+            let yaml = ctl_config(plan, t0_ms)?;
+            let config = hubpack_placeholder_ctl::config::Config::parse(&yaml, "side-by-side")
+                .map_err(|e| format!("{e}\n{yaml}"))?;
+            let c = client.clone();
+            let s = stop.clone();
+            running.tasks.push(tokio::spawn(async move {
+                if let Err(e) =
+                    hubpack_placeholder_ctl::adapter::app::run(c, config, "ctl-0".into(), s).await
+                {
+                    eprintln!("hubpack-placeholder-ctl stopped: {e}");
+                }
+            }));
+        }
+    }
+    Ok(running)
+}
+
+fn start_hubpack(
+    client: &kube::Client,
+    plan: &Plan,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let mut config = hubpack_scheduler::config::Config {
+        scheduler_name: HUBPACK_SCHEDULER.into(),
+        metrics_address: "127.0.0.1:0".parse().expect("a socket address"),
+        placeholder_unschedulable_grace_seconds: plan.placeholder_grace_s,
+        ..Default::default()
+    };
+    config.leader_election.enabled = false;
+    // A node counts as warm this long after Ready: the default, compressed.
+    config.policy.warm_settle_ms =
+        (config.policy.warm_settle_ms as f64 / plan.compression).round() as _;
+    let client = client.clone();
+    tokio::spawn(async move {
+        if let Err(e) = config.validate() {
+            eprintln!("hubpack-scheduler config: {e}");
+            return;
+        }
+        if let Err(e) =
+            hubpack_scheduler::app::run(client, config, "hubpack-0".into(), stop).await
+        {
+            eprintln!("hubpack-scheduler stopped: {e}");
+        }
+    })
+}
+
+/// z2jh's user-scheduler: the stock kube-scheduler as a second scheduler process.
+async fn start_user_scheduler(cluster: &Cluster) -> Result<Managed, String> {
+    let dir = &cluster.state_dir;
+    let config = dir.join("user-scheduler.yaml");
+    std::fs::write(&config, z2jh_scheduler_config(&cluster.kubeconfig))
+        .map_err(|e| e.to_string())?;
+    let bin = binaries::find(Component::K8s, "kube-scheduler").map_err(|e| e.to_string())?;
+    let port = processes::free_port().map_err(|e| e.to_string())?;
+    let args = vec![
+        format!("--config={}", config.display()),
+        "--bind-address=127.0.0.1".into(),
+        format!("--secure-port={port}"),
+        // z2jh's flag (its issue #1894).
+        "--authentication-skip-lookup=true".into(),
+    ];
+    let process =
+        processes::start(dir, "user-scheduler", &bin, &args, &[]).map_err(|e| e.to_string())?;
+    let addr = format!("127.0.0.1:{port}");
+    hubpack_e2e::wait::until("user-scheduler listening", Duration::from_secs(60), || {
+        let addr = addr.clone();
+        async move { tokio::net::TcpStream::connect(&addr).await.ok().map(|_| ()) }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(process)
+}
+
+/// hubpack-placeholder-ctl's config for the scenario: the pool as the users' constraints,
+/// the scenario's events at their compressed times from `t0_ms`, a fixed lead (the
+/// scenario's `predictive.lead_min`), reconcile and scale-down delay compressed.
+fn ctl_config(plan: &Plan, t0_ms: i64) -> Result<String, String> {
+    let secs = |d: Duration| d.as_secs().max(1);
+    let mut events = String::new();
+    for (i, (start, window, users)) in plan.events.iter().enumerate() {
+        let at = jiff::Timestamp::from_millisecond(t0_ms + start.as_millis() as i64)
+            .map_err(|e| e.to_string())?;
+        events.push_str(&format!(
+            "  - name: event-{i}\n    pool: user\n    start: \"{at}\"\n    users: {users}\n    arrivalWindowSeconds: {}\n",
+            secs(*window)
+        ));
+    }
+    if events.is_empty() {
+        events.push_str("  []\n");
+    }
+    let metrics_port = processes::free_port().map_err(|e| e.to_string())?;
+    Ok(format!(
+        "namespace: {NAMESPACE}
+schedulerName: {HUBPACK_SCHEDULER}
+reconcileIntervalSeconds: {reconcile}
+metricsAddress: 127.0.0.1:{metrics_port}
+leaderElection:
+  enabled: false
+userPods:
+  selector: {{component: singleuser-server}}
+  namespace: {NAMESPACE}
+placeholders:
+  scaleDownAfterSeconds: {remove_after}
+background:
+  halfLifeSeconds: {half_life}
+  observedWindowSeconds: {observed}
+events:
+{events}eventConfigMaps:
+  enabled: false
+pools:
+  - name: user
+    affinity:
+      nodeAffinity:
+        requiredDuringSchedulingIgnoredDuringExecution:
+          nodeSelectorTerms:
+            - matchExpressions:
+                - {{key: {NODE_PURPOSE_LABEL}, operator: In, values: [user]}}
+    tolerations:
+      - {{key: {DEDICATED_TAINT}, operator: Equal, value: user, effect: NoSchedule}}
+      - {{key: hub.jupyter.org_dedicated, operator: Equal, value: user, effect: NoSchedule}}
+    userSelector: {{component: singleuser-server}}
+    perUser: {{cpu: {cpu}, memory: {mem}}}
+    usersPerPlaceholder: auto
+    freshNode:
+      allocatable: {{cpu: \"{node_cpu}\", memory: {node_mem}, pods: \"{node_pods}\"}}
+      daemonSets: {{cpu: \"0\", memory: \"0\", pods: \"0\"}}
+    lead: {lead}
+    images: [{image}]
+",
+        reconcile = secs(plan.reconcile),
+        remove_after = secs(plan.remove_after),
+        half_life = secs(plan.background_half_life),
+        observed = secs(Duration::from_secs_f64(300.0 / plan.compression)),
+        cpu = plan.cpu(plan.user_cpu),
+        mem = plan.gib(plan.user_memory_gib),
+        node_cpu = plan.cpu(plan.node_cpu),
+        node_mem = plan.gib(plan.node_memory_gib),
+        node_pods = plan.node_pods,
+        lead = secs(plan.predictive_lead),
+        image = plan.image,
+    ))
+}
