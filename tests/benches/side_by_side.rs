@@ -1,5 +1,5 @@
-//! `cargo xtask bench side-by-side [--scenario FILE]... [--runs N] [--compression F]
-//! [--stacks a,b] [--parallel N] [--out DIR]`: hubpack against the z2jh stack on fresh
+//! `cargo xtask bench side-by-side [--scenario FILE]... [--runs N] [--compression F]`
+//! (the bench binary also takes `--validation-runs N --stacks a,b --parallel N --out DIR`): hubpack against the z2jh stack on fresh
 //! local clusters (the real control plane, the real cluster-autoscaler), and hubpack-sim
 //! against those real runs.
 //!
@@ -57,6 +57,9 @@ struct Args {
     /// Real runs per stack and scenario (seeds 0..N; the simulator uses the same seeds).
     #[arg(long, default_value_t = 3)]
     runs: u64,
+    /// Real runs per stack of the validation scenarios (default: --runs).
+    #[arg(long)]
+    validation_runs: Option<u64>,
     /// Every duration of the scenario is divided by this for the real runs.
     #[arg(long, default_value_t = 10.0)]
     compression: f64,
@@ -103,7 +106,11 @@ async fn bench(args: Args) -> Result<(), String> {
         None => STACKS.to_vec(),
         Some(list) => list
             .split(',')
-            .map(|s| Stack::parse(s.trim()).ok_or(format!("--stacks: unknown stack {s:?} (z2jh, z2jh_nuser, hubpack, hubpack_predictive)")))
+            .map(|s| {
+                Stack::parse(s.trim()).ok_or(format!(
+                    "--stacks: unknown stack {s:?} (z2jh, z2jh_nuser, hubpack, hubpack_predictive)"
+                ))
+            })
             .collect::<Result<_, _>>()?,
     };
     let f = args.compression;
@@ -125,8 +132,12 @@ async fn bench(args: Args) -> Result<(), String> {
 
     // Every real run, `parallel` at a time.
     let mut jobs = Vec::new();
+    let runs_of = |i: usize| match i {
+        0 => args.runs,
+        _ => args.validation_runs.unwrap_or(args.runs),
+    };
     for (i, (sc, plan)) in scenarios.iter().enumerate() {
-        for seed in 0..args.runs {
+        for seed in 0..runs_of(i) {
             let sessions = Plan::sessions(sc, seed, f)?;
             for &stack in &stacks {
                 jobs.push((i, plan.clone(), stack, seed, sessions.clone()));
@@ -134,11 +145,12 @@ async fn bench(args: Args) -> Result<(), String> {
         }
     }
     eprintln!(
-        "side-by-side: {} real runs ({} scenarios × {} stacks × {} runs), {} at a time, compression {f}",
+        "side-by-side: {} real runs ({} scenarios × {} stacks; {} runs of the calibration scenario, {} of the others), {} at a time, compression {f}",
         jobs.len(),
         scenarios.len(),
         stacks.len(),
         args.runs,
+        args.validation_runs.unwrap_or(args.runs),
         args.parallel
     );
     let results: Vec<(usize, Result<real::RealRun, String>)> = futures::stream::iter(jobs)
@@ -181,9 +193,9 @@ async fn bench(args: Args) -> Result<(), String> {
         .into_iter()
         .filter_map(|(_, r)| r.ok().map(|r| r.numbers))
         .collect();
-    for (sc, plan) in &scenarios {
+    for (i, (sc, plan)) in scenarios.iter().enumerate() {
         for &stack in &stacks {
-            for (seed, r) in simulate::runs(sc, plan, stack, args.runs, container_start_s)?
+            for (seed, r) in simulate::runs(sc, plan, stack, runs_of(i), container_start_s)?
                 .iter()
                 .enumerate()
             {
@@ -231,20 +243,28 @@ async fn bench(args: Args) -> Result<(), String> {
         median(&v)
     };
     let cal_name = scenarios[0].0.name.clone();
-    let validation: Vec<String> = scenarios[1..].iter().map(|(sc, _)| sc.name.clone()).collect();
+    let validation: Vec<String> = scenarios[1..]
+        .iter()
+        .map(|(sc, _)| sc.name.clone())
+        .collect();
     let judged = if validation.is_empty() {
         vec![cal_name.clone()]
     } else {
         validation.clone()
     };
-    eprintln!("\nscenario / stack: real vs sim (medians; seconds and node-hours at the scenario's scale)");
+    eprintln!(
+        "\nscenario / stack: real vs sim (medians; seconds and node-hours at the scenario's scale)"
+    );
     let (mut p95_err, mut nh_err) = (0.0f64, 0.0f64);
     for (sc, _) in &scenarios {
         for &stack in &stacks {
             let p95 = |k| med(&sc.name, stack, k, &|r| r.p95_start_s);
             let nh = |k| med(&sc.name, stack, k, &|r| r.node_hours);
             let hol = |k| med(&sc.name, stack, k, &|r| r.placement_hol_users as f64);
-            let (pe, ne) = (rel_err(p95("sim"), p95("real")), rel_err(nh("sim"), nh("real")));
+            let (pe, ne) = (
+                rel_err(p95("sim"), p95("real")),
+                rel_err(nh("sim"), nh("real")),
+            );
             eprintln!(
                 "  {:<16} {:<18} p95 {:>6.0} vs {:>6.0} s ({:>4.0}%), node-hours {:>6.2} vs {:>6.2} ({:>4.0}%), HOL {:.0} vs {:.0}, removed after peak {:.0} vs {:.0}",
                 sc.name,
@@ -257,8 +277,10 @@ async fn bench(args: Args) -> Result<(), String> {
                 ne * 100.0,
                 hol("real"),
                 hol("sim"),
-                med(&sc.name, stack, "real", &|r| r.nodes_removed_after_peak as f64),
-                med(&sc.name, stack, "sim", &|r| r.nodes_removed_after_peak as f64),
+                med(&sc.name, stack, "real", &|r| r.nodes_removed_after_peak
+                    as f64),
+                med(&sc.name, stack, "sim", &|r| r.nodes_removed_after_peak
+                    as f64),
             );
             if judged.contains(&sc.name) && p95("real").is_finite() {
                 p95_err = p95_err.max(pe);

@@ -22,9 +22,18 @@ fn quantile_is_nearest_rank_and_ignores_nan() {
 #[test]
 fn node_hours_clip_to_the_window_and_count_booting_nodes() {
     let lives = [
-        Life { created_s: 0.0, deleted_s: None },
-        Life { created_s: 1800.0, deleted_s: Some(5400.0) },
-        Life { created_s: 3000.0, deleted_s: Some(9000.0) },
+        Life {
+            created_s: 0.0,
+            deleted_s: None,
+        },
+        Life {
+            created_s: 1800.0,
+            deleted_s: Some(5400.0),
+        },
+        Life {
+            created_s: 3000.0,
+            deleted_s: Some(9000.0),
+        },
     ];
     // 2 h + 1 h + 1 h (3000..7200 clipped at the 2 h end... 4200 s).
     let h = node_hours(&lives, 7200.0);
@@ -34,11 +43,26 @@ fn node_hours_clip_to_the_window_and_count_booting_nodes() {
 #[test]
 fn nodes_removed_after_the_peak_are_those_deleted_after_it_was_first_reached() {
     let lives = [
-        Life { created_s: 0.0, deleted_s: None },
-        Life { created_s: 10.0, deleted_s: Some(15.0) },
-        Life { created_s: 20.0, deleted_s: Some(100.0) },
-        Life { created_s: 30.0, deleted_s: Some(200.0) },
-        Life { created_s: 40.0, deleted_s: Some(500.0) },
+        Life {
+            created_s: 0.0,
+            deleted_s: None,
+        },
+        Life {
+            created_s: 10.0,
+            deleted_s: Some(15.0),
+        },
+        Life {
+            created_s: 20.0,
+            deleted_s: Some(100.0),
+        },
+        Life {
+            created_s: 30.0,
+            deleted_s: Some(200.0),
+        },
+        Life {
+            created_s: 40.0,
+            deleted_s: Some(500.0),
+        },
     ];
     let (peak, at, removed) = peak_and_removed_after(&lives, 300.0);
     assert_eq!((peak, at), (4, 40.0));
@@ -50,14 +74,30 @@ fn nodes_removed_after_the_peak_are_those_deleted_after_it_was_first_reached() {
 #[test]
 fn seats_count_placeholder_room_and_stop_at_the_tightest_resource() {
     let gib = 1 << 30;
-    let node = Res { cpu_m: 8000, mem: 32 * gib, pods: 110 };
-    let user = Res { cpu_m: 500, mem: 2 * gib, pods: 1 };
+    let node = Res {
+        cpu_m: 8000,
+        mem: 32 * gib,
+        pods: 110,
+    };
+    let user = Res {
+        cpu_m: 500,
+        mem: 2 * gib,
+        pods: 1,
+    };
     assert_eq!(node.seats(user), 16);
     // Three users and a daemon pod: 13 left (memory would allow 13, cpu 13).
-    let used = Res { cpu_m: 1500, mem: 6 * gib, pods: 4 };
+    let used = Res {
+        cpu_m: 1500,
+        mem: 6 * gib,
+        pods: 4,
+    };
     assert_eq!(room(node, used).seats(user), 13);
     // Memory short: no seat even with cpu to spare.
-    let tight = Res { cpu_m: 4000, mem: gib, pods: 10 };
+    let tight = Res {
+        cpu_m: 4000,
+        mem: gib,
+        pods: 10,
+    };
     assert_eq!(tight.seats(user), 0);
     assert!(!user.fits_in(tight));
     assert!(user.fits_in(node));
@@ -69,7 +109,10 @@ fn relative_error_and_calibration() {
     assert_eq!(rel_err(0.0, 0.0), 0.0);
     assert!(rel_err(1.0, 0.0).is_infinite());
     // Real warm starts of 0.4-0.6 s at compression 10: the simulator's 5 s.
-    assert_eq!(calibrated_container_start_s(&[0.4, 0.5, 0.6], 10.0), Some(5.0));
+    assert_eq!(
+        calibrated_container_start_s(&[0.4, 0.5, 0.6], 10.0),
+        Some(5.0)
+    );
     assert_eq!(calibrated_container_start_s(&[], 10.0), None);
 }
 

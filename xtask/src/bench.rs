@@ -35,7 +35,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         Which::SideBySide => {
             let mut cmd = cargo();
-            cmd.args(["bench", "-p", "hubpack-e2e", "--bench", "side_by_side", "--"]);
+            cmd.args([
+                "bench",
+                "-p",
+                "hubpack-e2e",
+                "--bench",
+                "side_by_side",
+                "--",
+            ]);
             for file in &args.scenario {
                 // The bench runs in tests/: make paths absolute.
                 let file = std::path::absolute(file)?;

@@ -125,7 +125,10 @@ pub fn rel_err(sim: f64, real: f64) -> f64 {
 /// The simulator's warm-start parameter (`hub.container_start_s`: pod created → Ready on a
 /// warm node) as the real cluster shows it: the median, over users bound to a node that was
 /// already warm, of creation → Ready, de-compressed. `None` without such users.
-pub fn calibrated_container_start_s(warm_create_to_ready_s: &[f64], compression: f64) -> Option<f64> {
+pub fn calibrated_container_start_s(
+    warm_create_to_ready_s: &[f64],
+    compression: f64,
+) -> Option<f64> {
     (!warm_create_to_ready_s.is_empty()).then(|| median(warm_create_to_ready_s) * compression)
 }
 

@@ -121,7 +121,10 @@ impl Observer {
             return;
         };
         let labels = p.metadata.labels.clone().unwrap_or_default();
-        let placeholder = labels.get("component").map(String::as_str) == Some("user-placeholder");
+        // z2jh's label, and hubpack's (the chart's and placeholder-ctl's).
+        let placeholder = ["component", "app.kubernetes.io/component"]
+            .iter()
+            .any(|k| labels.get(*k).map(String::as_str) == Some("user-placeholder"));
         let user: Option<usize> = labels.get(USER_LABEL).and_then(|v| v.parse().ok());
         let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
         let gone = deleted
@@ -196,9 +199,18 @@ impl Observer {
             .as_ref()
             .and_then(|s| s.allocatable.as_ref())
             .map(|a| Res {
-                cpu_m: a.get("cpu").and_then(|q| parse_milli(&q.0).ok()).unwrap_or(0),
-                mem: a.get("memory").and_then(|q| parse_units(&q.0).ok()).unwrap_or(0),
-                pods: a.get("pods").and_then(|q| parse_units(&q.0).ok()).unwrap_or(0),
+                cpu_m: a
+                    .get("cpu")
+                    .and_then(|q| parse_milli(&q.0).ok())
+                    .unwrap_or(0),
+                mem: a
+                    .get("memory")
+                    .and_then(|q| parse_units(&q.0).ok())
+                    .unwrap_or(0),
+                pods: a
+                    .get("pods")
+                    .and_then(|q| parse_units(&q.0).ok())
+                    .unwrap_or(0),
             })
             .unwrap_or_default();
         let schedulable = hubpack_e2e::wait::node_schedulable(n);
@@ -303,8 +315,14 @@ fn requests(p: &Pod) -> Res {
     };
     for c in p.spec.iter().flat_map(|s| s.containers.iter()) {
         if let Some(req) = c.resources.as_ref().and_then(|x| x.requests.as_ref()) {
-            r.cpu_m += req.get("cpu").and_then(|q| parse_milli(&q.0).ok()).unwrap_or(0);
-            r.mem += req.get("memory").and_then(|q| parse_units(&q.0).ok()).unwrap_or(0);
+            r.cpu_m += req
+                .get("cpu")
+                .and_then(|q| parse_milli(&q.0).ok())
+                .unwrap_or(0);
+            r.mem += req
+                .get("memory")
+                .and_then(|q| parse_units(&q.0).ok())
+                .unwrap_or(0);
         }
     }
     r

@@ -189,7 +189,12 @@ impl Plan {
         let sessions: Vec<Session> = arrivals::generate(sc, seed).map_err(|e| e.to_string())?;
         Ok(sessions
             .iter()
-            .map(|s| (dur(s.arrival as f64 / 1000.0, f), dur(s.active as f64 / 1000.0, f)))
+            .map(|s| {
+                (
+                    dur(s.arrival as f64 / 1000.0, f),
+                    dur(s.active as f64 / 1000.0, f),
+                )
+            })
             .collect())
     }
 

@@ -59,8 +59,7 @@ pub async fn run(
     opts.autoscaler_timings = plan.autoscaler.clone();
     opts.ready_timeout = Duration::from_secs(300);
     let cluster = Cluster::start(&opts).await.map_err(|e| e.to_string())?;
-    processes::spawn_watchdog(&cluster.state_dir, std::process::id())
-        .map_err(|e| e.to_string())?;
+    processes::spawn_watchdog(&cluster.state_dir, std::process::id()).map_err(|e| e.to_string())?;
     let client = cluster.client().await.map_err(|e| e.to_string())?;
 
     let gib = 1i64 << 30;
@@ -151,11 +150,7 @@ fn numbers(plan: &Plan, stack: Stack, seed: u64, obs: &Observer) -> Result<RealR
         .filter_map(|u| Some(u.ready_s? - u.created_s?))
         .collect();
     let (peak, _, removed) = peak_and_removed_after(&lives, end_s);
-    let nodes = s
-        .samples
-        .iter()
-        .map(|x| (x.0 * f, x.1 as f64))
-        .collect();
+    let nodes = s.samples.iter().map(|x| (x.0 * f, x.1 as f64)).collect();
     Ok(RealRun {
         numbers: RunNumbers {
             scenario: plan.name.clone(),

@@ -34,10 +34,21 @@ pub struct RunNumbers {
 
 const COLORS: [&str; 4] = ["#d62728", "#ff7f0e", "#1f77b4", "#2ca02c"];
 
+/// One line of a chart.
+struct Line {
+    name: String,
+    points: Vec<(f64, f64)>,
+    dashed: bool,
+    color: usize,
+}
+
 /// A line chart; each series (name, points, dashed, color index).
-fn chart(title: &str, xl: &str, yl: &str, series: &[(String, Vec<(f64, f64)>, bool, usize)]) -> String {
+fn chart(title: &str, xl: &str, yl: &str, series: &[Line]) -> String {
     let (w, h, l, r, t, b) = (560.0, 300.0, 55.0, 150.0, 22.0, 38.0);
-    let pts = series.iter().flat_map(|s| s.1.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
+    let pts = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|p| p.0.is_finite() && p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (0.0f64, 1.0f64, 0.0f64, 1.0f64);
     for &(x, y) in pts {
         x0 = x0.min(x);
@@ -59,7 +70,10 @@ fn chart(title: &str, xl: &str, yl: &str, series: &[(String, Vec<(f64, f64)>, bo
         (t + h - b) / 2.0,
     );
     for i in 0..=4 {
-        let (xv, yv) = (x0 + (x1 - x0) * i as f64 / 4.0, y0 + (y1 - y0) * i as f64 / 4.0);
+        let (xv, yv) = (
+            x0 + (x1 - x0) * i as f64 / 4.0,
+            y0 + (y1 - y0) * i as f64 / 4.0,
+        );
         let _ = write!(
             out,
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{xv:.0}</text><text x="{}" y="{:.1}" text-anchor="end">{yv:.2}</text>"#,
@@ -69,14 +83,24 @@ fn chart(title: &str, xl: &str, yl: &str, series: &[(String, Vec<(f64, f64)>, bo
             py(yv) + 4.0
         );
     }
-    for (i, (name, points, dashed, color)) in series.iter().enumerate() {
+    for (i, line) in series.iter().enumerate() {
+        let Line {
+            name,
+            points,
+            dashed,
+            color,
+        } = line;
         let c = COLORS[color % COLORS.len()];
         let p: Vec<String> = points
             .iter()
             .filter(|p| p.0.is_finite() && p.1.is_finite())
             .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1)))
             .collect();
-        let dash = if *dashed { r#" stroke-dasharray="5 3""# } else { "" };
+        let dash = if *dashed {
+            r#" stroke-dasharray="5 3""#
+        } else {
+            ""
+        };
         let _ = write!(
             out,
             r#"<polyline fill="none" stroke="{c}" stroke-width="1.3"{dash} points="{}"/><text x="{}" y="{}" fill="{c}">{name}</text>"#,
@@ -94,7 +118,9 @@ pub fn write(dir: &Path, runs: &[RunNumbers], summary_line: &str) -> std::io::Re
     std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join("summary.json"),
-        serde_json::to_string_pretty(&serde_json::json!({"summary": serde_json::from_str::<serde_json::Value>(summary_line).unwrap_or_default(), "runs": runs}))?,
+        serde_json::to_string_pretty(
+            &serde_json::json!({"summary": serde_json::from_str::<serde_json::Value>(summary_line).unwrap_or_default(), "runs": runs}),
+        )?,
     )?;
     let mut csv = String::from(
         "scenario,stack,kind,seed,users,unfinished,p50_start_s,p95_start_s,p95_create_to_bound_s,p95_create_to_ready_s,node_hours,peak_nodes,nodes_removed_after_peak,placement_hol_users\n",
@@ -126,7 +152,7 @@ pub fn write(dir: &Path, runs: &[RunNumbers], summary_line: &str) -> std::io::Re
         let mut html = format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>side by side: {sc}</title></head><body><h1>{sc}</h1><p>Real runs (solid, local control plane, de-compressed to the scenario's scale) and hubpack-sim runs (dashed), per stack. Summary: <code>{summary_line}</code></p>"
         );
-        for (ci, stack) in STACKS.iter().enumerate() {
+        for stack in STACKS {
             let of: Vec<&RunNumbers> = runs
                 .iter()
                 .filter(|r| r.scenario == sc && r.stack == stack.key())
@@ -134,15 +160,14 @@ pub fn write(dir: &Path, runs: &[RunNumbers], summary_line: &str) -> std::io::Re
             if of.is_empty() {
                 continue;
             }
-            let series = |f: &dyn Fn(&RunNumbers) -> Vec<(f64, f64)>| -> Vec<(String, Vec<(f64, f64)>, bool, usize)> {
+            // Real runs blue and solid, simulated runs orange and dashed.
+            let series = |f: &dyn Fn(&RunNumbers) -> Vec<(f64, f64)>| -> Vec<Line> {
                 of.iter()
-                    .map(|r| {
-                        (
-                            format!("{} seed {}", r.kind, r.seed),
-                            f(r),
-                            r.kind == "sim",
-                            ci + usize::from(r.kind == "sim") * 2,
-                        )
+                    .map(|r| Line {
+                        name: format!("{} seed {}", r.kind, r.seed),
+                        points: f(r),
+                        dashed: r.kind == "sim",
+                        color: if r.kind == "sim" { 1 } else { 2 },
                     })
                     .collect()
             };

@@ -129,7 +129,10 @@ pub fn user_pod(plan: &Plan, stack: Stack, user: usize, attempt: u32) -> Pod {
                 ("hub.jupyter.org/username", &format!("user-{user}")),
                 (USER_LABEL, &user.to_string()),
             ])),
-            annotations: Some(labels(&[("hub.jupyter.org/username", &format!("user-{user}"))])),
+            annotations: Some(labels(&[(
+                "hub.jupyter.org/username",
+                &format!("user-{user}"),
+            )])),
             ..Default::default()
         },
         spec: Some(spec),
@@ -215,7 +218,11 @@ fn continuous_puller(image: &str) -> DaemonSet {
         init_containers: Some(vec![Container {
             name: "image-pull-singleuser".into(),
             image: Some(image.into()),
-            command: Some(vec!["/bin/sh".into(), "-c".into(), "echo \"Pulling complete\"".into()]),
+            command: Some(vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo \"Pulling complete\"".into(),
+            ]),
             ..Default::default()
         }]),
         containers: vec![Container {
@@ -226,7 +233,10 @@ fn continuous_puller(image: &str) -> DaemonSet {
         ..Default::default()
     };
     user_constraints(&mut spec);
-    let l = labels(&[("app", "jupyterhub"), ("component", "continuous-image-puller")]);
+    let l = labels(&[
+        ("app", "jupyterhub"),
+        ("component", "continuous-image-puller"),
+    ]);
     DaemonSet {
         metadata: ObjectMeta {
             name: Some("continuous-image-puller".into()),
@@ -375,7 +385,9 @@ pub async fn start(
         tasks: vec![],
     };
     if stack.is_hubpack() {
-        running.tasks.push(start_hubpack(client, plan, stop.clone()));
+        running
+            .tasks
+            .push(start_hubpack(client, plan, stop.clone()));
     } else {
         running.process = Some(start_user_scheduler(cluster).await?);
     }
@@ -396,7 +408,11 @@ pub async fn start(
             let (pods, n) = plan.static_n_user();
             let n = n as f64;
             let d: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-            create(&d, &hubpack_placeholders(pods, &plan.cpu(cpu * n), &plan.gib(mem * n))).await?;
+            create(
+                &d,
+                &hubpack_placeholders(pods, &plan.cpu(cpu * n), &plan.gib(mem * n)),
+            )
+            .await?;
         }
         Stack::HubpackPredictive => {
             let yaml = ctl_config(plan, t0_ms)?;
@@ -437,8 +453,7 @@ fn start_hubpack(
             eprintln!("hubpack-scheduler config: {e}");
             return;
         }
-        if let Err(e) =
-            hubpack_scheduler::app::run(client, config, "hubpack-0".into(), stop).await
+        if let Err(e) = hubpack_scheduler::app::run(client, config, "hubpack-0".into(), stop).await
         {
             eprintln!("hubpack-scheduler stopped: {e}");
         }

@@ -20,7 +20,8 @@ use tokio::task::JoinHandle;
 /// A small deterministic generator for the 429 retry draws (the sessions come from the
 /// simulator's seeded arrival model).
 fn unit(user: usize, n: u32) -> f64 {
-    let mut x = (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(n).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut x = (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(n).wrapping_mul(0xD1B5_4A32_D192_ED03);
     x ^= x >> 33;
     x = x.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
     x ^= x >> 33;
