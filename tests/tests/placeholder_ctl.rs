@@ -5,8 +5,9 @@
 //!   autoscaler adds nodes for them; hubpack-scheduler places them; the pre-pullers warm the
 //!   nodes; users created at the event start take warm seats and are Ready without a pull;
 //!   after the event the placeholders go and the autoscaler removes the emptied nodes; with
-//!   `lead: auto` the learned lead time ends within 25% of the boot + pull delays. The
-//!   event's timeline is printed (`--nocapture` shows it).
+//!   `lead: auto` the learned lead time matches the Unschedulable → warm waits (between the
+//!   pull alone and boot + pull + 25%: this harness pulls while a node boots). The event's
+//!   timeline is printed (`--nocapture` shows it).
 //! - a wanted replacement (a user evicted a placeholder while the target still wants it)
 //!   makes the autoscaler add a node; a surplus one (the target dropped, the hysteresis still
 //!   holds the placed placeholder) is dropped by the controller within the scheduler's grace
@@ -51,6 +52,14 @@ struct World {
 
 impl World {
     async fn start(prefix: &str, ctl_yaml: impl FnOnce(&str, &str, &str, u16) -> String) -> World {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                    "hubpack_placeholder_ctl=info,hubpack_scheduler=warn".into()
+                }),
+            )
+            .with_test_writer()
+            .try_init();
         let cluster = shared_cluster!().unwrap();
         let client = cluster.client().await.unwrap();
         let ns = harness::create_namespace(&client, prefix).await.unwrap();
@@ -115,6 +124,18 @@ impl World {
             .get_or_insert_default()
             .insert("hubpack-e2e-users".into(), self.user_label.clone());
         pod.spec.as_mut().unwrap().scheduler_name = Some(self.scheduler.clone());
+        pod
+    }
+
+    /// A 3-cpu user the controller does not count as an arrival (it is outside its user
+    /// selector), so the forecast stays the ConfigMap's alone; the scheduler treats it as a
+    /// user all the same (our scheduler name, not a placeholder).
+    fn big_user(&self, name: &str) -> Pod {
+        let mut pod = self.user(name);
+        harness::set_cpu_request(&mut pod, "3");
+        if let Some(l) = pod.metadata.labels.as_mut() {
+            l.remove("hubpack-e2e-users");
+        }
         pod
     }
 
@@ -195,6 +216,22 @@ fn created_at(p: &Pod) -> i64 {
         .unwrap_or(0)
 }
 
+fn unschedulable_at(p: &Pod) -> Option<i64> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        })?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0.as_millisecond())
+}
+
 fn was_unschedulable(p: &Pod) -> bool {
     p.status
         .as_ref()
@@ -242,6 +279,8 @@ fn record(
         let mut seen_nodes: BTreeMap<String, bool> = BTreeMap::new();
         let mut placed: BTreeSet<String> = BTreeSet::new();
         let mut warm: BTreeSet<String> = BTreeSet::new();
+        let mut seen_pods: BTreeSet<String> = BTreeSet::new();
+        let mut unschedulable: BTreeSet<String> = BTreeSet::new();
         while !stop.is_cancelled() {
             let now = now_ms();
             if let Ok(Some(d)) = deployments.get_opt("hubpack-placeholder-default").await {
@@ -306,16 +345,33 @@ fn record(
                         .cloned()
                         .unwrap_or_default();
                     if component == "user-placeholder" {
+                        if seen_pods.insert(name.clone()) {
+                            timeline.note(created_at(p), format!("placeholder {name} created"));
+                        }
+                        if let Some(t) = unschedulable_at(p)
+                            && unschedulable.insert(name.clone())
+                        {
+                            timeline.note(t, format!("placeholder {name} marked Unschedulable"));
+                        }
                         if let Some(node) = pod_node(p)
                             && placed.insert(name.clone())
                         {
                             timeline.note(now, format!("placeholder {name} bound to {node}"));
                         }
-                    } else if component == "image-prepuller"
-                        && let (Some(node), Some(t)) = (pod_node(p), ready_at(p))
-                        && warm.insert(node.clone())
-                    {
-                        timeline.note(t, format!("pre-puller Ready on {node}: node warm"));
+                    } else if component == "image-prepuller" {
+                        if let Some(node) = pod_node(p)
+                            && seen_pods.insert(name.clone())
+                        {
+                            timeline.note(
+                                created_at(p),
+                                format!("pre-puller {name} created for {node}"),
+                            );
+                        }
+                        if let (Some(node), Some(t)) = (pod_node(p), ready_at(p))
+                            && warm.insert(node.clone())
+                        {
+                            timeline.note(t, format!("pre-puller Ready on {node}: node warm"));
+                        }
                     }
                 }
             }
@@ -478,7 +534,12 @@ async fn an_event_gets_warm_seats_a_lead_time_ahead_and_they_go_afterwards() {
         );
     }
 
-    // lead: auto learned from the two scale-ups: within 25% of boot + pull.
+    // lead: auto learned from the scale-ups so far. What it learns is the wait from a
+    // placeholder's Unschedulable condition to its node's pre-puller Ready, as this test
+    // also sees it from the API (the timeline). In this harness the pre-puller is bound as
+    // soon as the autoscaler creates the node and pulls while the node boots, so that wait
+    // is about max(boot, pull), not boot + pull: the learned value must lie between the
+    // pull alone and boot + pull + 25%.
     let samples = w
         .metric("hubpack_placeholder_ctl_lead_time_samples")
         .await
@@ -487,16 +548,19 @@ async fn an_event_gets_warm_seats_a_lead_time_ahead_and_they_go_afterwards() {
         .metric("hubpack_placeholder_ctl_lead_time_seconds")
         .await
         .unwrap();
-    let boot_pull = (TEST_BOOT_DELAY + TEST_PULL_TIME).as_secs_f64();
+    let (boot, pull) = (TEST_BOOT_DELAY.as_secs_f64(), TEST_PULL_TIME.as_secs_f64());
+    let waited = learned - 1.0; // minus the configured reaction time
     println!(
-        "learned lead time {learned:.1} s from {samples} samples (reaction 1 s included); boot + pull = {boot_pull} s"
+        "learned lead time {learned:.1} s from {samples} samples (wait {waited:.1} s + reaction 1 s); boot {boot} s, pull {pull} s"
     );
-    assert!(samples >= 2.0, "{samples} samples");
-    let waited = learned - 1.0;
-    assert!(
-        (waited - boot_pull).abs() <= 0.25 * boot_pull,
-        "learned wait {waited:.1} s is not within 25% of boot + pull {boot_pull} s"
-    );
+    if samples < 2.0 || waited < boot.max(pull) || waited > 1.25 * (boot + pull) {
+        timeline.print(start, "event timeline (failed)");
+        panic!(
+            "learned wait {waited:.1} s from {samples} samples is outside [max(boot, pull), 1.25 × (boot + pull)] = [{}, {}] s",
+            boot.max(pull),
+            1.25 * (boot + pull)
+        );
+    }
 
     // After the event: the users leave, the placeholders go (after the 10 s minimum), and
     // the autoscaler removes the emptied nodes.
@@ -567,8 +631,7 @@ async fn a_wanted_replacement_scales_up_and_a_surplus_one_does_not() {
     // Wanted: a 3-cpu user evicts it; the replacement is still wanted (target 1, no free
     // warm seat), so it is marked Unschedulable and a node is added.
     let users: Api<Pod> = Api::namespaced(w.client.clone(), &w.ns);
-    let mut big = w.user("big-1");
-    harness::set_cpu_request(&mut big, "3");
+    let big = w.big_user("big-1");
     users.create(&PostParams::default(), &big).await.unwrap();
     wait::until("big-1 Ready", Duration::from_secs(60), || async {
         users
@@ -620,9 +683,10 @@ async fn a_wanted_replacement_scales_up_and_a_surplus_one_does_not() {
         Some(1),
         "held by the hysteresis"
     );
-    let mut big2 = w.user("big-2");
-    harness::set_cpu_request(&mut big2, "3");
-    users.create(&PostParams::default(), &big2).await.unwrap();
+    users
+        .create(&PostParams::default(), &w.big_user("big-2"))
+        .await
+        .unwrap();
     wait::until("big-2 Ready", Duration::from_secs(60), || async {
         users
             .get_opt("big-2")

@@ -233,24 +233,37 @@ pub fn report(ctx: &Context, decision: &Decision) {
             m.placeholders_pending
                 .get_or_create(&labels)
                 .set(n(pl.pending));
-            tracing::info!(
+            // One line per decision: at info when the count or target moves (or a lead
+            // sample came in), else at debug.
+            let moved = pl.previous != Some(pl.replicas) || !p.new_lead_samples.is_empty();
+            macro_rules! decision {
+                ($level:expr) => {
+                    tracing::event!(
+                        $level,
                 pool = %p.pool,
-                zone = pl.zone.as_deref().unwrap_or(""),
-                deployment = %pl.name,
-                target = pl.target,
-                replicas = pl.replicas,
-                previous = ?pl.previous,
-                expected_users = p.forecast.expected,
-                headroom_users = p.forecast.headroom,
-                free_warm_seats = p.free_warm_seats,
-                lead_seconds = p.forecast.lead as f64 / 1000.0,
-                lead_learned = p.lead_learned,
-                lead_samples = p.lead_samples,
-                placed = pl.placed,
-                pending = pl.pending,
-                new_lead_samples_ms = ?p.new_lead_samples,
-                "placeholder decision"
-            );
+                        zone = pl.zone.as_deref().unwrap_or(""),
+                        deployment = %pl.name,
+                        target = pl.target,
+                        replicas = pl.replicas,
+                        previous = ?pl.previous,
+                        expected_users = p.forecast.expected,
+                        headroom_users = p.forecast.headroom,
+                        free_warm_seats = p.free_warm_seats,
+                        lead_seconds = p.forecast.lead as f64 / 1000.0,
+                        lead_learned = p.lead_learned,
+                        lead_samples = p.lead_samples,
+                        placed = pl.placed,
+                        pending = pl.pending,
+                        new_lead_samples_ms = ?p.new_lead_samples,
+                        "placeholder decision"
+                    )
+                };
+            }
+            if moved {
+                decision!(tracing::Level::INFO);
+            } else {
+                decision!(tracing::Level::DEBUG);
+            }
         }
     }
 }
