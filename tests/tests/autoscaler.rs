@@ -207,6 +207,31 @@ async fn group_nodes(client: &kube::Client, group: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// What CA logged about `node` (its scale-down reasoning), for the test output.
+fn ca_log_about(node: &str) -> Vec<String> {
+    let cluster = hubpack_e2e::shared_cluster_with_autoscaler!().unwrap_or_else(|e| panic!("{e}"));
+    let log = hubpack_e2e::processes::log_path(&cluster.state_dir, "cluster-autoscaler");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(node))
+        .filter(|l| {
+            [
+                "remov",
+                "unremovable",
+                "unneeded",
+                "drain",
+                "evict",
+                "scale",
+                "delet",
+            ]
+            .iter()
+            .any(|w| l.to_lowercase().contains(w))
+        })
+        .map(|l| l.chars().take(240).collect())
+        .collect()
+}
+
 fn node_of(pod: &Pod) -> Option<String> {
     pod.spec.as_ref().and_then(|s| s.node_name.clone())
 }
@@ -689,6 +714,11 @@ async fn autoscaler_removes_emptied_and_movable_placeholder_nodes_but_never_a_us
         "placeholder-only node removed {:.1} s after room appeared elsewhere",
         t1.elapsed().as_secs_f64()
     );
+    eprintln!("what CA logged about {with_placeholder}:");
+    let about = ca_log_about(&with_placeholder);
+    for line in about.iter().take(3).chain(about.iter().rev().take(6).rev()) {
+        eprintln!("  {line}");
+    }
     // The placeholder's replacement lands on the other node.
     wait_placeholder_on(&w, "ph", &elsewhere).await;
     assert!(
