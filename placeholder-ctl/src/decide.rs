@@ -45,6 +45,8 @@ pub struct PoolDecision {
     /// The pre-puller's images: configured ones, then the learned most used (stable).
     pub prepull_images: Vec<String>,
     pub problems: Vec<UserPodProblem>,
+    /// Pool nodes a placeholder cannot fit: (node, why).
+    pub misfits: Vec<(String, String)>,
     /// Lead-time samples taken this step (ms), for the log.
     pub new_lead_samples: Vec<Millis>,
 }
@@ -276,6 +278,7 @@ impl Controller {
                 placements,
                 prepull_images,
                 problems: view.problems.clone(),
+                misfits: view.misfits.clone(),
                 new_lead_samples,
             });
         }

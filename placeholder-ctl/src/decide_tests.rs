@@ -229,6 +229,31 @@ fn arrivals_raise_the_background_and_existing_users_are_not_arrivals() {
 }
 
 #[test]
+fn a_pool_node_smaller_than_the_configured_fresh_node_is_reported() {
+    // N = 8 users of 1 cpu on the configured 8-cpu node; the real node has 4 cpu.
+    let c = cfg("  usersPerPlaceholder: 7\n");
+    let mut small = node("small", 0, Some(0), &[]);
+    if let Some(s) = small.status.as_mut() {
+        s.allocatable.get_or_insert_default().insert(
+            "cpu".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("4".into()),
+        );
+    }
+    let w = World {
+        nodes: vec![small, node("big", 0, Some(0), &[])],
+        pods: vec![],
+    };
+    let d = w.step(&c, &mut Controller::new(&c), 0, &[], 0);
+    assert_eq!(d.misfits.len(), 1);
+    assert_eq!(d.misfits[0].0, "small");
+    assert!(
+        d.misfits[0].1.contains("does not fit"),
+        "{}",
+        d.misfits[0].1
+    );
+}
+
+#[test]
 fn a_user_pod_without_requests_is_reported() {
     let c = cfg("");
     let w = World {

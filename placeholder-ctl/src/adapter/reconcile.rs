@@ -171,6 +171,19 @@ pub fn decide_once(
         .collect();
     let decision = controller.step(now, cfg, &ctx.sizes, &views, &events, &replicas);
     for p in &decision.pools {
+        for (node, why) in &p.misfits {
+            bad.push(BadInput {
+                source: format!("pool/{}", p.pool),
+                field: "freshNode.allocatable".into(),
+                message: format!("placeholder cannot fit a new node: node {node} is smaller than configured: {why}"),
+                regarding: (
+                    "apps/v1".into(),
+                    "Deployment".into(),
+                    Some(ctx.namespace.clone()),
+                    objects::placeholder_name(&p.pool, None),
+                ),
+            });
+        }
         for u in &p.problems {
             bad.push(BadInput {
                 source: format!("pod/{}/{}", u.namespace, u.name),
