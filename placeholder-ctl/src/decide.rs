@@ -199,6 +199,20 @@ impl Controller {
                     mem.recent.len() as f64 / observed_window.max(1) as f64
                 },
                 observed_window: if first { 0 } else { observed_window },
+                arrived_since: None,
+            };
+            // A class that logs in faster than its window plans is not expected twice.
+            let since = events
+                .iter()
+                .filter(|e| e.pool == pool.name)
+                .filter_map(|e| e.event.current_start(now))
+                .min();
+            let background = Background {
+                arrived_since: since.map(|s| {
+                    let n = view.user_creations.iter().filter(|(_, t)| *t >= s).count();
+                    (s, n as f64)
+                }),
+                ..background
             };
             let new_lead_samples = learn_lead(mem, view, now);
             let lead = match pool.lead {

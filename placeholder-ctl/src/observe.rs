@@ -161,7 +161,14 @@ pub fn observe_pool(
         let component = labels
             .and_then(|l| l.get(COMPONENT_LABEL))
             .map(String::as_str);
-        if let Some(node) = node_name(p) {
+        // A pod nominated to a node (a user waiting for its evicted placeholders to go)
+        // takes its seat there already, as the scheduler counts it.
+        let nominated = p
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .filter(|_| node_name(p).is_none());
+        if let Some(node) = node_name(p).or(nominated) {
             let req = pod_from_k8s(p, &ctx)
                 .map(|c| c.requests)
                 .unwrap_or_default();

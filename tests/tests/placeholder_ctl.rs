@@ -4,8 +4,10 @@
 //!
 //! - an event scheduled a little ahead makes placeholders appear a lead time before it; the
 //!   autoscaler adds nodes for them; hubpack-scheduler places them; the pre-pullers warm the
-//!   nodes; users created at the event start take warm seats and are Ready without a pull;
-//!   after the event the placeholders go and the autoscaler removes the emptied nodes; with
+//!   nodes; users created at the event start take warm seats and are Ready without a pull,
+//!   and no node is added for the replacements of the placeholders they evicted (the class
+//!   has arrived); after the event the placeholders go and the autoscaler removes the
+//!   emptied nodes; with
 //!   `lead: auto` the learned lead time ends within 25% of the boot + pull delays. The
 //!   event's timeline is printed (`--nocapture` shows it).
 //! - a wanted replacement (a user evicted a placeholder while the target still wants it)
@@ -576,6 +578,24 @@ async fn an_event_gets_warm_seats_a_lead_time_ahead_and_they_go_afterwards() {
             "learned wait {waited:.1} s from {samples} samples is not within 25% of boot + pull = {} s",
             boot + pull
         );
+    }
+
+    // The class arrived at once: the evicted placeholders' replacements are surplus (the
+    // forecast does not expect its users twice), so no node is added for them.
+    let quiet_until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < quiet_until {
+        let extra: Vec<String> = w
+            .autoscaled_nodes()
+            .await
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .filter(|n| !placed.contains(n))
+            .collect();
+        if !extra.is_empty() {
+            timeline.print(start, "event timeline (failed)");
+            panic!("nodes added after the class had arrived: {extra:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     // After the event: the users leave, the placeholders go (after the 10 s minimum), and
