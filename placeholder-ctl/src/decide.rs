@@ -15,6 +15,9 @@ use hubpack_core::headroom::{
 use hubpack_core::model::Millis;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// Users created this long before an event's start count as its arrivals.
+const EARLY_ARRIVALS: Millis = 60_000;
+
 /// What one placeholder Deployment should be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlacementDecision {
@@ -202,11 +205,13 @@ impl Controller {
                 arrived_since: None,
             };
             // A class that logs in faster than its window plans is not expected twice.
+            // Counted from a little before its start: early logins are the class's too.
             let since = events
                 .iter()
                 .filter(|e| e.pool == pool.name)
                 .filter_map(|e| e.event.current_start(now))
-                .min();
+                .min()
+                .map(|s| s - EARLY_ARRIVALS);
             let background = Background {
                 arrived_since: since.map(|s| {
                     let n = view.user_creations.iter().filter(|(_, t)| *t >= s).count();

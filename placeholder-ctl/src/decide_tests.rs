@@ -116,11 +116,18 @@ fn a_class_that_arrived_at_once_wants_no_more_placeholders() {
         pods: vec![],
     };
     empty.step(&c, &mut ctl, 9 * MIN, &ev, 0);
-    // All 40 arrived in the first 10 s of the 5 min window.
+    // All 40 arrived within seconds of the start, some a little early.
     let w = World {
         nodes: vec![],
         pods: (0..40)
-            .map(|i| user(&format!("u{i}"), None, 10 * MIN + 10 * S, Some("1")))
+            .map(|i| {
+                user(
+                    &format!("u{i}"),
+                    None,
+                    10 * MIN - 2 * S + i * 300,
+                    Some("1"),
+                )
+            })
             .collect(),
     };
     let d = w.step(&c, &mut ctl, 10 * MIN + 30 * S, &ev, 13);
