@@ -90,12 +90,16 @@ impl Context {
                 placeholder_selectors: config.placeholder_selectors.clone(),
                 prepull_selectors: config.warmth.prepull_selectors.clone(),
             },
-            limiter: RateLimiter::new(config.api.qps, config.api.burst).gated(gate.clone()),
+            limiter: RateLimiter::new(config.api.qps, config.api.burst)
+                .gated(gate.clone())
+                .observed(metrics.limiter_wait_seconds.clone(), "urgent"),
             events: Events::new(
                 client.clone(),
                 &config.scheduler_name,
                 instance,
-                RateLimiter::new(config.api.qps, config.api.burst).gated(gate),
+                RateLimiter::new(config.api.qps, config.api.burst)
+                    .gated(gate)
+                    .observed(metrics.limiter_wait_seconds.clone(), "events"),
             ),
             queue: Mutex::new(SchedulingQueue::new(config.backoff())),
             bind_slots: Arc::new(Semaphore::new(config.api.bind_concurrency)),
@@ -140,8 +144,13 @@ impl Context {
     }
 
     pub fn publish_queue_depth(&self) {
-        let (a, b, p) = self.queue().depth();
-        self.metrics.set_queue_depth(a, b, p);
+        let (depth, oldest) = {
+            let q = self.queue();
+            (q.depth(), q.oldest_created())
+        };
+        self.metrics.set_queue_depth(depth.0, depth.1, depth.2);
+        let age_ms = oldest.map_or(0, |c| (self.now() - c).max(0));
+        self.metrics.oldest_pending_seconds.set(age_ms / 1000);
     }
 }
 

@@ -111,6 +111,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 return Attempt::Waiting;
             }
             tracing::info!(pod = %key, "preemption timed out; clearing the nomination");
+            ctx.metrics.preemption_timeouts.inc();
             abandon_nomination(ctx, &key);
         }
         // Every victim is gone: decide again below; the nomination still reserves the

@@ -362,8 +362,8 @@ fn report_rejection(ctx: &Arc<Context>, pod: &Pod, reason: String, node: String)
     tracing::warn!(pod = ?pod.metadata.name, %reason, %node, "kubelet rejected a pod we bound");
     ctx.metrics
         .kubelet_rejections
-        .get_or_create(&crate::metrics::KindLabels {
-            kind: reason.clone(),
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: crate::metrics::reason_label(&reason),
         })
         .inc();
     let reference = crate::actions::events::pod_ref(pod);
