@@ -48,6 +48,8 @@ impl VolumeCatalog for Stores {
 pub struct Context {
     pub client: kube::Client,
     pub config: Config,
+    /// `config.policy` as the core takes it.
+    pub policy: hubpack_core::policy::PolicyConfig,
     pub classifier: Classifier,
     pub limiter: RateLimiter,
     pub events: Events,
@@ -106,6 +108,7 @@ impl Context {
             state: Mutex::new(ClusterState::default()),
             wake: Notify::new(),
             synced: Arc::new(AtomicUsize::new(0)),
+            policy: config.policy.core(),
             heartbeat: Arc::new(AtomicI64::new(wall_clock_ms())),
             status_lane: StatusLane::default(),
             client,

@@ -206,7 +206,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
         }
         st.snapshot.upsert_pod(pod.clone());
         let started = std::time::Instant::now();
-        let d = decide(&st.snapshot, &pod, now, &ctx.config.policy);
+        let d = decide(&st.snapshot, &pod, now, &ctx.policy);
         ctx.metrics
             .decision_seconds
             .observe(started.elapsed().as_secs_f64());

@@ -43,7 +43,7 @@ fn config(scheduler: &str) -> Config {
     };
     config.leader_election.enabled = false;
     // kwok nodes turn Ready seconds before a test uses them.
-    config.policy.warm_settle_ms = 0;
+    config.policy.warm_settle_seconds = 0;
     config
 }
 

@@ -88,7 +88,7 @@ async fn stops_on_its_lease_deadline_while_the_api_server_is_down_and_resumes_af
         metrics_address: format!("127.0.0.1:{port}").parse().unwrap(),
         ..Config::default()
     };
-    config.policy.warm_settle_ms = 0;
+    config.policy.warm_settle_seconds = 0;
     config.leader_election.lease_name = harness::unique_name("lease");
     config.leader_election.namespace = Some(ns.clone());
     config.leader_election.lease_duration_seconds = 6;
@@ -237,7 +237,7 @@ async fn a_leader_that_loses_its_lease_mid_provisioning_stops_and_its_successor_
         metrics_address: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
-    config.policy.warm_settle_ms = 0;
+    config.policy.warm_settle_seconds = 0;
     config.leader_election.lease_name = lease.clone();
     config.leader_election.namespace = Some(ns.clone());
     config.leader_election.lease_duration_seconds = 6;

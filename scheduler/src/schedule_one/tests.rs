@@ -35,7 +35,7 @@ fn env_with(gate: LeaderGate, tune: impl FnOnce(&mut Config)) -> Env {
     let (stores, writers) = watch::stores();
     let mut reg = prometheus_client::registry::Registry::default();
     let mut config = Config::default();
-    config.policy.warm_settle_ms = 0;
+    config.policy.warm_settle_seconds = 0;
     tune(&mut config);
     let ctx = Arc::new(Context::new(
         client,
