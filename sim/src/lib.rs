@@ -32,10 +32,12 @@ pub mod engine;
 pub mod events;
 pub mod metrics;
 pub mod models;
+pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod stats;
+pub mod z2jh;
 #[cfg(test)]
 mod test_support;
