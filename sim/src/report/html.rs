@@ -47,82 +47,113 @@ struct Line {
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A line chart as an SVG string; `log_x` for waits. Axis ranges come from the data with
-/// plotters' own tick values.
-fn line_chart(title: &str, lines: &[Line], x_desc: &str, y_desc: &str, log_x: bool) -> String {
+/// A line chart as an SVG string. With `log_x` (waits) the x axis is log10 of the value,
+/// labelled 1 s, 10 s, 100 s…; `share_y` labels the y axis in percent. Grid lines are
+/// plotters' bold mesh only, so the lines stay readable.
+fn line_chart(
+    title: &str,
+    lines: &[Line],
+    x_desc: &str,
+    y_desc: &str,
+    log_x: bool,
+    share_y: bool,
+) -> String {
     let mut svg = String::new();
+    let lines: Vec<Line> = lines
+        .iter()
+        .map(|l| Line {
+            name: l.name.clone(),
+            color: l.color,
+            points: l
+                .points
+                .iter()
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .map(|&(x, y)| if log_x { (x.max(1.0).log10(), y) } else { (x, y) })
+                .collect(),
+        })
+        .collect();
     let drawn = (|| -> DrawResult {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         root.fill(&WHITE)?;
-        let pts = lines.iter().flat_map(|l| l.points.iter());
         let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0f64);
-        for &(x, y) in pts {
+        for &(x, y) in lines.iter().flat_map(|l| l.points.iter()) {
             x0 = x0.min(x);
             x1 = x1.max(x);
             y1 = y1.max(y);
         }
         if !x0.is_finite() {
-            (x0, x1) = (1.0, 10.0);
+            (x0, x1) = (0.0, 1.0);
         }
-        if x1 <= x0 {
-            x1 = x0 + 1.0;
-        }
-        let y1 = if y1 <= 0.0 { 1.0 } else { y1 * 1.05 };
-        let mut builder = ChartBuilder::on(&root);
-        builder
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(48);
-        let legend = |chart_lines: &[Line]| {
-            chart_lines
-                .iter()
-                .map(|l| (l.name.clone(), l.color))
-                .collect::<Vec<_>>()
-        };
-        let _ = legend;
-        if log_x {
-            let mut chart = builder
-                .build_cartesian_2d((x0.max(1.0)..x1.max(2.0)).log_scale(), 0f64..y1)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_desc)
-                .y_desc(y_desc)
-                .draw()?;
-            for l in lines {
-                let c = l.color;
-                chart
-                    .draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2)))?
-                    .label(l.name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()?;
+        let (x0, x1) = if log_x {
+            // Whole decades, at least one.
+            let lo = x0.floor().max(0.0);
+            (lo, x1.ceil().max(lo + 1.0))
         } else {
-            let mut chart = builder.build_cartesian_2d(x0.min(0.0)..x1, 0f64..y1)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_desc)
-                .y_desc(y_desc)
-                .draw()?;
-            for l in lines {
-                let c = l.color;
-                chart
-                    .draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2)))?
-                    .label(l.name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            (x0.min(0.0), if x1 > x0 { x1 } else { x0 + 1.0 })
+        };
+        let y1 = if share_y {
+            1.0
+        } else if y1 <= 0.0 {
+            1.0
+        } else {
+            y1 * 1.08
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(52)
+            .build_cartesian_2d(x0..x1, 0f64..y1)?;
+        let decades = (x1 - x0).round() as usize + 1;
+        let x_fmt = |x: &f64| {
+            if log_x {
+                format!("{} s", 10f64.powf(*x).round())
+            } else if (x1 - x0) >= 10.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()?;
+        };
+        let y_fmt = |y: &f64| {
+            if share_y {
+                format!("{:.0}%", y * 100.0)
+            } else if y1 >= 10.0 {
+                format!("{y:.0}")
+            } else {
+                format!("{y:.1}")
+            }
+        };
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(BLACK.mix(0.12));
+        if log_x {
+            mesh.x_labels(decades);
         }
+        mesh.draw()?;
+        for l in &lines {
+            let c = l.color;
+            chart
+                .draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2)))?
+                .label(l.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(if log_x {
+                SeriesLabelPosition::LowerRight
+            } else {
+                SeriesLabelPosition::UpperRight
+            })
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 12))
+            .draw()?;
         root.present()?;
         Ok(())
     })();
@@ -156,6 +187,10 @@ fn scatter_chart(policies: &[&PolicySummary]) -> String {
             .configure_mesh()
             .x_desc("cost per run")
             .y_desc("p95 wait, s")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(BLACK.mix(0.12))
             .draw()?;
         for s in [SchedulerKind::Spread, SchedulerKind::Z2jh, SchedulerKind::Hubpack] {
             let mine: Vec<&&PolicySummary> =
@@ -300,8 +335,9 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
             out += &line_chart(
                 &format!("Wait CDF with {} (all seeds)", s.name()),
                 &lines,
-                "wait, s (log)",
-                "share of users",
+                "wait from arrival to a running server (log scale)",
+                "users served within",
+                true,
                 true,
             );
         }
@@ -331,15 +367,17 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
     out += &line_chart(
         "Nodes over time (seed 0)",
         &over_time(&|x| (x.nodes_ready + x.nodes_booting) as f64),
-        "hours",
-        "nodes",
+        "hours since the start",
+        "nodes (booting + Ready)",
+        false,
         false,
     );
     out += &line_chart(
         "Users running (seed 0)",
         &over_time(&|x| x.users_running as f64),
-        "hours",
-        "users",
+        "hours since the start",
+        "users with a running server",
+        false,
         false,
     );
     let all: Vec<&PolicySummary> = summary.policies.iter().collect();
