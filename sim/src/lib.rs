@@ -38,6 +38,6 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod stats;
-pub mod z2jh;
 #[cfg(test)]
 mod test_support;
+pub mod z2jh;

@@ -127,7 +127,10 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<ScenarioError>()
             || c.is::<Z2jhError>()
-            || matches!(c.downcast_ref::<RunError>(), Some(RunError::Placeholders(_) | RunError::Arrivals(_)))
+            || matches!(
+                c.downcast_ref::<RunError>(),
+                Some(RunError::Placeholders(_) | RunError::Arrivals(_))
+            )
     })
 }
 

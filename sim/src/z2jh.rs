@@ -8,7 +8,9 @@
 //! into one warning. Defaults are z2jh's own.
 
 use crate::engine::PolicySpec;
-use crate::scenario::{ImageSpec, PlaceholderMode, ProfileSpec, ResourceSpec, Scenario, SchedulerKind};
+use crate::scenario::{
+    ImageSpec, PlaceholderMode, ProfileSpec, ResourceSpec, Scenario, SchedulerKind,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -214,7 +216,7 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
     };
     let memory_gib = match &su.memory.guarantee {
         Some(v) => byte_spec(v).map_err(|m| invalid("singleuser.memory.guarantee".into(), m))?,
-        None => 1.0,
+        None => GIB,
     } / GIB;
     let default_request = ResourceSpec {
         cpu,
@@ -226,10 +228,18 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
     }
     let default_image = format!(
         "{}:{}",
-        su.image.name.as_deref().unwrap_or("quay.io/jupyterhub/k8s-singleuser-sample"),
+        su.image
+            .name
+            .as_deref()
+            .unwrap_or("quay.io/jupyterhub/k8s-singleuser-sample"),
         su.image.tag.as_deref().unwrap_or("latest")
     );
-    let default_pool = pool_for(sc, &su.node_selector, "singleuser.nodeSelector", &mut unused);
+    let default_pool = pool_for(
+        sc,
+        &su.node_selector,
+        "singleuser.nodeSelector",
+        &mut unused,
+    );
 
     let mut profiles = Vec::new();
     if su.profile_list.is_empty() {
@@ -249,12 +259,16 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
             request.cpu = cpu_cores(v).map_err(|m| invalid(at("cpu_guarantee"), m))?;
         }
         if let Some(v) = o.get("mem_guarantee") {
-            request.memory_gib =
-                byte_spec(v).map_err(|m| invalid(at("mem_guarantee"), m))? / GIB;
+            request.memory_gib = byte_spec(v).map_err(|m| invalid(at("mem_guarantee"), m))? / GIB;
         }
         let image = match o.get("image") {
             Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err(invalid(at("image"), "must be a string like name:tag".into())),
+            Some(_) => {
+                return Err(invalid(
+                    at("image"),
+                    "must be a string like name:tag".into(),
+                ));
+            }
             None => default_image.clone(),
         };
         let pool = match o.get("node_selector") {
@@ -267,7 +281,11 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
             }
             _ => default_pool.clone(),
         };
-        for k in ["extra_resource_guarantees", "tolerations", "node_affinity_required"] {
+        for k in [
+            "extra_resource_guarantees",
+            "tolerations",
+            "node_affinity_required",
+        ] {
             if o.contains_key(k) {
                 unused.push(at(k));
             }
@@ -330,12 +348,19 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
     let ph = &sched.user_placeholder;
     let mut request = default_request.clone();
     if let Some(v) = ph.resources.requests.get("cpu") {
-        request.cpu = cpu_cores(v)
-            .map_err(|m| invalid("scheduling.userPlaceholder.resources.requests.cpu".into(), m))?;
+        request.cpu = cpu_cores(v).map_err(|m| {
+            invalid(
+                "scheduling.userPlaceholder.resources.requests.cpu".into(),
+                m,
+            )
+        })?;
     }
     if let Some(v) = ph.resources.requests.get("memory") {
         request.memory_gib = k8s_bytes(v).map_err(|m| {
-            invalid("scheduling.userPlaceholder.resources.requests.memory".into(), m)
+            invalid(
+                "scheduling.userPlaceholder.resources.requests.memory".into(),
+                m,
+            )
         })? / GIB;
     }
     sc.placeholder.request = Some(request);
@@ -447,7 +472,8 @@ pub fn byte_spec(v: &Value) -> Result<f64, String> {
 
 /// Memory as a Kubernetes quantity: `Ki`/`Mi`/`Gi`/`Ti` (1024) or `k`/`M`/`G`/`T` (1000).
 pub fn k8s_bytes(v: &Value) -> Result<f64, String> {
-    let bad = || format!("{v} is not a Kubernetes memory quantity; write e.g. \"1Gi\" or \"512Mi\"");
+    let bad =
+        || format!("{v} is not a Kubernetes memory quantity; write e.g. \"1Gi\" or \"512Mi\"");
     match v {
         Value::Number(n) => n.as_f64().filter(|x| *x >= 0.0).ok_or_else(bad),
         Value::String(s) => {

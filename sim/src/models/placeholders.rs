@@ -106,7 +106,7 @@ pub struct Predictive {
 }
 
 pub struct PlaceholderState {
-    /// Placeholders serve the first profile's pool, sized in its users.
+    /// Placeholders serve the first profile's pool, sized in its mean user.
     pub pool: usize,
     pub per_user: Resources,
     pub request: Resources,
@@ -134,7 +134,7 @@ impl PlaceholderState {
         let spec = &sc.pools[pool];
         let alloc = spec.allocatable.to_resources();
         let ds = spec.daemonset_overhead.to_resources();
-        let per_user = profile.request.to_resources().with_pods(1);
+        let per_user = mean_user(sc, pool);
         let fit = seats_in(&(&alloc - &ds), &per_user);
         let node_worth = || {
             seats_per_placeholder(&alloc, &ds, &per_user)
@@ -212,6 +212,31 @@ impl PlaceholderState {
             predictive,
         })
     }
+}
+
+/// The user a placeholder seat stands for: the arrival-weighted mean request of the
+/// profiles in `pool` (rounded up), the first profile's if weights are all 0.
+pub fn mean_user(sc: &Scenario, pool: usize) -> Resources {
+    let in_pool: Vec<&crate::scenario::ProfileSpec> = sc
+        .profiles
+        .iter()
+        .filter(|p| sc.pool_index(&p.pool) == Some(pool))
+        .collect();
+    let total: f64 = in_pool.iter().map(|p| p.weight.max(0.0)).sum();
+    if total <= 0.0 || in_pool.len() < 2 {
+        return sc.profiles[0].request.to_resources().with_pods(1);
+    }
+    let (cpu, mem) = in_pool.iter().fold((0.0, 0.0), |(c, m), p| {
+        let w = p.weight.max(0.0) / total;
+        (c + w * p.request.cpu, m + w * p.request.memory_gib)
+    });
+    crate::scenario::ResourceSpec {
+        cpu: (cpu * 1000.0).ceil() / 1000.0,
+        memory_gib: (mem * 1024.0).ceil() / 1024.0,
+        pods: 0,
+    }
+    .to_resources()
+    .with_pods(1)
 }
 
 impl Sim<'_> {
@@ -451,7 +476,12 @@ mod tests {
         s.placeholders.desired = 2;
         s.scale_placeholders(1_000);
         s.run_until(1_000);
-        assert!(s.placeholders.live.iter().all(|&p| s.cluster.pods[p].node.is_some()));
+        assert!(
+            s.placeholders
+                .live
+                .iter()
+                .all(|&p| s.cluster.pods[p].node.is_some())
+        );
         s.run_until(EVICT - 1);
         let victim = s.placeholders.live[0];
         s.evict_placeholder(victim, EVICT);

@@ -49,7 +49,10 @@ pub struct EventArgs {
     #[arg(long, default_value = "3m", value_parser = parse_duration_s)]
     pub pull: f64,
     /// The user image.
-    #[arg(long, default_value = "quay.io/jupyter/datascience-notebook:2025-01-01")]
+    #[arg(
+        long,
+        default_value = "quay.io/jupyter/datascience-notebook:2025-01-01"
+    )]
     pub image: String,
     #[arg(long, default_value_t = 20)]
     pub max_nodes: usize,

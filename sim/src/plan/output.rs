@@ -72,7 +72,11 @@ pub fn render(plan: &Plan) -> String {
     out += &table(&rows);
     out.push('\n');
     out += &headline(plan);
-    let _ = writeln!(out, "\nz2jh as configured means: {}", plan.baseline_description);
+    let _ = writeln!(
+        out,
+        "\nz2jh as configured means: {}",
+        plan.baseline_description
+    );
 
     out += "\nBest setting tried per family (* meets the target; a setting stops after its \
             first seeds once it clearly misses or costs more than one that meets it):\n";
@@ -84,7 +88,12 @@ pub fn render(plan: &Plan) -> String {
     }
     let mut frows = Vec::new();
     for f in fams {
-        let of: Vec<&Candidate> = plan.evaluated.iter().skip(1).filter(|c| c.family == f).collect();
+        let of: Vec<&Candidate> = plan
+            .evaluated
+            .iter()
+            .skip(1)
+            .filter(|c| c.family == f)
+            .collect();
         // The cheapest that meets the target, else the cheapest stopped as dearer, else
         // the one that came closest.
         let cheapest = |o: super::Outcome| {
@@ -112,8 +121,9 @@ pub fn render(plan: &Plan) -> String {
         for s in &plan.sensitivity {
             let _ = writeln!(
                 out,
-                "  {:.2}x the expected users: p95 wait {:.0} s, placement HOL {:.1}, cost {:.2}",
-                s.factor, s.wait_p95_s, s.placement_hol, s.cost
+                "  {:.2}x the expected users: p95 wait {:.0} s, placement HOL {:.1}, cost {:.2} \
+                 ({} seeds)",
+                s.factor, s.wait_p95_s, s.placement_hol, s.cost, s.seeds
             );
         }
     }
@@ -162,13 +172,12 @@ pub fn headline(plan: &Plan) -> String {
     }
 }
 
-/// One user's request in the chart's integer units.
+/// One user's request (the pool's mean user, as the simulated placeholders use) in the
+/// chart's integer units.
 fn user_request(sc: &Scenario) -> (i64, i64) {
-    let r = &sc.profiles[0].request;
-    (
-        (r.cpu * 1000.0).round() as i64,
-        (r.memory_gib * 1024.0).round() as i64,
-    )
+    let pool = sc.pool_index(&sc.profiles[0].pool).unwrap_or(0);
+    let r = crate::models::placeholders::mean_user(sc, pool);
+    (r.cpu_milli, (r.memory as f64 / 1048576.0).ceil() as i64)
 }
 
 /// The values.yaml snippet for `charts/hubpack` that applies the recommendation.
@@ -237,8 +246,11 @@ pub fn values_yaml(plan: &Plan) -> String {
                     }
                     ArrivalSpec::Weekly(w) => {
                         const DAYS: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
-                        let days: Vec<&str> =
-                            w.days.iter().filter_map(|d| DAYS.get(usize::from(*d)).copied()).collect();
+                        let days: Vec<&str> = w
+                            .days
+                            .iter()
+                            .filter_map(|d| DAYS.get(usize::from(*d)).copied())
+                            .collect();
                         let hm = clock(w.at_h);
                         let (h, m) = hm.split_once(':').unwrap_or(("9", "0"));
                         let _ = write!(

@@ -68,7 +68,13 @@ fn line_chart(
                 .points
                 .iter()
                 .filter(|p| p.0.is_finite() && p.1.is_finite())
-                .map(|&(x, y)| if log_x { (x.max(1.0).log10(), y) } else { (x, y) })
+                .map(|&(x, y)| {
+                    if log_x {
+                        (x.max(1.0).log10(), y)
+                    } else {
+                        (x, y)
+                    }
+                })
                 .collect(),
         })
         .collect();
@@ -91,13 +97,7 @@ fn line_chart(
         } else {
             (x0.min(0.0), if x1 > x0 { x1 } else { x0 + 1.0 })
         };
-        let y1 = if share_y {
-            1.0
-        } else if y1 <= 0.0 {
-            1.0
-        } else {
-            y1 * 1.08
-        };
+        let y1 = if share_y || y1 <= 0.0 { 1.0 } else { y1 * 1.08 };
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))
             .margin(12)
@@ -178,7 +178,10 @@ fn scatter_chart(policies: &[&PolicySummary]) -> String {
             y1 = y1.max(p.wait_p95_s.mean);
         }
         let mut chart = ChartBuilder::on(&root)
-            .caption("Cost vs p95 wait (lower left is better)", ("sans-serif", 16))
+            .caption(
+                "Cost vs p95 wait (lower left is better)",
+                ("sans-serif", 16),
+            )
             .margin(10)
             .x_label_area_size(36)
             .y_label_area_size(52)
@@ -192,7 +195,11 @@ fn scatter_chart(policies: &[&PolicySummary]) -> String {
             .light_line_style(TRANSPARENT)
             .bold_line_style(BLACK.mix(0.12))
             .draw()?;
-        for s in [SchedulerKind::Spread, SchedulerKind::Z2jh, SchedulerKind::Hubpack] {
+        for s in [
+            SchedulerKind::Spread,
+            SchedulerKind::Z2jh,
+            SchedulerKind::Hubpack,
+        ] {
             let mine: Vec<&&PolicySummary> =
                 finite.clone().filter(|p| p.policy.scheduler == s).collect();
             if mine.is_empty() {
@@ -316,7 +323,11 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
     out.push_str("</table><h2>Charts</h2><div class=\"plots\">");
 
     // Wait CDF, one chart per scheduler.
-    for s in [SchedulerKind::Hubpack, SchedulerKind::Z2jh, SchedulerKind::Spread] {
+    for s in [
+        SchedulerKind::Hubpack,
+        SchedulerKind::Z2jh,
+        SchedulerKind::Spread,
+    ] {
         let lines: Vec<Line> = runs
             .iter()
             .filter(|seeds| seeds[0].policy.scheduler == s)
@@ -325,7 +336,11 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
                 name: format!(
                     "{}{}",
                     seeds[0].policy.placeholders.label(),
-                    if seeds[0].policy.prepull { "" } else { ", no pre-pull" }
+                    if seeds[0].policy.prepull {
+                        ""
+                    } else {
+                        ", no pre-pull"
+                    }
                 ),
                 color: mode_color(i),
                 points: cdf(seeds),
@@ -343,15 +358,18 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
         }
     }
     // Over time: the best policy against z2jh.
-    let pick: Vec<(usize, RGBColor)> = [(best, RGBColor(31, 119, 180)), (base, RGBColor(214, 39, 40))]
-        .into_iter()
-        .filter_map(|(i, c)| i.map(|i| (i, c)))
-        .fold(Vec::new(), |mut v, (i, c)| {
-            if !v.iter().any(|(j, _)| *j == i) {
-                v.push((i, c));
-            }
-            v
-        });
+    let pick: Vec<(usize, RGBColor)> = [
+        (best, RGBColor(31, 119, 180)),
+        (base, RGBColor(214, 39, 40)),
+    ]
+    .into_iter()
+    .filter_map(|(i, c)| i.map(|i| (i, c)))
+    .fold(Vec::new(), |mut v, (i, c)| {
+        if !v.iter().any(|(j, _)| *j == i) {
+            v.push((i, c));
+        }
+        v
+    });
     let over_time = |f: &dyn Fn(&crate::metrics::Sample) -> f64| -> Vec<Line> {
         pick.iter()
             .filter_map(|&(i, color)| {
