@@ -93,6 +93,9 @@ pub struct SchedulingQueue {
     attempts: HashMap<PodKey, u32>,
     /// Popped and not yet done, retried or parked.
     popped: HashSet<PodKey>,
+    /// (creation time, key) of every pod the queue holds, for the oldest's age.
+    by_created: BTreeSet<(Millis, PodKey)>,
+    created: HashMap<PodKey, Millis>,
     seq: u64,
 }
 
@@ -156,11 +159,31 @@ impl SchedulingQueue {
             return;
         }
         let order = self.order(priority, created);
+        self.hold(&key, created);
         self.active.push(key, order);
+    }
+
+    fn hold(&mut self, key: &PodKey, created: Millis) {
+        if let Some(old) = self.created.insert(key.clone(), created) {
+            self.by_created.remove(&(old, key.clone()));
+        }
+        self.by_created.insert((created, key.clone()));
+    }
+
+    fn release(&mut self, key: &PodKey) {
+        if let Some(old) = self.created.remove(key) {
+            self.by_created.remove(&(old, key.clone()));
+        }
+    }
+
+    /// Creation time of the oldest pod the queue holds (waiting, active or popped).
+    pub fn oldest_created(&self) -> Option<Millis> {
+        self.by_created.first().map(|(t, _)| *t)
     }
 
     /// The pod is gone or no longer ours to schedule.
     pub fn remove(&mut self, key: &PodKey) {
+        self.release(key);
         self.active.remove(key);
         self.take_waiting(key);
         self.attempts.remove(key);
@@ -191,6 +214,7 @@ impl SchedulingQueue {
 
     /// Scheduled (bound, or handed to the API): forget its failures.
     pub fn done(&mut self, key: &PodKey) {
+        self.release(key);
         self.popped.remove(key);
         self.attempts.remove(key);
     }
@@ -209,6 +233,7 @@ impl SchedulingQueue {
     /// Not before `until`, whatever happens meanwhile (a placeholder's Unschedulable grace);
     /// does not count as a failure for the backoff.
     pub fn defer(&mut self, key: PodKey, priority: i32, created: Millis, until: Millis) {
+        self.hold(&key, created);
         self.popped.remove(&key);
         self.active.remove(&key);
         let order = self.order(priority, created);
@@ -223,6 +248,7 @@ impl SchedulingQueue {
     }
 
     fn wait(&mut self, key: PodKey, priority: i32, created: Millis, now: Millis, parked: bool) {
+        self.hold(&key, created);
         self.popped.remove(&key);
         self.active.remove(&key);
         let attempts = self.attempts.entry(key.clone()).or_insert(0);
@@ -278,6 +304,7 @@ impl SchedulingQueue {
         self.due.first().map(|(t, _)| *t)
     }
 
+    #[cfg(test)]
     pub fn contains(&self, key: &PodKey) -> bool {
         self.active.get(key).is_some()
             || self.waiting.contains_key(key)

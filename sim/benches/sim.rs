@@ -1,10 +1,12 @@
 //! `cargo xtask bench sim`: the simulator's speed. Times one week of the university hub
-//! (~3000 users, hubpack + predictive placeholders) and the class-burst compare grid
-//! (3 schedulers × 4 placeholder modes × 20 seeds, in parallel), and prints a JSON line last.
+//! (~3000 users, hubpack + predictive placeholders), the class-burst compare grid
+//! (3 schedulers × 4 placeholder modes × 20 seeds, in parallel) and `plan` on the class
+//! burst with 20 seeds (`plan_s`, goal < 10 s on 2 cores), and prints a JSON line last.
 
 #![allow(clippy::unwrap_used)] // a benchmark may unwrap
 
 use hubpack_sim::engine::{PolicySpec, run_one};
+use hubpack_sim::plan;
 use hubpack_sim::runner::{grid, run_grid};
 use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use std::path::Path;
@@ -52,7 +54,25 @@ fn main() {
     );
     let events = week_events + grid_events;
     let events_per_s = events as f64 / (week_s + grid_s);
+
+    // plan, as `hubpack-sim plan sim/scenarios/class-burst.yaml` runs it (z2jh as shipped).
+    let (baseline, description) = plan::z2jh_as_shipped();
+    let target = plan::Target {
+        p95_s: 30.0,
+        seeds: 20,
+    };
+    let t = Instant::now();
+    let p = plan::plan(&burst, baseline, description, &target, false).unwrap();
+    let plan_s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "plan: {} settings, {} runs in {plan_s:.2} s; recommended {}",
+        p.evaluated.len(),
+        p.runs,
+        p.recommended
+            .as_ref()
+            .map_or("nothing".into(), |r| r.label.clone())
+    );
     println!(
-        "{{\"bench\":\"sim\",\"events\":{events},\"events_per_s\":{events_per_s:.0},\"week_3000_users_s\":{week_s:.4},\"compare_grid_s\":{grid_s:.3}}}"
+        "{{\"bench\":\"sim\",\"events\":{events},\"events_per_s\":{events_per_s:.0},\"week_3000_users_s\":{week_s:.4},\"compare_grid_s\":{grid_s:.3},\"plan_s\":{plan_s:.3}}}"
     );
 }

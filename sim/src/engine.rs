@@ -91,7 +91,7 @@ impl<'a> Sim<'a> {
             daemonsets,
             policy.scheduler == SchedulerKind::Hubpack,
         );
-        let placeholders = PlaceholderState::new(sc, &policy.placeholders)?;
+        let placeholders = PlaceholderState::new(sc, &policy.placeholders, policy.scheduler)?;
         let mut sim = Sim {
             sc,
             scheduler: scheduler_for(policy.scheduler),

@@ -32,6 +32,7 @@ pub mod engine;
 pub mod events;
 pub mod metrics;
 pub mod models;
+pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod runner;
@@ -39,3 +40,4 @@ pub mod scenario;
 pub mod stats;
 #[cfg(test)]
 mod test_support;
+pub mod z2jh;

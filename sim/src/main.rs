@@ -1,20 +1,25 @@
-//! `hubpack-sim run|compare SCENARIO.yaml [--seeds N] [--out DIR] [--json]`: a thin CLI over
-//! the library.
+//! `hubpack-sim plan|run|compare`: a thin CLI over the library. Bad input (a scenario or
+//! z2jh values file that does not parse, a size that cannot fit) is reported once, naming
+//! the field, and exits with 2.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hubpack_sim::engine::PolicySpec;
+use hubpack_sim::engine::{PolicySpec, RunError};
+use hubpack_sim::plan::event::{EventArgs, parse_duration_s};
+use hubpack_sim::plan::{self, Target, output};
 use hubpack_sim::report;
 use hubpack_sim::runner::{grid, resolve_n, run_grid};
-use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_sim::scenario::{PlaceholderMode, Scenario, ScenarioError, SchedulerKind};
+use hubpack_sim::z2jh::{self, Z2jhError};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Parser)]
 #[command(
     name = "hubpack-sim",
-    about = "Simulate a JupyterHub + cluster autoscaler and compare scheduling/placeholder policies"
+    about = "Simulate a JupyterHub + cluster autoscaler: plan an event, compare policies"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +43,29 @@ struct Common {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Before an event: the cheapest placeholder setting whose p95 wait meets the target
+    /// with no placement head-of-line blocking, next to z2jh as configured.
+    Plan {
+        /// A scenario file; or describe one event with --users and the flags below.
+        scenario: Option<PathBuf>,
+        #[command(flatten)]
+        event: EventArgs,
+        /// Your z2jh config.yaml: model the hub as you configured it.
+        #[arg(long)]
+        z2jh_values: Option<PathBuf>,
+        /// The p95 wait (arrival → running server) to meet, e.g. 30s or 2m.
+        #[arg(long, default_value = "30s", value_parser = parse_duration_s)]
+        target_p95: f64,
+        /// Seeds per setting (default: the scenario's `seeds`).
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Also write report.html etc. comparing z2jh as configured with the recommendation.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// One policy × seeds.
     Run {
         #[command(flatten)]
@@ -54,6 +82,9 @@ enum Command {
     Compare {
         #[command(flatten)]
         common: Common,
+        /// Your z2jh config.yaml: model the hub as configured and add it to the grid.
+        #[arg(long)]
+        z2jh_values: Option<PathBuf>,
     },
 }
 
@@ -64,13 +95,129 @@ enum SchedulerArg {
     Hubpack,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let (common, policies) = match cli.command {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Once: our errors carry the whole story in their message.
+            eprintln!("error: {e}");
+            let mut shown = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !shown.contains(&c) {
+                    eprintln!("  because: {c}");
+                    shown.push_str(&c);
+                }
+            }
+            if is_bad_input(&e) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Input the user can fix: exit 2, as for invalid config elsewhere in hubpack.
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<ScenarioError>()
+            || c.is::<Z2jhError>()
+            || matches!(
+                c.downcast_ref::<RunError>(),
+                Some(RunError::Placeholders(_) | RunError::Arrivals(_))
+            )
+    })
+}
+
+fn load(path: &Path) -> anyhow::Result<Scenario> {
+    Ok(Scenario::load(path)?)
+}
+
+fn warn_unused(applied: &z2jh::Applied, path: &Path) {
+    if !applied.unused.is_empty() {
+        eprintln!(
+            "warning: {}: not modelled, ignored: {}",
+            path.display(),
+            applied.unused.join("; ")
+        );
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Plan {
+            scenario,
+            event,
+            z2jh_values,
+            target_p95,
+            seeds,
+            out,
+            json,
+        } => {
+            let mut sc = match (&scenario, event.users) {
+                (Some(path), None) => load(path)?,
+                (None, Some(users)) => event.scenario(users),
+                (Some(_), Some(_)) => anyhow::bail!(
+                    "give either a scenario file or --users (with the event flags), not both"
+                ),
+                (None, None) => anyhow::bail!(
+                    "give a scenario file (e.g. sim/scenarios/class-burst.yaml) or describe the \
+                     event: --users 300 --window 8m --user-cpu 0.5 --user-memory-gib 1.8 …"
+                ),
+            };
+            let (baseline, description) = match &z2jh_values {
+                Some(path) => {
+                    let applied = z2jh::apply_file(path, &mut sc)?;
+                    warn_unused(&applied, path);
+                    (applied.policy, applied.description)
+                }
+                None => plan::z2jh_as_shipped(),
+            };
+            let baseline = PolicySpec {
+                placeholders: resolve_n(&sc, &baseline.placeholders, baseline.scheduler),
+                ..baseline
+            };
+            let target = Target {
+                p95_s: target_p95,
+                seeds: seeds.unwrap_or(sc.seeds).max(1),
+            };
+            let p = plan::plan(&sc, baseline, description, &target, !json)?;
+            if let Some(dir) = &out {
+                let policies: Vec<PolicySpec> = std::iter::once(p.baseline.policy.clone())
+                    .chain(p.recommended.iter().map(|r| r.policy.clone()))
+                    .collect();
+                let runs = run_grid(&p.scenario, &policies, target.seeds, false)?;
+                let extra = report::html::Extra {
+                    headline: Some(output::headline(&p)),
+                    plan_text: Some(output::render(&p)),
+                    values_yaml: Some(output::values_yaml(&p)),
+                };
+                report::write_all_with(dir, &p.scenario, &runs, &extra)
+                    .with_context(|| format!("writing {}", dir.display()))?;
+            }
+            let text = if json {
+                format!("{}\n", serde_json::to_string(&p)?)
+            } else {
+                let mut t = output::render(&p);
+                if p.recommended.is_some() {
+                    t += "\nvalues.yaml for charts/hubpack (helm upgrade … -f this):\n---\n";
+                    t += &output::values_yaml(&p);
+                }
+                t += "\nThe scenario this plan ran (save it, e.g. as event.yaml; rerun: \
+                      hubpack-sim compare event.yaml):\n---\n";
+                t += &output::scenario_yaml(&p);
+                if let Some(dir) = &out {
+                    t += &format!("\nwrote {}\n", dir.display());
+                }
+                t
+            };
+            emit(&text)
+        }
         Command::Run {
             common,
             scheduler,
@@ -82,46 +229,57 @@ fn main() -> anyhow::Result<()> {
                 SchedulerArg::Z2jh => SchedulerKind::Z2jh,
                 SchedulerArg::Hubpack => SchedulerKind::Hubpack,
             };
+            let sc = load(&common.scenario)?;
             let policy = PolicySpec {
                 scheduler,
-                placeholders,
+                placeholders: resolve_n(&sc, &placeholders, scheduler),
                 prepull: !no_prepull,
             };
-            (common, Some(vec![policy]))
+            simulate(&sc, vec![policy], &common)
         }
-        Command::Compare { common } => (common, None),
-    };
-    let sc = Scenario::load(&common.scenario)?;
-    let policies = match policies {
-        Some(p) => p
-            .into_iter()
-            .map(|p| PolicySpec {
-                placeholders: resolve_n(&sc, &p.placeholders),
-                ..p
-            })
-            .collect(),
-        None => grid(&sc),
-    };
+        Command::Compare {
+            common,
+            z2jh_values,
+        } => {
+            let mut sc = load(&common.scenario)?;
+            let mut policies = Vec::new();
+            if let Some(path) = &z2jh_values {
+                let applied = z2jh::apply_file(path, &mut sc)?;
+                warn_unused(&applied, path);
+                policies.push(applied.policy);
+            }
+            for p in grid(&sc) {
+                if !policies.contains(&p) {
+                    policies.push(p);
+                }
+            }
+            simulate(&sc, policies, &common)
+        }
+    }
+}
+
+fn simulate(sc: &Scenario, policies: Vec<PolicySpec>, common: &Common) -> anyhow::Result<()> {
     let seeds = common.seeds.unwrap_or(sc.seeds).max(1);
     let started = Instant::now();
     let runs = run_grid(
-        &sc,
+        sc,
         &policies,
         seeds,
         !common.json && policies.len() as u64 * seeds > 20,
     )?;
     let elapsed = started.elapsed();
     let summary = match &common.out {
-        Some(dir) => report::write_all(dir, &sc, &runs)
+        Some(dir) => report::write_all(dir, sc, &runs)
             .with_context(|| format!("writing {}", dir.display()))?,
-        None => report::summary::Summary::of(&sc, &runs),
+        None => report::summary::Summary::of(sc, &runs),
     };
     let text = if common.json {
         format!("{}\n", serde_json::to_string(&summary)?)
     } else {
         let events: u64 = runs.iter().flatten().map(|r| r.events).sum();
         format!(
-            "{}{} runs, {} events in {:.2} s{}\n",
+            "{}\n{}{} runs, {} events in {:.2} s{}\n",
+            report::headline(&summary),
             report::table::render(&summary),
             runs.iter().map(Vec::len).sum::<usize>(),
             events,

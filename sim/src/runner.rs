@@ -17,7 +17,7 @@ pub fn grid(sc: &Scenario) -> Vec<PolicySpec> {
             for prepull in sc.policies.prepull.values() {
                 out.push(PolicySpec {
                     scheduler,
-                    placeholders: resolve_n(sc, placeholders),
+                    placeholders: resolve_n(sc, placeholders, scheduler),
                     prepull,
                 });
             }
@@ -28,9 +28,13 @@ pub fn grid(sc: &Scenario) -> Vec<PolicySpec> {
 
 /// Fills in N for `n-user` placeholders from the scenario when it is left out; a size that
 /// cannot be computed stays unresolved (the run then reports the configuration error).
-pub fn resolve_n(sc: &Scenario, mode: &PlaceholderMode) -> PlaceholderMode {
+pub fn resolve_n(
+    sc: &Scenario,
+    mode: &PlaceholderMode,
+    scheduler: crate::scenario::SchedulerKind,
+) -> PlaceholderMode {
     match mode {
-        PlaceholderMode::NUser { n: None, k } => match PlaceholderState::new(sc, mode) {
+        PlaceholderMode::NUser { n: None, k } => match PlaceholderState::new(sc, mode, scheduler) {
             Ok(state) => PlaceholderMode::NUser {
                 n: Some(state.seats_each),
                 k: *k,

@@ -24,7 +24,10 @@ fn jupyterhub_429_retry_after_is_30_to_60_s() {
     waits.sort_by(f64::total_cmp);
     assert_eq!(waits[0], r.warm_start_s);
     for w in &waits[1..] {
-        assert!(*w >= 30.0 + r.warm_start_s - 1.0, "a refused user waited only {w} s");
+        assert!(
+            *w >= 30.0 + r.warm_start_s - 1.0,
+            "a refused user waited only {w} s"
+        );
     }
 }
 
@@ -39,7 +42,11 @@ fn a_refused_user_may_give_up() {
     );
     let r = common::run(&sc, SchedulerKind::Hubpack, PlaceholderMode::None, 0);
     let served = r.users.iter().filter(|u| u.ready_s.is_some()).count();
-    let gave_up = r.users.iter().filter(|u| u.gave_up_after_s == Some(0.0)).count();
+    let gave_up = r
+        .users
+        .iter()
+        .filter(|u| u.gave_up_after_s == Some(0.0))
+        .count();
     assert_eq!((served, gave_up), (1, 5));
 }
 

@@ -46,8 +46,20 @@ fn a_tight_spawn_limit_shows_as_hub_queue_hol_not_placement_hol() {
 fn scenario_yaml() -> impl Strategy<Value = (String, PlaceholderMode, bool)> {
     (
         (2u32..=32, 1u32..=8, 0u32..=3, 0u32..=600, 0u32..=600),
-        (1u32..=250, 1u32..=30, 1usize..=80, 0u32..=120, any::<bool>()),
-        (0usize..4, 1usize..=40, any::<bool>(), any::<bool>(), any::<bool>()),
+        (
+            1u32..=250,
+            1u32..=30,
+            1usize..=80,
+            0u32..=120,
+            any::<bool>(),
+        ),
+        (
+            0usize..4,
+            1usize..=40,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        ),
     )
         .prop_map(
             |(

@@ -46,6 +46,8 @@ fn compare_writes_every_output() {
         "share_wait_over_5min",
         "failed_spawns",
         "head_of_line_blocked",
+        "placement_hol",
+        "hub_queue_hol",
         "node_hours",
         "cost",
         "peak_nodes",
@@ -59,14 +61,20 @@ fn compare_writes_every_output() {
     let pods = std::fs::read_to_string(dir.path().join("pods.csv")).unwrap();
     let users: usize = runs.iter().flatten().map(|r| r.users.len()).sum();
     assert_eq!(pods.lines().count(), users + 1);
-    assert!(pods.lines().next().unwrap().ends_with(",cause,culled_s"));
+    assert!(
+        pods.lines()
+            .next()
+            .unwrap()
+            .ends_with(",head_of_line_blocked,placement_hol,hub_queue_hol,cause,culled_s")
+    );
 
     let ts = std::fs::read_to_string(dir.path().join("timeseries.csv")).unwrap();
     let samples: usize = runs.iter().map(|seeds| seeds[0].samples.len()).sum();
     assert_eq!(ts.lines().count(), samples + 1);
 
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 4);
+    // CDFs for z2jh and hubpack, nodes and users over time, cost vs p95.
+    assert_eq!(html.matches("<svg").count(), 5);
     assert!(html.contains("<table>") && html.contains("hubpack / predictive / no pre-pull"));
     // Self-contained: no scripts, no external assets.
     assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));

@@ -76,7 +76,7 @@ impl World {
         };
         config.leader_election.enabled = false;
         // kwok nodes turn Ready seconds before a test uses them.
-        config.policy.warm_settle_ms = 0;
+        config.policy.warm_settle_seconds = 0;
         tweak(&mut config);
         config.validate().unwrap();
         let shutdown = CancellationToken::new();
@@ -92,7 +92,15 @@ impl World {
         self.running = Some((shutdown, task));
     }
 
-    async fn stop(self) {
+    /// Deletes the test's pods and Deployments (its nodes then go as CA decides) and stops
+    /// hubpack-scheduler.
+    async fn finish(self) {
+        let all = (DeleteParams::default(), ListParams::default());
+        Api::<Deployment>::namespaced(self.client.clone(), &self.ns)
+            .delete_collection(&all.0, &all.1)
+            .await
+            .unwrap();
+        self.pods().delete_collection(&all.0, &all.1).await.unwrap();
         if let Some((shutdown, task)) = self.running {
             shutdown.cancel();
             tokio::time::timeout(Duration::from_secs(30), task)
@@ -199,6 +207,31 @@ async fn group_nodes(client: &kube::Client, group: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// What CA logged about `node` (its scale-down reasoning), for the test output.
+fn ca_log_about(node: &str) -> Vec<String> {
+    let cluster = hubpack_e2e::shared_cluster_with_autoscaler!().unwrap_or_else(|e| panic!("{e}"));
+    let log = hubpack_e2e::processes::log_path(&cluster.state_dir, "cluster-autoscaler");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(node))
+        .filter(|l| {
+            [
+                "remov",
+                "unremovable",
+                "unneeded",
+                "drain",
+                "evict",
+                "scale",
+                "delet",
+            ]
+            .iter()
+            .any(|w| l.to_lowercase().contains(w))
+        })
+        .map(|l| l.chars().take(240).collect())
+        .collect()
+}
+
 fn node_of(pod: &Pod) -> Option<String> {
     pod.spec.as_ref().and_then(|s| s.node_name.clone())
 }
@@ -285,6 +318,19 @@ fn placeholder_deployment(
         }),
         ..Default::default()
     }
+}
+
+/// Waits until a pod of placeholder Deployment `app` is bound to `node`.
+async fn wait_placeholder_on(w: &World, app: &str, node: &str) {
+    wait::until(&format!("a {app} placeholder on {node}"), WAIT, || async {
+        placeholder_pods(w, app)
+            .await
+            .iter()
+            .any(|p| node_of(p).as_deref() == Some(node))
+            .then_some(())
+    })
+    .await
+    .unwrap();
 }
 
 async fn placeholder_pods(w: &World, app: &str) -> Vec<Pod> {
@@ -383,11 +429,7 @@ async fn autoscaler_adds_a_user_pool_node_for_a_pod_hubpack_marks_unschedulable(
         marked.is_some() && triggered.is_some() && marked < triggered,
         "expected hubpack's Unschedulable, then CA's TriggeredScaleUp: {order:?}"
     );
-    w.pods()
-        .delete("student-1", &DeleteParams::default())
-        .await
-        .unwrap();
-    w.stop().await;
+    w.finish().await;
 }
 
 /// Nodes CA adds register with `node.kubernetes.io/not-ready:NoSchedule` (as a kubelet does),
@@ -445,13 +487,7 @@ async fn autoscaler_nodes_get_no_pod_before_they_are_ready() {
         "no pod went to an added node: {checked:?}"
     );
     eprintln!("bound: {checked:?}");
-    for name in &names {
-        w.pods()
-            .delete(name, &DeleteParams::default())
-            .await
-            .unwrap();
-    }
-    w.stop().await;
+    w.finish().await;
 }
 
 /// A user pod nominated to a warm node (its placeholder victim is evicted but, held by a
@@ -505,11 +541,7 @@ async fn autoscaler_adds_no_node_for_a_nominated_user_pod() {
         .await
         .unwrap();
     assert_eq!(w.wait_bound("student-1").await, warm);
-    w.pods()
-        .delete("student-1", &DeleteParams::default())
-        .await
-        .unwrap();
-    w.stop().await;
+    w.finish().await;
 }
 
 /// A user evicts a placeholder; the Deployment's replacement (priority −10, at the expendable
@@ -529,15 +561,7 @@ async fn autoscaler_scales_up_for_a_placeholder_replacement_but_not_for_an_expen
         )
         .await
         .unwrap();
-    wait::until("the placeholder placed on the warm node", WAIT, || async {
-        placeholder_pods(&w, "ph")
-            .await
-            .iter()
-            .any(|p| node_of(p).as_deref() == Some(warm.as_str()))
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    wait_placeholder_on(&w, "ph", &warm).await;
 
     // A user needing the placeholder's seat.
     w.create(&w.user("student-1", "2", &w.scheduler.clone()))
@@ -596,15 +620,7 @@ async fn autoscaler_scales_up_for_a_placeholder_replacement_but_not_for_an_expen
         "CA added a user-e node for an expendable pod"
     );
 
-    deployments
-        .delete("ph", &DeleteParams::default())
-        .await
-        .unwrap();
-    w.pods()
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await
-        .unwrap();
-    w.stop().await;
+    w.finish().await;
 }
 
 /// Scale-down as CA does it: an emptied node goes after the unneeded time; a node with one
@@ -641,15 +657,7 @@ async fn autoscaler_removes_emptied_and_movable_placeholder_nodes_but_never_a_us
         )
         .await
         .unwrap();
-    wait::until("the placeholder placed", WAIT, || async {
-        placeholder_pods(&w, "ph")
-            .await
-            .iter()
-            .any(|p| node_of(p).as_deref() == Some(with_placeholder.as_str()))
-            .then_some(())
-    })
-    .await
-    .unwrap();
+    wait_placeholder_on(&w, "ph", &with_placeholder).await;
 
     // Bob leaves: his node goes; alice's stays; the placeholder has nowhere else to go.
     let t0 = Instant::now();
@@ -706,34 +714,20 @@ async fn autoscaler_removes_emptied_and_movable_placeholder_nodes_but_never_a_us
         "placeholder-only node removed {:.1} s after room appeared elsewhere",
         t1.elapsed().as_secs_f64()
     );
-    wait::until(
-        "the placeholder's replacement on the other node",
-        WAIT,
-        || async {
-            placeholder_pods(&w, "ph")
-                .await
-                .iter()
-                .any(|p| node_of(p).as_deref() == Some(elsewhere.as_str()))
-                .then_some(())
-        },
-    )
-    .await
-    .unwrap();
+    eprintln!("what CA logged about {with_placeholder}:");
+    let about = ca_log_about(&with_placeholder);
+    for line in about.iter().take(3).chain(about.iter().rev().take(6).rev()) {
+        eprintln!("  {line}");
+    }
+    // The placeholder's replacement lands on the other node.
+    wait_placeholder_on(&w, "ph", &elsewhere).await;
     assert!(
         w.group_nodes().await.contains(&with_user),
         "CA removed the node with a user"
     );
 
-    deployments
-        .delete("ph", &DeleteParams::default())
-        .await
-        .unwrap();
-    w.pods()
-        .delete("alice", &DeleteParams::default())
-        .await
-        .unwrap();
     let _ = nodes.delete(&elsewhere, &DeleteParams::default()).await;
-    w.stop().await;
+    w.finish().await;
 }
 
 /// The same arrivals and departures on two groups of three nodes, one scheduled by hubpack, one
@@ -808,12 +802,6 @@ async fn autoscaler_removes_the_nodes_hubpack_packing_empties() {
         "a node with a user was removed"
     );
 
-    for w in [&packed, &spread] {
-        w.pods()
-            .delete_collection(&DeleteParams::default(), &ListParams::default())
-            .await
-            .unwrap();
-    }
-    spread.stop().await;
-    packed.stop().await;
+    spread.finish().await;
+    packed.finish().await;
 }

@@ -21,10 +21,12 @@ pub struct BenchArgs {
 pub enum Which {
     /// The core's decision latency on a 5,000-node synthetic cluster.
     Core,
-    /// The simulator's speed on a week of a 3,000-user hub and the shipped compare grid.
+    /// The simulator's speed on a week of a 3,000-user hub, the shipped compare grid, and
+    /// `plan` on the class burst with 20 seeds.
     Sim,
     /// hubpack-scheduler vs kube-scheduler (z2jh's profile) on the local control plane:
-    /// 500 kwok nodes, 5,000 pods at once, a 300-user class burst onto placeholders.
+    /// 500 kwok nodes, 5,000 pods at once, a 300-user class burst onto placeholders (bind and
+    /// Ready), and hubpack's burst behind 10,000 pending unschedulable pods vs idle.
     Scheduler,
     /// hubpack vs the z2jh stack on fresh local clusters with the real cluster-autoscaler,
     /// and hubpack-sim against those runs (report in out/side-by-side/).

@@ -143,7 +143,7 @@ fn on_path(command: &str) -> bool {
     std::env::split_paths(&path).any(|dir| dir.join(command).is_file())
 }
 
-fn ensure_debian_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
+pub(crate) fn ensure_debian_packages(packages: &[(&str, &str)]) -> anyhow::Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .filter(|(command, _)| !on_path(command))

@@ -27,6 +27,8 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
             "warnings",
         ]),
     )?;
+    // The simulator's report is checked in a real browser (sim/tests/report_browser.rs).
+    crate::cluster::ensure_debian_packages(&[("chromium", "chromium")])?;
     step(
         "unit and property tests",
         cargo().args(["test", "--workspace", "--exclude", "hubpack-e2e"]),

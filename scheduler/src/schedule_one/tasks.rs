@@ -5,12 +5,11 @@ use super::{priority_and_created, split};
 use crate::actions::bind::bind;
 use crate::actions::events::pod_ref;
 use crate::actions::evict::{EvictOutcome, evict};
-use crate::actions::nominate::set_nomination;
+use crate::actions::nominate::{nominate_preemptor, preempting_message};
 use crate::actions::status_lane::StatusWrite;
 use crate::actions::volumes::{VolumeStep, apply_step, unselect_node};
-use crate::cluster_state::InFlight;
 use crate::context::Context;
-use crate::metrics::{AttemptResult, KindLabels};
+use crate::metrics::{AttemptResult, ReasonLabels};
 use hubpack_core::model::{Millis, PodKey};
 use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
@@ -22,7 +21,7 @@ pub(super) fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey) {
     let flight = {
         let mut st = ctx.state();
         st.snapshot.clear_nomination(key);
-        st.in_flight.remove(key)
+        st.in_flight.end(key)
     };
     // The reserved seat is free again for parked pods that could use it.
     if let Some(flight) = flight {
@@ -65,13 +64,11 @@ pub(super) fn spawn_bind(
                 ctx.events.scheduled(&pod_ref(&raw), &node).await;
             }
             Err(e) => {
-                let kind = e
-                    .api_code()
-                    .map_or_else(|| e.metric_label().to_string(), |c| c.to_string());
+                let reason = crate::metrics::write_error_label(&e);
                 tracing::warn!(pod = %key, %node, error = %e, "bind failed");
                 ctx.metrics
                     .bind_errors
-                    .get_or_create(&KindLabels { kind })
+                    .get_or_create(&ReasonLabels { reason })
                     .inc();
                 ctx.metrics.attempt(AttemptResult::Error);
                 ctx.state().snapshot.forget(&key);
@@ -101,12 +98,18 @@ pub(super) fn spawn_preemption(
         // seat is already reserved in the snapshot, and the bind still waits for every
         // victim's DELETE), and in sequence they put a second API round trip on every
         // preempting user's path.
+        let message = preempting_message(victims.len(), &node);
         let nominate = async {
             if ctx.limiter.acquire().await.is_err() {
                 return;
             }
-            if let Err(e) = set_nomination(&ctx.client, &ns, &name, Some(&node)).await {
-                tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName");
+            match nominate_preemptor(&ctx.client, &ns, &name, &node, &message).await {
+                Ok(()) => {
+                    if let Some(raw) = ctx.stores.pods.get(&ObjectRef::new(&name).within(&ns)) {
+                        ctx.events.failed_scheduling(&pod_ref(&raw), &message).await;
+                    }
+                }
+                Err(e) => tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName"),
             }
         };
         futures::join!(nominate, evict_all(&ctx, &key, &node, victims));
@@ -131,7 +134,14 @@ async fn evict_all(ctx: &Arc<Context>, key: &PodKey, node: &str, victims: Vec<Po
             }
             Ok(EvictOutcome::AlreadyGone) => {}
             Ok(EvictOutcome::Blocked) => {
-                tracing::warn!(victim = %victim, "eviction still refused (429); preemption will time out");
+                // A PodDisruptionBudget refuses it after every retry: waiting out the whole
+                // preemption timeout would only delay the user; decide again now.
+                tracing::warn!(pod = %key, %victim, "eviction still refused (429) after retries; deciding again");
+                ctx.metrics.evictions_refused.inc();
+                ctx.state().in_flight.expire(key);
+                ctx.queue().wake(key);
+                ctx.wake.notify_one();
+                return;
             }
             Err(e) => {
                 tracing::warn!(victim = %victim, error = %e, "eviction failed; preemption will time out");
@@ -167,14 +177,9 @@ pub(super) fn start_provisioning(
         + i64::try_from(ctx.config.volumes.bind_timeout_seconds)
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1000);
-    ctx.state().in_flight.insert(
-        key.clone(),
-        InFlight::Provisioning {
-            node: node.clone(),
-            steps: steps.clone(),
-            deadline,
-        },
-    );
+    ctx.state()
+        .in_flight
+        .provision(key.clone(), node.clone(), steps.clone(), deadline);
     let ctx = ctx.clone();
     let ns = ns.to_string();
     tokio::spawn(async move {
@@ -185,7 +190,7 @@ pub(super) fn start_provisioning(
                 tracing::warn!(pod = %key, ?step, error = %e, "volume preparation failed; rescheduling");
                 {
                     let mut st = ctx.state();
-                    st.in_flight.remove(&key);
+                    st.in_flight.end(&key);
                     st.snapshot.forget(&key);
                 }
                 ctx.queue().wake(&key);

@@ -290,7 +290,10 @@ mod tests {
         }
         s.on_autoscaler_scan(0);
         s.on_autoscaler_scan(10 * MIN);
-        assert_eq!(s.autoscaler.scale_downs, 10, "--max-scale-down-parallelism 10");
+        assert_eq!(
+            s.autoscaler.scale_downs, 10,
+            "--max-scale-down-parallelism 10"
+        );
         s.on_autoscaler_scan(10 * MIN + 10_000);
         assert_eq!(s.autoscaler.scale_downs, 15);
 

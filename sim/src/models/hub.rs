@@ -83,9 +83,8 @@ impl Sim<'_> {
         // still exists now.
         let image = self.cluster.pods[pod].image;
         let cold = image.is_some_and(|img| !self.is_warm(node, img, now));
-        let placement_hol = cold
-            && self.users[u].warm_seat_at_arrival
-            && self.warm_seat_for(pod, now).is_some();
+        let placement_hol =
+            cold && self.users[u].warm_seat_at_arrival && self.warm_seat_for(pod, now).is_some();
         let image_at = match image {
             Some(img) => self.ensure_image(node, img, now),
             None => now,

@@ -30,14 +30,64 @@ const PLACEHOLDER_PRIORITY: i32 = -10;
 /// Window of the live observed arrival rate (the forecast's floor).
 const OBSERVED_WINDOW: Millis = 5 * MINUTE;
 
+/// A placeholder size the autoscaler could never make room for, said once, in the units
+/// people write.
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceholderError {
-    #[error("placeholders for pool {pool}: {source}")]
-    Sizing {
+    #[error(
+        "pool {pool}: one user ({request}) does not fit on a fresh node, which has {fresh} \
+         after DaemonSets (short of {short}); use a larger node type (pools[{pool}].allocatable) \
+         or a smaller request (profiles[0].request)"
+    )]
+    UserDoesNotFit {
         pool: String,
-        #[source]
-        source: HeadroomError,
+        request: String,
+        fresh: String,
+        short: String,
     },
+    #[error(
+        "pool {pool}: a placeholder for {seats} users ({request}) does not fit on a fresh node, \
+         which has {fresh} after DaemonSets (short of {short}); use at most {fit} users per \
+         placeholder or a larger node type"
+    )]
+    PlaceholderTooLarge {
+        pool: String,
+        seats: i64,
+        fit: i64,
+        request: String,
+        fresh: String,
+        short: String,
+    },
+}
+
+impl PlaceholderError {
+    fn of(pool: &str, seats: i64, fit: i64, e: HeadroomError) -> PlaceholderError {
+        let (HeadroomError::UserDoesNotFit(m) | HeadroomError::PlaceholderTooLarge(m)) = &e;
+        let fresh = crate::scenario::human(&(&m.allocatable - &m.daemonsets));
+        let request = crate::scenario::human(&m.request);
+        let short = m
+            .short
+            .iter()
+            .map(|r| format!("{r:?}").to_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match e {
+            HeadroomError::UserDoesNotFit(_) => PlaceholderError::UserDoesNotFit {
+                pool: pool.to_string(),
+                request,
+                fresh,
+                short,
+            },
+            HeadroomError::PlaceholderTooLarge(_) => PlaceholderError::PlaceholderTooLarge {
+                pool: pool.to_string(),
+                seats,
+                fit,
+                request,
+                fresh,
+                short,
+            },
+        }
+    }
 }
 
 pub struct Predictive {
@@ -56,7 +106,7 @@ pub struct Predictive {
 }
 
 pub struct PlaceholderState {
-    /// Placeholders serve the first profile's pool, sized in its users.
+    /// Placeholders serve the first profile's pool, sized in its mean user.
     pub pool: usize,
     pub per_user: Resources,
     pub request: Resources,
@@ -71,21 +121,25 @@ pub struct PlaceholderState {
 }
 
 impl PlaceholderState {
+    /// `scheduler`: z2jh's own placeholder settings (`placeholder:` in the scenario, from
+    /// `--z2jh-values`) apply to the kube-scheduler policies; hubpack's chart always runs
+    /// them at −10, sized in users.
     pub fn new(
         sc: &Scenario,
         mode: &PlaceholderMode,
+        scheduler: SchedulerKind,
     ) -> Result<PlaceholderState, PlaceholderError> {
         let profile = &sc.profiles[0];
         let pool = sc.pool_index(&profile.pool).unwrap_or(0);
         let spec = &sc.pools[pool];
         let alloc = spec.allocatable.to_resources();
         let ds = spec.daemonset_overhead.to_resources();
-        let per_user = profile.request.to_resources().with_pods(1);
-        let err = |source| PlaceholderError::Sizing {
-            pool: spec.name.clone(),
-            source,
+        let per_user = mean_user(sc, pool);
+        let fit = seats_in(&(&alloc - &ds), &per_user);
+        let node_worth = || {
+            seats_per_placeholder(&alloc, &ds, &per_user)
+                .map_err(|e| PlaceholderError::of(&spec.name, 1, fit, e))
         };
-        let node_worth = || seats_per_placeholder(&alloc, &ds, &per_user).map_err(err);
         let (seats_each, desired) = match mode {
             PlaceholderMode::None => (1, 0),
             PlaceholderMode::PerUser { k } => (1, *k),
@@ -103,10 +157,14 @@ impl PlaceholderState {
         request.memory *= seats_each;
         request.ephemeral_storage *= seats_each;
         request.pods = 1;
-        if let (PlaceholderMode::PerUser { .. }, Some(r)) = (mode, &sc.placeholder.request) {
+        let z2jh_chart = scheduler != SchedulerKind::Hubpack;
+        if let (PlaceholderMode::PerUser { .. }, Some(r), true) =
+            (mode, &sc.placeholder.request, z2jh_chart)
+        {
             request = r.to_resources().with_pods(1);
         }
-        validate_placeholder(&alloc, &ds, &request).map_err(err)?;
+        validate_placeholder(&alloc, &ds, &request)
+            .map_err(|e| PlaceholderError::of(&spec.name, seats_each, fit, e))?;
         let predictive = matches!(mode, PlaceholderMode::Predictive).then(|| {
             let p = &sc.predictive;
             Predictive {
@@ -143,7 +201,10 @@ impl PlaceholderState {
             per_user,
             request,
             seats_each,
-            priority: sc.placeholder.priority.unwrap_or(PLACEHOLDER_PRIORITY),
+            priority: match sc.placeholder.priority {
+                Some(p) if z2jh_chart => p,
+                _ => PLACEHOLDER_PRIORITY,
+            },
             desired,
             live: Vec::new(),
             created: 0,
@@ -151,6 +212,31 @@ impl PlaceholderState {
             predictive,
         })
     }
+}
+
+/// The user a placeholder seat stands for: the arrival-weighted mean request of the
+/// profiles in `pool` (rounded up), the first profile's if weights are all 0.
+pub fn mean_user(sc: &Scenario, pool: usize) -> Resources {
+    let in_pool: Vec<&crate::scenario::ProfileSpec> = sc
+        .profiles
+        .iter()
+        .filter(|p| sc.pool_index(&p.pool) == Some(pool))
+        .collect();
+    let total: f64 = in_pool.iter().map(|p| p.weight.max(0.0)).sum();
+    if total <= 0.0 || in_pool.len() < 2 {
+        return sc.profiles[0].request.to_resources().with_pods(1);
+    }
+    let (cpu, mem) = in_pool.iter().fold((0.0, 0.0), |(c, m), p| {
+        let w = p.weight.max(0.0) / total;
+        (c + w * p.request.cpu, m + w * p.request.memory_gib)
+    });
+    crate::scenario::ResourceSpec {
+        cpu: (cpu * 1000.0).ceil() / 1000.0,
+        memory_gib: (mem * 1024.0).ceil() / 1024.0,
+        pods: 0,
+    }
+    .to_resources()
+    .with_pods(1)
 }
 
 impl Sim<'_> {
@@ -390,7 +476,12 @@ mod tests {
         s.placeholders.desired = 2;
         s.scale_placeholders(1_000);
         s.run_until(1_000);
-        assert!(s.placeholders.live.iter().all(|&p| s.cluster.pods[p].node.is_some()));
+        assert!(
+            s.placeholders
+                .live
+                .iter()
+                .all(|&p| s.cluster.pods[p].node.is_some())
+        );
         s.run_until(EVICT - 1);
         let victim = s.placeholders.live[0];
         s.evict_placeholder(victim, EVICT);

@@ -51,7 +51,12 @@ mod tests {
         let at = s.ensure_image(node, 2, 10_000);
         s.run_until(1_000_000);
         // The pre-puller still gets every image.
-        assert!(s.cluster.nodes[node].image_ready_at.iter().all(Option::is_some));
+        assert!(
+            s.cluster.nodes[node]
+                .image_ready_at
+                .iter()
+                .all(Option::is_some)
+        );
         at
     }
 

@@ -138,6 +138,43 @@ pub struct PlaceholderSpec {
     pub priority: Option<i32>,
 }
 
+/// Resources as people write them: "0.5 CPU, 1.8 GiB".
+pub fn human(r: &hubpack_core::model::Resources) -> String {
+    let cpu = r.cpu_milli as f64 / 1000.0;
+    let gib = r.memory as f64 / GIB;
+    format!("{} CPU, {} GiB", trim_num(cpu), trim_num(gib))
+}
+
+/// 15.5 → "15.5", 57.0 → "57", 1.75 → "1.75".
+fn trim_num(x: f64) -> String {
+    let s = format!("{x:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Deserializes YAML, naming the field of any error by its path
+/// (`arrivals[0].burst.users: invalid value: integer `-5`, expected usize`), with the line.
+pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let mut msg = inner.to_string();
+            // serde-saphyr says "invalid u64" for -5: say what is expected.
+            if ["invalid u", "invalid i"].iter().any(|p| msg.contains(p)) {
+                msg.push_str(" (expected a whole number, e.g. 300)");
+            }
+            <serde_saphyr::Error as serde::de::Error>::custom(if path.is_empty() || path == "." {
+                msg
+            } else {
+                format!("{path}: {msg}")
+            })
+        })
+    })
+    .map_err(|e| e.to_string())
+}
+
 fn default_seeds() -> u64 {
     20
 }
@@ -168,9 +205,9 @@ impl Scenario {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-        let s: Scenario = serde_saphyr::from_str(text).map_err(|e| ScenarioError::Parse {
+        let s: Scenario = from_yaml(text).map_err(|message| ScenarioError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message,
         })?;
         s.validate().map_err(|message| ScenarioError::Invalid {
             path: path.to_path_buf(),
@@ -212,6 +249,23 @@ impl Scenario {
             }
         }
         for pr in &self.profiles {
+            if let Some(pool) = self.pool_index(&pr.pool).map(|i| &self.pools[i]) {
+                let fresh =
+                    &pool.allocatable.to_resources() - &pool.daemonset_overhead.to_resources();
+                let request = pr.request.to_resources().with_pods(1);
+                if !request.fits_in(&fresh) {
+                    return Err(format!(
+                        "profiles[{}].request: one user ({}) does not fit on a fresh node of pool \
+                         {}, which has {} after DaemonSets; use a larger node type \
+                         (pools[{}].allocatable) or a smaller request",
+                        pr.name,
+                        human(&request),
+                        pool.name,
+                        human(&fresh),
+                        pool.name
+                    ));
+                }
+            }
             if self.pool_index(&pr.pool).is_none() {
                 return Err(format!(
                     "profiles[{}].pool: no pool named {:?}; add it under pools",

@@ -1,0 +1,296 @@
+//! What `plan` prints: the recommendation next to z2jh as configured, the cheapest setting
+//! of each family, the forecast-error check, the values.yaml snippet for `charts/hubpack`
+//! that applies it, and the scenario that was run (to save and rerun with `compare`).
+
+use super::{Candidate, Plan};
+use crate::scenario::{ArrivalSpec, PlaceholderMode, Scenario};
+use std::fmt::Write as _;
+
+fn row(name: &str, c: &Candidate) -> [String; 6] {
+    let s = &c.summary;
+    [
+        name.to_string(),
+        format!("{:.0} s", s.wait_p95_s.mean),
+        format!("{:.1}", s.placement_hol.mean),
+        format!("{:.1}", s.node_hours.mean),
+        format!("{:.1}", s.peak_nodes.mean),
+        format!("{:.2}", s.cost.mean),
+    ]
+}
+
+fn table(rows: &[[String; 6]]) -> String {
+    let head = [
+        "".to_string(),
+        "p95 wait".into(),
+        "placement HOL".into(),
+        "node-hours".into(),
+        "peak nodes".into(),
+        "cost".into(),
+    ];
+    let all: Vec<&[String; 6]> = std::iter::once(&head).chain(rows.iter()).collect();
+    let mut width = [0usize; 6];
+    for r in &all {
+        for (w, c) in width.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in all {
+        for (i, (c, w)) in r.iter().zip(width).enumerate() {
+            let pad = " ".repeat(w - c.chars().count());
+            if i == 0 {
+                let _ = write!(out, "{c}{pad}");
+            } else {
+                let _ = write!(out, "  {pad}{c}");
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The plan for people: everything but the scenario and values (see [`values_yaml`],
+/// [`scenario_yaml`]).
+pub fn render(plan: &Plan) -> String {
+    let mut out = format!(
+        "hubpack-sim plan: {}, {} seed(s); target: p95 wait <= {:.0} s with no placement \
+         head-of-line blocking\nSearched {} settings ({} runs) in {:.1} s.\n\n",
+        plan.scenario.name,
+        plan.seeds,
+        plan.target_p95_s,
+        plan.evaluated.len(),
+        plan.runs,
+        plan.elapsed_s
+    );
+    let mut rows = vec![row(
+        &format!("z2jh as configured: {}", plan.baseline.label),
+        &plan.baseline,
+    )];
+    if let Some(r) = &plan.recommended {
+        rows.push(row(&format!("recommended: {}", r.label), r));
+    }
+    out += &table(&rows);
+    out.push('\n');
+    out += &headline(plan);
+    let _ = writeln!(
+        out,
+        "\nz2jh as configured means: {}",
+        plan.baseline_description
+    );
+
+    out += "\nBest setting tried per family (* meets the target; a setting stops after its \
+            first seeds once it clearly misses or costs more than one that meets it):\n";
+    let mut fams: Vec<&'static str> = Vec::new();
+    for c in plan.evaluated.iter().skip(1) {
+        if !fams.contains(&c.family) {
+            fams.push(c.family);
+        }
+    }
+    let mut frows = Vec::new();
+    for f in fams {
+        let of: Vec<&Candidate> = plan
+            .evaluated
+            .iter()
+            .skip(1)
+            .filter(|c| c.family == f)
+            .collect();
+        // The cheapest that meets the target, else the cheapest stopped as dearer, else
+        // the one that came closest.
+        let cheapest = |o: super::Outcome| {
+            of.iter()
+                .filter(|c| c.outcome == o)
+                .min_by(|a, b| a.cost().total_cmp(&b.cost()))
+        };
+        let best = cheapest(super::Outcome::Meets)
+            .or_else(|| cheapest(super::Outcome::Dearer))
+            .or_else(|| of.iter().min_by(|a, b| a.p95().total_cmp(&b.p95())));
+        if let Some(c) = best {
+            let mark = if c.meets_target { "* " } else { "  " };
+            let seeds = if c.seeds_run < plan.seeds {
+                format!(" ({} seeds)", c.seeds_run)
+            } else {
+                String::new()
+            };
+            frows.push(row(&format!("{mark}{}{seeds}", c.label), c));
+        }
+    }
+    out += &table(&frows);
+
+    if !plan.sensitivity.is_empty() {
+        out += "\nIf arrivals differ from the calendar (the predictive recommendation):\n";
+        for s in &plan.sensitivity {
+            let _ = writeln!(
+                out,
+                "  {:.2}x the expected users: p95 wait {:.0} s, placement HOL {:.1}, cost {:.2} \
+                 ({} seeds)",
+                s.factor, s.wait_p95_s, s.placement_hol, s.cost, s.seeds
+            );
+        }
+    }
+    out
+}
+
+/// The headline: the recommendation vs z2jh as configured, or why there is none.
+pub fn headline(plan: &Plan) -> String {
+    let b = &plan.baseline;
+    match &plan.recommended {
+        Some(r) => {
+            let dc = r.cost() - b.cost();
+            let pct = if b.cost() > 0.0 {
+                100.0 * dc / b.cost()
+            } else {
+                0.0
+            };
+            format!(
+                "Recommended: {} — p95 wait {:.0} s instead of {:.0} s, {:.1} node-hours \
+                 instead of {:.1}, cost {:.2} ({}{:.2}, {:+.0}%) vs z2jh as configured.\n",
+                r.label,
+                r.p95(),
+                b.p95(),
+                r.summary.node_hours.mean,
+                b.summary.node_hours.mean,
+                r.cost(),
+                if dc >= 0.0 { "+" } else { "" },
+                dc,
+                pct
+            )
+        }
+        None => {
+            let best = plan
+                .evaluated
+                .iter()
+                .skip(1)
+                .min_by(|a, b| a.p95().total_cmp(&b.p95()));
+            format!(
+                "No setting met p95 <= {:.0} s with no placement HOL{}. Raise --target-p95, \
+                 or give the pool more nodes or a faster boot/pull.\n",
+                plan.target_p95_s,
+                best.map(|c| format!("; the lowest p95 was {:.0} s ({})", c.p95(), c.label))
+                    .unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// One user's request (the pool's mean user, as the simulated placeholders use) in the
+/// chart's integer units.
+fn user_request(sc: &Scenario) -> (i64, i64) {
+    let pool = sc.pool_index(&sc.profiles[0].pool).unwrap_or(0);
+    let r = crate::models::placeholders::mean_user(sc, pool);
+    (r.cpu_milli, (r.memory as f64 / 1048576.0).ceil() as i64)
+}
+
+/// The values.yaml snippet for `charts/hubpack` that applies the recommendation.
+pub fn values_yaml(plan: &Plan) -> String {
+    let Some(r) = &plan.recommended else {
+        return String::new();
+    };
+    let sc = &plan.scenario;
+    let (cpu_m, mem_mi) = user_request(sc);
+    let images: Vec<String> = sc.images.iter().map(|i| format!("{:?}", i.name)).collect();
+    let images = format!("[{}]", images.join(", "));
+    let mut out = String::from("scheduler:\n  enabled: true\n");
+    match (&r.policy.placeholders, &r.predictive) {
+        (PlaceholderMode::Predictive, Some(p)) => {
+            let pool = &sc.pools[0];
+            let lead = match p.lead_min.minutes() {
+                Some(m) => format!("{:.0}", m * 60.0),
+                None => "auto".into(),
+            };
+            let n = sc
+                .predictive
+                .users_per_placeholder
+                .map_or("auto".to_string(), |n| n.to_string());
+            let _ = write!(
+                out,
+                "# hubpack-placeholder-ctl sizes the placeholders from the calendar below.\n\
+                 controller:\n  enabled: true\n  config:\n    placeholders:\n      \
+                 scaleDownAfterSeconds: {remove:.0}\n    pools:\n      - name: {pool_name}\n        \
+                 perUser: {{cpu: {cpu_m}m, memory: {mem_mi}Mi}}\n        \
+                 usersPerPlaceholder: {n}\n        freshNode:\n          \
+                 allocatable: {{cpu: \"{acpu}m\", memory: {amem}Mi, pods: \"{apods}\"}}\n          \
+                 # every DaemonSet but the pre-puller (the controller adds its own)\n          \
+                 daemonSets: {{cpu: {dcpu}m, memory: {dmem}Mi, pods: \"{dpods}\"}}\n        \
+                 headroom: {{minUsers: {min:.0}, maxUsers: {max:.0}, z: {z}}}\n        \
+                 lead: {lead}\n        images: {images}\n    events:\n",
+                remove = p.remove_after_min * 60.0,
+                pool_name = pool.name,
+                acpu = (pool.allocatable.cpu * 1000.0).round() as i64,
+                amem = (pool.allocatable.memory_gib * 1024.0).round() as i64,
+                apods = pool.allocatable.pods,
+                dcpu = (pool.daemonset_overhead.cpu * 1000.0).round() as i64,
+                dmem = (pool.daemonset_overhead.memory_gib * 1024.0).round() as i64,
+                dpods = pool.daemonset_overhead.pods.max(0),
+                min = p.min_seats,
+                max = p.max_seats,
+                z = p.z,
+            );
+            for (i, a) in sc.arrivals.iter().enumerate() {
+                let clock = |at_h: f64| {
+                    let m = (at_h * 60.0).round() as i64;
+                    format!("{:02}:{:02}", (m / 60) % 24, m % 60)
+                };
+                match a {
+                    ArrivalSpec::Burst(b) => {
+                        let _ = write!(
+                            out,
+                            "      - name: event-{i}\n        pool: {}\n        \
+                             start: \"YYYY-MM-DDT{}:00Z\"   # the event's date (the scenario's day {})\n        \
+                             users: {}\n        arrivalWindowSeconds: {:.0}\n",
+                            pool.name,
+                            clock(b.at_h),
+                            (b.at_h / 24.0).floor(),
+                            b.users,
+                            b.over_min * 60.0
+                        );
+                    }
+                    ArrivalSpec::Weekly(w) => {
+                        const DAYS: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
+                        let days: Vec<&str> = w
+                            .days
+                            .iter()
+                            .filter_map(|d| DAYS.get(usize::from(*d)).copied())
+                            .collect();
+                        let hm = clock(w.at_h);
+                        let (h, m) = hm.split_once(':').unwrap_or(("9", "0"));
+                        let _ = write!(
+                            out,
+                            "      - name: class-{i}\n        pool: {}\n        \
+                             schedule: \"{} {} * * {}\"\n        timeZone: UTC   # yours\n        \
+                             users: {}\n        arrivalWindowSeconds: {:.0}\n",
+                            pool.name,
+                            m.trim_start_matches('0').parse::<u32>().unwrap_or(0),
+                            h.trim_start_matches('0').parse::<u32>().unwrap_or(0),
+                            days.join(","),
+                            w.users,
+                            w.over_min * 60.0
+                        );
+                    }
+                    ArrivalSpec::Poisson(_) | ArrivalSpec::Trace(_) => {}
+                }
+            }
+            out += "# The static fallback stays off while the controller runs.\nplaceholders:\n  enabled: false\n";
+        }
+        (mode, _) => {
+            let (enabled, replicas, each) = match mode {
+                PlaceholderMode::None => (false, 0, 1),
+                PlaceholderMode::PerUser { k } => (true, *k, 1),
+                PlaceholderMode::NUser { n, k } => (true, *k, n.unwrap_or(1)),
+                PlaceholderMode::Predictive => (false, 0, 1),
+            };
+            let _ = write!(
+                out,
+                "placeholders:\n  enabled: {enabled}\n  replicas: {replicas}\n  \
+                 usersPerPlaceholder: {each}\n  userRequests:\n    cpuMillis: {cpu_m}\n    \
+                 memoryMiB: {mem_mi}\n"
+            );
+        }
+    }
+    let _ = write!(out, "prePuller:\n  enabled: true\n  images: {images}\n");
+    out
+}
+
+/// The scenario the plan ran, with the recommendation in its policy grid.
+pub fn scenario_yaml(plan: &Plan) -> String {
+    serde_saphyr::to_string(&plan.scenario).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+}

@@ -1,0 +1,522 @@
+//! `--z2jh-values FILE`: a z2jh `config.yaml` applied to a scenario, so the simulator
+//! models that hub as configured: `singleuser` cpu/memory guarantees and image,
+//! `singleuser.profileList` (kubespawner_override guarantees, image, node_selector),
+//! `scheduling.userScheduler.enabled`, `scheduling.userPlaceholder` (enabled, replicas,
+//! resources), `scheduling.podPriority`, `prePuller.continuous.enabled`, `cull` (enabled,
+//! timeout, every), `hub.concurrentSpawnLimit` and `singleuser.startTimeout`. Unknown keys
+//! are ignored (a values file has hundreds); values the model cannot use are collected
+//! into one warning. Defaults are z2jh's own.
+
+use crate::engine::PolicySpec;
+use crate::scenario::{
+    ImageSpec, PlaceholderMode, ProfileSpec, ResourceSpec, Scenario, SchedulerKind,
+};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Z2jhError {
+    #[error("cannot read z2jh values {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("z2jh values {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("z2jh values {path}: {field}: {message}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+/// The parts of a z2jh config.yaml the model reads; everything else is ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Values {
+    hub: Hub,
+    singleuser: Singleuser,
+    scheduling: Scheduling,
+    pre_puller: PrePuller,
+    cull: Cull,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Hub {
+    concurrent_spawn_limit: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Singleuser {
+    image: Image,
+    cpu: Guarantee,
+    memory: Guarantee,
+    start_timeout: Option<f64>,
+    node_selector: BTreeMap<String, String>,
+    extra_resource: ExtraResource,
+    profile_list: Vec<Profile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Image {
+    name: Option<String>,
+    tag: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Guarantee {
+    guarantee: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ExtraResource {
+    guarantees: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Profile {
+    display_name: Option<String>,
+    slug: Option<String>,
+    kubespawner_override: BTreeMap<String, Value>,
+    profile_options: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Scheduling {
+    user_scheduler: Enabled,
+    pod_priority: PodPriority,
+    user_placeholder: UserPlaceholder,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct Enabled {
+    enabled: bool,
+}
+
+impl Default for Enabled {
+    fn default() -> Self {
+        Enabled { enabled: true }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct PodPriority {
+    enabled: bool,
+    user_placeholder_priority: i32,
+}
+
+impl Default for PodPriority {
+    fn default() -> Self {
+        PodPriority {
+            enabled: false,
+            user_placeholder_priority: -10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct UserPlaceholder {
+    enabled: bool,
+    replicas: usize,
+    resources: Resources,
+}
+
+impl Default for UserPlaceholder {
+    fn default() -> Self {
+        UserPlaceholder {
+            enabled: true,
+            replicas: 0,
+            resources: Resources::default(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Resources {
+    requests: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PrePuller {
+    continuous: Enabled,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct Cull {
+    enabled: bool,
+    timeout: f64,
+    every: f64,
+}
+
+impl Default for Cull {
+    fn default() -> Self {
+        Cull {
+            enabled: true,
+            timeout: 3600.0,
+            every: 600.0,
+        }
+    }
+}
+
+/// The hub as configured: the scenario changed to match, the policy z2jh runs, and the
+/// values the model could not use (for one warning).
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub policy: PolicySpec,
+    /// "z2jh / per-user 4" etc., with what it means.
+    pub description: String,
+    pub unused: Vec<String>,
+}
+
+/// Reads `path` and applies it to `sc`.
+pub fn apply_file(path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jhError> {
+    let text = std::fs::read_to_string(path).map_err(|source| Z2jhError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    apply(&text, path, sc)
+}
+
+/// Applies a z2jh config.yaml (as text) to `sc`.
+pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jhError> {
+    let values: Values = crate::scenario::from_yaml(text).map_err(|message| Z2jhError::Parse {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    let invalid = |field: String, message: String| Z2jhError::Invalid {
+        path: path.to_path_buf(),
+        field,
+        message,
+    };
+    let mut unused = Vec::new();
+    let su = &values.singleuser;
+
+    // The default user: singleuser guarantees (z2jh: memory 1G, no cpu guarantee).
+    let cpu = match &su.cpu.guarantee {
+        Some(v) => cpu_cores(v).map_err(|m| invalid("singleuser.cpu.guarantee".into(), m))?,
+        None => 0.0,
+    };
+    let memory_gib = match &su.memory.guarantee {
+        Some(v) => byte_spec(v).map_err(|m| invalid("singleuser.memory.guarantee".into(), m))?,
+        None => GIB,
+    } / GIB;
+    let default_request = ResourceSpec {
+        cpu,
+        memory_gib,
+        pods: 0,
+    };
+    for k in su.extra_resource.guarantees.keys() {
+        unused.push(format!("singleuser.extraResource.guarantees.{k}"));
+    }
+    let default_image = format!(
+        "{}:{}",
+        su.image
+            .name
+            .as_deref()
+            .unwrap_or("quay.io/jupyterhub/k8s-singleuser-sample"),
+        su.image.tag.as_deref().unwrap_or("latest")
+    );
+    let default_pool = pool_for(
+        sc,
+        &su.node_selector,
+        "singleuser.nodeSelector",
+        &mut unused,
+    );
+
+    let mut profiles = Vec::new();
+    if su.profile_list.is_empty() {
+        profiles.push(ProfileSpec {
+            name: "default".into(),
+            request: default_request.clone(),
+            image: default_image.clone(),
+            pool: default_pool.clone(),
+            weight: 1.0,
+        });
+    }
+    for (i, p) in su.profile_list.iter().enumerate() {
+        let at = |k: &str| format!("singleuser.profileList[{i}].kubespawner_override.{k}");
+        let o = &p.kubespawner_override;
+        let mut request = default_request.clone();
+        if let Some(v) = o.get("cpu_guarantee") {
+            request.cpu = cpu_cores(v).map_err(|m| invalid(at("cpu_guarantee"), m))?;
+        }
+        if let Some(v) = o.get("mem_guarantee") {
+            request.memory_gib = byte_spec(v).map_err(|m| invalid(at("mem_guarantee"), m))? / GIB;
+        }
+        let image = match o.get("image") {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => {
+                return Err(invalid(
+                    at("image"),
+                    "must be a string like name:tag".into(),
+                ));
+            }
+            None => default_image.clone(),
+        };
+        let pool = match o.get("node_selector") {
+            Some(Value::Object(m)) => {
+                let sel = m
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect();
+                pool_for(sc, &sel, &at("node_selector"), &mut unused)
+            }
+            _ => default_pool.clone(),
+        };
+        for k in [
+            "extra_resource_guarantees",
+            "tolerations",
+            "node_affinity_required",
+        ] {
+            if o.contains_key(k) {
+                unused.push(at(k));
+            }
+        }
+        if p.profile_options.is_some() {
+            unused.push(format!(
+                "singleuser.profileList[{i}].profile_options (choices; the profile's own override is used)"
+            ));
+        }
+        let name = p
+            .slug
+            .clone()
+            .or_else(|| p.display_name.clone())
+            .unwrap_or_else(|| format!("profile-{i}"));
+        profiles.push(ProfileSpec {
+            name,
+            request,
+            image,
+            pool,
+            weight: 1.0,
+        });
+    }
+    // Images the scenario does not know pull like its first one.
+    for pr in &profiles {
+        if sc.image_index(&pr.image).is_none() {
+            let mut img: ImageSpec = sc.images[0].clone();
+            img.name = pr.image.clone();
+            sc.images.push(img);
+        }
+    }
+    sc.profiles = profiles;
+    // Arrivals now pick among the configured profiles by weight.
+    for a in &mut sc.arrivals {
+        match a {
+            crate::scenario::ArrivalSpec::Poisson(p) => p.profile = None,
+            crate::scenario::ArrivalSpec::Burst(b) => b.profile = None,
+            crate::scenario::ArrivalSpec::Weekly(w) => w.profile = None,
+            crate::scenario::ArrivalSpec::Trace(_) => {}
+        }
+    }
+
+    if let Some(n) = values.hub.concurrent_spawn_limit {
+        sc.hub.concurrent_spawn_limit = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(t) = su.start_timeout {
+        sc.hub.start_timeout_s = t;
+    }
+    let cull = &values.cull;
+    if cull.enabled {
+        sc.hub.cull_timeout_min = cull.timeout / 60.0;
+        sc.hub.cull_interval_min = cull.every / 60.0;
+    } else {
+        // Never culled within any scenario.
+        sc.hub.cull_timeout_min = 1e9;
+    }
+
+    // z2jh's user-placeholder StatefulSet: singleuser's request unless resources are set;
+    // without podPriority it has the users' priority and cannot be preempted.
+    let sched = &values.scheduling;
+    let ph = &sched.user_placeholder;
+    let mut request = default_request.clone();
+    if let Some(v) = ph.resources.requests.get("cpu") {
+        request.cpu = cpu_cores(v).map_err(|m| {
+            invalid(
+                "scheduling.userPlaceholder.resources.requests.cpu".into(),
+                m,
+            )
+        })?;
+    }
+    if let Some(v) = ph.resources.requests.get("memory") {
+        request.memory_gib = k8s_bytes(v).map_err(|m| {
+            invalid(
+                "scheduling.userPlaceholder.resources.requests.memory".into(),
+                m,
+            )
+        })? / GIB;
+    }
+    sc.placeholder.request = Some(request);
+    sc.placeholder.priority = Some(if sched.pod_priority.enabled {
+        sched.pod_priority.user_placeholder_priority
+    } else {
+        0
+    });
+    let scheduler = if sched.user_scheduler.enabled {
+        SchedulerKind::Z2jh
+    } else {
+        SchedulerKind::Spread
+    };
+    let placeholders = if ph.enabled && ph.replicas > 0 {
+        PlaceholderMode::PerUser { k: ph.replicas }
+    } else {
+        PlaceholderMode::None
+    };
+    let policy = PolicySpec {
+        scheduler,
+        placeholders,
+        prepull: values.pre_puller.continuous.enabled,
+    };
+    let mut description = format!(
+        "{}{}",
+        policy.label(),
+        if sched.pod_priority.enabled || ph.replicas == 0 || !ph.enabled {
+            ""
+        } else {
+            " (placeholders at the users' priority: podPriority is off, users cannot preempt them)"
+        }
+    );
+    if !sched.user_scheduler.enabled {
+        description.push_str(" (userScheduler off: kube-scheduler's default spread)");
+    }
+    Ok(Applied {
+        policy,
+        description,
+        unused,
+    })
+}
+
+/// The scenario pool a node selector points at: the pool whose name is one of its values,
+/// else the first pool (noted as unused).
+fn pool_for(
+    sc: &Scenario,
+    selector: &BTreeMap<String, String>,
+    field: &str,
+    unused: &mut Vec<String>,
+) -> String {
+    if let Some(p) = sc
+        .pools
+        .iter()
+        .find(|p| selector.values().any(|v| *v == p.name))
+    {
+        return p.name.clone();
+    }
+    if !selector.is_empty() {
+        unused.push(format!(
+            "{field} (no scenario pool named after its values; using pool {:?})",
+            sc.pools[0].name
+        ));
+    }
+    sc.pools[0].name.clone()
+}
+
+/// CPU as Kubernetes and KubeSpawner write it: a number of cores or a quantity (`500m`).
+pub fn cpu_cores(v: &Value) -> Result<f64, String> {
+    let bad = || format!("{v} is not a CPU amount; write cores (0.5) or millicores (\"500m\")");
+    match v {
+        Value::Number(n) => n.as_f64().filter(|x| *x >= 0.0).ok_or_else(bad),
+        Value::String(s) => {
+            let s = s.trim();
+            let x = match s.strip_suffix('m') {
+                Some(m) => m.parse::<f64>().map(|x| x / 1000.0),
+                None => s.parse::<f64>(),
+            };
+            x.ok().filter(|x| *x >= 0.0).ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Memory as KubeSpawner's ByteSpecification reads `mem_guarantee`: bytes, or a number
+/// with K, M, G or T (powers of 1024).
+pub fn byte_spec(v: &Value) -> Result<f64, String> {
+    let bad = || format!("{v} is not a memory amount; write e.g. \"1G\", \"512M\" or bytes");
+    match v {
+        Value::Number(n) => n.as_f64().filter(|x| *x >= 0.0).ok_or_else(bad),
+        Value::String(s) => {
+            let s = s.trim();
+            let (num, mult) = match s.chars().last() {
+                Some('K') => (&s[..s.len() - 1], 1024f64),
+                Some('M') => (&s[..s.len() - 1], 1024f64.powi(2)),
+                Some('G') => (&s[..s.len() - 1], 1024f64.powi(3)),
+                Some('T') => (&s[..s.len() - 1], 1024f64.powi(4)),
+                _ => (s, 1.0),
+            };
+            num.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| *x >= 0.0)
+                .map(|x| x * mult)
+                .ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Memory as a Kubernetes quantity: `Ki`/`Mi`/`Gi`/`Ti` (1024) or `k`/`M`/`G`/`T` (1000).
+pub fn k8s_bytes(v: &Value) -> Result<f64, String> {
+    let bad =
+        || format!("{v} is not a Kubernetes memory quantity; write e.g. \"1Gi\" or \"512Mi\"");
+    match v {
+        Value::Number(n) => n.as_f64().filter(|x| *x >= 0.0).ok_or_else(bad),
+        Value::String(s) => {
+            let s = s.trim();
+            const UNITS: [(&str, f64); 8] = [
+                ("Ki", 1024.0),
+                ("Mi", 1048576.0),
+                ("Gi", 1073741824.0),
+                ("Ti", 1099511627776.0),
+                ("k", 1e3),
+                ("M", 1e6),
+                ("G", 1e9),
+                ("T", 1e12),
+            ];
+            let (num, mult) = UNITS
+                .iter()
+                .find_map(|(u, m)| s.strip_suffix(u).map(|n| (n, *m)))
+                .unwrap_or((s, 1.0));
+            num.parse::<f64>()
+                .ok()
+                .filter(|x| *x >= 0.0)
+                .map(|x| x * mult)
+                .ok_or_else(bad)
+        }
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quantities_in_the_units_people_write() {
+        assert_eq!(cpu_cores(&json!(0.5)), Ok(0.5));
+        assert_eq!(cpu_cores(&json!("250m")), Ok(0.25));
+        assert_eq!(byte_spec(&json!("1G")), Ok(GIB));
+        assert_eq!(byte_spec(&json!("512M")), Ok(GIB / 2.0));
+        assert_eq!(k8s_bytes(&json!("1Gi")), Ok(GIB));
+        assert_eq!(k8s_bytes(&json!("1G")), Ok(1e9));
+        let err = byte_spec(&json!("lots")).unwrap_err();
+        assert!(err.contains("\"1G\""), "{err}");
+    }
+}

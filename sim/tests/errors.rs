@@ -1,0 +1,115 @@
+//! Errors a person can act on: every scenario and z2jh-values mistake names the field (its
+//! path), says it in the units people write, once, and the binary exits with 2.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use hubpack_sim::scenario::Scenario;
+use std::path::Path;
+use std::process::Command;
+
+const BASE: &str = include_str!("../scenarios/class-burst.yaml");
+
+fn parse_err(yaml: &str) -> String {
+    Scenario::parse(yaml, Path::new("x.yaml"))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn a_negative_user_count_names_its_field_and_line() {
+    let err = parse_err(&BASE.replace("users: 300", "users: -5"));
+    assert!(err.contains("arrivals[0].burst.users"), "{err}");
+    assert!(err.contains("line 33"), "{err}");
+    assert!(err.contains("whole number"), "{err}");
+}
+
+#[test]
+fn a_wrong_type_deep_in_a_pool_names_its_path() {
+    let err = parse_err(&BASE.replace("max_nodes: 20", "max_nodes: twenty"));
+    assert!(err.contains("pools[0].max_nodes"), "{err}");
+    let err = parse_err(&BASE.replace("boot: {median_s: 240", "boot: {median_s: soon"));
+    assert!(err.contains("pools[0].boot.median_s"), "{err}");
+}
+
+#[test]
+fn a_user_too_large_for_the_node_is_said_in_cpu_and_gib() {
+    let err = parse_err(&BASE.replace("memory_gib: 1.8}", "memory_gib: 100}"));
+    assert!(
+        err.contains("profiles[student].request: one user (0.5 CPU, 100 GiB) does not fit"),
+        "{err}"
+    );
+    assert!(err.contains("15.5 CPU, 57 GiB after DaemonSets"), "{err}");
+    assert!(!err.contains("Resources {"), "{err}");
+}
+
+#[test]
+fn a_bad_lead_time_says_what_to_write() {
+    let err = parse_err(&BASE.replace("lead_min: 10", "lead_min: soon"));
+    assert!(
+        err.contains("predictive.lead_min") && err.contains("auto"),
+        "{err}"
+    );
+}
+
+#[test]
+fn z2jh_values_errors_name_the_value_path() {
+    let mut sc = common::shipped("class-burst.yaml");
+    let err = hubpack_sim::z2jh::apply(
+        "singleuser:\n  memory:\n    guarantee: lots\n",
+        Path::new("config.yaml"),
+        &mut sc,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("singleuser.memory.guarantee"), "{err}");
+    assert!(err.contains("\"1G\""), "{err}");
+    let err = hubpack_sim::z2jh::apply(
+        "scheduling:\n  userPlaceholder:\n    replicas: four\n",
+        Path::new("config.yaml"),
+        &mut sc,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("scheduling.userPlaceholder.replicas"), "{err}");
+}
+
+#[test]
+fn the_binary_says_it_once_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.yaml");
+    std::fs::write(&path, BASE.replace("memory_gib: 1.8}", "memory_gib: 100}")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hubpack-sim"))
+        .arg("compare")
+        .arg(&path)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("does not fit").count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains("Caused by") && !stderr.contains("Resources {"),
+        "{stderr}"
+    );
+
+    // An oversized N-user placeholder, from the command line.
+    let out = Command::new(env!("CARGO_BIN_EXE_hubpack-sim"))
+        .args(["run", "--placeholders", "n-user:40x1"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/class-burst.yaml"))
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("does not fit").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("a placeholder for 40 users (20 CPU, 72 GiB)")
+            && stderr.contains("15.5 CPU, 57 GiB after DaemonSets")
+            && stderr.contains("at most 31 users per placeholder"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,161 @@
+//! `--z2jh-values` on the fixtures written from z2jh's documentation (tests/z2jh/): the hub
+//! as configured, the values the model cannot use in one list, and `plan` recommending a
+//! setting for each.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use hubpack_sim::engine::run_one;
+use hubpack_sim::plan::{self, Target};
+use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_sim::z2jh::{Applied, apply_file};
+use std::path::Path;
+
+fn fixture(name: &str) -> (Scenario, Applied) {
+    let mut sc = common::shipped("class-burst.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/z2jh")
+        .join(name);
+    let applied = apply_file(&path, &mut sc).unwrap();
+    (sc, applied)
+}
+
+#[test]
+fn chart_defaults_are_z2jh_as_shipped() {
+    let (sc, a) = fixture("chart-defaults.yaml");
+    assert_eq!(a.policy.label(), "z2jh / none");
+    assert!(a.policy.prepull);
+    assert!(a.unused.is_empty(), "{:?}", a.unused);
+    assert_eq!(sc.profiles.len(), 1);
+    assert_eq!(
+        (
+            sc.profiles[0].request.cpu,
+            sc.profiles[0].request.memory_gib
+        ),
+        (0.0, 1.0)
+    );
+    assert_eq!(sc.hub.concurrent_spawn_limit, 64);
+    assert_eq!(
+        (sc.hub.cull_timeout_min, sc.hub.cull_interval_min),
+        (60.0, 10.0)
+    );
+}
+
+#[test]
+fn the_optimization_guide_config() {
+    let (sc, a) = fixture("optimization.yaml");
+    assert_eq!(a.policy.scheduler, SchedulerKind::Z2jh);
+    assert_eq!(a.policy.placeholders, PlaceholderMode::PerUser { k: 4 });
+    assert_eq!(sc.placeholder.priority, Some(-10));
+    let r = sc.placeholder.request.as_ref().unwrap();
+    assert_eq!((r.cpu, r.memory_gib), (0.5, 1.0));
+    assert_eq!(sc.hub.cull_interval_min, 5.0);
+    assert!(a.unused.is_empty(), "{:?}", a.unused);
+}
+
+#[test]
+fn user_resources_and_the_spawn_limit() {
+    let (sc, _) = fixture("user-resources.yaml");
+    assert_eq!(
+        (
+            sc.profiles[0].request.cpu,
+            sc.profiles[0].request.memory_gib
+        ),
+        (0.5, 1.0)
+    );
+    assert_eq!(sc.hub.concurrent_spawn_limit, 100);
+}
+
+#[test]
+fn profiles_with_overrides_and_what_cannot_be_modelled() {
+    let (sc, a) = fixture("profiles.yaml");
+    let names: Vec<&str> = sc.profiles.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Minimal environment",
+            "datascience",
+            "large",
+            "gpu",
+            "choose"
+        ]
+    );
+    let ds = &sc.profiles[1];
+    assert_eq!((ds.request.cpu, ds.request.memory_gib), (1.0, 4.0));
+    assert_eq!(ds.image, "quay.io/jupyter/datascience-notebook:2025-01-01");
+    assert_eq!(sc.profiles[2].request.memory_gib, 16.0);
+    assert!(
+        sc.image_index("quay.io/jupyter/pytorch-notebook:cuda12-2025-01-01")
+            .is_some()
+    );
+    // One list: the GPU guarantee, the GPU node selector (no such pool), the options.
+    assert_eq!(a.unused.len(), 3, "{:?}", a.unused);
+    assert!(a.unused[0].contains("profileList[3].kubespawner_override.node_selector"));
+    assert!(a.unused[1].contains("profileList[3].kubespawner_override.extra_resource_guarantees"));
+    assert!(a.unused[2].contains("profileList[4].profile_options"));
+    // The large profile's selector names the scenario's pool: no warning for it.
+    assert!(!a.unused.iter().any(|u| u.contains("profileList[2]")));
+}
+
+#[test]
+fn placeholders_without_pod_priority_cannot_be_preempted() {
+    let (sc, a) = fixture("placeholders-without-priority.yaml");
+    assert_eq!(a.policy.placeholders, PlaceholderMode::PerUser { k: 20 });
+    assert!(
+        a.description.contains("podPriority is off"),
+        "{}",
+        a.description
+    );
+    let r = run_one(&sc, a.policy.clone(), 0).unwrap();
+    // They hold 20 seats on the warm node all along: no user ever took one.
+    let on_warm = r
+        .users
+        .iter()
+        .filter(|u| u.node.as_deref() == Some("user-0"))
+        .count();
+    assert!(on_warm <= 31 - 20, "{on_warm} users on the warm node");
+}
+
+#[test]
+fn plan_recommends_a_setting_for_every_fixture() {
+    // A small event (100 users in 5 min, 2 min boot, 1 min pull) keeps this quick in a
+    // debug build; `hubpack-sim plan` on the shipped scenarios is in the closing note.
+    for name in [
+        "chart-defaults.yaml",
+        "optimization.yaml",
+        "user-resources.yaml",
+        "profiles.yaml",
+        "placeholders-without-priority.yaml",
+    ] {
+        let mut sc = common::small(
+            2.0,
+            120.0,
+            60.0,
+            "  - burst: {at_h: 0.75, users: 100, over_min: 5}",
+            "hub:\n  session: {median_s: 1200, sigma: 0.3}",
+        );
+        sc.pools[0].max_nodes = 20;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/z2jh")
+            .join(name);
+        let a = apply_file(&path, &mut sc).unwrap();
+        let target = Target {
+            p95_s: 60.0,
+            seeds: 2,
+        };
+        let p = plan::plan(&sc, a.policy.clone(), a.description, &target, false).unwrap();
+        let r = p
+            .recommended
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: no recommendation"));
+        assert!(r.p95() <= 60.0 && r.placement_hol() == 0.0, "{name}");
+        assert_eq!(r.policy.scheduler, SchedulerKind::Hubpack);
+        assert!(
+            p.baseline.p95() >= r.p95(),
+            "{name}: z2jh as configured is faster"
+        );
+        assert!(!plan::output::values_yaml(&p).is_empty());
+        assert!(plan::output::scenario_yaml(&p).contains("name: test"));
+    }
+}
