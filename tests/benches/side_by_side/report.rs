@@ -1,10 +1,12 @@
 //! The report directory: `summary.json` (every run, real and simulated), `runs.csv` (one
 //! row per run), and per scenario an HTML page of inline-SVG charts: per stack, node counts
-//! over time and the start-time CDF, real runs solid and simulated runs dashed, side by side.
+//! over time and the start-time CDF, real runs (blue) and simulated runs (orange) side by side,
+//! drawn with plotters as hubpack-sim's report is.
 //! Times are at the scenario's real scale (the real runs de-compressed).
 
 use crate::metrics::cdf;
 use crate::plan::STACKS;
+use plotters::prelude::*;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -32,85 +34,73 @@ pub struct RunNumbers {
     pub nodes: Vec<(f64, f64)>,
 }
 
-const COLORS: [&str; 4] = ["#d62728", "#ff7f0e", "#1f77b4", "#2ca02c"];
-
 /// One line of a chart.
 struct Line {
     name: String,
     points: Vec<(f64, f64)>,
-    dashed: bool,
-    color: usize,
+    color: RGBColor,
 }
 
-/// A line chart; each series (name, points, dashed, color index).
-fn chart(title: &str, xl: &str, yl: &str, series: &[Line]) -> String {
-    let (w, h, l, r, t, b) = (560.0, 300.0, 55.0, 150.0, 22.0, 38.0);
-    let pts = series
-        .iter()
-        .flat_map(|s| s.points.iter())
-        .filter(|p| p.0.is_finite() && p.1.is_finite());
-    let (mut x0, mut x1, mut y0, mut y1) = (0.0f64, 1.0f64, 0.0f64, 1.0f64);
-    for &(x, y) in pts {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
+/// Real runs blue, simulated runs orange.
+const REAL: RGBColor = RGBColor(31, 119, 180);
+const SIM: RGBColor = RGBColor(255, 127, 14);
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A line chart as an SVG string, drawn with plotters (as hubpack-sim's report).
+fn chart(title: &str, x_desc: &str, y_desc: &str, lines: &[Line]) -> String {
+    let mut svg = String::new();
+    let drawn = (|| -> DrawResult {
+        let root = SVGBackend::with_string(&mut svg, (560, 320)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (mut x1, mut y1) = (1f64, 1f64);
+        for &(x, y) in lines.iter().flat_map(|l| l.points.iter()) {
+            if x.is_finite() && y.is_finite() {
+                x1 = x1.max(x);
+                y1 = y1.max(y);
+            }
+        }
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0f64..x1 * 1.02, 0f64..y1 * 1.05)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .light_line_style(TRANSPARENT)
+            .bold_line_style(BLACK.mix(0.12))
+            .draw()?;
+        for l in lines {
+            let c = l.color;
+            let points = l
+                .points
+                .iter()
+                .copied()
+                .filter(|p| p.0.is_finite() && p.1.is_finite());
+            chart
+                .draw_series(LineSeries::new(points, c.stroke_width(2)))?
+                .label(l.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 11))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })();
+    match drawn {
+        Ok(()) => svg,
+        Err(e) => format!("<p>chart {title}: {e}</p>"),
     }
-    let px = |x: f64| l + (x - x0) / (x1 - x0).max(1e-9) * (w - l - r);
-    let py = |y: f64| h - b - (y - y0) / (y1 - y0).max(1e-9) * (h - t - b);
-    let mut out = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11"><text x="{l}" y="14" font-weight="bold">{title}</text><line x1="{l}" y1="{}" x2="{}" y2="{}" stroke="black"/><line x1="{l}" y1="{t}" x2="{l}" y2="{}" stroke="black"/><text x="{}" y="{}" text-anchor="middle">{xl}</text><text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{yl}</text>"#,
-        h - b,
-        w - r,
-        h - b,
-        h - b,
-        (l + w - r) / 2.0,
-        h - 6.0,
-        (t + h - b) / 2.0,
-        (t + h - b) / 2.0,
-    );
-    for i in 0..=4 {
-        let (xv, yv) = (
-            x0 + (x1 - x0) * i as f64 / 4.0,
-            y0 + (y1 - y0) * i as f64 / 4.0,
-        );
-        let _ = write!(
-            out,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{xv:.0}</text><text x="{}" y="{:.1}" text-anchor="end">{yv:.2}</text>"#,
-            px(xv),
-            h - b + 13.0,
-            l - 4.0,
-            py(yv) + 4.0
-        );
-    }
-    for (i, line) in series.iter().enumerate() {
-        let Line {
-            name,
-            points,
-            dashed,
-            color,
-        } = line;
-        let c = COLORS[color % COLORS.len()];
-        let p: Vec<String> = points
-            .iter()
-            .filter(|p| p.0.is_finite() && p.1.is_finite())
-            .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1)))
-            .collect();
-        let dash = if *dashed {
-            r#" stroke-dasharray="5 3""#
-        } else {
-            ""
-        };
-        let _ = write!(
-            out,
-            r#"<polyline fill="none" stroke="{c}" stroke-width="1.3"{dash} points="{}"/><text x="{}" y="{}" fill="{c}">{name}</text>"#,
-            p.join(" "),
-            w - r + 6.0,
-            t + 12.0 * (i as f64 + 1.0)
-        );
-    }
-    out.push_str("</svg>");
-    out
 }
 
 /// Writes the whole report for these runs.
@@ -150,7 +140,7 @@ pub fn write(dir: &Path, runs: &[RunNumbers], summary_line: &str) -> std::io::Re
     scenarios.dedup();
     for sc in scenarios {
         let mut html = format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>side by side: {sc}</title></head><body><h1>{sc}</h1><p>Real runs (solid, local control plane, de-compressed to the scenario's scale) and hubpack-sim runs (dashed), per stack. Summary: <code>{summary_line}</code></p>"
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>side by side: {sc}</title></head><body><h1>{sc}</h1><p>Real runs (blue: the local control plane with the real cluster-autoscaler, de-compressed to the scenario's scale) and hubpack-sim runs (orange), per stack. Summary: <code>{summary_line}</code></p>"
         );
         for stack in STACKS {
             let of: Vec<&RunNumbers> = runs
@@ -160,14 +150,12 @@ pub fn write(dir: &Path, runs: &[RunNumbers], summary_line: &str) -> std::io::Re
             if of.is_empty() {
                 continue;
             }
-            // Real runs blue and solid, simulated runs orange and dashed.
             let series = |f: &dyn Fn(&RunNumbers) -> Vec<(f64, f64)>| -> Vec<Line> {
                 of.iter()
                     .map(|r| Line {
                         name: format!("{} seed {}", r.kind, r.seed),
                         points: f(r),
-                        dashed: r.kind == "sim",
-                        color: if r.kind == "sim" { 1 } else { 2 },
+                        color: if r.kind == "sim" { SIM } else { REAL },
                     })
                     .collect()
             };

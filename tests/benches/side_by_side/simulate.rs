@@ -19,7 +19,11 @@ pub fn policy(sc: &Scenario, plan: &Plan, stack: Stack) -> PolicySpec {
         ),
         Stack::Z2jhNuser => (
             SchedulerKind::Z2jh,
-            resolve_n(sc, &PlaceholderMode::NUser { n: None, k: 1 }),
+            resolve_n(
+                sc,
+                &PlaceholderMode::NUser { n: None, k: 1 },
+                SchedulerKind::Z2jh,
+            ),
         ),
         Stack::Hubpack => {
             let (pods, each) = plan.static_n_user();

@@ -445,8 +445,8 @@ fn start_hubpack(
     };
     config.leader_election.enabled = false;
     // A node counts as warm this long after Ready: the default, compressed.
-    config.policy.warm_settle_ms =
-        (config.policy.warm_settle_ms as f64 / plan.compression).round() as _;
+    config.policy.warm_settle_seconds =
+        (config.policy.warm_settle_seconds as f64 / plan.compression).round() as u64;
     let client = client.clone();
     tokio::spawn(async move {
         if let Err(e) = config.validate() {
