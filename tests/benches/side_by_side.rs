@@ -72,6 +72,14 @@ struct Args {
     /// The report directory.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run no cluster: take the real runs from an earlier report's summary.json and only
+    /// simulate again (e.g. after a model fix).
+    #[arg(long)]
+    real_from: Option<PathBuf>,
+    /// The simulator's warm start instead of the fitted one (with --real-from: default the
+    /// value that report was fitted with).
+    #[arg(long)]
+    container_start_s: Option<f64>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -130,69 +138,22 @@ async fn bench(args: Args) -> Result<(), String> {
         .unwrap_or(0);
     scenarios.swap(0, cal);
 
-    // Every real run, `parallel` at a time.
-    let mut jobs = Vec::new();
     let runs_of = |i: usize| match i {
         0 => args.runs,
         _ => args.validation_runs.unwrap_or(args.runs),
     };
-    for (i, (sc, plan)) in scenarios.iter().enumerate() {
-        for seed in 0..runs_of(i) {
-            let sessions = Plan::sessions(sc, seed, f)?;
-            for &stack in &stacks {
-                jobs.push((i, plan.clone(), stack, seed, sessions.clone()));
-            }
-        }
-    }
+    let (mut all, fitted) = match &args.real_from {
+        Some(file) => earlier_real_runs(file)?,
+        None => real_runs(&args, &scenarios, &stacks).await,
+    };
+    let container_start_s = args
+        .container_start_s
+        .or(fitted)
+        .unwrap_or(scenarios[0].0.hub.container_start_s);
     eprintln!(
-        "side-by-side: {} real runs ({} scenarios × {} stacks; {} runs of the calibration scenario, {} of the others), {} at a time, compression {f}",
-        jobs.len(),
-        scenarios.len(),
-        stacks.len(),
-        args.runs,
-        args.validation_runs.unwrap_or(args.runs),
-        args.parallel
+        "simulating with hub.container_start_s = {container_start_s:.2} s (fitted on {}: {fitted:?})",
+        scenarios[0].0.name
     );
-    let results: Vec<(usize, Result<real::RealRun, String>)> = futures::stream::iter(jobs)
-        .map(|(i, plan, stack, seed, sessions)| async move {
-            let started = std::time::Instant::now();
-            let r = real::run(&plan, stack, seed, &sessions).await;
-            match &r {
-                Ok(r) => eprintln!(
-                    "[{} {} seed {seed}] done in {:.0} s: p95 start {:.0} s, node-hours {:.2}, HOL {}",
-                    plan.name,
-                    stack.key(),
-                    started.elapsed().as_secs_f64(),
-                    r.numbers.p95_start_s,
-                    r.numbers.node_hours,
-                    r.numbers.placement_hol_users
-                ),
-                Err(e) => eprintln!("[{} {} seed {seed}] failed: {e}", plan.name, stack.key()),
-            }
-            (i, r)
-        })
-        .buffer_unordered(args.parallel.max(1))
-        .collect()
-        .await;
-
-    // Calibrate on the first scenario's real runs, then simulate everything with it.
-    let warm: Vec<f64> = results
-        .iter()
-        .filter(|(i, _)| *i == 0)
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .flat_map(|r| r.warm_create_to_ready_s.iter().copied())
-        .collect();
-    let base_start = scenarios[0].0.hub.container_start_s;
-    let container_start_s = metrics::calibrated_container_start_s(&warm, f).unwrap_or(base_start);
-    eprintln!(
-        "calibration on {}: hub.container_start_s = {container_start_s:.1} s (median warm pod created → Ready over {} users; scenario value {base_start})",
-        scenarios[0].0.name,
-        warm.len()
-    );
-    let mut all: Vec<RunNumbers> = results
-        .into_iter()
-        .filter_map(|(_, r)| r.ok().map(|r| r.numbers))
-        .collect();
     for (i, (sc, plan)) in scenarios.iter().enumerate() {
         for &stack in &stacks {
             for (seed, r) in simulate::runs(sc, plan, stack, runs_of(i), container_start_s)?
@@ -213,7 +174,7 @@ async fn bench(args: Args) -> Result<(), String> {
                 all.push(RunNumbers {
                     scenario: sc.name.clone(),
                     stack: stack.key().into(),
-                    kind: "sim",
+                    kind: "sim".into(),
                     seed: seed as u64,
                     users: r.users.len(),
                     unfinished: r.users.iter().filter(|u| u.ready_s.is_none()).count(),
@@ -318,11 +279,104 @@ async fn bench(args: Args) -> Result<(), String> {
         .out
         .clone()
         .unwrap_or_else(|| root().join("out/side-by-side"));
-    report::write(&out, &all, &line).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    report::write(&out, &all, &line, container_start_s)
+        .map_err(|e| format!("writing {}: {e}", out.display()))?;
     eprintln!(
         "\ncalibrated on {cal_name}; sim errors judged on {judged:?} (largest over stacks); report in {}",
         out.display()
     );
     println!("{line}");
     Ok(())
+}
+
+/// Every real run, `parallel` at a time, and the simulator's warm start fitted on the first
+/// (calibration) scenario's runs.
+async fn real_runs(
+    args: &Args,
+    scenarios: &[(Scenario, Plan)],
+    stacks: &[Stack],
+) -> (Vec<RunNumbers>, Option<f64>) {
+    let mut jobs = Vec::new();
+    let runs_of = |i: usize| match i {
+        0 => args.runs,
+        _ => args.validation_runs.unwrap_or(args.runs),
+    };
+    for (i, (sc, plan)) in scenarios.iter().enumerate() {
+        for seed in 0..runs_of(i) {
+            let sessions = match Plan::sessions(sc, seed, plan.compression) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{}: {e}", sc.name);
+                    continue;
+                }
+            };
+            for &stack in stacks {
+                jobs.push((i, plan.clone(), stack, seed, sessions.clone()));
+            }
+        }
+    }
+    eprintln!(
+        "side-by-side: {} real runs ({} scenarios × {} stacks; {} runs of the calibration scenario, {} of the others), {} at a time, compression {}",
+        jobs.len(),
+        scenarios.len(),
+        stacks.len(),
+        args.runs,
+        args.validation_runs.unwrap_or(args.runs),
+        args.parallel,
+        args.compression
+    );
+    let results: Vec<(usize, Result<real::RealRun, String>)> = futures::stream::iter(jobs)
+        .map(|(i, plan, stack, seed, sessions)| async move {
+            let started = std::time::Instant::now();
+            let r = real::run(&plan, stack, seed, &sessions).await;
+            match &r {
+                Ok(r) => eprintln!(
+                    "[{} {} seed {seed}] done in {:.0} s: p95 start {:.0} s, node-hours {:.2}, HOL {}",
+                    plan.name,
+                    stack.key(),
+                    started.elapsed().as_secs_f64(),
+                    r.numbers.p95_start_s,
+                    r.numbers.node_hours,
+                    r.numbers.placement_hol_users
+                ),
+                Err(e) => eprintln!("[{} {} seed {seed}] failed: {e}", plan.name, stack.key()),
+            }
+            (i, r)
+        })
+        .buffer_unordered(args.parallel.max(1))
+        .collect()
+        .await;
+
+    // Calibrate on the first scenario's real runs.
+    let warm: Vec<f64> = results
+        .iter()
+        .filter(|(i, _)| *i == 0)
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|r| r.warm_create_to_ready_s.iter().copied())
+        .collect();
+    let fitted = metrics::calibrated_container_start_s(&warm, args.compression);
+    eprintln!(
+        "calibration on {}: median warm pod created → Ready over {} users: {fitted:?} s (scenario value {})",
+        scenarios[0].0.name,
+        warm.len(),
+        scenarios[0].0.hub.container_start_s
+    );
+    let all = results
+        .into_iter()
+        .filter_map(|(_, r)| r.ok().map(|r| r.numbers))
+        .collect();
+    (all, fitted)
+}
+
+/// The real runs of an earlier report and the warm start it fitted.
+fn earlier_real_runs(file: &std::path::Path) -> Result<(Vec<RunNumbers>, Option<f64>), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let earlier: report::Earlier =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let runs = earlier
+        .runs
+        .into_iter()
+        .filter(|r| r.kind == "real")
+        .collect();
+    Ok((runs, earlier.container_start_s))
 }

@@ -155,7 +155,7 @@ fn numbers(plan: &Plan, stack: Stack, seed: u64, obs: &Observer) -> Result<RealR
         numbers: RunNumbers {
             scenario: plan.name.clone(),
             stack: stack.key().into(),
-            kind: "real",
+            kind: "real".into(),
             seed,
             users: arrived.len(),
             unfinished: arrived.iter().filter(|u| u.ready_s.is_none()).count(),

@@ -7,16 +7,17 @@
 use crate::metrics::cdf;
 use crate::plan::STACKS;
 use plotters::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// One run's numbers, real or simulated, at the scenario's scale.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunNumbers {
     pub scenario: String,
     pub stack: String,
-    pub kind: &'static str,
+    /// `real` or `sim`.
+    pub kind: String,
     pub seed: u64,
     pub users: usize,
     pub unfinished: usize,
@@ -103,14 +104,28 @@ fn chart(title: &str, x_desc: &str, y_desc: &str, lines: &[Line]) -> String {
     }
 }
 
+/// What `--real-from` reads back from summary.json.
+#[derive(Deserialize)]
+pub struct Earlier {
+    pub runs: Vec<RunNumbers>,
+    pub container_start_s: Option<f64>,
+}
+
 /// Writes the whole report for these runs.
-pub fn write(dir: &Path, runs: &[RunNumbers], summary_line: &str) -> std::io::Result<()> {
+pub fn write(
+    dir: &Path,
+    runs: &[RunNumbers],
+    summary_line: &str,
+    container_start_s: f64,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join("summary.json"),
-        serde_json::to_string_pretty(
-            &serde_json::json!({"summary": serde_json::from_str::<serde_json::Value>(summary_line).unwrap_or_default(), "runs": runs}),
-        )?,
+        serde_json::to_string_pretty(&serde_json::json!({
+            "summary": serde_json::from_str::<serde_json::Value>(summary_line).unwrap_or_default(),
+            "container_start_s": container_start_s,
+            "runs": runs,
+        }))?,
     )?;
     let mut csv = String::from(
         "scenario,stack,kind,seed,users,unfinished,p50_start_s,p95_start_s,p95_create_to_bound_s,p95_create_to_ready_s,node_hours,peak_nodes,nodes_removed_after_peak,placement_hol_users\n",
