@@ -72,8 +72,8 @@ struct Args {
     /// The report directory.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Run no cluster: take the real runs from an earlier report's summary.json and only
-    /// simulate again (e.g. after a model fix).
+    /// Run no cluster: take the real runs from an earlier report's summary.json (or its
+    /// real-runs.jsonl) and only simulate again (e.g. after a model fix).
     #[arg(long)]
     real_from: Option<PathBuf>,
     /// The simulator's warm start instead of the fitted one (with --real-from: default the
@@ -142,9 +142,13 @@ async fn bench(args: Args) -> Result<(), String> {
         0 => args.runs,
         _ => args.validation_runs.unwrap_or(args.runs),
     };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root().join("out/side-by-side"));
     let (mut all, fitted) = match &args.real_from {
         Some(file) => earlier_real_runs(file)?,
-        None => real_runs(&args, &scenarios, &stacks).await,
+        None => real_runs(&args, &scenarios, &stacks, &out).await,
     };
     let container_start_s = args
         .container_start_s
@@ -275,10 +279,6 @@ async fn bench(args: Args) -> Result<(), String> {
         num(p95_err),
         num(nh_err),
     );
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| root().join("out/side-by-side"));
     report::write(&out, &all, &line, container_start_s)
         .map_err(|e| format!("writing {}: {e}", out.display()))?;
     eprintln!(
@@ -295,7 +295,11 @@ async fn real_runs(
     args: &Args,
     scenarios: &[(Scenario, Plan)],
     stacks: &[Stack],
+    out: &std::path::Path,
 ) -> (Vec<RunNumbers>, Option<f64>) {
+    // Each run's numbers as soon as it ends, so a crash loses no finished run.
+    let _ = std::fs::create_dir_all(out);
+    let log = out.join("real-runs.jsonl");
     let mut jobs = Vec::new();
     let runs_of = |i: usize| match i {
         0 => args.runs,
@@ -326,7 +330,9 @@ async fn real_runs(
         args.compression
     );
     let results: Vec<(usize, Result<real::RealRun, String>)> = futures::stream::iter(jobs)
-        .map(|(i, plan, stack, seed, sessions)| async move {
+        .map(|(i, plan, stack, seed, sessions)| {
+            let log = &log;
+            async move {
             let started = std::time::Instant::now();
             let r = real::run(&plan, stack, seed, &sessions).await;
             match &r {
@@ -341,7 +347,20 @@ async fn real_runs(
                 ),
                 Err(e) => eprintln!("[{} {} seed {seed}] failed: {e}", plan.name, stack.key()),
             }
+            if let Ok(r) = &r {
+                use std::io::Write as _;
+                let line = serde_json::to_string(&r.numbers).unwrap_or_default();
+                let appended = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .and_then(|mut f| writeln!(f, "{line}"));
+                if let Err(e) = appended {
+                    eprintln!("{}: {e}", log.display());
+                }
+            }
             (i, r)
+            }
         })
         .buffer_unordered(args.parallel.max(1))
         .collect()
@@ -371,6 +390,15 @@ async fn real_runs(
 /// The real runs of an earlier report and the warm start it fitted.
 fn earlier_real_runs(file: &std::path::Path) -> Result<(Vec<RunNumbers>, Option<f64>), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    if file.extension().is_some_and(|x| x == "jsonl") {
+        // real-runs.jsonl: one run a line, no fitted value (give --container-start-s).
+        let runs = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).map_err(|e| format!("{}: {e}", file.display())))
+            .collect::<Result<_, _>>()?;
+        return Ok((runs, None));
+    }
     let earlier: report::Earlier =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     let runs = earlier
