@@ -21,10 +21,15 @@ pub struct RunNumbers {
     pub seed: u64,
     pub users: usize,
     pub unfinished: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p50_start_s: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p95_start_s: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p95_create_to_bound_s: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub p95_create_to_ready_s: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub node_hours: f64,
     pub peak_nodes: usize,
     pub nodes_removed_after_peak: usize,
@@ -33,6 +38,11 @@ pub struct RunNumbers {
     pub waits_s: Vec<f64>,
     /// (t, user-pool nodes)
     pub nodes: Vec<(f64, f64)>,
+}
+
+/// JSON has no NaN: serde_json writes it as null; read null back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// One line of a chart.
