@@ -45,3 +45,83 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{- define "hubpack.controller.selector" -}}
+app.kubernetes.io/name: hubpack
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: placeholder-ctl
+{{- end -}}
+
+{{/* "repository:tag" of a component's image: its own fields, else the shared `image`.
+     Call with (dict "root" $ "image" .Values.scheduler.image). */}}
+{{- define "hubpack.image" -}}
+{{- $repo := .image.repository | default .root.Values.image.repository -}}
+{{- $tag := .image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+
+{{- define "hubpack.pullPolicy" -}}
+{{- .image.pullPolicy | default .root.Values.image.pullPolicy -}}
+{{- end -}}
+
+{{/* The pod securityContext of hubpack's own pods: the image's non-root user (distroless
+     "nonroot", 65532), the runtime's default seccomp profile. */}}
+{{- define "hubpack.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{- define "hubpack.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities: {drop: [ALL]}
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{/* Placement of a hubpack component (scheduler or controller) on the core pool, plus
+     anti-affinity between its replicas. Call with
+     (dict "root" $ "c" .Values.scheduler "selector" "hubpack.scheduler.selector"). */}}
+{{- define "hubpack.corePlacement" -}}
+{{- $core := .root.Values.corePool -}}
+{{- $nodeSelector := ternary $core.nodeSelector .c.nodeSelector (kindIs "invalid" .c.nodeSelector) -}}
+{{- $tolerations := ternary $core.tolerations .c.tolerations (kindIs "invalid" .c.tolerations) -}}
+{{- $affinity := dict -}}
+{{- if kindIs "invalid" .c.affinity -}}
+{{- with $core.nodeAffinity -}}{{- $_ := set $affinity "nodeAffinity" . -}}{{- end -}}
+{{- else -}}
+{{- $affinity = deepCopy .c.affinity -}}
+{{- end -}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include .selector .root | fromYaml)) -}}
+{{- if eq .c.podAntiAffinity "soft" -}}
+{{- $_ := set $affinity "podAntiAffinity" (dict "preferredDuringSchedulingIgnoredDuringExecution" (list (dict "weight" 100 "podAffinityTerm" $term))) -}}
+{{- else if eq .c.podAntiAffinity "hard" -}}
+{{- $_ := set $affinity "podAntiAffinity" (dict "requiredDuringSchedulingIgnoredDuringExecution" (list $term)) -}}
+{{- end -}}
+{{- with $nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* The scheduler's config file as rendered: scheduler.config, with /metrics on
+     scheduler.metrics.port unless the config sets metricsAddress, so the probes and the
+     Service always find it. */}}
+{{- define "hubpack.scheduler.config" -}}
+{{- $config := deepCopy (.Values.scheduler.config | default dict) -}}
+{{- if not (hasKey $config "metricsAddress") -}}
+{{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.scheduler.metrics.port) -}}
+{{- end -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{- define "hubpack.schedulerName" -}}
+{{- (.Values.scheduler.config).schedulerName | default "hubpack-scheduler" -}}
+{{- end -}}
