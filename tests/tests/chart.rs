@@ -1,115 +1,296 @@
-//! The Helm chart (`charts/hubpack`) against the real API server: `helm lint`, `helm template`
-//! with placeholders and the pre-puller on, the chart's own refusal of a placeholder priority
-//! below the autoscaler's cutoff, and its RBAC applied with the built kubectl and checked with
-//! SubjectAccessReviews: every verb hubpack-scheduler uses is allowed to its ServiceAccount, a
-//! few it must not have are denied. Needs `build.sh helm` (part of `cargo xtask cluster build`).
+//! The Helm chart (`charts/hubpack`): `helm lint` and `helm template` over the default values
+//! and every example values file; the schema refusing typos and wrong types with the value's
+//! path; what every rendering must hold (hardened pods, the scheduler's replicas, PDB and
+//! anti-affinity, no RBAC wildcard, no secrets unless a calendar Secret is named); the image's
+//! command and args against the binaries' CLIs; the rendered manifests applied to the real API
+//! server (server-side dry-run, then for real); and the RBAC checked with
+//! SubjectAccessReviews. The binaries running on the chart's ServiceAccounts, and the
+//! dashboard's metrics against a live scrape, are in `chart_rbac.rs`.
+//! Needs helm (`build.sh helm`, part of `cargo xtask cluster build`).
 
 #![allow(clippy::unwrap_used)]
 
-use hubpack_e2e::binaries::{self, Component};
+mod chart_support;
+
+use chart_support::*;
 use hubpack_e2e::harness;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::Api;
 use kube::api::PostParams;
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
-/// The kinds applied to the cluster: the scheduler's identity and its permissions only (the
-/// Deployments and DaemonSet would run pods in the cluster other tests share).
-const RBAC_KINDS: &[&str] = &[
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-];
-
-fn chart_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/hubpack")
-}
-
-fn helm(args: &[&str]) -> Output {
-    let helm = binaries::helm().unwrap_or_else(|e| panic!("{e}"));
-    Command::new(&helm)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", helm.display()))
-}
-
-/// `helm template` of the chart with placeholders and one pre-pulled image, plus `extra` sets.
-fn render(release: &str, namespace: &str, extra: &[&str]) -> Output {
-    let chart = chart_dir();
-    let mut args = vec![
-        "template",
-        release,
-        chart.to_str().unwrap(),
-        "--kube-version",
-        "1.33.0",
-        "--namespace",
-        namespace,
-        "--set",
-        "placeholders.enabled=true",
-        "--set",
-        "prePuller.enabled=true",
-        "--set",
-        "prePuller.images={quay.io/jupyter/scipy-notebook:2024-10-07}",
-    ];
-    for set in extra {
-        args.extend(["--set", set]);
+/// The renderings every structural check runs over: the defaults and each example.
+fn renderings() -> Vec<(String, Vec<Value>)> {
+    let mut out = vec![(
+        "defaults".to_string(),
+        documents(&render("hub", "jhub", &[], &[])),
+    )];
+    for file in examples() {
+        out.push((
+            file.file_name().unwrap().to_string_lossy().into_owned(),
+            documents(&render("hub", "jhub", &[&file], &[])),
+        ));
     }
-    helm(&args)
-}
-
-/// The `kind:` of a YAML document (top-level key only).
-fn kind_of(doc: &str) -> Option<&str> {
-    doc.lines()
-        .find_map(|line| line.strip_prefix("kind:"))
-        .map(str::trim)
-}
-
-/// The documents of a multi-document YAML stream whose kind is in `kinds`.
-fn documents_of_kinds<'a>(stream: &'a str, kinds: &[&str]) -> Vec<&'a str> {
-    stream
-        .split("\n---")
-        .filter(|doc| kind_of(doc).is_some_and(|k| kinds.contains(&k)))
-        .collect()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    out
 }
 
 #[test]
-fn chart_lints() {
-    let out = helm(&["lint", chart_dir().to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "helm lint failed:\n{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+fn chart_lints_with_defaults_and_every_example() {
+    let chart = chart_dir().display().to_string();
+    let mut runs = vec![vec!["lint".to_string(), "--strict".into(), chart.clone()]];
+    for file in examples() {
+        runs.push(vec![
+            "lint".into(),
+            "--strict".into(),
+            chart.clone(),
+            "-f".into(),
+            file.display().to_string(),
+        ]);
+    }
+    assert!(runs.len() >= 5, "expected four example values files");
+    for args in runs {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = helm(&args);
+        assert!(
+            out.status.success(),
+            "helm {args:?} failed:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
-fn chart_refuses_placeholder_priority_below_cutoff() {
-    let out = render("prio", "default", &["placeholders.priority=-20"]);
-    assert!(!out.status.success(), "render passed:\n{}", stdout(&out));
+fn schema_rejects_typos_and_wrong_types_naming_the_path() {
+    // (--set, what the message must name)
+    let cases = [
+        // a misspelt key, top level and nested
+        ("schedular.enabled=true", "schedular"),
+        ("scheduler.replica=3", "replica"),
+        ("scheduler.config.leaderElection.leaseDuration=15", "leaseDuration"),
+        ("scheduler.metrics.prot=9090", "prot"),
+        ("controller.pdb.maxUnavaliable=1", "maxUnavaliable"),
+        // a wrong type or value
+        ("scheduler.replicas=two", "/scheduler/replicas"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("scheduler.podAntiAffinity=maybe", "/scheduler/podAntiAffinity"),
+        ("placeholders.priority=-20", "/placeholders/priority"),
+        ("scheduler.config.api.qps=fast", "/scheduler/config/api/qps"),
+    ];
+    for (set, path) in cases {
+        let out = template("bad", "default", &[], &[set]);
+        assert!(
+            !out.status.success(),
+            "--set {set} rendered:\n{}",
+            stdout(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains("schema") && err.contains(path),
+            "--set {set}: the error does not name {path:?}:\n{err}"
+        );
+    }
+    // Values files are checked the same way as --set.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.yaml");
+    std::fs::write(&file, "userPool:\n  tolerations:\n    - {key: a, operater: Exists}\n").unwrap();
+    let out = template("bad", "default", &[&file], &[]);
     let err = stderr(&out);
     assert!(
-        err.contains("placeholders.priority must be >= -10"),
-        "unexpected error: {err}"
+        !out.status.success() && err.contains("operater"),
+        "a typo inside a toleration was not refused:\n{err}"
     );
+}
+
+#[test]
+fn chart_refuses_static_placeholders_beside_the_controller() {
+    for set in ["placeholders.enabled=true", "prePuller.enabled=true"] {
+        let out = template(
+            "both",
+            "default",
+            &[],
+            &[set, "prePuller.images={a/b:1}", "controller.enabled=true"],
+        );
+        assert!(!out.status.success(), "{set} rendered beside the controller");
+        assert!(
+            stderr(&out).contains("controller.enabled are both true"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// Every hubpack container (scheduler, controller): non-root, read-only root filesystem, no
+/// capabilities, no privilege escalation, seccomp RuntimeDefault, resource requests, the
+/// chart's image; the scheduler: 2 replicas, a PDB with maxUnavailable 1, anti-affinity
+/// between replicas, the core pool's tolerations and affinity.
+#[test]
+fn every_rendering_hardens_hubpack_pods() {
+    for (what, docs) in renderings() {
+        let deployments: Vec<&Value> = of_kind(&docs, "Deployment")
+            .into_iter()
+            .filter(|d| !name(d).ends_with("user-placeholder"))
+            .collect();
+        assert!(!deployments.is_empty(), "{what}: no hubpack Deployment");
+        for d in deployments {
+            let at = format!("{what}: {}", name(d));
+            let pod = &d["spec"]["template"]["spec"];
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{at}");
+            assert_eq!(
+                pod["securityContext"]["seccompProfile"]["type"],
+                "RuntimeDefault",
+                "{at}"
+            );
+            assert_eq!(d["spec"]["replicas"], 2, "{at}: replicas");
+            let anti = &pod["affinity"]["podAntiAffinity"];
+            assert!(anti.is_object(), "{at}: no anti-affinity");
+            let tolerations = serde_json::to_string(&pod["tolerations"]).unwrap();
+            assert!(tolerations.contains("\"core\""), "{at}: not on core nodes");
+            for c in pod["containers"].as_array().unwrap() {
+                let sc = &c["securityContext"];
+                assert_eq!(sc["readOnlyRootFilesystem"], true, "{at}");
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{at}");
+                assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]), "{at}");
+                assert!(c["resources"]["requests"]["cpu"].is_string(), "{at}");
+                assert!(c["resources"]["requests"]["memory"].is_string(), "{at}");
+                let image = c["image"].as_str().unwrap();
+                assert!(image.starts_with("ghcr.io/hubpack/hubpack:"), "{at}: {image}");
+                assert_eq!(c["imagePullPolicy"], "IfNotPresent", "{at}");
+            }
+            let pdb = of_kind(&docs, "PodDisruptionBudget")
+                .into_iter()
+                .find(|p| name(p) == name(d))
+                .unwrap_or_else(|| panic!("{at}: no PDB"));
+            assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{at}");
+        }
+        let roles: Vec<&Value> = docs
+            .iter()
+            .filter(|d| ["Role", "ClusterRole"].contains(&kind(d)))
+            .collect();
+        let granted = grants(&roles); // panics on a wildcard
+        let secrets: Vec<_> = granted.iter().filter(|g| g.1 == "/secrets").collect();
+        let named_secret = serde_json::to_string(&docs).unwrap().contains("secretKeyRef");
+        for g in &secrets {
+            assert!(
+                named_secret && !g.2.is_empty() && g.0 == "get",
+                "{what}: secrets granted without a named calendar Secret: {g:?}"
+            );
+        }
+        let dashboard = find(&docs, "ConfigMap", "-dashboard");
+        assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+        let json: Value =
+            serde_json::from_str(dashboard["data"]["hubpack.json"].as_str().unwrap())
+                .unwrap_or_else(|e| panic!("{what}: dashboard JSON: {e}"));
+        assert!(json["panels"].as_array().is_some_and(|p| p.len() > 5));
+    }
+}
+
+/// The image holds each binary where the chart's `command` says, every flag in the chart's
+/// `args` is one the binary's CLI knows, and the config file the chart renders is one the
+/// binary accepts. (The binaries run with exactly these args in `chart_rbac.rs`.)
+#[test]
+fn chart_command_and_args_match_the_binaries_cli() {
+    let dockerfile = std::fs::read_to_string(repo_dir().join("Dockerfile")).unwrap();
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY --from=build"))
+        .flat_map(|l| l.split_whitespace())
+        .collect();
+    for (what, docs) in renderings() {
+        for d in of_kind(&docs, "Deployment") {
+            let c = &d["spec"]["template"]["spec"]["containers"][0];
+            let command = strings(&c["command"]);
+            let Some(binary) = command.first() else {
+                continue; // placeholders: pause's own entrypoint
+            };
+            let bin = binary.strip_prefix("/usr/local/bin/").unwrap_or_else(|| {
+                panic!("{what}: {} runs {binary}, not from /usr/local/bin", name(d))
+            });
+            assert!(
+                dockerfile.contains("/usr/local/bin/") && copied.iter().any(|w| w.ends_with(&format!("/{bin}"))),
+                "{what}: the Dockerfile does not copy {bin} into /usr/local/bin"
+            );
+            let help = std::process::Command::new(hubpack_binary(bin))
+                .arg("--help")
+                .output()
+                .unwrap();
+            assert!(help.status.success(), "{bin} --help failed");
+            let help = String::from_utf8_lossy(&help.stdout).into_owned();
+            for arg in strings(&c["args"]) {
+                if let Some(flag) = arg.strip_prefix("--") {
+                    let flag = flag.split('=').next().unwrap();
+                    assert!(
+                        help.contains(&format!("--{flag}")),
+                        "{what}: {bin} has no flag --{flag}:\n{help}"
+                    );
+                }
+            }
+            if bin == "hubpack-scheduler" {
+                let cm = find(&docs, "ConfigMap", "-scheduler");
+                let text = cm["data"]["config.yaml"].as_str().unwrap();
+                hubpack_scheduler::config::Config::parse(text, "rendered")
+                    .unwrap_or_else(|e| panic!("{what}: the scheduler refuses its config: {e}"));
+            }
+        }
+    }
+}
+
+/// The rendered chart (scheduler, static placeholders, pre-puller, dashboard) is accepted by
+/// the API server: a server-side dry-run first (admission and validation, nothing stored),
+/// then for real, after which every object exists.
+#[tokio::test]
+async fn chart_manifests_apply_to_the_real_api_server() {
+    let cluster = hubpack_e2e::shared_cluster!().unwrap();
+    let client = cluster.client().await.unwrap();
+    let ns = harness::create_namespace(&client, "chart-apply")
+        .await
+        .unwrap();
+    let release = harness::unique_name("apply");
+    let stream = render(
+        &release,
+        &ns,
+        &[],
+        &[
+            "placeholders.enabled=true",
+            "prePuller.enabled=true",
+            "prePuller.images={quay.io/jupyter/scipy-notebook:2024-10-07}",
+            // No node runs them here: the objects are what is checked.
+            "scheduler.replicas=0",
+            "placeholders.replicas=0",
+            "userPool.nodeSelector.e2e\\.hubpack\\.dev/none=none",
+        ],
+    );
+    let docs = documents(&stream);
+    let all: Vec<&Value> = docs.iter().collect();
+    let manifest = to_stream(&all);
+    let kc = &cluster.kubeconfig;
+    let dry = kubectl_ok(
+        kc,
+        &["apply", "--server-side", "--dry-run=server", "-n", &ns, "-f", "-"],
+        &manifest,
+    );
+    assert!(dry.contains("(server dry run)"), "{dry}");
+    // Nothing was stored by the dry-run.
+    let got = kubectl(kc, &["get", "deployment", "-n", &ns, &format!("{release}-hubpack-scheduler")], "");
+    assert!(!got.status.success(), "the dry-run stored the Deployment");
+    kubectl_ok(kc, &["apply", "--server-side", "-n", &ns, "-f", "-"], &manifest);
+    for doc in &all {
+        let k = kind(doc);
+        let mut args = vec!["get", k, name(doc), "-o", "name"];
+        let cluster_scoped = ["ClusterRole", "ClusterRoleBinding", "PriorityClass"].contains(&k);
+        if !cluster_scoped {
+            args.extend(["-n", &ns]);
+        }
+        kubectl_ok(kc, &args, "");
+    }
+    assert!(all.len() >= 15, "rendered only {} objects", all.len());
 }
 
 /// One SubjectAccessReview: namespace "" for cluster-scoped resources.
+#[allow(clippy::too_many_arguments)]
 async fn allowed(
     client: &kube::Client,
     user: &str,
@@ -118,6 +299,7 @@ async fn allowed(
     resource: &str,
     subresource: Option<&str>,
     namespace: &str,
+    name: &str,
 ) -> bool {
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
@@ -128,6 +310,7 @@ async fn allowed(
                 resource: Some(resource.to_string()),
                 subresource: subresource.map(str::to_string),
                 namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+                name: (!name.is_empty()).then(|| name.to_string()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -141,6 +324,9 @@ async fn allowed(
     reply.status.is_some_and(|s| s.allowed)
 }
 
+/// The scheduler's RBAC applied with kubectl and probed with SubjectAccessReviews: what it
+/// needs is allowed, and neighbours of it (other verbs, other Leases, other namespaces'
+/// Leases, secrets) are denied.
 #[tokio::test]
 async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
     let cluster = hubpack_e2e::shared_cluster!().unwrap();
@@ -151,91 +337,77 @@ async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
         .unwrap();
     // The ClusterRole is cluster-scoped: a release name no other run shares.
     let release = harness::unique_name("rbac");
-
-    let out = render(&release, &ns, &[]);
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        stderr(&out)
-    );
-    let rendered = stdout(&out);
-    for kind in ["Deployment", "DaemonSet", "PriorityClass", "ConfigMap"] {
-        assert!(
-            !documents_of_kinds(&rendered, &[kind]).is_empty(),
-            "no {kind} rendered:\n{rendered}"
-        );
-    }
-    let rbac = documents_of_kinds(&rendered, RBAC_KINDS);
-    assert_eq!(rbac.len(), RBAC_KINDS.len(), "rendered RBAC: {rbac:?}");
-    let manifest = rbac.join("\n---");
-
-    let kubectl = binaries::find(Component::K8s, "kubectl").unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new(&kubectl)
-        .arg(format!("--kubeconfig={}", cluster.kubeconfig.display()))
-        .args(["apply", "--namespace", &ns, "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(manifest.as_bytes())
-        .unwrap();
-    let applied = child.wait_with_output().unwrap();
-    assert!(
-        applied.status.success(),
-        "kubectl apply failed: {}\n{manifest}",
-        stderr(&applied)
+    let docs = documents(&render(&release, &ns, &[], &[]));
+    let rbac: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            [
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+            ]
+            .contains(&kind(d))
+        })
+        .collect();
+    assert_eq!(rbac.len(), 5, "rendered RBAC: {rbac:?}");
+    kubectl_ok(
+        &cluster.kubeconfig,
+        &["apply", "--namespace", &ns, "-f", "-"],
+        &to_stream(&rbac),
     );
 
     let user = format!("system:serviceaccount:{ns}:{release}-hubpack-scheduler");
+    let lease = "hubpack-scheduler";
     let (ns, other_ns): (&str, &str) = (&ns, &other_ns);
-    // (verb, group, resource, subresource, namespace; "" = cluster-scoped)
-    let must_allow: Vec<(&str, &str, &str, Option<&str>, &str)> = vec![
-        ("create", "", "pods", Some("binding"), ns),
-        ("create", "", "pods", Some("eviction"), ns),
-        ("patch", "", "pods", Some("status"), ns),
-        ("patch", "", "persistentvolumeclaims", None, ns),
-        ("patch", "", "persistentvolumes", None, ""),
-        ("list", "", "pods", None, ""),
-        ("watch", "", "pods", None, ""),
-        ("list", "", "nodes", None, ""),
-        ("watch", "", "nodes", None, ""),
-        ("list", "", "persistentvolumeclaims", None, ""),
-        ("watch", "", "persistentvolumeclaims", None, ""),
-        ("list", "", "persistentvolumes", None, ""),
-        ("watch", "", "persistentvolumes", None, ""),
-        ("list", "storage.k8s.io", "storageclasses", None, ""),
-        ("watch", "storage.k8s.io", "storageclasses", None, ""),
-        ("list", "storage.k8s.io", "csinodes", None, ""),
-        ("watch", "storage.k8s.io", "csinodes", None, ""),
-        ("create", "events.k8s.io", "events", None, ns),
-        // kube's event Recorder patches an existing event into a series.
-        ("patch", "events.k8s.io", "events", None, ns),
-        ("get", "coordination.k8s.io", "leases", None, ns),
-        ("create", "coordination.k8s.io", "leases", None, ns),
-        ("update", "coordination.k8s.io", "leases", None, ns),
-        // kube-lease-manager renews by server-side apply.
-        ("patch", "coordination.k8s.io", "leases", None, ns),
+    // (verb, group, resource, subresource, namespace ("" = cluster-scoped), name)
+    type Probe<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str, &'a str);
+    let must_allow: Vec<Probe> = vec![
+        ("create", "", "pods", Some("binding"), ns, "u1"),
+        ("create", "", "pods", Some("eviction"), ns, "p1"),
+        ("patch", "", "pods", Some("status"), ns, "u1"),
+        ("patch", "", "persistentvolumeclaims", None, ns, "c1"),
+        ("patch", "", "persistentvolumes", None, "", "v1"),
+        ("list", "", "pods", None, "", ""),
+        ("watch", "", "pods", None, "", ""),
+        ("list", "", "nodes", None, "", ""),
+        ("watch", "", "nodes", None, "", ""),
+        ("list", "", "persistentvolumeclaims", None, "", ""),
+        ("watch", "", "persistentvolumeclaims", None, "", ""),
+        ("list", "", "persistentvolumes", None, "", ""),
+        ("watch", "", "persistentvolumes", None, "", ""),
+        ("list", "storage.k8s.io", "storageclasses", None, "", ""),
+        ("watch", "storage.k8s.io", "storageclasses", None, "", ""),
+        ("list", "storage.k8s.io", "csinodes", None, "", ""),
+        ("watch", "storage.k8s.io", "csinodes", None, "", ""),
+        ("create", "events.k8s.io", "events", None, ns, ""),
+        ("patch", "events.k8s.io", "events", None, ns, "e1"),
+        ("create", "coordination.k8s.io", "leases", None, ns, ""),
+        ("get", "coordination.k8s.io", "leases", None, ns, lease),
+        ("patch", "coordination.k8s.io", "leases", None, ns, lease),
     ];
-    let must_deny: Vec<(&str, &str, &str, Option<&str>, &str)> = vec![
-        ("delete", "", "pods", None, ns),
-        ("delete", "", "nodes", None, ""),
-        ("update", "", "nodes", None, ""),
-        ("create", "", "pods", None, ns),
-        ("get", "", "secrets", None, ns),
-        ("get", "coordination.k8s.io", "leases", None, other_ns),
-        ("update", "coordination.k8s.io", "leases", None, other_ns),
-        ("create", "coordination.k8s.io", "leases", None, other_ns),
+    let must_deny: Vec<Probe> = vec![
+        ("delete", "", "pods", None, ns, "u1"),
+        ("get", "", "pods", None, ns, "u1"),
+        ("update", "", "pods", Some("status"), ns, "u1"),
+        ("delete", "", "nodes", None, "", "n1"),
+        ("update", "", "nodes", None, "", "n1"),
+        ("create", "", "pods", None, ns, ""),
+        ("get", "", "secrets", None, ns, "s"),
+        ("list", "", "secrets", None, "", ""),
+        ("create", "", "events", None, ns, ""),
+        ("get", "coordination.k8s.io", "leases", None, ns, "someone-elses"),
+        ("patch", "coordination.k8s.io", "leases", None, ns, "someone-elses"),
+        ("delete", "coordination.k8s.io", "leases", None, ns, lease),
+        ("get", "coordination.k8s.io", "leases", None, other_ns, lease),
+        ("create", "coordination.k8s.io", "leases", None, other_ns, ""),
     ];
 
     // The RBAC authorizer reads informers: wait until the first grant is seen.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let (verb, group, resource, sub, namespace) = must_allow[0];
-    while !allowed(&client, &user, verb, group, resource, sub, namespace).await {
+    let (verb, group, resource, sub, namespace, n) = must_allow[0];
+    while !allowed(&client, &user, verb, group, resource, sub, namespace, n).await {
         assert!(
             Instant::now() < deadline,
             "RBAC never took effect for {user}"
@@ -243,21 +415,21 @@ async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    let show = |verb: &str, group: &str, resource: &str, sub: Option<&str>, ns: &str, n: &str| {
+        format!(
+            "{verb} {group}/{resource}{} {n:?} in {ns:?}",
+            sub.map(|s| format!("/{s}")).unwrap_or_default()
+        )
+    };
     let mut wrong = Vec::new();
-    for &(verb, group, resource, sub, namespace) in &must_allow {
-        if !allowed(&client, &user, verb, group, resource, sub, namespace).await {
-            wrong.push(format!(
-                "DENIED but needed: {verb} {group}/{resource}{} in {namespace:?}",
-                sub.map(|s| format!("/{s}")).unwrap_or_default()
-            ));
+    for &(verb, group, resource, sub, namespace, n) in &must_allow {
+        if !allowed(&client, &user, verb, group, resource, sub, namespace, n).await {
+            wrong.push(format!("DENIED but needed: {}", show(verb, group, resource, sub, namespace, n)));
         }
     }
-    for &(verb, group, resource, sub, namespace) in &must_deny {
-        if allowed(&client, &user, verb, group, resource, sub, namespace).await {
-            wrong.push(format!(
-                "ALLOWED but must not be: {verb} {group}/{resource}{} in {namespace:?}",
-                sub.map(|s| format!("/{s}")).unwrap_or_default()
-            ));
+    for &(verb, group, resource, sub, namespace, n) in &must_deny {
+        if allowed(&client, &user, verb, group, resource, sub, namespace, n).await {
+            wrong.push(format!("ALLOWED but must not be: {}", show(verb, group, resource, sub, namespace, n)));
         }
     }
     assert!(
