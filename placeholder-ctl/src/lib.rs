@@ -1,3 +1,21 @@
-//! hubpack-placeholder-ctl: keeps placeholder pods and image pre-pull DaemonSets sized ahead
-//! of predicted arrivals. Not implemented yet: this crate only reserves its place in the
-//! workspace. The sizing it will carry out lives in hubpack-core.
+//! hubpack-placeholder-ctl: keeps enough warm seats for the users predicted to arrive
+//! within the time a new node needs to become warm, in as few N-user placeholder pods as
+//! possible, and keeps the users' images pre-pulled. Forecast arithmetic, sizing,
+//! hysteresis and the lead-time estimator live in `hubpack_core::headroom` (shared with
+//! the simulator); this crate reads the config and the arrival sources, and is the
+//! Kubernetes adapter.
+//!
+//! Layout, in the order data flows:
+//! - [`config`]: the YAML config and its validation (exit 2 naming field and fix);
+//!   [`resources`]: quantities in it;
+//! - [`sources`]: configured events (one-off, cron), iCalendar feeds, event ConfigMaps →
+//!   core `ScheduledEvent`s tagged by source (pure);
+//! - [`plan`]: one pool's forecast and placeholder target at one time (pure), used by the
+//!   live reconcile and by `hubpack-placeholder-ctl plan`.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod plan;
+pub mod resources;
+pub mod sources;

@@ -6,15 +6,18 @@
 //!   raised by the live observed rate) and μ = ∫ λ over the lead time;
 //! - [`sizing`]: H = μ + z·√μ clamped, free warm seats F, seats per placeholder N, and the
 //!   placeholder target ceil(max(0, H − F) / N);
+//! - [`lead_time`]: the lead time L learned as an upper quantile of observed scale-ups;
 //! - [`hysteresis`]: add at once, remove only after the target stayed lower for a while, and
 //!   which placeholders to remove first.
 
 pub mod forecast;
 pub mod hysteresis;
+pub mod lead_time;
 pub mod sizing;
 
 pub use forecast::{ArrivalForecast, Ewma, ScheduledEvent, WEEK_MS, WeeklyProfile};
 pub use hysteresis::{Hysteresis, removal_order};
+pub use lead_time::{LeadTimeConfig, LeadTimeEstimator, quantile};
 pub use sizing::{
     HeadroomConfig, HeadroomError, Misfit, headroom_seats, placeholder_target, seats_in,
     seats_per_placeholder, validate_placeholder,

@@ -1,0 +1,307 @@
+//! iCalendar (.ics) feeds → event starts in a time range. Parsing is the `icalendar`
+//! crate's; recurrence (RRULE, RDATE, EXDATE) is the `rrule` crate's, fed with a DTSTART
+//! anchored in the event's own zone (TZID), UTC (`Z`), or, for floating times and all-day
+//! events, the feed's configured zone. Expected users come from the event text
+//! (`users: 40` in the summary or description), else the feed's default.
+
+use hubpack_core::model::Millis;
+use icalendar::{Calendar, CalendarDateTime, Component, DatePerhapsTime, Event};
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use std::str::FromStr;
+
+/// One occurrence of a calendar event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IcsOccurrence {
+    pub start: Millis,
+    pub summary: String,
+    pub users: f64,
+    pub all_day: bool,
+}
+
+/// The occurrences found, and what was wrong with individual events (those are skipped,
+/// the rest of the feed is still used).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IcsResult {
+    pub occurrences: Vec<IcsOccurrence>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IcsError {
+    #[error("not an iCalendar document: {0}")]
+    Malformed(String),
+    #[error("unknown time zone {0}")]
+    TimeZone(String),
+}
+
+/// At most this many occurrences per recurring event and query.
+const MAX_PER_RULE: u16 = 2_000;
+
+/// Occurrences starting in `[from, to)`, ascending by start. `zone` anchors floating times
+/// and all-day events.
+pub fn occurrences(
+    text: &str,
+    zone: &str,
+    default_users: f64,
+    from: Millis,
+    to: Millis,
+) -> Result<IcsResult, IcsError> {
+    let tz = TimeZone::get(zone).map_err(|_| IcsError::TimeZone(zone.to_string()))?;
+    if !text.contains("BEGIN:VCALENDAR") {
+        return Err(IcsError::Malformed("no BEGIN:VCALENDAR".into()));
+    }
+    let calendar = Calendar::from_str(text).map_err(IcsError::Malformed)?;
+    let mut out = IcsResult::default();
+    for event in calendar.events() {
+        let label = event
+            .get_summary()
+            .or_else(|| event.get_uid())
+            .unwrap_or("(no summary)")
+            .to_string();
+        if event
+            .property_value("STATUS")
+            .is_some_and(|s| s.eq_ignore_ascii_case("CANCELLED"))
+        {
+            continue;
+        }
+        match event_starts(event, zone, &tz, from, to) {
+            Ok((starts, all_day)) => {
+                let users = users_in(event).unwrap_or(default_users);
+                out.occurrences
+                    .extend(starts.into_iter().map(|start| IcsOccurrence {
+                        start,
+                        summary: label.clone(),
+                        users,
+                        all_day,
+                    }));
+            }
+            Err(e) => out.problems.push(format!("event {label:?}: {e}")),
+        }
+    }
+    out.occurrences.sort_by_key(|o| o.start);
+    Ok(out)
+}
+
+/// `users: 40`, `users=40` or `Users 40` in the summary or description.
+fn users_in(event: &Event) -> Option<f64> {
+    let texts = [event.get_summary(), event.get_description()];
+    texts.into_iter().flatten().find_map(|t| {
+        let lower = t.to_ascii_lowercase();
+        let at = lower.find("users")?;
+        let rest = lower[at + "users".len()..].trim_start_matches([':', '=', ' ', '\t']);
+        let digits: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        digits
+            .parse::<f64>()
+            .ok()
+            .filter(|u| u.is_finite() && *u >= 0.0)
+    })
+}
+
+/// DTSTART as (local wall time, IANA zone name, all-day).
+fn anchor(start: DatePerhapsTime, zone: &str) -> (String, String, bool) {
+    const FMT: &str = "%Y%m%dT%H%M%S";
+    match start {
+        DatePerhapsTime::DateTime(CalendarDateTime::Utc(t)) => {
+            (t.naive_utc().format(FMT).to_string(), "UTC".into(), false)
+        }
+        DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone { date_time, tzid }) => {
+            (date_time.format(FMT).to_string(), tzid, false)
+        }
+        DatePerhapsTime::DateTime(CalendarDateTime::Floating(t)) => {
+            (t.format(FMT).to_string(), zone.to_string(), false)
+        }
+        DatePerhapsTime::Date(d) => (
+            format!("{}T000000", d.format("%Y%m%d")),
+            zone.to_string(),
+            true,
+        ),
+    }
+}
+
+fn event_starts(
+    event: &Event,
+    zone: &str,
+    default_tz: &TimeZone,
+    from: Millis,
+    to: Millis,
+) -> Result<(Vec<Millis>, bool), String> {
+    let start = event.get_start().ok_or("no DTSTART")?;
+    let (local, tzid, all_day) = anchor(start, zone);
+    let tz = if tzid == zone {
+        default_tz.clone()
+    } else {
+        TimeZone::get(&tzid).map_err(|_| format!("DTSTART: unknown TZID {tzid}"))?
+    };
+    let recurring = ["RRULE", "RDATE"]
+        .iter()
+        .any(|p| event.properties().contains_key(*p));
+    if !recurring {
+        let civil = DateTime::strptime("%Y%m%dT%H%M%S", &local)
+            .map_err(|e| format!("DTSTART {local}: {e}"))?;
+        let t = civil
+            .to_zoned(tz)
+            .map_err(|e| format!("DTSTART {local} in {tzid}: {e}"))?
+            .timestamp()
+            .as_millisecond();
+        let starts = if (from..to).contains(&t) {
+            vec![t]
+        } else {
+            Vec::new()
+        };
+        return Ok((starts, all_day));
+    }
+    let mut lines = vec![format!("DTSTART;TZID={tzid}:{local}")];
+    for name in ["RRULE", "RDATE", "EXDATE"] {
+        for p in event.multi_properties().get(name).into_iter().flatten() {
+            lines.push(property_line(name, p));
+        }
+        if let Some(p) = event.properties().get(name) {
+            lines.push(property_line(name, p));
+        }
+    }
+    let set = rrule_set(&lines.join("\n"))?;
+    let utc = |ms: Millis| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.with_timezone(&icalendar::Tz::UTC))
+            .ok_or_else(|| format!("time {ms} out of range"))
+    };
+    // `after`/`before` are exclusive; widen by 1 ms so `from` itself is included.
+    let result = set.after(utc(from - 1)?).before(utc(to)?).all(MAX_PER_RULE);
+    let starts = result
+        .dates
+        .iter()
+        .map(|d| d.timestamp_millis())
+        .filter(|t| (from..to).contains(t))
+        .collect();
+    Ok((starts, all_day))
+}
+
+fn property_line(name: &str, p: &icalendar::Property) -> String {
+    let params: String = p
+        .params()
+        .iter()
+        .map(|(k, v)| format!(";{k}={}", v.value()))
+        .collect();
+    format!("{name}{params}:{}", p.value())
+}
+
+fn rrule_set(text: &str) -> Result<icalendar::RRuleSet, String> {
+    icalendar::RRuleSet::from_str(text).map_err(|e| format!("recurrence: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::Timestamp;
+
+    fn ms(s: &str) -> Millis {
+        Timestamp::from_str(s).unwrap().as_millisecond()
+    }
+
+    fn cal(events: &str) -> String {
+        format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n{events}END:VCALENDAR\r\n")
+    }
+
+    const YEAR: (&str, &str) = ("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z");
+
+    fn all(text: &str, zone: &str) -> IcsResult {
+        occurrences(text, zone, 25.0, ms(YEAR.0), ms(YEAR.1)).unwrap()
+    }
+
+    #[test]
+    fn utc_tzid_and_floating_times() {
+        let text = cal(
+            "BEGIN:VEVENT\r\nUID:a\r\nSUMMARY:Lecture (users: 120)\r\nDTSTART:20260302T090000Z\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:b\r\nSUMMARY:Lab\r\nDTSTART;TZID=America/New_York:20260302T090000\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:c\r\nSUMMARY:Floating\r\nDESCRIPTION:expected users=7\r\nDTSTART:20260302T090000\r\nEND:VEVENT\r\n",
+        );
+        let r = all(&text, "Europe/Berlin");
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let got: Vec<(Millis, f64)> = r.occurrences.iter().map(|o| (o.start, o.users)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (ms("2026-03-02T08:00:00Z"), 7.0),   // floating, Berlin (UTC+1)
+                (ms("2026-03-02T09:00:00Z"), 120.0), // UTC
+                (ms("2026-03-02T14:00:00Z"), 25.0),  // New York (UTC-5), default users
+            ]
+        );
+    }
+
+    #[test]
+    fn weekly_recurrence_keeps_local_time_across_dst_and_honours_exdate() {
+        let text = cal("BEGIN:VEVENT\r\nUID:r\r\nSUMMARY:Course\r\n\
+             DTSTART;TZID=Europe/Berlin:20260316T100000\r\n\
+             RRULE:FREQ=WEEKLY;COUNT=4\r\n\
+             EXDATE;TZID=Europe/Berlin:20260323T100000\r\nEND:VEVENT\r\n");
+        let r = all(&text, "UTC");
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let starts: Vec<Millis> = r.occurrences.iter().map(|o| o.start).collect();
+        // Berlin switches to summer time on 29 March 2026.
+        assert_eq!(
+            starts,
+            vec![
+                ms("2026-03-16T09:00:00Z"),
+                ms("2026-03-30T08:00:00Z"),
+                ms("2026-04-06T08:00:00Z"),
+            ]
+        );
+    }
+
+    #[test]
+    fn all_day_events_start_at_midnight_in_the_feed_zone() {
+        let text = cal(
+            "BEGIN:VEVENT\r\nUID:d\r\nSUMMARY:Exam day\r\nDTSTART;VALUE=DATE:20260610\r\nEND:VEVENT\r\n",
+        );
+        let r = all(&text, "Asia/Tokyo");
+        assert_eq!(r.occurrences.len(), 1);
+        assert!(r.occurrences[0].all_day);
+        assert_eq!(r.occurrences[0].start, ms("2026-06-09T15:00:00Z"));
+    }
+
+    #[test]
+    fn the_range_is_half_open_and_cancelled_events_are_skipped() {
+        let text = cal(
+            "BEGIN:VEVENT\r\nUID:x\r\nDTSTART:20260302T090000Z\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:y\r\nSTATUS:CANCELLED\r\nDTSTART:20260302T100000Z\r\nEND:VEVENT\r\n",
+        );
+        let t = ms("2026-03-02T09:00:00Z");
+        assert_eq!(
+            occurrences(&text, "UTC", 1.0, t, t + 1)
+                .unwrap()
+                .occurrences
+                .len(),
+            1
+        );
+        assert!(
+            occurrences(&text, "UTC", 1.0, t - 10, t)
+                .unwrap()
+                .occurrences
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_bad_event_is_reported_and_the_rest_used() {
+        let text = cal(
+            "BEGIN:VEVENT\r\nUID:bad\r\nSUMMARY:Broken\r\nDTSTART;TZID=Mars/Base:20260302T090000\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:ok\r\nDTSTART:20260302T090000Z\r\nEND:VEVENT\r\n",
+        );
+        let r = all(&text, "UTC");
+        assert_eq!(r.occurrences.len(), 1);
+        assert_eq!(r.problems.len(), 1);
+        assert!(r.problems[0].contains("Broken"), "{:?}", r.problems);
+    }
+
+    #[test]
+    fn a_malformed_feed_is_an_error() {
+        assert!(matches!(
+            occurrences("<html>404</html>", "UTC", 1.0, 0, 1),
+            Err(IcsError::Malformed(_))
+        ));
+    }
+}
