@@ -171,12 +171,31 @@ fn every_rendering_hardens_hubpack_pods() {
             .filter(|d| ["Role", "ClusterRole"].contains(&kind(d)))
             .collect();
         let granted = grants(&roles); // panics on a wildcard
-        let secrets: Vec<_> = granted.iter().filter(|g| g.1 == "/secrets").collect();
-        let named_secret = serde_json::to_string(&docs).unwrap().contains("secretKeyRef");
-        for g in &secrets {
+        // Secrets: only `get`, only by name, only the calendar Secrets the config names.
+        let calendar_secrets: Vec<String> = of_kind(&docs, "ConfigMap")
+            .into_iter()
+            .filter(|d| name(d).ends_with("-placeholder-ctl"))
+            .flat_map(|cm| {
+                let config: Value =
+                    serde_saphyr::from_str(cm["data"]["config.yaml"].as_str().unwrap()).unwrap();
+                config["calendars"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["urlSecret"]["name"].as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for g in granted.iter().filter(|g| g.1 == "/secrets") {
             assert!(
-                named_secret && !g.2.is_empty() && g.0 == "get",
-                "{what}: secrets granted without a named calendar Secret: {g:?}"
+                g.0 == "get" && calendar_secrets.contains(&g.2),
+                "{what}: secrets granted beyond the named calendar Secrets {calendar_secrets:?}: {g:?}"
+            );
+        }
+        for secret in &calendar_secrets {
+            assert!(
+                granted.contains(&("get".into(), "/secrets".into(), secret.clone())),
+                "{what}: calendar Secret {secret} not readable"
             );
         }
         let dashboard = find(&docs, "ConfigMap", "-dashboard");
@@ -228,11 +247,27 @@ fn chart_command_and_args_match_the_binaries_cli() {
                     );
                 }
             }
-            if bin == "hubpack-scheduler" {
-                let cm = find(&docs, "ConfigMap", "-scheduler");
-                let text = cm["data"]["config.yaml"].as_str().unwrap();
-                hubpack_scheduler::config::Config::parse(text, "rendered")
-                    .unwrap_or_else(|e| panic!("{what}: the scheduler refuses its config: {e}"));
+            let config_map = if bin == "hubpack-scheduler" {
+                "-scheduler"
+            } else {
+                "-placeholder-ctl"
+            };
+            let text = find(&docs, "ConfigMap", config_map)["data"]["config.yaml"]
+                .as_str()
+                .unwrap();
+            let parsed = match bin {
+                "hubpack-scheduler" => hubpack_scheduler::config::Config::parse(text, "rendered")
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                "hubpack-placeholder-ctl" => {
+                    hubpack_placeholder_ctl::config::Config::parse(text, "rendered")
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+                other => panic!("{what}: unknown binary {other}"),
+            };
+            if let Err(e) = parsed {
+                panic!("{what}: {bin} refuses the config the chart renders: {e}\n{text}");
             }
         }
     }

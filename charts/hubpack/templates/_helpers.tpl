@@ -125,3 +125,52 @@ affinity: {{- toYaml . | nindent 2 }}
 {{- define "hubpack.schedulerName" -}}
 {{- (.Values.scheduler.config).schedulerName | default "hubpack-scheduler" -}}
 {{- end -}}
+
+{{/* The controller's config file as rendered from controller.config, with the chart's
+     defaults for what it knows: the scheduler's name, /metrics on controller.metrics.port,
+     PriorityClass names of this release, and each pool's scheduling constraints from
+     userPool when the pool gives none. */}}
+{{- define "hubpack.controller.config" -}}
+{{- $config := deepCopy (.Values.controller.config | default dict) -}}
+{{- if not (hasKey $config "schedulerName") -}}
+{{- $_ := set $config "schedulerName" (include "hubpack.schedulerName" .) -}}
+{{- end -}}
+{{- if not (hasKey $config "metricsAddress") -}}
+{{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.controller.metrics.port) -}}
+{{- end -}}
+{{- $ph := $config.placeholders | default dict -}}
+{{- if not (hasKey $ph "priorityClassName") -}}
+{{- $_ := set $ph "priorityClassName" (printf "%s-placeholder" (include "hubpack.fullname" .)) -}}
+{{- end -}}
+{{- $_ := set $config "placeholders" $ph -}}
+{{- $pp := $config.prePuller | default dict -}}
+{{- if not (hasKey $pp "priorityClassName") -}}
+{{- $_ := set $pp "priorityClassName" (printf "%s-prepuller" (include "hubpack.fullname" .)) -}}
+{{- end -}}
+{{- $_ := set $config "prePuller" $pp -}}
+{{- $pools := list -}}
+{{- range $config.pools -}}
+{{- $pool := deepCopy . -}}
+{{- if and (not (hasKey $pool "nodeSelector")) $.Values.userPool.nodeSelector -}}
+{{- $_ := set $pool "nodeSelector" $.Values.userPool.nodeSelector -}}
+{{- end -}}
+{{- if and (not (hasKey $pool "tolerations")) $.Values.userPool.tolerations -}}
+{{- $_ := set $pool "tolerations" $.Values.userPool.tolerations -}}
+{{- end -}}
+{{- if and (not (hasKey $pool "affinity")) $.Values.userPool.affinity -}}
+{{- $_ := set $pool "affinity" $.Values.userPool.affinity -}}
+{{- end -}}
+{{- $pools = append $pools $pool -}}
+{{- end -}}
+{{- $_ := set $config "pools" $pools -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* Names of the Secrets holding calendar URLs (calendars[].urlSecret.name). */}}
+{{- define "hubpack.controller.calendarSecrets" -}}
+{{- $names := list -}}
+{{- range (.Values.controller.config).calendars -}}
+{{- with .urlSecret -}}{{- $names = append $names .name -}}{{- end -}}
+{{- end -}}
+{{- toJson ($names | uniq) -}}
+{{- end -}}
