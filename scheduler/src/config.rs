@@ -26,6 +26,9 @@ pub enum ConfigError {
     },
 }
 
+/// Longest placeholder grace accepted: the controller needs seconds, not minutes.
+const MAX_PLACEHOLDER_GRACE_SECONDS: u64 = 120;
+
 fn label(k: &str, v: &str) -> LabelMatch {
     LabelMatch([(k.to_string(), v.to_string())].into())
 }
@@ -41,6 +44,10 @@ pub struct Config {
     /// Pods matching any of these label sets are placeholders: the only pods ever preempted.
     /// Defaults match z2jh's (`component: user-placeholder`) and hubpack's chart.
     pub placeholder_selectors: Vec<LabelMatch>,
+    /// A pending placeholder that does not fit is marked Unschedulable (which makes the
+    /// cluster autoscaler add a node) only this long after its creation, so the placeholder
+    /// controller can first lower its Deployment's replicas when it is surplus.
+    pub placeholder_unschedulable_grace_seconds: u64,
     pub preemption: PreemptionConfig,
     pub volumes: VolumeConfig,
     pub leader_election: LeaderElectionConfig,
@@ -60,6 +67,7 @@ impl Default for Config {
                 label("component", "user-placeholder"),
                 label("app.kubernetes.io/component", "user-placeholder"),
             ],
+            placeholder_unschedulable_grace_seconds: 5,
             preemption: PreemptionConfig::default(),
             volumes: VolumeConfig::default(),
             leader_election: LeaderElectionConfig::default(),
@@ -309,6 +317,16 @@ impl Config {
                 "use at least 1, e.g. 16",
             );
         }
+        if self.placeholder_unschedulable_grace_seconds > MAX_PLACEHOLDER_GRACE_SECONDS {
+            return invalid(
+                "placeholderUnschedulableGraceSeconds",
+                format!(
+                    "({}) is above {MAX_PLACEHOLDER_GRACE_SECONDS}: the autoscaler would hear of wanted placeholders minutes late",
+                    self.placeholder_unschedulable_grace_seconds
+                ),
+                "use a few seconds, e.g. 5 (0 marks placeholders Unschedulable at once)",
+            );
+        }
         if self.preemption.timeout_seconds == 0 {
             return invalid(
                 "preemption.timeoutSeconds",
@@ -331,6 +349,10 @@ impl Config {
         }
     }
 
+    pub fn placeholder_grace_ms(&self) -> i64 {
+        seconds_ms(self.placeholder_unschedulable_grace_seconds)
+    }
+
     pub fn lease_namespace(&self) -> String {
         self.leader_election
             .namespace
@@ -338,6 +360,11 @@ impl Config {
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".into())
     }
+}
+
+/// Whole seconds as milliseconds, saturating (validation bounds the settings).
+fn seconds_ms(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000)
 }
 
 #[cfg(test)]
@@ -400,6 +427,10 @@ mod tests {
                 "queue.maxBackoffSeconds",
             ),
             ("api: {qps: 0}", "api.qps"),
+            (
+                "placeholderUnschedulableGraceSeconds: 600",
+                "placeholderUnschedulableGraceSeconds",
+            ),
             ("api: {burst: 0}", "api.burst"),
             ("api: {bindConcurrency: 0}", "api.bindConcurrency"),
             (

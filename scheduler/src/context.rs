@@ -4,6 +4,7 @@
 
 use crate::actions::RateLimiter;
 use crate::actions::events::Events;
+use crate::actions::status_lane::StatusLane;
 use crate::cluster_state::{Classifier, ClusterState};
 use crate::config::Config;
 use crate::convert::VolumeCatalog;
@@ -14,7 +15,7 @@ use hubpack_core::model::Millis;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
 use kube::runtime::reflector::{ObjectRef, Store};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, Semaphore};
 
@@ -61,6 +62,10 @@ pub struct Context {
     pub bind_slots: Arc<Semaphore>,
     /// Watched kinds whose first list is complete (see [`Self::caches_synced`]).
     pub synced: Arc<AtomicUsize>,
+    /// Wall-clock milliseconds of the scheduling loop's last round (`/healthz`).
+    pub heartbeat: Arc<AtomicI64>,
+    /// Status writes that can wait, one per pod, behind binds and evictions.
+    pub status_lane: StatusLane,
 }
 
 impl Context {
@@ -97,6 +102,8 @@ impl Context {
             state: Mutex::new(ClusterState::default()),
             wake: Notify::new(),
             synced: Arc::new(AtomicUsize::new(0)),
+            heartbeat: Arc::new(AtomicI64::new(wall_clock_ms())),
+            status_lane: StatusLane::default(),
             client,
             config,
             metrics,

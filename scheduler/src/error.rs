@@ -23,6 +23,11 @@ pub enum Error {
     Lease(String),
     #[error("metrics server: {0}")]
     Http(String),
+    /// Another replica holds the lease we held: stop (fail-stop, like kube-scheduler).
+    #[error("lost the lease: {0}")]
+    LeaseLost(String),
+    #[error("{task} ended: {detail}")]
+    TaskEnded { task: &'static str, detail: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -44,6 +49,8 @@ impl Error {
             Error::Timeout(_) => "timeout",
             Error::Lease(_) => "lease",
             Error::Http(_) => "http",
+            Error::LeaseLost(_) => "lease_lost",
+            Error::TaskEnded { .. } => "task_ended",
         }
     }
 

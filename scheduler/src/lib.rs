@@ -16,7 +16,8 @@
 //! - [`scheduler_loop`] → [`schedule_one`]: one decision at a time, carried out by
 //! - [`actions`]: bind, evict, nominate, the Unschedulable condition, events, volume pre-binding;
 //! - [`leader`]: Lease-based election with our own deadline; [`metrics`], [`http`];
-//! - [`app`]: all of it as one function (the binary adds signals; e2e tests run it in-process);
+//! - [`app`]: all of it as one function under a [`supervise::Supervisor`] (the binary adds
+//!   signals; e2e tests run it in-process);
 //!   [`context`] is what the parts share.
 
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod queue;
 pub mod schedule_one;
 pub mod scheduler_loop;
+pub mod supervise;
 pub mod watch;
 
 #[cfg(test)]

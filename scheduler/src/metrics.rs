@@ -43,6 +43,15 @@ pub struct Metrics {
     pub bind_errors: Family<KindLabels, Counter>,
     pub kubelet_rejections: Family<KindLabels, Counter>,
     pub is_leader: Gauge,
+    /// Time a write waited for its turn in the limiter, by lane.
+    pub limiter_wait_seconds: Family<LaneLabels, Histogram>,
+    pub watch_errors: Family<KindLabels, Counter>,
+    pub watch_relists: Family<KindLabels, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LaneLabels {
+    pub lane: &'static str,
 }
 
 impl Metrics {
@@ -59,6 +68,12 @@ impl Metrics {
             bind_errors: Family::default(),
             kubelet_rejections: Family::default(),
             is_leader: Gauge::default(),
+            limiter_wait_seconds: Family::new_with_constructor(|| {
+                // 1 ms … ~65 s
+                Histogram::new(exponential_buckets(0.001, 2.0, 17))
+            }),
+            watch_errors: Family::default(),
+            watch_relists: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("hubpack_scheduler");
         r.register(
@@ -98,7 +113,44 @@ impl Metrics {
             "1 while this replica holds the lease",
             m.is_leader.clone(),
         );
+        r.register(
+            "write_limiter_wait_seconds",
+            "Time an API write waited for its turn in the rate limiter, by lane",
+            m.limiter_wait_seconds.clone(),
+        );
+        r.register(
+            "watch_errors",
+            "Watch errors (the watch restarts with backoff), by kind",
+            m.watch_errors.clone(),
+        );
+        r.register(
+            "watch_relists",
+            "Full lists of a watched kind (the first, and each after a watch gap), by kind",
+            m.watch_relists.clone(),
+        );
         m
+    }
+
+    pub fn observe_limiter_wait(&self, lane: &'static str, waited: std::time::Duration) {
+        self.limiter_wait_seconds
+            .get_or_create(&LaneLabels { lane })
+            .observe(waited.as_secs_f64());
+    }
+
+    pub fn watch_error(&self, kind: &str) {
+        self.watch_errors
+            .get_or_create(&KindLabels {
+                kind: kind.to_ascii_lowercase(),
+            })
+            .inc();
+    }
+
+    pub fn watch_relist(&self, kind: &str) {
+        self.watch_relists
+            .get_or_create(&KindLabels {
+                kind: kind.to_ascii_lowercase(),
+            })
+            .inc();
     }
 
     pub fn attempt(&self, result: AttemptResult) {

@@ -166,6 +166,22 @@ impl SchedulingQueue {
         self.wait(key, priority, created, now, true);
     }
 
+    /// Not before `until`, whatever happens meanwhile (a placeholder's Unschedulable grace);
+    /// does not count as a failure for the backoff.
+    pub fn defer(&mut self, key: PodKey, priority: i32, created: Millis, until: Millis) {
+        self.in_flight.remove(&key);
+        self.active.remove(&key);
+        let order = self.order(priority, created);
+        self.waiting.insert(
+            key,
+            Waiting {
+                order,
+                ready_at: until,
+                parked_at: None,
+            },
+        );
+    }
+
     fn wait(&mut self, key: PodKey, priority: i32, created: Millis, now: Millis, parked: bool) {
         self.in_flight.remove(&key);
         self.active.remove(&key);

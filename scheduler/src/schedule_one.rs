@@ -7,6 +7,8 @@
 //! in spawned tasks (`tasks.rs`), and a failed write undoes its snapshot change and
 //! requeues the pod.
 
+use crate::actions::condition::NotScheduled;
+use crate::actions::status_lane::StatusWrite;
 use crate::actions::volumes::{claim_is_bound, plan};
 use crate::cluster_state::InFlight;
 use crate::context::Context;
@@ -18,10 +20,7 @@ use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use tasks::{
-    abandon_nomination, spawn_bind, spawn_preemption, spawn_report_unschedulable,
-    start_provisioning,
-};
+use tasks::{abandon_nomination, spawn_bind, spawn_preemption, start_provisioning};
 
 /// What the attempt did (for tests and logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +43,11 @@ pub enum Attempt {
     },
     Unschedulable {
         message: String,
+    },
+    /// A fresh placeholder that does not fit: its Unschedulable condition is held back
+    /// until `until` (`placeholderUnschedulableGraceSeconds` after its creation).
+    HeldBack {
+        until: Millis,
     },
     Skipped,
     /// The pod could not be converted: reported, parked.
@@ -107,7 +111,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 return Attempt::Waiting;
             }
             tracing::info!(pod = %key, "preemption timed out; clearing the nomination");
-            abandon_nomination(ctx, &key, &ns, &name).await;
+            abandon_nomination(ctx, &key);
         }
         // Every victim is gone: decide again below; the nomination still reserves the
         // seat against equal or lower priority pods meanwhile.
@@ -153,9 +157,16 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
         Err(e) => {
             let message = format!("hubpack-scheduler cannot read this pod: {e}");
             tracing::warn!(pod = %key, error = %e, "invalid pod");
-            ctx.queue().park(key, priority, created, now);
+            ctx.queue().park(key.clone(), priority, created, now);
             ctx.metrics.attempt(AttemptResult::Error);
-            spawn_report_unschedulable(ctx, raw, message.clone());
+            // No node would help: not a case for the autoscaler.
+            ctx.status_lane.push(
+                key,
+                StatusWrite::NotScheduled {
+                    reason: NotScheduled::SchedulerError,
+                    message: message.clone(),
+                },
+            );
             return Attempt::Invalid { message };
         }
     };
@@ -198,6 +209,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
             };
             match steps {
                 Some(Ok(steps)) if steps.is_empty() => {
+                    ctx.status_lane.cancel(&key);
                     ctx.queue().done(&key);
                     spawn_bind(ctx, key, raw, node.clone(), created);
                     Attempt::Binding { node }
@@ -230,6 +242,8 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 ctx.metrics.attempt(AttemptResult::Error);
                 return Attempt::Refused;
             }
+            // A status write still pending would clear the nomination made now.
+            ctx.status_lane.cancel(&key);
             {
                 let mut st = ctx.state();
                 st.snapshot.nominate(&key, &node);
@@ -263,9 +277,30 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                     ctx.queue().cluster_changed();
                 }
             }
-            ctx.queue().park(key, priority, created, now);
             ctx.metrics.attempt(AttemptResult::Unschedulable);
-            spawn_report_unschedulable(ctx, raw, message.clone());
+            // A fresh placeholder (typically the replacement of one a user just evicted)
+            // gets a grace before the autoscaler hears of it: the placeholder controller
+            // may lower its Deployment's replicas meanwhile if it is surplus, and a node
+            // added for a surplus placeholder is waste. After the grace, decided afresh.
+            let until = created.saturating_add(ctx.config.placeholder_grace_ms());
+            if pod.role == PodRole::Placeholder && now < until {
+                tracing::debug!(pod = %key, until, "placeholder does not fit; condition held back");
+                ctx.queue().defer(key, priority, created, until);
+                return Attempt::HeldBack { until };
+            }
+            ctx.queue().park(key.clone(), priority, created, now);
+            let reason = if diagnosis.refused_by_hubpack_only() {
+                NotScheduled::SchedulerError
+            } else {
+                NotScheduled::Unschedulable
+            };
+            ctx.status_lane.push(
+                key,
+                StatusWrite::NotScheduled {
+                    reason,
+                    message: message.clone(),
+                },
+            );
             Attempt::Unschedulable { message }
         }
     }

@@ -6,6 +6,7 @@
 //! when the re-list ends.
 
 use crate::context::Context;
+use crate::supervise::Supervisor;
 use futures::StreamExt;
 use hubpack_core::model::PodKey;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
@@ -17,8 +18,9 @@ use kube::{Api, Resource, ResourceExt};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// A change after relist bookkeeping.
 pub enum Change<'a, K> {
@@ -66,70 +68,99 @@ pub fn stores() -> (crate::context::Stores, Writers) {
     )
 }
 
-/// Starts every watcher; `ctx.synced` counts kinds whose first list is complete.
-pub fn spawn_all(ctx: &Arc<Context>, writers: Writers) -> Vec<JoinHandle<()>> {
-    let c = ctx.client.clone();
-    let synced = ctx.synced.clone();
+/// Starts every watcher under the supervisor, until `stop`; `ctx.synced` counts kinds whose
+/// first list is complete.
+pub fn spawn_all(
+    ctx: &Arc<Context>,
+    writers: Writers,
+    supervisor: &Supervisor,
+    stop: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let c = &ctx.client;
     vec![
-        spawn(
-            Api::all(c.clone()),
-            writers.pods,
-            ctx,
-            synced.clone(),
-            on_pod,
-            trim_pod,
+        supervisor.spawn(
+            "watch pods",
+            run(
+                Api::all(c.clone()),
+                writers.pods,
+                ctx.clone(),
+                stop.clone(),
+                on_pod,
+                trim_pod,
+            ),
         ),
-        spawn(
-            Api::all(c.clone()),
-            writers.nodes,
-            ctx,
-            synced.clone(),
-            on_node,
-            |k| k,
+        supervisor.spawn(
+            "watch nodes",
+            run(
+                Api::all(c.clone()),
+                writers.nodes,
+                ctx.clone(),
+                stop.clone(),
+                on_node,
+                keep,
+            ),
         ),
-        spawn(
-            Api::all(c.clone()),
-            writers.csinodes,
-            ctx,
-            synced.clone(),
-            on_csinode,
-            |k| k,
+        supervisor.spawn(
+            "watch csinodes",
+            run(
+                Api::all(c.clone()),
+                writers.csinodes,
+                ctx.clone(),
+                stop.clone(),
+                on_csinode,
+                keep,
+            ),
         ),
-        spawn(
-            Api::all(c.clone()),
-            writers.claims,
-            ctx,
-            synced.clone(),
-            on_claim,
-            |k| k,
+        supervisor.spawn(
+            "watch claims",
+            run(
+                Api::all(c.clone()),
+                writers.claims,
+                ctx.clone(),
+                stop.clone(),
+                on_claim,
+                keep,
+            ),
         ),
-        spawn(
-            Api::all(c.clone()),
-            writers.volumes,
-            ctx,
-            synced.clone(),
-            on_volume_change,
-            |k| k,
+        supervisor.spawn(
+            "watch volumes",
+            run(
+                Api::all(c.clone()),
+                writers.volumes,
+                ctx.clone(),
+                stop.clone(),
+                on_volume,
+                keep,
+            ),
         ),
-        spawn(
-            Api::all(c),
-            writers.classes,
-            ctx,
-            synced,
-            on_volume_change,
-            |k| k,
+        supervisor.spawn(
+            "watch storage classes",
+            run(
+                Api::all(c.clone()),
+                writers.classes,
+                ctx.clone(),
+                stop.clone(),
+                on_class,
+                keep,
+            ),
         ),
     ]
 }
 
-fn spawn<K>(
+fn keep<K>(k: K) -> K {
+    k
+}
+
+/// One kind's watch, until `stop`. The stream retries with backoff by itself, so it ends
+/// only if something is badly wrong: the supervisor then stops the replica.
+async fn run<K>(
     api: Api<K>,
     writer: Writer<K>,
-    ctx: &Arc<Context>,
-    synced: Arc<AtomicUsize>,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
     handle: fn(&Arc<Context>, Change<'_, K>),
     keep: fn(K) -> K,
-) -> JoinHandle<()>
+) -> crate::error::Result<()>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -139,31 +170,43 @@ where
         + Sync
         + 'static,
 {
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        let stream = watcher(api)
-            .default_backoff()
-            .modify(|o| o.managed_fields_mut().clear())
-            .reflect(writer);
-        let mut stream = std::pin::pin!(stream);
-        let mut relister = Relister::new(keep);
-        let mut first_sync = true;
-        while let Some(ev) = stream.next().await {
-            let ev = match ev {
-                Ok(ev) => ev,
-                Err(e) => {
-                    tracing::warn!(kind = K::kind(&()).as_ref(), error = %e, "watch error");
-                    continue;
-                }
-            };
-            let listed = relister.feed(ev, |change| handle(&ctx, change));
-            if listed && first_sync {
-                first_sync = false;
-                synced.fetch_add(1, Ordering::AcqRel);
+    let kind = K::kind(&()).to_string();
+    let stream = watcher(api)
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer);
+    let mut stream = std::pin::pin!(stream);
+    let mut relister = Relister::new(keep);
+    let mut first_sync = true;
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            ev = stream.next() => ev,
+        };
+        let Some(ev) = ev else {
+            return Err(crate::error::Error::TaskEnded {
+                task: "watch",
+                detail: format!("the {kind} watch stream ended"),
+            });
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(kind, error = %e, "watch error");
+                ctx.metrics.watch_error(&kind);
+                continue;
             }
-            ctx.wake.notify_one();
+        };
+        if matches!(ev, Event::Init) {
+            ctx.metrics.watch_relist(&kind);
         }
-    })
+        let listed = relister.feed(ev, |change| handle(&ctx, change));
+        if listed && first_sync {
+            first_sync = false;
+            ctx.synced.fetch_add(1, Ordering::AcqRel);
+        }
+        ctx.wake.notify_one();
+    }
 }
 
 /// Turns watcher events into changes, remembering what it has seen so that a re-list
@@ -371,7 +414,7 @@ fn on_csinode(ctx: &Arc<Context>, change: Change<'_, CSINode>) {
     refresh_node(ctx, &name);
 }
 
-fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeClaim>) {
+pub(crate) fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeClaim>) {
     if let Change::Applied(pvc) = change {
         let ns = pvc.namespace().unwrap_or_default();
         let stores = &ctx.stores;
@@ -390,7 +433,11 @@ fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeClaim>) {
     ctx.queue().cluster_changed();
 }
 
-fn on_volume_change<K>(ctx: &Arc<Context>, _change: Change<'_, K>) {
+fn on_volume(ctx: &Arc<Context>, _change: Change<'_, PersistentVolume>) {
+    ctx.queue().cluster_changed();
+}
+
+fn on_class(ctx: &Arc<Context>, _change: Change<'_, StorageClass>) {
     ctx.queue().cluster_changed();
 }
 

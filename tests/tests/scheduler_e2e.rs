@@ -535,3 +535,50 @@ async fn a_placeholder_deployment_replaces_the_evicted_one_which_waits_unschedul
     assert!(pending.spec.unwrap().node_name.is_none());
     w.stop().await;
 }
+
+/// Placeholders hold seats for users they stand for: their warmth is judged by the images in
+/// `hubpack.io/user-images`, not by their own `pause` image, so they go to a cold node (Ready,
+/// still without the user image) and leave the warm seats free for users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placeholders_land_on_cold_nodes_while_warm_seats_stay_free_for_users() {
+    let w = World::start("warmth").await;
+    ensure_placeholder_class(&w.client).await;
+    let warm = w.node("warm", "4", &[IMAGE_FULL]).await;
+    let cold = w.node("cold", "4", &[]).await;
+    // The warm node is the fuller one: packing alone would send placeholders there.
+    w.create(&w.pod("filler", "1")).await;
+    assert_eq!(w.wait_bound("filler").await, warm);
+
+    for i in 0..2 {
+        let name = format!("placeholder-{i}");
+        let mut ph = w.pod(&name, "1");
+        ph.metadata
+            .labels
+            .get_or_insert_default()
+            .insert("component".into(), "user-placeholder".into());
+        ph.metadata.annotations = Some(BTreeMap::from([(
+            "hubpack.io/user-images".to_string(),
+            IMAGE.to_string(),
+        )]));
+        let spec = ph.spec.as_mut().unwrap();
+        spec.priority_class_name = Some(PLACEHOLDER_CLASS.into());
+        spec.containers[0].image = Some("registry.k8s.io/pause:3.10".into());
+        w.create(&ph).await;
+        let node = w.wait_bound(&name).await;
+        assert_eq!(node, cold, "{name} took a warm seat on {node}");
+    }
+    // The warm seats are still free: a user takes one without preempting anything.
+    w.create(&w.pod("alice", "1")).await;
+    assert_eq!(w.wait_bound("alice").await, warm);
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), &w.ns);
+    for i in 0..2 {
+        assert!(
+            pods.get_opt(&format!("placeholder-{i}"))
+                .await
+                .unwrap()
+                .is_some(),
+            "no placeholder was preempted"
+        );
+    }
+    w.stop().await;
+}

@@ -17,7 +17,7 @@ pub use affinity::{
     term_matches,
 };
 pub use ports::{HostPortSet, ports_conflict};
-pub use reason::Reason;
+pub use reason::{Reason, UNSUPPORTED_PREFIX};
 pub use resources::{NodeLoad, fit_reasons, for_each_fit_reason};
 pub use taints::{
     filter_untolerated_taint, prefer_no_schedule_count, tolerates, tolerates_unschedulable,

@@ -2,6 +2,9 @@
 
 use crate::model::ResourceName;
 
+/// How a refusal only hubpack makes begins (see [`Reason::Unsupported`]).
+pub const UNSUPPORTED_PREFIX: &str = "not supported by hubpack-scheduler: ";
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     /// nodeunschedulable.ErrReasonUnschedulable
@@ -57,7 +60,7 @@ impl std::fmt::Display for Reason {
                 f.write_str("pod has unbound immediate PersistentVolumeClaims")
             }
             Reason::MissingClaim(c) => write!(f, "persistentvolumeclaim \"{c}\" not found"),
-            Reason::Unsupported(what) => write!(f, "not supported by hubpack-scheduler: {what}"),
+            Reason::Unsupported(what) => write!(f, "{UNSUPPORTED_PREFIX}{what}"),
         }
     }
 }

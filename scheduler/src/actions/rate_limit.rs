@@ -77,6 +77,33 @@ impl RateLimiter {
         }
     }
 
+    /// Like [`Self::acquire`], but only from a token already there: never reserves ahead,
+    /// so every write waiting in [`Self::acquire`] (binds, evictions: they hold a reservation
+    /// the bucket is paying off) goes first. For the status lane, whose writes can wait.
+    pub async fn acquire_spare(&self) -> Result<(), NotLeader> {
+        while let Some(wait) = self.take_spare(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        match &self.gate {
+            Some(may_write) if !may_write() => Err(NotLeader),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes a whole token if there is one (`None`), else says how long until there may be.
+    fn take_spare(&self, now: Instant) -> Option<Duration> {
+        let mut b = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
+        b.tokens = (b.tokens + elapsed * self.qps).min(self.burst);
+        b.updated = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - b.tokens) / self.qps))
+        }
+    }
+
     /// Takes a token, possibly ahead of the refill; returns how long until it is due.
     fn reserve(&self, now: Instant) -> Option<Duration> {
         // A poisoned lock only means another task panicked mid-update; the bucket's numbers
@@ -140,6 +167,39 @@ mod tests {
                 "waiter {i} went at {at:?}, due {due:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spare_tokens_go_to_status_writes_only_after_every_reserved_write() {
+        let rl = Arc::new(RateLimiter::new(10.0, 1));
+        rl.acquire().await.unwrap();
+        let start = Instant::now();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = vec![];
+        // A status write waits first; three binds arrive after it.
+        for (i, spare) in [(0, true), (1, false), (2, false), (3, false)] {
+            let (rl, order) = (rl.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                if spare {
+                    rl.acquire_spare().await.unwrap();
+                } else {
+                    rl.acquire().await.unwrap();
+                }
+                order.lock().unwrap().push((i, Instant::now() - start));
+            }));
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let ids: Vec<i32> = order.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ids, vec![1, 2, 3, 0], "binds overtake the status write");
+        let (_, status_at) = order[3];
+        assert!(
+            status_at >= Duration::from_millis(400) && status_at <= Duration::from_millis(420),
+            "the status write takes the first token nobody reserved: {status_at:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -7,7 +7,7 @@ use super::volume::{VolumeCatalog, pod_volumes};
 use super::{ConvertError, selector, time_millis};
 use hubpack_core::model::{
     ContainerRequest, HostPort, ImageName, Pod, PodKey, PodRequest, PodRole, PreemptionPolicy,
-    Resources,
+    Resources, USER_IMAGES_ANNOTATION,
 };
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -49,6 +49,24 @@ pub struct PodContext<'a> {
     pub volumes: &'a dyn VolumeCatalog,
 }
 
+/// A placeholder stands for users: its warmth is judged by their images, listed in its
+/// `hubpack.io/user-images` annotation, never by its own `pause` image. Without the
+/// annotation it has none, and only the pre-puller's readiness makes a node warm for it.
+fn placeholder_images(p: &k8s::Pod) -> Vec<ImageName> {
+    p.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(USER_IMAGES_ANNOTATION))
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(ImageName::normalize)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertError> {
     let namespace = p.metadata.namespace.as_deref().unwrap_or("default");
     let name = p
@@ -82,14 +100,17 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
         }
     };
 
-    let images = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter())
-        .filter_map(|c| c.image.as_deref())
-        .map(ImageName::normalize)
-        .collect();
+    let images = match role {
+        PodRole::Placeholder => placeholder_images(p),
+        _ => spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .filter_map(|c| c.image.as_deref())
+            .map(ImageName::normalize)
+            .collect(),
+    };
     let tolerations = spec
         .tolerations
         .iter()

@@ -3,10 +3,10 @@
 
 use super::{priority_and_created, split};
 use crate::actions::bind::bind;
-use crate::actions::condition::mark_unschedulable;
 use crate::actions::events::pod_ref;
 use crate::actions::evict::{EvictOutcome, evict};
 use crate::actions::nominate::set_nomination;
+use crate::actions::status_lane::StatusWrite;
 use crate::actions::volumes::{VolumeStep, apply_step};
 use crate::cluster_state::InFlight;
 use crate::context::Context;
@@ -16,9 +16,9 @@ use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
 use std::sync::Arc;
 
-/// Clears a nomination that did not work out, in the snapshot at once and on the pod (the
-/// autoscaler never scales up for a nominated pod).
-pub(super) async fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey, ns: &str, name: &str) {
+/// Clears a nomination that did not work out, in the snapshot at once and, through the
+/// status lane, on the pod (the autoscaler never scales up for a nominated pod).
+pub(super) fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey) {
     {
         let mut st = ctx.state();
         st.in_flight.remove(key);
@@ -26,11 +26,8 @@ pub(super) async fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey, ns: &st
     }
     // The reserved seat is free again for parked pods.
     ctx.queue().cluster_changed();
-    if ctx.may_write()
-        && let Err(e) = set_nomination(&ctx.client, &ctx.limiter, ns, name, None).await
-    {
-        tracing::warn!(pod = %key, error = %e, "could not clear the nomination");
-    }
+    ctx.status_lane
+        .push(key.clone(), StatusWrite::ClearNomination);
 }
 
 pub(super) fn spawn_bind(
@@ -105,8 +102,10 @@ pub(super) fn spawn_preemption(
         // victim's DELETE), and in sequence they put a second API round trip on every
         // preempting user's path.
         let nominate = async {
-            if let Err(e) = set_nomination(&ctx.client, &ctx.limiter, &ns, &name, Some(&node)).await
-            {
+            if ctx.limiter.acquire().await.is_err() {
+                return;
+            }
+            if let Err(e) = set_nomination(&ctx.client, &ns, &name, Some(&node)).await {
                 tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName");
             }
         };
@@ -173,9 +172,8 @@ pub(super) fn start_provisioning(
     let ns = ns.to_string();
     tokio::spawn(async move {
         for step in &steps {
-            if !ctx.may_write() {
-                return; // the provisioning wait times out and the pod is rescheduled
-            }
+            // Not leading: `apply_step` refuses (the limiter checks the lease after the
+            // wait), and the pod is decided afresh once the lease is back.
             if let Err(e) = apply_step(&ctx.client, &ctx.limiter, &ns, &node, step).await {
                 tracing::warn!(pod = %key, ?step, error = %e, "volume preparation failed; rescheduling");
                 {
@@ -187,24 +185,6 @@ pub(super) fn start_provisioning(
                 ctx.wake.notify_one();
                 return;
             }
-        }
-    });
-}
-
-pub(super) fn spawn_report_unschedulable(ctx: &Arc<Context>, raw: Arc<K8sPod>, message: String) {
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        if !ctx.may_write() {
-            return;
-        }
-        // The event goes with a change of the condition, not with every retry: a parked
-        // pod retried every few seconds would otherwise cost an event write each time.
-        match mark_unschedulable(&ctx.client, &ctx.limiter, &raw, &message).await {
-            Ok(true) => ctx.events.failed_scheduling(&pod_ref(&raw), &message).await,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(
-                pod = ?raw.metadata.name, error = %e, "could not set the Unschedulable condition"
-            ),
         }
     });
 }

@@ -27,11 +27,16 @@ fn env(leading: bool) -> Env {
 }
 
 fn env_with_gate(gate: LeaderGate) -> Env {
+    env_with(gate, |_| {})
+}
+
+fn env_with(gate: LeaderGate, tune: impl FnOnce(&mut Config)) -> Env {
     let (client, handle) = mock_client();
     let (stores, writers) = watch::stores();
     let mut reg = prometheus_client::registry::Registry::default();
     let mut config = Config::default();
     config.policy.warm_settle_ms = 0;
+    tune(&mut config);
     let ctx = Arc::new(Context::new(
         client,
         config,
@@ -39,6 +44,11 @@ fn env_with_gate(gate: LeaderGate) -> Env {
         gate,
         Metrics::new(&mut reg),
         None,
+    ));
+    // The status lane's worker, as `app` runs it.
+    tokio::spawn(crate::actions::status_lane::run(
+        ctx.clone(),
+        tokio_util::sync::CancellationToken::new(),
     ));
     Env {
         ctx,
@@ -236,25 +246,86 @@ async fn a_preemption_that_times_out_clears_the_nomination() {
     let mut e = env(true);
     e.node("n1", "4");
     e.pod(placeholder("ph-0", "4", "n1"));
+    let mut alice = user("alice", "2");
+    e.pod(alice.clone());
+    schedule_one(&e.ctx, pop(&e.ctx)).await;
+    next(&mut e.handle, 200, pod_json("hub", "alice")).await;
+    next(&mut e.handle, 201, status_ok()).await;
+    next(&mut e.handle, 201, event_reply()).await;
+    // The watch shows the nomination.
+    alice["status"] = json!({"nominatedNodeName": "n1"});
+    e.pod(alice);
+
+    // The victim never goes, and the node goes away: the deadline passes.
+    let key = PodKey::new("hub", "alice");
+    if let Some(InFlight::Preempting { deadline, .. }) = e.ctx.state().in_flight.get_mut(&key) {
+        *deadline = 0;
+    }
+    let n1: K8sNode = serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap();
+    watch::on_node(&e.ctx, Change::Deleted(&n1));
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    assert!(
+        matches!(attempt, Attempt::Unschedulable { .. }),
+        "{attempt:?}"
+    );
+    assert!(!e.ctx.state().in_flight.contains_key(&key));
+    // One status write: the condition, which clears the nomination too.
+    let patch = next(&mut e.handle, 200, pod_json("hub", "alice")).await;
+    assert_eq!(patch.body["status"]["nominatedNodeName"], Value::Null);
+    assert!(
+        patch.body["status"]
+            .as_object()
+            .unwrap()
+            .contains_key("nominatedNodeName")
+    );
+    assert_eq!(
+        patch.body["status"]["conditions"][0]["reason"],
+        "Unschedulable"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_preemption_whose_victims_remain_is_redone_without_clearing_in_between() {
+    let mut e = env(true);
+    e.node("n1", "4");
+    e.pod(placeholder("ph-0", "4", "n1"));
     e.pod(user("alice", "2"));
     schedule_one(&e.ctx, pop(&e.ctx)).await;
     next(&mut e.handle, 200, pod_json("hub", "alice")).await;
     next(&mut e.handle, 201, status_ok()).await;
     next(&mut e.handle, 201, event_reply()).await;
-
-    // Force the deadline into the past.
     let key = PodKey::new("hub", "alice");
     if let Some(InFlight::Preempting { deadline, .. }) = e.ctx.state().in_flight.get_mut(&key) {
         *deadline = 0;
     }
-    let ctx = e.ctx.clone();
-    let k = pop(&ctx);
-    let run = tokio::spawn(async move { schedule_one(&ctx, k).await });
-    let clear = next(&mut e.handle, 200, pod_json("hub", "alice")).await;
-    assert_eq!(clear.body, json!({"status": {"nominatedNodeName": null}}));
-    // The victim is still there, so the pod preempts afresh rather than binding.
-    let attempt = run.await.unwrap();
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
     assert!(matches!(attempt, Attempt::Preempting { .. }), "{attempt:?}");
+    // Nominated again and the victim evicted again; the clear queued by the timeout was
+    // dropped, or it would undo the new nomination.
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        seen.push(
+            next_with(&mut e.handle, |path| {
+                if path.ends_with("/eviction") {
+                    (201, status_ok())
+                } else {
+                    (200, pod_json("hub", "alice"))
+                }
+            })
+            .await,
+        );
+    }
+    assert!(
+        seen.iter()
+            .any(|r| r.body == json!({"status": {"nominatedNodeName": "n1"}})),
+        "{seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|r| r.body == json!({"status": {"nominatedNodeName": null}})),
+        "{seen:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -283,6 +354,75 @@ async fn an_unfittable_pod_gets_the_unschedulable_condition_and_event() {
         (0, 0, 1),
         "parked until the cluster changes"
     );
+}
+
+/// A pending placeholder created `age_ms` ago (wall clock, the scheduler's clock).
+fn pending_placeholder(name: &str, cpu: &str, age_ms: i64) -> Value {
+    let mut p = placeholder(name, cpu, "");
+    let created =
+        jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond() - age_ms)
+            .unwrap();
+    p["metadata"]["creationTimestamp"] = json!(created.to_string());
+    p["spec"].as_object_mut().unwrap().remove("nodeName");
+    p["status"] = json!({"phase": "Pending"});
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_placeholder_that_does_not_fit_is_marked_unschedulable_only_after_the_grace() {
+    let mut e = env_with(LeaderGate::always(), |c| {
+        c.placeholder_unschedulable_grace_seconds = 1;
+    });
+    e.node("n1", "2");
+    // Within the grace: no condition, no event; back in the queue at creation + grace.
+    e.pod(pending_placeholder("fresh", "16", 0));
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let Attempt::HeldBack { until } = attempt else {
+        panic!("{attempt:?}")
+    };
+    e.silent().await;
+    assert_eq!(e.ctx.queue().depth(), (0, 1, 0), "waiting, not parked");
+    assert_eq!(e.ctx.queue().next_ready_at(), Some(until));
+
+    // The grace runs on the wall clock, as creation times do.
+    std::thread::sleep(Duration::from_millis(1100));
+    let key = e
+        .ctx
+        .queue()
+        .pop(e.ctx.now())
+        .expect("ready after the grace");
+    let attempt = schedule_one(&e.ctx, key).await;
+    assert!(
+        matches!(attempt, Attempt::Unschedulable { .. }),
+        "{attempt:?}"
+    );
+    let patch = next(&mut e.handle, 200, pod_json("hub", "fresh")).await;
+    assert_eq!(patch.path, "/api/v1/namespaces/hub/pods/fresh/status");
+    assert_eq!(
+        patch.body["status"]["conditions"][0]["reason"],
+        "Unschedulable"
+    );
+    next(&mut e.handle, 201, event_reply()).await;
+
+    // Deleted within its grace (the controller lowered the replicas): nothing is written.
+    // ("fresh" stays parked for queue.unschedulableRetrySeconds: pops are timed before that.)
+    let gone = e.pod(pending_placeholder("surplus", "16", 0));
+    let key = e.ctx.queue().pop(e.ctx.now()).expect("surplus");
+    let attempt = schedule_one(&e.ctx, key).await;
+    assert!(matches!(attempt, Attempt::HeldBack { .. }), "{attempt:?}");
+    e.delete(&gone);
+    assert_eq!(e.ctx.queue().pop(e.ctx.now() + 2_000), None);
+    e.silent().await;
+
+    // A user is never held back.
+    e.pod(user("big", "16"));
+    let key = e.ctx.queue().pop(e.ctx.now()).expect("big");
+    let attempt = schedule_one(&e.ctx, key).await;
+    assert!(
+        matches!(attempt, Attempt::Unschedulable { .. }),
+        "{attempt:?}"
+    );
+    next(&mut e.handle, 200, pod_json("hub", "big")).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -426,4 +566,69 @@ async fn a_kubelet_rejection_is_an_event_and_a_metric() {
         })
         .get();
     assert_eq!(counted, 1);
+}
+
+/// Issue #9 bug 1: the lease lapses and comes back while a pod waits for its claim to be
+/// provisioned. The pod is still assumed on its node; it must bind once the claim is Bound,
+/// not be dropped as "already bound" with nothing written.
+#[tokio::test(start_paused = true)]
+async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let mut e = env_with_gate(LeaderGate::new());
+    e.ctx.leader.extend(i64::MAX / 2);
+    e.node("n1", "8");
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "wffc"}, "provisioner": "example.com/disk",
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .unwrap();
+    e.writers
+        .classes
+        .apply_watcher_event(&Event::Apply(class));
+    let claim = |bound: bool| -> PersistentVolumeClaim {
+        let mut c = json!({"metadata": {"name": "home", "namespace": "hub"},
+            "spec": {"storageClassName": "wffc", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}});
+        if bound {
+            c["spec"]["volumeName"] = json!("pv-1");
+            c["status"] = json!({"phase": "Bound"});
+        }
+        serde_json::from_value(c).unwrap()
+    };
+    e.writers
+        .claims
+        .apply_watcher_event(&Event::Apply(claim(false)));
+    let mut pod = user("alice", "1");
+    pod["spec"]["volumes"] = json!([{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]);
+    e.pod(pod);
+    e.ctx.synced.store(watch::WATCHED_KINDS, std::sync::atomic::Ordering::Release);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(crate::scheduler_loop::run(e.ctx.clone(), shutdown.clone()));
+
+    let select = next(&mut e.handle, 200, json!({"apiVersion": "v1",
+        "kind": "PersistentVolumeClaim", "metadata": {"name": "home", "namespace": "hub"}}))
+    .await;
+    assert_eq!(
+        select.body["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        "n1"
+    );
+
+    // The lease lapses for a few rounds of the loop, then is renewed.
+    e.ctx.leader.revoke();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    e.ctx.leader.extend(i64::MAX / 2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The provisioner binds the claim: the pod binds to the node it was assumed on.
+    let bound = claim(true);
+    e.writers
+        .claims
+        .apply_watcher_event(&Event::Apply(bound.clone()));
+    watch::on_claim(&e.ctx, Change::Applied(&bound));
+    e.ctx.wake.notify_one();
+    let bind = next(&mut e.handle, 201, status_ok()).await;
+    assert_eq!(bind.path, "/api/v1/namespaces/hub/pods/alice/binding");
+    assert_eq!(bind.body["target"]["name"], "n1");
+    shutdown.cancel();
+    run.await.unwrap();
 }

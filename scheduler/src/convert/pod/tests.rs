@@ -140,6 +140,30 @@ fn placeholder_selector_decides_the_role() {
 }
 
 #[test]
+fn a_placeholder_stands_for_the_images_in_its_user_images_annotation() {
+    let mut v =
+        user_pod(json!({"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]}));
+    v["metadata"]["labels"] = json!({"component": "user-placeholder"});
+    // Never its own pause image.
+    assert_eq!(convert(v.clone()).unwrap().images, Vec::<ImageName>::new());
+    v["metadata"]["annotations"] = json!({"hubpack.io/user-images":
+        " jupyter/scipy-notebook:2024 ,, quay.io/x/r:1@sha256:abc"});
+    assert_eq!(
+        convert(v.clone()).unwrap().images,
+        vec![
+            ImageName::normalize("docker.io/jupyter/scipy-notebook:2024"),
+            ImageName::normalize("quay.io/x/r@sha256:abc"),
+        ]
+    );
+    // A user's annotation means nothing: its own images count.
+    v["metadata"]["labels"] = json!({"component": "singleuser-server"});
+    assert_eq!(
+        convert(v).unwrap().images,
+        vec![ImageName::normalize("registry.k8s.io/pause:3.10")]
+    );
+}
+
+#[test]
 fn empty_selector_matches_nothing() {
     let empty = LabelMatch::default();
     assert!(!empty.matches(Some(&[("a".to_string(), "b".to_string())].into())));
