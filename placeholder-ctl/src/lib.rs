@@ -16,6 +16,14 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod decide;
+pub mod objects;
+pub mod observe;
 pub mod plan;
 pub mod resources;
 pub mod sources;
+
+#[cfg(test)]
+mod decide_tests;
+#[cfg(test)]
+mod test_objects;

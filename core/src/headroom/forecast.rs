@@ -73,6 +73,54 @@ impl WeeklyProfile {
     }
 }
 
+/// Learns a [`WeeklyProfile`] from the same arrival counts as the [`Ewma`]: decayed
+/// arrivals per hour of the week (hour 0 = epoch hour 0 modulo a week, as the profile
+/// reads it), normalised so the factors average 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeeklyLearner {
+    hourly: Vec<f64>,
+    /// Old weeks count half after this long.
+    pub half_life: Millis,
+    last: Option<Millis>,
+}
+
+impl WeeklyLearner {
+    pub fn new(half_life: Millis) -> WeeklyLearner {
+        WeeklyLearner {
+            hourly: vec![0.0; 168],
+            half_life: half_life.max(1),
+            last: None,
+        }
+    }
+
+    /// Adds `arrivals` seen at `at` (times should not go backwards; a step back is treated
+    /// as no time passing).
+    pub fn observe(&mut self, at: Millis, arrivals: f64) {
+        if !(arrivals.is_finite() && arrivals > 0.0) {
+            return;
+        }
+        if let Some(last) = self.last {
+            let keep = 0.5f64.powf((at - last).max(0) as f64 / self.half_life as f64);
+            self.hourly.iter_mut().for_each(|h| *h *= keep);
+        }
+        self.last = Some(self.last.map_or(at, |l| l.max(at)));
+        let i = usize::try_from(at.rem_euclid(WEEK_MS) / HOUR_MS).unwrap_or(0) % 168;
+        self.hourly[i] += arrivals;
+    }
+
+    /// The learned shape, or None before any arrival.
+    pub fn profile(&self) -> Option<WeeklyProfile> {
+        let sum: f64 = self.hourly.iter().sum();
+        if sum <= 0.0 {
+            return None;
+        }
+        let n = self.hourly.len() as f64;
+        Some(WeeklyProfile {
+            hourly_factor: self.hourly.iter().map(|h| h * n / sum).collect(),
+        })
+    }
+}
+
 /// Exponentially weighted moving average of an arrival rate (users per ms), learned from
 /// counts of arrivals observed over intervals.
 #[derive(Debug, Clone, PartialEq)]
@@ -257,6 +305,22 @@ mod tests {
         // 30 min in hour 0 (factor 0) + 30 min in hour 1 (factor 2) = 60 users.
         let mu = f.expected_arrivals(30 * MIN, 60 * MIN);
         assert!((mu - 60.0).abs() < 1e-9, "{mu}");
+    }
+
+    #[test]
+    fn weekly_learner_shapes_by_hour_and_averages_one() {
+        let mut w = WeeklyLearner::new(4 * WEEK_MS);
+        assert!(w.profile().is_none());
+        // Every week, 30 arrivals in hour 9 and 10 in hour 14.
+        for week in 0..3 {
+            w.observe(week * WEEK_MS + 9 * 60 * MIN + 5 * MIN, 30.0);
+            w.observe(week * WEEK_MS + 14 * 60 * MIN, 10.0);
+        }
+        let p = w.profile().unwrap();
+        let mean: f64 = p.hourly_factor.iter().sum::<f64>() / 168.0;
+        assert!((mean - 1.0).abs() < 1e-9);
+        assert!(p.hourly_factor[9] > 2.5 * p.hourly_factor[14]);
+        assert_eq!(p.hourly_factor[3], 0.0);
     }
 
     #[test]

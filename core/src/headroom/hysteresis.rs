@@ -36,6 +36,14 @@ impl Hysteresis {
     }
 }
 
+/// The count after dropping surplus pending placeholders: a pending placeholder above the
+/// fresh `target` (an evicted one's replacement after a burst, or one the hysteresis still
+/// holds) goes at once, since it holds no seat and would only make the autoscaler add a
+/// node. Placed ones stay until the hysteresis lets them go.
+pub fn trim_pending_above_target(desired: usize, target: usize, placed: usize) -> usize {
+    desired.min(target.max(placed))
+}
+
 /// Order in which to remove placeholders: pending ones first (they hold nothing), then those
 /// on nodes with the fewest users, so emptied nodes can be scaled down. Input: for each
 /// placeholder, `None` when pending, else the number of users on its node. Returns indices
@@ -70,6 +78,15 @@ mod tests {
         assert_eq!(h.step(3, 1, 500_000), 3);
         assert_eq!(h.step(3, 1, 900_000), 3);
         assert_eq!(h.step(3, 1, 1_100_000), 1);
+    }
+
+    #[test]
+    fn pending_placeholders_above_the_target_are_dropped_placed_ones_kept() {
+        // 5 wanted by the hysteresis, target 2, 3 placed: the 2 pending go.
+        assert_eq!(trim_pending_above_target(5, 2, 3), 3);
+        // Target above what is placed: pending ones up to the target stay.
+        assert_eq!(trim_pending_above_target(5, 4, 3), 4);
+        assert_eq!(trim_pending_above_target(2, 4, 1), 2);
     }
 
     #[test]

@@ -15,8 +15,11 @@ pub mod hysteresis;
 pub mod lead_time;
 pub mod sizing;
 
-pub use forecast::{ArrivalForecast, Ewma, ScheduledEvent, WEEK_MS, WeeklyProfile};
-pub use hysteresis::{Hysteresis, removal_order};
+#[cfg(test)]
+mod props;
+
+pub use forecast::{ArrivalForecast, Ewma, ScheduledEvent, WEEK_MS, WeeklyLearner, WeeklyProfile};
+pub use hysteresis::{Hysteresis, removal_order, trim_pending_above_target};
 pub use lead_time::{LeadTimeConfig, LeadTimeEstimator, quantile};
 pub use sizing::{
     HeadroomConfig, HeadroomError, Misfit, headroom_seats, placeholder_target, seats_in,

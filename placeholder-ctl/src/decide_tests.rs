@@ -1,0 +1,275 @@
+//! Tests of observe + decide on k8s objects built in memory.
+
+use crate::config::Config;
+use crate::decide::Controller;
+use crate::observe::observe_pool;
+use crate::sources::{Source, SourcedEvent};
+use crate::test_objects::*;
+use hubpack_core::headroom::ScheduledEvent;
+use hubpack_core::model::Millis;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use std::collections::BTreeMap;
+
+const S: Millis = 1000;
+const MIN: Millis = 60_000;
+
+fn cfg(extra: &str) -> Config {
+    Config::parse(
+        &format!(
+            "namespace: hub\n\
+             placeholders: {{scaleDownAfterSeconds: 300}}\n\
+             leadTime: {{initialSeconds: 600, minSamples: 2, reactionSeconds: 0, minSeconds: 10}}\n\
+             pools:\n\
+             - name: default\n\
+             \x20 nodeSelector: {{hub.jupyter.org/node-purpose: user}}\n\
+             \x20 perUser: {{cpu: \"1\", memory: 2Gi}}\n\
+             \x20 freshNode: {{allocatable: {{cpu: \"8\", memory: 32Gi, pods: \"110\"}}}}\n\
+             \x20 images: [quay.io/jupyter/scipy-notebook:2024-12-02]\n{extra}"
+        ),
+        "t",
+    )
+    .expect("valid test config")
+}
+
+fn event(start: Millis, users: f64) -> SourcedEvent {
+    SourcedEvent {
+        source: Source::Config,
+        pool: "default".into(),
+        name: "class".into(),
+        event: ScheduledEvent {
+            start,
+            window: 5 * MIN,
+            users,
+            weekly: false,
+        },
+    }
+}
+
+struct World {
+    nodes: Vec<Node>,
+    pods: Vec<Pod>,
+}
+
+impl World {
+    fn step(
+        &self,
+        c: &Config,
+        ctl: &mut Controller,
+        now: Millis,
+        events: &[SourcedEvent],
+        replicas: usize,
+    ) -> crate::decide::PoolDecision {
+        let sizes = c.pool_sizes().expect("sizes");
+        let nodes: Vec<&Node> = self.nodes.iter().collect();
+        let pods: Vec<&Pod> = self.pods.iter().collect();
+        let view = observe_pool(c, &c.pools[0], &sizes[0], &nodes, &pods);
+        let current: BTreeMap<String, usize> =
+            [("hubpack-placeholder-default".to_string(), replicas)].into();
+        let mut d = ctl.step(now, c, &sizes, &[view], events, &current);
+        d.pools.remove(0)
+    }
+}
+
+#[test]
+fn free_warm_seats_count_only_warm_ready_nodes_minus_everything_on_them() {
+    let c = cfg("");
+    let img = "quay.io/jupyter/scipy-notebook:2024-12-02";
+    let w = World {
+        nodes: vec![
+            node("warm", 0, Some(0), &[img]),
+            node("pulling", 0, Some(0), &[]),
+            node("booting", 0, None, &[img]),
+            node("prepulled", 0, Some(0), &[]),
+        ],
+        pods: vec![
+            user("u1", Some("warm"), 0, Some("1")),
+            placeholder("p1", Some("warm"), None, 3000),
+            prepuller("prepulled", Some(0)),
+        ],
+    };
+    let d = w.step(&c, &mut Controller::new(&c), 0, &[], 0);
+    // warm: 8 - 1 - 3 = 4 seats; prepulled: floor((8000 - 1) / 1000) = 7.
+    assert_eq!(d.free_warm_seats, 11);
+}
+
+#[test]
+fn an_event_raises_the_target_a_lead_time_ahead_and_surplus_pending_go_at_once() {
+    let c = cfg("  usersPerPlaceholder: 4\n  lead: 600\n");
+    let w = World {
+        nodes: vec![],
+        pods: vec![],
+    };
+    let mut ctl = Controller::new(&c);
+    let ev = [event(30 * MIN, 40.0)];
+    // 25 min before: nothing expected within the 10 min lead.
+    let d = w.step(&c, &mut ctl, 5 * MIN, &ev, 0);
+    assert_eq!(d.placements[0].replicas, 0);
+    // [20, 30) ends where the event starts.
+    let d = w.step(&c, &mut ctl, 20 * MIN, &ev, 0);
+    assert_eq!(d.placements[0].replicas, 0);
+    // 5 min before: the whole window [30, 35) is inside the 10 min lead:
+    // 40 + 1.64·√40 = 50.4 → 13 of 4.
+    let d = w.step(&c, &mut ctl, 25 * MIN, &ev, 0);
+    assert_eq!(d.placements[0].target, 13);
+    assert_eq!(d.placements[0].replicas, 13);
+    assert!(
+        d.placements[0].reason.contains("expected 40.0 users"),
+        "{}",
+        d.placements[0].reason
+    );
+    // After the event: the target drops; pending placeholders above it go at once...
+    let pending = World {
+        nodes: vec![],
+        pods: (0..13)
+            .map(|i| placeholder(&format!("p{i}"), None, Some(21 * MIN), 4000))
+            .collect(),
+    };
+    let d = pending.step(&c, &mut ctl, 40 * MIN, &ev, 13);
+    assert_eq!(d.placements[0].target, 0);
+    assert_eq!(d.placements[0].replicas, 0);
+}
+
+#[test]
+fn placed_placeholders_go_only_after_the_minimum_time_fewest_users_first() {
+    let c = cfg("  usersPerPlaceholder: 2\n  lead: 600\n");
+    let img = "quay.io/jupyter/scipy-notebook:2024-12-02";
+    let w = World {
+        nodes: vec![node("a", 0, Some(0), &[img]), node("b", 0, Some(0), &[img])],
+        pods: vec![
+            placeholder("pa", Some("a"), None, 2000),
+            placeholder("pb", Some("b"), None, 2000),
+            user("u1", Some("b"), 0, Some("1")),
+            user("u2", Some("b"), 0, Some("1")),
+        ],
+    };
+    let mut ctl = Controller::new(&c);
+    let d = w.step(&c, &mut ctl, 0, &[], 2);
+    assert_eq!(d.placements[0].target, 0);
+    assert_eq!(d.placements[0].replicas, 2, "held");
+    let costs: BTreeMap<_, _> = d.placements[0].deletion_costs.iter().cloned().collect();
+    assert_eq!(costs["pa"], 0);
+    assert_eq!(costs["pb"], 2);
+    assert_eq!(
+        w.step(&c, &mut ctl, 4 * MIN, &[], 2).placements[0].replicas,
+        2
+    );
+    assert_eq!(
+        w.step(&c, &mut ctl, 5 * MIN, &[], 2).placements[0].replicas,
+        0
+    );
+}
+
+#[test]
+fn lead_auto_learns_unschedulable_to_warm_on_new_nodes_only() {
+    let c = cfg("");
+    let mut ctl = Controller::new(&c);
+    assert_eq!(ctl.lead_of(&c, "default"), 600 * S);
+    // p1 waits from t=10 s; node n1 is created at 60 s and its pre-puller is Ready at 250 s.
+    let mut w = World {
+        nodes: vec![node("old", 0, Some(0), &[])],
+        pods: vec![
+            placeholder("p1", None, Some(10 * S), 1000),
+            placeholder("p2", None, Some(20 * S), 1000),
+        ],
+    };
+    w.step(&c, &mut ctl, 30 * S, &[], 2);
+    w.nodes.push(node("n1", 60 * S, Some(120 * S), &[]));
+    w.pods = vec![
+        placeholder("p1", Some("n1"), None, 1000),
+        placeholder("p2", Some("old"), None, 1000), // an existing node: no sample
+        prepuller("n1", None),
+    ];
+    let d = w.step(&c, &mut ctl, 130 * S, &[], 2);
+    assert!(d.new_lead_samples.is_empty(), "not warm yet");
+    w.pods[2] = prepuller("n1", Some(250 * S));
+    let d = w.step(&c, &mut ctl, 260 * S, &[], 2);
+    assert_eq!(d.new_lead_samples, vec![240 * S]);
+    assert!(!d.lead_learned, "one sample of the two needed");
+    assert_eq!(ctl.lead_of(&c, "default"), 600 * S);
+    // A second scale-up: 300 s. Learned p90 of {240, 300} = 300 s.
+    w.nodes.push(node("n2", 400 * S, Some(450 * S), &[]));
+    w.pods.push(placeholder("p3", None, Some(380 * S), 1000));
+    w.step(&c, &mut ctl, 390 * S, &[], 3);
+    w.pods.pop();
+    w.pods.push(placeholder("p3", Some("n2"), None, 1000));
+    w.pods.push(prepuller("n2", Some(680 * S)));
+    let d = w.step(&c, &mut ctl, 700 * S, &[], 3);
+    assert_eq!(d.new_lead_samples, vec![300 * S]);
+    assert!(d.lead_learned);
+    assert_eq!(ctl.lead_of(&c, "default"), 300 * S);
+}
+
+#[test]
+fn arrivals_raise_the_background_and_existing_users_are_not_arrivals() {
+    let c = cfg("  lead: 600\n");
+    let mut ctl = Controller::new(&c);
+    let mut w = World {
+        nodes: vec![],
+        pods: (0..50)
+            .map(|i| user(&format!("old{i}"), None, 0, Some("1")))
+            .collect(),
+    };
+    let d = w.step(&c, &mut ctl, MIN, &[], 0);
+    assert_eq!(
+        d.forecast.expected, 0.0,
+        "users present at start are not arrivals"
+    );
+    for i in 0..10 {
+        w.pods
+            .push(user(&format!("new{i}"), None, 90 * S, Some("1")));
+    }
+    let d = w.step(&c, &mut ctl, 2 * MIN, &[], 0);
+    // 10 arrivals in a minute: 100 over the 10 min lead (EWMA's first sample, and the live
+    // rate over its 5 min window is lower).
+    assert!(
+        (d.forecast.expected - 100.0).abs() < 1e-6,
+        "{}",
+        d.forecast.expected
+    );
+}
+
+#[test]
+fn a_user_pod_without_requests_is_reported() {
+    let c = cfg("");
+    let w = World {
+        nodes: vec![],
+        pods: vec![user("bare", None, 0, None)],
+    };
+    let d = w.step(&c, &mut Controller::new(&c), 0, &[], 0);
+    assert_eq!(d.problems.len(), 1);
+    assert_eq!(d.problems[0].name, "bare");
+    assert!(d.problems[0].field.contains("requests"));
+}
+
+#[test]
+fn prepull_images_are_configured_then_most_used_and_change_rarely() {
+    let c = cfg("");
+    let mut ctl = Controller::new(&c);
+    let mut pods: Vec<Pod> = Vec::new();
+    for (i, img) in [
+        "x/a:1", "x/a:1", "x/b:1", "x/c:1", "x/c:1", "x/c:1", "x/d:1",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut p = user(&format!("u{i}"), Some("n"), 0, Some("1"));
+        if let Some(s) = p.spec.as_mut() {
+            s.containers[0].image = Some(img.to_string());
+        }
+        pods.push(p);
+    }
+    let w = World {
+        nodes: vec![],
+        pods,
+    };
+    let d = w.step(&c, &mut ctl, 0, &[], 0);
+    assert_eq!(
+        d.prepull_images[0],
+        "quay.io/jupyter/scipy-notebook:2024-12-02"
+    );
+    // Top 3 by use (c ×3, a ×2, then b/d tie → b), kept in name order.
+    assert_eq!(
+        &d.prepull_images[1..],
+        &["docker.io/x/a:1", "docker.io/x/b:1", "docker.io/x/c:1"]
+    );
+}

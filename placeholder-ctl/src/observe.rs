@@ -1,0 +1,300 @@
+//! What the cluster looks like to one pool, computed from the watched objects (pure over
+//! k8s-openapi values): free warm seats per zone, the pool's placeholders and the users on
+//! their nodes, user images by use, user-pod creations, and bad user pods.
+
+use crate::config::{Config, PoolConfig, PoolSizes};
+use crate::objects::{
+    COMPONENT_LABEL, PLACEHOLDER_COMPONENT, POOL_LABEL, PREPULLER_COMPONENT, ZONE_LABEL,
+};
+use hubpack_core::headroom::seats_in;
+use hubpack_core::model::{Millis, Resources};
+use hubpack_scheduler::convert::{
+    PodContext, VolumeIndex, node_is_ready, pod_from_k8s, time_millis,
+};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One of our placeholder pods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlaceholderPod {
+    pub name: String,
+    pub uid: String,
+    pub zone: Option<String>,
+    pub node: Option<String>,
+    /// Users on its node (for the deletion cost); None while pending.
+    pub users_on_node: Option<usize>,
+    /// When it was marked Unschedulable, while pending.
+    pub unschedulable_since: Option<Millis>,
+    /// Its current `pod-deletion-cost` annotation.
+    pub deletion_cost: Option<i32>,
+}
+
+/// A user pod the controller cannot size from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserPodProblem {
+    pub namespace: String,
+    pub name: String,
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolView {
+    /// F per zone (`None` when not split): seats on warm nodes neither used by users nor
+    /// held by placeholders, within free pod slots.
+    pub free_warm_seats: BTreeMap<Option<String>, i64>,
+    pub placeholders: Vec<PlaceholderPod>,
+    /// Image → running user pods using it.
+    pub user_images: BTreeMap<String, usize>,
+    /// Creation times of the pool's user pods (uid, ms).
+    pub user_creations: Vec<(String, Millis)>,
+    pub problems: Vec<UserPodProblem>,
+    /// Nodes of the pool that are warm (name → zone).
+    pub warm_nodes: BTreeMap<String, Option<String>>,
+    /// When each node of the pool turned warm: its pre-puller's Ready transition time.
+    pub warm_since: BTreeMap<String, Millis>,
+    /// Node creation times.
+    pub node_created: BTreeMap<String, Millis>,
+}
+
+fn labels_match(want: &BTreeMap<String, String>, have: Option<&BTreeMap<String, String>>) -> bool {
+    want.iter()
+        .all(|(k, v)| have.and_then(|h| h.get(k)).is_some_and(|x| x == v))
+}
+
+fn is_terminal(p: &Pod) -> bool {
+    matches!(
+        p.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+fn pod_ready_since(p: &Pod) -> Option<Millis> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .map(|c| {
+            c.last_transition_time
+                .as_ref()
+                .map(time_millis)
+                .unwrap_or(0)
+        })
+}
+
+fn unschedulable_since(p: &Pod) -> Option<Millis> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        })
+        .map(|c| {
+            c.last_transition_time
+                .as_ref()
+                .map(time_millis)
+                .unwrap_or(0)
+        })
+}
+
+fn node_name(p: &Pod) -> Option<&str> {
+    p.spec.as_ref()?.node_name.as_deref()
+}
+
+/// Whether `pod` is a user pod (per `userPods.selector`) of `pool`.
+pub fn is_user_of(cfg: &Config, pool: &PoolConfig, pod: &Pod) -> bool {
+    let labels = pod.metadata.labels.as_ref();
+    if !labels_match(&cfg.user_pods.selector, labels) || !labels_match(&pool.user_selector, labels)
+    {
+        return false;
+    }
+    cfg.user_pods
+        .namespace
+        .as_deref()
+        .is_none_or(|ns| pod.metadata.namespace.as_deref() == Some(ns))
+}
+
+/// The pool's view of the cluster.
+pub fn observe_pool(
+    cfg: &Config,
+    pool: &PoolConfig,
+    sizes: &PoolSizes,
+    nodes: &[&Node],
+    pods: &[&Pod],
+) -> PoolView {
+    let namespace = cfg.namespace();
+    let zone_of = |n: &Node| -> Option<String> {
+        let split = pool.zones.as_ref()?;
+        n.metadata.labels.as_ref()?.get(&split.key).cloned()
+    };
+    let volumes = VolumeIndex::default();
+    let ctx = PodContext {
+        scheduler_name: &cfg.scheduler_name,
+        placeholder_selectors: &[],
+        volumes: &volumes,
+    };
+    let pool_images: BTreeSet<hubpack_core::model::ImageName> = pool
+        .images
+        .iter()
+        .map(|i| hubpack_core::model::ImageName::normalize(i))
+        .collect();
+    let mut view = PoolView::default();
+    let mut used: BTreeMap<&str, Resources> = BTreeMap::new();
+    let mut users_on: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut prepull_ready: BTreeMap<&str, Millis> = BTreeMap::new();
+    for p in pods {
+        if is_terminal(p) || p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let labels = p.metadata.labels.as_ref();
+        let ours = p.metadata.namespace.as_deref() == Some(namespace.as_str())
+            && labels.and_then(|l| l.get(POOL_LABEL)) == Some(&pool.name);
+        let component = labels
+            .and_then(|l| l.get(COMPONENT_LABEL))
+            .map(String::as_str);
+        if let Some(node) = node_name(p) {
+            let req = pod_from_k8s(p, &ctx)
+                .map(|c| c.requests)
+                .unwrap_or_default();
+            let entry = used.entry(node).or_default();
+            *entry = &*entry + &req;
+            if ours && component == Some(PREPULLER_COMPONENT) {
+                if let Some(t) = pod_ready_since(p) {
+                    prepull_ready.insert(node, t);
+                }
+            }
+        }
+        if is_user_of(cfg, pool, p) {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let ns = p.metadata.namespace.clone().unwrap_or_default();
+            if let Some(t) = p.metadata.creation_timestamp.as_ref() {
+                view.user_creations.push((
+                    p.metadata
+                        .uid
+                        .clone()
+                        .unwrap_or_else(|| format!("{ns}/{name}")),
+                    time_millis(t),
+                ));
+            }
+            match pod_from_k8s(p, &ctx) {
+                Ok(core) => {
+                    if core.requests.cpu_milli <= 0 && core.requests.memory <= 0 {
+                        view.problems.push(UserPodProblem {
+                            namespace: ns.clone(),
+                            name: name.clone(),
+                            field: "spec.containers[*].resources.requests".into(),
+                            message: "requests neither cpu nor memory: it can take any seat, so seats cannot be sized for it".into(),
+                        });
+                    }
+                    if node_name(p).is_some() {
+                        for img in &core.images {
+                            *view
+                                .user_images
+                                .entry(img.as_str().to_string())
+                                .or_default() += 1;
+                        }
+                    }
+                }
+                Err(e) => view.problems.push(UserPodProblem {
+                    namespace: ns,
+                    name,
+                    field: "spec".into(),
+                    message: e.to_string(),
+                }),
+            }
+            if let Some(node) = node_name(p) {
+                *users_on.entry(node).or_default() += 1;
+            }
+        }
+    }
+    for n in nodes {
+        let Some(name) = n.metadata.name.as_deref() else {
+            continue;
+        };
+        if !labels_match(&pool.node_selector, n.metadata.labels.as_ref()) {
+            continue;
+        }
+        if let Some(t) = n.metadata.creation_timestamp.as_ref() {
+            view.node_created.insert(name.to_string(), time_millis(t));
+        }
+        if let Some(t) = prepull_ready.get(name) {
+            view.warm_since.insert(name.to_string(), *t);
+        }
+        let unschedulable = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
+        if unschedulable || node_is_ready(n).is_none() {
+            continue;
+        }
+        let images: BTreeSet<hubpack_core::model::ImageName> = n
+            .status
+            .as_ref()
+            .and_then(|s| s.images.as_ref())
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i.names.iter().flatten())
+            .map(|raw| hubpack_core::model::ImageName::normalize(raw))
+            .collect();
+        let warm = prepull_ready.contains_key(name)
+            || (!pool_images.is_empty() && pool_images.is_subset(&images));
+        if !warm {
+            continue;
+        }
+        let zone = zone_of(n);
+        if pool.zones.is_some() && zone.is_none() {
+            continue;
+        }
+        view.warm_nodes.insert(name.to_string(), zone.clone());
+        let alloc = hubpack_scheduler::convert::node_from_k8s(n, None, false)
+            .map(|c| c.allocatable)
+            .unwrap_or_default();
+        let free = &alloc - used.get(name).unwrap_or(&Resources::default());
+        *view.free_warm_seats.entry(zone).or_default() += seats_in(&free, &sizes.per_user);
+    }
+    let zone_by_node: BTreeMap<&str, Option<String>> = nodes
+        .iter()
+        .filter_map(|n| Some((n.metadata.name.as_deref()?, zone_of(n))))
+        .collect();
+    for p in pods {
+        let labels = p.metadata.labels.as_ref();
+        let ours = p.metadata.namespace.as_deref() == Some(namespace.as_str())
+            && labels.and_then(|l| l.get(POOL_LABEL)) == Some(&pool.name)
+            && labels
+                .and_then(|l| l.get(COMPONENT_LABEL))
+                .map(String::as_str)
+                == Some(PLACEHOLDER_COMPONENT);
+        if !ours || is_terminal(p) || p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let node = node_name(p).map(String::from);
+        let zone = labels.and_then(|l| l.get(ZONE_LABEL).cloned()).or_else(|| {
+            node.as_deref()
+                .and_then(|n| zone_by_node.get(n).cloned().flatten())
+        });
+        view.placeholders.push(PlaceholderPod {
+            name: p.metadata.name.clone().unwrap_or_default(),
+            uid: p.metadata.uid.clone().unwrap_or_default(),
+            zone,
+            users_on_node: node
+                .as_deref()
+                .map(|n| users_on.get(n).copied().unwrap_or(0)),
+            node,
+            unschedulable_since: unschedulable_since(p),
+            deletion_cost: p
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(crate::objects::DELETION_COST))
+                .and_then(|v| v.parse().ok()),
+        });
+    }
+    view
+}
