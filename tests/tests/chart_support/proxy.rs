@@ -110,9 +110,11 @@ async fn forward(State((upstream, seen)): State<Shared>, req: Request) -> Respon
             (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
         ),
     };
-    seen.lock()
-        .unwrap()
-        .push(request_info(&parts.method, &path_and_query, status.as_u16()));
+    seen.lock().unwrap().push(request_info(
+        &parts.method,
+        &path_and_query,
+        status.as_u16(),
+    ));
     response
 }
 
@@ -181,7 +183,10 @@ fn request_info_follows_the_api_servers_rules() {
         (s.verb, s.resource, s.namespace, s.name)
     };
     let t = |v: &str, r: &str, ns: &str, n: &str| (v.into(), r.into(), ns.into(), n.into());
-    assert_eq!(info(Method::GET, "/api/v1/pods?limit=500"), t("list", "/pods", "", ""));
+    assert_eq!(
+        info(Method::GET, "/api/v1/pods?limit=500"),
+        t("list", "/pods", "", "")
+    );
     assert_eq!(
         info(Method::GET, "/api/v1/pods?watch=true&resourceVersion=1"),
         t("watch", "/pods", "", "")
