@@ -13,9 +13,10 @@ K8S=${HUBPACK_K8S_VERSION:-1.36.2}
 STAGING=v0.${K8S#1.}
 MINOR=$(echo "$K8S" | cut -d. -f2)
 KWOK=${HUBPACK_KWOK_VERSION:-v0.8.0}
-# cluster-autoscaler-1.36.1 (the last release with the in-tree kwok provider). Not buildable on
-# our machines: the module proxy refuses this module (see build_ca).
-CA=${HUBPACK_CA_VERSION:-v0.0.0-20260722070747-35e8a280425c}
+# cluster-autoscaler 1.36.1 with its kwok provider, built from the upstream source bundle.
+CA=1.36.1
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CA_BUNDLE=${HUBPACK_CA_BUNDLE:-$ROOT/../shared/upstream/cluster-autoscaler-$CA-kwok-src.tar.gz}
 ETCD=${HUBPACK_ETCD_VERSION:-v3.6.10}
 HELM=${HUBPACK_HELM_VERSION:-v3.19.0}
 CACHE=${HUBPACK_CACHE:-$HOME/.cache/hubpack/k8s}
@@ -90,19 +91,21 @@ build_kwok() {
 }
 
 build_ca() {
-  local key="ca-$CA-k8s-v$K8S-$GOV-$PLAT" out
+  local key="ca-$CA-$GOV-$PLAT" out src
   out=$CACHE/bin/$key
   [ -x "$out/cluster-autoscaler" ] && { echo "ca=$out"; return; }
-  log "cluster-autoscaler $CA (-tags kwok)"
+  # The module proxy refuses k8s.io/autoscaler/cluster-autoscaler, so CA builds as the main
+  # module from the upstream source bundle kept beside the project (see its README).
+  [ -f "$CA_BUNDLE" ] || fail cluster-autoscaler "source bundle not found at $CA_BUNDLE (expected ../shared/upstream/ beside the project; set HUBPACK_CA_BUNDLE to its path)"
+  log "cluster-autoscaler $CA from $CA_BUNDLE (-tags kwok; cold: ~6 min on 2 cores)"
+  src=$CACHE/src/$key
   (
-    wrapper "$CACHE/src/$key" local.invalid/ca-bin
-    replace_staging
-    # CA's go.mod replaces its apis module with ./apis, which a wrapper ignores: pin the same commit.
-    go mod edit "-replace=k8s.io/autoscaler/cluster-autoscaler/apis=k8s.io/autoscaler/cluster-autoscaler/apis@$CA"
-    go get -tags kwok "k8s.io/autoscaler/cluster-autoscaler@$CA"
+    rm -rf "$src" && mkdir -p "$src"
+    tar -xzf "$CA_BUNDLE" -C "$src"
+    cd "$src"/*/cluster-autoscaler
     mkdir -p "$out.tmp"
-    go build -trimpath -tags kwok -ldflags="-s -w" -o "$out.tmp/cluster-autoscaler" k8s.io/autoscaler/cluster-autoscaler
-  ) >&2 || fail cluster-autoscaler "see the go output above. On our machines (2026-11) the Go module proxy refuses k8s.io/autoscaler/cluster-autoscaler and sigs.k8s.io/cluster-autoscaler with 403 'not available', so CA cannot be built here; the e2e harness uses its scale-up model instead (tests/src/scaleup)"
+    GOFLAGS= go build -tags kwok -trimpath -ldflags="-s -w" -o "$out.tmp/cluster-autoscaler" .
+  ) >&2 || fail cluster-autoscaler "see the go output above"
   rm -rf "$out" && mv "$out.tmp" "$out"
   echo "ca=$out"
 }

@@ -6,14 +6,13 @@
 //! their not-ready taint lifted; the processes run detached until [`Cluster::stop`] or
 //! [`stop_state_dir`] (or, for test binaries, until the watchdog sees the test process exit).
 
-use crate::autoscaler::{self, NodeGroup};
+use crate::autoscaler::{self, AutoscalerTimings, NodeGroup};
 use crate::binaries::{self, BinaryError, Component};
 use crate::components;
 use crate::kwok;
 use crate::nodes::NodeTemplate;
 use crate::pki::{Pki, PkiError};
 use crate::processes::{self, Managed, ProcessError};
-use crate::scaleup::ScaleUpConfig;
 use crate::wait;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::api::{Api, PostParams};
@@ -30,7 +29,6 @@ pub const ORDER: &[&str] = &[
     "image-model",
     "kube-scheduler",
     "cluster-autoscaler",
-    "scale-up-model",
 ];
 
 #[derive(Clone, Debug)]
@@ -43,12 +41,10 @@ pub struct ClusterOptions {
     pub default_boot_delay: Duration,
     /// Image pull time of the image model.
     pub default_pull_time: Duration,
-    /// Node groups for an autoscaler; `None` runs no autoscaler.
+    /// Node groups served by the real cluster-autoscaler; `None` runs no autoscaler.
     pub autoscaler: Option<Vec<NodeGroup>>,
-    /// Which autoscaler serves those groups.
-    pub autoscaler_kind: AutoscalerKind,
-    /// Timings of the scale-up model (when it is the autoscaler).
-    pub scale_up: ScaleUpConfig,
+    /// cluster-autoscaler's scan interval, unneeded time, delays, expendable cutoff.
+    pub autoscaler_timings: AutoscalerTimings,
     /// Run the stock kube-scheduler (scheduler name `default-scheduler`): it places DaemonSet
     /// pods (e.g. image pre-pullers) and any pod not given another scheduler, as in a real
     /// cluster. On by default; turn it off to compare schedulers one at a time.
@@ -67,23 +63,12 @@ impl ClusterOptions {
             default_boot_delay: Duration::from_secs(30),
             default_pull_time: Duration::from_secs(20),
             autoscaler: None,
-            autoscaler_kind: AutoscalerKind::ScaleUpModel,
-            scale_up: ScaleUpConfig::default(),
+            autoscaler_timings: AutoscalerTimings::default(),
             kube_scheduler: true,
             model_bin: model_bin.into(),
             ready_timeout: Duration::from_secs(120),
         }
     }
-}
-
-/// The autoscaler of a cluster's node groups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AutoscalerKind {
-    /// The real cluster-autoscaler (kwok provider). Cannot be built on our machines yet: the Go
-    /// module proxy refuses its module.
-    ClusterAutoscaler,
-    /// This crate's stand-in (`scaleup.rs`), reading the same templates ConfigMap.
-    ScaleUpModel,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,11 +122,9 @@ impl Bins {
                 true => Some(binaries::find(Component::K8s, "kube-scheduler")?),
                 false => None,
             },
-            autoscaler: match (&opts.autoscaler, opts.autoscaler_kind) {
-                (Some(_), AutoscalerKind::ClusterAutoscaler) => {
-                    Some(binaries::find(Component::Autoscaler, "cluster-autoscaler")?)
-                }
-                _ => None,
+            autoscaler: match &opts.autoscaler {
+                Some(_) => Some(binaries::find(Component::Autoscaler, "cluster-autoscaler")?),
+                None => None,
             },
         })
     }
@@ -304,36 +287,12 @@ impl Cluster {
                     })?;
             }
         }
-        if let (Some(_), None) = (&opts.autoscaler, &bins.autoscaler) {
-            let args = vec![
-                format!("--kubeconfig={}", self.kubeconfig.display()),
-                "scale-up".into(),
-                format!(
-                    "--scan-interval={}",
-                    kwok::go_duration(opts.scale_up.scan_interval)
-                ),
-                format!(
-                    "--unneeded-time={}",
-                    kwok::go_duration(opts.scale_up.unneeded_time)
-                ),
-                format!(
-                    "--delay-after-add={}",
-                    kwok::go_duration(opts.scale_up.delay_after_add)
-                ),
-            ];
-            self.start_process(
-                "scale-up-model",
-                &opts.model_bin,
-                &args,
-                &[("RUST_LOG", "info".into())],
-            )?;
-        }
         if let Some(ca_bin) = &bins.autoscaler {
             let port = processes::free_port()?;
             self.start_process(
                 "cluster-autoscaler",
                 ca_bin,
-                &autoscaler::args(&self.kubeconfig, port),
+                &autoscaler::args(&self.kubeconfig, port, &opts.autoscaler_timings),
                 &autoscaler::env(&self.kubeconfig),
             )?;
             let addr = format!("127.0.0.1:{port}");
@@ -473,9 +432,15 @@ impl Cluster {
         self.start_apiserver().await
     }
 
-    /// Stops every process this cluster started, in reverse start order.
+    /// Stops every process this cluster started: cluster-autoscaler first and alone (on SIGTERM
+    /// its kwok provider deletes its groups' nodes; it must finish while the apiserver answers),
+    /// then the rest together.
     pub fn stop(&self) {
         let mut procs = self.lock();
+        if let Some(pos) = procs.iter().position(|p| p.name == "cluster-autoscaler") {
+            let mut ca = procs.remove(pos);
+            ca.stop(&self.state_dir, AUTOSCALER_STOP_GRACE);
+        }
         // A throwaway cluster: a few seconds of graceful shutdown, then SIGKILL (the apiserver drains
         // for much longer, and nothing here needs its data after it stops).
         processes::stop_all(&self.state_dir, &mut procs, Duration::from_secs(3));
@@ -507,8 +472,20 @@ impl Drop for Cluster {
 
 /// Stops a cluster started by another process from its state dir (`cargo xtask cluster down`).
 pub fn stop_state_dir(state_dir: &Path) -> Vec<String> {
-    processes::stop_all_recorded(state_dir, ORDER, Duration::from_secs(3))
+    let mut stopped = Vec::new();
+    if processes::stop_recorded(state_dir, "cluster-autoscaler", AUTOSCALER_STOP_GRACE) {
+        stopped.push("cluster-autoscaler".to_string());
+    }
+    stopped.extend(processes::stop_all_recorded(
+        state_dir,
+        ORDER,
+        Duration::from_secs(3),
+    ));
+    stopped
 }
+
+/// How long cluster-autoscaler may take to delete its nodes and exit on SIGTERM.
+const AUTOSCALER_STOP_GRACE: Duration = Duration::from_secs(10);
 
 fn has_pid_files(dir: &Path) -> bool {
     std::fs::read_dir(dir.join("pids"))

@@ -1,10 +1,9 @@
 //! What end-to-end tests use: one cluster shared by all tests of a test binary, and helpers to
 //! create nodes, namespaces and pods, bind pods, report them unschedulable, and wait.
 
-use crate::autoscaler::NodeGroup;
+use crate::autoscaler::{AutoscalerTimings, NodeGroup};
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::nodes::{DEDICATED_TAINT, NODE_PURPOSE_LABEL, NodeTemplate, Pool};
-use crate::scaleup::ScaleUpConfig;
 use crate::wait::{self, Timeout};
 use k8s_openapi::api::core::v1::{
     Binding, Container, Namespace, Node, ObjectReference, Pod, PodSpec, ResourceRequirements,
@@ -26,13 +25,22 @@ pub const MANUAL_SCHEDULER: &str = "hubpack-e2e-manual";
 
 static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
+/// Whether the shared cluster runs the real cluster-autoscaler over [`test_node_groups`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WithAutoscaler {
+    No,
+    Yes,
+}
+
 /// The cluster shared by this test binary, started on first use (call it through
-/// [`shared_cluster!`](crate::shared_cluster), which passes the model binary).
+/// [`shared_cluster!`](crate::shared_cluster) or
+/// [`shared_cluster_with_autoscaler!`](crate::shared_cluster_with_autoscaler), which pass the
+/// model binary). The first call decides whether it runs cluster-autoscaler.
 ///
 /// It lives in `/tmp/hubpack-e2e-<pid>`; a watchdog stops its processes when the test binary
 /// exits. Fails (for every test) if a component does not start, with that component's log tail;
 /// if binaries are missing the message says to run `cargo xtask cluster build`.
-pub fn shared(model_bin: &str) -> Result<&'static Cluster, String> {
+pub fn shared(model_bin: &str, autoscaler: WithAutoscaler) -> Result<&'static Cluster, String> {
     let result = SHARED.get_or_init(|| {
         let bin = model_bin.to_string();
         // Started on its own thread and runtime: tests' runtimes come and go, the cluster stays.
@@ -42,8 +50,10 @@ pub fn shared(model_bin: &str) -> Result<&'static Cluster, String> {
             let mut opts = ClusterOptions::new(format!("/tmp/hubpack-e2e-{pid}"), bin);
             opts.default_boot_delay = TEST_BOOT_DELAY;
             opts.default_pull_time = TEST_PULL_TIME;
-            opts.autoscaler = Some(test_node_groups());
-            opts.scale_up = test_scale_up_config();
+            if autoscaler == WithAutoscaler::Yes {
+                opts.autoscaler = Some(test_node_groups());
+                opts.autoscaler_timings = test_autoscaler_timings();
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -79,34 +89,65 @@ fn remove_stale_state_dirs() {
     }
 }
 
-/// The shared cluster's node groups: `user` and `core`, 0 to 5 nodes of the default template
-/// each, booting in [`TEST_BOOT_DELAY`]. Served by the scale-up model (see `scaleup.rs`).
+/// Node groups of the shared cluster with an autoscaler: `user` and `core`, plus one `user`
+/// group per test that needs a pool of its own ([`TEST_USER_GROUPS`]), 0 to 5 nodes of the
+/// default template each, booting in [`TEST_BOOT_DELAY`]. A pod asks for a group with a
+/// nodeSelector on [`NODE_GROUP_LABEL`](crate::nodes::NODE_GROUP_LABEL).
 pub fn test_node_groups() -> Vec<NodeGroup> {
-    [Pool::User, Pool::Core]
+    let mut groups: Vec<NodeGroup> = [Pool::User, Pool::Core]
         .into_iter()
-        .map(|pool| NodeGroup {
-            template: NodeTemplate::new(pool),
-            min: 0,
-            max: 5,
-        })
-        .collect()
+        .map(|pool| NodeGroup::of_pool(NodeTemplate::new(pool), 0, 5))
+        .collect();
+    groups.extend(TEST_USER_GROUPS.iter().map(|name| NodeGroup {
+        name: (*name).to_string(),
+        template: NodeTemplate::new(Pool::User),
+        min: 0,
+        max: 5,
+    }));
+    groups
 }
 
-/// The shared cluster's scale-up model timings: scans every 2 s; an empty autoscaled node goes
-/// after 10 s unneeded, and not within 10 s of the last scale-up.
-pub fn test_scale_up_config() -> ScaleUpConfig {
-    ScaleUpConfig {
-        scan_interval: Duration::from_secs(2),
-        unneeded_time: Duration::from_secs(10),
-        delay_after_add: Duration::from_secs(10),
+/// Extra user-pool node groups, so tests that count a group's nodes do not see each other's.
+pub const TEST_USER_GROUPS: &[&str] = &[
+    "user-a", "user-b", "user-c", "user-d", "user-e", "user-f", "user-g", "user-h",
+];
+
+/// cluster-autoscaler's timings in the shared cluster: a 1 s scan, and every scale-down
+/// period (unneeded time, delays after add/delete/failure, the unremovable recheck) 10 s.
+pub fn test_autoscaler_timings() -> AutoscalerTimings {
+    AutoscalerTimings {
+        scan_interval: Duration::from_secs(1),
+        scale_down_unneeded_time: Duration::from_secs(10),
+        scale_down_delay_after_add: Duration::from_secs(10),
+        scale_down_delay_after_delete: Duration::from_secs(1),
+        scale_down_delay_after_failure: Duration::from_secs(10),
+        unremovable_node_recheck_timeout: Duration::from_secs(10),
+        max_node_provision_time: Duration::from_secs(120),
+        ..AutoscalerTimings::default()
     }
 }
 
-/// `shared_cluster!()` → `Result<&'static Cluster, String>`: the test binary's shared cluster.
+/// `shared_cluster!()` → `Result<&'static Cluster, String>`: the test binary's shared cluster,
+/// without an autoscaler.
 #[macro_export]
 macro_rules! shared_cluster {
     () => {
-        $crate::harness::shared(env!("CARGO_BIN_EXE_hubpack-e2e-model"))
+        $crate::harness::shared(
+            env!("CARGO_BIN_EXE_hubpack-e2e-model"),
+            $crate::harness::WithAutoscaler::No,
+        )
+    };
+}
+
+/// `shared_cluster_with_autoscaler!()`: the test binary's shared cluster, with the real
+/// cluster-autoscaler over [`test_node_groups`] timed by [`test_autoscaler_timings`].
+#[macro_export]
+macro_rules! shared_cluster_with_autoscaler {
+    () => {
+        $crate::harness::shared(
+            env!("CARGO_BIN_EXE_hubpack-e2e-model"),
+            $crate::harness::WithAutoscaler::Yes,
+        )
     };
 }
 

@@ -5,19 +5,16 @@
 //! Deployments, ReplicaSets, DaemonSets, GC, podgc), the stock kube-scheduler (places DaemonSet
 //! pods and `default-scheduler` pods), kwok (fake nodes and pod lifecycle: a node turns Ready
 //! after a boot delay, a pod starts when its images are on its node), and this crate's models
-//! of what kwok lacks, run by the `hubpack-e2e-model` binary:
-//! - [`images`]: per-node image caches; a pod on a node lacking its image waits for the pull,
-//!   then the node lists the image in `status.images`;
-//! - [`scaleup`]: a stand-in for cluster-autoscaler (scale-up for `PodScheduled=False,
-//!   reason=Unschedulable` pods from node-group templates, scale-down of empty nodes).
+//! of what kwok lacks, run by the `hubpack-e2e-model` binary: [`images`], per-node image
+//! caches (a pod on a node lacking its image waits for the pull, then the node lists the image
+//! in `status.images`); and, when asked for, the real cluster-autoscaler 1.36.1 with its kwok
+//! provider ([`autoscaler`]): node groups from templates in a ConfigMap, nodes it adds boot and
+//! pull like any other, with compressed but upstream-meaning timings.
 //!
 //! The Go components are built from their Go modules by `tests/controlplane/build.sh`
-//! (`cargo xtask cluster build`) and cached in `~/.cache/hubpack/k8s`.
-//!
-//! cluster-autoscaler itself is wired ([`autoscaler`], [`cluster::AutoscalerKind`]) but cannot
-//! be built on our machines: the Go module proxy refuses `k8s.io/autoscaler/cluster-autoscaler`
-//! and `sigs.k8s.io/cluster-autoscaler` (403), so that path has never run; the scale-up model
-//! reads the same templates ConfigMap and makes nodes the way CA's kwok provider does.
+//! (`cargo xtask cluster build`) and cached in `~/.cache/hubpack/k8s`; cluster-autoscaler, which
+//! the module proxy refuses, builds as the main module from the upstream source bundle in
+//! `../shared/upstream/`.
 //!
 //! # Writing an end-to-end test
 //! ```no_run
@@ -26,7 +23,7 @@
 //! use std::time::Duration;
 //!
 //! # // Doctests get no CARGO_BIN_EXE_* variables: stand in for the crate's macro.
-//! # macro_rules! shared_cluster { () => { hubpack_e2e::harness::shared("hubpack-e2e-model") } }
+//! # macro_rules! shared_cluster { () => { hubpack_e2e::harness::shared("hubpack-e2e-model", hubpack_e2e::harness::WithAutoscaler::No) } }
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! // One cluster per test binary (`hubpack_e2e::shared_cluster!`), started on first use
 //! // (about 5-10 s once built); stopped when the test binary exits.
@@ -51,10 +48,13 @@
 //! # let _ = TEST_PULL_TIME; Ok(()) }
 //! ```
 //! On a node lacking an image, the pod becomes Ready only after [`harness::TEST_PULL_TIME`]
-//! and then the node lists the image in `status.images`. A pod your scheduler marks
-//! Unschedulable that fits a node-group template ([`harness::test_node_groups`]: `user` and
-//! `core`, up to 5 nodes each) makes the scale-up model add a node, which boots in
-//! [`harness::TEST_BOOT_DELAY`]; only such nodes carry the `e2e.hubpack.dev/nodegroup` label.
+//! and then the node lists the image in `status.images`. With
+//! `shared_cluster_with_autoscaler!()` the cluster runs the real cluster-autoscaler: a pod
+//! marked `PodScheduled=False, reason=Unschedulable` that fits a node-group template
+//! ([`harness::test_node_groups`]) makes it add a node, which registers with the not-ready taint
+//! and boots in [`harness::TEST_BOOT_DELAY`]; only group nodes carry the
+//! `e2e.hubpack.dev/nodegroup` label. Nodes of a group left unneeded go after
+//! [`harness::test_autoscaler_timings`]' unneeded time, as CA decides.
 //! [`cluster::Cluster::restart_apiserver`] stops and restarts the kube-apiserver alone (or
 //! `stop_apiserver` / `start_apiserver` for a longer outage). Per object knobs: a node's boot time is its
 //! `e2e.hubpack.dev/boot-delay` annotation ([`nodes::NodeTemplate::with_boot_delay`]), a pod's
@@ -83,5 +83,4 @@ pub mod pki;
 pub mod placement;
 pub mod processes;
 pub mod resources;
-pub mod scaleup;
 pub mod wait;

@@ -3,8 +3,11 @@
 //! kwok's management annotation, its pool's labels and taints, allocatable resources, and
 //! optionally the images already on it (a warm node).
 
+use crate::autoscaler::GROUP_NAME_ANNOTATION;
 use crate::kwok::{BOOT_DELAY_ANNOTATION, MANAGED_ANNOTATION, go_duration};
-use k8s_openapi::api::core::v1::{ContainerImage, Node, NodeSpec, NodeStatus, Taint};
+use k8s_openapi::api::core::v1::{
+    ContainerImage, Node, NodeCondition, NodeSpec, NodeStatus, Taint,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 use std::collections::BTreeMap;
@@ -121,14 +124,31 @@ impl NodeTemplate {
         node
     }
 
-    /// The node-group template: no name or hostname label (the autoscaler gives each node its
-    /// own), and the node-group label, which only autoscaler-made nodes carry.
-    pub fn group_template(&self) -> Node {
+    /// The template of node group `group`: no name or hostname label (the autoscaler gives
+    /// each node its own), and the node-group label, which only group nodes carry.
+    pub fn group_template(&self, group: &str) -> Node {
         let mut node = self.unnamed_node();
         node.metadata
             .labels
             .get_or_insert_default()
-            .insert(NODE_GROUP_LABEL.into(), self.pool.name().into());
+            .insert(NODE_GROUP_LABEL.into(), group.into());
+        node
+    }
+
+    /// Node `name` as a member of node group `group`, as if cluster-autoscaler had added it
+    /// (its kwok provider tracks members by annotation and a `kwok:` providerID): a test can
+    /// start from a group already scaled up, and CA may remove the node.
+    pub fn group_node(&self, name: &str, group: &str) -> Node {
+        let mut node = self.node(name);
+        node.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(NODE_GROUP_LABEL.into(), group.into());
+        node.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(GROUP_NAME_ANNOTATION.into(), group.into());
+        node.spec.get_or_insert_default().provider_id = Some(format!("kwok:{name}"));
         node
     }
 
@@ -169,9 +189,26 @@ impl NodeTemplate {
                 allocatable: Some(resources.clone()),
                 capacity: Some(resources),
                 images,
+                conditions: Some(vec![registering_condition()]),
                 ..Default::default()
             }),
         }
+    }
+}
+
+/// `Ready=False`, as a kubelet registers its Node (it fills the status before it creates the
+/// object). Without it, kube-controller-manager sees a node with no conditions and lifts the
+/// not-ready taint at once, so a scheduler could bind to a node still booting; with it, the
+/// taint stays until kwok turns the node Ready after its boot delay.
+fn registering_condition() -> NodeCondition {
+    NodeCondition {
+        type_: "Ready".into(),
+        status: "False".into(),
+        reason: Some("KubeletNotReady".into()),
+        message: Some(
+            "kubelet is starting (kwok turns the node Ready after its boot delay)".into(),
+        ),
+        ..Default::default()
     }
 }
 
@@ -194,7 +231,13 @@ mod tests {
         let taints = node.spec.unwrap().taints.unwrap();
         assert_eq!(taints[0].key, DEDICATED_TAINT);
         assert_eq!(taints[0].effect, "NoSchedule");
-        assert_eq!(node.status.unwrap().images.unwrap().len(), 1);
+        let status = node.status.unwrap();
+        assert_eq!(status.images.unwrap().len(), 1);
+        let ready = &status.conditions.unwrap()[0];
+        assert_eq!(
+            (ready.type_.as_str(), ready.status.as_str()),
+            ("Ready", "False")
+        );
     }
 
     #[test]

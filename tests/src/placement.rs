@@ -1,6 +1,6 @@
-//! Where a pod may run, by the rules the scale-up model and the tests' end-state checks share:
-//! nodeSelector, required node affinity, NoSchedule/NoExecute taints, and what the pods bound to
-//! a node already request. One copy, so the model and the checks cannot disagree.
+//! Where a pod may run, by the rules the tests' end-state checks use: nodeSelector, required
+//! node affinity, NoSchedule/NoExecute taints, and what the pods bound to a node already
+//! request.
 
 use crate::resources::{Resources, pod_request};
 use k8s_openapi::api::core::v1::{Pod, Taint, Toleration};

@@ -130,23 +130,7 @@ pub fn stop_all_recorded(state_dir: &Path, order: &[&str], grace: Duration) -> V
     names.sort_by_key(|n| std::cmp::Reverse(rank(n)));
     let pids: Vec<(u32, Option<&mut Child>)> = names
         .iter()
-        .filter_map(|name| {
-            let text = std::fs::read_to_string(pid_path(state_dir, name)).ok()?;
-            let mut lines = text.lines();
-            let pid = lines.next()?.trim().parse::<u32>().ok()?;
-            let program = lines.next().unwrap_or_default();
-            if runs_program(pid, program) {
-                Some(pid)
-            } else {
-                tracing::warn!(
-                    name,
-                    pid,
-                    program,
-                    "recorded process is gone (pid not running that program); not signalled"
-                );
-                None
-            }
-        })
+        .filter_map(|name| recorded_pid(state_dir, name))
         .map(|pid| (pid, None))
         .collect();
     terminate_all(pids, grace);
@@ -154,6 +138,35 @@ pub fn stop_all_recorded(state_dir: &Path, order: &[&str], grace: Duration) -> V
         let _ = std::fs::remove_file(pid_path(state_dir, name));
     }
     names
+}
+
+/// Stops the one recorded process `name`, if it runs. Returns whether it did.
+pub fn stop_recorded(state_dir: &Path, name: &str, grace: Duration) -> bool {
+    let Some(pid) = recorded_pid(state_dir, name) else {
+        return false;
+    };
+    terminate(pid, grace, None);
+    let _ = std::fs::remove_file(pid_path(state_dir, name));
+    true
+}
+
+/// The pid recorded for `name`, if that process still runs the recorded program.
+fn recorded_pid(state_dir: &Path, name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(pid_path(state_dir, name)).ok()?;
+    let mut lines = text.lines();
+    let pid = lines.next()?.trim().parse::<u32>().ok()?;
+    let program = lines.next().unwrap_or_default();
+    if runs_program(pid, program) {
+        Some(pid)
+    } else {
+        tracing::warn!(
+            name,
+            pid,
+            program,
+            "recorded process is gone (pid not running that program); not signalled"
+        );
+        None
+    }
 }
 
 /// Whether `pid` is a live process started from `program` (its argv[0]).
@@ -241,8 +254,12 @@ pub fn stop_all(state_dir: &Path, procs: &mut [Managed], grace: Duration) {
 /// `state_dir` (used by test binaries, whose statics are never dropped).
 pub fn spawn_watchdog(state_dir: &Path, owner_pid: u32) -> Result<(), ProcessError> {
     let pids = state_dir.join("pids");
+    // cluster-autoscaler goes first, alone, while the apiserver still answers: on SIGTERM its
+    // kwok provider deletes its groups' nodes, which must not race the rest of the teardown.
     let script = format!(
         "while kill -0 {owner_pid} 2>/dev/null; do sleep 1; done; \
+         ca='{dir}/cluster-autoscaler.pid'; if [ -f \"$ca\" ]; then p=$(head -n1 \"$ca\"); kill -TERM \"$p\" 2>/dev/null; \
+         for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 \"$p\" 2>/dev/null || break; sleep 1; done; kill -KILL \"$p\" 2>/dev/null; rm -f \"$ca\"; fi; \
          for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -TERM \"$(head -n1 \"$f\")\" 2>/dev/null; done; sleep 2; \
          for f in '{dir}'/*.pid; do [ -f \"$f\" ] && kill -KILL \"$(head -n1 \"$f\")\" 2>/dev/null; rm -f \"$f\"; done",
         dir = pids.display()

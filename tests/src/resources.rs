@@ -1,4 +1,4 @@
-//! Pod requests and node capacity in the units the scale-up model compares: cpu millicores,
+//! Pod requests and node capacity in the units the end-state checks compare: cpu millicores,
 //! memory bytes, pod slots. Requests follow Kubernetes' aggregation for plain containers (sum
 //! of containers, at least the largest init container); sidecars, pod overhead and pod-level
 //! resources are not modelled here (the core crate does that for the product).

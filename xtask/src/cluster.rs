@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use hubpack_e2e::autoscaler::{AutoscalerTimings, NodeGroup};
 use hubpack_e2e::binaries::{self, Component};
 use hubpack_e2e::cluster::{Cluster, ClusterOptions, stop_state_dir};
 use hubpack_e2e::kwok::parse_go_duration;
@@ -11,24 +12,25 @@ use std::process::Command;
 use std::time::Instant;
 
 const DEFAULT_STATE_DIR: &str = "/tmp/hubpack-cluster";
-/// What the CI end-to-end suite needs (cluster-autoscaler cannot be built here: the Go module
-/// proxy refuses its module); helm renders the chart for `--test chart`.
+/// What the CI end-to-end suite needs: the control plane, cluster-autoscaler (from the upstream
+/// source bundle in ../shared/upstream), and helm to render the chart.
 const CI_COMPONENTS: &[Component] = &[
     Component::Etcd,
     Component::Kwok,
     Component::K8s,
+    Component::Autoscaler,
     Component::Helm,
 ];
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
-    /// Build and cache the control-plane binaries (default: etcd kwok k8s helm).
+    /// Build and cache the control-plane binaries (default: etcd kwok k8s ca helm).
     Build {
         /// Components: etcd, kwok, k8s, ca, helm.
         components: Vec<String>,
     },
     /// Start a local cluster detached and print its kubeconfig.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Stop the cluster started by `up`.
     Down {
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
@@ -44,13 +46,29 @@ pub struct UpArgs {
     /// Nodes of another pool, e.g. `--pool user=3` (pools: user, core).
     #[arg(long = "pool", value_name = "POOL=N")]
     pools: Vec<String>,
-    /// Autoscale a `user` and a `core` node group (0..10 nodes each) with the scale-up model
-    /// (a stand-in for cluster-autoscaler, which cannot be built here yet).
+    /// Run the real cluster-autoscaler (kwok provider) over a `user` and a `core` node group
+    /// (0..10 nodes each); its nodes boot with --boot-delay and pull with --pull-time.
     #[arg(long)]
     autoscaler: bool,
-    /// Use the real cluster-autoscaler for --autoscaler (needs `cargo xtask cluster build ca`).
-    #[arg(long)]
-    real_cluster_autoscaler: bool,
+    /// cluster-autoscaler `--scan-interval`, a Go duration.
+    #[arg(long, default_value = "2s")]
+    scan_interval: String,
+    /// cluster-autoscaler `--scale-down-unneeded-time`.
+    #[arg(long, default_value = "30s")]
+    scale_down_unneeded_time: String,
+    /// cluster-autoscaler `--scale-down-delay-after-add`.
+    #[arg(long, default_value = "30s")]
+    scale_down_delay_after_add: String,
+    /// cluster-autoscaler `--unremovable-node-recheck-timeout`.
+    #[arg(long, default_value = "30s")]
+    unremovable_node_recheck_timeout: String,
+    /// cluster-autoscaler `--max-node-provision-time`.
+    #[arg(long, default_value = "5m")]
+    max_node_provision_time: String,
+    /// cluster-autoscaler `--expendable-pods-priority-cutoff` (pods below it never trigger
+    /// scale-up; z2jh's placeholders sit at -10).
+    #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
+    expendable_pods_priority_cutoff: i32,
     /// Do not run the stock kube-scheduler (it places DaemonSet pods and default-scheduler pods).
     #[arg(long)]
     no_kube_scheduler: bool,
@@ -81,7 +99,7 @@ pub fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
             };
             build(&components)
         }
-        ClusterCommand::Up(args) => up(args),
+        ClusterCommand::Up(args) => up(*args),
         ClusterCommand::Down { state_dir } => {
             let stopped = stop_state_dir(&state_dir);
             if stopped.is_empty() {
@@ -148,18 +166,8 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let image_model = build_image_model()?;
     let mut opts = ClusterOptions::new(&args.state_dir, image_model);
-    opts.default_boot_delay = parse_go_duration(&args.boot_delay).with_context(|| {
-        format!(
-            "--boot-delay {:?} is not a duration like 30s",
-            args.boot_delay
-        )
-    })?;
-    opts.default_pull_time = parse_go_duration(&args.pull_time).with_context(|| {
-        format!(
-            "--pull-time {:?} is not a duration like 20s",
-            args.pull_time
-        )
-    })?;
+    opts.default_boot_delay = duration("--boot-delay", &args.boot_delay)?;
+    opts.default_pull_time = duration("--pull-time", &args.pull_time)?;
     let mut pools = vec![(Pool::Core, args.nodes)];
     for spec in &args.pools {
         let (name, count) = spec
@@ -179,20 +187,35 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     opts.kube_scheduler = !args.no_kube_scheduler;
-    if args.real_cluster_autoscaler {
-        opts.autoscaler_kind = hubpack_e2e::cluster::AutoscalerKind::ClusterAutoscaler;
-    }
     if args.autoscaler {
+        build(&[Component::Autoscaler])?;
         opts.autoscaler = Some(
             [Pool::User, Pool::Core]
                 .into_iter()
-                .map(|pool| hubpack_e2e::autoscaler::NodeGroup {
-                    template: NodeTemplate::new(pool),
-                    min: 0,
-                    max: 10,
-                })
+                .map(|pool| NodeGroup::of_pool(NodeTemplate::new(pool), 0, 10))
                 .collect(),
         );
+        opts.autoscaler_timings = AutoscalerTimings {
+            scan_interval: duration("--scan-interval", &args.scan_interval)?,
+            scale_down_unneeded_time: duration(
+                "--scale-down-unneeded-time",
+                &args.scale_down_unneeded_time,
+            )?,
+            scale_down_delay_after_add: duration(
+                "--scale-down-delay-after-add",
+                &args.scale_down_delay_after_add,
+            )?,
+            unremovable_node_recheck_timeout: duration(
+                "--unremovable-node-recheck-timeout",
+                &args.unremovable_node_recheck_timeout,
+            )?,
+            max_node_provision_time: duration(
+                "--max-node-provision-time",
+                &args.max_node_provision_time,
+            )?,
+            expendable_pods_priority_cutoff: args.expendable_pods_priority_cutoff,
+            ..AutoscalerTimings::default()
+        };
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -214,6 +237,11 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("stop:       cargo xtask cluster down");
     cluster.detach();
     Ok(())
+}
+
+fn duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+    parse_go_duration(text)
+        .with_context(|| format!("{flag} {text:?} is not a duration like 30s or 1m30s"))
 }
 
 /// Builds the image model binary and returns its path.

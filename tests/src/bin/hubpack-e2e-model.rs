@@ -1,13 +1,11 @@
-//! The e2e cluster's models of what kwok lacks, as processes the harness starts (so a detached
-//! `cargo xtask cluster up` cluster has them too):
-//! - `images`: image pulls and node image caches (`hubpack_e2e::images`);
-//! - `scale-up`: a stand-in for cluster-autoscaler (`hubpack_e2e::scaleup`).
+//! The e2e cluster's model of what kwok lacks, as a process the harness starts (so a detached
+//! `cargo xtask cluster up` cluster has it too): `images`, image pulls and node image caches
+//! (`hubpack_e2e::images`). Autoscaling is the real cluster-autoscaler, not a model.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hubpack_e2e::images::{self, ImageModelConfig};
 use hubpack_e2e::kwok::parse_go_duration;
-use hubpack_e2e::scaleup::{self, ScaleUpConfig};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,15 +25,6 @@ enum Model {
         /// Pull time of an image a node lacks, a Go duration (e.g. `20s`, `1m30s`).
         #[arg(long, default_value = "20s")]
         pull_time: String,
-    },
-    /// Add nodes for Unschedulable pods and remove empty ones, like cluster-autoscaler.
-    ScaleUp {
-        #[arg(long, default_value = "2s")]
-        scan_interval: String,
-        #[arg(long, default_value = "30s")]
-        unneeded_time: String,
-        #[arg(long, default_value = "30s")]
-        delay_after_add: String,
     },
 }
 
@@ -57,18 +46,6 @@ async fn main() -> anyhow::Result<()> {
                 default_pull_time: duration("pull-time", &pull_time)?,
             };
             images::run(client, config).await?;
-        }
-        Model::ScaleUp {
-            scan_interval,
-            unneeded_time,
-            delay_after_add,
-        } => {
-            let config = ScaleUpConfig {
-                scan_interval: duration("scan-interval", &scan_interval)?,
-                unneeded_time: duration("unneeded-time", &unneeded_time)?,
-                delay_after_add: duration("delay-after-add", &delay_after_add)?,
-            };
-            scaleup::run(client, config).await;
         }
     }
     Ok(())
