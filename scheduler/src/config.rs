@@ -26,6 +26,10 @@ pub enum ConfigError {
     },
 }
 
+/// Longest duration any setting accepts: longer ones are mistakes (and would overflow
+/// millisecond arithmetic).
+const MAX_SECONDS: u64 = 86_400;
+
 /// Longest placeholder grace accepted: the controller needs seconds, not minutes.
 const MAX_PLACEHOLDER_GRACE_SECONDS: u64 = 120;
 
@@ -39,7 +43,7 @@ pub struct Config {
     /// Pods with this `spec.schedulerName` are ours.
     pub scheduler_name: String,
     /// Scoring weights and the node settle time (hubpack-core's policy settings).
-    pub policy: PolicyConfig,
+    pub policy: PolicySettings,
     pub warmth: WarmthConfig,
     /// Pods matching any of these label sets are placeholders: the only pods ever preempted.
     /// Defaults match z2jh's (`component: user-placeholder`) and hubpack's chart.
@@ -61,7 +65,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             scheduler_name: "hubpack-scheduler".into(),
-            policy: PolicyConfig::default(),
+            policy: PolicySettings::default(),
             warmth: WarmthConfig::default(),
             placeholder_selectors: vec![
                 label("component", "user-placeholder"),
@@ -74,6 +78,38 @@ impl Default for Config {
             queue: QueueConfig::default(),
             api: ApiConfig::default(),
             metrics_address: SocketAddr::from(([0, 0, 0, 0], 9090)),
+        }
+    }
+}
+
+/// hubpack-core's policy knobs, in the config's style (camelCase, seconds).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// MostAllocated weight of cpu (kube-scheduler's NodeResourcesFit resource weights).
+    pub cpu_weight: i64,
+    pub memory_weight: i64,
+    /// A node must have been Ready this long to count as warm.
+    pub warm_settle_seconds: u64,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        let core = PolicyConfig::default();
+        PolicySettings {
+            cpu_weight: core.cpu_weight,
+            memory_weight: core.memory_weight,
+            warm_settle_seconds: u64::try_from(core.warm_settle_ms / 1000).unwrap_or(30),
+        }
+    }
+}
+
+impl PolicySettings {
+    pub fn core(&self) -> PolicyConfig {
+        PolicyConfig {
+            cpu_weight: self.cpu_weight,
+            memory_weight: self.memory_weight,
+            warm_settle_ms: seconds_ms(self.warm_settle_seconds),
         }
     }
 }
@@ -228,6 +264,54 @@ impl Config {
                 fix,
             })
         };
+        let p = &self.policy;
+        if p.cpu_weight < 0 || p.memory_weight < 0 || p.cpu_weight + p.memory_weight == 0 {
+            return invalid(
+                "policy.cpuWeight",
+                format!(
+                    "({}) and policy.memoryWeight ({}) must not be negative, nor both 0",
+                    p.cpu_weight, p.memory_weight
+                ),
+                "use weights of 0 or more, e.g. cpuWeight: 1, memoryWeight: 1",
+            );
+        }
+        for (field, seconds) in [
+            ("policy.warmSettleSeconds", p.warm_settle_seconds),
+            ("preemption.timeoutSeconds", self.preemption.timeout_seconds),
+            (
+                "volumes.bindTimeoutSeconds",
+                self.volumes.bind_timeout_seconds,
+            ),
+            (
+                "leaderElection.leaseDurationSeconds",
+                self.leader_election.lease_duration_seconds,
+            ),
+        ] {
+            if seconds > MAX_SECONDS {
+                return invalid(
+                    field,
+                    format!("({seconds}) is above a day ({MAX_SECONDS} s)"),
+                    "use a duration in seconds below a day",
+                );
+            }
+        }
+        let q = &self.queue;
+        for (field, seconds) in [
+            ("queue.initialBackoffSeconds", q.initial_backoff_seconds),
+            ("queue.maxBackoffSeconds", q.max_backoff_seconds),
+            (
+                "queue.unschedulableRetrySeconds",
+                q.unschedulable_retry_seconds,
+            ),
+        ] {
+            if seconds > MAX_SECONDS as f64 {
+                return invalid(
+                    field,
+                    format!("({seconds}) is above a day ({MAX_SECONDS} s)"),
+                    "use a duration in seconds below a day",
+                );
+            }
+        }
         if self.scheduler_name.trim().is_empty() {
             return invalid(
                 "schedulerName",
@@ -257,6 +341,17 @@ impl Config {
                 "leaderElection.leaseName",
                 "is empty".into(),
                 "name the Lease object, e.g. hubpack-scheduler",
+            );
+        }
+        let margin = u64::try_from(crate::leader::SAFETY_MARGIN_MS / 1000).unwrap_or(2);
+        if le.enabled && le.lease_duration_seconds <= margin {
+            return invalid(
+                "leaderElection.leaseDurationSeconds",
+                format!(
+                    "({}) is {margin} s or less: the lease would be past its safety margin as soon as it is renewed",
+                    le.lease_duration_seconds
+                ),
+                "use e.g. 15 (kube-scheduler's default)",
             );
         }
         if le.enabled && le.renew_grace_seconds >= le.lease_duration_seconds {
@@ -430,6 +525,19 @@ mod tests {
             (
                 "placeholderUnschedulableGraceSeconds: 600",
                 "placeholderUnschedulableGraceSeconds",
+            ),
+            ("policy: {cpuWeight: -1}", "policy.cpuWeight"),
+            (
+                "leaderElection: {leaseDurationSeconds: 2, renewGraceSeconds: 1}",
+                "leaderElection.leaseDurationSeconds",
+            ),
+            (
+                "preemption: {timeoutSeconds: 18446744073709551615}",
+                "preemption.timeoutSeconds",
+            ),
+            (
+                "queue: {maxBackoffSeconds: 1e300}",
+                "queue.maxBackoffSeconds",
             ),
             ("api: {burst: 0}", "api.burst"),
             ("api: {bindConcurrency: 0}", "api.bindConcurrency"),

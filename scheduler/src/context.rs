@@ -48,6 +48,8 @@ impl VolumeCatalog for Stores {
 pub struct Context {
     pub client: kube::Client,
     pub config: Config,
+    /// `config.policy` as the core takes it.
+    pub policy: hubpack_core::policy::PolicyConfig,
     pub classifier: Classifier,
     pub limiter: RateLimiter,
     pub events: Events,
@@ -90,18 +92,23 @@ impl Context {
                 placeholder_selectors: config.placeholder_selectors.clone(),
                 prepull_selectors: config.warmth.prepull_selectors.clone(),
             },
-            limiter: RateLimiter::new(config.api.qps, config.api.burst).gated(gate.clone()),
+            limiter: RateLimiter::new(config.api.qps, config.api.burst)
+                .gated(gate.clone())
+                .observed(metrics.limiter_wait_seconds.clone(), "urgent"),
             events: Events::new(
                 client.clone(),
                 &config.scheduler_name,
                 instance,
-                RateLimiter::new(config.api.qps, config.api.burst).gated(gate),
+                RateLimiter::new(config.api.qps, config.api.burst)
+                    .gated(gate)
+                    .observed(metrics.limiter_wait_seconds.clone(), "events"),
             ),
             queue: Mutex::new(SchedulingQueue::new(config.backoff())),
             bind_slots: Arc::new(Semaphore::new(config.api.bind_concurrency)),
             state: Mutex::new(ClusterState::default()),
             wake: Notify::new(),
             synced: Arc::new(AtomicUsize::new(0)),
+            policy: config.policy.core(),
             heartbeat: Arc::new(AtomicI64::new(wall_clock_ms())),
             status_lane: StatusLane::default(),
             client,
@@ -140,8 +147,13 @@ impl Context {
     }
 
     pub fn publish_queue_depth(&self) {
-        let (a, b, p) = self.queue().depth();
-        self.metrics.set_queue_depth(a, b, p);
+        let (depth, oldest) = {
+            let q = self.queue();
+            (q.depth(), q.oldest_created())
+        };
+        self.metrics.set_queue_depth(depth.0, depth.1, depth.2);
+        let age_ms = oldest.map_or(0, |c| (self.now() - c).max(0));
+        self.metrics.oldest_pending_seconds.set(age_ms / 1000);
     }
 }
 

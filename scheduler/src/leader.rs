@@ -178,7 +178,10 @@ enum Held {
 async fn refresh(leases: &Api<Lease>, name: &str, identity: &str, gate: &LeaderGate) -> Held {
     match leases.get(name).await {
         Ok(lease) => {
-            let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref());
+            let holder = lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_deref());
             if holder.is_some_and(|h| h != identity) {
                 tracing::warn!(?holder, "the lease is held by another replica");
                 return Held::ByOther;

@@ -33,6 +33,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod queue;
+pub mod requeue;
 pub mod schedule_one;
 pub mod scheduler_loop;
 pub mod supervise;

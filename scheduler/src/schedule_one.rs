@@ -14,13 +14,13 @@ use crate::cluster_state::InFlight;
 use crate::context::Context;
 use crate::convert::pod_from_k8s;
 use crate::metrics::AttemptResult;
-use hubpack_core::model::{Millis, PodKey, PodRole};
+use hubpack_core::model::{Millis, PodKey, PodRole, PodVolume};
 use hubpack_core::policy::{Decision, decide};
 use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use tasks::{abandon_nomination, spawn_bind, spawn_preemption, start_provisioning};
+use tasks::{abandon_nomination, spawn_bind, spawn_preemption, start_provisioning, unselect_nodes};
 
 /// What the attempt did (for tests and logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,17 +111,23 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 return Attempt::Waiting;
             }
             tracing::info!(pod = %key, "preemption timed out; clearing the nomination");
+            ctx.metrics.preemption_timeouts.inc();
             abandon_nomination(ctx, &key);
         }
         // Every victim is gone: decide again below; the nomination still reserves the
         // seat against equal or lower priority pods meanwhile.
         Some(InFlight::Preempting { .. }) => {}
-        Some(InFlight::Provisioning {
-            node,
-            claims,
-            deadline,
-        }) => {
-            let all_bound = claims.iter().all(|c| {
+        Some(flight @ InFlight::Provisioning { .. }) => {
+            let InFlight::Provisioning {
+                node,
+                steps,
+                deadline,
+            } = &flight
+            else {
+                unreachable!("matched above")
+            };
+            let (node, deadline) = (node.clone(), *deadline);
+            let all_bound = flight.claims().all(|c| {
                 ctx.stores
                     .claims
                     .get(&ObjectRef::new(c).within(&ns))
@@ -143,6 +149,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 st.in_flight.remove(&key);
                 st.snapshot.forget(&key);
             }
+            unselect_nodes(ctx, &ns, &node, steps);
             ctx.queue().retry(key, priority, created, now);
             ctx.metrics.attempt(AttemptResult::Error);
             return Attempt::Waiting;
@@ -153,7 +160,14 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
     // Fresh conversion: claims and classes may have changed since the last pod event.
     let converted = pod_from_k8s(&raw, &ctx.classifier.pod_context(&ctx.stores));
     let pod = match converted {
-        Ok(p) => p,
+        Ok(mut p) => {
+            if let Some(owner) = ctx.state().anti_affinity_against(&raw) {
+                p.unsupported.push(format!(
+                    "the required pod anti-affinity of {owner} may select this pod"
+                ));
+            }
+            p
+        }
         Err(e) => {
             let message = format!("hubpack-scheduler cannot read this pod: {e}");
             tracing::warn!(pod = %key, error = %e, "invalid pod");
@@ -181,9 +195,18 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
         if nominated.is_some() {
             pod.nominated_node = nominated;
         }
+        // Static volumes another pod's decision is pre-binding are not there for this one.
+        let reserved = st.reserved_volumes(&key);
+        if !reserved.is_empty() {
+            for v in &mut pod.volumes {
+                if let PodVolume::WaitForFirstConsumer { static_pvs, .. } = v {
+                    static_pvs.retain(|pv| !reserved.contains(pv.name.as_str()));
+                }
+            }
+        }
         st.snapshot.upsert_pod(pod.clone());
         let started = std::time::Instant::now();
-        let d = decide(&st.snapshot, &pod, now, &ctx.config.policy);
+        let d = decide(&st.snapshot, &pod, now, &ctx.policy);
         ctx.metrics
             .decision_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -271,10 +294,10 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 // A nomination that led nowhere must go: the condition patch clears it on
                 // the pod too.
                 let mut st = ctx.state();
-                if st.in_flight.remove(&key).is_some() {
+                if let Some(flight) = st.in_flight.remove(&key) {
                     st.snapshot.clear_nomination(&key);
                     drop(st);
-                    ctx.queue().cluster_changed();
+                    crate::requeue::node_changed(ctx, flight.node());
                 }
             }
             ctx.metrics.attempt(AttemptResult::Unschedulable);

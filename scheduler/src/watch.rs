@@ -340,9 +340,9 @@ pub fn on_pod(ctx: &Arc<Context>, change: Change<'_, Pod>) {
         for k in &fx.wake {
             q.wake(k);
         }
-        if fx.freed {
-            q.cluster_changed();
-        }
+    }
+    if let Some(node) = &fx.freed {
+        crate::requeue::node_changed(ctx, node);
     }
     if let Some(node) = fx.prepull_changed {
         refresh_node(ctx, &node);
@@ -362,8 +362,8 @@ fn report_rejection(ctx: &Arc<Context>, pod: &Pod, reason: String, node: String)
     tracing::warn!(pod = ?pod.metadata.name, %reason, %node, "kubelet rejected a pod we bound");
     ctx.metrics
         .kubelet_rejections
-        .get_or_create(&crate::metrics::KindLabels {
-            kind: reason.clone(),
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: crate::metrics::reason_label(&reason),
         })
         .inc();
     let reference = crate::actions::events::pod_ref(pod);
@@ -386,24 +386,22 @@ pub fn refresh_node(ctx: &Arc<Context>, name: &str) {
 }
 
 pub fn on_node(ctx: &Arc<Context>, change: Change<'_, Node>) {
-    let changed = match change {
+    match change {
         Change::Applied(n) => {
             let name = n.name_any();
             let csi = ctx.stores.csinodes.get(&ObjectRef::new(&name));
             let applied = ctx.state().apply_node(n, csi.as_deref());
-            applied.unwrap_or_else(|e| {
-                tracing::warn!(node = %name, error = %e, "cannot convert node; ignored");
-                ctx.state().delete_node(&name);
-                true
-            })
+            match applied {
+                Ok(true) => crate::requeue::node_changed(ctx, &name),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(node = %name, error = %e, "cannot convert node; ignored");
+                    ctx.state().delete_node(&name);
+                }
+            }
         }
-        Change::Deleted(n) => {
-            ctx.state().delete_node(&n.name_any());
-            true
-        }
-    };
-    if changed {
-        ctx.queue().cluster_changed();
+        // A node gone helps no waiting pod.
+        Change::Deleted(n) => ctx.state().delete_node(&n.name_any()),
     }
 }
 
@@ -430,15 +428,17 @@ pub(crate) fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeCl
             q.wake(k);
         }
     }
-    ctx.queue().cluster_changed();
+    let (Change::Applied(pvc) | Change::Deleted(pvc)) = change;
+    let ns = pvc.namespace().unwrap_or_default();
+    crate::requeue::claim_changed(ctx, &ns, Some(&pvc.name_any()));
 }
 
 fn on_volume(ctx: &Arc<Context>, _change: Change<'_, PersistentVolume>) {
-    ctx.queue().cluster_changed();
+    crate::requeue::claim_changed(ctx, "", None);
 }
 
 fn on_class(ctx: &Arc<Context>, _change: Change<'_, StorageClass>) {
-    ctx.queue().cluster_changed();
+    crate::requeue::claim_changed(ctx, "", None);
 }
 
 #[cfg(test)]

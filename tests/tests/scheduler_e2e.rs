@@ -43,7 +43,7 @@ fn config(scheduler: &str) -> Config {
     };
     config.leader_election.enabled = false;
     // kwok nodes turn Ready seconds before a test uses them.
-    config.policy.warm_settle_ms = 0;
+    config.policy.warm_settle_seconds = 0;
     config
 }
 
@@ -580,5 +580,105 @@ async fn placeholders_land_on_cold_nodes_while_warm_seats_stay_free_for_users() 
             "no placeholder was preempted"
         );
     }
+    w.stop().await;
+}
+
+/// WaitForFirstConsumer with dynamic provisioning, end to end: a user pod shaped as
+/// KubeSpawner renders it (its labels, z2jh's tolerations, the preferred node-purpose
+/// affinity, a home PVC of a WaitForFirstConsumer class) gets a node; hubpack sets
+/// `selected-node` on the claim; the harness's provisioner creates a PV there; the PV binder
+/// binds the claim; then hubpack binds the pod to that very node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubespawner_pod_with_a_dynamically_provisioned_home_binds_where_its_volume_is() {
+    use hubpack_e2e::provisioner::{Provisioner, SELECTED_NODE};
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let w = World::start("dynamic").await;
+    let provisioner_name = format!("e2e.hubpack.dev/{}", harness::unique_name("disk"));
+    let _provisioner = Provisioner::start(w.client.clone(), &provisioner_name);
+    let a = w.node("dyn-a", "4", &[IMAGE_FULL]).await;
+    let b = w.node("dyn-b", "4", &[IMAGE_FULL]).await;
+
+    let class = harness::unique_name("dynamic");
+    let sc: StorageClass = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": class},
+        "provisioner": provisioner_name,
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }))
+    .unwrap();
+    Api::<StorageClass>::all(w.client.clone())
+        .create(&PostParams::default(), &sc)
+        .await
+        .unwrap();
+    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "claim-alice", "labels": {"app": "jupyterhub",
+            "component": "singleuser-storage", "hub.jupyter.org/username": "alice"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
+                 "resources": {"requests": {"storage": "10Gi"}}},
+    }))
+    .unwrap();
+    Api::<PersistentVolumeClaim>::namespaced(w.client.clone(), &w.ns)
+        .create(&PostParams::default(), &pvc)
+        .await
+        .unwrap();
+
+    // As KubeSpawner renders it under z2jh's defaults.
+    let mut pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "jupyter-alice", "labels": {
+            "app": "jupyterhub", "component": "singleuser-server", "release": "jhub",
+            "chart": "jupyterhub-4.2.0", "heritage": "jupyterhub",
+            "hub.jupyter.org/network-access-hub": "true", "hub.jupyter.org/servername": "",
+            "hub.jupyter.org/username": "alice"},
+            "annotations": {"hub.jupyter.org/username": "alice"}},
+        "spec": {
+            "schedulerName": w.scheduler,
+            "automountServiceAccountToken": false,
+            "securityContext": {"fsGroup": 100},
+            "initContainers": [],
+            "containers": [{"name": "notebook", "image": IMAGE,
+                "args": ["jupyterhub-singleuser"], "ports": [{"containerPort": 8888, "name": "notebook-port"}],
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+                "volumeMounts": [{"mountPath": "/home/jovyan", "name": "volume-alice"}]}],
+            "volumes": [{"name": "volume-alice", "persistentVolumeClaim": {"claimName": "claim-alice"}}],
+            "tolerations": [
+                {"effect": "NoSchedule", "key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user"},
+                {"effect": "NoSchedule", "key": "hub.jupyter.org_dedicated", "operator": "Equal", "value": "user"}],
+            "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "preference": {"matchExpressions": [
+                    {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}]}}]}},
+            "restartPolicy": "OnFailure",
+            "nodeSelector": {TEST_LABEL: w.scheduler},
+        },
+    }))
+    .unwrap();
+    pod.spec.as_mut().unwrap().priority = None;
+    w.create(&pod).await;
+    let node = w.wait_bound("jupyter-alice").await;
+    assert!(node == a || node == b, "bound to {node}");
+    let claim = Api::<PersistentVolumeClaim>::namespaced(w.client.clone(), &w.ns)
+        .get("claim-alice")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SELECTED_NODE))
+            .map(String::as_str),
+        Some(node.as_str()),
+        "the claim was provisioned for the node the pod went to"
+    );
+    let volume = claim.spec.unwrap().volume_name.expect("the claim is bound");
+    let pv = Api::<PersistentVolume>::all(w.client.clone())
+        .get(&volume)
+        .await
+        .unwrap();
+    let affinity = serde_json::to_value(pv.spec.unwrap().node_affinity).unwrap();
+    assert_eq!(
+        affinity["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0],
+        node.as_str(),
+        "the volume lives on the pod's node"
+    );
     w.stop().await;
 }

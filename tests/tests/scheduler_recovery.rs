@@ -88,7 +88,7 @@ async fn stops_on_its_lease_deadline_while_the_api_server_is_down_and_resumes_af
         metrics_address: format!("127.0.0.1:{port}").parse().unwrap(),
         ..Config::default()
     };
-    config.policy.warm_settle_ms = 0;
+    config.policy.warm_settle_seconds = 0;
     config.leader_election.lease_name = harness::unique_name("lease");
     config.leader_election.namespace = Some(ns.clone());
     config.leader_election.lease_duration_seconds = 6;
@@ -175,6 +175,151 @@ async fn a_burst_cut_by_an_api_server_restart_is_finished_and_nothing_is_overcom
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("stops within 30 s")
+        .unwrap()
+        .unwrap();
+}
+
+/// Issue #9 bug 1, fail-stop: the leader loses its lease to another holder while a pod waits
+/// for its claim to be provisioned. It must stop (an error, so the Deployment restarts it),
+/// not carry on with what it assumed; the restarted replica takes the lease once the other
+/// holder's expires and binds the pod where its claim was provisioned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lease_mid_provisioning_stops_and_its_successor_binds_the_pod() {
+    use hubpack_e2e::provisioner::{Provisioner, SELECTED_NODE};
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::{Patch, PatchParams};
+    let _exclusive = API_SERVER.lock().await;
+    let cluster = hubpack_e2e::shared_cluster!().unwrap_or_else(|e| panic!("{e}"));
+    let client = cluster.client().await.unwrap();
+    let ns = harness::create_namespace(&client, "lease-lost")
+        .await
+        .unwrap();
+    let scheduler = harness::unique_name("hubpack");
+    let node = harness::unique_name("node");
+    let mut template = NodeTemplate::new(Pool::User)
+        .with_images([IMAGE_FULL])
+        .with_boot_delay(Duration::ZERO);
+    template
+        .extra_labels
+        .insert(TEST_LABEL.into(), scheduler.clone());
+    harness::create_node(&client, &node, &template)
+        .await
+        .unwrap();
+    harness::wait_node_schedulable(&client, &node, WAIT)
+        .await
+        .unwrap();
+
+    let provisioner_name = format!("e2e.hubpack.dev/{}", harness::unique_name("disk"));
+    let class = harness::unique_name("dynamic");
+    let sc: StorageClass = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": class}, "provisioner": provisioner_name,
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .unwrap();
+    Api::<StorageClass>::all(client.clone())
+        .create(&PostParams::default(), &sc)
+        .await
+        .unwrap();
+    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "home"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
+                 "resources": {"requests": {"storage": "1Gi"}}}}))
+    .unwrap();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    claims.create(&PostParams::default(), &pvc).await.unwrap();
+
+    let lease = harness::unique_name("lease");
+    let mut config = Config {
+        scheduler_name: scheduler.clone(),
+        metrics_address: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    config.policy.warm_settle_seconds = 0;
+    config.leader_election.lease_name = lease.clone();
+    config.leader_election.namespace = Some(ns.clone());
+    config.leader_election.lease_duration_seconds = 6;
+    config.leader_election.renew_grace_seconds = 2;
+    config.validate().unwrap();
+    let first = tokio::spawn(hubpack_scheduler::app::run(
+        client.clone(),
+        config.clone(),
+        format!("{scheduler}-0"),
+        CancellationToken::new(),
+    ));
+
+    let mut pod = harness::user_pod("with-home", IMAGE);
+    let spec = pod.spec.as_mut().unwrap();
+    spec.scheduler_name = Some(scheduler.clone());
+    spec.node_selector
+        .get_or_insert_default()
+        .insert(TEST_LABEL.into(), scheduler.clone());
+    spec.volumes = Some(vec![
+        serde_json::from_value(
+            serde_json::json!({"name": "home", "persistentVolumeClaim": {"claimName": "home"}}),
+        )
+        .unwrap(),
+    ]);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    // Provisioning under way: a node selected, no provisioner running yet.
+    let selected = hubpack_e2e::wait::until("selected-node on the claim", WAIT, || async {
+        claims
+            .get("home")
+            .await
+            .ok()?
+            .metadata
+            .annotations?
+            .get(SELECTED_NODE)
+            .cloned()
+    })
+    .await
+    .unwrap();
+    assert_eq!(selected, node);
+
+    // Another holder takes the lease (as a replica would after a partition).
+    // A MicroTime: exactly six fractional digits.
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
+    let steal = serde_json::json!({"spec": {"holderIdentity": "someone-else",
+        "acquireTime": now, "renewTime": now, "leaseDurationSeconds": 6}});
+    Api::<Lease>::namespaced(client.clone(), &ns)
+        .patch(&lease, &PatchParams::default(), &Patch::Merge(&steal))
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(20), first)
+        .await
+        .expect("the replica stops after losing its lease")
+        .unwrap();
+    assert!(
+        matches!(ended, Err(hubpack_scheduler::error::Error::LeaseLost(_))),
+        "{ended:?}"
+    );
+
+    // The Deployment restarts it; the provisioner finishes; the pod binds to the node of
+    // its claim.
+    let shutdown = CancellationToken::new();
+    let second = tokio::spawn(hubpack_scheduler::app::run(
+        client.clone(),
+        config,
+        format!("{scheduler}-1"),
+        shutdown.clone(),
+    ));
+    let _provisioner = Provisioner::start(client.clone(), &provisioner_name);
+    let bound = harness::wait_pod(&client, &ns, "with-home", "bound", WAIT, |p| {
+        p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        bound.spec.unwrap().node_name.as_deref(),
+        Some(node.as_str())
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), second)
         .await
         .expect("stops within 30 s")
         .unwrap()

@@ -9,8 +9,6 @@ pub const UNSUPPORTED_PREFIX: &str = "not supported by hubpack-scheduler: ";
 pub enum Reason {
     /// nodeunschedulable.ErrReasonUnschedulable
     NodeUnschedulable,
-    /// Ready condition not True (kube reports the not-ready taint instead).
-    NodeNotReady,
     /// tainttoleration: "node(s) had untolerated taint {key: value}"
     UntoleratedTaint { key: String, value: String },
     /// nodeaffinity.ErrReasonPod
@@ -39,7 +37,6 @@ impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reason::NodeUnschedulable => f.write_str("node(s) were unschedulable"),
-            Reason::NodeNotReady => f.write_str("node(s) were not ready"),
             Reason::UntoleratedTaint { key, value } => {
                 write!(f, "node(s) had untolerated taint {{{key}: {value}}}")
             }

@@ -82,6 +82,18 @@ pub enum PodVolume {
     MissingClaim { claim: String },
 }
 
+impl PodVolume {
+    /// The claim this volume comes from.
+    pub fn claim(&self) -> &str {
+        match self {
+            PodVolume::Bound { claim, .. }
+            | PodVolume::WaitForFirstConsumer { claim, .. }
+            | PodVolume::UnboundImmediate { claim }
+            | PodVolume::MissingClaim { claim } => claim,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StaticPv {
     pub name: String,

@@ -22,6 +22,46 @@ pub async fn set_nomination(
     Ok(())
 }
 
+/// The status patch of a pod that preempts: its nomination, and `PodScheduled=False,
+/// reason=Unschedulable` saying what it waits for, in one strategic merge patch
+/// (conditions merge by type), as kube-scheduler writes a preemptor's status. The
+/// autoscaler skips a nominated pod that fits its nominated node, so this adds no node.
+pub fn preempting_patch(node: &str, message: &str, now: jiff::Timestamp) -> serde_json::Value {
+    json!({"status": {
+        "nominatedNodeName": node,
+        "conditions": [{
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": message,
+            "lastTransitionTime": now.to_string(),
+        }],
+    }})
+}
+
+/// Nominates the pod to `node` and says why it waits there (see [`preempting_patch`]).
+pub async fn nominate_preemptor(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    node: &str,
+    message: &str,
+) -> crate::error::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let patch = preempting_patch(node, message, jiff::Timestamp::now());
+    pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await?;
+    Ok(())
+}
+
+/// What a preempting pod waits for, for its condition and event.
+pub fn preempting_message(victims: usize, node: &str) -> String {
+    let s = if victims == 1 { "" } else { "s" };
+    format!(
+        "preempting {victims} placeholder{s} on node {node}: the pod binds there once they are gone"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +85,27 @@ mod tests {
         assert_eq!(set.content_type, "application/merge-patch+json");
         assert_eq!(set.body, json!({"status": {"nominatedNodeName": "n1"}}));
         assert_eq!(clear.body, json!({"status": {"nominatedNodeName": null}}));
+    }
+}
+
+#[cfg(test)]
+mod preempting_tests {
+    use super::*;
+
+    #[test]
+    fn a_preemptor_is_nominated_and_says_what_it_waits_for_in_one_patch() {
+        let p = preempting_patch(
+            "n1",
+            &preempting_message(2, "n1"),
+            "2026-01-01T00:00:00Z".parse().unwrap(),
+        );
+        assert_eq!(p["status"]["nominatedNodeName"], "n1");
+        let c = &p["status"]["conditions"][0];
+        assert_eq!(c["type"], "PodScheduled");
+        assert_eq!(c["reason"], "Unschedulable");
+        assert_eq!(
+            c["message"],
+            "preempting 2 placeholders on node n1: the pod binds there once they are gone"
+        );
     }
 }

@@ -3,6 +3,9 @@
 //! the leader check sits, because a write may wait seconds for its turn and the lease may
 //! lapse meanwhile: the check must come after the wait, right before the request.
 
+use crate::metrics::LaneLabels;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::{Arc, Mutex};
 use tokio::time::{Duration, Instant};
 
@@ -19,6 +22,8 @@ pub struct RateLimiter {
     burst: f64,
     state: Mutex<Bucket>,
     gate: Option<WriteGate>,
+    /// Where waits are recorded, and the lane name of [`Self::acquire`]'s writes.
+    waits: Option<(Family<LaneLabels, Histogram>, &'static str)>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -48,6 +53,24 @@ impl RateLimiter {
                 updated: Instant::now(),
             }),
             gate: None,
+            waits: None,
+        }
+    }
+
+    /// Records each write's wait in `waits`: [`Self::acquire`]'s under `lane`,
+    /// [`Self::acquire_spare`]'s under `status`.
+    pub fn observed(mut self, waits: Family<LaneLabels, Histogram>, lane: &'static str) -> Self {
+        self.waits = Some((waits, lane));
+        self
+    }
+
+    fn record(&self, lane: Option<&'static str>, waited: Duration) {
+        if let Some((family, own)) = &self.waits {
+            family
+                .get_or_create(&LaneLabels {
+                    lane: lane.unwrap_or(own),
+                })
+                .observe(waited.as_secs_f64());
         }
     }
 
@@ -68,9 +91,11 @@ impl RateLimiter {
     /// Then the gate, if any, is asked: a write whose leadership lapsed during the wait is
     /// refused rather than sent.
     pub async fn acquire(&self) -> Result<(), NotLeader> {
-        if let Some(wait) = self.reserve(Instant::now()) {
+        let wait = self.reserve(Instant::now());
+        if let Some(wait) = wait {
             tokio::time::sleep(wait).await;
         }
+        self.record(None, wait.unwrap_or_default());
         match &self.gate {
             Some(may_write) if !may_write() => Err(NotLeader),
             _ => Ok(()),
@@ -81,9 +106,11 @@ impl RateLimiter {
     /// so every write waiting in [`Self::acquire`] (binds, evictions: they hold a reservation
     /// the bucket is paying off) goes first. For the status lane, whose writes can wait.
     pub async fn acquire_spare(&self) -> Result<(), NotLeader> {
+        let start = Instant::now();
         while let Some(wait) = self.take_spare(Instant::now()) {
             tokio::time::sleep(wait).await;
         }
+        self.record(Some("status"), Instant::now() - start);
         match &self.gate {
             Some(may_write) if !may_write() => Err(NotLeader),
             _ => Ok(()),

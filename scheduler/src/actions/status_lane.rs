@@ -99,11 +99,9 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> crate::error::Re
                 _ = ready => continue,
             }
         }
-        let waited = std::time::Instant::now();
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             acquired = ctx.limiter.acquire_spare() => {
-                ctx.metrics.observe_limiter_wait("status", waited.elapsed());
                 if acquired.is_err() {
                     // Not leading: what is pending is the next leader's to decide again.
                     continue;

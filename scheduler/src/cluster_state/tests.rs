@@ -1,4 +1,5 @@
 use super::*;
+use crate::actions::volumes::VolumeStep;
 use crate::convert::VolumeIndex;
 use hubpack_core::model::PodRole;
 use serde_json::{Value, json};
@@ -91,7 +92,7 @@ fn a_terminating_victim_still_counts_until_its_delete() {
     // DELETE: freed, and the preemptor is woken.
     let fx = st.delete_pod(&terminating, &cls());
     assert_eq!(fx.wake, vec![user]);
-    assert!(fx.freed);
+    assert_eq!(fx.freed.as_deref(), Some("n1"));
     assert_eq!(st.snapshot.requested("n1").cpu_milli, 0);
 }
 
@@ -173,6 +174,10 @@ fn kubelet_rejection_is_reported_once() {
         json!({"phase": "Failed", "reason": "Evicted"}),
     );
     assert_eq!(st.apply_pod(&evicted, &cls(), &vols).kubelet_rejected, None);
+    // Its DELETE forgets it: the memory of reported rejections does not grow forever.
+    assert_eq!(st.rejections_seen.len(), 1);
+    st.delete_pod(&failed, &cls());
+    assert!(st.rejections_seen.is_empty());
 }
 
 #[test]
@@ -183,13 +188,28 @@ fn provisioning_waiters_wake_when_all_claims_are_bound() {
         key.clone(),
         InFlight::Provisioning {
             node: "n1".into(),
-            claims: ["a".into(), "b".into()].into(),
+            steps: vec![
+                VolumeStep::SelectNode { claim: "a".into() },
+                VolumeStep::BindVolume {
+                    claim: "b".into(),
+                    volume: "pv-1".into(),
+                    resource_version: None,
+                },
+            ],
             deadline: 0,
         },
     );
     assert!(st.claims_bound("hub", &|c| c == "a").is_empty());
-    assert_eq!(st.claims_bound("hub", &|_| true), vec![key]);
+    assert_eq!(st.claims_bound("hub", &|_| true), vec![key.clone()]);
     assert!(st.claims_bound("other", &|_| true).is_empty());
+    assert_eq!(
+        st.reserved_volumes(&PodKey::new("hub", "u2")),
+        ["pv-1"].into()
+    );
+    assert!(
+        st.reserved_volumes(&key).is_empty(),
+        "not reserved against itself"
+    );
 }
 
 #[test]
@@ -207,4 +227,40 @@ fn a_node_update_that_changes_nothing_is_not_a_change() {
         .unwrap(),
     );
     assert!(st.apply_node(&tainted, None).unwrap());
+}
+
+#[test]
+fn a_placed_pods_required_anti_affinity_is_tracked_against_incoming_pods() {
+    let mut st = ClusterState::default();
+    let vols = crate::convert::VolumeIndex::default();
+    let guard: k8s::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db", "namespace": "hub", "uid": "u-db"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}],
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname",
+                 "labelSelector": {"matchLabels": {"component": "singleuser-server"}}}]}}},
+        "status": {"phase": "Running"},
+    }))
+    .unwrap();
+    st.apply_pod(&guard, &cls(), &vols);
+    let incoming = |ns: &str, component: &str| -> k8s::Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "u", "namespace": ns, "labels": {"component": component}}}))
+        .unwrap()
+    };
+    assert_eq!(
+        st.anti_affinity_against(&incoming("hub", "singleuser-server")),
+        Some(&PodKey::new("hub", "db"))
+    );
+    assert_eq!(st.anti_affinity_against(&incoming("hub", "other")), None);
+    assert_eq!(
+        st.anti_affinity_against(&incoming("elsewhere", "singleuser-server")),
+        None,
+        "a term without namespaces covers its own namespace only"
+    );
+    st.delete_pod(&guard, &cls());
+    assert_eq!(
+        st.anti_affinity_against(&incoming("hub", "singleuser-server")),
+        None
+    );
 }

@@ -162,7 +162,7 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
         preferred_affinity,
         host_ports: host_ports(spec)?,
         volumes: pod_volumes(namespace, name, spec, ctx.volumes)?,
-        unsupported: unsupported(spec),
+        unsupported: unsupported(namespace, name, spec, ctx.volumes),
         scheduling_gated: spec
             .scheduling_gates
             .as_ref()
@@ -256,14 +256,11 @@ fn pod_request(spec: &k8s::PodSpec) -> Result<PodRequest, ConvertError> {
     })
 }
 
+/// Host ports of the (regular) containers: kube-scheduler's NodePorts plugin does not count
+/// init containers' ports, and neither does hubpack, or the two would disagree.
 fn host_ports(spec: &k8s::PodSpec) -> Result<Vec<HostPort>, ConvertError> {
     let mut out = Vec::new();
-    let all = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter());
-    for c in all {
+    for c in &spec.containers {
         for p in c.ports.iter().flatten() {
             let Some(port) = p.host_port.filter(|&h| h > 0) else {
                 continue;
@@ -284,7 +281,12 @@ fn host_ports(spec: &k8s::PodSpec) -> Result<Vec<HostPort>, ConvertError> {
 
 /// Hard constraints hubpack does not evaluate. Soft ones (preferred pod affinity,
 /// `ScheduleAnyway` spread) are ignored: they cannot make a placement invalid.
-fn unsupported(spec: &k8s::PodSpec) -> Vec<String> {
+fn unsupported(
+    namespace: &str,
+    name: &str,
+    spec: &k8s::PodSpec,
+    volumes: &dyn VolumeCatalog,
+) -> Vec<String> {
     let mut out = Vec::new();
     let affinity = spec.affinity.as_ref();
     if affinity
@@ -317,6 +319,37 @@ fn unsupported(spec: &k8s::PodSpec) -> Vec<String> {
     }
     if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
         out.push("resourceClaims (dynamic resource allocation)".to_string());
+    }
+    // kube-scheduler's VolumeRestrictions: disks a node may mount only once.
+    for v in spec.volumes.iter().flatten() {
+        let kind = if v.gce_persistent_disk.is_some() {
+            "gcePersistentDisk"
+        } else if v.aws_elastic_block_store.is_some() {
+            "awsElasticBlockStore"
+        } else if v.iscsi.is_some() {
+            "iscsi"
+        } else if v.rbd.is_some() {
+            "rbd"
+        } else {
+            continue;
+        };
+        out.push(format!(
+            "inline {kind} volume {:?} (VolumeRestrictions)",
+            v.name
+        ));
+    }
+    for claim in super::volume::claim_names(name, spec) {
+        let once = volumes.claim(namespace, &claim).is_some_and(|c| {
+            c.spec
+                .as_ref()
+                .and_then(|s| s.access_modes.as_ref())
+                .is_some_and(|m| m.iter().any(|m| m == "ReadWriteOncePod"))
+        });
+        if once {
+            out.push(format!(
+                "claim {claim:?} with access mode ReadWriteOncePod (VolumeRestrictions)"
+            ));
+        }
     }
     out
 }

@@ -5,12 +5,12 @@ use super::{priority_and_created, split};
 use crate::actions::bind::bind;
 use crate::actions::events::pod_ref;
 use crate::actions::evict::{EvictOutcome, evict};
-use crate::actions::nominate::set_nomination;
+use crate::actions::nominate::{nominate_preemptor, preempting_message};
 use crate::actions::status_lane::StatusWrite;
-use crate::actions::volumes::{VolumeStep, apply_step};
+use crate::actions::volumes::{VolumeStep, apply_step, unselect_node};
 use crate::cluster_state::InFlight;
 use crate::context::Context;
-use crate::metrics::{AttemptResult, KindLabels};
+use crate::metrics::{AttemptResult, ReasonLabels};
 use hubpack_core::model::{Millis, PodKey};
 use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
@@ -19,13 +19,15 @@ use std::sync::Arc;
 /// Clears a nomination that did not work out, in the snapshot at once and, through the
 /// status lane, on the pod (the autoscaler never scales up for a nominated pod).
 pub(super) fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey) {
-    {
+    let flight = {
         let mut st = ctx.state();
-        st.in_flight.remove(key);
         st.snapshot.clear_nomination(key);
+        st.in_flight.remove(key)
+    };
+    // The reserved seat is free again for parked pods that could use it.
+    if let Some(flight) = flight {
+        crate::requeue::node_changed(ctx, flight.node());
     }
-    // The reserved seat is free again for parked pods.
-    ctx.queue().cluster_changed();
     ctx.status_lane
         .push(key.clone(), StatusWrite::ClearNomination);
 }
@@ -63,22 +65,18 @@ pub(super) fn spawn_bind(
                 ctx.events.scheduled(&pod_ref(&raw), &node).await;
             }
             Err(e) => {
-                let kind = e
-                    .api_code()
-                    .map_or_else(|| e.metric_label().to_string(), |c| c.to_string());
+                let reason = crate::metrics::write_error_label(&e);
                 tracing::warn!(pod = %key, %node, error = %e, "bind failed");
                 ctx.metrics
                     .bind_errors
-                    .get_or_create(&KindLabels { kind })
+                    .get_or_create(&ReasonLabels { reason })
                     .inc();
                 ctx.metrics.attempt(AttemptResult::Error);
                 ctx.state().snapshot.forget(&key);
-                let now = ctx.now();
-                let mut q = ctx.queue();
                 // The seat it was assumed on is free again.
-                q.cluster_changed();
-                q.retry(key, priority, created, now);
-                drop(q);
+                crate::requeue::node_changed(&ctx, &node);
+                let now = ctx.now();
+                ctx.queue().retry(key, priority, created, now);
                 ctx.wake.notify_one();
             }
         }
@@ -101,12 +99,18 @@ pub(super) fn spawn_preemption(
         // seat is already reserved in the snapshot, and the bind still waits for every
         // victim's DELETE), and in sequence they put a second API round trip on every
         // preempting user's path.
+        let message = preempting_message(victims.len(), &node);
         let nominate = async {
             if ctx.limiter.acquire().await.is_err() {
                 return;
             }
-            if let Err(e) = set_nomination(&ctx.client, &ns, &name, Some(&node)).await {
-                tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName");
+            match nominate_preemptor(&ctx.client, &ns, &name, &node, &message).await {
+                Ok(()) => {
+                    if let Some(raw) = ctx.stores.pods.get(&ObjectRef::new(&name).within(&ns)) {
+                        ctx.events.failed_scheduling(&pod_ref(&raw), &message).await;
+                    }
+                }
+                Err(e) => tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName"),
             }
         };
         futures::join!(nominate, evict_all(&ctx, &key, &node, victims));
@@ -131,7 +135,18 @@ async fn evict_all(ctx: &Arc<Context>, key: &PodKey, node: &str, victims: Vec<Po
             }
             Ok(EvictOutcome::AlreadyGone) => {}
             Ok(EvictOutcome::Blocked) => {
-                tracing::warn!(victim = %victim, "eviction still refused (429); preemption will time out");
+                // A PodDisruptionBudget refuses it after every retry: waiting out the whole
+                // preemption timeout would only delay the user; decide again now.
+                tracing::warn!(pod = %key, %victim, "eviction still refused (429) after retries; deciding again");
+                ctx.metrics.evictions_refused.inc();
+                if let Some(InFlight::Preempting { deadline, .. }) =
+                    ctx.state().in_flight.get_mut(key)
+                {
+                    *deadline = 0;
+                }
+                ctx.queue().wake(key);
+                ctx.wake.notify_one();
+                return;
             }
             Err(e) => {
                 tracing::warn!(victim = %victim, error = %e, "eviction failed; preemption will time out");
@@ -145,17 +160,24 @@ pub(super) fn start_provisioning(
     key: PodKey,
     ns: &str,
     node: String,
-    steps: Vec<VolumeStep>,
+    mut steps: Vec<VolumeStep>,
     now: Millis,
 ) {
-    let claims = steps
-        .iter()
-        .map(|s| match s {
-            VolumeStep::BindVolume { claim, .. } | VolumeStep::SelectNode { claim } => {
-                claim.clone()
-            }
-        })
-        .collect();
+    // Pre-bind a static volume only as the decision saw it.
+    for step in &mut steps {
+        if let VolumeStep::BindVolume {
+            volume,
+            resource_version,
+            ..
+        } = step
+        {
+            *resource_version = ctx
+                .stores
+                .volumes
+                .get(&ObjectRef::new(volume))
+                .and_then(|pv| pv.metadata.resource_version.clone());
+        }
+    }
     let deadline = now
         + i64::try_from(ctx.config.volumes.bind_timeout_seconds)
             .unwrap_or(i64::MAX / 2)
@@ -164,7 +186,7 @@ pub(super) fn start_provisioning(
         key.clone(),
         InFlight::Provisioning {
             node: node.clone(),
-            claims,
+            steps: steps.clone(),
             deadline,
         },
     );
@@ -184,6 +206,28 @@ pub(super) fn start_provisioning(
                 ctx.queue().wake(&key);
                 ctx.wake.notify_one();
                 return;
+            }
+        }
+    });
+}
+
+/// After a provisioning timeout: takes back the `selected-node` we set on each claim still
+/// unbound, so the claim is free to be provisioned where the pod goes next.
+pub(super) fn unselect_nodes(ctx: &Arc<Context>, ns: &str, node: &str, steps: &[VolumeStep]) {
+    let claims: Vec<_> = steps
+        .iter()
+        .filter(|s| matches!(s, VolumeStep::SelectNode { .. }))
+        .filter_map(|s| ctx.stores.claims.get(&ObjectRef::new(s.claim()).within(ns)))
+        .collect();
+    if claims.is_empty() {
+        return;
+    }
+    let ctx = ctx.clone();
+    let node = node.to_string();
+    tokio::spawn(async move {
+        for claim in claims {
+            if let Err(e) = unselect_node(&ctx.client, &ctx.limiter, &claim, &node).await {
+                tracing::warn!(claim = ?claim.metadata.name, error = %e, "could not take back selected-node");
             }
         }
     });

@@ -35,7 +35,7 @@ fn env_with(gate: LeaderGate, tune: impl FnOnce(&mut Config)) -> Env {
     let (stores, writers) = watch::stores();
     let mut reg = prometheus_client::registry::Registry::default();
     let mut config = Config::default();
-    config.policy.warm_settle_ms = 0;
+    config.policy.warm_settle_seconds = 0;
     tune(&mut config);
     let ctx = Arc::new(Context::new(
         client,
@@ -128,6 +128,50 @@ fn event_reply() -> Value {
            "metadata": {"name": "e", "namespace": "hub"}, "eventTime": "2026-01-01T00:00:00.000000Z"})
 }
 
+/// The four writes of a preemption with one victim.
+struct PreemptionWrites {
+    nominate: Seen,
+    eviction: Seen,
+    events: Vec<Seen>,
+}
+
+impl PreemptionWrites {
+    fn event(&self, reason: &str) -> &Seen {
+        self.events
+            .iter()
+            .find(|e| e.body["reason"] == reason)
+            .unwrap_or_else(|| panic!("no {reason} event in {:?}", self.events))
+    }
+}
+
+async fn preemption_writes(e: &mut Env) -> PreemptionWrites {
+    let (mut nominate, mut eviction, mut events) = (None, None, Vec::new());
+    for _ in 0..4 {
+        let seen = next_with(&mut e.handle, |path| {
+            if path.ends_with("/status") {
+                (200, pod_json("hub", "alice"))
+            } else if path.ends_with("/events") {
+                (201, event_reply())
+            } else {
+                (201, status_ok())
+            }
+        })
+        .await;
+        if seen.path.ends_with("/status") {
+            nominate = Some(seen);
+        } else if seen.path.ends_with("/eviction") {
+            eviction = Some(seen);
+        } else {
+            events.push(seen);
+        }
+    }
+    PreemptionWrites {
+        nominate: nominate.expect("a nomination"),
+        eviction: eviction.expect("an eviction"),
+        events,
+    }
+}
+
 fn pop(ctx: &Context) -> PodKey {
     ctx.queue().pop(i64::MAX / 2).expect("a queued pod")
 }
@@ -177,35 +221,34 @@ async fn preemption_nominates_evicts_and_binds_only_after_the_victims_delete() {
             victims: vec![PodKey::new("hub", "ph-0")]
         }
     );
-    // The nomination and the eviction go out together, in either order.
-    let (mut nominate, mut eviction) = (None, None);
-    for _ in 0..2 {
-        let seen = next_with(&mut e.handle, |path| match path.ends_with("/status") {
-            true => (200, pod_json("hub", "alice")),
-            false => (201, status_ok()),
-        })
-        .await;
-        if seen.path.ends_with("/status") {
-            nominate = Some(seen);
-        } else {
-            eviction = Some(seen);
-        }
-    }
-    let (nominate, eviction) = (nominate.unwrap(), eviction.unwrap());
+    // The nomination (with the condition saying what the pod waits for) and the eviction
+    // go out together, then an event on each pod, in any order.
+    let w = preemption_writes(&mut e).await;
+    let nominate = &w.nominate;
     assert_eq!(nominate.path, "/api/v1/namespaces/hub/pods/alice/status");
     assert_eq!(
-        nominate.body,
-        json!({"status": {"nominatedNodeName": "n1"}})
+        nominate.content_type,
+        "application/strategic-merge-patch+json"
     );
+    assert_eq!(nominate.body["status"]["nominatedNodeName"], "n1");
+    let cond = &nominate.body["status"]["conditions"][0];
+    assert_eq!(cond["reason"], "Unschedulable");
+    assert_eq!(
+        cond["message"],
+        "preempting 1 placeholder on node n1: the pod binds there once they are gone"
+    );
+    let eviction = &w.eviction;
     assert_eq!(eviction.path, "/api/v1/namespaces/hub/pods/ph-0/eviction");
     assert_eq!(
         eviction.body["deleteOptions"]["preconditions"]["uid"],
         "uid-ph-0"
     );
     assert_eq!(eviction.body["deleteOptions"]["gracePeriodSeconds"], 0);
-    let preempted = next(&mut e.handle, 201, event_reply()).await;
-    assert_eq!(preempted.body["reason"], "Preempted");
+    let preempted = w.event("Preempted");
     assert_eq!(preempted.body["regarding"]["name"], "ph-0");
+    let waiting = w.event("FailedScheduling");
+    assert_eq!(waiting.body["regarding"]["name"], "alice");
+    assert_eq!(waiting.body["note"], cond["message"]);
 
     // The seat is reserved: a replacement placeholder must not take it.
     {
@@ -249,9 +292,7 @@ async fn a_preemption_that_times_out_clears_the_nomination() {
     let mut alice = user("alice", "2");
     e.pod(alice.clone());
     schedule_one(&e.ctx, pop(&e.ctx)).await;
-    next(&mut e.handle, 200, pod_json("hub", "alice")).await;
-    next(&mut e.handle, 201, status_ok()).await;
-    next(&mut e.handle, 201, event_reply()).await;
+    preemption_writes(&mut e).await;
     // The watch shows the nomination.
     alice["status"] = json!({"nominatedNodeName": "n1"});
     e.pod(alice);
@@ -291,9 +332,7 @@ async fn a_timed_out_preemption_whose_victims_remain_is_redone_without_clearing_
     e.pod(placeholder("ph-0", "4", "n1"));
     e.pod(user("alice", "2"));
     schedule_one(&e.ctx, pop(&e.ctx)).await;
-    next(&mut e.handle, 200, pod_json("hub", "alice")).await;
-    next(&mut e.handle, 201, status_ok()).await;
-    next(&mut e.handle, 201, event_reply()).await;
+    preemption_writes(&mut e).await;
     let key = PodKey::new("hub", "alice");
     if let Some(InFlight::Preempting { deadline, .. }) = e.ctx.state().in_flight.get_mut(&key) {
         *deadline = 0;
@@ -302,30 +341,9 @@ async fn a_timed_out_preemption_whose_victims_remain_is_redone_without_clearing_
     assert!(matches!(attempt, Attempt::Preempting { .. }), "{attempt:?}");
     // Nominated again and the victim evicted again; the clear queued by the timeout was
     // dropped, or it would undo the new nomination.
-    let mut seen = Vec::new();
-    for _ in 0..2 {
-        seen.push(
-            next_with(&mut e.handle, |path| {
-                if path.ends_with("/eviction") {
-                    (201, status_ok())
-                } else {
-                    (200, pod_json("hub", "alice"))
-                }
-            })
-            .await,
-        );
-    }
-    assert!(
-        seen.iter()
-            .any(|r| r.body == json!({"status": {"nominatedNodeName": "n1"}})),
-        "{seen:?}"
-    );
-    assert!(
-        !seen
-            .iter()
-            .any(|r| r.body == json!({"status": {"nominatedNodeName": null}})),
-        "{seen:?}"
-    );
+    let w = preemption_writes(&mut e).await;
+    assert_eq!(w.nominate.body["status"]["nominatedNodeName"], "n1");
+    e.silent().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -561,8 +579,8 @@ async fn a_kubelet_rejection_is_an_event_and_a_metric() {
         .ctx
         .metrics
         .kubelet_rejections
-        .get_or_create(&crate::metrics::KindLabels {
-            kind: "OutOfcpu".into(),
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: "out_of_cpu".into(),
         })
         .get();
     assert_eq!(counted, 1);
@@ -582,9 +600,7 @@ async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
         "metadata": {"name": "wffc"}, "provisioner": "example.com/disk",
         "volumeBindingMode": "WaitForFirstConsumer"}))
     .unwrap();
-    e.writers
-        .classes
-        .apply_watcher_event(&Event::Apply(class));
+    e.writers.classes.apply_watcher_event(&Event::Apply(class));
     let claim = |bound: bool| -> PersistentVolumeClaim {
         let mut c = json!({"metadata": {"name": "home", "namespace": "hub"},
             "spec": {"storageClassName": "wffc", "accessModes": ["ReadWriteOnce"],
@@ -599,14 +615,21 @@ async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
         .claims
         .apply_watcher_event(&Event::Apply(claim(false)));
     let mut pod = user("alice", "1");
-    pod["spec"]["volumes"] = json!([{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]);
+    pod["spec"]["volumes"] =
+        json!([{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]);
     e.pod(pod);
-    e.ctx.synced.store(watch::WATCHED_KINDS, std::sync::atomic::Ordering::Release);
+    e.ctx
+        .synced
+        .store(watch::WATCHED_KINDS, std::sync::atomic::Ordering::Release);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(crate::scheduler_loop::run(e.ctx.clone(), shutdown.clone()));
 
-    let select = next(&mut e.handle, 200, json!({"apiVersion": "v1",
-        "kind": "PersistentVolumeClaim", "metadata": {"name": "home", "namespace": "hub"}}))
+    let select = next(
+        &mut e.handle,
+        200,
+        json!({"apiVersion": "v1",
+        "kind": "PersistentVolumeClaim", "metadata": {"name": "home", "namespace": "hub"}}),
+    )
     .await;
     assert_eq!(
         select.body["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
@@ -631,4 +654,122 @@ async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
     assert_eq!(bind.body["target"]["name"], "n1");
     shutdown.cancel();
     run.await.unwrap();
+}
+
+/// Two pods, one static volume: the first decision reserves it (and pre-binds it with the
+/// PV's resourceVersion), so the second cannot take it before the watch shows the claimRef.
+#[tokio::test(start_paused = true)]
+async fn a_static_volume_being_pre_bound_is_reserved_for_its_pod() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let mut e = env(true);
+    e.node("n1", "8");
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "local"}, "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .unwrap();
+    e.writers.classes.apply_watcher_event(&Event::Apply(class));
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": "pv-1", "resourceVersion": "5"},
+        "spec": {"storageClassName": "local", "capacity": {"storage": "1Gi"},
+                 "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/x"}}}))
+    .unwrap();
+    e.writers.volumes.apply_watcher_event(&Event::Apply(pv));
+    for name in ["home-a", "home-b"] {
+        let c: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "hub"},
+            "spec": {"storageClassName": "local", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}))
+        .unwrap();
+        e.writers.claims.apply_watcher_event(&Event::Apply(c));
+    }
+    for (pod, claim) in [("a", "home-a"), ("b", "home-b")] {
+        let mut p = user(pod, "1");
+        p["spec"]["volumes"] =
+            json!([{"name": "home", "persistentVolumeClaim": {"claimName": claim}}]);
+        e.pod(p);
+    }
+    let first = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    assert_eq!(first, Attempt::Provisioning { node: "n1".into() });
+    let prebind = next(
+        &mut e.handle,
+        200,
+        json!({"apiVersion": "v1",
+        "kind": "PersistentVolume", "metadata": {"name": "pv-1"}}),
+    )
+    .await;
+    assert_eq!(prebind.path, "/api/v1/persistentvolumes/pv-1");
+    assert_eq!(prebind.body["metadata"]["resourceVersion"], "5");
+    let key = e.ctx.queue().pop(e.ctx.now()).expect("the second pod");
+    assert_eq!(key, PodKey::new("hub", "b"));
+    let second = schedule_one(&e.ctx, key).await;
+    let Attempt::Unschedulable { message } = second else {
+        panic!("{second:?}")
+    };
+    assert!(
+        message.contains("didn't find available persistent volumes to bind"),
+        "{message}"
+    );
+}
+
+/// Issue #9 item 12: an eviction a PodDisruptionBudget still refuses after every retry is
+/// counted, and the preemptor is decided again at once instead of waiting out the timeout.
+#[tokio::test(start_paused = true)]
+async fn an_eviction_refused_after_its_retries_is_counted_and_the_pod_decided_again() {
+    let mut e = env(true);
+    e.node("n1", "4");
+    e.pod(placeholder("ph-0", "4", "n1"));
+    e.pod(user("alice", "2"));
+    schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let mut evictions = 0;
+    while evictions <= crate::actions::evict::RETRIES_ON_429 {
+        let seen = next_with(&mut e.handle, |path| {
+            if path.ends_with("/eviction") {
+                (429, status_err(429, "TooManyRequests"))
+            } else if path.ends_with("/events") {
+                (201, event_reply())
+            } else {
+                (200, pod_json("hub", "alice"))
+            }
+        })
+        .await;
+        evictions += u32::from(seen.path.ends_with("/eviction"));
+    }
+    // Drain the nomination's event if it came after the last eviction.
+    let _ = tokio::time::timeout(Duration::from_millis(100), async {
+        next(&mut e.handle, 201, event_reply()).await
+    })
+    .await;
+    for _ in 0..100 {
+        if e.ctx.metrics.evictions_refused.get() == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(e.ctx.metrics.evictions_refused.get(), 1);
+    let key = e
+        .ctx
+        .queue()
+        .pop(e.ctx.now())
+        .expect("woken at once, not after preemption.timeoutSeconds");
+    assert_eq!(key, PodKey::new("hub", "alice"));
+    let key2 = key.clone();
+    let ctx = e.ctx.clone();
+    let again = tokio::spawn(async move { schedule_one(&ctx, key2).await });
+    // The nomination is abandoned and the pod preempts afresh (the PDB may allow it now).
+    preemption_writes_answering_429(&mut e).await;
+    assert!(matches!(again.await.unwrap(), Attempt::Preempting { .. }));
+    assert_eq!(e.ctx.metrics.preemption_timeouts.get(), 1);
+}
+
+async fn preemption_writes_answering_429(e: &mut Env) {
+    // Just the first request of the new preemption: its nomination or its eviction.
+    next_with(&mut e.handle, |path| {
+        if path.ends_with("/eviction") {
+            (201, status_ok())
+        } else {
+            (200, pod_json("hub", "alice"))
+        }
+    })
+    .await;
 }

@@ -215,7 +215,7 @@ pub async fn start(cluster: &Cluster, which: &Scheduler, name: &str) -> Running 
 fn hubpack_config(qps: u32, burst: u32, metrics_port: u16) -> String {
     format!(
         "schedulerName: {SCHEDULER_NAME}\n\
-         policy:\n  warm_settle_ms: 0\n\
+         policy:\n  warmSettleSeconds: 0\n\
          leaderElection:\n  enabled: false\n\
          api:\n  qps: {qps}\n  burst: {burst}\n\
          metricsAddress: 127.0.0.1:{metrics_port}\n"

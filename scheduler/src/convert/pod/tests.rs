@@ -256,6 +256,16 @@ fn host_ports_default_to_tcp() {
 }
 
 #[test]
+fn init_container_host_ports_are_not_counted_as_kube_scheduler_does_not() {
+    let p = convert(user_pod(json!({
+        "initContainers": [{"name": "i", "image": "x",
+            "ports": [{"containerPort": 80, "hostPort": 9000}]}],
+        "containers": [{"name": "c", "image": "x"}]})))
+    .unwrap();
+    assert!(p.host_ports.is_empty(), "{:?}", p.host_ports);
+}
+
+#[test]
 fn malformed_quantity_is_an_error_naming_the_field() {
     let e = convert(user_pod(json!({"containers": [{"name": "c", "image": "x",
         "resources": {"requests": {"memory": "1Gb"}}}]})))
@@ -427,5 +437,141 @@ fn claims_resolve_to_bound_wait_for_consumer_immediate_and_missing() {
         PodVolume::MissingClaim {
             claim: "jupyter-alice-scratch".into()
         }
+    );
+}
+
+fn wffc_static_pvs(idx: &VolumeIndex) -> (Vec<String>, Option<hubpack_core::model::NodeSelector>) {
+    let p = convert_with(
+        user_pod(
+            json!({"containers": [{"name": "c", "image": "x"}], "volumes": [
+            {"name": "b", "persistentVolumeClaim": {"claimName": "home-wffc"}}]}),
+        ),
+        idx,
+    )
+    .unwrap();
+    match &p.volumes[0] {
+        PodVolume::WaitForFirstConsumer {
+            static_pvs,
+            allowed_topologies,
+            ..
+        } => (
+            static_pvs.iter().map(|s| s.name.clone()).collect(),
+            allowed_topologies.clone(),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn local_pv(name: &str, size: &str, extra: serde_json::Value) -> Arc<PersistentVolume> {
+    let mut v = json!({
+        "metadata": {"name": name},
+        "spec": {"storageClassName": "local", "capacity": {"storage": size},
+                 "accessModes": ["ReadWriteOnce"]},
+    });
+    for (k, val) in extra.as_object().unwrap() {
+        if k == "labels" {
+            v["metadata"]["labels"] = val.clone();
+        } else {
+            v["spec"][k] = val.clone();
+        }
+    }
+    Arc::new(serde_json::from_value(v).unwrap())
+}
+
+#[test]
+fn the_smallest_fitting_volume_comes_first() {
+    let mut idx = volume_fixture();
+    idx.volumes.insert(
+        "pv-a-huge".into(),
+        local_pv("pv-a-huge", "100Gi", json!({})),
+    );
+    idx.volumes
+        .insert("pv-z-snug".into(), local_pv("pv-z-snug", "10Gi", json!({})));
+    let (names, _) = wffc_static_pvs(&idx);
+    assert_eq!(names, ["pv-z-snug", "pv-free", "pv-a-huge"]);
+}
+
+#[test]
+fn a_volume_must_match_the_claims_selector_and_volume_mode() {
+    let mut idx = volume_fixture();
+    idx.volumes.remove("pv-free");
+    idx.volumes.insert(
+        "pv-block".into(),
+        local_pv("pv-block", "10Gi", json!({"volumeMode": "Block"})),
+    );
+    idx.volumes.insert(
+        "pv-fast".into(),
+        local_pv("pv-fast", "10Gi", json!({"labels": {"tier": "fast"}})),
+    );
+    idx.volumes.insert(
+        "pv-slow".into(),
+        local_pv("pv-slow", "10Gi", json!({"labels": {"tier": "slow"}})),
+    );
+    assert_eq!(
+        wffc_static_pvs(&idx).0,
+        ["pv-fast", "pv-slow"],
+        "Filesystem only"
+    );
+    let mut claim = (*idx.claims[&("hub".to_string(), "home-wffc".to_string())]).clone();
+    claim.spec.as_mut().unwrap().selector = Some(
+        serde_json::from_value(json!({"matchExpressions": [
+            {"key": "tier", "operator": "In", "values": ["fast"]}]}))
+        .unwrap(),
+    );
+    idx.claims
+        .insert(("hub".into(), "home-wffc".into()), Arc::new(claim.clone()));
+    assert_eq!(wffc_static_pvs(&idx).0, ["pv-fast"]);
+    claim.spec.as_mut().unwrap().selector = None;
+    claim.spec.as_mut().unwrap().volume_mode = Some("Block".into());
+    idx.claims
+        .insert(("hub".into(), "home-wffc".into()), Arc::new(claim));
+    assert_eq!(wffc_static_pvs(&idx).0, ["pv-block"]);
+}
+
+#[test]
+fn a_claim_with_a_selected_node_pins_the_pod_to_that_node() {
+    let mut idx = volume_fixture();
+    let mut claim = (*idx.claims[&("hub".to_string(), "home-wffc".to_string())]).clone();
+    claim.metadata.annotations = Some(
+        [(
+            "volume.kubernetes.io/selected-node".to_string(),
+            "node-7".to_string(),
+        )]
+        .into(),
+    );
+    idx.claims
+        .insert(("hub".into(), "home-wffc".into()), Arc::new(claim));
+    let (names, allowed) = wffc_static_pvs(&idx);
+    assert!(names.is_empty(), "being provisioned: no static volume");
+    let allowed = allowed.unwrap();
+    // The class's topology, and the node by name, in every term.
+    assert_eq!(allowed.terms.len(), 1);
+    let t = &allowed.terms[0];
+    assert_eq!(t.match_expressions[0].key, "zone");
+    assert_eq!(t.match_fields[0].key, "metadata.name");
+    assert_eq!(t.match_fields[0].values, ["node-7"]);
+}
+
+#[test]
+fn volume_restrictions_are_refused_visibly() {
+    let mut idx = volume_fixture();
+    let mut claim = (*idx.claims[&("hub".to_string(), "home-wffc".to_string())]).clone();
+    claim.spec.as_mut().unwrap().access_modes = Some(vec!["ReadWriteOncePod".into()]);
+    idx.claims
+        .insert(("hub".into(), "home-wffc".into()), Arc::new(claim));
+    let p = convert_with(
+        user_pod(
+            json!({"containers": [{"name": "c", "image": "x"}], "volumes": [
+            {"name": "b", "persistentVolumeClaim": {"claimName": "home-wffc"}},
+            {"name": "disk", "gcePersistentDisk": {"pdName": "d1"}}]}),
+        ),
+        &idx,
+    )
+    .unwrap();
+    assert_eq!(p.unsupported.len(), 2, "{:?}", p.unsupported);
+    assert!(
+        p.unsupported
+            .iter()
+            .all(|u| u.contains("VolumeRestrictions"))
     );
 }
