@@ -164,10 +164,11 @@ pub fn observe_pool(
                 .unwrap_or_default();
             let entry = used.entry(node).or_default();
             *entry = &*entry + &req;
-            if ours && component == Some(PREPULLER_COMPONENT) {
-                if let Some(t) = pod_ready_since(p) {
-                    prepull_ready.insert(node, t);
-                }
+            if ours
+                && component == Some(PREPULLER_COMPONENT)
+                && let Some(t) = pod_ready_since(p)
+            {
+                prepull_ready.insert(node, t);
             }
         }
         if is_user_of(cfg, pool, p) {

@@ -98,6 +98,7 @@ pub fn forecast_pool(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
     use crate::config::Config;

@@ -316,7 +316,7 @@ mod tests {
             w.observe(week * WEEK_MS + 9 * 60 * MIN + 5 * MIN, 30.0);
             w.observe(week * WEEK_MS + 14 * 60 * MIN, 10.0);
         }
-        let p = w.profile().unwrap();
+        let p = w.profile().expect("learned");
         let mean: f64 = p.hourly_factor.iter().sum::<f64>() / 168.0;
         assert!((mean - 1.0).abs() < 1e-9);
         assert!(p.hourly_factor[9] > 2.5 * p.hourly_factor[14]);
