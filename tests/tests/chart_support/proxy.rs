@@ -3,7 +3,9 @@
 //! kubeconfig says so), the proxy forwards each request unchanged over TLS, with that token,
 //! and notes the request's verb and resource the way the API server's RequestInfo derives them
 //! (GET + `watch` = watch, GET of a collection = list, POST = create, PATCH = patch, ...)
-//! together with the answer's status. Responses stream through, so watches work.
+//! together with the answer's status. Responses stream through, so watches work. A
+//! server-side apply answered 201 created its object, which the API server authorizes as a
+//! create too: it is noted as both.
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -110,11 +112,16 @@ async fn forward(State((upstream, seen)): State<Shared>, req: Request) -> Respon
             (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
         ),
     };
-    seen.lock().unwrap().push(request_info(
-        &parts.method,
-        &path_and_query,
-        status.as_u16(),
-    ));
+    let info = request_info(&parts.method, &path_and_query, status.as_u16());
+    let mut seen = seen.lock().unwrap();
+    // A server-side apply that made a new object (201) was also authorized as a create.
+    if parts.method == Method::PATCH && status == StatusCode::CREATED {
+        seen.push(Seen {
+            verb: "create".into(),
+            ..info.clone()
+        });
+    }
+    seen.push(info);
     response
 }
 
