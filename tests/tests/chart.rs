@@ -174,6 +174,31 @@ fn chart_refuses_static_placeholders_beside_the_controller() {
     }
 }
 
+/// A calendar URL from a Secret is refused at install, naming the value: this controller
+/// reads only `url` or `file`, and would refuse the rendered config at start.
+#[test]
+fn chart_refuses_calendar_url_secrets_the_controller_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret-calendar.yaml");
+    let example =
+        std::fs::read_to_string(chart_dir().join("examples/events-calendar.yaml")).unwrap();
+    std::fs::write(
+        &file,
+        example.replace(
+            "url: https://calendar.example.org/course.ics",
+            "urlSecret: {name: course-calendar, key: url}",
+        ),
+    )
+    .unwrap();
+    let out = template("cal", "default", &[&file], &[]);
+    assert!(!out.status.success(), "rendered:\n{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("controller.config.calendars[0].urlSecret"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// Every hubpack container (scheduler, controller): non-root, read-only root filesystem, no
 /// capabilities, no privilege escalation, seccomp RuntimeDefault, resource requests, the
 /// chart's image; the scheduler: 2 replicas, a PDB with maxUnavailable 1, anti-affinity
@@ -636,5 +661,139 @@ fn dockerfile_passes_hadolint() {
         "hadolint:\n{}{}",
         stdout(&out),
         stderr(&out)
+    );
+}
+
+/// The controller's RBAC (the events + calendar example) probed with SubjectAccessReviews:
+/// it writes its own objects by name, and cannot touch the chart's own Deployments, the
+/// scheduler's Lease, any Secret (no calendar Secret is named) or system PriorityClasses.
+#[tokio::test]
+async fn chart_rbac_keeps_the_controller_to_its_own_objects() {
+    let cluster = hubpack_e2e::shared_cluster!().unwrap();
+    let client = cluster.client().await.unwrap();
+    let ns = harness::create_namespace(&client, "chart-ctl")
+        .await
+        .unwrap();
+    let release = harness::unique_name("ctl");
+    let example = chart_dir().join("examples/events-calendar.yaml");
+    let docs = documents(&render(&release, &ns, &[&example], &[]));
+    let rbac: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            [
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+            ]
+            .contains(&kind(d))
+        })
+        .collect();
+    kubectl_ok(
+        &cluster.kubeconfig,
+        &["apply", "--namespace", &ns, "-f", "-"],
+        &to_stream(&rbac),
+    );
+    let user = format!("system:serviceaccount:{ns}:{release}-hubpack-placeholder-ctl");
+    let ns: &str = &ns;
+    let placeholder_class = format!("{release}-hubpack-placeholder");
+    let scheduler_deployment = format!("{release}-hubpack-scheduler");
+    type Probe<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+    // (verb, group, resource, namespace ("" = cluster-scoped), name)
+    let must_allow: Vec<Probe> = vec![
+        (
+            "create",
+            "apps",
+            "deployments",
+            ns,
+            "hubpack-placeholder-user",
+        ),
+        (
+            "patch",
+            "apps",
+            "deployments",
+            ns,
+            "hubpack-placeholder-user",
+        ),
+        ("patch", "apps", "daemonsets", ns, "hubpack-prepuller-user"),
+        (
+            "patch",
+            "policy",
+            "poddisruptionbudgets",
+            ns,
+            "hubpack-placeholder-user",
+        ),
+        (
+            "create",
+            "scheduling.k8s.io",
+            "priorityclasses",
+            "",
+            &placeholder_class,
+        ),
+        ("patch", "", "pods", ns, "hubpack-placeholder-user-abc"),
+        ("watch", "", "configmaps", ns, ""),
+        (
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            ns,
+            "hubpack-placeholder-ctl",
+        ),
+    ];
+    let must_deny: Vec<Probe> = vec![
+        ("get", "", "secrets", ns, "hub-secret"),
+        ("get", "", "secrets", ns, "course-calendar"),
+        ("list", "", "secrets", ns, ""),
+        ("patch", "apps", "deployments", ns, &scheduler_deployment),
+        ("create", "apps", "deployments", ns, "anything"),
+        (
+            "delete",
+            "apps",
+            "deployments",
+            ns,
+            "hubpack-placeholder-user",
+        ),
+        (
+            "patch",
+            "scheduling.k8s.io",
+            "priorityclasses",
+            "",
+            "system-cluster-critical",
+        ),
+        (
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            ns,
+            "hubpack-scheduler",
+        ),
+        ("delete", "", "pods", ns, "hubpack-placeholder-user-abc"),
+        ("create", "", "pods", ns, ""),
+    ];
+    async fn probe(client: &kube::Client, user: &str, p: &Probe<'_>) -> bool {
+        let (verb, group, resource, namespace, name) = *p;
+        allowed(client, user, verb, group, resource, None, namespace, name).await
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // (A grant that never takes effect shows in the list below.)
+    while !probe(&client, &user, &must_allow[0]).await && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut wrong = Vec::new();
+    for p in &must_allow {
+        if !probe(&client, &user, p).await {
+            wrong.push(format!("DENIED but needed: {p:?}"));
+        }
+    }
+    for p in &must_deny {
+        if probe(&client, &user, p).await {
+            wrong.push(format!("ALLOWED but must not be: {p:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "chart RBAC for {user}:\n{}",
+        wrong.join("\n")
     );
 }
