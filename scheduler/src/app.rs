@@ -31,7 +31,7 @@ pub async fn run(
     } else {
         LeaderGate::always()
     };
-    let (stores, writers) = watch::stores();
+    let (stores, writers) = crate::stores::stores();
     let ctx = Arc::new(Context::new(
         client.clone(),
         config.clone(),
@@ -54,7 +54,7 @@ pub async fn run(
         let state = HttpState {
             registry: Arc::new(registry),
             synced: ctx.synced.clone(),
-            kinds: watch::WATCHED_KINDS,
+            kinds: crate::stores::WATCHED_KINDS,
             heartbeat: ctx.heartbeat.clone(),
         };
         let serving = serve(config.metrics_address, state, shutdown.clone());

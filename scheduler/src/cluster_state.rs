@@ -1,51 +1,15 @@
 //! The cluster as the scheduler knows it: the core [`Snapshot`] fed from watch events, plus
 //! the scheduler's own in-flight work that the snapshot must respect (nominations while
-//! victims are deleted, claims being provisioned). Pure state machinery: watch wiring is in
+//! victims are deleted, claims being provisioned: [`crate::flight`]). Pure state machinery: watch wiring is in
 //! `watch.rs`, API writes in `actions/`; this is tested by feeding objects.
 
-use crate::actions::volumes::VolumeStep;
 use crate::convert::{LabelMatch, PodContext, VolumeCatalog, node_from_k8s, pod_from_k8s};
+use crate::flight::Flights;
 use hubpack_core::model::{Millis, PodKey};
 use hubpack_core::snapshot::Snapshot;
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::api::storage::v1::CSINode;
-use std::collections::{BTreeSet, HashMap, HashSet};
-
-/// A pod the scheduler already acted for and is waiting on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InFlight {
-    /// Nominated to `node`; bind once every victim's DELETE has been seen.
-    Preempting {
-        node: String,
-        victims: BTreeSet<PodKey>,
-        deadline: Millis,
-    },
-    /// Assumed on `node`; bind once the claim of every step is Bound. The static volumes
-    /// of its steps are reserved for it: no other decision may take them meanwhile.
-    Provisioning {
-        node: String,
-        steps: Vec<VolumeStep>,
-        deadline: Millis,
-    },
-}
-
-impl InFlight {
-    /// The claims a provisioning pod waits for.
-    pub fn claims(&self) -> impl Iterator<Item = &str> {
-        let steps = match self {
-            InFlight::Provisioning { steps, .. } => steps.as_slice(),
-            InFlight::Preempting { .. } => &[],
-        };
-        steps.iter().map(VolumeStep::claim)
-    }
-
-    /// The node the pod is nominated or assumed to.
-    pub fn node(&self) -> &str {
-        match self {
-            InFlight::Preempting { node, .. } | InFlight::Provisioning { node, .. } => node,
-        }
-    }
-}
+use std::collections::{HashMap, HashSet};
 
 /// What a pod event means for the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +85,8 @@ impl Classifier {
 #[derive(Default)]
 pub struct ClusterState {
     pub snapshot: Snapshot,
-    pub in_flight: HashMap<PodKey, InFlight>,
+    /// Pods nominated (waiting for their victims) or provisioning (for their claims).
+    pub in_flight: Flights,
     /// Ready pre-pull pods per node.
     prepull_ready: HashMap<String, HashSet<PodKey>>,
     /// uids of kubelet rejections already reported.
@@ -168,9 +133,9 @@ impl ClusterState {
             Ok(mut pod) => {
                 // Our nomination stands until we clear it, whatever a stale event says.
                 if pod.node_name.is_none()
-                    && let Some(InFlight::Preempting { node, .. }) = self.in_flight.get(&key)
+                    && let Some(node) = self.in_flight.nominated_node(&key)
                 {
-                    pod.nominated_node = Some(node.clone());
+                    pod.nominated_node = Some(node.to_string());
                 }
                 self.snapshot.upsert_pod(pod);
             }
@@ -193,7 +158,7 @@ impl ClusterState {
                     .unwrap_or(0),
             }
         } else {
-            self.in_flight.remove(&key);
+            self.in_flight.end(&key);
             PodChange::NotPending { key }
         });
         fx
@@ -213,19 +178,9 @@ impl ClusterState {
     fn unplace(&mut self, p: &k8s::Pod, cls: &Classifier) -> PodEventEffects {
         let key = key_of(p);
         let removed = self.snapshot.remove_pod(&key);
-        self.in_flight.remove(&key);
+        self.in_flight.end(&key);
         self.anti_affinity.remove(&key);
-
-        let mut wake = Vec::new();
-        for (preemptor, w) in self.in_flight.iter_mut() {
-            if let InFlight::Preempting { victims, .. } = w
-                && victims.remove(&key)
-                && victims.is_empty()
-            {
-                wake.push(preemptor.clone());
-            }
-        }
-        wake.sort();
+        let wake = self.in_flight.victim_deleted(&key);
         PodEventEffects {
             change: Some(PodChange::NotPending { key: key.clone() }),
             wake,
@@ -349,37 +304,6 @@ impl ClusterState {
 
     pub fn delete_node(&mut self, name: &str) {
         self.snapshot.remove_node(name);
-    }
-
-    /// Static volumes pre-bound (or about to be) for pods other than `except`.
-    pub fn reserved_volumes(&self, except: &PodKey) -> HashSet<&str> {
-        self.in_flight
-            .iter()
-            .filter(|(k, _)| *k != except)
-            .flat_map(|(_, w)| match w {
-                InFlight::Provisioning { steps, .. } => steps.as_slice(),
-                InFlight::Preempting { .. } => &[],
-            })
-            .filter_map(|s| match s {
-                VolumeStep::BindVolume { volume, .. } => Some(volume.as_str()),
-                VolumeStep::SelectNode { .. } => None,
-            })
-            .collect()
-    }
-
-    /// Pods waiting on these claims whose claims are now all Bound.
-    pub fn claims_bound(&mut self, namespace: &str, bound: &dyn Fn(&str) -> bool) -> Vec<PodKey> {
-        let mut wake = Vec::new();
-        for (key, w) in &self.in_flight {
-            if matches!(w, InFlight::Provisioning { .. })
-                && key.0.starts_with(&format!("{namespace}/"))
-                && w.claims().all(bound)
-            {
-                wake.push(key.clone());
-            }
-        }
-        wake.sort();
-        wake
     }
 }
 

@@ -7,43 +7,14 @@ use crate::actions::events::Events;
 use crate::actions::status_lane::StatusLane;
 use crate::cluster_state::{Classifier, ClusterState};
 use crate::config::Config;
-use crate::convert::VolumeCatalog;
 use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
 use crate::queue::SchedulingQueue;
+pub use crate::stores::Stores;
 use hubpack_core::model::Millis;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
-use kube::runtime::reflector::{ObjectRef, Store};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, Semaphore};
-
-/// Reflector caches of every watched kind.
-#[derive(Clone)]
-pub struct Stores {
-    pub pods: Store<Pod>,
-    pub nodes: Store<Node>,
-    pub csinodes: Store<CSINode>,
-    pub claims: Store<PersistentVolumeClaim>,
-    pub volumes: Store<PersistentVolume>,
-    pub classes: Store<StorageClass>,
-}
-
-impl VolumeCatalog for Stores {
-    fn claim(&self, namespace: &str, name: &str) -> Option<Arc<PersistentVolumeClaim>> {
-        self.claims.get(&ObjectRef::new(name).within(namespace))
-    }
-    fn volume(&self, name: &str) -> Option<Arc<PersistentVolume>> {
-        self.volumes.get(&ObjectRef::new(name))
-    }
-    fn storage_class(&self, name: &str) -> Option<Arc<StorageClass>> {
-        self.classes.get(&ObjectRef::new(name))
-    }
-    fn volumes(&self) -> Vec<Arc<PersistentVolume>> {
-        self.volumes.state()
-    }
-}
 
 pub struct Context {
     pub client: kube::Client,
@@ -127,7 +98,7 @@ impl Context {
     /// Every watched kind has listed once. Deciding before that would see nodes without
     /// their pods and overcommit them.
     pub fn caches_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire) >= crate::watch::WATCHED_KINDS
+        self.synced.load(Ordering::Acquire) >= crate::stores::WATCHED_KINDS
     }
 
     /// Whether this replica may write to the API right now (leader, within the lease's

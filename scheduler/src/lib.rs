@@ -8,8 +8,10 @@
 //!
 //! Layout, in the order data flows:
 //! - [`config`]: the YAML config file and its validation;
-//! - [`watch`]: reflectors for pods, nodes, CSINodes, PVCs, PVs and StorageClasses, feeding
-//! - [`cluster_state`]: the core snapshot plus in-flight work, via [`convert`]
+//! - [`stores`]: the reflector caches; [`watch`]: reflectors for pods, nodes, CSINodes, PVCs,
+//!   PVs and StorageClasses, feeding
+//! - [`cluster_state`]: the core snapshot plus in-flight work ([`flight`]: one state type
+//!   and its transitions), via [`convert`]
 //!   (k8s-openapi → core types, typed errors naming the field);
 //! - [`queue`]: priority then age, backoff 1 s → 10 s, Unschedulable pods parked until the
 //!   cluster changes;
@@ -29,6 +31,7 @@ pub mod config;
 pub mod context;
 pub mod convert;
 pub mod error;
+pub mod flight;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -36,6 +39,7 @@ pub mod queue;
 pub mod requeue;
 pub mod schedule_one;
 pub mod scheduler_loop;
+pub mod stores;
 pub mod supervise;
 pub mod watch;
 

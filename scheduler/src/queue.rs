@@ -304,6 +304,7 @@ impl SchedulingQueue {
         self.due.first().map(|(t, _)| *t)
     }
 
+    #[cfg(test)]
     pub fn contains(&self, key: &PodKey) -> bool {
         self.active.get(key).is_some()
             || self.waiting.contains_key(key)

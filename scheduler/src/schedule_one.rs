@@ -10,9 +10,9 @@
 use crate::actions::condition::NotScheduled;
 use crate::actions::status_lane::StatusWrite;
 use crate::actions::volumes::{claim_is_bound, plan};
-use crate::cluster_state::InFlight;
 use crate::context::Context;
 use crate::convert::pod_from_k8s;
+use crate::flight::InFlight;
 use crate::metrics::AttemptResult;
 use hubpack_core::model::{Millis, PodKey, PodRole, PodVolume};
 use hubpack_core::policy::{Decision, decide};
@@ -134,7 +134,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                     .is_some_and(|pvc| claim_is_bound(&pvc))
             });
             if all_bound {
-                ctx.state().in_flight.remove(&key);
+                ctx.state().in_flight.end(&key);
                 ctx.queue().done(&key);
                 spawn_bind(ctx, key, raw, node.clone(), created);
                 return Attempt::Binding { node };
@@ -146,7 +146,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
             tracing::warn!(pod = %key, %node, "claims not bound in time; rescheduling");
             {
                 let mut st = ctx.state();
-                st.in_flight.remove(&key);
+                st.in_flight.end(&key);
                 st.snapshot.forget(&key);
             }
             unselect_nodes(ctx, &ns, &node, steps);
@@ -187,16 +187,13 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
 
     let decision = {
         let mut st = ctx.state();
-        let nominated = match st.in_flight.get(&key) {
-            Some(InFlight::Preempting { node, .. }) => Some(node.clone()),
-            _ => None,
-        };
+        let nominated = st.in_flight.nominated_node(&key).map(str::to_string);
         let mut pod = pod.clone();
         if nominated.is_some() {
             pod.nominated_node = nominated;
         }
         // Static volumes another pod's decision is pre-binding are not there for this one.
-        let reserved = st.reserved_volumes(&key);
+        let reserved = st.in_flight.reserved_volumes(&key);
         if !reserved.is_empty() {
             for v in &mut pod.volumes {
                 if let PodVolume::WaitForFirstConsumer { static_pvs, .. } = v {
@@ -223,7 +220,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
         Decision::Bind { node } => {
             let steps = {
                 let mut st = ctx.state();
-                st.in_flight.remove(&key);
+                st.in_flight.end(&key);
                 let steps = st.snapshot.node(&node).map(|n| plan(&pod.volumes, n));
                 if let Some(Ok(_)) = &steps {
                     st.snapshot.assume(&key, &node);
@@ -270,16 +267,13 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
             {
                 let mut st = ctx.state();
                 st.snapshot.nominate(&key, &node);
-                st.in_flight.insert(
+                st.in_flight.preempt(
                     key.clone(),
-                    InFlight::Preempting {
-                        node: node.clone(),
-                        victims: victims.iter().cloned().collect::<BTreeSet<_>>(),
-                        deadline: now
-                            + i64::try_from(ctx.config.preemption.timeout_seconds)
-                                .unwrap_or(i64::MAX / 2)
-                                .saturating_mul(1000),
-                    },
+                    node.clone(),
+                    victims.iter().cloned().collect::<BTreeSet<_>>(),
+                    now + i64::try_from(ctx.config.preemption.timeout_seconds)
+                        .unwrap_or(i64::MAX / 2)
+                        .saturating_mul(1000),
                 );
             }
             ctx.queue().retry(key.clone(), priority, created, now);
@@ -294,7 +288,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 // A nomination that led nowhere must go: the condition patch clears it on
                 // the pod too.
                 let mut st = ctx.state();
-                if let Some(flight) = st.in_flight.remove(&key) {
+                if let Some(flight) = st.in_flight.end(&key) {
                     st.snapshot.clear_nomination(&key);
                     drop(st);
                     crate::requeue::node_changed(ctx, flight.node());

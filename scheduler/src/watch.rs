@@ -5,14 +5,16 @@
 //! vanished meanwhile; each watcher remembers what it knew and deletes the missing ones
 //! when the re-list ends.
 
+use crate::actions::status_lane::StatusWrite;
 use crate::context::Context;
+use crate::stores::Writers;
 use crate::supervise::Supervisor;
 use futures::StreamExt;
 use hubpack_core::model::PodKey;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, ObjectRef, store::Writer};
+use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource, ResourceExt};
 use std::collections::{HashMap, HashSet};
@@ -26,46 +28,6 @@ use tokio_util::sync::CancellationToken;
 pub enum Change<'a, K> {
     Applied(&'a K),
     Deleted(&'a K),
-}
-
-/// Watched kinds; readiness waits for every one's first list.
-pub const WATCHED_KINDS: usize = 6;
-
-pub struct Writers {
-    pub pods: Writer<Pod>,
-    pub nodes: Writer<Node>,
-    pub csinodes: Writer<CSINode>,
-    pub claims: Writer<PersistentVolumeClaim>,
-    pub volumes: Writer<PersistentVolume>,
-    pub classes: Writer<StorageClass>,
-}
-
-/// New empty caches and their writers.
-pub fn stores() -> (crate::context::Stores, Writers) {
-    let (pods, pw) = reflector::store();
-    let (nodes, nw) = reflector::store();
-    let (csinodes, cw) = reflector::store();
-    let (claims, clw) = reflector::store();
-    let (volumes, vw) = reflector::store();
-    let (classes, sw) = reflector::store();
-    (
-        crate::context::Stores {
-            pods,
-            nodes,
-            csinodes,
-            claims,
-            volumes,
-            classes,
-        },
-        Writers {
-            pods: pw,
-            nodes: nw,
-            csinodes: cw,
-            claims: clw,
-            volumes: vw,
-            classes: sw,
-        },
-    )
 }
 
 /// Starts every watcher under the supervisor, until `stop`; `ctx.synced` counts kinds whose
@@ -366,16 +328,22 @@ fn report_rejection(ctx: &Arc<Context>, pod: &Pod, reason: String, node: String)
             reason: crate::metrics::reason_label(&reason),
         })
         .inc();
-    let reference = crate::actions::events::pod_ref(pod);
-    let ctx = ctx.clone();
-    // Events need the API; the handler is synchronous, so the write runs on its own.
-    tokio::spawn(async move {
-        if ctx.may_write() {
-            ctx.events
-                .kubelet_rejected(&reference, &reason, &node)
-                .await;
-        }
-    });
+    // The event is written by the status lane's worker, not from this handler.
+    ctx.status_lane.push(
+        key_of(pod),
+        StatusWrite::KubeletRejected {
+            pod: Box::new(crate::actions::events::pod_ref(pod)),
+            reason,
+            node,
+        },
+    );
+}
+
+fn key_of(p: &Pod) -> PodKey {
+    PodKey::new(
+        p.metadata.namespace.as_deref().unwrap_or("default"),
+        p.metadata.name.as_deref().unwrap_or_default(),
+    )
 }
 
 /// Reconverts a node from the cache (its CSINode or pre-pull pod changed).
@@ -422,7 +390,7 @@ pub(crate) fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeCl
                 .get(&ObjectRef::new(claim).within(&ns))
                 .is_some_and(|c| crate::actions::volumes::claim_is_bound(&c))
         };
-        let wake: Vec<PodKey> = ctx.state().claims_bound(&ns, &bound);
+        let wake: Vec<PodKey> = ctx.state().in_flight.claims_bound(&ns, &bound);
         let mut q = ctx.queue();
         for k in &wake {
             q.wake(k);

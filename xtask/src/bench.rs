@@ -15,7 +15,8 @@ pub enum Which {
     /// The simulator's speed on a week of a 3,000-user hub and the shipped compare grid.
     Sim,
     /// hubpack-scheduler vs kube-scheduler (z2jh's profile) on the local control plane:
-    /// 500 kwok nodes, 5,000 pods at once, a 300-user class burst onto placeholders.
+    /// 500 kwok nodes, 5,000 pods at once, a 300-user class burst onto placeholders (bind and
+    /// Ready), and hubpack's burst behind 10,000 pending unschedulable pods vs idle.
     Scheduler,
 }
 

@@ -29,12 +29,11 @@
 
 use super::evaluate::{Mode, Outcome, StaticVerdict, evaluate, has_attachable, static_verdict};
 use super::rank::{Prefix, RankKey, rank_key, tier};
+use super::warmth::{is_settled, warm_without_lookup};
 use super::{Decision, Diagnosis, PolicyConfig, to_decision};
 use crate::filter;
 use crate::model::{Millis, Pod, PodRole, ResourceName, Resources};
-use crate::snapshot::{
-    Brief, Bucket, FxHashMap, PPB, Snapshot, is_settled, tightest_fraction, warm_without_lookup,
-};
+use crate::snapshot::{Brief, Bucket, FxHashMap, PPB, Snapshot, tightest_fraction};
 use std::cmp::Reverse;
 
 struct Search<'a> {

@@ -3,8 +3,9 @@
 
 use super::PolicyConfig;
 use super::evaluate::{Outcome, StaticVerdict};
+use super::warmth::node_is_warm;
 use crate::model::{Node, Pod, PodRole, Resources};
-use crate::snapshot::{NodeUsage, node_is_warm};
+use crate::snapshot::NodeUsage;
 use std::cmp::Reverse;
 
 /// Everything but the last two fields is what the index bounds; see `prefix`.

@@ -15,14 +15,15 @@ use super::nominate::set_nomination;
 use crate::context::Context;
 use crate::schedule_one::split;
 use hubpack_core::model::PodKey;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// A status write that can wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A write that can wait.
+#[derive(Debug, Clone, PartialEq)]
 pub enum StatusWrite {
     /// `PodScheduled=False` with this reason and message (clears a nomination too), and a
     /// `FailedScheduling` event when it changes the condition.
@@ -32,6 +33,13 @@ pub enum StatusWrite {
     },
     /// Clear `status.nominatedNodeName` (the autoscaler never scales up for a nominated pod).
     ClearNomination,
+    /// A `RejectedByKubelet` event on a pod we bound (it is terminal: sent whatever its
+    /// state).
+    KubeletRejected {
+        pod: Box<ObjectReference>,
+        reason: String,
+        node: String,
+    },
 }
 
 #[derive(Default)]
@@ -115,8 +123,12 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> crate::error::Re
     }
 }
 
-/// Sends one status write, if the pod is still pending ours.
+/// Sends one write; a status write only if the pod is still pending ours.
 async fn send(ctx: &Arc<Context>, key: &PodKey, write: StatusWrite) {
+    if let StatusWrite::KubeletRejected { pod, reason, node } = &write {
+        ctx.events.kubelet_rejected(pod, reason, node).await;
+        return;
+    }
     let (ns, name) = split(key);
     let Some(raw) = ctx.stores.pods.get(&ObjectRef::new(&name).within(&ns)) else {
         return;
@@ -140,6 +152,7 @@ async fn send(ctx: &Arc<Context>, key: &PodKey, write: StatusWrite) {
                 }
             }
         }
+        StatusWrite::KubeletRejected { .. } => {}
         StatusWrite::ClearNomination => {
             let nominated = raw
                 .status

@@ -3,6 +3,7 @@ use crate::actions::volumes::VolumeStep;
 use crate::convert::VolumeIndex;
 use hubpack_core::model::PodRole;
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 
 fn cls() -> Classifier {
     Classifier {
@@ -75,13 +76,11 @@ fn a_terminating_victim_still_counts_until_its_delete() {
     st.apply_pod(&ph, &cls(), &vols);
     let user = PodKey::new("hub", "u1");
     st.apply_pod(&pod("u1", json!({}), None, json!({})), &cls(), &vols);
-    st.in_flight.insert(
+    st.in_flight.preempt(
         user.clone(),
-        InFlight::Preempting {
-            node: "n1".into(),
-            victims: [PodKey::new("hub", "ph")].into(),
-            deadline: 1_000_000,
-        },
+        "n1".into(),
+        [PodKey::new("hub", "ph")].into(),
+        1_000_000,
     );
     // deletionTimestamp alone: still placed, nobody woken.
     let mut terminating = ph.clone();
@@ -103,14 +102,8 @@ fn our_nomination_survives_a_stale_pod_event() {
     st.apply_node(&node("n1"), None).unwrap();
     let key = PodKey::new("hub", "u1");
     st.apply_pod(&pod("u1", json!({}), None, json!({})), &cls(), &vols);
-    st.in_flight.insert(
-        key.clone(),
-        InFlight::Preempting {
-            node: "n1".into(),
-            victims: BTreeSet::new(),
-            deadline: 0,
-        },
-    );
+    st.in_flight
+        .preempt(key.clone(), "n1".into(), BTreeSet::new(), 0);
     st.apply_pod(&pod("u1", json!({}), None, json!({})), &cls(), &vols);
     assert_eq!(
         st.snapshot.pod(&key).unwrap().nominated_node.as_deref(),
@@ -184,30 +177,31 @@ fn kubelet_rejection_is_reported_once() {
 fn provisioning_waiters_wake_when_all_claims_are_bound() {
     let mut st = ClusterState::default();
     let key = PodKey::new("hub", "u1");
-    st.in_flight.insert(
+    st.in_flight.provision(
         key.clone(),
-        InFlight::Provisioning {
-            node: "n1".into(),
-            steps: vec![
-                VolumeStep::SelectNode { claim: "a".into() },
-                VolumeStep::BindVolume {
-                    claim: "b".into(),
-                    volume: "pv-1".into(),
-                    resource_version: None,
-                },
-            ],
-            deadline: 0,
-        },
+        "n1".into(),
+        vec![
+            VolumeStep::SelectNode { claim: "a".into() },
+            VolumeStep::BindVolume {
+                claim: "b".into(),
+                volume: "pv-1".into(),
+                resource_version: None,
+            },
+        ],
+        0,
     );
-    assert!(st.claims_bound("hub", &|c| c == "a").is_empty());
-    assert_eq!(st.claims_bound("hub", &|_| true), vec![key.clone()]);
-    assert!(st.claims_bound("other", &|_| true).is_empty());
+    assert!(st.in_flight.claims_bound("hub", &|c| c == "a").is_empty());
     assert_eq!(
-        st.reserved_volumes(&PodKey::new("hub", "u2")),
+        st.in_flight.claims_bound("hub", &|_| true),
+        vec![key.clone()]
+    );
+    assert!(st.in_flight.claims_bound("other", &|_| true).is_empty());
+    assert_eq!(
+        st.in_flight.reserved_volumes(&PodKey::new("hub", "u2")),
         ["pv-1"].into()
     );
     assert!(
-        st.reserved_volumes(&key).is_empty(),
+        st.in_flight.reserved_volumes(&key).is_empty(),
         "not reserved against itself"
     );
 }

@@ -29,15 +29,6 @@ impl LabelMatch {
                 .iter()
                 .all(|(k, v)| labels.get(k).is_some_and(|have| have == v))
     }
-
-    /// The `key=value,…` form the API's label selector parameter takes.
-    pub fn to_selector_string(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
 }
 
 /// What pod conversion needs to know besides the pod.

@@ -8,7 +8,6 @@ use crate::actions::evict::{EvictOutcome, evict};
 use crate::actions::nominate::{nominate_preemptor, preempting_message};
 use crate::actions::status_lane::StatusWrite;
 use crate::actions::volumes::{VolumeStep, apply_step, unselect_node};
-use crate::cluster_state::InFlight;
 use crate::context::Context;
 use crate::metrics::{AttemptResult, ReasonLabels};
 use hubpack_core::model::{Millis, PodKey};
@@ -22,7 +21,7 @@ pub(super) fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey) {
     let flight = {
         let mut st = ctx.state();
         st.snapshot.clear_nomination(key);
-        st.in_flight.remove(key)
+        st.in_flight.end(key)
     };
     // The reserved seat is free again for parked pods that could use it.
     if let Some(flight) = flight {
@@ -139,11 +138,7 @@ async fn evict_all(ctx: &Arc<Context>, key: &PodKey, node: &str, victims: Vec<Po
                 // preemption timeout would only delay the user; decide again now.
                 tracing::warn!(pod = %key, %victim, "eviction still refused (429) after retries; deciding again");
                 ctx.metrics.evictions_refused.inc();
-                if let Some(InFlight::Preempting { deadline, .. }) =
-                    ctx.state().in_flight.get_mut(key)
-                {
-                    *deadline = 0;
-                }
+                ctx.state().in_flight.expire(key);
                 ctx.queue().wake(key);
                 ctx.wake.notify_one();
                 return;
@@ -182,14 +177,9 @@ pub(super) fn start_provisioning(
         + i64::try_from(ctx.config.volumes.bind_timeout_seconds)
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1000);
-    ctx.state().in_flight.insert(
-        key.clone(),
-        InFlight::Provisioning {
-            node: node.clone(),
-            steps: steps.clone(),
-            deadline,
-        },
-    );
+    ctx.state()
+        .in_flight
+        .provision(key.clone(), node.clone(), steps.clone(), deadline);
     let ctx = ctx.clone();
     let ns = ns.to_string();
     tokio::spawn(async move {
@@ -200,7 +190,7 @@ pub(super) fn start_provisioning(
                 tracing::warn!(pod = %key, ?step, error = %e, "volume preparation failed; rescheduling");
                 {
                     let mut st = ctx.state();
-                    st.in_flight.remove(&key);
+                    st.in_flight.end(&key);
                     st.snapshot.forget(&key);
                 }
                 ctx.queue().wake(&key);

@@ -5,8 +5,9 @@ use super::*;
 use crate::config::Config;
 use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
+use crate::stores::Writers;
 use crate::test_support::*;
-use crate::watch::{self, Change, Writers};
+use crate::watch::{self, Change};
 use k8s_openapi::api::core::v1::Node as K8sNode;
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
@@ -32,7 +33,7 @@ fn env_with_gate(gate: LeaderGate) -> Env {
 
 fn env_with(gate: LeaderGate, tune: impl FnOnce(&mut Config)) -> Env {
     let (client, handle) = mock_client();
-    let (stores, writers) = watch::stores();
+    let (stores, writers) = crate::stores::stores();
     let mut reg = prometheus_client::registry::Registry::default();
     let mut config = Config::default();
     config.policy.warm_settle_seconds = 0;
@@ -299,9 +300,7 @@ async fn a_preemption_that_times_out_clears_the_nomination() {
 
     // The victim never goes, and the node goes away: the deadline passes.
     let key = PodKey::new("hub", "alice");
-    if let Some(InFlight::Preempting { deadline, .. }) = e.ctx.state().in_flight.get_mut(&key) {
-        *deadline = 0;
-    }
+    e.ctx.state().in_flight.expire(&key);
     let n1: K8sNode = serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap();
     watch::on_node(&e.ctx, Change::Deleted(&n1));
     let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
@@ -309,7 +308,7 @@ async fn a_preemption_that_times_out_clears_the_nomination() {
         matches!(attempt, Attempt::Unschedulable { .. }),
         "{attempt:?}"
     );
-    assert!(!e.ctx.state().in_flight.contains_key(&key));
+    assert!(e.ctx.state().in_flight.get(&key).is_none());
     // One status write: the condition, which clears the nomination too.
     let patch = next(&mut e.handle, 200, pod_json("hub", "alice")).await;
     assert_eq!(patch.body["status"]["nominatedNodeName"], Value::Null);
@@ -334,9 +333,7 @@ async fn a_timed_out_preemption_whose_victims_remain_is_redone_without_clearing_
     schedule_one(&e.ctx, pop(&e.ctx)).await;
     preemption_writes(&mut e).await;
     let key = PodKey::new("hub", "alice");
-    if let Some(InFlight::Preempting { deadline, .. }) = e.ctx.state().in_flight.get_mut(&key) {
-        *deadline = 0;
-    }
+    e.ctx.state().in_flight.expire(&key);
     let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
     assert!(matches!(attempt, Attempt::Preempting { .. }), "{attempt:?}");
     // Nominated again and the victim evicted again; the clear queued by the timeout was
@@ -534,7 +531,7 @@ async fn the_loop_waits_for_every_cache_before_deciding() {
     // Nodes listed, pods perhaps not yet: binding now could overcommit.
     e.silent().await;
     e.ctx.synced.store(
-        crate::watch::WATCHED_KINDS,
+        crate::stores::WATCHED_KINDS,
         std::sync::atomic::Ordering::Release,
     );
     e.ctx.wake.notify_one();
@@ -618,9 +615,10 @@ async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
     pod["spec"]["volumes"] =
         json!([{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]);
     e.pod(pod);
-    e.ctx
-        .synced
-        .store(watch::WATCHED_KINDS, std::sync::atomic::Ordering::Release);
+    e.ctx.synced.store(
+        crate::stores::WATCHED_KINDS,
+        std::sync::atomic::Ordering::Release,
+    );
     let shutdown = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(crate::scheduler_loop::run(e.ctx.clone(), shutdown.clone()));
 
