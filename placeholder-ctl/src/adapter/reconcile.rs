@@ -171,6 +171,19 @@ pub fn decide_once(
         .collect();
     let decision = controller.step(now, cfg, &ctx.sizes, &views, &events, &replicas);
     for p in &decision.pools {
+        for (node, why) in &p.misfits {
+            bad.push(BadInput {
+                source: format!("pool/{}", p.pool),
+                field: "freshNode.allocatable".into(),
+                message: format!("placeholder cannot fit a new node: node {node} is smaller than configured: {why}"),
+                regarding: (
+                    "apps/v1".into(),
+                    "Deployment".into(),
+                    Some(ctx.namespace.clone()),
+                    objects::placeholder_name(&p.pool, None),
+                ),
+            });
+        }
         for u in &p.problems {
             bad.push(BadInput {
                 source: format!("pod/{}/{}", u.namespace, u.name),
@@ -450,5 +463,140 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         if leading && ctx.leader.is_leading(now_ms()) {
             carry_out(&ctx, &decision).await;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use crate::adapter::mock::{mock_client, next};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+    use std::str::FromStr;
+
+    fn context(client: kube::Client, cfg: Config, cms: Vec<ConfigMap>) -> Context {
+        let (pods, _) = reflector::store();
+        let (nodes, _) = reflector::store();
+        let (deployments, _) = reflector::store();
+        let (configmaps, mut writer) = reflector::store();
+        for cm in cms {
+            writer.apply_watcher_event(&Event::Apply(cm));
+        }
+        let mut registry = prometheus_client::registry::Registry::default();
+        Context {
+            sizes: cfg.pool_sizes().unwrap(),
+            namespace: "hub".into(),
+            stores: Stores {
+                pods,
+                nodes,
+                configmaps,
+                deployments,
+            },
+            applier: Applier::new(client.clone(), "hub".into()),
+            events: Events::new(client, Some("test".into())),
+            metrics: Metrics::new(&mut registry),
+            leader: Arc::new(LeaderGate::always()),
+            wake: Arc::new(Notify::new()),
+            synced: Arc::new(AtomicUsize::new(0)),
+            heartbeat: Arc::new(AtomicI64::new(0)),
+            feeds: Mutex::new(BTreeMap::new()),
+            config: cfg,
+        }
+    }
+
+    fn cfg() -> Config {
+        let mut c = Config::parse(include_str!("../../config.example.yaml"), "t").unwrap();
+        c.namespace = Some("hub".into());
+        c.events.clear();
+        c.calendars.push(crate::config::CalendarConfig {
+            name: "course".into(),
+            pool: "default".into(),
+            url: Some("https://calendar.example/course.ics".into()),
+            file: None,
+            default_users: 10.0,
+            arrival_window_seconds: 600.0,
+            time_zone: "UTC".into(),
+            refresh_seconds: 300.0,
+        });
+        c
+    }
+
+    fn configmap(data: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "lab", "namespace": "hub", "labels": {"hubpack.io/events": "true"}},
+            "data": {"events.yaml": data}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn bad_input_names_source_and_field_and_the_rest_is_used() {
+        let (client, mut handle) = mock_client();
+        let cm = configmap(
+            "- {name: ok, pool: default, users: 30, start: \"2026-12-01T09:00:00Z\", arrivalWindowSeconds: 600}\n\
+             - {name: bad, pool: default, users: 30, start: \"next monday\"}\n",
+        );
+        let ctx = context(client, cfg(), vec![cm]);
+        ctx.feeds.lock().unwrap().insert(
+            "course".into(),
+            Feed {
+                last_error: Some("GET https://calendar.example/course.ics: HTTP 404".into()),
+                ..Default::default()
+            },
+        );
+        let t = jiff::Timestamp::from_str("2026-12-01T09:00:00Z")
+            .unwrap()
+            .as_millisecond();
+        let (events, bad) = gather_events(&ctx, t - 1, t + 1);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].source, Source::ConfigMap("hub/lab".into()));
+        let found: Vec<(&str, &str)> = bad
+            .iter()
+            .map(|b| (b.source.as_str(), b.field.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("configmap/hub/lab", "data.events.yaml[1].start"),
+                ("calendar/course", "url"),
+            ]
+        );
+        // Reported: a metric per problem, and a warning Event on the object at fault, once.
+        let server = tokio::spawn(async move {
+            let a = next(&mut handle, 201, serde_json::json!({})).await;
+            let b = next(&mut handle, 201, serde_json::json!({})).await;
+            (a, b)
+        });
+        let mut reported = BTreeSet::new();
+        report_bad_input(&ctx, &bad, &mut reported, true).await;
+        report_bad_input(&ctx, &bad, &mut reported, true).await; // no second Event
+        let (a, b) = server.await.unwrap();
+        assert_eq!(a.method, "POST");
+        assert_eq!(a.path, "/apis/events.k8s.io/v1/namespaces/hub/events");
+        assert_eq!(a.body["type"], "Warning");
+        assert_eq!(a.body["reason"], "BadInput");
+        assert_eq!(a.body["regarding"]["kind"], "ConfigMap");
+        assert!(
+            a.body["note"]
+                .as_str()
+                .unwrap()
+                .contains("data.events.yaml[1].start"),
+            "{}",
+            a.body
+        );
+        assert_eq!(b.body["regarding"]["kind"], "Deployment");
+        assert!(b.body["note"].as_str().unwrap().contains("HTTP 404"));
+        let mut text = String::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("bad_input", "", ctx.metrics.bad_input.clone());
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(
+                "bad_input{source=\"configmap/hub/lab\",field=\"data.events.yaml[1].start\"} 1"
+            ),
+            "{text}"
+        );
     }
 }
