@@ -174,6 +174,38 @@ fn chart_refuses_static_placeholders_beside_the_controller() {
     }
 }
 
+/// A Lease or controller namespace other than the release's is refused: the chart's Roles
+/// grant them in the release namespace only.
+#[test]
+fn chart_refuses_namespaces_its_roles_do_not_cover() {
+    let one_pool = chart_dir().join("examples/one-pool.yaml");
+    for (set, path) in [
+        (
+            "scheduler.config.leaderElection.namespace=other",
+            "scheduler.config.leaderElection.namespace",
+        ),
+        (
+            "controller.config.namespace=other",
+            "controller.config.namespace",
+        ),
+        (
+            "controller.config.leaderElection.namespace=other",
+            "controller.config.leaderElection.namespace",
+        ),
+    ] {
+        let out = template("ns", "jhub", &[&one_pool], &[set]);
+        assert!(!out.status.success(), "--set {set} rendered");
+        assert!(stderr(&out).contains(path), "--set {set}: {}", stderr(&out));
+    }
+    // The release namespace itself is fine.
+    render(
+        "ns",
+        "jhub",
+        &[&one_pool],
+        &["controller.config.namespace=jhub"],
+    );
+}
+
 /// A calendar URL from a Secret is refused at install, naming the value: this controller
 /// reads only `url` or `file`, and would refuse the rendered config at start.
 #[test]
