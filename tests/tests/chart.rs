@@ -810,3 +810,45 @@ async fn chart_rbac_keeps_the_controller_to_its_own_objects() {
     ];
     check_access(&client, &user, &must_allow, &must_deny).await;
 }
+
+/// The optional ServiceMonitor selects exactly the two metrics Services, on their `metrics`
+/// port, which targets the containers' `metrics` port.
+#[test]
+fn service_monitor_selects_both_metrics_services() {
+    let one_pool = chart_dir().join("examples/one-pool.yaml");
+    let docs = documents(&render(
+        "mon",
+        "jhub",
+        &[&one_pool],
+        &[
+            "metrics.serviceMonitor.enabled=true",
+            "metrics.serviceMonitor.labels.release=prom",
+        ],
+    ));
+    let monitor = find(&docs, "ServiceMonitor", "mon-hubpack");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    let selector = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    let selected: Vec<&str> = of_kind(&docs, "Service")
+        .into_iter()
+        .filter(|svc| {
+            selector
+                .iter()
+                .all(|(k, v)| &svc["metadata"]["labels"][k] == v)
+        })
+        .map(name)
+        .collect();
+    assert_eq!(
+        selected,
+        [
+            "mon-hubpack-placeholder-ctl-metrics",
+            "mon-hubpack-scheduler-metrics"
+        ]
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    for svc in of_kind(&docs, "Service") {
+        assert_eq!(svc["spec"]["ports"][0]["name"], "metrics");
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
+    }
+}
