@@ -48,6 +48,46 @@ impl Provisioner {
     }
 }
 
+/// Creates a WaitForFirstConsumer StorageClass served by `provisioner`
+/// (`kubernetes.io/no-provisioner` for static volumes only).
+pub async fn create_class(
+    client: &kube::Client,
+    name: &str,
+    provisioner: &str,
+) -> Result<(), kube::Error> {
+    let sc: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "provisioner": provisioner,
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    Api::<StorageClass>::all(client.clone())
+        .create(&PostParams::default(), &sc)
+        .await?;
+    Ok(())
+}
+
+/// Creates a ReadWriteOnce claim of `class` asking `size`, with `labels`.
+pub async fn create_claim(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    class: &str,
+    size: &str,
+    labels: serde_json::Value,
+) -> Result<(), kube::Error> {
+    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
+                 "resources": {"requests": {"storage": size}}},
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &pvc)
+        .await?;
+    Ok(())
+}
+
 /// The PV for `pvc` on `node` (public for unit tests).
 pub fn volume_for(pvc: &PersistentVolumeClaim, class: &str, node: &str) -> PersistentVolume {
     let uid = pvc.metadata.uid.clone().unwrap_or_default();

@@ -356,8 +356,8 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_for_first_consumer_claim_gets_its_static_volume_and_the_pod_follows_it() {
+    use hubpack_e2e::provisioner::{create_claim, create_class};
     use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-    use k8s_openapi::api::storage::v1::StorageClass;
     let w = World::start("volume").await;
     let other = w.node("vol-a", "4", &[IMAGE_FULL]).await;
     let target = w.node("vol-b", "4", &[IMAGE_FULL]).await;
@@ -366,14 +366,7 @@ async fn a_wait_for_first_consumer_claim_gets_its_static_volume_and_the_pod_foll
     let filler_node = w.wait_bound("filler").await;
 
     let class = harness::unique_name("local");
-    let sc: StorageClass = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": class},
-        "provisioner": "kubernetes.io/no-provisioner",
-        "volumeBindingMode": "WaitForFirstConsumer",
-    }))
-    .unwrap();
-    Api::<StorageClass>::all(w.client.clone())
-        .create(&PostParams::default(), &sc)
+    create_class(&w.client, &class, "kubernetes.io/no-provisioner")
         .await
         .unwrap();
     let pv_node = if filler_node == target {
@@ -399,16 +392,16 @@ async fn a_wait_for_first_consumer_claim_gets_its_static_volume_and_the_pod_foll
         .create(&PostParams::default(), &pv)
         .await
         .unwrap();
-    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "home"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
-                 "resources": {"requests": {"storage": "1Gi"}}},
-    }))
+    create_claim(
+        &w.client,
+        &w.ns,
+        "home",
+        &class,
+        "1Gi",
+        serde_json::json!({}),
+    )
+    .await
     .unwrap();
-    Api::<PersistentVolumeClaim>::namespaced(w.client.clone(), &w.ns)
-        .create(&PostParams::default(), &pvc)
-        .await
-        .unwrap();
 
     let mut pod = w.pod("with-home", "1");
     let spec = pod.spec.as_mut().unwrap();
@@ -590,9 +583,8 @@ async fn placeholders_land_on_cold_nodes_while_warm_seats_stay_free_for_users() 
 /// binds the claim; then hubpack binds the pod to that very node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kubespawner_pod_with_a_dynamically_provisioned_home_binds_where_its_volume_is() {
-    use hubpack_e2e::provisioner::{Provisioner, SELECTED_NODE};
+    use hubpack_e2e::provisioner::{Provisioner, SELECTED_NODE, create_claim, create_class};
     use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-    use k8s_openapi::api::storage::v1::StorageClass;
     let w = World::start("dynamic").await;
     let provisioner_name = format!("e2e.hubpack.dev/{}", harness::unique_name("disk"));
     let _provisioner = Provisioner::start(w.client.clone(), &provisioner_name);
@@ -600,25 +592,12 @@ async fn a_kubespawner_pod_with_a_dynamically_provisioned_home_binds_where_its_v
     let b = w.node("dyn-b", "4", &[IMAGE_FULL]).await;
 
     let class = harness::unique_name("dynamic");
-    let sc: StorageClass = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": class},
-        "provisioner": provisioner_name,
-        "volumeBindingMode": "WaitForFirstConsumer",
-    }))
-    .unwrap();
-    Api::<StorageClass>::all(w.client.clone())
-        .create(&PostParams::default(), &sc)
+    create_class(&w.client, &class, &provisioner_name)
         .await
         .unwrap();
-    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "claim-alice", "labels": {"app": "jupyterhub",
-            "component": "singleuser-storage", "hub.jupyter.org/username": "alice"}},
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
-                 "resources": {"requests": {"storage": "10Gi"}}},
-    }))
-    .unwrap();
-    Api::<PersistentVolumeClaim>::namespaced(w.client.clone(), &w.ns)
-        .create(&PostParams::default(), &pvc)
+    let labels = serde_json::json!({"app": "jupyterhub", "component": "singleuser-storage",
+        "hub.jupyter.org/username": "alice"});
+    create_claim(&w.client, &w.ns, "claim-alice", &class, "10Gi", labels)
         .await
         .unwrap();
 

@@ -50,6 +50,41 @@ async fn wait_is_leader(port: u16, want: bool) {
     }
 }
 
+/// A warm user node labelled for this test's scheduler, schedulable.
+async fn warm_node(client: &kube::Client, scheduler: &str) -> String {
+    let node = harness::unique_name("node");
+    let mut template = NodeTemplate::new(Pool::User)
+        .with_images([IMAGE_FULL])
+        .with_boot_delay(Duration::ZERO);
+    template
+        .extra_labels
+        .insert(TEST_LABEL.into(), scheduler.to_string());
+    harness::create_node(client, &node, &template)
+        .await
+        .unwrap();
+    harness::wait_node_schedulable(client, &node, WAIT)
+        .await
+        .unwrap();
+    node
+}
+
+/// Leader election on `lease` in `ns` (6 s, renewed 2 s before expiry); metrics on `port`
+/// (0: any).
+fn leader_config(scheduler: &str, ns: &str, lease: &str, port: u16) -> Config {
+    let mut config = Config {
+        scheduler_name: scheduler.to_string(),
+        metrics_address: format!("127.0.0.1:{port}").parse().unwrap(),
+        ..Config::default()
+    };
+    config.policy.warm_settle_seconds = 0;
+    config.leader_election.lease_name = lease.to_string();
+    config.leader_election.namespace = Some(ns.to_string());
+    config.leader_election.lease_duration_seconds = 6;
+    config.leader_election.renew_grace_seconds = 2;
+    config.validate().unwrap();
+    config
+}
+
 /// The tests of this binary stop the one API server they share: one at a time, whatever
 /// `--test-threads` says.
 static API_SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -63,37 +98,14 @@ async fn stops_on_its_lease_deadline_while_the_api_server_is_down_and_resumes_af
         .await
         .unwrap();
     let scheduler = harness::unique_name("hubpack");
-
-    let node = harness::unique_name("node");
-    let mut template = NodeTemplate::new(Pool::User)
-        .with_images([IMAGE_FULL])
-        .with_boot_delay(Duration::ZERO);
-    template
-        .extra_labels
-        .insert(TEST_LABEL.into(), scheduler.clone());
-    harness::create_node(&client, &node, &template)
-        .await
-        .unwrap();
-    harness::wait_node_schedulable(&client, &node, WAIT)
-        .await
-        .unwrap();
+    warm_node(&client, &scheduler).await;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut config = Config {
-        scheduler_name: scheduler.clone(),
-        metrics_address: format!("127.0.0.1:{port}").parse().unwrap(),
-        ..Config::default()
-    };
-    config.policy.warm_settle_seconds = 0;
-    config.leader_election.lease_name = harness::unique_name("lease");
-    config.leader_election.namespace = Some(ns.clone());
-    config.leader_election.lease_duration_seconds = 6;
-    config.leader_election.renew_grace_seconds = 2;
-    config.validate().unwrap();
+    let config = leader_config(&scheduler, &ns, &harness::unique_name("lease"), port);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(hubpack_scheduler::app::run(
         client.clone(),
@@ -187,10 +199,9 @@ async fn a_burst_cut_by_an_api_server_restart_is_finished_and_nothing_is_overcom
 /// holder's expires and binds the pod where its claim was provisioned.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_loses_its_lease_mid_provisioning_stops_and_its_successor_binds_the_pod() {
-    use hubpack_e2e::provisioner::{Provisioner, SELECTED_NODE};
+    use hubpack_e2e::provisioner::{Provisioner, SELECTED_NODE, create_claim, create_class};
     use k8s_openapi::api::coordination::v1::Lease;
     use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-    use k8s_openapi::api::storage::v1::StorageClass;
     use kube::api::{Patch, PatchParams};
     let _exclusive = API_SERVER.lock().await;
     let cluster = hubpack_e2e::shared_cluster!().unwrap_or_else(|e| panic!("{e}"));
@@ -199,50 +210,20 @@ async fn a_leader_that_loses_its_lease_mid_provisioning_stops_and_its_successor_
         .await
         .unwrap();
     let scheduler = harness::unique_name("hubpack");
-    let node = harness::unique_name("node");
-    let mut template = NodeTemplate::new(Pool::User)
-        .with_images([IMAGE_FULL])
-        .with_boot_delay(Duration::ZERO);
-    template
-        .extra_labels
-        .insert(TEST_LABEL.into(), scheduler.clone());
-    harness::create_node(&client, &node, &template)
-        .await
-        .unwrap();
-    harness::wait_node_schedulable(&client, &node, WAIT)
-        .await
-        .unwrap();
+    let node = warm_node(&client, &scheduler).await;
 
     let provisioner_name = format!("e2e.hubpack.dev/{}", harness::unique_name("disk"));
     let class = harness::unique_name("dynamic");
-    let sc: StorageClass = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": class}, "provisioner": provisioner_name,
-        "volumeBindingMode": "WaitForFirstConsumer"}))
-    .unwrap();
-    Api::<StorageClass>::all(client.clone())
-        .create(&PostParams::default(), &sc)
+    create_class(&client, &class, &provisioner_name)
         .await
         .unwrap();
-    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "home"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
-                 "resources": {"requests": {"storage": "1Gi"}}}}))
-    .unwrap();
+    create_claim(&client, &ns, "home", &class, "1Gi", serde_json::json!({}))
+        .await
+        .unwrap();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
-    claims.create(&PostParams::default(), &pvc).await.unwrap();
 
     let lease = harness::unique_name("lease");
-    let mut config = Config {
-        scheduler_name: scheduler.clone(),
-        metrics_address: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    config.policy.warm_settle_seconds = 0;
-    config.leader_election.lease_name = lease.clone();
-    config.leader_election.namespace = Some(ns.clone());
-    config.leader_election.lease_duration_seconds = 6;
-    config.leader_election.renew_grace_seconds = 2;
-    config.validate().unwrap();
+    let config = leader_config(&scheduler, &ns, &lease, 0);
     let first = tokio::spawn(hubpack_scheduler::app::run(
         client.clone(),
         config.clone(),

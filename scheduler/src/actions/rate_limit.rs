@@ -119,10 +119,7 @@ impl RateLimiter {
 
     /// Takes a whole token if there is one (`None`), else says how long until there may be.
     fn take_spare(&self, now: Instant) -> Option<Duration> {
-        let mut b = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.qps).min(self.burst);
-        b.updated = now;
+        let mut b = self.refilled(now);
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
             None
@@ -131,14 +128,20 @@ impl RateLimiter {
         }
     }
 
-    /// Takes a token, possibly ahead of the refill; returns how long until it is due.
-    fn reserve(&self, now: Instant) -> Option<Duration> {
+    /// The bucket, refilled for the time since its last use.
+    fn refilled(&self, now: Instant) -> std::sync::MutexGuard<'_, Bucket> {
         // A poisoned lock only means another task panicked mid-update; the bucket's numbers
         // are still usable.
         let mut b = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.qps).min(self.burst);
         b.updated = now;
+        b
+    }
+
+    /// Takes a token, possibly ahead of the refill; returns how long until it is due.
+    fn reserve(&self, now: Instant) -> Option<Duration> {
+        let mut b = self.refilled(now);
         b.tokens -= 1.0;
         (b.tokens < 0.0).then(|| Duration::from_secs_f64(-b.tokens / self.qps))
     }
@@ -166,25 +169,38 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn concurrent_waiters_go_out_in_arrival_order_at_the_rate() {
-        let rl = std::sync::Arc::new(RateLimiter::new(10.0, 1));
+    /// Writers arriving one after another (each takes its turn before the next arrives;
+    /// `true`: a status write), and when each went out, in the order they went.
+    async fn goes_out(rl: &Arc<RateLimiter>, writers: &[(i32, bool)]) -> Vec<(i32, Duration)> {
         let start = Instant::now();
-        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = vec![];
-        for i in 0..5 {
+        for &(i, spare) in writers {
             let (rl, order) = (rl.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                rl.acquire().await.unwrap();
+                if spare {
+                    rl.acquire_spare().await.unwrap();
+                } else {
+                    rl.acquire().await.unwrap();
+                }
                 order.lock().unwrap().push((i, Instant::now() - start));
             }));
-            // Arrive one after another (each reservation is taken before the next arrives).
             tokio::task::yield_now().await;
         }
         for t in tasks {
             t.await.unwrap();
         }
-        let order = order.lock().unwrap().clone();
+        order.lock().unwrap().clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_waiters_go_out_in_arrival_order_at_the_rate() {
+        let rl = Arc::new(RateLimiter::new(10.0, 1));
+        let order = goes_out(
+            &rl,
+            &[(0, false), (1, false), (2, false), (3, false), (4, false)],
+        )
+        .await;
         let ids: Vec<i32> = order.iter().map(|(i, _)| *i).collect();
         assert_eq!(ids, vec![0, 1, 2, 3, 4]);
         for (i, at) in &order {
@@ -200,26 +216,8 @@ mod tests {
     async fn spare_tokens_go_to_status_writes_only_after_every_reserved_write() {
         let rl = Arc::new(RateLimiter::new(10.0, 1));
         rl.acquire().await.unwrap();
-        let start = Instant::now();
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let mut tasks = vec![];
         // A status write waits first; three binds arrive after it.
-        for (i, spare) in [(0, true), (1, false), (2, false), (3, false)] {
-            let (rl, order) = (rl.clone(), order.clone());
-            tasks.push(tokio::spawn(async move {
-                if spare {
-                    rl.acquire_spare().await.unwrap();
-                } else {
-                    rl.acquire().await.unwrap();
-                }
-                order.lock().unwrap().push((i, Instant::now() - start));
-            }));
-            tokio::task::yield_now().await;
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let order = order.lock().unwrap().clone();
+        let order = goes_out(&rl, &[(0, true), (1, false), (2, false), (3, false)]).await;
         let ids: Vec<i32> = order.iter().map(|(i, _)| *i).collect();
         assert_eq!(ids, vec![1, 2, 3, 0], "binds overtake the status write");
         let (_, status_at) = order[3];

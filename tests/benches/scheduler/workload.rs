@@ -82,21 +82,7 @@ pub async fn throughput(
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
 
     let start = Instant::now();
-    let created: HashMap<String, Instant> = futures::stream::iter(0..pods)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let name = format!("u-{i}");
-                let at = Instant::now();
-                api.create(&PostParams::default(), &user(&name))
-                    .await
-                    .unwrap();
-                (name, at)
-            }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
+    let created = create_users(&api, pods).await;
     let create_s = start.elapsed().as_secs_f64();
     let timed_out = wait_bound(&seen, pods, start + limit, tag, "throughput").await;
     for w in watches {
@@ -105,11 +91,7 @@ pub async fn throughput(
     let overcommitted = observe::overcommitted_nodes(client).await;
     // The watches are stopped: take what they saw.
     let s = std::mem::take(&mut *observe::lock(&seen));
-    let latencies: Vec<f64> = s
-        .bound
-        .iter()
-        .filter_map(|(n, (_, at))| Some(ms(*at - *created.get(n)?)))
-        .collect();
+    let latencies = bind_latencies(&s, &created);
     let last = s.bound.values().map(|(_, at)| *at).max().unwrap_or(start);
     let result = Throughput {
         created: created.len(),
@@ -129,6 +111,33 @@ pub async fn throughput(
     };
     clean(client, &ns).await;
     result
+}
+
+/// Creates users `u-0` … `u-{n-1}` at once (64 requests in flight); when each was created.
+async fn create_users(api: &Api<Pod>, n: usize) -> HashMap<String, Instant> {
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("u-{i}");
+                let at = Instant::now();
+                api.create(&PostParams::default(), &user(&name))
+                    .await
+                    .unwrap();
+                (name, at)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+/// Creation→bound of every pod seen bound, in milliseconds.
+fn bind_latencies(s: &Seen, created: &HashMap<String, Instant>) -> Vec<f64> {
+    s.bound
+        .iter()
+        .filter_map(|(n, (_, at))| Some(ms(*at - *created.get(n)?)))
+        .collect()
 }
 
 pub struct Burst {
@@ -387,31 +396,13 @@ async fn one_burst(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let start = Instant::now();
-    let created: HashMap<String, Instant> = futures::stream::iter(0..burst)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let name = format!("u-{i}");
-                let at = Instant::now();
-                api.create(&PostParams::default(), &user(&name))
-                    .await
-                    .unwrap();
-                (name, at)
-            }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
+    let created = create_users(&api, burst).await;
     let timed_out = wait_bound(&seen, burst, start + limit, tag, prefix).await;
     for w in watches {
         w.abort();
     }
     let s = std::mem::take(&mut *observe::lock(&seen));
-    let latencies: Vec<f64> = s
-        .bound
-        .iter()
-        .filter_map(|(n, (_, at))| Some(ms(*at - *created.get(n)?)))
-        .collect();
+    let latencies = bind_latencies(&s, &created);
     clean(client, &ns).await;
     (quantile(&latencies, 0.99), timed_out)
 }
