@@ -609,12 +609,14 @@ async fn an_event_gets_warm_seats_a_lead_time_ahead_and_they_go_afterwards() {
             .await
             .unwrap();
     }
+    timeline.note(now_ms(), "the users leave (deleted)".into());
     wait::until("placeholders gone", Duration::from_secs(90), || async {
         (w.deployment_replicas().await == Some(0) && w.placeholders().await.is_empty())
             .then_some(())
     })
     .await
     .unwrap();
+    timeline.note(now_ms(), "no placeholder left, replicas 0".into());
     wait::until(
         "emptied nodes removed",
         Duration::from_secs(120),
@@ -622,9 +624,10 @@ async fn an_event_gets_warm_seats_a_lead_time_ahead_and_they_go_afterwards() {
     )
     .await
     .unwrap();
+    timeline.note(now_ms(), "every autoscaled node gone".into());
+    tokio::time::sleep(Duration::from_secs(1)).await; // the recorder's last round
     stop.cancel();
     recorder.await.unwrap();
-    timeline.note(now_ms(), "every autoscaled node gone".into());
     timeline.print(start, "event timeline");
     println!("test took {:.0} s", test_started.elapsed().as_secs_f64());
     w.stop().await;
