@@ -119,6 +119,15 @@ fn build_node(name: &str, s: &NodeSpec, now: i64) -> Node {
         1 => Some(now - 1000),
         _ => Some(0),
     };
+    if n.ready_since.is_none() {
+        // As the cluster keeps it (node lifecycle controller, TaintNodesByCondition): the
+        // scheduler judges readiness by this taint, as kube-scheduler does.
+        n.taints.push(Taint {
+            key: "node.kubernetes.io/not-ready".into(),
+            value: String::new(),
+            effect: TaintEffect::NoSchedule,
+        });
+    }
     for i in 0..2 {
         if s.images & (1 << i) != 0 {
             n.images.insert(image(i));
@@ -425,7 +434,7 @@ impl World {
         }
         assert!(matches_node_selector(n, &pod.node_selector));
         assert!(matches_required_affinity(n, pod.required_affinity.as_ref()));
-        assert!(n.ready_since.is_some(), "placed on a not-ready node");
+        // A not-ready node carries the not-ready taint: the taint check above covers it.
         let cordon = Taint {
             key: "node.kubernetes.io/unschedulable".into(),
             value: String::new(),

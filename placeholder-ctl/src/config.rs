@@ -628,6 +628,16 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         positive("reconcileIntervalSeconds", self.reconcile_interval_seconds)?;
+        if self.reconcile_interval_seconds > 20.0 {
+            return invalid(
+                "reconcileIntervalSeconds",
+                format!(
+                    "({}) is above 20: /healthz reports a loop idle for 30 s as stuck",
+                    self.reconcile_interval_seconds
+                ),
+                "use at most 20, e.g. 10",
+            );
+        }
         if self.scheduler_name.trim().is_empty() {
             return invalid(
                 "schedulerName",
@@ -955,6 +965,7 @@ fn is_dns_label(s: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

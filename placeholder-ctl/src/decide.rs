@@ -15,6 +15,9 @@ use hubpack_core::headroom::{
 use hubpack_core::model::Millis;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// Users created this long before an event's start count as its arrivals.
+const EARLY_ARRIVALS: Millis = 60_000;
+
 /// What one placeholder Deployment should be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlacementDecision {
@@ -45,6 +48,8 @@ pub struct PoolDecision {
     /// The pre-puller's images: configured ones, then the learned most used (stable).
     pub prepull_images: Vec<String>,
     pub problems: Vec<UserPodProblem>,
+    /// Pool nodes a placeholder cannot fit: (node, why).
+    pub misfits: Vec<(String, String)>,
     /// Lead-time samples taken this step (ms), for the log.
     pub new_lead_samples: Vec<Millis>,
 }
@@ -197,6 +202,22 @@ impl Controller {
                     mem.recent.len() as f64 / observed_window.max(1) as f64
                 },
                 observed_window: if first { 0 } else { observed_window },
+                arrived_since: None,
+            };
+            // A class that logs in faster than its window plans is not expected twice.
+            // Counted from a little before its start: early logins are the class's too.
+            let since = events
+                .iter()
+                .filter(|e| e.pool == pool.name)
+                .filter_map(|e| e.event.current_start(now))
+                .min()
+                .map(|s| s - EARLY_ARRIVALS);
+            let background = Background {
+                arrived_since: since.map(|s| {
+                    let n = view.user_creations.iter().filter(|(_, t)| *t >= s).count();
+                    (s, n as f64)
+                }),
+                ..background
             };
             let new_lead_samples = learn_lead(mem, view, now);
             let lead = match pool.lead {
@@ -276,6 +297,7 @@ impl Controller {
                 placements,
                 prepull_images,
                 problems: view.problems.clone(),
+                misfits: view.misfits.clone(),
                 new_lead_samples,
             });
         }

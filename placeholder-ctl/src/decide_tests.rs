@@ -93,6 +93,49 @@ fn free_warm_seats_count_only_warm_ready_nodes_minus_everything_on_them() {
 }
 
 #[test]
+fn a_user_nominated_to_a_node_already_takes_its_seat() {
+    let c = cfg("");
+    let img = "quay.io/jupyter/scipy-notebook:2024-12-02";
+    let mut waiting = user("u1", None, 0, Some("4"));
+    waiting.status.get_or_insert_default().nominated_node_name = Some("warm".into());
+    let w = World {
+        nodes: vec![node("warm", 0, Some(0), &[img])],
+        pods: vec![waiting],
+    };
+    let d = w.step(&c, &mut Controller::new(&c), 0, &[], 0);
+    assert_eq!(d.free_warm_seats, 4, "8 cpu minus the nominated user's 4");
+}
+
+#[test]
+fn a_class_that_arrived_at_once_wants_no_more_placeholders() {
+    let c = cfg("  usersPerPlaceholder: 4\n  lead: 600\n");
+    let mut ctl = Controller::new(&c);
+    let ev = [event(10 * MIN, 40.0)];
+    let empty = World {
+        nodes: vec![],
+        pods: vec![],
+    };
+    empty.step(&c, &mut ctl, 9 * MIN, &ev, 0);
+    // All 40 arrived within seconds of the start, some a little early.
+    let w = World {
+        nodes: vec![],
+        pods: (0..40)
+            .map(|i| {
+                user(
+                    &format!("u{i}"),
+                    None,
+                    10 * MIN - 2 * S + i * 300,
+                    Some("1"),
+                )
+            })
+            .collect(),
+    };
+    let d = w.step(&c, &mut ctl, 10 * MIN + 30 * S, &ev, 13);
+    assert_eq!(d.forecast.expected, 0.0);
+    assert_eq!(d.placements[0].target, 0);
+}
+
+#[test]
 fn an_event_raises_the_target_a_lead_time_ahead_and_surplus_pending_go_at_once() {
     let c = cfg("  usersPerPlaceholder: 4\n  lead: 600\n");
     let w = World {
@@ -225,6 +268,31 @@ fn arrivals_raise_the_background_and_existing_users_are_not_arrivals() {
         (d.forecast.expected - 100.0).abs() < 1e-6,
         "{}",
         d.forecast.expected
+    );
+}
+
+#[test]
+fn a_pool_node_smaller_than_the_configured_fresh_node_is_reported() {
+    // N = 8 users of 1 cpu on the configured 8-cpu node; the real node has 4 cpu.
+    let c = cfg("  usersPerPlaceholder: 7\n");
+    let mut small = node("small", 0, Some(0), &[]);
+    if let Some(s) = small.status.as_mut() {
+        s.allocatable.get_or_insert_default().insert(
+            "cpu".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("4".into()),
+        );
+    }
+    let w = World {
+        nodes: vec![small, node("big", 0, Some(0), &[])],
+        pods: vec![],
+    };
+    let d = w.step(&c, &mut Controller::new(&c), 0, &[], 0);
+    assert_eq!(d.misfits.len(), 1);
+    assert_eq!(d.misfits[0].0, "small");
+    assert!(
+        d.misfits[0].1.contains("does not fit"),
+        "{}",
+        d.misfits[0].1
     );
 }
 

@@ -11,7 +11,12 @@
 //! - [`sources`]: configured events (one-off, cron), iCalendar feeds, event ConfigMaps →
 //!   core `ScheduledEvent`s tagged by source (pure);
 //! - [`plan`]: one pool's forecast and placeholder target at one time (pure), used by the
-//!   live reconcile and by `hubpack-placeholder-ctl plan`.
+//!   live reconcile and by `hubpack-placeholder-ctl plan`;
+//! - [`observe`]: the cluster as one pool sees it (free warm seats, placeholders, users);
+//! - [`decide`]: the controller's memory (learned background, lead time, hysteresis) and
+//!   its decision per reconcile, a value; [`objects`]: the objects it owns, as values;
+//! - [`adapter`]: watches, calendar fetching, server-side apply, Events, metrics, the
+//!   reconcile loop, leader election and `/metrics` `/healthz` `/readyz` ([`adapter::app`]).
 
 #![forbid(unsafe_code)]
 
@@ -23,7 +28,12 @@ pub mod plan;
 pub mod resources;
 pub mod sources;
 
+pub mod adapter;
+pub mod error;
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod decide_tests;
+pub mod plan_cli;
 #[cfg(test)]
 mod test_objects;

@@ -2,9 +2,14 @@
 //! `hubpack-placeholder-ctl plan --config FILE [--hours 24]` prints the forecast and the
 //! placeholder target per pool for the coming hours and writes nothing.
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use hubpack_placeholder_ctl::adapter::app;
 use hubpack_placeholder_ctl::config::Config;
+use hubpack_placeholder_ctl::plan_cli;
+use hubpack_placeholder_ctl::sources::secs;
 use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -99,15 +104,86 @@ fn init_tracing(json: bool) {
     }
 }
 
-async fn run(_config: Config, _kubeconfig: Option<PathBuf>) -> anyhow::Result<()> {
-    anyhow::bail!("the controller loop is not built yet")
+async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(&path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(kube::Client::try_from(config)?)
+}
+
+async fn run(config: Config, kubeconfig: Option<PathBuf>) -> anyhow::Result<()> {
+    let client = client(kubeconfig)
+        .await
+        .context("connecting to the API server")?;
+    let identity = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("hubpack-placeholder-ctl-{}", std::process::id()));
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received");
+        on_signal.cancel();
+    });
+    app::run(client, config, identity, shutdown).await?;
+    Ok(())
 }
 
 async fn plan(
-    _config: Config,
-    _kubeconfig: Option<PathBuf>,
-    _hours: f64,
-    _step: f64,
+    config: Config,
+    kubeconfig: Option<PathBuf>,
+    hours: f64,
+    step_minutes: f64,
 ) -> anyhow::Result<()> {
-    anyhow::bail!("plan is not built yet")
+    if !(hours > 0.0 && hours.is_finite() && step_minutes > 0.0 && step_minutes.is_finite()) {
+        anyhow::bail!("--hours and --step-minutes must be positive numbers");
+    }
+    // Event ConfigMaps only when a cluster was named: plan must work offline.
+    let client = match kubeconfig {
+        Some(_) => Some(
+            client(kubeconfig)
+                .await
+                .context("connecting to the API server")?,
+        ),
+        None => None,
+    };
+    let now = jiff::Timestamp::now().as_millisecond();
+    let horizon = (hours * 3_600_000.0) as i64 + secs(config.lead_time.max_seconds);
+    let (events, problems) =
+        plan_cli::gather(&config, client, now - 3_600_000, now + horizon).await;
+    for p in &problems {
+        eprintln!("warning: {p}");
+    }
+    print!(
+        "{}",
+        plan_cli::table(
+            &config,
+            &events,
+            now,
+            hours,
+            (step_minutes * 60_000.0) as i64
+        )
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The objects the controller owns, built as values (pure): PriorityClasses, one
 //! placeholder Deployment (+ PDB) per pool and zone, one pre-pull DaemonSet per pool, and
-//! the deletion-cost annotation of placeholder pods. [`crate::kube::apply`] writes them by
+//! the deletion-cost annotation of placeholder pods. [`crate::adapter::apply`] writes them by
 //! server-side apply.
 
 use crate::config::{Config, PoolConfig, PoolSizes, prepuller_request};
@@ -281,6 +281,7 @@ pub fn owner_of(kind: &str, api_version: &str, name: &str, uid: &str) -> OwnerRe
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -6,7 +6,7 @@ use crate::config::{Config, PoolConfig, PoolSizes};
 use crate::objects::{
     COMPONENT_LABEL, PLACEHOLDER_COMPONENT, POOL_LABEL, PREPULLER_COMPONENT, ZONE_LABEL,
 };
-use hubpack_core::headroom::seats_in;
+use hubpack_core::headroom::{seats_in, validate_placeholder};
 use hubpack_core::model::{Millis, Resources};
 use hubpack_scheduler::convert::{
     PodContext, VolumeIndex, node_is_ready, pod_from_k8s, time_millis,
@@ -55,6 +55,9 @@ pub struct PoolView {
     pub warm_since: BTreeMap<String, Millis>,
     /// Node creation times.
     pub node_created: BTreeMap<String, Millis>,
+    /// Nodes of the pool on which one placeholder would not fit even empty (after the
+    /// DaemonSets): the config's `freshNode` does not match the pool's real nodes.
+    pub misfits: Vec<(String, String)>,
 }
 
 fn labels_match(want: &BTreeMap<String, String>, have: Option<&BTreeMap<String, String>>) -> bool {
@@ -158,16 +161,24 @@ pub fn observe_pool(
         let component = labels
             .and_then(|l| l.get(COMPONENT_LABEL))
             .map(String::as_str);
-        if let Some(node) = node_name(p) {
+        // A pod nominated to a node (a user waiting for its evicted placeholders to go)
+        // takes its seat there already, as the scheduler counts it.
+        let nominated = p
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .filter(|_| node_name(p).is_none());
+        if let Some(node) = node_name(p).or(nominated) {
             let req = pod_from_k8s(p, &ctx)
                 .map(|c| c.requests)
                 .unwrap_or_default();
             let entry = used.entry(node).or_default();
             *entry = &*entry + &req;
-            if ours && component == Some(PREPULLER_COMPONENT) {
-                if let Some(t) = pod_ready_since(p) {
-                    prepull_ready.insert(node, t);
-                }
+            if ours
+                && component == Some(PREPULLER_COMPONENT)
+                && let Some(t) = pod_ready_since(p)
+            {
+                prepull_ready.insert(node, t);
             }
         }
         if is_user_of(cfg, pool, p) {
@@ -225,6 +236,16 @@ pub fn observe_pool(
         }
         if let Some(t) = prepull_ready.get(name) {
             view.warm_since.insert(name.to_string(), *t);
+        }
+        if let Ok(core) = hubpack_scheduler::convert::node_from_k8s(n, None, false)
+            && core.allocatable.pods > 0
+            && let Err(e) = validate_placeholder(
+                &core.allocatable,
+                &sizes.daemonsets,
+                &sizes.placeholder_request,
+            )
+        {
+            view.misfits.push((name.to_string(), e.to_string()));
         }
         let unschedulable = n
             .spec

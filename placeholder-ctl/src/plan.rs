@@ -19,6 +19,9 @@ pub struct Background {
     /// Rate observed over the last `observed_window` ms (users per ms).
     pub observed_rate: f64,
     pub observed_window: Millis,
+    /// Users arrived since the earliest start of the events in progress (see
+    /// `ArrivalForecast::arrived_since`).
+    pub arrived_since: Option<(Millis, f64)>,
 }
 
 /// One pool's forecast at `now` over `lead`.
@@ -69,6 +72,7 @@ pub fn forecast_pool(
         weekly_profile: background.weekly_profile.clone(),
         observed_rate: background.observed_rate,
         observed_window: background.observed_window,
+        arrived_since: background.arrived_since,
     };
     let expected = forecast.expected_arrivals(now, lead);
     let mut per_source: BTreeMap<String, f64> = BTreeMap::new();
@@ -98,6 +102,7 @@ pub fn forecast_pool(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
     use crate::config::Config;

@@ -91,6 +91,7 @@ pub fn to_quantities(r: &Resources) -> BTreeMap<String, Quantity> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

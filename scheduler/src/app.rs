@@ -1,7 +1,11 @@
 //! The whole scheduler as one async function: watches, leader election, HTTP endpoints and
-//! the scheduling loop, until `shutdown` is cancelled; then in-flight binds finish and the
-//! lease is released. The binary wraps it with signal handling; end-to-end tests run it
-//! in-process.
+//! the scheduling loop, each supervised (see [`crate::supervise`]), until `shutdown` is
+//! cancelled or one of them ends; then in-flight binds finish and the lease is released.
+//! The binary wraps it with signal handling; end-to-end tests run it in-process.
+//!
+//! Fail-stop, like kube-scheduler: losing the lease to another replica ends the election
+//! task with [`Error::LeaseLost`], which stops the replica with an error (the Deployment
+//! restarts it, with empty caches and no assumptions left over from its term).
 
 use crate::config::Config;
 use crate::context::Context;
@@ -9,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::http::{HttpState, serve};
 use crate::leader::{self, LeaderGate};
 use crate::metrics::Metrics;
+use crate::supervise::Supervisor;
 use crate::{scheduler_loop, watch};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -26,7 +31,7 @@ pub async fn run(
     } else {
         LeaderGate::always()
     };
-    let (stores, writers) = watch::stores();
+    let (stores, writers) = crate::stores::stores();
     let ctx = Arc::new(Context::new(
         client.clone(),
         config.clone(),
@@ -35,28 +40,38 @@ pub async fn run(
         metrics,
         Some(identity.clone()),
     ));
-    let watchers = watch::spawn_all(&ctx, writers);
+    let supervisor = Supervisor::new(shutdown.clone());
+    // Watches and the write lanes stop last: the loop's drain needs neither, but a write
+    // still queued may need the lanes.
+    let background_stop = CancellationToken::new();
+    let watchers = watch::spawn_all(&ctx, writers, &supervisor, &background_stop);
+    let lanes = [supervisor.spawn(
+        "status lane",
+        crate::actions::status_lane::run(ctx.clone(), background_stop.clone()),
+    )];
 
-    let http = tokio::spawn(serve(
-        config.metrics_address,
-        HttpState {
+    let http = {
+        let state = HttpState {
             registry: Arc::new(registry),
             synced: ctx.synced.clone(),
-            kinds: watch::WATCHED_KINDS,
-        },
-        shutdown.clone(),
-    ));
+            kinds: crate::stores::WATCHED_KINDS,
+            heartbeat: ctx.heartbeat.clone(),
+        };
+        let serving = serve(config.metrics_address, state, shutdown.clone());
+        supervisor.spawn("http", async move {
+            serving.await.map_err(|e| Error::Http(e.to_string()))
+        })
+    };
     // The election stops only after the binds have drained: stopping it releases the lease,
     // and a bind written after that could race a new leader's.
     let election_stop = CancellationToken::new();
-    let election = if config.leader_election.enabled {
+    let election = config.leader_election.enabled.then(|| {
         let ctx = ctx.clone();
-        let shutdown = shutdown.clone();
         let election_stop = election_stop.clone();
         let namespace = config.lease_namespace();
         let identity = identity.clone();
-        Some(tokio::spawn(async move {
-            let res = leader::run(
+        supervisor.spawn("leader election", async move {
+            leader::run(
                 client,
                 &ctx.config.leader_election,
                 &namespace,
@@ -64,41 +79,31 @@ pub async fn run(
                 &ctx.leader,
                 election_stop,
             )
-            .await;
-            if let Err(e) = &res {
-                // Without an election we can never act again: stop, and let a restart
-                // begin anew.
-                tracing::error!(error = %e, "leader election failed");
-                shutdown.cancel();
-            }
-            res
-        }))
-    } else {
-        None
-    };
-    let sched = tokio::spawn(scheduler_loop::run(ctx.clone(), shutdown.clone()));
+            .await
+        })
+    });
+    let sched = supervisor.spawn("scheduling loop", {
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            scheduler_loop::run(ctx, shutdown).await;
+            Ok(())
+        }
+    });
 
     shutdown.cancelled().await;
-    // First stop binding and let in-flight binds finish, then give the lease back.
-    if let Err(e) = sched.await {
-        tracing::error!(error = %e, "scheduling loop panicked");
-    }
+    // First stop deciding and let in-flight binds finish, then give the lease back.
+    let _ = sched.await;
+    scheduler_loop::drain_binds(&ctx).await;
     election_stop.cancel();
-    let mut failure = None;
     if let Some(e) = election {
-        match e.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failure = Some(e),
-            Err(e) => failure = Some(Error::Lease(format!("election task: {e}"))),
-        }
+        let _ = e.await;
     }
-    for w in watchers {
-        w.abort();
+    ctx.leader.revoke();
+    background_stop.cancel();
+    for t in watchers.into_iter().chain(lanes) {
+        let _ = t.await;
     }
-    match http.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => failure = Some(Error::Http(e.to_string())),
-        Err(e) => tracing::warn!(error = %e, "metrics server task"),
-    }
-    failure.map_or(Ok(()), Err)
+    let _ = http.await;
+    supervisor.take_failure().map_or(Ok(()), Err)
 }

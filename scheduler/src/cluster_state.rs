@@ -1,31 +1,15 @@
 //! The cluster as the scheduler knows it: the core [`Snapshot`] fed from watch events, plus
 //! the scheduler's own in-flight work that the snapshot must respect (nominations while
-//! victims are deleted, claims being provisioned). Pure state machinery: watch wiring is in
+//! victims are deleted, claims being provisioned: [`crate::flight`]). Pure state machinery: watch wiring is in
 //! `watch.rs`, API writes in `actions/`; this is tested by feeding objects.
 
 use crate::convert::{LabelMatch, PodContext, VolumeCatalog, node_from_k8s, pod_from_k8s};
+use crate::flight::Flights;
 use hubpack_core::model::{Millis, PodKey};
 use hubpack_core::snapshot::Snapshot;
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::api::storage::v1::CSINode;
-use std::collections::{BTreeSet, HashMap, HashSet};
-
-/// A pod the scheduler already acted for and is waiting on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InFlight {
-    /// Nominated to `node`; bind once every victim's DELETE has been seen.
-    Preempting {
-        node: String,
-        victims: BTreeSet<PodKey>,
-        deadline: Millis,
-    },
-    /// Assumed on `node`; bind once every claim is Bound.
-    Provisioning {
-        node: String,
-        claims: BTreeSet<String>,
-        deadline: Millis,
-    },
-}
+use std::collections::{HashMap, HashSet};
 
 /// What a pod event means for the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,11 +85,15 @@ impl Classifier {
 #[derive(Default)]
 pub struct ClusterState {
     pub snapshot: Snapshot,
-    pub in_flight: HashMap<PodKey, InFlight>,
+    /// Pods nominated (waiting for their victims) or provisioning (for their claims).
+    pub in_flight: Flights,
     /// Ready pre-pull pods per node.
     prepull_ready: HashMap<String, HashSet<PodKey>>,
     /// uids of kubelet rejections already reported.
     rejections_seen: HashSet<String>,
+    /// Placed pods with required pod anti-affinity: hubpack does not evaluate it, so a pod
+    /// such a term may select is refused visibly rather than placed in violation.
+    anti_affinity: HashMap<PodKey, (String, Vec<k8s::PodAffinityTerm>)>,
 }
 
 /// Side effects of a pod event beyond the snapshot.
@@ -118,8 +106,8 @@ pub struct PodEventEffects {
     pub prepull_changed: Option<String>,
     /// A pod of ours the kubelet rejected after binding (reason, node), first sighting.
     pub kubelet_rejected: Option<(String, String)>,
-    /// Something was freed: parked pods may fit now.
-    pub freed: bool,
+    /// Something was freed on this node: parked pods that could use it may fit now.
+    pub freed: Option<String>,
 }
 
 impl ClusterState {
@@ -132,7 +120,7 @@ impl ClusterState {
     ) -> PodEventEffects {
         let key = key_of(p);
         if is_terminal(p) {
-            let mut fx = self.delete_pod(p, cls);
+            let mut fx = self.unplace(p, cls);
             fx.kubelet_rejected = self.kubelet_rejection(p, cls);
             return fx;
         }
@@ -140,13 +128,14 @@ impl ClusterState {
             prepull_changed: self.track_prepull(p, cls, &key, true),
             ..Default::default()
         };
+        self.track_anti_affinity(p, &key);
         match pod_from_k8s(p, &cls.pod_context(volumes)) {
             Ok(mut pod) => {
                 // Our nomination stands until we clear it, whatever a stale event says.
                 if pod.node_name.is_none()
-                    && let Some(InFlight::Preempting { node, .. }) = self.in_flight.get(&key)
+                    && let Some(node) = self.in_flight.nominated_node(&key)
                 {
-                    pod.nominated_node = Some(node.clone());
+                    pod.nominated_node = Some(node.to_string());
                 }
                 self.snapshot.upsert_pod(pod);
             }
@@ -169,34 +158,35 @@ impl ClusterState {
                     .unwrap_or(0),
             }
         } else {
-            self.in_flight.remove(&key);
+            self.in_flight.end(&key);
             PodChange::NotPending { key }
         });
         fx
     }
 
-    /// A pod's DELETE was seen (or it turned terminal). Only now does it stop counting:
-    /// the kubelet counts terminating pods at admission.
+    /// A pod's DELETE was seen. Only now does it stop counting: the kubelet counts
+    /// terminating pods at admission.
     pub fn delete_pod(&mut self, p: &k8s::Pod, cls: &Classifier) -> PodEventEffects {
+        if let Some(uid) = &p.metadata.uid {
+            // Its rejection, if any, was reported; a pod gone is not seen again.
+            self.rejections_seen.remove(uid);
+        }
+        self.unplace(p, cls)
+    }
+
+    /// The pod no longer counts (deleted, or terminal).
+    fn unplace(&mut self, p: &k8s::Pod, cls: &Classifier) -> PodEventEffects {
         let key = key_of(p);
         let removed = self.snapshot.remove_pod(&key);
-        self.in_flight.remove(&key);
-        let mut wake = Vec::new();
-        for (preemptor, w) in self.in_flight.iter_mut() {
-            if let InFlight::Preempting { victims, .. } = w
-                && victims.remove(&key)
-                && victims.is_empty()
-            {
-                wake.push(preemptor.clone());
-            }
-        }
-        wake.sort();
+        self.in_flight.end(&key);
+        self.anti_affinity.remove(&key);
+        let wake = self.in_flight.victim_deleted(&key);
         PodEventEffects {
             change: Some(PodChange::NotPending { key: key.clone() }),
             wake,
             prepull_changed: self.track_prepull(p, cls, &key, false),
             kubelet_rejected: None,
-            freed: removed.is_some_and(|r| r.node_name.is_some()),
+            freed: removed.and_then(|r| r.node_name),
         }
     }
 
@@ -223,6 +213,56 @@ impl ClusterState {
             self.prepull_ready.remove(&node);
         }
         (before != after).then_some(node)
+    }
+
+    fn track_anti_affinity(&mut self, p: &k8s::Pod, key: &PodKey) {
+        let placed = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        let terms = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.affinity.as_ref())
+            .and_then(|a| a.pod_anti_affinity.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .clone()
+            })
+            .filter(|t| !t.is_empty());
+        match terms {
+            Some(terms) if placed => {
+                let ns = p.metadata.namespace.clone().unwrap_or_default();
+                self.anti_affinity.insert(key.clone(), (ns, terms));
+            }
+            _ => {
+                self.anti_affinity.remove(key);
+            }
+        }
+    }
+
+    /// A placed pod whose required anti-affinity may select `incoming` (its label selector
+    /// matches, in a namespace the term covers; a namespaceSelector counts as covering all).
+    pub fn anti_affinity_against(&self, incoming: &k8s::Pod) -> Option<&PodKey> {
+        let ns = incoming.metadata.namespace.as_deref().unwrap_or_default();
+        let labels = incoming.metadata.labels.as_ref();
+        self.anti_affinity
+            .iter()
+            .find(|(_, (owner_ns, terms))| {
+                terms.iter().any(|t| {
+                    let in_scope = t.namespace_selector.is_some()
+                        || match t.namespaces.as_deref() {
+                            Some(list) if !list.is_empty() => list.iter().any(|n| n == ns),
+                            _ => owner_ns == ns,
+                        };
+                    in_scope
+                        && t.label_selector.as_ref().is_some_and(|s| {
+                            crate::convert::selector::label_selector_matches(s, labels)
+                        })
+                })
+            })
+            .map(|(k, _)| k)
     }
 
     pub fn prepull_ready(&self, node: &str) -> bool {
@@ -264,21 +304,6 @@ impl ClusterState {
 
     pub fn delete_node(&mut self, name: &str) {
         self.snapshot.remove_node(name);
-    }
-
-    /// Pods waiting on these claims whose claims are now all Bound.
-    pub fn claims_bound(&mut self, namespace: &str, bound: &dyn Fn(&str) -> bool) -> Vec<PodKey> {
-        let mut wake = Vec::new();
-        for (key, w) in &self.in_flight {
-            if let InFlight::Provisioning { claims, .. } = w
-                && key.0.starts_with(&format!("{namespace}/"))
-                && claims.iter().all(|c| bound(c))
-            {
-                wake.push(key.clone());
-            }
-        }
-        wake.sort();
-        wake
     }
 }
 

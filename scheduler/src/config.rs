@@ -26,6 +26,13 @@ pub enum ConfigError {
     },
 }
 
+/// Longest duration any setting accepts: longer ones are mistakes (and would overflow
+/// millisecond arithmetic).
+const MAX_SECONDS: u64 = 86_400;
+
+/// Longest placeholder grace accepted: the controller needs seconds, not minutes.
+const MAX_PLACEHOLDER_GRACE_SECONDS: u64 = 120;
+
 fn label(k: &str, v: &str) -> LabelMatch {
     LabelMatch([(k.to_string(), v.to_string())].into())
 }
@@ -36,11 +43,15 @@ pub struct Config {
     /// Pods with this `spec.schedulerName` are ours.
     pub scheduler_name: String,
     /// Scoring weights and the node settle time (hubpack-core's policy settings).
-    pub policy: PolicyConfig,
+    pub policy: PolicySettings,
     pub warmth: WarmthConfig,
     /// Pods matching any of these label sets are placeholders: the only pods ever preempted.
     /// Defaults match z2jh's (`component: user-placeholder`) and hubpack's chart.
     pub placeholder_selectors: Vec<LabelMatch>,
+    /// A pending placeholder that does not fit is marked Unschedulable (which makes the
+    /// cluster autoscaler add a node) only this long after its creation, so the placeholder
+    /// controller can first lower its Deployment's replicas when it is surplus.
+    pub placeholder_unschedulable_grace_seconds: u64,
     pub preemption: PreemptionConfig,
     pub volumes: VolumeConfig,
     pub leader_election: LeaderElectionConfig,
@@ -54,18 +65,51 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             scheduler_name: "hubpack-scheduler".into(),
-            policy: PolicyConfig::default(),
+            policy: PolicySettings::default(),
             warmth: WarmthConfig::default(),
             placeholder_selectors: vec![
                 label("component", "user-placeholder"),
                 label("app.kubernetes.io/component", "user-placeholder"),
             ],
+            placeholder_unschedulable_grace_seconds: 5,
             preemption: PreemptionConfig::default(),
             volumes: VolumeConfig::default(),
             leader_election: LeaderElectionConfig::default(),
             queue: QueueConfig::default(),
             api: ApiConfig::default(),
             metrics_address: SocketAddr::from(([0, 0, 0, 0], 9090)),
+        }
+    }
+}
+
+/// hubpack-core's policy knobs, in the config's style (camelCase, seconds).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// MostAllocated weight of cpu (kube-scheduler's NodeResourcesFit resource weights).
+    pub cpu_weight: i64,
+    pub memory_weight: i64,
+    /// A node must have been Ready this long to count as warm.
+    pub warm_settle_seconds: u64,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        let core = PolicyConfig::default();
+        PolicySettings {
+            cpu_weight: core.cpu_weight,
+            memory_weight: core.memory_weight,
+            warm_settle_seconds: u64::try_from(core.warm_settle_ms / 1000).unwrap_or(30),
+        }
+    }
+}
+
+impl PolicySettings {
+    pub fn core(&self) -> PolicyConfig {
+        PolicyConfig {
+            cpu_weight: self.cpu_weight,
+            memory_weight: self.memory_weight,
+            warm_settle_ms: seconds_ms(self.warm_settle_seconds),
         }
     }
 }
@@ -220,6 +264,54 @@ impl Config {
                 fix,
             })
         };
+        let p = &self.policy;
+        if p.cpu_weight < 0 || p.memory_weight < 0 || p.cpu_weight + p.memory_weight == 0 {
+            return invalid(
+                "policy.cpuWeight",
+                format!(
+                    "({}) and policy.memoryWeight ({}) must not be negative, nor both 0",
+                    p.cpu_weight, p.memory_weight
+                ),
+                "use weights of 0 or more, e.g. cpuWeight: 1, memoryWeight: 1",
+            );
+        }
+        for (field, seconds) in [
+            ("policy.warmSettleSeconds", p.warm_settle_seconds),
+            ("preemption.timeoutSeconds", self.preemption.timeout_seconds),
+            (
+                "volumes.bindTimeoutSeconds",
+                self.volumes.bind_timeout_seconds,
+            ),
+            (
+                "leaderElection.leaseDurationSeconds",
+                self.leader_election.lease_duration_seconds,
+            ),
+        ] {
+            if seconds > MAX_SECONDS {
+                return invalid(
+                    field,
+                    format!("({seconds}) is above a day ({MAX_SECONDS} s)"),
+                    "use a duration in seconds below a day",
+                );
+            }
+        }
+        let q = &self.queue;
+        for (field, seconds) in [
+            ("queue.initialBackoffSeconds", q.initial_backoff_seconds),
+            ("queue.maxBackoffSeconds", q.max_backoff_seconds),
+            (
+                "queue.unschedulableRetrySeconds",
+                q.unschedulable_retry_seconds,
+            ),
+        ] {
+            if seconds > MAX_SECONDS as f64 {
+                return invalid(
+                    field,
+                    format!("({seconds}) is above a day ({MAX_SECONDS} s)"),
+                    "use a duration in seconds below a day",
+                );
+            }
+        }
         if self.scheduler_name.trim().is_empty() {
             return invalid(
                 "schedulerName",
@@ -249,6 +341,17 @@ impl Config {
                 "leaderElection.leaseName",
                 "is empty".into(),
                 "name the Lease object, e.g. hubpack-scheduler",
+            );
+        }
+        let margin = u64::try_from(crate::leader::SAFETY_MARGIN_MS / 1000).unwrap_or(2);
+        if le.enabled && le.lease_duration_seconds <= margin {
+            return invalid(
+                "leaderElection.leaseDurationSeconds",
+                format!(
+                    "({}) is {margin} s or less: the lease would be past its safety margin as soon as it is renewed",
+                    le.lease_duration_seconds
+                ),
+                "use e.g. 15 (kube-scheduler's default)",
             );
         }
         if le.enabled && le.renew_grace_seconds >= le.lease_duration_seconds {
@@ -309,6 +412,16 @@ impl Config {
                 "use at least 1, e.g. 16",
             );
         }
+        if self.placeholder_unschedulable_grace_seconds > MAX_PLACEHOLDER_GRACE_SECONDS {
+            return invalid(
+                "placeholderUnschedulableGraceSeconds",
+                format!(
+                    "({}) is above {MAX_PLACEHOLDER_GRACE_SECONDS}: the autoscaler would hear of wanted placeholders minutes late",
+                    self.placeholder_unschedulable_grace_seconds
+                ),
+                "use a few seconds, e.g. 5 (0 marks placeholders Unschedulable at once)",
+            );
+        }
         if self.preemption.timeout_seconds == 0 {
             return invalid(
                 "preemption.timeoutSeconds",
@@ -331,6 +444,10 @@ impl Config {
         }
     }
 
+    pub fn placeholder_grace_ms(&self) -> i64 {
+        seconds_ms(self.placeholder_unschedulable_grace_seconds)
+    }
+
     pub fn lease_namespace(&self) -> String {
         self.leader_election
             .namespace
@@ -338,6 +455,11 @@ impl Config {
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".into())
     }
+}
+
+/// Whole seconds as milliseconds, saturating (validation bounds the settings).
+fn seconds_ms(s: u64) -> i64 {
+    i64::try_from(s).unwrap_or(i64::MAX).saturating_mul(1000)
 }
 
 #[cfg(test)]
@@ -400,6 +522,23 @@ mod tests {
                 "queue.maxBackoffSeconds",
             ),
             ("api: {qps: 0}", "api.qps"),
+            (
+                "placeholderUnschedulableGraceSeconds: 600",
+                "placeholderUnschedulableGraceSeconds",
+            ),
+            ("policy: {cpuWeight: -1}", "policy.cpuWeight"),
+            (
+                "leaderElection: {leaseDurationSeconds: 2, renewGraceSeconds: 1}",
+                "leaderElection.leaseDurationSeconds",
+            ),
+            (
+                "preemption: {timeoutSeconds: 18446744073709551615}",
+                "preemption.timeoutSeconds",
+            ),
+            (
+                "queue: {maxBackoffSeconds: 1e300}",
+                "queue.maxBackoffSeconds",
+            ),
             ("api: {burst: 0}", "api.burst"),
             ("api: {bindConcurrency: 0}", "api.bindConcurrency"),
             (

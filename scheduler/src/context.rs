@@ -4,49 +4,23 @@
 
 use crate::actions::RateLimiter;
 use crate::actions::events::Events;
+use crate::actions::status_lane::StatusLane;
 use crate::cluster_state::{Classifier, ClusterState};
 use crate::config::Config;
-use crate::convert::VolumeCatalog;
 use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
 use crate::queue::SchedulingQueue;
+pub use crate::stores::Stores;
 use hubpack_core::model::Millis;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
-use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
-use kube::runtime::reflector::{ObjectRef, Store};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, Semaphore};
-
-/// Reflector caches of every watched kind.
-#[derive(Clone)]
-pub struct Stores {
-    pub pods: Store<Pod>,
-    pub nodes: Store<Node>,
-    pub csinodes: Store<CSINode>,
-    pub claims: Store<PersistentVolumeClaim>,
-    pub volumes: Store<PersistentVolume>,
-    pub classes: Store<StorageClass>,
-}
-
-impl VolumeCatalog for Stores {
-    fn claim(&self, namespace: &str, name: &str) -> Option<Arc<PersistentVolumeClaim>> {
-        self.claims.get(&ObjectRef::new(name).within(namespace))
-    }
-    fn volume(&self, name: &str) -> Option<Arc<PersistentVolume>> {
-        self.volumes.get(&ObjectRef::new(name))
-    }
-    fn storage_class(&self, name: &str) -> Option<Arc<StorageClass>> {
-        self.classes.get(&ObjectRef::new(name))
-    }
-    fn volumes(&self) -> Vec<Arc<PersistentVolume>> {
-        self.volumes.state()
-    }
-}
 
 pub struct Context {
     pub client: kube::Client,
     pub config: Config,
+    /// `config.policy` as the core takes it.
+    pub policy: hubpack_core::policy::PolicyConfig,
     pub classifier: Classifier,
     pub limiter: RateLimiter,
     pub events: Events,
@@ -61,6 +35,10 @@ pub struct Context {
     pub bind_slots: Arc<Semaphore>,
     /// Watched kinds whose first list is complete (see [`Self::caches_synced`]).
     pub synced: Arc<AtomicUsize>,
+    /// Wall-clock milliseconds of the scheduling loop's last round (`/healthz`).
+    pub heartbeat: Arc<AtomicI64>,
+    /// Status writes that can wait, one per pod, behind binds and evictions.
+    pub status_lane: StatusLane,
 }
 
 impl Context {
@@ -85,18 +63,25 @@ impl Context {
                 placeholder_selectors: config.placeholder_selectors.clone(),
                 prepull_selectors: config.warmth.prepull_selectors.clone(),
             },
-            limiter: RateLimiter::new(config.api.qps, config.api.burst).gated(gate.clone()),
+            limiter: RateLimiter::new(config.api.qps, config.api.burst)
+                .gated(gate.clone())
+                .observed(metrics.limiter_wait_seconds.clone(), "urgent"),
             events: Events::new(
                 client.clone(),
                 &config.scheduler_name,
                 instance,
-                RateLimiter::new(config.api.qps, config.api.burst).gated(gate),
+                RateLimiter::new(config.api.qps, config.api.burst)
+                    .gated(gate)
+                    .observed(metrics.limiter_wait_seconds.clone(), "events"),
             ),
             queue: Mutex::new(SchedulingQueue::new(config.backoff())),
             bind_slots: Arc::new(Semaphore::new(config.api.bind_concurrency)),
             state: Mutex::new(ClusterState::default()),
             wake: Notify::new(),
             synced: Arc::new(AtomicUsize::new(0)),
+            policy: config.policy.core(),
+            heartbeat: Arc::new(AtomicI64::new(wall_clock_ms())),
+            status_lane: StatusLane::default(),
             client,
             config,
             metrics,
@@ -113,7 +98,7 @@ impl Context {
     /// Every watched kind has listed once. Deciding before that would see nodes without
     /// their pods and overcommit them.
     pub fn caches_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire) >= crate::watch::WATCHED_KINDS
+        self.synced.load(Ordering::Acquire) >= crate::stores::WATCHED_KINDS
     }
 
     /// Whether this replica may write to the API right now (leader, within the lease's
@@ -133,8 +118,13 @@ impl Context {
     }
 
     pub fn publish_queue_depth(&self) {
-        let (a, b, p) = self.queue().depth();
-        self.metrics.set_queue_depth(a, b, p);
+        let (depth, oldest) = {
+            let q = self.queue();
+            (q.depth(), q.oldest_created())
+        };
+        self.metrics.set_queue_depth(depth.0, depth.1, depth.2);
+        let age_ms = oldest.map_or(0, |c| (self.now() - c).max(0));
+        self.metrics.oldest_pending_seconds.set(age_ms / 1000);
     }
 }
 

@@ -1,28 +1,22 @@
 //! The crate's error type; each variant has a stable metric label.
 
-use crate::convert::ConvertError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum Error {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("cannot convert {object}: {source}")]
-    Convert {
-        object: String,
-        #[source]
-        source: ConvertError,
-    },
-    #[error("invalid configuration: {0}")]
-    Config(String),
     #[error("not the leader")]
     NotLeader,
-    #[error("timed out: {0}")]
-    Timeout(String),
     #[error("lease: {0}")]
     Lease(String),
     #[error("metrics server: {0}")]
     Http(String),
+    /// Another replica holds the lease we held: stop (fail-stop, like kube-scheduler).
+    #[error("lost the lease: {0}")]
+    LeaseLost(String),
+    #[error("{task} ended: {detail}")]
+    TaskEnded { task: &'static str, detail: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -38,12 +32,11 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",
-            Error::Convert { .. } => "convert",
-            Error::Config(_) => "config",
             Error::NotLeader => "not_leader",
-            Error::Timeout(_) => "timeout",
             Error::Lease(_) => "lease",
             Error::Http(_) => "http",
+            Error::LeaseLost(_) => "lease_lost",
+            Error::TaskEnded { .. } => "task_ended",
         }
     }
 

@@ -116,7 +116,7 @@ pub async fn run(
     // previous deadline passes.
     let poll = Duration::from_millis((cfg.renew_grace_seconds * 1000 / 2).max(500));
     loop {
-        tokio::select! {
+        let held = tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = leading.changed() => {
                 if changed.is_err() {
@@ -126,16 +126,32 @@ pub async fn run(
                 let now_leading = *leading.borrow_and_update();
                 tracing::info!(leading = now_leading, "leadership changed");
                 if now_leading {
-                    refresh(&leases, &cfg.lease_name, identity, gate).await;
+                    refresh(&leases, &cfg.lease_name, identity, gate).await
                 } else {
-                    gate.revoke();
+                    // The manager says so only when another replica holds the lease (on
+                    // API errors it keeps trying and says nothing).
+                    Held::ByOther
                 }
             }
             _ = tokio::time::sleep(poll) => {
                 if *leading.borrow() {
-                    refresh(&leases, &cfg.lease_name, identity, gate).await;
+                    refresh(&leases, &cfg.lease_name, identity, gate).await
+                } else {
+                    Held::Unknown
                 }
             }
+        };
+        if held == Held::ByOther && gate.leading_until() > 0 {
+            // We led, and another replica leads now: fail-stop. What this replica assumed
+            // or started is not to be finished by it; a restart begins from fresh caches.
+            gate.revoke();
+            return Err(Error::LeaseLost(format!(
+                "lease {}/{} is held by another replica",
+                namespace, cfg.lease_name
+            )));
+        }
+        if held == Held::ByOther {
+            gate.revoke();
         }
     }
     gate.revoke();
@@ -149,17 +165,40 @@ pub async fn run(
     Ok(())
 }
 
-async fn refresh(leases: &Api<Lease>, name: &str, identity: &str, gate: &LeaderGate) {
+/// What a re-read of the Lease says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Ours, and the deadline was extended (or ours but expired: the manager will renew).
+    ByUs,
+    ByOther,
+    /// Not read (API unreachable) or not asked.
+    Unknown,
+}
+
+async fn refresh(leases: &Api<Lease>, name: &str, identity: &str, gate: &LeaderGate) -> Held {
     match leases.get(name).await {
-        Ok(lease) => match lease_valid_until(&lease, identity) {
-            Some(until) if until > now_ms() => gate.extend(until),
-            _ => {
-                tracing::warn!("lease not held by us (or expired) on re-read; standing by");
-                gate.revoke();
+        Ok(lease) => {
+            let holder = lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_deref());
+            if holder.is_some_and(|h| h != identity) {
+                tracing::warn!(?holder, "the lease is held by another replica");
+                return Held::ByOther;
             }
-        },
+            match lease_valid_until(&lease, identity) {
+                Some(until) if until > now_ms() => gate.extend(until),
+                // Ours but not renewed in time (the API was away): writes pause until the
+                // manager renews it.
+                _ => tracing::warn!("our lease is past its deadline on re-read; pausing"),
+            }
+            Held::ByUs
+        }
         // Unreachable API: the old deadline stands and runs out by itself.
-        Err(e) => tracing::warn!(error = %e, "cannot re-read the lease"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot re-read the lease");
+            Held::Unknown
+        }
     }
 }
 

@@ -8,15 +8,18 @@
 //!
 //! Layout, in the order data flows:
 //! - [`config`]: the YAML config file and its validation;
-//! - [`watch`]: reflectors for pods, nodes, CSINodes, PVCs, PVs and StorageClasses, feeding
-//! - [`cluster_state`]: the core snapshot plus in-flight work, via [`convert`]
+//! - [`stores`]: the reflector caches; [`watch`]: reflectors for pods, nodes, CSINodes, PVCs,
+//!   PVs and StorageClasses, feeding
+//! - [`cluster_state`]: the core snapshot plus in-flight work ([`flight`]: one state type
+//!   and its transitions), via [`convert`]
 //!   (k8s-openapi → core types, typed errors naming the field);
 //! - [`queue`]: priority then age, backoff 1 s → 10 s, Unschedulable pods parked until the
 //!   cluster changes;
 //! - [`scheduler_loop`] → [`schedule_one`]: one decision at a time, carried out by
 //! - [`actions`]: bind, evict, nominate, the Unschedulable condition, events, volume pre-binding;
 //! - [`leader`]: Lease-based election with our own deadline; [`metrics`], [`http`];
-//! - [`app`]: all of it as one function (the binary adds signals; e2e tests run it in-process);
+//! - [`app`]: all of it as one function under a [`supervise::Supervisor`] (the binary adds
+//!   signals; e2e tests run it in-process);
 //!   [`context`] is what the parts share.
 
 #![forbid(unsafe_code)]
@@ -28,12 +31,16 @@ pub mod config;
 pub mod context;
 pub mod convert;
 pub mod error;
+pub mod flight;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod queue;
+pub mod requeue;
 pub mod schedule_one;
 pub mod scheduler_loop;
+pub mod stores;
+pub mod supervise;
 pub mod watch;
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
 //! The scheduling queue, after kube-scheduler's (sched.md §1.8): an active heap ordered by
 //! priority (higher first) then creation time (older first); a backoff area where failed
 //! pods wait `initial × 2^(attempts−1)` capped at `max`; and a parking area for
-//! Unschedulable pods, which leave it on a cluster event that may help them (node added,
-//! taint removed, pod deleted, …) or after `park_flush`. Pure: the caller passes the time.
+//! Unschedulable pods, which leave it on a cluster event that may help them (see
+//! `requeue.rs`: a node they could use added or changed, resources freed on one, their
+//! claim changed) or after `park_flush`. Waiting pods are indexed by when they are due, so
+//! a pop, the depth and the next due time cost O(log W), not a scan of W waiting pods.
+//! Pure: the caller passes the time.
 
 use hubpack_core::model::{Millis, PodKey};
 use priority_queue::PriorityQueue;
 use std::cmp::{Ordering, Reverse};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Heap order: higher priority, then older, then first enqueued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,16 +65,37 @@ impl Backoff {
 struct Waiting {
     order: Order,
     ready_at: Millis,
+    /// Parked (Unschedulable) since: leaves on a cluster event that may help, or at
+    /// `parked_at + park_flush`.
     parked_at: Option<Millis>,
 }
 
+impl Waiting {
+    /// When it may go back to the heap without an event.
+    fn due(&self, flush: Millis) -> Millis {
+        match self.parked_at {
+            Some(p) => self.ready_at.max(p.saturating_add(flush)),
+            None => self.ready_at,
+        }
+    }
+}
+
+/// Waiting pods, indexed by when they are due (with 10,000 pods parked, every pop, depth
+/// and next-ready query used to scan them all: O(W²) to drain W pods).
 #[derive(Debug, Default)]
 pub struct SchedulingQueue {
     backoff: Backoff,
     active: PriorityQueue<PodKey, Order>,
     waiting: HashMap<PodKey, Waiting>,
+    /// (due, key) of every waiting pod.
+    due: BTreeSet<(Millis, PodKey)>,
+    parked: usize,
     attempts: HashMap<PodKey, u32>,
-    in_flight: HashSet<PodKey>,
+    /// Popped and not yet done, retried or parked.
+    popped: HashSet<PodKey>,
+    /// (creation time, key) of every pod the queue holds, for the oldest's age.
+    by_created: BTreeSet<(Millis, PodKey)>,
+    created: HashMap<PodKey, Millis>,
     seq: u64,
 }
 
@@ -92,11 +116,31 @@ impl SchedulingQueue {
         }
     }
 
+    fn insert_waiting(&mut self, key: PodKey, w: Waiting) {
+        self.take_waiting(&key);
+        self.due
+            .insert((w.due(self.backoff.park_flush_ms), key.clone()));
+        if w.parked_at.is_some() {
+            self.parked += 1;
+        }
+        self.waiting.insert(key, w);
+    }
+
+    fn take_waiting(&mut self, key: &PodKey) -> Option<Waiting> {
+        let w = self.waiting.remove(key)?;
+        self.due
+            .remove(&(w.due(self.backoff.park_flush_ms), key.clone()));
+        if w.parked_at.is_some() {
+            self.parked -= 1;
+        }
+        Some(w)
+    }
+
     /// A pending pod was added or updated. New pods go to the active heap; a pod already
     /// queued keeps its place (its priority is refreshed); a waiting pod keeps waiting; a
     /// pod being scheduled right now is left to its attempt's outcome.
     pub fn add(&mut self, key: PodKey, priority: i32, created: Millis) {
-        if self.in_flight.contains(&key) {
+        if self.popped.contains(&key) {
             return;
         }
         if let Some(w) = self.waiting.get_mut(&key) {
@@ -115,43 +159,63 @@ impl SchedulingQueue {
             return;
         }
         let order = self.order(priority, created);
+        self.hold(&key, created);
         self.active.push(key, order);
+    }
+
+    fn hold(&mut self, key: &PodKey, created: Millis) {
+        if let Some(old) = self.created.insert(key.clone(), created) {
+            self.by_created.remove(&(old, key.clone()));
+        }
+        self.by_created.insert((created, key.clone()));
+    }
+
+    fn release(&mut self, key: &PodKey) {
+        if let Some(old) = self.created.remove(key) {
+            self.by_created.remove(&(old, key.clone()));
+        }
+    }
+
+    /// Creation time of the oldest pod the queue holds (waiting, active or popped).
+    pub fn oldest_created(&self) -> Option<Millis> {
+        self.by_created.first().map(|(t, _)| *t)
     }
 
     /// The pod is gone or no longer ours to schedule.
     pub fn remove(&mut self, key: &PodKey) {
+        self.release(key);
         self.active.remove(key);
-        self.waiting.remove(key);
+        self.take_waiting(key);
         self.attempts.remove(key);
-        self.in_flight.remove(key);
+        self.popped.remove(key);
     }
 
-    /// The next pod to schedule, after moving every pod whose backoff ended to the heap.
-    /// The pod is in flight until [`Self::done`], [`Self::retry`] or [`Self::park`].
+    /// The next pod to schedule, after moving every waiting pod that is due to the heap.
+    /// The pod is popped until [`Self::done`], [`Self::retry`], [`Self::park`] or
+    /// [`Self::defer`].
     pub fn pop(&mut self, now: Millis) -> Option<PodKey> {
-        let ready: Vec<PodKey> = self
-            .waiting
-            .iter()
-            .filter(|(_, w)| {
-                w.ready_at <= now
-                    && w.parked_at
-                        .is_none_or(|p| p + self.backoff.park_flush_ms <= now)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in ready {
+        while let Some((due, _)) = self.due.first()
+            && *due <= now
+        {
+            let Some((_, key)) = self.due.pop_first() else {
+                break;
+            };
             if let Some(w) = self.waiting.remove(&key) {
+                if w.parked_at.is_some() {
+                    self.parked -= 1;
+                }
                 self.active.push(key, w.order);
             }
         }
         let (key, _) = self.active.pop()?;
-        self.in_flight.insert(key.clone());
+        self.popped.insert(key.clone());
         Some(key)
     }
 
     /// Scheduled (bound, or handed to the API): forget its failures.
     pub fn done(&mut self, key: &PodKey) {
-        self.in_flight.remove(key);
+        self.release(key);
+        self.popped.remove(key);
         self.attempts.remove(key);
     }
 
@@ -166,14 +230,32 @@ impl SchedulingQueue {
         self.wait(key, priority, created, now, true);
     }
 
+    /// Not before `until`, whatever happens meanwhile (a placeholder's Unschedulable grace);
+    /// does not count as a failure for the backoff.
+    pub fn defer(&mut self, key: PodKey, priority: i32, created: Millis, until: Millis) {
+        self.hold(&key, created);
+        self.popped.remove(&key);
+        self.active.remove(&key);
+        let order = self.order(priority, created);
+        self.insert_waiting(
+            key,
+            Waiting {
+                order,
+                ready_at: until,
+                parked_at: None,
+            },
+        );
+    }
+
     fn wait(&mut self, key: PodKey, priority: i32, created: Millis, now: Millis, parked: bool) {
-        self.in_flight.remove(&key);
+        self.hold(&key, created);
+        self.popped.remove(&key);
         self.active.remove(&key);
         let attempts = self.attempts.entry(key.clone()).or_insert(0);
         *attempts += 1;
         let ready_at = now + self.backoff.delay(*attempts);
         let order = self.order(priority, created);
-        self.waiting.insert(
+        self.insert_waiting(
             key,
             Waiting {
                 order,
@@ -183,47 +265,59 @@ impl SchedulingQueue {
         );
     }
 
-    /// Something changed that may make parked pods schedulable: they leave as soon as their
-    /// backoff ends.
+    /// Something changed that may make any parked pod schedulable: they leave as soon as
+    /// their backoff ends. Prefer [`Self::unpark_where`] when the change helps only some.
     pub fn cluster_changed(&mut self) {
-        for w in self.waiting.values_mut() {
-            w.parked_at = None;
+        self.unpark_where(|_| true);
+    }
+
+    /// Unparks the parked pods for which `helps` says the change may help; returns how many.
+    pub fn unpark_where(&mut self, mut helps: impl FnMut(&PodKey) -> bool) -> usize {
+        if self.parked == 0 {
+            return 0;
         }
+        let keys: Vec<PodKey> = self
+            .waiting
+            .iter()
+            .filter(|(k, w)| w.parked_at.is_some() && helps(k))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &keys {
+            if let Some(mut w) = self.take_waiting(key) {
+                w.parked_at = None;
+                self.insert_waiting(key.clone(), w);
+            }
+        }
+        keys.len()
     }
 
     /// What the pod was waiting for happened (its victims are gone, its claims are bound):
     /// schedule it now, backoff or not.
     pub fn wake(&mut self, key: &PodKey) {
-        if let Some(w) = self.waiting.remove(key) {
+        if let Some(w) = self.take_waiting(key) {
             self.active.push(key.clone(), w.order);
         }
     }
 
-    /// When the earliest waiting pod becomes ready (for the loop's sleep).
+    /// When the earliest waiting pod becomes due (for the loop's sleep).
     pub fn next_ready_at(&self) -> Option<Millis> {
-        self.waiting
-            .values()
-            .map(|w| match w.parked_at {
-                Some(p) => w.ready_at.max(p + self.backoff.park_flush_ms),
-                None => w.ready_at,
-            })
-            .min()
+        self.due.first().map(|(t, _)| *t)
     }
 
+    #[cfg(test)]
     pub fn contains(&self, key: &PodKey) -> bool {
         self.active.get(key).is_some()
             || self.waiting.contains_key(key)
-            || self.in_flight.contains(key)
+            || self.popped.contains(key)
     }
 
     /// (active, waiting in backoff, parked Unschedulable)
     pub fn depth(&self) -> (usize, usize, usize) {
-        let parked = self
-            .waiting
-            .values()
-            .filter(|w| w.parked_at.is_some())
-            .count();
-        (self.active.len(), self.waiting.len() - parked, parked)
+        (
+            self.active.len(),
+            self.waiting.len() - self.parked,
+            self.parked,
+        )
     }
 }
 
@@ -320,6 +414,31 @@ mod tests {
     }
 
     #[test]
+    fn a_change_wakes_only_the_parked_pods_it_can_help() {
+        let mut q = SchedulingQueue::new(Backoff::default());
+        for (i, name) in ["small-a", "huge", "small-b"].iter().enumerate() {
+            q.add(k(name), 0, i as i64);
+            let p = q.pop(0).unwrap();
+            q.park(p, 0, i as i64, 0);
+        }
+        q.add(k("backing-off"), 0, 9);
+        let p = q.pop(0).unwrap();
+        q.retry(p, 0, 9, 0);
+        assert_eq!(q.depth(), (0, 1, 3));
+        let woken = q.unpark_where(|k| k.0.starts_with("small"));
+        assert_eq!(
+            woken, 2,
+            "only parked pods are asked, and only those helped leave"
+        );
+        assert_eq!(q.depth(), (0, 3, 1));
+        let mut popped: Vec<_> = std::iter::from_fn(|| q.pop(5_000)).map(|p| p.0).collect();
+        popped.sort();
+        assert_eq!(popped, ["backing-off", "small-a", "small-b"]);
+        assert_eq!(q.depth(), (0, 0, 1));
+        assert_eq!(q.next_ready_at(), Some(30_000), "huge waits for the flush");
+    }
+
+    #[test]
     fn updates_while_in_flight_or_waiting_do_not_duplicate() {
         let mut q = SchedulingQueue::new(Backoff::default());
         q.add(k("a"), 0, 1);
@@ -347,7 +466,72 @@ mod props {
     use super::*;
     use proptest::prelude::*;
 
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(u8, i32),
+        Pop(i64),
+        Retry(u8),
+        Park(u8),
+        Defer(u8, i64),
+        Wake(u8),
+        Remove(u8),
+        Changed,
+        Unpark(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..12, -2i32..2).prop_map(|(k, p)| Op::Add(k, p)),
+            (0i64..40_000).prop_map(Op::Pop),
+            (0u8..12).prop_map(Op::Retry),
+            (0u8..12).prop_map(Op::Park),
+            (0u8..12, 0i64..20_000).prop_map(|(k, t)| Op::Defer(k, t)),
+            (0u8..12).prop_map(Op::Wake),
+            (0u8..12).prop_map(Op::Remove),
+            Just(Op::Changed),
+            (0u8..12).prop_map(Op::Unpark),
+        ]
+    }
+
     proptest! {
+        /// The index of waiting pods agrees with a scan of them: a pod pops when due and
+        /// not before, the depth and the next due time are what a scan would say.
+        #[test]
+        fn the_due_index_agrees_with_a_scan(ops in proptest::collection::vec(op(), 1..80)) {
+            let mut q = SchedulingQueue::new(Backoff::default());
+            let mut now = 0i64;
+            let key = |i: u8| PodKey(format!("p{i}"));
+            for op in ops {
+                match op {
+                    Op::Add(i, p) => q.add(key(i), p, i64::from(i)),
+                    Op::Pop(dt) => {
+                        now += dt;
+                        let due_before: usize = q.waiting.values()
+                            .filter(|w| w.due(q.backoff.park_flush_ms) <= now).count();
+                        let active_before = q.active.len();
+                        let popped = q.pop(now);
+                        prop_assert_eq!(popped.is_some(), active_before + due_before > 0);
+                        if let Some(k) = popped {
+                            prop_assert!(!q.waiting.contains_key(&k));
+                        }
+                        prop_assert!(q.waiting.values().all(|w| w.due(q.backoff.park_flush_ms) > now));
+                    }
+                    Op::Retry(i) => if q.popped.contains(&key(i)) { q.retry(key(i), 0, 0, now) },
+                    Op::Park(i) => if q.popped.contains(&key(i)) { q.park(key(i), 0, 0, now) },
+                    Op::Defer(i, t) => if q.popped.contains(&key(i)) { q.defer(key(i), 0, 0, now + t) },
+                    Op::Wake(i) => q.wake(&key(i)),
+                    Op::Remove(i) => q.remove(&key(i)),
+                    Op::Changed => { q.cluster_changed(); }
+                    Op::Unpark(i) => { q.unpark_where(|k| *k == key(i)); }
+                }
+                let parked = q.waiting.values().filter(|w| w.parked_at.is_some()).count();
+                prop_assert_eq!(q.depth(), (q.active.len(), q.waiting.len() - parked, parked));
+                prop_assert_eq!(q.due.len(), q.waiting.len());
+                let min = q.waiting.values().map(|w| w.due(q.backoff.park_flush_ms)).min();
+                prop_assert_eq!(q.next_ready_at(), min);
+            }
+        }
+
         /// Whatever the insertion order, pods come out by priority (high first), then age.
         #[test]
         fn pops_in_priority_then_age_order(pods in proptest::collection::vec((-20i32..20, 0i64..50), 1..40)) {

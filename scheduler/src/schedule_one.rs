@@ -7,21 +7,20 @@
 //! in spawned tasks (`tasks.rs`), and a failed write undoes its snapshot change and
 //! requeues the pod.
 
+use crate::actions::condition::NotScheduled;
+use crate::actions::status_lane::StatusWrite;
 use crate::actions::volumes::{claim_is_bound, plan};
-use crate::cluster_state::InFlight;
 use crate::context::Context;
 use crate::convert::pod_from_k8s;
+use crate::flight::InFlight;
 use crate::metrics::AttemptResult;
-use hubpack_core::model::{Millis, PodKey, PodRole};
+use hubpack_core::model::{Millis, PodKey, PodRole, PodVolume};
 use hubpack_core::policy::{Decision, decide};
 use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use tasks::{
-    abandon_nomination, spawn_bind, spawn_preemption, spawn_report_unschedulable,
-    start_provisioning,
-};
+use tasks::{abandon_nomination, spawn_bind, spawn_preemption, start_provisioning, unselect_nodes};
 
 /// What the attempt did (for tests and logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +43,11 @@ pub enum Attempt {
     },
     Unschedulable {
         message: String,
+    },
+    /// A fresh placeholder that does not fit: its Unschedulable condition is held back
+    /// until `until` (`placeholderUnschedulableGraceSeconds` after its creation).
+    HeldBack {
+        until: Millis,
     },
     Skipped,
     /// The pod could not be converted: reported, parked.
@@ -107,24 +111,30 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 return Attempt::Waiting;
             }
             tracing::info!(pod = %key, "preemption timed out; clearing the nomination");
-            abandon_nomination(ctx, &key, &ns, &name).await;
+            ctx.metrics.preemption_timeouts.inc();
+            abandon_nomination(ctx, &key);
         }
         // Every victim is gone: decide again below; the nomination still reserves the
         // seat against equal or lower priority pods meanwhile.
         Some(InFlight::Preempting { .. }) => {}
-        Some(InFlight::Provisioning {
-            node,
-            claims,
-            deadline,
-        }) => {
-            let all_bound = claims.iter().all(|c| {
+        Some(flight @ InFlight::Provisioning { .. }) => {
+            let InFlight::Provisioning {
+                node,
+                steps,
+                deadline,
+            } = &flight
+            else {
+                unreachable!("matched above")
+            };
+            let (node, deadline) = (node.clone(), *deadline);
+            let all_bound = flight.claims().all(|c| {
                 ctx.stores
                     .claims
                     .get(&ObjectRef::new(c).within(&ns))
                     .is_some_and(|pvc| claim_is_bound(&pvc))
             });
             if all_bound {
-                ctx.state().in_flight.remove(&key);
+                ctx.state().in_flight.end(&key);
                 ctx.queue().done(&key);
                 spawn_bind(ctx, key, raw, node.clone(), created);
                 return Attempt::Binding { node };
@@ -136,9 +146,10 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
             tracing::warn!(pod = %key, %node, "claims not bound in time; rescheduling");
             {
                 let mut st = ctx.state();
-                st.in_flight.remove(&key);
+                st.in_flight.end(&key);
                 st.snapshot.forget(&key);
             }
+            unselect_nodes(ctx, &ns, &node, steps);
             ctx.queue().retry(key, priority, created, now);
             ctx.metrics.attempt(AttemptResult::Error);
             return Attempt::Waiting;
@@ -149,30 +160,50 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
     // Fresh conversion: claims and classes may have changed since the last pod event.
     let converted = pod_from_k8s(&raw, &ctx.classifier.pod_context(&ctx.stores));
     let pod = match converted {
-        Ok(p) => p,
+        Ok(mut p) => {
+            if let Some(owner) = ctx.state().anti_affinity_against(&raw) {
+                p.unsupported.push(format!(
+                    "the required pod anti-affinity of {owner} may select this pod"
+                ));
+            }
+            p
+        }
         Err(e) => {
             let message = format!("hubpack-scheduler cannot read this pod: {e}");
             tracing::warn!(pod = %key, error = %e, "invalid pod");
-            ctx.queue().park(key, priority, created, now);
+            ctx.queue().park(key.clone(), priority, created, now);
             ctx.metrics.attempt(AttemptResult::Error);
-            spawn_report_unschedulable(ctx, raw, message.clone());
+            // No node would help: not a case for the autoscaler.
+            ctx.status_lane.push(
+                key,
+                StatusWrite::NotScheduled {
+                    reason: NotScheduled::SchedulerError,
+                    message: message.clone(),
+                },
+            );
             return Attempt::Invalid { message };
         }
     };
 
     let decision = {
         let mut st = ctx.state();
-        let nominated = match st.in_flight.get(&key) {
-            Some(InFlight::Preempting { node, .. }) => Some(node.clone()),
-            _ => None,
-        };
+        let nominated = st.in_flight.nominated_node(&key).map(str::to_string);
         let mut pod = pod.clone();
         if nominated.is_some() {
             pod.nominated_node = nominated;
         }
+        // Static volumes another pod's decision is pre-binding are not there for this one.
+        let reserved = st.in_flight.reserved_volumes(&key);
+        if !reserved.is_empty() {
+            for v in &mut pod.volumes {
+                if let PodVolume::WaitForFirstConsumer { static_pvs, .. } = v {
+                    static_pvs.retain(|pv| !reserved.contains(pv.name.as_str()));
+                }
+            }
+        }
         st.snapshot.upsert_pod(pod.clone());
         let started = std::time::Instant::now();
-        let d = decide(&st.snapshot, &pod, now, &ctx.config.policy);
+        let d = decide(&st.snapshot, &pod, now, &ctx.policy);
         ctx.metrics
             .decision_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -189,7 +220,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
         Decision::Bind { node } => {
             let steps = {
                 let mut st = ctx.state();
-                st.in_flight.remove(&key);
+                st.in_flight.end(&key);
                 let steps = st.snapshot.node(&node).map(|n| plan(&pod.volumes, n));
                 if let Some(Ok(_)) = &steps {
                     st.snapshot.assume(&key, &node);
@@ -198,6 +229,7 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
             };
             match steps {
                 Some(Ok(steps)) if steps.is_empty() => {
+                    ctx.status_lane.cancel(&key);
                     ctx.queue().done(&key);
                     spawn_bind(ctx, key, raw, node.clone(), created);
                     Attempt::Binding { node }
@@ -230,19 +262,18 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 ctx.metrics.attempt(AttemptResult::Error);
                 return Attempt::Refused;
             }
+            // A status write still pending would clear the nomination made now.
+            ctx.status_lane.cancel(&key);
             {
                 let mut st = ctx.state();
                 st.snapshot.nominate(&key, &node);
-                st.in_flight.insert(
+                st.in_flight.preempt(
                     key.clone(),
-                    InFlight::Preempting {
-                        node: node.clone(),
-                        victims: victims.iter().cloned().collect::<BTreeSet<_>>(),
-                        deadline: now
-                            + i64::try_from(ctx.config.preemption.timeout_seconds)
-                                .unwrap_or(i64::MAX / 2)
-                                .saturating_mul(1000),
-                    },
+                    node.clone(),
+                    victims.iter().cloned().collect::<BTreeSet<_>>(),
+                    now + i64::try_from(ctx.config.preemption.timeout_seconds)
+                        .unwrap_or(i64::MAX / 2)
+                        .saturating_mul(1000),
                 );
             }
             ctx.queue().retry(key.clone(), priority, created, now);
@@ -257,15 +288,36 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
                 // A nomination that led nowhere must go: the condition patch clears it on
                 // the pod too.
                 let mut st = ctx.state();
-                if st.in_flight.remove(&key).is_some() {
+                if let Some(flight) = st.in_flight.end(&key) {
                     st.snapshot.clear_nomination(&key);
                     drop(st);
-                    ctx.queue().cluster_changed();
+                    crate::requeue::node_changed(ctx, flight.node());
                 }
             }
-            ctx.queue().park(key, priority, created, now);
             ctx.metrics.attempt(AttemptResult::Unschedulable);
-            spawn_report_unschedulable(ctx, raw, message.clone());
+            // A fresh placeholder (typically the replacement of one a user just evicted)
+            // gets a grace before the autoscaler hears of it: the placeholder controller
+            // may lower its Deployment's replicas meanwhile if it is surplus, and a node
+            // added for a surplus placeholder is waste. After the grace, decided afresh.
+            let until = created.saturating_add(ctx.config.placeholder_grace_ms());
+            if pod.role == PodRole::Placeholder && now < until {
+                tracing::debug!(pod = %key, until, "placeholder does not fit; condition held back");
+                ctx.queue().defer(key, priority, created, until);
+                return Attempt::HeldBack { until };
+            }
+            ctx.queue().park(key.clone(), priority, created, now);
+            let reason = if diagnosis.refused_by_hubpack_only() {
+                NotScheduled::SchedulerError
+            } else {
+                NotScheduled::Unschedulable
+            };
+            ctx.status_lane.push(
+                key,
+                StatusWrite::NotScheduled {
+                    reason,
+                    message: message.clone(),
+                },
+            );
             Attempt::Unschedulable { message }
         }
     }

@@ -1,9 +1,16 @@
 //! The scheduling loop: while leading, pop the next pod and run one attempt; otherwise wait
-//! for leadership. On shutdown, stop popping and let in-flight binds finish.
+//! for leadership. Each round beats the heart `/healthz` reads. On shutdown it stops
+//! popping; `app` then lets in-flight binds finish ([`drain_binds`]).
+//!
+//! A lapse of the lease deadline (the API server unreachable, a renewal late) only pauses
+//! the loop: what is in flight stays, and resumes if the lease is renewed, since no other
+//! replica can have acted meanwhile. Losing the lease to another replica stops the whole
+//! process instead (see `app`).
 
 use crate::context::Context;
 use crate::schedule_one::schedule_one;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +23,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut was_leading = false;
     while !shutdown.is_cancelled() {
         let now = ctx.now();
+        ctx.heartbeat.store(now, Ordering::Release);
         let leading = ctx.leader.is_leading(now);
         ctx.metrics.is_leader.set(i64::from(leading));
         if leading != was_leading {
@@ -24,10 +32,6 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
                 "scheduling {}",
                 if leading { "started" } else { "stopped" }
             );
-            if !leading {
-                // Work started under the old leadership is not ours to finish.
-                ctx.state().in_flight.clear();
-            }
             was_leading = leading;
         }
         if !leading || !ctx.caches_synced() {
@@ -62,11 +66,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             }
         }
     }
-    drain_binds(&ctx).await;
 }
 
 /// Waits (bounded) until every bind slot is free again: no bind is cut off mid-request.
-async fn drain_binds(ctx: &Context) {
+pub async fn drain_binds(ctx: &Context) {
     let all = u32::try_from(ctx.config.api.bind_concurrency).unwrap_or(u32::MAX);
     match tokio::time::timeout(Duration::from_secs(10), ctx.bind_slots.acquire_many(all)).await {
         Ok(Ok(permits)) => {

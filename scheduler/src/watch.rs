@@ -5,20 +5,24 @@
 //! vanished meanwhile; each watcher remembers what it knew and deletes the missing ones
 //! when the re-list ends.
 
+use crate::actions::status_lane::StatusWrite;
 use crate::context::Context;
+use crate::stores::Writers;
+use crate::supervise::Supervisor;
 use futures::StreamExt;
 use hubpack_core::model::PodKey;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, ObjectRef, store::Writer};
+use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource, ResourceExt};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// A change after relist bookkeeping.
 pub enum Change<'a, K> {
@@ -26,110 +30,99 @@ pub enum Change<'a, K> {
     Deleted(&'a K),
 }
 
-/// Watched kinds; readiness waits for every one's first list.
-pub const WATCHED_KINDS: usize = 6;
-
-pub struct Writers {
-    pub pods: Writer<Pod>,
-    pub nodes: Writer<Node>,
-    pub csinodes: Writer<CSINode>,
-    pub claims: Writer<PersistentVolumeClaim>,
-    pub volumes: Writer<PersistentVolume>,
-    pub classes: Writer<StorageClass>,
-}
-
-/// New empty caches and their writers.
-pub fn stores() -> (crate::context::Stores, Writers) {
-    let (pods, pw) = reflector::store();
-    let (nodes, nw) = reflector::store();
-    let (csinodes, cw) = reflector::store();
-    let (claims, clw) = reflector::store();
-    let (volumes, vw) = reflector::store();
-    let (classes, sw) = reflector::store();
-    (
-        crate::context::Stores {
-            pods,
-            nodes,
-            csinodes,
-            claims,
-            volumes,
-            classes,
-        },
-        Writers {
-            pods: pw,
-            nodes: nw,
-            csinodes: cw,
-            claims: clw,
-            volumes: vw,
-            classes: sw,
-        },
-    )
-}
-
-/// Starts every watcher; `ctx.synced` counts kinds whose first list is complete.
-pub fn spawn_all(ctx: &Arc<Context>, writers: Writers) -> Vec<JoinHandle<()>> {
-    let c = ctx.client.clone();
-    let synced = ctx.synced.clone();
+/// Starts every watcher under the supervisor, until `stop`; `ctx.synced` counts kinds whose
+/// first list is complete.
+pub fn spawn_all(
+    ctx: &Arc<Context>,
+    writers: Writers,
+    supervisor: &Supervisor,
+    stop: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let c = &ctx.client;
     vec![
-        spawn(
-            Api::all(c.clone()),
-            writers.pods,
-            ctx,
-            synced.clone(),
-            on_pod,
-            trim_pod,
+        supervisor.spawn(
+            "watch pods",
+            run(
+                Api::all(c.clone()),
+                writers.pods,
+                ctx.clone(),
+                stop.clone(),
+                on_pod,
+                trim_pod,
+            ),
         ),
-        spawn(
-            Api::all(c.clone()),
-            writers.nodes,
-            ctx,
-            synced.clone(),
-            on_node,
-            |k| k,
+        supervisor.spawn(
+            "watch nodes",
+            run(
+                Api::all(c.clone()),
+                writers.nodes,
+                ctx.clone(),
+                stop.clone(),
+                on_node,
+                keep,
+            ),
         ),
-        spawn(
-            Api::all(c.clone()),
-            writers.csinodes,
-            ctx,
-            synced.clone(),
-            on_csinode,
-            |k| k,
+        supervisor.spawn(
+            "watch csinodes",
+            run(
+                Api::all(c.clone()),
+                writers.csinodes,
+                ctx.clone(),
+                stop.clone(),
+                on_csinode,
+                keep,
+            ),
         ),
-        spawn(
-            Api::all(c.clone()),
-            writers.claims,
-            ctx,
-            synced.clone(),
-            on_claim,
-            |k| k,
+        supervisor.spawn(
+            "watch claims",
+            run(
+                Api::all(c.clone()),
+                writers.claims,
+                ctx.clone(),
+                stop.clone(),
+                on_claim,
+                keep,
+            ),
         ),
-        spawn(
-            Api::all(c.clone()),
-            writers.volumes,
-            ctx,
-            synced.clone(),
-            on_volume_change,
-            |k| k,
+        supervisor.spawn(
+            "watch volumes",
+            run(
+                Api::all(c.clone()),
+                writers.volumes,
+                ctx.clone(),
+                stop.clone(),
+                on_volume,
+                keep,
+            ),
         ),
-        spawn(
-            Api::all(c),
-            writers.classes,
-            ctx,
-            synced,
-            on_volume_change,
-            |k| k,
+        supervisor.spawn(
+            "watch storage classes",
+            run(
+                Api::all(c.clone()),
+                writers.classes,
+                ctx.clone(),
+                stop.clone(),
+                on_class,
+                keep,
+            ),
         ),
     ]
 }
 
-fn spawn<K>(
+fn keep<K>(k: K) -> K {
+    k
+}
+
+/// One kind's watch, until `stop`. The stream retries with backoff by itself, so it ends
+/// only if something is badly wrong: the supervisor then stops the replica.
+async fn run<K>(
     api: Api<K>,
     writer: Writer<K>,
-    ctx: &Arc<Context>,
-    synced: Arc<AtomicUsize>,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
     handle: fn(&Arc<Context>, Change<'_, K>),
     keep: fn(K) -> K,
-) -> JoinHandle<()>
+) -> crate::error::Result<()>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -139,31 +132,43 @@ where
         + Sync
         + 'static,
 {
-    let ctx = ctx.clone();
-    tokio::spawn(async move {
-        let stream = watcher(api)
-            .default_backoff()
-            .modify(|o| o.managed_fields_mut().clear())
-            .reflect(writer);
-        let mut stream = std::pin::pin!(stream);
-        let mut relister = Relister::new(keep);
-        let mut first_sync = true;
-        while let Some(ev) = stream.next().await {
-            let ev = match ev {
-                Ok(ev) => ev,
-                Err(e) => {
-                    tracing::warn!(kind = K::kind(&()).as_ref(), error = %e, "watch error");
-                    continue;
-                }
-            };
-            let listed = relister.feed(ev, |change| handle(&ctx, change));
-            if listed && first_sync {
-                first_sync = false;
-                synced.fetch_add(1, Ordering::AcqRel);
+    let kind = K::kind(&()).to_string();
+    let stream = watcher(api)
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer);
+    let mut stream = std::pin::pin!(stream);
+    let mut relister = Relister::new(keep);
+    let mut first_sync = true;
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            ev = stream.next() => ev,
+        };
+        let Some(ev) = ev else {
+            return Err(crate::error::Error::TaskEnded {
+                task: "watch",
+                detail: format!("the {kind} watch stream ended"),
+            });
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(kind, error = %e, "watch error");
+                ctx.metrics.watch_error(&kind);
+                continue;
             }
-            ctx.wake.notify_one();
+        };
+        if matches!(ev, Event::Init) {
+            ctx.metrics.watch_relist(&kind);
         }
-    })
+        let listed = relister.feed(ev, |change| handle(&ctx, change));
+        if listed && first_sync {
+            first_sync = false;
+            ctx.synced.fetch_add(1, Ordering::AcqRel);
+        }
+        ctx.wake.notify_one();
+    }
 }
 
 /// Turns watcher events into changes, remembering what it has seen so that a re-list
@@ -297,9 +302,9 @@ pub fn on_pod(ctx: &Arc<Context>, change: Change<'_, Pod>) {
         for k in &fx.wake {
             q.wake(k);
         }
-        if fx.freed {
-            q.cluster_changed();
-        }
+    }
+    if let Some(node) = &fx.freed {
+        crate::requeue::node_changed(ctx, node);
     }
     if let Some(node) = fx.prepull_changed {
         refresh_node(ctx, &node);
@@ -319,20 +324,26 @@ fn report_rejection(ctx: &Arc<Context>, pod: &Pod, reason: String, node: String)
     tracing::warn!(pod = ?pod.metadata.name, %reason, %node, "kubelet rejected a pod we bound");
     ctx.metrics
         .kubelet_rejections
-        .get_or_create(&crate::metrics::KindLabels {
-            kind: reason.clone(),
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: crate::metrics::reason_label(&reason),
         })
         .inc();
-    let reference = crate::actions::events::pod_ref(pod);
-    let ctx = ctx.clone();
-    // Events need the API; the handler is synchronous, so the write runs on its own.
-    tokio::spawn(async move {
-        if ctx.may_write() {
-            ctx.events
-                .kubelet_rejected(&reference, &reason, &node)
-                .await;
-        }
-    });
+    // The event is written by the status lane's worker, not from this handler.
+    ctx.status_lane.push(
+        key_of(pod),
+        StatusWrite::KubeletRejected {
+            pod: Box::new(crate::actions::events::pod_ref(pod)),
+            reason,
+            node,
+        },
+    );
+}
+
+fn key_of(p: &Pod) -> PodKey {
+    PodKey::new(
+        p.metadata.namespace.as_deref().unwrap_or("default"),
+        p.metadata.name.as_deref().unwrap_or_default(),
+    )
 }
 
 /// Reconverts a node from the cache (its CSINode or pre-pull pod changed).
@@ -343,24 +354,22 @@ pub fn refresh_node(ctx: &Arc<Context>, name: &str) {
 }
 
 pub fn on_node(ctx: &Arc<Context>, change: Change<'_, Node>) {
-    let changed = match change {
+    match change {
         Change::Applied(n) => {
             let name = n.name_any();
             let csi = ctx.stores.csinodes.get(&ObjectRef::new(&name));
             let applied = ctx.state().apply_node(n, csi.as_deref());
-            applied.unwrap_or_else(|e| {
-                tracing::warn!(node = %name, error = %e, "cannot convert node; ignored");
-                ctx.state().delete_node(&name);
-                true
-            })
+            match applied {
+                Ok(true) => crate::requeue::node_changed(ctx, &name),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(node = %name, error = %e, "cannot convert node; ignored");
+                    ctx.state().delete_node(&name);
+                }
+            }
         }
-        Change::Deleted(n) => {
-            ctx.state().delete_node(&n.name_any());
-            true
-        }
-    };
-    if changed {
-        ctx.queue().cluster_changed();
+        // A node gone helps no waiting pod.
+        Change::Deleted(n) => ctx.state().delete_node(&n.name_any()),
     }
 }
 
@@ -371,7 +380,7 @@ fn on_csinode(ctx: &Arc<Context>, change: Change<'_, CSINode>) {
     refresh_node(ctx, &name);
 }
 
-fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeClaim>) {
+pub(crate) fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeClaim>) {
     if let Change::Applied(pvc) = change {
         let ns = pvc.namespace().unwrap_or_default();
         let stores = &ctx.stores;
@@ -381,17 +390,23 @@ fn on_claim(ctx: &Arc<Context>, change: Change<'_, PersistentVolumeClaim>) {
                 .get(&ObjectRef::new(claim).within(&ns))
                 .is_some_and(|c| crate::actions::volumes::claim_is_bound(&c))
         };
-        let wake: Vec<PodKey> = ctx.state().claims_bound(&ns, &bound);
+        let wake: Vec<PodKey> = ctx.state().in_flight.claims_bound(&ns, &bound);
         let mut q = ctx.queue();
         for k in &wake {
             q.wake(k);
         }
     }
-    ctx.queue().cluster_changed();
+    let (Change::Applied(pvc) | Change::Deleted(pvc)) = change;
+    let ns = pvc.namespace().unwrap_or_default();
+    crate::requeue::claim_changed(ctx, &ns, Some(&pvc.name_any()));
 }
 
-fn on_volume_change<K>(ctx: &Arc<Context>, _change: Change<'_, K>) {
-    ctx.queue().cluster_changed();
+fn on_volume(ctx: &Arc<Context>, _change: Change<'_, PersistentVolume>) {
+    crate::requeue::claim_changed(ctx, "", None);
+}
+
+fn on_class(ctx: &Arc<Context>, _change: Change<'_, StorageClass>) {
+    crate::requeue::claim_changed(ctx, "", None);
 }
 
 #[cfg(test)]

@@ -11,8 +11,15 @@
 //!    their image pull takes 10 minutes. Reports creation→bound p99, eviction→bound p99 of
 //!    preempting users, and head-of-line-blocked users (bound to a cold node while a warm seat,
 //!    free or held by a placeholder, existed at their arrival);
+//!    Then waits until every user is Ready (a cold node's pull takes `BENCH_PULL_S`, 60 s by
+//!    default, so the bench can wait for it) and reports creation→Ready p50/p99: users wait
+//!    for Ready, not for the bind;
 //! 2. throughput: 5,000 users created at once; pods bound per second from the first create to
-//!    the last bind seen.
+//!    the last bind seen;
+//! 3. backlog (hubpack only): a burst of 200 schedulable users created at once on the idle
+//!    scheduler, then the same burst with 10,000 unschedulable pods parked in its queue (their
+//!    status writes queued too): creation→bound p99 of both (`BENCH_BACKLOG`,
+//!    `BENCH_BACKLOG_BURST`; 0 skips the phase). Issue #9 asks for at most 2× the idle p99.
 //!
 //! After each phase the bench checks that no node's pods request more than it has. Each phase
 //! is bounded in time and says so when it runs out. Scheduler RSS is read from /proc after the

@@ -82,5 +82,6 @@ pub mod nodes;
 pub mod pki;
 pub mod placement;
 pub mod processes;
+pub mod provisioner;
 pub mod resources;
 pub mod wait;

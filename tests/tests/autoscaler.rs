@@ -76,7 +76,7 @@ impl World {
         };
         config.leader_election.enabled = false;
         // kwok nodes turn Ready seconds before a test uses them.
-        config.policy.warm_settle_ms = 0;
+        config.policy.warm_settle_seconds = 0;
         tweak(&mut config);
         config.validate().unwrap();
         let shutdown = CancellationToken::new();

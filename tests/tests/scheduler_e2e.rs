@@ -43,7 +43,7 @@ fn config(scheduler: &str) -> Config {
     };
     config.leader_election.enabled = false;
     // kwok nodes turn Ready seconds before a test uses them.
-    config.policy.warm_settle_ms = 0;
+    config.policy.warm_settle_seconds = 0;
     config
 }
 
@@ -356,8 +356,8 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_for_first_consumer_claim_gets_its_static_volume_and_the_pod_follows_it() {
+    use hubpack_e2e::provisioner::{create_claim, create_class};
     use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-    use k8s_openapi::api::storage::v1::StorageClass;
     let w = World::start("volume").await;
     let other = w.node("vol-a", "4", &[IMAGE_FULL]).await;
     let target = w.node("vol-b", "4", &[IMAGE_FULL]).await;
@@ -366,14 +366,7 @@ async fn a_wait_for_first_consumer_claim_gets_its_static_volume_and_the_pod_foll
     let filler_node = w.wait_bound("filler").await;
 
     let class = harness::unique_name("local");
-    let sc: StorageClass = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": class},
-        "provisioner": "kubernetes.io/no-provisioner",
-        "volumeBindingMode": "WaitForFirstConsumer",
-    }))
-    .unwrap();
-    Api::<StorageClass>::all(w.client.clone())
-        .create(&PostParams::default(), &sc)
+    create_class(&w.client, &class, "kubernetes.io/no-provisioner")
         .await
         .unwrap();
     let pv_node = if filler_node == target {
@@ -399,16 +392,16 @@ async fn a_wait_for_first_consumer_claim_gets_its_static_volume_and_the_pod_foll
         .create(&PostParams::default(), &pv)
         .await
         .unwrap();
-    let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "home"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": class,
-                 "resources": {"requests": {"storage": "1Gi"}}},
-    }))
+    create_claim(
+        &w.client,
+        &w.ns,
+        "home",
+        &class,
+        "1Gi",
+        serde_json::json!({}),
+    )
+    .await
     .unwrap();
-    Api::<PersistentVolumeClaim>::namespaced(w.client.clone(), &w.ns)
-        .create(&PostParams::default(), &pvc)
-        .await
-        .unwrap();
 
     let mut pod = w.pod("with-home", "1");
     let spec = pod.spec.as_mut().unwrap();
@@ -533,5 +526,138 @@ async fn a_placeholder_deployment_replaces_the_evicted_one_which_waits_unschedul
     })
     .await;
     assert!(pending.spec.unwrap().node_name.is_none());
+    w.stop().await;
+}
+
+/// Placeholders hold seats for users they stand for: their warmth is judged by the images in
+/// `hubpack.io/user-images`, not by their own `pause` image, so they go to a cold node (Ready,
+/// still without the user image) and leave the warm seats free for users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placeholders_land_on_cold_nodes_while_warm_seats_stay_free_for_users() {
+    let w = World::start("warmth").await;
+    ensure_placeholder_class(&w.client).await;
+    let warm = w.node("warm", "4", &[IMAGE_FULL]).await;
+    let cold = w.node("cold", "4", &[]).await;
+    // The warm node is the fuller one: packing alone would send placeholders there.
+    w.create(&w.pod("filler", "1")).await;
+    assert_eq!(w.wait_bound("filler").await, warm);
+
+    for i in 0..2 {
+        let name = format!("placeholder-{i}");
+        let mut ph = w.pod(&name, "1");
+        ph.metadata
+            .labels
+            .get_or_insert_default()
+            .insert("component".into(), "user-placeholder".into());
+        ph.metadata.annotations = Some(BTreeMap::from([(
+            "hubpack.io/user-images".to_string(),
+            IMAGE.to_string(),
+        )]));
+        let spec = ph.spec.as_mut().unwrap();
+        spec.priority_class_name = Some(PLACEHOLDER_CLASS.into());
+        spec.containers[0].image = Some("registry.k8s.io/pause:3.10".into());
+        w.create(&ph).await;
+        let node = w.wait_bound(&name).await;
+        assert_eq!(node, cold, "{name} took a warm seat on {node}");
+    }
+    // The warm seats are still free: a user takes one without preempting anything.
+    w.create(&w.pod("alice", "1")).await;
+    assert_eq!(w.wait_bound("alice").await, warm);
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), &w.ns);
+    for i in 0..2 {
+        assert!(
+            pods.get_opt(&format!("placeholder-{i}"))
+                .await
+                .unwrap()
+                .is_some(),
+            "no placeholder was preempted"
+        );
+    }
+    w.stop().await;
+}
+
+/// WaitForFirstConsumer with dynamic provisioning, end to end: a user pod shaped as
+/// KubeSpawner renders it (its labels, z2jh's tolerations, the preferred node-purpose
+/// affinity, a home PVC of a WaitForFirstConsumer class) gets a node; hubpack sets
+/// `selected-node` on the claim; the harness's provisioner creates a PV there; the PV binder
+/// binds the claim; then hubpack binds the pod to that very node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubespawner_pod_with_a_dynamically_provisioned_home_binds_where_its_volume_is() {
+    use hubpack_e2e::provisioner::{Provisioner, SELECTED_NODE, create_claim, create_class};
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let w = World::start("dynamic").await;
+    let provisioner_name = format!("e2e.hubpack.dev/{}", harness::unique_name("disk"));
+    let _provisioner = Provisioner::start(w.client.clone(), &provisioner_name);
+    let a = w.node("dyn-a", "4", &[IMAGE_FULL]).await;
+    let b = w.node("dyn-b", "4", &[IMAGE_FULL]).await;
+
+    let class = harness::unique_name("dynamic");
+    create_class(&w.client, &class, &provisioner_name)
+        .await
+        .unwrap();
+    let labels = serde_json::json!({"app": "jupyterhub", "component": "singleuser-storage",
+        "hub.jupyter.org/username": "alice"});
+    create_claim(&w.client, &w.ns, "claim-alice", &class, "10Gi", labels)
+        .await
+        .unwrap();
+
+    // As KubeSpawner renders it under z2jh's defaults.
+    let mut pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "jupyter-alice", "labels": {
+            "app": "jupyterhub", "component": "singleuser-server", "release": "jhub",
+            "chart": "jupyterhub-4.2.0", "heritage": "jupyterhub",
+            "hub.jupyter.org/network-access-hub": "true", "hub.jupyter.org/servername": "",
+            "hub.jupyter.org/username": "alice"},
+            "annotations": {"hub.jupyter.org/username": "alice"}},
+        "spec": {
+            "schedulerName": w.scheduler,
+            "automountServiceAccountToken": false,
+            "securityContext": {"fsGroup": 100},
+            "initContainers": [],
+            "containers": [{"name": "notebook", "image": IMAGE,
+                "args": ["jupyterhub-singleuser"], "ports": [{"containerPort": 8888, "name": "notebook-port"}],
+                "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+                "volumeMounts": [{"mountPath": "/home/jovyan", "name": "volume-alice"}]}],
+            "volumes": [{"name": "volume-alice", "persistentVolumeClaim": {"claimName": "claim-alice"}}],
+            "tolerations": [
+                {"effect": "NoSchedule", "key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user"},
+                {"effect": "NoSchedule", "key": "hub.jupyter.org_dedicated", "operator": "Equal", "value": "user"}],
+            "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "preference": {"matchExpressions": [
+                    {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}]}}]}},
+            "restartPolicy": "OnFailure",
+            "nodeSelector": {TEST_LABEL: w.scheduler},
+        },
+    }))
+    .unwrap();
+    pod.spec.as_mut().unwrap().priority = None;
+    w.create(&pod).await;
+    let node = w.wait_bound("jupyter-alice").await;
+    assert!(node == a || node == b, "bound to {node}");
+    let claim = Api::<PersistentVolumeClaim>::namespaced(w.client.clone(), &w.ns)
+        .get("claim-alice")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SELECTED_NODE))
+            .map(String::as_str),
+        Some(node.as_str()),
+        "the claim was provisioned for the node the pod went to"
+    );
+    let volume = claim.spec.unwrap().volume_name.expect("the claim is bound");
+    let pv = Api::<PersistentVolume>::all(w.client.clone())
+        .get(&volume)
+        .await
+        .unwrap();
+    let affinity = serde_json::to_value(pv.spec.unwrap().node_affinity).unwrap();
+    assert_eq!(
+        affinity["required"]["nodeSelectorTerms"][0]["matchExpressions"][0]["values"][0],
+        node.as_str(),
+        "the volume lives on the pod's node"
+    );
     w.stop().await;
 }

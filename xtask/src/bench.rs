@@ -16,7 +16,8 @@ pub enum Which {
     /// `plan` on the class burst with 20 seeds.
     Sim,
     /// hubpack-scheduler vs kube-scheduler (z2jh's profile) on the local control plane:
-    /// 500 kwok nodes, 5,000 pods at once, a 300-user class burst onto placeholders.
+    /// 500 kwok nodes, 5,000 pods at once, a 300-user class burst onto placeholders (bind and
+    /// Ready), and hubpack's burst behind 10,000 pending unschedulable pods vs idle.
     Scheduler,
 }
 

@@ -17,7 +17,7 @@ pub use affinity::{
     term_matches,
 };
 pub use ports::{HostPortSet, ports_conflict};
-pub use reason::Reason;
+pub use reason::{Reason, UNSUPPORTED_PREFIX};
 pub use resources::{NodeLoad, fit_reasons, for_each_fit_reason};
 pub use taints::{
     filter_untolerated_taint, prefer_no_schedule_count, tolerates, tolerates_unschedulable,
@@ -35,18 +35,18 @@ pub fn pre_filter(pod: &Pod) -> Option<Reason> {
     pre_filter_volumes(pod)
 }
 
-/// The node filters that depend only on the node's labels, taints, `unschedulable` and
-/// readiness (not on the pods placed there), in kube-scheduler order, before the
+/// The node filters that depend only on the node's labels, taints and `unschedulable`
+/// (not on the pods placed there), in kube-scheduler order, before the
 /// resource-dependent ones.
 pub fn static_pre(node: &Node, pod: &Pod) -> Option<Reason> {
     if node.unschedulable && !tolerates_unschedulable(&pod.tolerations) {
         return Some(Reason::NodeUnschedulable);
     }
-    // kube-scheduler sees a not-ready node through its node.kubernetes.io/not-ready taint;
-    // hubpack also requires the Ready condition itself.
-    if node.ready_since.is_none() {
-        return Some(Reason::NodeNotReady);
-    }
+    // Readiness is judged as kube-scheduler judges it: through the
+    // node.kubernetes.io/not-ready (and unreachable) taints, which the node lifecycle
+    // controller and the TaintNodesByCondition admission keep in step with the Ready
+    // condition; not through the condition itself, or the autoscaler's simulation and
+    // hubpack would disagree about a node. (Warmth still needs the node Ready and settled.)
     if let Some(t) = filter_untolerated_taint(&node.taints, &pod.tolerations) {
         return Some(Reason::UntoleratedTaint {
             key: t.key.clone(),
@@ -59,6 +59,20 @@ pub fn static_pre(node: &Node, pod: &Pod) -> Option<Reason> {
         return Some(Reason::NodeAffinity);
     }
     None
+}
+
+/// Whether the node could ever take the pod: its static filters pass and the pod's request
+/// fits the node's whole allocatable. A change to a node (added, relabelled, resources
+/// freed on it) can help a waiting pod only if this holds; the scheduler's queue wakes
+/// only those pods.
+pub fn may_ever_fit(node: &Node, pod: &Pod) -> bool {
+    let empty = NodeLoad {
+        requested: crate::model::Resources::default(),
+        pod_count: 0,
+    };
+    let mut fits = true;
+    for_each_fit_reason(&node.allocatable, &empty, &pod.requests, |_| fits = false);
+    static_pre(node, pod).is_none() && fits
 }
 
 /// The label-dependent filter that kube-scheduler runs after the resource filters:

@@ -2,12 +2,13 @@
 
 use crate::model::ResourceName;
 
+/// How a refusal only hubpack makes begins (see [`Reason::Unsupported`]).
+pub const UNSUPPORTED_PREFIX: &str = "not supported by hubpack-scheduler: ";
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
     /// nodeunschedulable.ErrReasonUnschedulable
     NodeUnschedulable,
-    /// Ready condition not True (kube reports the not-ready taint instead).
-    NodeNotReady,
     /// tainttoleration: "node(s) had untolerated taint {key: value}"
     UntoleratedTaint { key: String, value: String },
     /// nodeaffinity.ErrReasonPod
@@ -36,7 +37,6 @@ impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reason::NodeUnschedulable => f.write_str("node(s) were unschedulable"),
-            Reason::NodeNotReady => f.write_str("node(s) were not ready"),
             Reason::UntoleratedTaint { key, value } => {
                 write!(f, "node(s) had untolerated taint {{{key}: {value}}}")
             }
@@ -57,7 +57,7 @@ impl std::fmt::Display for Reason {
                 f.write_str("pod has unbound immediate PersistentVolumeClaims")
             }
             Reason::MissingClaim(c) => write!(f, "persistentvolumeclaim \"{c}\" not found"),
-            Reason::Unsupported(what) => write!(f, "not supported by hubpack-scheduler: {what}"),
+            Reason::Unsupported(what) => write!(f, "{UNSUPPORTED_PREFIX}{what}"),
         }
     }
 }

@@ -126,11 +126,26 @@ fn unschedulable_node_is_tolerable() {
 }
 
 #[test]
-fn not_ready_node_is_not_a_candidate() {
+fn readiness_is_judged_by_the_not_ready_taint_as_kube_scheduler_does() {
     let mut n = node_with(&[]);
     n.ready_since = None;
-    assert_eq!(static_pre(&n, &pod()), Some(Reason::NodeNotReady));
-    assert_eq!(Reason::NodeNotReady.to_string(), "node(s) were not ready");
+    assert_eq!(
+        static_pre(&n, &pod()),
+        None,
+        "the Ready condition alone filters nothing"
+    );
+    n.taints.push(taint(
+        "node.kubernetes.io/not-ready",
+        "",
+        TaintEffect::NoSchedule,
+    ));
+    assert_eq!(
+        static_pre(&n, &pod()),
+        Some(Reason::UntoleratedTaint {
+            key: "node.kubernetes.io/not-ready".into(),
+            value: "".into()
+        })
+    );
 }
 
 #[test]
@@ -446,4 +461,19 @@ fn attach_limits_count_distinct_volumes_per_driver() {
         csi_driver: Some("ebs.csi.aws.com".into()),
     }];
     assert!(!attach_limit_ok(&n, &on_node, &b));
+}
+
+#[test]
+fn may_ever_fit_is_static_filters_and_the_whole_allocatable() {
+    let mut node = Node::new("n", Resources::new(4000, 16 << 30).with_pods(110));
+    node.labels.insert("pool".into(), "user".into());
+    let pod = |cpu| Pod::simple("u/p", PodRole::User, 0, Resources::new(cpu, 1 << 30), 0);
+    assert!(may_ever_fit(&node, &pod(4000)));
+    assert!(!may_ever_fit(&node, &pod(4001)), "more than the node has");
+    let mut elsewhere = pod(100);
+    elsewhere.node_selector.insert("pool".into(), "core".into());
+    assert!(!may_ever_fit(&node, &elsewhere), "selects another pool");
+    node.taints
+        .push(taint("dedicated", "gpu", TaintEffect::NoSchedule));
+    assert!(!may_ever_fit(&node, &pod(100)), "untolerated taint");
 }

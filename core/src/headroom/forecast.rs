@@ -35,6 +35,24 @@ impl ScheduledEvent {
             .sum()
     }
 
+    /// The start of the occurrence whose arrival window contains `now`, if any.
+    pub fn current_start(&self, now: Millis) -> Option<Millis> {
+        let start = if self.weekly {
+            self.start + (now - self.start).div_euclid(WEEK_MS) * WEEK_MS
+        } else {
+            self.start
+        };
+        (start <= now && now < start + self.window.max(1)).then_some(start)
+    }
+
+    /// Expected arrivals within `[now, to)` of the occurrence in progress at `now` only.
+    fn remaining_of_current(&self, now: Millis, to: Millis) -> f64 {
+        match self.current_start(now) {
+            Some(start) if self.users > 0.0 => self.one_occurrence(start, now, to),
+            _ => 0.0,
+        }
+    }
+
     fn one_occurrence(&self, start: Millis, from: Millis, to: Millis) -> f64 {
         let window = self.window.max(1);
         let overlap = (to.min(start + window) - from.max(start)).max(0);
@@ -176,6 +194,11 @@ pub struct ArrivalForecast {
     /// expected rate over it is subtracted, so a class that arrives as planned is not
     /// extrapolated past its end; 0 subtracts nothing.
     pub observed_window: Millis,
+    /// Users seen arriving since a moment (the earliest start of the events in progress):
+    /// arrivals ahead of those events' even schedule (a class that logs in at once) are
+    /// not expected again from the rest of their window, nor taken as a higher background.
+    /// None: no such correction.
+    pub arrived_since: Option<(Millis, f64)>,
 }
 
 impl ArrivalForecast {
@@ -191,17 +214,43 @@ impl ArrivalForecast {
             Some(p) => self.background_rate.max(0.0) * p.integral(now, to),
             None => self.background_rate.max(0.0) * lead as f64,
         };
-        let scheduled_recent = if self.observed_window > 0 {
+        let ahead = self.ahead_of_schedule(now);
+        let unexplained = if self.observed_window > 0 {
             let from = now - self.observed_window;
-            let n: f64 = self.events.iter().map(|e| e.expected_in(from, now)).sum();
-            n / self.observed_window as f64
+            let scheduled: f64 = self.events.iter().map(|e| e.expected_in(from, now)).sum();
+            let observed = self.observed_rate * self.observed_window as f64;
+            (observed - scheduled - ahead).max(0.0) / self.observed_window as f64
         } else {
-            0.0
+            self.observed_rate.max(0.0)
         };
-        let unexplained = (self.observed_rate - scheduled_recent).max(0.0);
         let background = learned.max(unexplained * lead as f64);
-        let events: f64 = self.events.iter().map(|e| e.expected_in(now, to)).sum();
-        background + events
+        let all: f64 = self.events.iter().map(|e| e.expected_in(now, to)).sum();
+        let in_progress: f64 = self
+            .events
+            .iter()
+            .map(|e| e.remaining_of_current(now, to))
+            .sum();
+        let events = (all - in_progress).max(0.0) + (in_progress - ahead).max(0.0);
+        let mu = background + events;
+        // Float noise of the subtractions must not become a placeholder (z·√μ grows fast).
+        if mu < 1e-9 { 0.0 } else { mu }
+    }
+
+    /// Arrivals since `arrived_since` beyond what the events in progress planned by now.
+    fn ahead_of_schedule(&self, now: Millis) -> f64 {
+        let Some((since, arrived)) = self.arrived_since else {
+            return 0.0;
+        };
+        if since >= now {
+            return 0.0;
+        }
+        let planned: f64 = self
+            .events
+            .iter()
+            .filter(|e| e.current_start(now).is_some())
+            .map(|e| e.expected_in(since, now))
+            .sum();
+        (arrived - planned).max(0.0)
     }
 }
 
@@ -275,6 +324,47 @@ mod tests {
     }
 
     #[test]
+    fn a_class_that_logs_in_at_once_is_not_expected_again() {
+        // 6 users planned evenly over [0, 20 s); all 6 arrived in the first second.
+        let f = ArrivalForecast {
+            events: vec![ScheduledEvent {
+                start: 0,
+                window: 20_000,
+                users: 6.0,
+                weekly: false,
+            }],
+            observed_rate: 6.0 / (5 * MIN) as f64,
+            observed_window: 5 * MIN,
+            arrived_since: Some((0, 6.0)),
+            ..Default::default()
+        };
+        assert_eq!(f.expected_arrivals(1_000, 15_000), 0.0);
+        // Half of them so far: the other half is still expected (3 of the 4.5 planned for
+        // [1, 16) s minus the 2.7 arrived ahead of plan), and a class starting later counts
+        // in full.
+        let mut half = f.clone();
+        half.arrived_since = Some((0, 3.0));
+        half.observed_rate = 3.0 / (5 * MIN) as f64;
+        let mu = half.expected_arrivals(1_000, 15_000);
+        assert!((mu - (4.5 - 2.7)).abs() < 1e-9, "{mu}");
+        half.events.push(ScheduledEvent {
+            start: 10_000,
+            window: 10_000,
+            users: 10.0,
+            weekly: false,
+        });
+        let mu = half.expected_arrivals(1_000, 15_000);
+        assert!((mu - (4.5 - 2.7 + 6.0)).abs() < 1e-9, "{mu}");
+        // Without the count, the old behaviour.
+        let plain = ArrivalForecast {
+            arrived_since: None,
+            observed_rate: 0.0,
+            ..f
+        };
+        assert!((plain.expected_arrivals(1_000, 15_000) - 4.5).abs() < 1e-9);
+    }
+
+    #[test]
     fn weekly_events_repeat_every_week() {
         let ev = ScheduledEvent {
             start: 9 * 60 * MIN,
@@ -316,7 +406,7 @@ mod tests {
             w.observe(week * WEEK_MS + 9 * 60 * MIN + 5 * MIN, 30.0);
             w.observe(week * WEEK_MS + 14 * 60 * MIN, 10.0);
         }
-        let p = w.profile().unwrap();
+        let p = w.profile().expect("learned");
         let mean: f64 = p.hourly_factor.iter().sum::<f64>() / 168.0;
         assert!((mean - 1.0).abs() < 1e-9);
         assert!(p.hourly_factor[9] > 2.5 * p.hourly_factor[14]);

@@ -29,19 +29,47 @@ pub enum HeadroomError {
     /// The autoscaler never adds a node for a pod that would not fit on a fresh one, so the
     /// placeholder would stay Pending for ever: refuse the configuration instead.
     #[error(
-        "a placeholder requesting {:?} does not fit on a fresh node of the pool \
-         (allocatable {:?} minus DaemonSets {:?}): short of {:?}; lower users per \
+        "a placeholder requesting {} does not fit on a fresh node of the pool \
+         (allocatable {} minus DaemonSets {}): short of {:?}; lower users per \
          placeholder or use a larger node type",
-        .0.request, .0.allocatable, .0.daemonsets, .0.short
+        show(&.0.request), show(&.0.allocatable), show(&.0.daemonsets), .0.short
     )]
     PlaceholderTooLarge(Box<Misfit>),
     /// Not even one user fits a fresh node.
     #[error(
-        "not one user requesting {:?} fits on a fresh node of the pool (allocatable {:?} \
-         minus DaemonSets {:?}): short of {:?}; use a larger node type",
-        .0.request, .0.allocatable, .0.daemonsets, .0.short
+        "not one user requesting {} fits on a fresh node of the pool (allocatable {} \
+         minus DaemonSets {}): short of {:?}; use a larger node type",
+        show(&.0.request), show(&.0.allocatable), show(&.0.daemonsets), .0.short
     )]
     UserDoesNotFit(Box<Misfit>),
+}
+
+/// `cpu 500m, memory 2048Mi, pods 1, nvidia.com/gpu 1` (zero amounts left out).
+fn show(r: &Resources) -> String {
+    let mut parts = Vec::new();
+    if r.cpu_milli != 0 {
+        parts.push(format!("cpu {}m", r.cpu_milli));
+    }
+    if r.memory != 0 {
+        parts.push(format!("memory {}Mi", r.memory / (1 << 20)));
+    }
+    if r.ephemeral_storage != 0 {
+        parts.push(format!(
+            "ephemeral-storage {}Mi",
+            r.ephemeral_storage / (1 << 20)
+        ));
+    }
+    if r.pods != 0 {
+        parts.push(format!("pods {}", r.pods));
+    }
+    for (k, v) in &r.extended {
+        parts.push(format!("{k} {v}"));
+    }
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// What did not fit where.
@@ -241,7 +269,13 @@ mod tests {
         let err = validate_placeholder(&alloc, &ds, &Resources::new(16_000, 62 * GIB).with_pods(1));
         match err {
             Err(HeadroomError::PlaceholderTooLarge(m)) => {
-                assert_eq!(m.short, vec![ResourceName::Cpu])
+                assert_eq!(m.short, vec![ResourceName::Cpu]);
+                let text = HeadroomError::PlaceholderTooLarge(m).to_string();
+                assert!(
+                    text.contains("requesting cpu 16000m, memory 63488Mi, pods 1")
+                        && text.contains("allocatable cpu 16000m, memory 65536Mi, pods 110"),
+                    "{text}"
+                );
             }
             other => panic!("{other:?}"),
         }

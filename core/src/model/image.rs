@@ -12,7 +12,10 @@ pub struct ImageName(String);
 impl ImageName {
     /// Normalizes like the container runtime's reference parsing: a missing registry is
     /// `docker.io`, a single-segment Docker Hub path gets `library/`, a missing tag (and no
-    /// digest) is `:latest`.
+    /// digest) is `:latest`. With a digest the tag is dropped (`repo:tag@sha256:…` →
+    /// `repo@sha256:…`): the runtime pulls by digest and ignores the tag, and the kubelet
+    /// lists the image in `status.images` as `repo@sha256:…` and `repo:tag`, never both
+    /// together.
     pub fn normalize(raw: &str) -> ImageName {
         let raw = raw.trim();
         let (name, digest) = match raw.split_once('@') {
@@ -35,15 +38,16 @@ impl ImageName {
         } else {
             format!("docker.io/library/{repo}")
         };
-        if let Some(t) = tag {
-            full.push(':');
-            full.push_str(t);
-        } else if digest.is_none() {
-            full.push_str(":latest");
-        }
-        if let Some(d) = digest {
-            full.push('@');
-            full.push_str(d);
+        match (tag, digest) {
+            (_, Some(d)) => {
+                full.push('@');
+                full.push_str(d);
+            }
+            (Some(t), None) => {
+                full.push(':');
+                full.push_str(t);
+            }
+            (None, None) => full.push_str(":latest"),
         }
         ImageName(full)
     }
@@ -79,6 +83,15 @@ mod tests {
             ("localhost:5000/x:1", "localhost:5000/x:1"),
             ("registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10"),
             ("busybox@sha256:abc", "docker.io/library/busybox@sha256:abc"),
+            // Tag and digest: compared by digest, as the kubelet lists it.
+            (
+                "quay.io/jupyter/scipy-notebook:2024-01@sha256:abc",
+                "quay.io/jupyter/scipy-notebook@sha256:abc",
+            ),
+            (
+                "localhost:5000/x:1@sha256:def",
+                "localhost:5000/x@sha256:def",
+            ),
             (
                 "docker.io/library/python:3.12",
                 "docker.io/library/python:3.12",

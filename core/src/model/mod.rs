@@ -11,7 +11,9 @@ mod time;
 
 pub use image::ImageName;
 pub use node::Node;
-pub use pod::{HostPort, Pod, PodKey, PodRole, PodVolume, PreemptionPolicy, StaticPv};
+pub use pod::{
+    HostPort, Pod, PodKey, PodRole, PodVolume, PreemptionPolicy, StaticPv, USER_IMAGES_ANNOTATION,
+};
 pub use request::{
     ContainerRequest, DEFAULT_MEMORY_REQUEST, DEFAULT_MILLI_CPU_REQUEST, PodRequest,
 };

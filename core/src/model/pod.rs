@@ -21,6 +21,11 @@ impl std::fmt::Display for PodKey {
     }
 }
 
+/// Annotation on placeholder pods: the images of the users they hold seats for, comma
+/// separated (set by hubpack-placeholder-ctl and the chart). A placeholder's warmth is
+/// judged by these, never by its own `pause` image.
+pub const USER_IMAGES_ANNOTATION: &str = "hubpack.io/user-images";
+
 /// What a pod is to hubpack. Only `Placeholder` pods are ever preempted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PodRole {
@@ -77,6 +82,18 @@ pub enum PodVolume {
     MissingClaim { claim: String },
 }
 
+impl PodVolume {
+    /// The claim this volume comes from.
+    pub fn claim(&self) -> &str {
+        match self {
+            PodVolume::Bound { claim, .. }
+            | PodVolume::WaitForFirstConsumer { claim, .. }
+            | PodVolume::UnboundImmediate { claim }
+            | PodVolume::MissingClaim { claim } => claim,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StaticPv {
     pub name: String,
@@ -97,7 +114,10 @@ pub struct Pod {
     /// What scoring counts: like `requests`, but a container with no cpu/memory request
     /// counts as 100m / 200 MiB (kube-scheduler's NonZeroRequested).
     pub score_requests: Resources,
-    /// Every image of the pod, init containers included, normalized.
+    /// Every image of the pod, init containers included, normalized. For a placeholder: the
+    /// images of the users it holds seats for (its own image is `pause`, which says nothing
+    /// about warmth); empty when unknown, and then only the pre-puller's readiness makes a
+    /// node warm for it.
     #[serde(default)]
     pub images: Vec<ImageName>,
     #[serde(default)]

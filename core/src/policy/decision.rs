@@ -53,6 +53,18 @@ impl Diagnosis {
         msg
     }
 
+    /// Every reason is one only hubpack gives (a constraint it does not implement), so
+    /// Kubernetes' own filters, which the cluster autoscaler simulates, would find a node:
+    /// an added node would never be used by hubpack. Adapters report such a pod with a
+    /// reason the autoscaler ignores (`SchedulerError`).
+    pub fn refused_by_hubpack_only(&self) -> bool {
+        !self.reasons.is_empty()
+            && self
+                .reasons
+                .keys()
+                .all(|r| r.starts_with(crate::filter::UNSUPPORTED_PREFIX))
+    }
+
     pub(crate) fn from_counts(
         nodes: usize,
         counts: impl IntoIterator<Item = (Reason, usize)>,

@@ -29,6 +29,7 @@
 
 use super::evaluate::{Mode, Outcome, StaticVerdict, evaluate, has_attachable, static_verdict};
 use super::rank::{Prefix, RankKey, rank_key, tier};
+use super::warmth::{is_settled, warm_without_lookup};
 use super::{Decision, Diagnosis, PolicyConfig, to_decision};
 use crate::filter;
 use crate::model::{Millis, Pod, PodRole, ResourceName, Resources};
@@ -283,15 +284,10 @@ fn shortfall_pattern(alloc: &Resources, load: &filter::NodeLoad, req: &Resources
 /// The node's tier for the pod from its brief, when the brief is enough: `None` when the
 /// pod's images have to be looked for on the node (same answer as `rank::tier`).
 fn brief_tier(brief: &Brief, pod: &Pod, now: Millis, cfg: &PolicyConfig) -> Option<bool> {
-    let settled = brief
-        .ready_since
-        .is_some_and(|t| t.saturating_add(cfg.warm_settle_ms) <= now);
-    let warm = if !settled {
+    let warm = if !is_settled(brief.ready_since, now, cfg) {
         Some(false)
-    } else if brief.prepull_ready || pod.images.is_empty() {
-        Some(true)
     } else {
-        None
+        warm_without_lookup(brief.prepull_ready, pod)
     };
     match pod.role {
         PodRole::User => warm,

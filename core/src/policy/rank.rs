@@ -3,8 +3,9 @@
 
 use super::PolicyConfig;
 use super::evaluate::{Outcome, StaticVerdict};
+use super::warmth::node_is_warm;
 use crate::model::{Node, Pod, PodRole, Resources};
-use crate::snapshot::{NodeUsage, node_is_warm};
+use crate::snapshot::NodeUsage;
 use std::cmp::Reverse;
 
 /// Everything but the last two fields is what the index bounds; see `prefix`.
@@ -38,9 +39,9 @@ impl RankKey {
     }
 }
 
-/// The rank tier of a node for the pod: warm for users, cold for placeholders. A
-/// placeholder's warmth is judged by its own `images`: it stands for users, so adapters
-/// should give it the user image(s) it reserves seats for, not just its pause image.
+/// The rank tier of a node for the pod: warm for users, cold for placeholders (DESIGN.md:
+/// placeholders go to cold nodes first, leaving warm seats to users). A placeholder's
+/// `images` are its users' (adapters never pass its pause image), see `node_is_warm`.
 pub(crate) fn tier(node: &Node, pod: &Pod, now: i64, cfg: &PolicyConfig) -> bool {
     match pod.role {
         PodRole::User => node_is_warm(node, pod, now, cfg),

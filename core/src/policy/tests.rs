@@ -375,3 +375,55 @@ fn fewer_victims_win_a_tie_even_against_an_earlier_name() {
         }
     );
 }
+
+#[test]
+fn a_placeholder_is_judged_by_its_users_images_not_its_own() {
+    // Both nodes Ready and settled; "pulling" has not got the user image yet.
+    let user_image = ImageName::normalize("jupyter/scipy-notebook:2024");
+    let pause = ImageName::normalize("registry.k8s.io/pause:3.10");
+    let mut warm = node("warm", 4000, 16);
+    warm.images.insert(user_image.clone());
+    warm.images.insert(pause.clone());
+    let mut pulling = node("pulling", 4000, 16);
+    pulling.images.insert(pause);
+    let mut s = Snapshot::new();
+    s.upsert_node(warm);
+    s.upsert_node(pulling);
+    // "warm" is fuller: packing alone would send the placeholder there.
+    s.upsert_pod(on(user("x", 1000, 4), "warm"));
+    let mut p = placeholder("p", 1000, 4, 1);
+    p.images = vec![user_image];
+    assert_eq!(both(&s, &p), bind("pulling"));
+    // A user takes the warm seat.
+    let mut u = user("u", 1000, 4);
+    u.images = p.images.clone();
+    assert_eq!(both(&s, &u), bind("warm"));
+
+    // Without its users' images only the pre-puller tells: neither node's pre-puller is
+    // Ready, so both are cold for it and packing decides, whatever images they list...
+    let mut bare = placeholder("bare", 1000, 4, 2);
+    bare.images = vec![];
+    assert_eq!(both(&s, &bare), bind("warm"));
+    // ...and once the pre-puller is Ready on "warm", it leaves that node to users.
+    let mut warm = s.node("warm").unwrap().clone();
+    warm.prepull_ready = true;
+    s.upsert_node(warm);
+    assert_eq!(both(&s, &bare), bind("pulling"));
+}
+
+#[test]
+fn an_unsupported_constraint_is_a_refusal_only_hubpack_makes() {
+    let mut s = Snapshot::new();
+    s.upsert_node(node("n", 4000, 16));
+    let mut u = user("u", 100, 1);
+    u.unsupported = vec!["required pod anti-affinity".into()];
+    let Decision::Unschedulable(d) = both(&s, &u) else {
+        panic!("refused")
+    };
+    assert!(d.refused_by_hubpack_only(), "{}", d.message());
+    let big = user("big", 8000, 1);
+    let Decision::Unschedulable(d) = both(&s, &big) else {
+        panic!("too big")
+    };
+    assert!(!d.refused_by_hubpack_only(), "{}", d.message());
+}

@@ -16,8 +16,7 @@ pub(crate) use fxhash::FxHashMap;
 pub(crate) use index::{Brief, Bucket, Index, PPB, tightest_fraction};
 pub(crate) use usage::NodeUsage;
 
-use crate::model::{Millis, Node, Pod, PodKey};
-use crate::policy::PolicyConfig;
+use crate::model::{Node, Pod, PodKey};
 use std::collections::BTreeSet;
 
 #[derive(Debug, Clone)]
@@ -174,13 +173,6 @@ impl Snapshot {
             .unwrap_or_default()
     }
 
-    /// Warm for this pod: Ready for at least `warm_settle_ms`, and every image of the pod
-    /// present on the node or the node's pre-pull pod Ready.
-    pub fn is_warm(&self, node: &str, pod: &Pod, now: Millis, cfg: &PolicyConfig) -> bool {
-        self.node(node)
-            .is_some_and(|n| node_is_warm(n, pod, now, cfg))
-    }
-
     /// A canonical text of everything the snapshot holds and derives (pods, per-node
     /// sums, index): two snapshots with the same objects dump the same, however they got
     /// there.
@@ -249,10 +241,4 @@ impl Snapshot {
         self.index
             .refresh(name, self.nodes.get(name), self.usage.get(name));
     }
-}
-
-pub(crate) fn node_is_warm(n: &Node, pod: &Pod, now: Millis, cfg: &PolicyConfig) -> bool {
-    n.ready_since
-        .is_some_and(|t| t.saturating_add(cfg.warm_settle_ms) <= now)
-        && (n.prepull_ready || pod.images.iter().all(|i| n.images.contains(i)))
 }

@@ -194,6 +194,7 @@ fn rrule_set(text: &str) -> Result<icalendar::RRuleSet, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
     use jiff::Timestamp;

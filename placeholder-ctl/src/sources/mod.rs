@@ -112,6 +112,7 @@ pub fn secs(s: f64) -> Millis {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -3,14 +3,40 @@
 //! the status (conditions merge by `type`), like kube-scheduler's PatchPodStatus, and only
 //! when it would change something, so a pod retried every few seconds costs no writes.
 
-use super::RateLimiter;
 use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-/// The patch that marks the pod Unschedulable with `message` (and clears a stale
-/// nomination), or `None` if the pod already says exactly that.
-pub fn unschedulable_patch(pod: &Pod, message: &str, now: jiff::Timestamp) -> Option<Value> {
+/// Why a pod is not scheduled, as the condition's reason says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotScheduled {
+    /// No node fits (Kubernetes' filters would say the same): the autoscaler scales up
+    /// for it.
+    Unschedulable,
+    /// A refusal only hubpack makes (an unsupported constraint, a field it cannot read).
+    /// kube-scheduler writes this reason for its internal failures; the cluster autoscaler
+    /// acts only on `Unschedulable`, so it adds no node hubpack would never use.
+    SchedulerError,
+}
+
+impl NotScheduled {
+    pub fn reason(self) -> &'static str {
+        match self {
+            NotScheduled::Unschedulable => "Unschedulable",
+            NotScheduled::SchedulerError => "SchedulerError",
+        }
+    }
+}
+
+/// The patch that marks the pod not scheduled with `reason` and `message` (and clears a
+/// stale nomination), or `None` if the pod already says exactly that.
+pub fn unschedulable_patch(
+    pod: &Pod,
+    reason: NotScheduled,
+    message: &str,
+    now: jiff::Timestamp,
+) -> Option<Value> {
+    let reason = reason.reason();
     let status = pod.status.as_ref();
     let existing: Option<&PodCondition> = status
         .and_then(|s| s.conditions.as_ref())
@@ -20,7 +46,7 @@ pub fn unschedulable_patch(pod: &Pod, message: &str, now: jiff::Timestamp) -> Op
         .is_some_and(|n| !n.is_empty());
     let same = existing.is_some_and(|c| {
         c.status == "False"
-            && c.reason.as_deref() == Some("Unschedulable")
+            && c.reason.as_deref() == Some(reason)
             && c.message.as_deref() == Some(message)
     });
     if same && !nominated {
@@ -35,7 +61,7 @@ pub fn unschedulable_patch(pod: &Pod, message: &str, now: jiff::Timestamp) -> Op
     let mut patch = json!({"status": {"conditions": [{
         "type": "PodScheduled",
         "status": "False",
-        "reason": "Unschedulable",
+        "reason": reason,
         "message": message,
         "lastTransitionTime": transition.to_string(),
     }]}});
@@ -46,13 +72,14 @@ pub fn unschedulable_patch(pod: &Pod, message: &str, now: jiff::Timestamp) -> Op
 }
 
 /// Applies [`unschedulable_patch`]; returns whether a write was sent.
+/// The caller has paced the write (the status lane takes a spare token first).
 pub async fn mark_unschedulable(
     client: &kube::Client,
-    limiter: &RateLimiter,
     pod: &Pod,
+    reason: NotScheduled,
     message: &str,
 ) -> crate::error::Result<bool> {
-    let Some(patch) = unschedulable_patch(pod, message, jiff::Timestamp::now()) else {
+    let Some(patch) = unschedulable_patch(pod, reason, message, jiff::Timestamp::now()) else {
         return Ok(false);
     };
     let (Some(ns), Some(name)) = (
@@ -61,7 +88,6 @@ pub async fn mark_unschedulable(
     ) else {
         return Ok(false);
     };
-    limiter.acquire().await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
         .await?;
@@ -79,14 +105,31 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
+    const U: NotScheduled = NotScheduled::Unschedulable;
+
     fn ts(s: &str) -> jiff::Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_refusal_only_hubpack_makes_says_scheduler_error_and_replaces_unschedulable() {
+        let existing = json!({"conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+        let p = unschedulable_patch(
+            &pod(existing),
+            NotScheduled::SchedulerError,
+            "m",
+            ts("2026-01-02T00:00:00Z"),
+        )
+        .expect("same message, other reason: written");
+        assert_eq!(p["status"]["conditions"][0]["reason"], "SchedulerError");
     }
 
     #[test]
     fn a_fresh_pod_gets_the_condition_now() {
         let p = unschedulable_patch(
             &pod(json!({})),
+            NotScheduled::Unschedulable,
             "0/3 nodes are available",
             ts("2026-01-01T00:00:00Z"),
         )
@@ -104,10 +147,10 @@ mod tests {
         let existing = json!({"conditions": [{"type": "PodScheduled", "status": "False",
             "reason": "Unschedulable", "message": "old", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
         assert!(
-            unschedulable_patch(&pod(existing.clone()), "old", ts("2026-01-02T00:00:00Z"))
+            unschedulable_patch(&pod(existing.clone()), U, "old", ts("2026-01-02T00:00:00Z"))
                 .is_none()
         );
-        let p = unschedulable_patch(&pod(existing), "new", ts("2026-01-02T00:00:00Z")).unwrap();
+        let p = unschedulable_patch(&pod(existing), U, "new", ts("2026-01-02T00:00:00Z")).unwrap();
         assert_eq!(p["status"]["conditions"][0]["message"], "new");
         assert_eq!(
             p["status"]["conditions"][0]["lastTransitionTime"],
@@ -119,6 +162,7 @@ mod tests {
     fn a_nominated_pod_has_its_nomination_cleared() {
         let p = unschedulable_patch(
             &pod(json!({"nominatedNodeName": "n1"})),
+            U,
             "m",
             ts("2026-01-01T00:00:00Z"),
         )
@@ -135,10 +179,9 @@ mod tests {
     #[tokio::test]
     async fn sends_a_strategic_merge_patch_of_the_status() {
         let (client, mut handle) = mock_client();
-        let limiter = RateLimiter::new(100.0, 10);
         let server =
             tokio::spawn(async move { next(&mut handle, 200, pod_json("hub", "u")).await });
-        let sent = mark_unschedulable(&client, &limiter, &pod(json!({})), "msg")
+        let sent = mark_unschedulable(&client, &pod(json!({})), U, "msg")
             .await
             .unwrap();
         assert!(sent);

@@ -3,6 +3,9 @@
 //! the leader check sits, because a write may wait seconds for its turn and the lease may
 //! lapse meanwhile: the check must come after the wait, right before the request.
 
+use crate::metrics::LaneLabels;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::{Arc, Mutex};
 use tokio::time::{Duration, Instant};
 
@@ -19,6 +22,8 @@ pub struct RateLimiter {
     burst: f64,
     state: Mutex<Bucket>,
     gate: Option<WriteGate>,
+    /// Where waits are recorded, and the lane name of [`Self::acquire`]'s writes.
+    waits: Option<(Family<LaneLabels, Histogram>, &'static str)>,
 }
 
 impl std::fmt::Debug for RateLimiter {
@@ -48,6 +53,24 @@ impl RateLimiter {
                 updated: Instant::now(),
             }),
             gate: None,
+            waits: None,
+        }
+    }
+
+    /// Records each write's wait in `waits`: [`Self::acquire`]'s under `lane`,
+    /// [`Self::acquire_spare`]'s under `status`.
+    pub fn observed(mut self, waits: Family<LaneLabels, Histogram>, lane: &'static str) -> Self {
+        self.waits = Some((waits, lane));
+        self
+    }
+
+    fn record(&self, lane: Option<&'static str>, waited: Duration) {
+        if let Some((family, own)) = &self.waits {
+            family
+                .get_or_create(&LaneLabels {
+                    lane: lane.unwrap_or(own),
+                })
+                .observe(waited.as_secs_f64());
         }
     }
 
@@ -68,23 +91,57 @@ impl RateLimiter {
     /// Then the gate, if any, is asked: a write whose leadership lapsed during the wait is
     /// refused rather than sent.
     pub async fn acquire(&self) -> Result<(), NotLeader> {
-        if let Some(wait) = self.reserve(Instant::now()) {
+        let wait = self.reserve(Instant::now());
+        if let Some(wait) = wait {
             tokio::time::sleep(wait).await;
         }
+        self.record(None, wait.unwrap_or_default());
         match &self.gate {
             Some(may_write) if !may_write() => Err(NotLeader),
             _ => Ok(()),
         }
     }
 
-    /// Takes a token, possibly ahead of the refill; returns how long until it is due.
-    fn reserve(&self, now: Instant) -> Option<Duration> {
+    /// Like [`Self::acquire`], but only from a token already there: never reserves ahead,
+    /// so every write waiting in [`Self::acquire`] (binds, evictions: they hold a reservation
+    /// the bucket is paying off) goes first. For the status lane, whose writes can wait.
+    pub async fn acquire_spare(&self) -> Result<(), NotLeader> {
+        let start = Instant::now();
+        while let Some(wait) = self.take_spare(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+        self.record(Some("status"), Instant::now() - start);
+        match &self.gate {
+            Some(may_write) if !may_write() => Err(NotLeader),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes a whole token if there is one (`None`), else says how long until there may be.
+    fn take_spare(&self, now: Instant) -> Option<Duration> {
+        let mut b = self.refilled(now);
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - b.tokens) / self.qps))
+        }
+    }
+
+    /// The bucket, refilled for the time since its last use.
+    fn refilled(&self, now: Instant) -> std::sync::MutexGuard<'_, Bucket> {
         // A poisoned lock only means another task panicked mid-update; the bucket's numbers
         // are still usable.
         let mut b = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.qps).min(self.burst);
         b.updated = now;
+        b
+    }
+
+    /// Takes a token, possibly ahead of the refill; returns how long until it is due.
+    fn reserve(&self, now: Instant) -> Option<Duration> {
+        let mut b = self.refilled(now);
         b.tokens -= 1.0;
         (b.tokens < 0.0).then(|| Duration::from_secs_f64(-b.tokens / self.qps))
     }
@@ -112,25 +169,38 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn concurrent_waiters_go_out_in_arrival_order_at_the_rate() {
-        let rl = std::sync::Arc::new(RateLimiter::new(10.0, 1));
+    /// Writers arriving one after another (each takes its turn before the next arrives;
+    /// `true`: a status write), and when each went out, in the order they went.
+    async fn goes_out(rl: &Arc<RateLimiter>, writers: &[(i32, bool)]) -> Vec<(i32, Duration)> {
         let start = Instant::now();
-        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = vec![];
-        for i in 0..5 {
+        for &(i, spare) in writers {
             let (rl, order) = (rl.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
-                rl.acquire().await.unwrap();
+                if spare {
+                    rl.acquire_spare().await.unwrap();
+                } else {
+                    rl.acquire().await.unwrap();
+                }
                 order.lock().unwrap().push((i, Instant::now() - start));
             }));
-            // Arrive one after another (each reservation is taken before the next arrives).
             tokio::task::yield_now().await;
         }
         for t in tasks {
             t.await.unwrap();
         }
-        let order = order.lock().unwrap().clone();
+        order.lock().unwrap().clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_waiters_go_out_in_arrival_order_at_the_rate() {
+        let rl = Arc::new(RateLimiter::new(10.0, 1));
+        let order = goes_out(
+            &rl,
+            &[(0, false), (1, false), (2, false), (3, false), (4, false)],
+        )
+        .await;
         let ids: Vec<i32> = order.iter().map(|(i, _)| *i).collect();
         assert_eq!(ids, vec![0, 1, 2, 3, 4]);
         for (i, at) in &order {
@@ -140,6 +210,21 @@ mod tests {
                 "waiter {i} went at {at:?}, due {due:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spare_tokens_go_to_status_writes_only_after_every_reserved_write() {
+        let rl = Arc::new(RateLimiter::new(10.0, 1));
+        rl.acquire().await.unwrap();
+        // A status write waits first; three binds arrive after it.
+        let order = goes_out(&rl, &[(0, true), (1, false), (2, false), (3, false)]).await;
+        let ids: Vec<i32> = order.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ids, vec![1, 2, 3, 0], "binds overtake the status write");
+        let (_, status_at) = order[3];
+        assert!(
+            status_at >= Duration::from_millis(400) && status_at <= Duration::from_millis(420),
+            "the status write takes the first token nobody reserved: {status_at:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,10 +14,24 @@ use serde_json::json;
 /// One write that prepares a claim for the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VolumeStep {
-    /// Pre-bind this static PV to the claim.
-    BindVolume { claim: String, volume: String },
+    /// Pre-bind this static PV to the claim, if the PV is still at `resource_version` (the
+    /// one the decision saw): a PV changed meanwhile (taken by another scheduler) fails the
+    /// write with 409 rather than being stolen.
+    BindVolume {
+        claim: String,
+        volume: String,
+        resource_version: Option<String>,
+    },
     /// Provision a new volume for the claim on the node.
     SelectNode { claim: String },
+}
+
+impl VolumeStep {
+    pub fn claim(&self) -> &str {
+        match self {
+            VolumeStep::BindVolume { claim, .. } | VolumeStep::SelectNode { claim } => claim,
+        }
+    }
 }
 
 /// The writes needed before the pod may bind to `node`, or the claim that cannot be
@@ -41,6 +55,7 @@ pub fn plan(volumes: &[PodVolume], node: &Node) -> Result<Vec<VolumeStep>, Strin
                 Some(pv) => steps.push(VolumeStep::BindVolume {
                     claim: claim.clone(),
                     volume: pv.name.clone(),
+                    resource_version: None,
                 }),
                 None if !provisioner_none => steps.push(VolumeStep::SelectNode {
                     claim: claim.clone(),
@@ -67,16 +82,59 @@ pub async fn apply_step(
             pvcs.patch(claim, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
         }
-        VolumeStep::BindVolume { claim, volume } => {
+        VolumeStep::BindVolume {
+            claim,
+            volume,
+            resource_version,
+        } => {
             let pvs: Api<PersistentVolume> = Api::all(client.clone());
-            let patch = json!({"spec": {"claimRef": {
+            let mut patch = json!({"spec": {"claimRef": {
                 "apiVersion": "v1", "kind": "PersistentVolumeClaim",
                 "namespace": namespace, "name": claim}}});
+            if let Some(rv) = resource_version {
+                // A resourceVersion in a patch is a precondition: 409 if the PV changed.
+                patch["metadata"] = json!({"resourceVersion": rv});
+            }
             pvs.patch(volume, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
         }
     }
     Ok(())
+}
+
+/// Takes back our `selected-node` from a claim whose provisioning did not finish in time,
+/// so a later decision (or another scheduler) may pick another node. Only if the claim is
+/// still unbound and still names `node`.
+pub async fn unselect_node(
+    client: &kube::Client,
+    limiter: &RateLimiter,
+    claim: &PersistentVolumeClaim,
+    node: &str,
+) -> crate::error::Result<bool> {
+    let ours = claim
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(SELECTED_NODE_ANNOTATION))
+        .is_some_and(|n| n == node);
+    let (Some(ns), Some(name)) = (
+        claim.metadata.namespace.as_deref(),
+        claim.metadata.name.as_deref(),
+    ) else {
+        return Ok(false);
+    };
+    if !ours || claim_is_bound(claim) {
+        return Ok(false);
+    }
+    limiter.acquire().await?;
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let mut patch = json!({"metadata": {"annotations": {SELECTED_NODE_ANNOTATION: null}}});
+    if let Some(rv) = &claim.metadata.resource_version {
+        patch["metadata"]["resourceVersion"] = json!(rv);
+    }
+    pvcs.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(true)
 }
 
 /// A claim is ready for the pod once the PV controller has bound it.
@@ -133,7 +191,8 @@ mod tests {
             plan(&[wffc(pvs.clone(), true)], &node),
             Ok(vec![VolumeStep::BindVolume {
                 claim: "home".into(),
-                volume: "pv-z1".into()
+                volume: "pv-z1".into(),
+                resource_version: None,
             }])
         );
         assert_eq!(
@@ -204,6 +263,7 @@ mod tests {
         let step = VolumeStep::BindVolume {
             claim: "home".into(),
             volume: "pv-z1".into(),
+            resource_version: Some("42".into()),
         };
         apply_step(&client, &limiter, "hub", "n1", &step)
             .await
@@ -212,5 +272,52 @@ mod tests {
         assert_eq!(seen.path, "/api/v1/persistentvolumes/pv-z1");
         assert_eq!(seen.body["spec"]["claimRef"]["name"], "home");
         assert_eq!(seen.body["spec"]["claimRef"]["namespace"], "hub");
+        assert_eq!(
+            seen.body["metadata"]["resourceVersion"], "42",
+            "pre-bound only if the PV is as the decision saw it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_selected_node_is_taken_back_only_if_still_ours_and_unbound() {
+        let (client, mut handle) = mock_client();
+        let limiter = RateLimiter::new(100.0, 10);
+        let claim = |node: &str, phase: &str| -> PersistentVolumeClaim {
+            serde_json::from_value(json!({"metadata": {"name": "home", "namespace": "hub",
+                "resourceVersion": "7",
+                "annotations": {"volume.kubernetes.io/selected-node": node}},
+                "status": {"phase": phase}}))
+            .unwrap()
+        };
+        assert!(
+            !unselect_node(&client, &limiter, &claim("n2", "Pending"), "n1")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !unselect_node(&client, &limiter, &claim("n1", "Bound"), "n1")
+                .await
+                .unwrap()
+        );
+        let server = tokio::spawn(async move {
+            next(
+                &mut handle,
+                200,
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "home", "namespace": "hub"}}),
+            )
+            .await
+        });
+        assert!(
+            unselect_node(&client, &limiter, &claim("n1", "Pending"), "n1")
+                .await
+                .unwrap()
+        );
+        let seen = server.await.unwrap();
+        assert_eq!(
+            seen.body,
+            json!({"metadata": {"resourceVersion": "7",
+                "annotations": {"volume.kubernetes.io/selected-node": null}}})
+        );
     }
 }

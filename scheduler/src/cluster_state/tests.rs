@@ -1,7 +1,9 @@
 use super::*;
+use crate::actions::volumes::VolumeStep;
 use crate::convert::VolumeIndex;
 use hubpack_core::model::PodRole;
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 
 fn cls() -> Classifier {
     Classifier {
@@ -74,13 +76,11 @@ fn a_terminating_victim_still_counts_until_its_delete() {
     st.apply_pod(&ph, &cls(), &vols);
     let user = PodKey::new("hub", "u1");
     st.apply_pod(&pod("u1", json!({}), None, json!({})), &cls(), &vols);
-    st.in_flight.insert(
+    st.in_flight.preempt(
         user.clone(),
-        InFlight::Preempting {
-            node: "n1".into(),
-            victims: [PodKey::new("hub", "ph")].into(),
-            deadline: 1_000_000,
-        },
+        "n1".into(),
+        [PodKey::new("hub", "ph")].into(),
+        1_000_000,
     );
     // deletionTimestamp alone: still placed, nobody woken.
     let mut terminating = ph.clone();
@@ -91,7 +91,7 @@ fn a_terminating_victim_still_counts_until_its_delete() {
     // DELETE: freed, and the preemptor is woken.
     let fx = st.delete_pod(&terminating, &cls());
     assert_eq!(fx.wake, vec![user]);
-    assert!(fx.freed);
+    assert_eq!(fx.freed.as_deref(), Some("n1"));
     assert_eq!(st.snapshot.requested("n1").cpu_milli, 0);
 }
 
@@ -102,14 +102,8 @@ fn our_nomination_survives_a_stale_pod_event() {
     st.apply_node(&node("n1"), None).unwrap();
     let key = PodKey::new("hub", "u1");
     st.apply_pod(&pod("u1", json!({}), None, json!({})), &cls(), &vols);
-    st.in_flight.insert(
-        key.clone(),
-        InFlight::Preempting {
-            node: "n1".into(),
-            victims: BTreeSet::new(),
-            deadline: 0,
-        },
-    );
+    st.in_flight
+        .preempt(key.clone(), "n1".into(), BTreeSet::new(), 0);
     st.apply_pod(&pod("u1", json!({}), None, json!({})), &cls(), &vols);
     assert_eq!(
         st.snapshot.pod(&key).unwrap().nominated_node.as_deref(),
@@ -173,23 +167,43 @@ fn kubelet_rejection_is_reported_once() {
         json!({"phase": "Failed", "reason": "Evicted"}),
     );
     assert_eq!(st.apply_pod(&evicted, &cls(), &vols).kubelet_rejected, None);
+    // Its DELETE forgets it: the memory of reported rejections does not grow forever.
+    assert_eq!(st.rejections_seen.len(), 1);
+    st.delete_pod(&failed, &cls());
+    assert!(st.rejections_seen.is_empty());
 }
 
 #[test]
 fn provisioning_waiters_wake_when_all_claims_are_bound() {
     let mut st = ClusterState::default();
     let key = PodKey::new("hub", "u1");
-    st.in_flight.insert(
+    st.in_flight.provision(
         key.clone(),
-        InFlight::Provisioning {
-            node: "n1".into(),
-            claims: ["a".into(), "b".into()].into(),
-            deadline: 0,
-        },
+        "n1".into(),
+        vec![
+            VolumeStep::SelectNode { claim: "a".into() },
+            VolumeStep::BindVolume {
+                claim: "b".into(),
+                volume: "pv-1".into(),
+                resource_version: None,
+            },
+        ],
+        0,
     );
-    assert!(st.claims_bound("hub", &|c| c == "a").is_empty());
-    assert_eq!(st.claims_bound("hub", &|_| true), vec![key]);
-    assert!(st.claims_bound("other", &|_| true).is_empty());
+    assert!(st.in_flight.claims_bound("hub", &|c| c == "a").is_empty());
+    assert_eq!(
+        st.in_flight.claims_bound("hub", &|_| true),
+        vec![key.clone()]
+    );
+    assert!(st.in_flight.claims_bound("other", &|_| true).is_empty());
+    assert_eq!(
+        st.in_flight.reserved_volumes(&PodKey::new("hub", "u2")),
+        ["pv-1"].into()
+    );
+    assert!(
+        st.in_flight.reserved_volumes(&key).is_empty(),
+        "not reserved against itself"
+    );
 }
 
 #[test]
@@ -207,4 +221,40 @@ fn a_node_update_that_changes_nothing_is_not_a_change() {
         .unwrap(),
     );
     assert!(st.apply_node(&tainted, None).unwrap());
+}
+
+#[test]
+fn a_placed_pods_required_anti_affinity_is_tracked_against_incoming_pods() {
+    let mut st = ClusterState::default();
+    let vols = crate::convert::VolumeIndex::default();
+    let guard: k8s::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db", "namespace": "hub", "uid": "u-db"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}],
+            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"topologyKey": "kubernetes.io/hostname",
+                 "labelSelector": {"matchLabels": {"component": "singleuser-server"}}}]}}},
+        "status": {"phase": "Running"},
+    }))
+    .unwrap();
+    st.apply_pod(&guard, &cls(), &vols);
+    let incoming = |ns: &str, component: &str| -> k8s::Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "u", "namespace": ns, "labels": {"component": component}}}))
+        .unwrap()
+    };
+    assert_eq!(
+        st.anti_affinity_against(&incoming("hub", "singleuser-server")),
+        Some(&PodKey::new("hub", "db"))
+    );
+    assert_eq!(st.anti_affinity_against(&incoming("hub", "other")), None);
+    assert_eq!(
+        st.anti_affinity_against(&incoming("elsewhere", "singleuser-server")),
+        None,
+        "a term without namespaces covers its own namespace only"
+    );
+    st.delete_pod(&guard, &cls());
+    assert_eq!(
+        st.anti_affinity_against(&incoming("hub", "singleuser-server")),
+        None
+    );
 }

@@ -5,7 +5,7 @@
 mod node;
 mod pod;
 pub mod quantity;
-mod selector;
+pub mod selector;
 pub mod volume;
 
 pub use node::{node_from_k8s, node_is_ready};

@@ -7,7 +7,7 @@ use super::volume::{VolumeCatalog, pod_volumes};
 use super::{ConvertError, selector, time_millis};
 use hubpack_core::model::{
     ContainerRequest, HostPort, ImageName, Pod, PodKey, PodRequest, PodRole, PreemptionPolicy,
-    Resources,
+    Resources, USER_IMAGES_ANNOTATION,
 };
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -29,15 +29,6 @@ impl LabelMatch {
                 .iter()
                 .all(|(k, v)| labels.get(k).is_some_and(|have| have == v))
     }
-
-    /// The `key=value,…` form the API's label selector parameter takes.
-    pub fn to_selector_string(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
 }
 
 /// What pod conversion needs to know besides the pod.
@@ -47,6 +38,24 @@ pub struct PodContext<'a> {
     /// Pods matching any of these are placeholders.
     pub placeholder_selectors: &'a [LabelMatch],
     pub volumes: &'a dyn VolumeCatalog,
+}
+
+/// A placeholder stands for users: its warmth is judged by their images, listed in its
+/// `hubpack.io/user-images` annotation, never by its own `pause` image. Without the
+/// annotation it has none, and only the pre-puller's readiness makes a node warm for it.
+fn placeholder_images(p: &k8s::Pod) -> Vec<ImageName> {
+    p.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(USER_IMAGES_ANNOTATION))
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+                .map(ImageName::normalize)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertError> {
@@ -82,14 +91,17 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
         }
     };
 
-    let images = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter())
-        .filter_map(|c| c.image.as_deref())
-        .map(ImageName::normalize)
-        .collect();
+    let images = match role {
+        PodRole::Placeholder => placeholder_images(p),
+        _ => spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .filter_map(|c| c.image.as_deref())
+            .map(ImageName::normalize)
+            .collect(),
+    };
     let tolerations = spec
         .tolerations
         .iter()
@@ -141,7 +153,7 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
         preferred_affinity,
         host_ports: host_ports(spec)?,
         volumes: pod_volumes(namespace, name, spec, ctx.volumes)?,
-        unsupported: unsupported(spec),
+        unsupported: unsupported(namespace, name, spec, ctx.volumes),
         scheduling_gated: spec
             .scheduling_gates
             .as_ref()
@@ -235,14 +247,11 @@ fn pod_request(spec: &k8s::PodSpec) -> Result<PodRequest, ConvertError> {
     })
 }
 
+/// Host ports of the (regular) containers: kube-scheduler's NodePorts plugin does not count
+/// init containers' ports, and neither does hubpack, or the two would disagree.
 fn host_ports(spec: &k8s::PodSpec) -> Result<Vec<HostPort>, ConvertError> {
     let mut out = Vec::new();
-    let all = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .chain(spec.containers.iter());
-    for c in all {
+    for c in &spec.containers {
         for p in c.ports.iter().flatten() {
             let Some(port) = p.host_port.filter(|&h| h > 0) else {
                 continue;
@@ -263,7 +272,12 @@ fn host_ports(spec: &k8s::PodSpec) -> Result<Vec<HostPort>, ConvertError> {
 
 /// Hard constraints hubpack does not evaluate. Soft ones (preferred pod affinity,
 /// `ScheduleAnyway` spread) are ignored: they cannot make a placement invalid.
-fn unsupported(spec: &k8s::PodSpec) -> Vec<String> {
+fn unsupported(
+    namespace: &str,
+    name: &str,
+    spec: &k8s::PodSpec,
+    volumes: &dyn VolumeCatalog,
+) -> Vec<String> {
     let mut out = Vec::new();
     let affinity = spec.affinity.as_ref();
     if affinity
@@ -296,6 +310,37 @@ fn unsupported(spec: &k8s::PodSpec) -> Vec<String> {
     }
     if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
         out.push("resourceClaims (dynamic resource allocation)".to_string());
+    }
+    // kube-scheduler's VolumeRestrictions: disks a node may mount only once.
+    for v in spec.volumes.iter().flatten() {
+        let kind = if v.gce_persistent_disk.is_some() {
+            "gcePersistentDisk"
+        } else if v.aws_elastic_block_store.is_some() {
+            "awsElasticBlockStore"
+        } else if v.iscsi.is_some() {
+            "iscsi"
+        } else if v.rbd.is_some() {
+            "rbd"
+        } else {
+            continue;
+        };
+        out.push(format!(
+            "inline {kind} volume {:?} (VolumeRestrictions)",
+            v.name
+        ));
+    }
+    for claim in super::volume::claim_names(name, spec) {
+        let once = volumes.claim(namespace, &claim).is_some_and(|c| {
+            c.spec
+                .as_ref()
+                .and_then(|s| s.access_modes.as_ref())
+                .is_some_and(|m| m.iter().any(|m| m == "ReadWriteOncePod"))
+        });
+        if once {
+            out.push(format!(
+                "claim {claim:?} with access mode ReadWriteOncePod (VolumeRestrictions)"
+            ));
+        }
     }
     out
 }

@@ -137,3 +137,27 @@ pub fn topology_terms(terms: &[k8s::TopologySelectorTerm]) -> NodeSelector {
             .collect(),
     }
 }
+
+/// Whether `labels` satisfy a metav1 LabelSelector (`matchLabels` and `matchExpressions`
+/// with In, NotIn, Exists, DoesNotExist; an unknown operator matches nothing). An empty
+/// selector matches everything, as the API defines it.
+pub fn label_selector_matches(
+    s: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    let get = |k: &str| labels.and_then(|l| l.get(k));
+    s.match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| get(k) == Some(v))
+        && s.match_expressions.iter().flatten().all(|e| {
+            let values = e.values.as_deref().unwrap_or_default();
+            match e.operator.as_str() {
+                "In" => get(&e.key).is_some_and(|v| values.contains(v)),
+                "NotIn" => get(&e.key).is_none_or(|v| !values.contains(v)),
+                "Exists" => get(&e.key).is_some(),
+                "DoesNotExist" => get(&e.key).is_none(),
+                _ => false,
+            }
+        })
+}

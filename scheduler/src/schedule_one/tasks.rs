@@ -3,34 +3,32 @@
 
 use super::{priority_and_created, split};
 use crate::actions::bind::bind;
-use crate::actions::condition::mark_unschedulable;
 use crate::actions::events::pod_ref;
 use crate::actions::evict::{EvictOutcome, evict};
-use crate::actions::nominate::set_nomination;
-use crate::actions::volumes::{VolumeStep, apply_step};
-use crate::cluster_state::InFlight;
+use crate::actions::nominate::{nominate_preemptor, preempting_message};
+use crate::actions::status_lane::StatusWrite;
+use crate::actions::volumes::{VolumeStep, apply_step, unselect_node};
 use crate::context::Context;
-use crate::metrics::{AttemptResult, KindLabels};
+use crate::metrics::{AttemptResult, ReasonLabels};
 use hubpack_core::model::{Millis, PodKey};
 use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
 use std::sync::Arc;
 
-/// Clears a nomination that did not work out, in the snapshot at once and on the pod (the
-/// autoscaler never scales up for a nominated pod).
-pub(super) async fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey, ns: &str, name: &str) {
-    {
+/// Clears a nomination that did not work out, in the snapshot at once and, through the
+/// status lane, on the pod (the autoscaler never scales up for a nominated pod).
+pub(super) fn abandon_nomination(ctx: &Arc<Context>, key: &PodKey) {
+    let flight = {
         let mut st = ctx.state();
-        st.in_flight.remove(key);
         st.snapshot.clear_nomination(key);
+        st.in_flight.end(key)
+    };
+    // The reserved seat is free again for parked pods that could use it.
+    if let Some(flight) = flight {
+        crate::requeue::node_changed(ctx, flight.node());
     }
-    // The reserved seat is free again for parked pods.
-    ctx.queue().cluster_changed();
-    if ctx.may_write()
-        && let Err(e) = set_nomination(&ctx.client, &ctx.limiter, ns, name, None).await
-    {
-        tracing::warn!(pod = %key, error = %e, "could not clear the nomination");
-    }
+    ctx.status_lane
+        .push(key.clone(), StatusWrite::ClearNomination);
 }
 
 pub(super) fn spawn_bind(
@@ -66,22 +64,18 @@ pub(super) fn spawn_bind(
                 ctx.events.scheduled(&pod_ref(&raw), &node).await;
             }
             Err(e) => {
-                let kind = e
-                    .api_code()
-                    .map_or_else(|| e.metric_label().to_string(), |c| c.to_string());
+                let reason = crate::metrics::write_error_label(&e);
                 tracing::warn!(pod = %key, %node, error = %e, "bind failed");
                 ctx.metrics
                     .bind_errors
-                    .get_or_create(&KindLabels { kind })
+                    .get_or_create(&ReasonLabels { reason })
                     .inc();
                 ctx.metrics.attempt(AttemptResult::Error);
                 ctx.state().snapshot.forget(&key);
-                let now = ctx.now();
-                let mut q = ctx.queue();
                 // The seat it was assumed on is free again.
-                q.cluster_changed();
-                q.retry(key, priority, created, now);
-                drop(q);
+                crate::requeue::node_changed(&ctx, &node);
+                let now = ctx.now();
+                ctx.queue().retry(key, priority, created, now);
                 ctx.wake.notify_one();
             }
         }
@@ -104,10 +98,18 @@ pub(super) fn spawn_preemption(
         // seat is already reserved in the snapshot, and the bind still waits for every
         // victim's DELETE), and in sequence they put a second API round trip on every
         // preempting user's path.
+        let message = preempting_message(victims.len(), &node);
         let nominate = async {
-            if let Err(e) = set_nomination(&ctx.client, &ctx.limiter, &ns, &name, Some(&node)).await
-            {
-                tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName");
+            if ctx.limiter.acquire().await.is_err() {
+                return;
+            }
+            match nominate_preemptor(&ctx.client, &ns, &name, &node, &message).await {
+                Ok(()) => {
+                    if let Some(raw) = ctx.stores.pods.get(&ObjectRef::new(&name).within(&ns)) {
+                        ctx.events.failed_scheduling(&pod_ref(&raw), &message).await;
+                    }
+                }
+                Err(e) => tracing::warn!(pod = %key, error = %e, "could not set nominatedNodeName"),
             }
         };
         futures::join!(nominate, evict_all(&ctx, &key, &node, victims));
@@ -132,7 +134,14 @@ async fn evict_all(ctx: &Arc<Context>, key: &PodKey, node: &str, victims: Vec<Po
             }
             Ok(EvictOutcome::AlreadyGone) => {}
             Ok(EvictOutcome::Blocked) => {
-                tracing::warn!(victim = %victim, "eviction still refused (429); preemption will time out");
+                // A PodDisruptionBudget refuses it after every retry: waiting out the whole
+                // preemption timeout would only delay the user; decide again now.
+                tracing::warn!(pod = %key, %victim, "eviction still refused (429) after retries; deciding again");
+                ctx.metrics.evictions_refused.inc();
+                ctx.state().in_flight.expire(key);
+                ctx.queue().wake(key);
+                ctx.wake.notify_one();
+                return;
             }
             Err(e) => {
                 tracing::warn!(victim = %victim, error = %e, "eviction failed; preemption will time out");
@@ -146,41 +155,42 @@ pub(super) fn start_provisioning(
     key: PodKey,
     ns: &str,
     node: String,
-    steps: Vec<VolumeStep>,
+    mut steps: Vec<VolumeStep>,
     now: Millis,
 ) {
-    let claims = steps
-        .iter()
-        .map(|s| match s {
-            VolumeStep::BindVolume { claim, .. } | VolumeStep::SelectNode { claim } => {
-                claim.clone()
-            }
-        })
-        .collect();
+    // Pre-bind a static volume only as the decision saw it.
+    for step in &mut steps {
+        if let VolumeStep::BindVolume {
+            volume,
+            resource_version,
+            ..
+        } = step
+        {
+            *resource_version = ctx
+                .stores
+                .volumes
+                .get(&ObjectRef::new(volume))
+                .and_then(|pv| pv.metadata.resource_version.clone());
+        }
+    }
     let deadline = now
         + i64::try_from(ctx.config.volumes.bind_timeout_seconds)
             .unwrap_or(i64::MAX / 2)
             .saturating_mul(1000);
-    ctx.state().in_flight.insert(
-        key.clone(),
-        InFlight::Provisioning {
-            node: node.clone(),
-            claims,
-            deadline,
-        },
-    );
+    ctx.state()
+        .in_flight
+        .provision(key.clone(), node.clone(), steps.clone(), deadline);
     let ctx = ctx.clone();
     let ns = ns.to_string();
     tokio::spawn(async move {
         for step in &steps {
-            if !ctx.may_write() {
-                return; // the provisioning wait times out and the pod is rescheduled
-            }
+            // Not leading: `apply_step` refuses (the limiter checks the lease after the
+            // wait), and the pod is decided afresh once the lease is back.
             if let Err(e) = apply_step(&ctx.client, &ctx.limiter, &ns, &node, step).await {
                 tracing::warn!(pod = %key, ?step, error = %e, "volume preparation failed; rescheduling");
                 {
                     let mut st = ctx.state();
-                    st.in_flight.remove(&key);
+                    st.in_flight.end(&key);
                     st.snapshot.forget(&key);
                 }
                 ctx.queue().wake(&key);
@@ -191,20 +201,24 @@ pub(super) fn start_provisioning(
     });
 }
 
-pub(super) fn spawn_report_unschedulable(ctx: &Arc<Context>, raw: Arc<K8sPod>, message: String) {
+/// After a provisioning timeout: takes back the `selected-node` we set on each claim still
+/// unbound, so the claim is free to be provisioned where the pod goes next.
+pub(super) fn unselect_nodes(ctx: &Arc<Context>, ns: &str, node: &str, steps: &[VolumeStep]) {
+    let claims: Vec<_> = steps
+        .iter()
+        .filter(|s| matches!(s, VolumeStep::SelectNode { .. }))
+        .filter_map(|s| ctx.stores.claims.get(&ObjectRef::new(s.claim()).within(ns)))
+        .collect();
+    if claims.is_empty() {
+        return;
+    }
     let ctx = ctx.clone();
+    let node = node.to_string();
     tokio::spawn(async move {
-        if !ctx.may_write() {
-            return;
-        }
-        // The event goes with a change of the condition, not with every retry: a parked
-        // pod retried every few seconds would otherwise cost an event write each time.
-        match mark_unschedulable(&ctx.client, &ctx.limiter, &raw, &message).await {
-            Ok(true) => ctx.events.failed_scheduling(&pod_ref(&raw), &message).await,
-            Ok(false) => {}
-            Err(e) => tracing::warn!(
-                pod = ?raw.metadata.name, error = %e, "could not set the Unschedulable condition"
-            ),
+        for claim in claims {
+            if let Err(e) = unselect_node(&ctx.client, &ctx.limiter, &claim, &node).await {
+                tracing::warn!(claim = ?claim.metadata.name, error = %e, "could not take back selected-node");
+            }
         }
     });
 }

@@ -5,8 +5,9 @@ use super::*;
 use crate::config::Config;
 use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
+use crate::stores::Writers;
 use crate::test_support::*;
-use crate::watch::{self, Change, Writers};
+use crate::watch::{self, Change};
 use k8s_openapi::api::core::v1::Node as K8sNode;
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
@@ -27,11 +28,16 @@ fn env(leading: bool) -> Env {
 }
 
 fn env_with_gate(gate: LeaderGate) -> Env {
+    env_with(gate, |_| {})
+}
+
+fn env_with(gate: LeaderGate, tune: impl FnOnce(&mut Config)) -> Env {
     let (client, handle) = mock_client();
-    let (stores, writers) = watch::stores();
+    let (stores, writers) = crate::stores::stores();
     let mut reg = prometheus_client::registry::Registry::default();
     let mut config = Config::default();
-    config.policy.warm_settle_ms = 0;
+    config.policy.warm_settle_seconds = 0;
+    tune(&mut config);
     let ctx = Arc::new(Context::new(
         client,
         config,
@@ -39,6 +45,11 @@ fn env_with_gate(gate: LeaderGate) -> Env {
         gate,
         Metrics::new(&mut reg),
         None,
+    ));
+    // The status lane's worker, as `app` runs it.
+    tokio::spawn(crate::actions::status_lane::run(
+        ctx.clone(),
+        tokio_util::sync::CancellationToken::new(),
     ));
     Env {
         ctx,
@@ -118,6 +129,50 @@ fn event_reply() -> Value {
            "metadata": {"name": "e", "namespace": "hub"}, "eventTime": "2026-01-01T00:00:00.000000Z"})
 }
 
+/// The four writes of a preemption with one victim.
+struct PreemptionWrites {
+    nominate: Seen,
+    eviction: Seen,
+    events: Vec<Seen>,
+}
+
+impl PreemptionWrites {
+    fn event(&self, reason: &str) -> &Seen {
+        self.events
+            .iter()
+            .find(|e| e.body["reason"] == reason)
+            .unwrap_or_else(|| panic!("no {reason} event in {:?}", self.events))
+    }
+}
+
+async fn preemption_writes(e: &mut Env) -> PreemptionWrites {
+    let (mut nominate, mut eviction, mut events) = (None, None, Vec::new());
+    for _ in 0..4 {
+        let seen = next_with(&mut e.handle, |path| {
+            if path.ends_with("/status") {
+                (200, pod_json("hub", "alice"))
+            } else if path.ends_with("/events") {
+                (201, event_reply())
+            } else {
+                (201, status_ok())
+            }
+        })
+        .await;
+        if seen.path.ends_with("/status") {
+            nominate = Some(seen);
+        } else if seen.path.ends_with("/eviction") {
+            eviction = Some(seen);
+        } else {
+            events.push(seen);
+        }
+    }
+    PreemptionWrites {
+        nominate: nominate.expect("a nomination"),
+        eviction: eviction.expect("an eviction"),
+        events,
+    }
+}
+
 fn pop(ctx: &Context) -> PodKey {
     ctx.queue().pop(i64::MAX / 2).expect("a queued pod")
 }
@@ -167,35 +222,34 @@ async fn preemption_nominates_evicts_and_binds_only_after_the_victims_delete() {
             victims: vec![PodKey::new("hub", "ph-0")]
         }
     );
-    // The nomination and the eviction go out together, in either order.
-    let (mut nominate, mut eviction) = (None, None);
-    for _ in 0..2 {
-        let seen = next_with(&mut e.handle, |path| match path.ends_with("/status") {
-            true => (200, pod_json("hub", "alice")),
-            false => (201, status_ok()),
-        })
-        .await;
-        if seen.path.ends_with("/status") {
-            nominate = Some(seen);
-        } else {
-            eviction = Some(seen);
-        }
-    }
-    let (nominate, eviction) = (nominate.unwrap(), eviction.unwrap());
+    // The nomination (with the condition saying what the pod waits for) and the eviction
+    // go out together, then an event on each pod, in any order.
+    let w = preemption_writes(&mut e).await;
+    let nominate = &w.nominate;
     assert_eq!(nominate.path, "/api/v1/namespaces/hub/pods/alice/status");
     assert_eq!(
-        nominate.body,
-        json!({"status": {"nominatedNodeName": "n1"}})
+        nominate.content_type,
+        "application/strategic-merge-patch+json"
     );
+    assert_eq!(nominate.body["status"]["nominatedNodeName"], "n1");
+    let cond = &nominate.body["status"]["conditions"][0];
+    assert_eq!(cond["reason"], "Unschedulable");
+    assert_eq!(
+        cond["message"],
+        "preempting 1 placeholder on node n1: the pod binds there once they are gone"
+    );
+    let eviction = &w.eviction;
     assert_eq!(eviction.path, "/api/v1/namespaces/hub/pods/ph-0/eviction");
     assert_eq!(
         eviction.body["deleteOptions"]["preconditions"]["uid"],
         "uid-ph-0"
     );
     assert_eq!(eviction.body["deleteOptions"]["gracePeriodSeconds"], 0);
-    let preempted = next(&mut e.handle, 201, event_reply()).await;
-    assert_eq!(preempted.body["reason"], "Preempted");
+    let preempted = w.event("Preempted");
     assert_eq!(preempted.body["regarding"]["name"], "ph-0");
+    let waiting = w.event("FailedScheduling");
+    assert_eq!(waiting.body["regarding"]["name"], "alice");
+    assert_eq!(waiting.body["note"], cond["message"]);
 
     // The seat is reserved: a replacement placeholder must not take it.
     {
@@ -236,25 +290,57 @@ async fn a_preemption_that_times_out_clears_the_nomination() {
     let mut e = env(true);
     e.node("n1", "4");
     e.pod(placeholder("ph-0", "4", "n1"));
+    let mut alice = user("alice", "2");
+    e.pod(alice.clone());
+    schedule_one(&e.ctx, pop(&e.ctx)).await;
+    preemption_writes(&mut e).await;
+    // The watch shows the nomination.
+    alice["status"] = json!({"nominatedNodeName": "n1"});
+    e.pod(alice);
+
+    // The victim never goes, and the node goes away: the deadline passes.
+    let key = PodKey::new("hub", "alice");
+    e.ctx.state().in_flight.expire(&key);
+    let n1: K8sNode = serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap();
+    watch::on_node(&e.ctx, Change::Deleted(&n1));
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    assert!(
+        matches!(attempt, Attempt::Unschedulable { .. }),
+        "{attempt:?}"
+    );
+    assert!(e.ctx.state().in_flight.get(&key).is_none());
+    // One status write: the condition, which clears the nomination too.
+    let patch = next(&mut e.handle, 200, pod_json("hub", "alice")).await;
+    assert_eq!(patch.body["status"]["nominatedNodeName"], Value::Null);
+    assert!(
+        patch.body["status"]
+            .as_object()
+            .unwrap()
+            .contains_key("nominatedNodeName")
+    );
+    assert_eq!(
+        patch.body["status"]["conditions"][0]["reason"],
+        "Unschedulable"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_preemption_whose_victims_remain_is_redone_without_clearing_in_between() {
+    let mut e = env(true);
+    e.node("n1", "4");
+    e.pod(placeholder("ph-0", "4", "n1"));
     e.pod(user("alice", "2"));
     schedule_one(&e.ctx, pop(&e.ctx)).await;
-    next(&mut e.handle, 200, pod_json("hub", "alice")).await;
-    next(&mut e.handle, 201, status_ok()).await;
-    next(&mut e.handle, 201, event_reply()).await;
-
-    // Force the deadline into the past.
+    preemption_writes(&mut e).await;
     let key = PodKey::new("hub", "alice");
-    if let Some(InFlight::Preempting { deadline, .. }) = e.ctx.state().in_flight.get_mut(&key) {
-        *deadline = 0;
-    }
-    let ctx = e.ctx.clone();
-    let k = pop(&ctx);
-    let run = tokio::spawn(async move { schedule_one(&ctx, k).await });
-    let clear = next(&mut e.handle, 200, pod_json("hub", "alice")).await;
-    assert_eq!(clear.body, json!({"status": {"nominatedNodeName": null}}));
-    // The victim is still there, so the pod preempts afresh rather than binding.
-    let attempt = run.await.unwrap();
+    e.ctx.state().in_flight.expire(&key);
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
     assert!(matches!(attempt, Attempt::Preempting { .. }), "{attempt:?}");
+    // Nominated again and the victim evicted again; the clear queued by the timeout was
+    // dropped, or it would undo the new nomination.
+    let w = preemption_writes(&mut e).await;
+    assert_eq!(w.nominate.body["status"]["nominatedNodeName"], "n1");
+    e.silent().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -285,6 +371,75 @@ async fn an_unfittable_pod_gets_the_unschedulable_condition_and_event() {
     );
 }
 
+/// A pending placeholder created `age_ms` ago (wall clock, the scheduler's clock).
+fn pending_placeholder(name: &str, cpu: &str, age_ms: i64) -> Value {
+    let mut p = placeholder(name, cpu, "");
+    let created =
+        jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond() - age_ms)
+            .unwrap();
+    p["metadata"]["creationTimestamp"] = json!(created.to_string());
+    p["spec"].as_object_mut().unwrap().remove("nodeName");
+    p["status"] = json!({"phase": "Pending"});
+    p
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fresh_placeholder_that_does_not_fit_is_marked_unschedulable_only_after_the_grace() {
+    let mut e = env_with(LeaderGate::always(), |c| {
+        c.placeholder_unschedulable_grace_seconds = 1;
+    });
+    e.node("n1", "2");
+    // Within the grace: no condition, no event; back in the queue at creation + grace.
+    e.pod(pending_placeholder("fresh", "16", 0));
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let Attempt::HeldBack { until } = attempt else {
+        panic!("{attempt:?}")
+    };
+    e.silent().await;
+    assert_eq!(e.ctx.queue().depth(), (0, 1, 0), "waiting, not parked");
+    assert_eq!(e.ctx.queue().next_ready_at(), Some(until));
+
+    // The grace runs on the wall clock, as creation times do.
+    std::thread::sleep(Duration::from_millis(1100));
+    let key = e
+        .ctx
+        .queue()
+        .pop(e.ctx.now())
+        .expect("ready after the grace");
+    let attempt = schedule_one(&e.ctx, key).await;
+    assert!(
+        matches!(attempt, Attempt::Unschedulable { .. }),
+        "{attempt:?}"
+    );
+    let patch = next(&mut e.handle, 200, pod_json("hub", "fresh")).await;
+    assert_eq!(patch.path, "/api/v1/namespaces/hub/pods/fresh/status");
+    assert_eq!(
+        patch.body["status"]["conditions"][0]["reason"],
+        "Unschedulable"
+    );
+    next(&mut e.handle, 201, event_reply()).await;
+
+    // Deleted within its grace (the controller lowered the replicas): nothing is written.
+    // ("fresh" stays parked for queue.unschedulableRetrySeconds: pops are timed before that.)
+    let gone = e.pod(pending_placeholder("surplus", "16", 0));
+    let key = e.ctx.queue().pop(e.ctx.now()).expect("surplus");
+    let attempt = schedule_one(&e.ctx, key).await;
+    assert!(matches!(attempt, Attempt::HeldBack { .. }), "{attempt:?}");
+    e.delete(&gone);
+    assert_eq!(e.ctx.queue().pop(e.ctx.now() + 2_000), None);
+    e.silent().await;
+
+    // A user is never held back.
+    e.pod(user("big", "16"));
+    let key = e.ctx.queue().pop(e.ctx.now()).expect("big");
+    let attempt = schedule_one(&e.ctx, key).await;
+    assert!(
+        matches!(attempt, Attempt::Unschedulable { .. }),
+        "{attempt:?}"
+    );
+    next(&mut e.handle, 200, pod_json("hub", "big")).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_malformed_pod_is_reported_and_skipped() {
     let mut e = env(true);
@@ -305,7 +460,59 @@ async fn a_malformed_pod_is_reported_and_skipped() {
         patch.body["status"]["conditions"][0]["message"],
         message.as_str()
     );
+    // No node would help: a reason the cluster autoscaler ignores (issue #9 item 5).
+    assert_eq!(
+        patch.body["status"]["conditions"][0]["reason"],
+        "SchedulerError"
+    );
     next(&mut e.handle, 201, event_reply()).await;
+}
+
+/// Issue #9 item 5: a constraint only hubpack refuses is reported with `SchedulerError`, so
+/// the autoscaler adds no node hubpack would never use.
+#[tokio::test(start_paused = true)]
+async fn an_unsupported_constraint_is_a_scheduler_error_not_unschedulable() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    let mut p = user("spread", "1");
+    p["spec"]["topologySpreadConstraints"] = json!([{"maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"a": "b"}}}]);
+    e.pod(p);
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let Attempt::Unschedulable { message } = attempt else {
+        panic!("{attempt:?}")
+    };
+    assert!(
+        message.contains("not supported by hubpack-scheduler"),
+        "{message}"
+    );
+    let patch = next(&mut e.handle, 200, pod_json("hub", "spread")).await;
+    assert_eq!(
+        patch.body["status"]["conditions"][0]["reason"],
+        "SchedulerError"
+    );
+}
+
+/// Issue #9 item 3: a status write whose pod is no longer pending when its turn comes is
+/// dropped.
+#[tokio::test(start_paused = true)]
+async fn a_status_write_for_a_pod_no_longer_pending_is_dropped() {
+    let mut e = env(true);
+    e.node("n1", "2");
+    let mut big = user("big", "16");
+    e.pod(big.clone());
+    // Queued behind nothing but not sent yet: the pod binds elsewhere meanwhile.
+    e.ctx.status_lane.push(
+        PodKey::new("hub", "big"),
+        crate::actions::status_lane::StatusWrite::NotScheduled {
+            reason: crate::actions::condition::NotScheduled::Unschedulable,
+            message: "0/1 nodes are available: 1 Insufficient cpu.".into(),
+        },
+    );
+    big["spec"]["nodeName"] = json!("n1");
+    e.pod(big);
+    e.silent().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -376,7 +583,7 @@ async fn the_loop_waits_for_every_cache_before_deciding() {
     // Nodes listed, pods perhaps not yet: binding now could overcommit.
     e.silent().await;
     e.ctx.synced.store(
-        crate::watch::WATCHED_KINDS,
+        crate::stores::WATCHED_KINDS,
         std::sync::atomic::Ordering::Release,
     );
     e.ctx.wake.notify_one();
@@ -421,9 +628,198 @@ async fn a_kubelet_rejection_is_an_event_and_a_metric() {
         .ctx
         .metrics
         .kubelet_rejections
-        .get_or_create(&crate::metrics::KindLabels {
-            kind: "OutOfcpu".into(),
+        .get_or_create(&crate::metrics::ReasonLabels {
+            reason: "out_of_cpu".into(),
         })
         .get();
     assert_eq!(counted, 1);
+}
+
+/// Issue #9 bug 1: the lease lapses and comes back while a pod waits for its claim to be
+/// provisioned. The pod is still assumed on its node; it must bind once the claim is Bound,
+/// not be dropped as "already bound" with nothing written.
+#[tokio::test(start_paused = true)]
+async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let mut e = env_with_gate(LeaderGate::new());
+    e.ctx.leader.extend(i64::MAX / 2);
+    e.node("n1", "8");
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "wffc"}, "provisioner": "example.com/disk",
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .unwrap();
+    e.writers.classes.apply_watcher_event(&Event::Apply(class));
+    let claim = |bound: bool| -> PersistentVolumeClaim {
+        let mut c = json!({"metadata": {"name": "home", "namespace": "hub"},
+            "spec": {"storageClassName": "wffc", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}});
+        if bound {
+            c["spec"]["volumeName"] = json!("pv-1");
+            c["status"] = json!({"phase": "Bound"});
+        }
+        serde_json::from_value(c).unwrap()
+    };
+    e.writers
+        .claims
+        .apply_watcher_event(&Event::Apply(claim(false)));
+    let mut pod = user("alice", "1");
+    pod["spec"]["volumes"] =
+        json!([{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]);
+    e.pod(pod);
+    e.ctx.synced.store(
+        crate::stores::WATCHED_KINDS,
+        std::sync::atomic::Ordering::Release,
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(crate::scheduler_loop::run(e.ctx.clone(), shutdown.clone()));
+
+    let select = next(
+        &mut e.handle,
+        200,
+        json!({"apiVersion": "v1",
+        "kind": "PersistentVolumeClaim", "metadata": {"name": "home", "namespace": "hub"}}),
+    )
+    .await;
+    assert_eq!(
+        select.body["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        "n1"
+    );
+
+    // The lease lapses for a few rounds of the loop, then is renewed.
+    e.ctx.leader.revoke();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    e.ctx.leader.extend(i64::MAX / 2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The provisioner binds the claim: the pod binds to the node it was assumed on.
+    let bound = claim(true);
+    e.writers
+        .claims
+        .apply_watcher_event(&Event::Apply(bound.clone()));
+    watch::on_claim(&e.ctx, Change::Applied(&bound));
+    e.ctx.wake.notify_one();
+    let bind = next(&mut e.handle, 201, status_ok()).await;
+    assert_eq!(bind.path, "/api/v1/namespaces/hub/pods/alice/binding");
+    assert_eq!(bind.body["target"]["name"], "n1");
+    shutdown.cancel();
+    run.await.unwrap();
+}
+
+/// Two pods, one static volume: the first decision reserves it (and pre-binds it with the
+/// PV's resourceVersion), so the second cannot take it before the watch shows the claimRef.
+#[tokio::test(start_paused = true)]
+async fn a_static_volume_being_pre_bound_is_reserved_for_its_pod() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let mut e = env(true);
+    e.node("n1", "8");
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "local"}, "provisioner": "kubernetes.io/no-provisioner",
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .unwrap();
+    e.writers.classes.apply_watcher_event(&Event::Apply(class));
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": "pv-1", "resourceVersion": "5"},
+        "spec": {"storageClassName": "local", "capacity": {"storage": "1Gi"},
+                 "accessModes": ["ReadWriteOnce"], "hostPath": {"path": "/x"}}}))
+    .unwrap();
+    e.writers.volumes.apply_watcher_event(&Event::Apply(pv));
+    for name in ["home-a", "home-b"] {
+        let c: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "hub"},
+            "spec": {"storageClassName": "local", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}))
+        .unwrap();
+        e.writers.claims.apply_watcher_event(&Event::Apply(c));
+    }
+    for (pod, claim) in [("a", "home-a"), ("b", "home-b")] {
+        let mut p = user(pod, "1");
+        p["spec"]["volumes"] =
+            json!([{"name": "home", "persistentVolumeClaim": {"claimName": claim}}]);
+        e.pod(p);
+    }
+    let first = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    assert_eq!(first, Attempt::Provisioning { node: "n1".into() });
+    let prebind = next(
+        &mut e.handle,
+        200,
+        json!({"apiVersion": "v1",
+        "kind": "PersistentVolume", "metadata": {"name": "pv-1"}}),
+    )
+    .await;
+    assert_eq!(prebind.path, "/api/v1/persistentvolumes/pv-1");
+    assert_eq!(prebind.body["metadata"]["resourceVersion"], "5");
+    let key = e.ctx.queue().pop(e.ctx.now()).expect("the second pod");
+    assert_eq!(key, PodKey::new("hub", "b"));
+    let second = schedule_one(&e.ctx, key).await;
+    let Attempt::Unschedulable { message } = second else {
+        panic!("{second:?}")
+    };
+    assert!(
+        message.contains("didn't find available persistent volumes to bind"),
+        "{message}"
+    );
+}
+
+/// Issue #9 item 12: an eviction a PodDisruptionBudget still refuses after every retry is
+/// counted, and the preemptor is decided again at once instead of waiting out the timeout.
+#[tokio::test(start_paused = true)]
+async fn an_eviction_refused_after_its_retries_is_counted_and_the_pod_decided_again() {
+    let mut e = env(true);
+    e.node("n1", "4");
+    e.pod(placeholder("ph-0", "4", "n1"));
+    e.pod(user("alice", "2"));
+    schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let mut evictions = 0;
+    while evictions <= crate::actions::evict::RETRIES_ON_429 {
+        let seen = next_with(&mut e.handle, |path| {
+            if path.ends_with("/eviction") {
+                (429, status_err(429, "TooManyRequests"))
+            } else if path.ends_with("/events") {
+                (201, event_reply())
+            } else {
+                (200, pod_json("hub", "alice"))
+            }
+        })
+        .await;
+        evictions += u32::from(seen.path.ends_with("/eviction"));
+    }
+    // Drain the nomination's event if it came after the last eviction.
+    let _ = tokio::time::timeout(Duration::from_millis(100), async {
+        next(&mut e.handle, 201, event_reply()).await
+    })
+    .await;
+    for _ in 0..100 {
+        if e.ctx.metrics.evictions_refused.get() == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(e.ctx.metrics.evictions_refused.get(), 1);
+    let key = e
+        .ctx
+        .queue()
+        .pop(e.ctx.now())
+        .expect("woken at once, not after preemption.timeoutSeconds");
+    assert_eq!(key, PodKey::new("hub", "alice"));
+    let key2 = key.clone();
+    let ctx = e.ctx.clone();
+    let again = tokio::spawn(async move { schedule_one(&ctx, key2).await });
+    // The nomination is abandoned and the pod preempts afresh (the PDB may allow it now).
+    preemption_writes_answering_429(&mut e).await;
+    assert!(matches!(again.await.unwrap(), Attempt::Preempting { .. }));
+    assert_eq!(e.ctx.metrics.preemption_timeouts.get(), 1);
+}
+
+async fn preemption_writes_answering_429(e: &mut Env) {
+    // Just the first request of the new preemption: its nomination or its eviction.
+    next_with(&mut e.handle, |path| {
+        if path.ends_with("/eviction") {
+            (201, status_ok())
+        } else {
+            (200, pod_json("hub", "alice"))
+        }
+    })
+    .await;
 }

@@ -22,6 +22,8 @@ pub struct Seen {
     pub nominated: HashMap<String, (String, Instant)>,
     /// placeholder name → (node, first seen deleting or deleted)
     pub placeholder_gone: HashMap<String, (String, Instant)>,
+    /// pod name → first seen Ready
+    pub ready: HashMap<String, Instant>,
     /// node → first seen listing the user image
     pub warm_since: HashMap<String, Instant>,
 }
@@ -59,6 +61,14 @@ fn record_pod(seen: &Shared, p: &Pod, deleted: bool) {
         .filter(|n| !n.is_empty())
     {
         s.nominated.entry(name.clone()).or_insert((n, now));
+    }
+    let ready = p
+        .status
+        .as_ref()
+        .and_then(|st| st.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    if ready {
+        s.ready.entry(name.clone()).or_insert(now);
     }
     if let Some(node) = node {
         s.bound.entry(name).or_insert((node, now));

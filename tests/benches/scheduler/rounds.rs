@@ -1,7 +1,7 @@
 //! The bench's rounds (one fresh cluster per scheduler) and its report.
 
 use crate::setup::{self, Scheduler};
-use crate::workload::{self, Burst, Throughput};
+use crate::workload::{self, Backlog, Burst, Throughput};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +13,8 @@ struct Knobs {
     window: Duration,
     qps: u32,
     burst: u32,
+    backlog: usize,
+    backlog_burst: usize,
 }
 
 fn knob(name: &str, default: usize) -> usize {
@@ -32,6 +34,8 @@ impl Knobs {
             window: Duration::from_secs(knob("BENCH_WINDOW_S", 120) as u64),
             qps: knob("BENCH_QPS", 200) as u32,
             burst: knob("BENCH_BURST", 400) as u32,
+            backlog: knob("BENCH_BACKLOG", 10_000),
+            backlog_burst: knob("BENCH_BACKLOG_BURST", 200),
         }
     }
 }
@@ -42,6 +46,7 @@ const BURST_LIMIT: Duration = Duration::from_secs(180);
 
 struct Full {
     burst: Burst,
+    backlog: Option<Backlog>,
     throughput: Throughput,
     rss_mib: (f64, f64),
     overcommitted: usize,
@@ -96,8 +101,50 @@ async fn round(
         burst.hol_users,
         burst.overcommitted,
     );
+    eprintln!(
+        "[{tag}] burst: {}/{} Ready{}, creation→Ready p50 {:.0} ms p99 {:.0} ms",
+        burst.ready,
+        burst.users,
+        if burst.ready_timed_out {
+            " (TIMED OUT)"
+        } else {
+            ""
+        },
+        burst.ready_p50_ms,
+        burst.ready_p99_ms,
+    );
     let throughput = workload::throughput(&client, tag, k.pods, THROUGHPUT_LIMIT).await;
     report_throughput(tag, &throughput);
+    // hubpack only (it needs the scheduler's queue depth): the backlog phase.
+    let backlog = match running.metrics_port {
+        Some(port) if k.backlog > 0 => {
+            let b = workload::backlog(
+                &client,
+                tag,
+                port,
+                k.backlog,
+                k.backlog_burst,
+                THROUGHPUT_LIMIT,
+            )
+            .await;
+            eprintln!(
+                "[{tag}] backlog: burst of {} creation→bound p99 {:.0} ms with {} pending ({} parked){} vs {:.0} ms idle{}",
+                b.burst,
+                b.backlog_p99_ms,
+                b.pending,
+                b.parked,
+                if b.backlog_timed_out {
+                    " (TIMED OUT)"
+                } else {
+                    ""
+                },
+                b.idle_p99_ms,
+                if b.idle_timed_out { " (TIMED OUT)" } else { "" },
+            );
+            Some(b)
+        }
+        _ => None,
+    };
     // The pods are gone by now; VmHWM keeps the peak.
     let rss_mib = running.rss_mib();
     let decide_us = match running.metrics_port {
@@ -128,6 +175,7 @@ async fn round(
     (
         Full {
             burst,
+            backlog,
             throughput,
             rss_mib,
             overcommitted,
@@ -207,19 +255,48 @@ pub async fn bench() {
         "RSS peak: hubpack-scheduler {:.0} MiB, kube-scheduler {:.0} MiB",
         ours.rss_mib.1, theirs.rss_mib.1
     );
-    println!(
-        "{{\"bench\":\"scheduler\",\"nodes\":{},\"pods\":{},\"qps\":{},\"hubpack_pods_per_s\":{:.1},\"kube_scheduler_pods_per_s\":{:.1},\"kube_scheduler_default_qps_pods_per_s\":{:.1},\"hubpack_burst_bind_p99_ms\":{:.0},\"kube_scheduler_burst_bind_p99_ms\":{:.0},\"hubpack_preempt_bind_p99_ms\":{:.0},\"hubpack_hol_users\":{},\"kube_scheduler_hol_users\":{},\"overcommitted_nodes\":{}}}",
-        k.nodes,
-        k.pods,
-        k.qps,
-        ours.throughput.pods_per_s,
-        theirs.throughput.pods_per_s,
-        kube_default,
-        ours.burst.bind_p99_ms,
-        theirs.burst.bind_p99_ms,
-        ours.burst.preempt_bind_p99_ms,
-        ours.burst.hol_users,
-        theirs.burst.hol_users,
-        ours.overcommitted + theirs.overcommitted,
-    );
+    let (backlog_pending, backlog_p99, idle_p99) =
+        ours.backlog.as_ref().map_or((0, f64::NAN, f64::NAN), |b| {
+            (b.pending, b.backlog_p99_ms, b.idle_p99_ms)
+        });
+    let summary = serde_json::json!({
+        "bench": "scheduler",
+        "nodes": k.nodes,
+        "pods": k.pods,
+        "qps": k.qps,
+        "hubpack_pods_per_s": round1(ours.throughput.pods_per_s),
+        "kube_scheduler_pods_per_s": round1(theirs.throughput.pods_per_s),
+        "kube_scheduler_default_qps_pods_per_s": round1(kube_default),
+        "hubpack_burst_bind_p99_ms": round0(ours.burst.bind_p99_ms),
+        "kube_scheduler_burst_bind_p99_ms": round0(theirs.burst.bind_p99_ms),
+        "hubpack_burst_ready_p50_ms": round0(ours.burst.ready_p50_ms),
+        "hubpack_burst_ready_p99_ms": round0(ours.burst.ready_p99_ms),
+        "kube_scheduler_burst_ready_p50_ms": round0(theirs.burst.ready_p50_ms),
+        "kube_scheduler_burst_ready_p99_ms": round0(theirs.burst.ready_p99_ms),
+        "hubpack_preempt_bind_p99_ms": round0(ours.burst.preempt_bind_p99_ms),
+        "hubpack_hol_users": ours.burst.hol_users,
+        "kube_scheduler_hol_users": theirs.burst.hol_users,
+        "backlog_pending_pods": backlog_pending,
+        "backlog_burst_bind_p99_ms": round0(backlog_p99),
+        "idle_burst_bind_p99_ms": round0(idle_p99),
+        "overcommitted_nodes": ours.overcommitted + theirs.overcommitted,
+    });
+    println!("{summary}");
+}
+
+/// A figure for the JSON summary: NaN (nothing measured) becomes null.
+fn round0(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        serde_json::json!(v.round() as i64)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+fn round1(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        serde_json::json!((v * 10.0).round() / 10.0)
+    } else {
+        serde_json::Value::Null
+    }
 }

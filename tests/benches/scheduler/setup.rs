@@ -1,7 +1,7 @@
 //! The bench's cluster: the local control plane without its stock kube-scheduler (each round
 //! starts the scheduler under test itself), 500 kwok user nodes, a few warm (the user image is
-//! there) and the rest cold (it is not; a pull takes longer than the burst lasts), and the
-//! placeholder PriorityClass. Also starts and measures the two schedulers.
+//! there) and the rest cold (it is not; a pull takes [`pull_time`]), and the placeholder
+//! PriorityClass. Also starts and measures the two schedulers.
 
 use futures::StreamExt;
 use hubpack_e2e::binaries::{self, Component};
@@ -22,8 +22,17 @@ pub const PLACEHOLDER_CLASS: &str = "bench-user-placeholder";
 pub const NODE_CPU: &str = "8";
 pub const NODE_MEMORY: &str = "32Gi";
 pub const SEATS_PER_NODE: usize = 16;
-/// Cold nodes stay cold for the whole burst: a pull takes 10 minutes (DESIGN: 5-10 min).
-const PULL_TIME: Duration = Duration::from_secs(600);
+/// How long a pull takes on a cold node (`BENCH_PULL_S`, default 60 s): shorter than in
+/// life (5-10 min) so the bench can wait for every user of the class burst to be Ready,
+/// cold pulls included: users wait for Ready, not for the bind.
+pub fn pull_time() -> Duration {
+    Duration::from_secs(
+        std::env::var("BENCH_PULL_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60),
+    )
+}
 
 pub fn warm_name(i: usize) -> String {
     format!("user-warm-{i}")
@@ -34,7 +43,7 @@ pub async fn cluster(tag: &str, warm: usize, cold: usize) -> (Cluster, kube::Cli
     let dir = format!("/tmp/hubpack-bench-{}-{tag}", std::process::id());
     let mut opts = ClusterOptions::new(dir, env!("CARGO_BIN_EXE_hubpack-e2e-model"));
     opts.kube_scheduler = false;
-    opts.default_pull_time = PULL_TIME;
+    opts.default_pull_time = pull_time();
     opts.ready_timeout = Duration::from_secs(300);
     let cluster = Cluster::start(&opts)
         .await
@@ -215,7 +224,7 @@ pub async fn start(cluster: &Cluster, which: &Scheduler, name: &str) -> Running 
 fn hubpack_config(qps: u32, burst: u32, metrics_port: u16) -> String {
     format!(
         "schedulerName: {SCHEDULER_NAME}\n\
-         policy:\n  warm_settle_ms: 0\n\
+         policy:\n  warmSettleSeconds: 0\n\
          leaderElection:\n  enabled: false\n\
          api:\n  qps: {qps}\n  burst: {burst}\n\
          metricsAddress: 127.0.0.1:{metrics_port}\n"
@@ -298,4 +307,12 @@ pub fn histogram_mean(text: &str, name: &str) -> f64 {
             .unwrap_or(f64::NAN)
     };
     value("sum") / value("count")
+}
+
+/// A gauge's value (the first sample line `name{labels} v`), NaN when absent.
+pub fn gauge(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{sample} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
 }

@@ -82,21 +82,7 @@ pub async fn throughput(
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
 
     let start = Instant::now();
-    let created: HashMap<String, Instant> = futures::stream::iter(0..pods)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let name = format!("u-{i}");
-                let at = Instant::now();
-                api.create(&PostParams::default(), &user(&name))
-                    .await
-                    .unwrap();
-                (name, at)
-            }
-        })
-        .buffer_unordered(64)
-        .collect()
-        .await;
+    let created = create_users(&api, pods).await;
     let create_s = start.elapsed().as_secs_f64();
     let timed_out = wait_bound(&seen, pods, start + limit, tag, "throughput").await;
     for w in watches {
@@ -105,11 +91,7 @@ pub async fn throughput(
     let overcommitted = observe::overcommitted_nodes(client).await;
     // The watches are stopped: take what they saw.
     let s = std::mem::take(&mut *observe::lock(&seen));
-    let latencies: Vec<f64> = s
-        .bound
-        .iter()
-        .filter_map(|(n, (_, at))| Some(ms(*at - *created.get(n)?)))
-        .collect();
+    let latencies = bind_latencies(&s, &created);
     let last = s.bound.values().map(|(_, at)| *at).max().unwrap_or(start);
     let result = Throughput {
         created: created.len(),
@@ -131,12 +113,62 @@ pub async fn throughput(
     result
 }
 
+/// Creates a pod, retrying what an overloaded API server answers now and then (a timeout,
+/// 429, 5xx) for up to a minute; a pod already there (an earlier try that did land) counts.
+async fn create(api: &Api<Pod>, pod: &Pod) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match api.create(&PostParams::default(), pod).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => return,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!(
+                    "bench: creating {:?} failed ({e}); retrying",
+                    pod.metadata.name
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("creating {:?}: {e}", pod.metadata.name),
+        }
+    }
+}
+
+/// Creates users `u-0` … `u-{n-1}` at once (64 requests in flight); when each was created.
+async fn create_users(api: &Api<Pod>, n: usize) -> HashMap<String, Instant> {
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("u-{i}");
+                let at = Instant::now();
+                create(&api, &user(&name)).await;
+                (name, at)
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+/// Creation→bound of every pod seen bound, in milliseconds.
+fn bind_latencies(s: &Seen, created: &HashMap<String, Instant>) -> Vec<f64> {
+    s.bound
+        .iter()
+        .filter_map(|(n, (_, at))| Some(ms(*at - *created.get(n)?)))
+        .collect()
+}
+
 pub struct Burst {
     pub users: usize,
     pub bound: usize,
     pub timed_out: bool,
     pub bind_p50_ms: f64,
     pub bind_p99_ms: f64,
+    /// Users seen Ready (their image pulled) and creation→Ready quantiles.
+    pub ready: usize,
+    pub ready_timed_out: bool,
+    pub ready_p50_ms: f64,
+    pub ready_p99_ms: f64,
     pub preemptors: usize,
     pub preempt_bind_p50_ms: f64,
     pub preempt_bind_p99_ms: f64,
@@ -166,7 +198,7 @@ pub async fn burst(
     futures::stream::iter(placeholders)
         .map(|p| {
             let api = api.clone();
-            async move { api.create(&PostParams::default(), &p).await.unwrap() }
+            async move { create(&api, &p).await }
         })
         .buffer_unordered(32)
         .collect::<Vec<_>>()
@@ -185,9 +217,7 @@ pub async fn burst(
                 tokio::time::sleep_until((start + gap * i as u32).into()).await;
                 let name = format!("u-{i}");
                 let at = Instant::now();
-                api.create(&PostParams::default(), &user(&name))
-                    .await
-                    .unwrap();
+                create(&api, &user(&name)).await;
                 (name, at)
             }
         })
@@ -195,6 +225,14 @@ pub async fn burst(
         .collect()
         .await;
     let timed_out = wait_bound(&seen, users, start + window + limit, tag, "burst").await;
+    // Users wait for Ready, not for the bind: on a cold node, for the pull too.
+    let ready_timed_out = wait_ready(
+        &seen,
+        users,
+        Instant::now() + crate::setup::pull_time() + limit,
+        tag,
+    )
+    .await;
     // Let late placeholder deletions reach the watch before reading it.
     tokio::time::sleep(Duration::from_secs(1)).await;
     for w in watches {
@@ -202,7 +240,8 @@ pub async fn burst(
     }
     let overcommitted = observe::overcommitted_nodes(client).await;
     let s = std::mem::take(&mut *observe::lock(&seen));
-    let result = burst_result(&s, &arrivals, overcommitted, timed_out);
+    let mut result = burst_result(&s, &arrivals, overcommitted, timed_out);
+    result.ready_timed_out = ready_timed_out;
     clean(client, &ns).await;
     result
 }
@@ -248,6 +287,11 @@ fn burst_result(
             Some(ms(bound_at.saturating_duration_since(evicted_at)))
         })
         .collect();
+    let ready: Vec<f64> = s
+        .ready
+        .iter()
+        .filter_map(|(n, at)| Some(ms(at.saturating_duration_since(*arrivals.get(n)?))))
+        .collect();
     let warm_at = |node: &str, t: Instant| s.warm_since.get(node).is_some_and(|w| *w <= t);
     let on_cold: Vec<&String> = s
         .bound
@@ -269,6 +313,10 @@ fn burst_result(
         timed_out,
         bind_p50_ms: quantile(&bind, 0.5),
         bind_p99_ms: quantile(&bind, 0.99),
+        ready: ready.len(),
+        ready_timed_out: false,
+        ready_p50_ms: quantile(&ready, 0.5),
+        ready_p99_ms: quantile(&ready, 0.99),
         preemptors: preempt.len(),
         preempt_bind_p50_ms: quantile(&preempt, 0.5),
         preempt_bind_p99_ms: quantile(&preempt, 0.99),
@@ -308,6 +356,120 @@ fn warm_seat_existed(s: &Seen, arrivals: &HashMap<String, Instant>, t: Instant) 
         }
     }
     taken < seats
+}
+
+/// Waits until `n` pods are seen Ready or `deadline`; true when it timed out.
+async fn wait_ready(seen: &Shared, n: usize, deadline: Instant, tag: &str) -> bool {
+    loop {
+        let ready = observe::lock(seen).ready.len();
+        if ready >= n {
+            return false;
+        }
+        if Instant::now() >= deadline {
+            eprintln!("[{tag}] burst: TIMED OUT with {ready} of {n} users Ready");
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub struct Backlog {
+    pub pending: usize,
+    pub parked: f64,
+    pub burst: usize,
+    pub idle_p99_ms: f64,
+    pub backlog_p99_ms: f64,
+    pub idle_timed_out: bool,
+    pub backlog_timed_out: bool,
+}
+
+/// A user that fits no node (more cpu than any node has): Unschedulable for good.
+fn unfittable(name: &str) -> Pod {
+    let mut pod = user(name);
+    if let Some(c) = pod.spec.as_mut().map(|s| &mut s.containers[0]) {
+        c.resources = Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("64".into())),
+                ("memory".to_string(), Quantity("1Gi".into())),
+            ])),
+            ..Default::default()
+        });
+    }
+    pod
+}
+
+/// `burst` schedulable users created at once; their creation→bound p99.
+async fn one_burst(
+    client: &kube::Client,
+    tag: &str,
+    prefix: &str,
+    burst: usize,
+    limit: Duration,
+) -> (f64, bool) {
+    let ns = harness::create_namespace(client, prefix).await.unwrap();
+    let seen: Shared = Arc::new(Mutex::new(Seen::default()));
+    let watches = observe::watch(client, &ns, seen.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let start = Instant::now();
+    let created = create_users(&api, burst).await;
+    let timed_out = wait_bound(&seen, burst, start + limit, tag, prefix).await;
+    for w in watches {
+        w.abort();
+    }
+    let s = std::mem::take(&mut *observe::lock(&seen));
+    let latencies = bind_latencies(&s, &created);
+    clean(client, &ns).await;
+    (quantile(&latencies, 0.99), timed_out)
+}
+
+/// Issue #9 item 8: the same burst of schedulable users on an idle scheduler, then with
+/// `pending` unschedulable pods parked in its queue (and their status writes queued): the
+/// burst's creation→bound p99 must stay within 2× of the idle one.
+pub async fn backlog(
+    client: &kube::Client,
+    tag: &str,
+    metrics_port: u16,
+    pending: usize,
+    burst: usize,
+    limit: Duration,
+) -> Backlog {
+    let (idle_p99_ms, idle_timed_out) = one_burst(client, tag, "idle", burst, limit).await;
+    let ns = harness::create_namespace(client, "backlog").await.unwrap();
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let t0 = Instant::now();
+    futures::stream::iter(0..pending)
+        .map(|i| {
+            let api = api.clone();
+            async move { create(&api, &unfittable(&format!("stuck-{i}"))).await }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    // Every one of them tried and parked.
+    let sample = "hubpack_scheduler_queue_depth{queue=\"unschedulable\"}";
+    let parked = hubpack_e2e::wait::until("the backlog parked", limit, || async {
+        let n = crate::setup::gauge(&crate::setup::metrics_text(metrics_port).await, sample);
+        (n >= pending as f64).then_some(n)
+    })
+    .await
+    .unwrap_or(f64::NAN);
+    eprintln!(
+        "[{tag}] backlog: {pending} unschedulable pods created and parked ({parked}) in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let (backlog_p99_ms, backlog_timed_out) =
+        one_burst(client, tag, "with-backlog", burst, limit).await;
+    clean(client, &ns).await;
+    Backlog {
+        pending,
+        parked,
+        burst,
+        idle_p99_ms,
+        backlog_p99_ms,
+        idle_timed_out,
+        backlog_timed_out,
+    }
 }
 
 /// Waits until `n` pods are seen bound or `deadline`; true when it timed out.

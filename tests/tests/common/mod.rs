@@ -87,7 +87,7 @@ impl Burst {
             ..Config::default()
         };
         // kwok nodes turn Ready seconds before the burst.
-        config.policy.warm_settle_ms = 0;
+        config.policy.warm_settle_seconds = 0;
         config.leader_election.enabled = true;
         config.leader_election.lease_name = lease.to_string();
         config.leader_election.namespace = Some(self.ns.clone());

@@ -140,14 +140,34 @@ fn placeholder_selector_decides_the_role() {
 }
 
 #[test]
+fn a_placeholder_stands_for_the_images_in_its_user_images_annotation() {
+    let mut v =
+        user_pod(json!({"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]}));
+    v["metadata"]["labels"] = json!({"component": "user-placeholder"});
+    // Never its own pause image.
+    assert_eq!(convert(v.clone()).unwrap().images, Vec::<ImageName>::new());
+    v["metadata"]["annotations"] = json!({"hubpack.io/user-images":
+        " jupyter/scipy-notebook:2024 ,, quay.io/x/r:1@sha256:abc"});
+    assert_eq!(
+        convert(v.clone()).unwrap().images,
+        vec![
+            ImageName::normalize("docker.io/jupyter/scipy-notebook:2024"),
+            ImageName::normalize("quay.io/x/r@sha256:abc"),
+        ]
+    );
+    // A user's annotation means nothing: its own images count.
+    v["metadata"]["labels"] = json!({"component": "singleuser-server"});
+    assert_eq!(
+        convert(v).unwrap().images,
+        vec![ImageName::normalize("registry.k8s.io/pause:3.10")]
+    );
+}
+
+#[test]
 fn empty_selector_matches_nothing() {
     let empty = LabelMatch::default();
     assert!(!empty.matches(Some(&[("a".to_string(), "b".to_string())].into())));
     assert!(!placeholder_selector().matches(None));
-    assert_eq!(
-        placeholder_selector().to_selector_string(),
-        "component=user-placeholder"
-    );
 }
 
 #[test]
@@ -229,6 +249,16 @@ fn host_ports_default_to_tcp() {
     assert_eq!(p.host_ports.len(), 1);
     assert_eq!(p.host_ports[0].port, 8080);
     assert_eq!(p.host_ports[0].protocol, "TCP");
+}
+
+#[test]
+fn init_container_host_ports_are_not_counted_as_kube_scheduler_does_not() {
+    let p = convert(user_pod(json!({
+        "initContainers": [{"name": "i", "image": "x",
+            "ports": [{"containerPort": 80, "hostPort": 9000}]}],
+        "containers": [{"name": "c", "image": "x"}]})))
+    .unwrap();
+    assert!(p.host_ports.is_empty(), "{:?}", p.host_ports);
 }
 
 #[test]
@@ -403,5 +433,141 @@ fn claims_resolve_to_bound_wait_for_consumer_immediate_and_missing() {
         PodVolume::MissingClaim {
             claim: "jupyter-alice-scratch".into()
         }
+    );
+}
+
+fn wffc_static_pvs(idx: &VolumeIndex) -> (Vec<String>, Option<hubpack_core::model::NodeSelector>) {
+    let p = convert_with(
+        user_pod(
+            json!({"containers": [{"name": "c", "image": "x"}], "volumes": [
+            {"name": "b", "persistentVolumeClaim": {"claimName": "home-wffc"}}]}),
+        ),
+        idx,
+    )
+    .unwrap();
+    match &p.volumes[0] {
+        PodVolume::WaitForFirstConsumer {
+            static_pvs,
+            allowed_topologies,
+            ..
+        } => (
+            static_pvs.iter().map(|s| s.name.clone()).collect(),
+            allowed_topologies.clone(),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn local_pv(name: &str, size: &str, extra: serde_json::Value) -> Arc<PersistentVolume> {
+    let mut v = json!({
+        "metadata": {"name": name},
+        "spec": {"storageClassName": "local", "capacity": {"storage": size},
+                 "accessModes": ["ReadWriteOnce"]},
+    });
+    for (k, val) in extra.as_object().unwrap() {
+        if k == "labels" {
+            v["metadata"]["labels"] = val.clone();
+        } else {
+            v["spec"][k] = val.clone();
+        }
+    }
+    Arc::new(serde_json::from_value(v).unwrap())
+}
+
+#[test]
+fn the_smallest_fitting_volume_comes_first() {
+    let mut idx = volume_fixture();
+    idx.volumes.insert(
+        "pv-a-huge".into(),
+        local_pv("pv-a-huge", "100Gi", json!({})),
+    );
+    idx.volumes
+        .insert("pv-z-snug".into(), local_pv("pv-z-snug", "10Gi", json!({})));
+    let (names, _) = wffc_static_pvs(&idx);
+    assert_eq!(names, ["pv-z-snug", "pv-free", "pv-a-huge"]);
+}
+
+#[test]
+fn a_volume_must_match_the_claims_selector_and_volume_mode() {
+    let mut idx = volume_fixture();
+    idx.volumes.remove("pv-free");
+    idx.volumes.insert(
+        "pv-block".into(),
+        local_pv("pv-block", "10Gi", json!({"volumeMode": "Block"})),
+    );
+    idx.volumes.insert(
+        "pv-fast".into(),
+        local_pv("pv-fast", "10Gi", json!({"labels": {"tier": "fast"}})),
+    );
+    idx.volumes.insert(
+        "pv-slow".into(),
+        local_pv("pv-slow", "10Gi", json!({"labels": {"tier": "slow"}})),
+    );
+    assert_eq!(
+        wffc_static_pvs(&idx).0,
+        ["pv-fast", "pv-slow"],
+        "Filesystem only"
+    );
+    let mut claim = (*idx.claims[&("hub".to_string(), "home-wffc".to_string())]).clone();
+    claim.spec.as_mut().unwrap().selector = Some(
+        serde_json::from_value(json!({"matchExpressions": [
+            {"key": "tier", "operator": "In", "values": ["fast"]}]}))
+        .unwrap(),
+    );
+    idx.claims
+        .insert(("hub".into(), "home-wffc".into()), Arc::new(claim.clone()));
+    assert_eq!(wffc_static_pvs(&idx).0, ["pv-fast"]);
+    claim.spec.as_mut().unwrap().selector = None;
+    claim.spec.as_mut().unwrap().volume_mode = Some("Block".into());
+    idx.claims
+        .insert(("hub".into(), "home-wffc".into()), Arc::new(claim));
+    assert_eq!(wffc_static_pvs(&idx).0, ["pv-block"]);
+}
+
+#[test]
+fn a_claim_with_a_selected_node_pins_the_pod_to_that_node() {
+    let mut idx = volume_fixture();
+    let mut claim = (*idx.claims[&("hub".to_string(), "home-wffc".to_string())]).clone();
+    claim.metadata.annotations = Some(
+        [(
+            "volume.kubernetes.io/selected-node".to_string(),
+            "node-7".to_string(),
+        )]
+        .into(),
+    );
+    idx.claims
+        .insert(("hub".into(), "home-wffc".into()), Arc::new(claim));
+    let (names, allowed) = wffc_static_pvs(&idx);
+    assert!(names.is_empty(), "being provisioned: no static volume");
+    let allowed = allowed.unwrap();
+    // The class's topology, and the node by name, in every term.
+    assert_eq!(allowed.terms.len(), 1);
+    let t = &allowed.terms[0];
+    assert_eq!(t.match_expressions[0].key, "zone");
+    assert_eq!(t.match_fields[0].key, "metadata.name");
+    assert_eq!(t.match_fields[0].values, ["node-7"]);
+}
+
+#[test]
+fn volume_restrictions_are_refused_visibly() {
+    let mut idx = volume_fixture();
+    let mut claim = (*idx.claims[&("hub".to_string(), "home-wffc".to_string())]).clone();
+    claim.spec.as_mut().unwrap().access_modes = Some(vec!["ReadWriteOncePod".into()]);
+    idx.claims
+        .insert(("hub".into(), "home-wffc".into()), Arc::new(claim));
+    let p = convert_with(
+        user_pod(
+            json!({"containers": [{"name": "c", "image": "x"}], "volumes": [
+            {"name": "b", "persistentVolumeClaim": {"claimName": "home-wffc"}},
+            {"name": "disk", "gcePersistentDisk": {"pdName": "d1"}}]}),
+        ),
+        &idx,
+    )
+    .unwrap();
+    assert_eq!(p.unsupported.len(), 2, "{:?}", p.unsupported);
+    assert!(
+        p.unsupported
+            .iter()
+            .all(|u| u.contains("VolumeRestrictions"))
     );
 }

@@ -1,0 +1,70 @@
+//! events.k8s.io Events: the target changing (and why) on the placeholder Deployment, bad
+//! input on the object it came from (warning). A failed Event write is logged, never fatal.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+pub struct Events {
+    recorder: Recorder,
+}
+
+pub fn reference(
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(api_version.into()),
+        kind: Some(kind.into()),
+        namespace: namespace.map(String::from),
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
+impl Events {
+    pub fn new(client: kube::Client, instance: Option<String>) -> Self {
+        Events {
+            recorder: Recorder::new(
+                client,
+                Reporter {
+                    controller: crate::objects::MANAGER.to_string(),
+                    instance,
+                },
+            ),
+        }
+    }
+
+    pub async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        warning: bool,
+        reason: &str,
+        note: String,
+    ) {
+        let mut note = note;
+        if note.len() > 1000 {
+            let mut cut = 997;
+            while !note.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            note.truncate(cut);
+            note.push_str("...");
+        }
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note),
+            action: "Reconcile".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, regarding).await {
+            tracing::warn!(error = %e, reason, object = ?regarding.name, "could not write event");
+        }
+    }
+}

@@ -1,0 +1,602 @@
+//! The reconcile loop: on every change (debounced) and at least every
+//! `reconcileIntervalSeconds`, gather the sources and the pool views, let
+//! [`Controller::step`] decide, report the decision (metrics, one log line per placement,
+//! Events), and, while leading, carry it out. Every replica decides (so a standby's learned
+//! state is warm); only the leader writes.
+
+use super::apply::Applier;
+use super::calendar::Feed;
+use super::events::{Events, reference};
+use super::metrics::{InputLabels, Metrics, PlacementLabels, PoolLabels, SourceLabels};
+use super::watch::{Stores, WATCHED_KINDS};
+use crate::config::{Config, PoolSizes};
+use crate::decide::{Controller, Decision};
+use crate::objects;
+use crate::observe::observe_pool;
+use crate::sources::{Source, SourcedEvent, configmap, expand_calendar, expand_events, secs};
+use hubpack_core::model::Millis;
+use hubpack_scheduler::leader::LeaderGate;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Changes arriving together are handled in one reconcile.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// What the loop and its helpers share.
+pub struct Context {
+    pub config: Config,
+    pub sizes: Vec<PoolSizes>,
+    pub namespace: String,
+    pub stores: Stores,
+    pub applier: Applier,
+    pub events: Events,
+    pub metrics: Metrics,
+    pub leader: Arc<LeaderGate>,
+    pub wake: Arc<Notify>,
+    pub synced: Arc<AtomicUsize>,
+    /// Wall-clock ms of the loop's last round (`/healthz`).
+    pub heartbeat: Arc<AtomicI64>,
+    /// Calendar name → its last fetched text.
+    pub feeds: Mutex<BTreeMap<String, Feed>>,
+}
+
+pub fn now_ms() -> Millis {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Input the controller could not use: where it came from, the field, what is wrong, and
+/// the object to put the warning Event on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BadInput {
+    pub source: String,
+    pub field: String,
+    pub message: String,
+    pub regarding: (String, String, Option<String>, String),
+}
+
+/// Every expected event from the config, the calendar feeds and the event ConfigMaps over
+/// `[from, to)`, and what could not be used.
+pub fn gather_events(
+    ctx: &Context,
+    from: Millis,
+    to: Millis,
+) -> (Vec<SourcedEvent>, Vec<BadInput>) {
+    let cfg = &ctx.config;
+    let mut events = expand_events(&cfg.events, &Source::Config, from, to);
+    let mut bad = Vec::new();
+    let pools: BTreeSet<&str> = cfg.pools.iter().map(|p| p.name.as_str()).collect();
+    for cm in ctx.stores.configmaps.state() {
+        let ns = cm.namespace().unwrap_or_default();
+        let name = cm.name_any();
+        let source = Source::ConfigMap(format!("{ns}/{name}"));
+        let data = cm.data.clone().unwrap_or_default();
+        let (ok, problems) = configmap::parse_events(&data, &pools);
+        events.extend(expand_events(&ok, &source, from, to));
+        bad.extend(problems.into_iter().map(|p| BadInput {
+            source: source.label(),
+            field: p.field,
+            message: p.message,
+            regarding: (
+                "v1".into(),
+                "ConfigMap".into(),
+                Some(ns.clone()),
+                name.clone(),
+            ),
+        }));
+    }
+    let feeds = ctx.feeds.lock().map(|f| f.clone()).unwrap_or_default();
+    for cal in &cfg.calendars {
+        let source = Source::Calendar(cal.name.clone()).label();
+        let pool_deployment = (
+            "apps/v1".to_string(),
+            "Deployment".to_string(),
+            Some(ctx.namespace.clone()),
+            objects::placeholder_name(&cal.pool, None),
+        );
+        let feed = feeds.get(&cal.name).cloned().unwrap_or_default();
+        if let Some(e) = &feed.last_error {
+            bad.push(BadInput {
+                source: source.clone(),
+                field: if cal.url.is_some() { "url" } else { "file" }.into(),
+                message: format!("calendar unreachable (its last good copy is still used): {e}"),
+                regarding: pool_deployment.clone(),
+            });
+        }
+        let Some(text) = feed.text else { continue };
+        match expand_calendar(cal, &text, from, to) {
+            Ok((found, problems)) => {
+                events.extend(found);
+                bad.extend(problems.into_iter().map(|message| BadInput {
+                    source: source.clone(),
+                    field: "VEVENT".into(),
+                    message,
+                    regarding: pool_deployment.clone(),
+                }));
+            }
+            Err(e) => bad.push(BadInput {
+                source: source.clone(),
+                field: "body".into(),
+                message: format!("malformed calendar: {e}"),
+                regarding: pool_deployment.clone(),
+            }),
+        }
+    }
+    (events, bad)
+}
+
+/// One decision from the caches.
+pub fn decide_once(
+    ctx: &Context,
+    controller: &mut Controller,
+    now: Millis,
+) -> (Decision, Vec<BadInput>) {
+    let cfg = &ctx.config;
+    let horizon = secs(cfg.lead_time.max_seconds).max(
+        cfg.pools
+            .iter()
+            .map(|p| match p.lead {
+                crate::config::Lead::Seconds(s) => secs(s),
+                crate::config::Lead::Auto => 0,
+            })
+            .max()
+            .unwrap_or(0),
+    );
+    let from = now - secs(cfg.background.observed_window_seconds);
+    let (events, mut bad) = gather_events(ctx, from, now + horizon + 1);
+    let nodes_arc = ctx.stores.nodes.state();
+    let pods_arc = ctx.stores.pods.state();
+    let nodes: Vec<&Node> = nodes_arc.iter().map(|n| n.as_ref()).collect();
+    let pods: Vec<&Pod> = pods_arc.iter().map(|p| p.as_ref()).collect();
+    let views: Vec<_> = cfg
+        .pools
+        .iter()
+        .zip(&ctx.sizes)
+        .map(|(p, s)| observe_pool(cfg, p, s, &nodes, &pods))
+        .collect();
+    let replicas: BTreeMap<String, usize> = ctx
+        .stores
+        .deployments
+        .state()
+        .iter()
+        .filter_map(|d| {
+            let r = d.spec.as_ref()?.replicas.unwrap_or(1);
+            Some((d.name_any(), usize::try_from(r).unwrap_or(0)))
+        })
+        .collect();
+    let decision = controller.step(now, cfg, &ctx.sizes, &views, &events, &replicas);
+    for p in &decision.pools {
+        for (node, why) in &p.misfits {
+            bad.push(BadInput {
+                source: format!("pool/{}", p.pool),
+                field: "freshNode.allocatable".into(),
+                message: format!("placeholder cannot fit a new node: node {node} is smaller than configured: {why}"),
+                regarding: (
+                    "apps/v1".into(),
+                    "Deployment".into(),
+                    Some(ctx.namespace.clone()),
+                    objects::placeholder_name(&p.pool, None),
+                ),
+            });
+        }
+        for u in &p.problems {
+            bad.push(BadInput {
+                source: format!("pod/{}/{}", u.namespace, u.name),
+                field: u.field.clone(),
+                message: u.message.clone(),
+                regarding: (
+                    "v1".into(),
+                    "Pod".into(),
+                    Some(u.namespace.clone()),
+                    u.name.clone(),
+                ),
+            });
+        }
+    }
+    bad.sort();
+    bad.dedup();
+    (decision, bad)
+}
+
+/// Metrics and one structured log line per placement.
+pub fn report(ctx: &Context, decision: &Decision) {
+    let m = &ctx.metrics;
+    m.forecast_users.clear();
+    for p in &decision.pools {
+        let pool = PoolLabels {
+            pool: p.pool.clone(),
+        };
+        for (source, mu) in &p.forecast.per_source {
+            m.forecast_users
+                .get_or_create(&SourceLabels {
+                    pool: p.pool.clone(),
+                    source: source.clone(),
+                })
+                .set(*mu);
+        }
+        m.headroom_target_users
+            .get_or_create(&pool)
+            .set(p.forecast.headroom);
+        m.free_warm_seats
+            .get_or_create(&pool)
+            .set(p.free_warm_seats);
+        m.lead_time_seconds
+            .get_or_create(&pool)
+            .set(p.forecast.lead as f64 / 1000.0);
+        m.lead_time_samples
+            .get_or_create(&pool)
+            .set(i64::try_from(p.lead_samples).unwrap_or(i64::MAX));
+        for pl in &p.placements {
+            let labels = PlacementLabels {
+                pool: p.pool.clone(),
+                zone: pl.zone.clone().unwrap_or_default(),
+            };
+            let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+            m.placeholders_desired
+                .get_or_create(&labels)
+                .set(n(pl.replicas));
+            m.placeholders_ready
+                .get_or_create(&labels)
+                .set(n(pl.placed));
+            m.placeholders_pending
+                .get_or_create(&labels)
+                .set(n(pl.pending));
+            // One line per decision: at info when the count or target moves (or a lead
+            // sample came in), else at debug.
+            let moved = pl.previous != Some(pl.replicas) || !p.new_lead_samples.is_empty();
+            macro_rules! decision {
+                ($level:expr) => {
+                    tracing::event!(
+                        $level,
+                pool = %p.pool,
+                        zone = pl.zone.as_deref().unwrap_or(""),
+                        deployment = %pl.name,
+                        target = pl.target,
+                        replicas = pl.replicas,
+                        previous = ?pl.previous,
+                        expected_users = p.forecast.expected,
+                        headroom_users = p.forecast.headroom,
+                        free_warm_seats = p.free_warm_seats,
+                        lead_seconds = p.forecast.lead as f64 / 1000.0,
+                        lead_learned = p.lead_learned,
+                        lead_samples = p.lead_samples,
+                        placed = pl.placed,
+                        pending = pl.pending,
+                        new_lead_samples_ms = ?p.new_lead_samples,
+                        "placeholder decision"
+                    )
+                };
+            }
+            if moved {
+                decision!(tracing::Level::INFO);
+            } else {
+                decision!(tracing::Level::DEBUG);
+            }
+        }
+    }
+}
+
+/// Writes the decision: PriorityClasses, per placement the Deployment (+ PDB owned by it)
+/// and deletion costs, per pool the pre-pull DaemonSet; Events where the count changes.
+pub async fn carry_out(ctx: &Context, decision: &Decision) {
+    let cfg = &ctx.config;
+    let fail = |e: crate::error::Error, what: &str| {
+        ctx.metrics
+            .errors
+            .get_or_create(&super::metrics::KindLabels {
+                kind: e.metric_label().into(),
+            })
+            .inc();
+        tracing::warn!(error = %e, what, "write failed; retried next reconcile");
+    };
+    for pc in objects::priority_classes(cfg) {
+        if let Err(e) = ctx.applier.priority_class(&pc).await {
+            fail(e, "PriorityClass");
+        }
+    }
+    let existing: BTreeMap<String, String> = ctx
+        .stores
+        .deployments
+        .state()
+        .iter()
+        .filter_map(|d| Some((d.name_any(), d.metadata.uid.clone()?)))
+        .collect();
+    for (p, (pool, sizes)) in decision.pools.iter().zip(cfg.pools.iter().zip(&ctx.sizes)) {
+        // The placeholders' warmth is judged by the configured images (stable: a change
+        // would roll every placeholder); the learned ones only when none are configured.
+        let user_images = if pool.images.is_empty() {
+            p.prepull_images.clone()
+        } else {
+            pool.images.clone()
+        };
+        for pl in &p.placements {
+            let replicas = i32::try_from(pl.replicas).unwrap_or(i32::MAX);
+            let d = objects::placeholder_deployment(
+                cfg,
+                pool,
+                sizes,
+                pl.zone.as_deref(),
+                replicas,
+                &user_images,
+                None,
+            );
+            let uid = match ctx.applier.deployment(&d).await {
+                Ok(Some(written)) => written.metadata.uid,
+                Ok(None) => existing.get(&pl.name).cloned(),
+                Err(e) => {
+                    fail(e, "Deployment");
+                    continue;
+                }
+            };
+            if pl.previous != Some(pl.replicas) {
+                let from = pl.previous.map_or("none".into(), |v| v.to_string());
+                ctx.events
+                    .publish(
+                        &reference("apps/v1", "Deployment", Some(&ctx.namespace), &pl.name),
+                        false,
+                        "TargetChanged",
+                        format!("placeholders {from} -> {}: {}", pl.replicas, pl.reason),
+                    )
+                    .await;
+            }
+            let owner = uid.map(|u| objects::owner_of("Deployment", "apps/v1", &pl.name, &u));
+            let pdb = objects::placeholder_pdb(cfg, pool, pl.zone.as_deref(), owner.as_ref());
+            if let Err(e) = ctx.applier.pdb(&pdb).await {
+                fail(e, "PodDisruptionBudget");
+            }
+            for (pod, cost) in &pl.deletion_costs {
+                if let Err(e) = ctx.applier.deletion_cost(pod, *cost).await {
+                    fail(e, "pod-deletion-cost");
+                }
+            }
+        }
+        if cfg.pre_puller.enabled {
+            let ds = objects::prepuller_daemonset(cfg, pool, &p.prepull_images, None);
+            if let Err(e) = ctx.applier.daemonset(&ds).await {
+                fail(e, "DaemonSet");
+            }
+        }
+    }
+}
+
+/// Reports bad input: the metric for every present problem, a warning Event for each new one.
+pub async fn report_bad_input(
+    ctx: &Context,
+    bad: &[BadInput],
+    reported: &mut BTreeSet<BadInput>,
+    leading: bool,
+) {
+    ctx.metrics.bad_input.clear();
+    for b in bad {
+        ctx.metrics
+            .bad_input
+            .get_or_create(&InputLabels {
+                source: b.source.clone(),
+                field: b.field.clone(),
+            })
+            .set(1);
+        if leading && !reported.contains(b) {
+            tracing::warn!(source = %b.source, field = %b.field, message = %b.message, "bad input");
+            let (api, kind, ns, name) = &b.regarding;
+            ctx.events
+                .publish(
+                    &reference(api, kind, ns.as_deref(), name),
+                    true,
+                    "BadInput",
+                    format!("{} field {}: {}", b.source, b.field, b.message),
+                )
+                .await;
+        }
+    }
+    if leading {
+        *reported = bad.iter().cloned().collect();
+    }
+}
+
+/// Refreshes calendar feeds on their periods until `shutdown`.
+pub async fn calendars(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let mut due: BTreeMap<String, Millis> = BTreeMap::new();
+    loop {
+        let now = now_ms();
+        for cal in &ctx.config.calendars {
+            if due.get(&cal.name).is_some_and(|t| *t > now) {
+                continue;
+            }
+            due.insert(cal.name.clone(), now + secs(cal.refresh_seconds));
+            let result = super::calendar::fetch(cal).await;
+            if let Ok(mut feeds) = ctx.feeds.lock() {
+                let feed = feeds.entry(cal.name.clone()).or_default();
+                match result {
+                    Ok(text) => {
+                        feed.text = Some(text);
+                        feed.fetched_at = Some(now);
+                        feed.last_error = None;
+                    }
+                    Err(e) => feed.last_error = Some(e.to_string()),
+                }
+            }
+            ctx.wake.notify_one();
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// The loop, until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let mut controller = Controller::new(&ctx.config);
+    let interval = Duration::from_secs_f64(ctx.config.reconcile_interval_seconds);
+    let mut was_leading = false;
+    let mut reported = BTreeSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+            _ = ctx.wake.notified() => {
+                tokio::time::sleep(DEBOUNCE).await;
+            }
+        }
+        let now = now_ms();
+        ctx.heartbeat.store(now, Ordering::Release);
+        if ctx.synced.load(Ordering::Acquire) < WATCHED_KINDS {
+            continue;
+        }
+        let leading = ctx.leader.is_leading(now);
+        ctx.metrics.is_leader.set(i64::from(leading));
+        if leading && !was_leading {
+            // Another replica may have written since: apply everything afresh.
+            ctx.applier.forget();
+            reported.clear();
+        }
+        was_leading = leading;
+        let (decision, bad) = decide_once(&ctx, &mut controller, now);
+        report(&ctx, &decision);
+        report_bad_input(&ctx, &bad, &mut reported, leading).await;
+        ctx.metrics.reconciles.inc();
+        if leading && ctx.leader.is_leading(now_ms()) {
+            carry_out(&ctx, &decision).await;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use crate::adapter::mock::{mock_client, next};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+    use std::str::FromStr;
+
+    fn context(client: kube::Client, cfg: Config, cms: Vec<ConfigMap>) -> Context {
+        let (pods, _) = reflector::store();
+        let (nodes, _) = reflector::store();
+        let (deployments, _) = reflector::store();
+        let (configmaps, mut writer) = reflector::store();
+        for cm in cms {
+            writer.apply_watcher_event(&Event::Apply(cm));
+        }
+        let mut registry = prometheus_client::registry::Registry::default();
+        Context {
+            sizes: cfg.pool_sizes().unwrap(),
+            namespace: "hub".into(),
+            stores: Stores {
+                pods,
+                nodes,
+                configmaps,
+                deployments,
+            },
+            applier: Applier::new(client.clone(), "hub".into()),
+            events: Events::new(client, Some("test".into())),
+            metrics: Metrics::new(&mut registry),
+            leader: Arc::new(LeaderGate::always()),
+            wake: Arc::new(Notify::new()),
+            synced: Arc::new(AtomicUsize::new(0)),
+            heartbeat: Arc::new(AtomicI64::new(0)),
+            feeds: Mutex::new(BTreeMap::new()),
+            config: cfg,
+        }
+    }
+
+    fn cfg() -> Config {
+        let mut c = Config::parse(include_str!("../../config.example.yaml"), "t").unwrap();
+        c.namespace = Some("hub".into());
+        c.events.clear();
+        c.calendars.push(crate::config::CalendarConfig {
+            name: "course".into(),
+            pool: "default".into(),
+            url: Some("https://calendar.example/course.ics".into()),
+            file: None,
+            default_users: 10.0,
+            arrival_window_seconds: 600.0,
+            time_zone: "UTC".into(),
+            refresh_seconds: 300.0,
+        });
+        c
+    }
+
+    fn configmap(data: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "lab", "namespace": "hub", "labels": {"hubpack.io/events": "true"}},
+            "data": {"events.yaml": data}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn bad_input_names_source_and_field_and_the_rest_is_used() {
+        let (client, mut handle) = mock_client();
+        let cm = configmap(
+            "- {name: ok, pool: default, users: 30, start: \"2026-12-01T09:00:00Z\", arrivalWindowSeconds: 600}\n\
+             - {name: bad, pool: default, users: 30, start: \"next monday\"}\n",
+        );
+        let ctx = context(client, cfg(), vec![cm]);
+        ctx.feeds.lock().unwrap().insert(
+            "course".into(),
+            Feed {
+                last_error: Some("GET https://calendar.example/course.ics: HTTP 404".into()),
+                ..Default::default()
+            },
+        );
+        let t = jiff::Timestamp::from_str("2026-12-01T09:00:00Z")
+            .unwrap()
+            .as_millisecond();
+        let (events, bad) = gather_events(&ctx, t - 1, t + 1);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].source, Source::ConfigMap("hub/lab".into()));
+        let found: Vec<(&str, &str)> = bad
+            .iter()
+            .map(|b| (b.source.as_str(), b.field.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("configmap/hub/lab", "data.events.yaml[1].start"),
+                ("calendar/course", "url"),
+            ]
+        );
+        // Reported: a metric per problem, and a warning Event on the object at fault, once.
+        let server = tokio::spawn(async move {
+            let a = next(&mut handle, 201, serde_json::json!({})).await;
+            let b = next(&mut handle, 201, serde_json::json!({})).await;
+            (a, b)
+        });
+        let mut reported = BTreeSet::new();
+        report_bad_input(&ctx, &bad, &mut reported, true).await;
+        report_bad_input(&ctx, &bad, &mut reported, true).await; // no second Event
+        let (a, b) = server.await.unwrap();
+        assert_eq!(a.method, "POST");
+        assert_eq!(a.path, "/apis/events.k8s.io/v1/namespaces/hub/events");
+        assert_eq!(a.body["type"], "Warning");
+        assert_eq!(a.body["reason"], "BadInput");
+        assert_eq!(a.body["regarding"]["kind"], "ConfigMap");
+        assert!(
+            a.body["note"]
+                .as_str()
+                .unwrap()
+                .contains("data.events.yaml[1].start"),
+            "{}",
+            a.body
+        );
+        assert_eq!(b.body["regarding"]["kind"], "Deployment");
+        assert!(b.body["note"].as_str().unwrap().contains("HTTP 404"));
+        let mut text = String::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("bad_input", "", ctx.metrics.bad_input.clone());
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(
+                "bad_input{source=\"configmap/hub/lab\",field=\"data.events.yaml[1].start\"} 1"
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! The status lane: the writes that can wait (a pod's not-scheduled condition, clearing a
+//! nomination that did not work out) go here, never ahead of binds and evictions.
+//!
+//! With thousands of pods pending, every failed attempt used to spawn its own condition
+//! patch into the one FIFO limiter binds use, and a message that changes with every node
+//! added queued minutes of patches ahead of any bind. Here (as in kube-scheduler's API
+//! dispatcher, KEP-5229) each pod has at most one pending status write, the latest; it is
+//! dropped if the pod is no longer pending ours when its turn comes; and it takes only a
+//! token nobody reserved ([`RateLimiter::acquire_spare`]), so binds and evictions go first.
+//! One worker sends them, so the lane costs one task however long it is.
+
+use super::condition::{NotScheduled, mark_unschedulable};
+use super::events::pod_ref;
+use super::nominate::set_nomination;
+use crate::context::Context;
+use crate::schedule_one::split;
+use hubpack_core::model::PodKey;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::reflector::ObjectRef;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// A write that can wait.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusWrite {
+    /// `PodScheduled=False` with this reason and message (clears a nomination too), and a
+    /// `FailedScheduling` event when it changes the condition.
+    NotScheduled {
+        reason: NotScheduled,
+        message: String,
+    },
+    /// Clear `status.nominatedNodeName` (the autoscaler never scales up for a nominated pod).
+    ClearNomination,
+    /// A `RejectedByKubelet` event on a pod we bound (it is terminal: sent whatever its
+    /// state).
+    KubeletRejected {
+        pod: Box<ObjectReference>,
+        reason: String,
+        node: String,
+    },
+}
+
+#[derive(Default)]
+struct Pending {
+    order: VecDeque<PodKey>,
+    latest: HashMap<PodKey, StatusWrite>,
+}
+
+#[derive(Default)]
+pub struct StatusLane {
+    pending: Mutex<Pending>,
+    ready: Notify,
+}
+
+impl StatusLane {
+    /// Queues `write` for the pod, replacing any write still pending for it (it keeps its
+    /// place in line).
+    pub fn push(&self, key: PodKey, write: StatusWrite) {
+        let mut p = self.lock();
+        if p.latest.insert(key.clone(), write).is_none() {
+            p.order.push_back(key);
+        }
+        drop(p);
+        self.ready.notify_one();
+    }
+
+    /// Drops what is pending for the pod (it was nominated anew, or bound).
+    pub fn cancel(&self, key: &PodKey) {
+        self.lock().latest.remove(key);
+    }
+
+    /// Writes waiting.
+    pub fn len(&self) -> usize {
+        self.lock().latest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn pop(&self) -> Option<(PodKey, StatusWrite)> {
+        let mut p = self.lock();
+        while let Some(key) = p.order.pop_front() {
+            if let Some(w) = p.latest.remove(&key) {
+                return Some((key, w));
+            }
+        }
+        None
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The lane's worker, until `stop`.
+pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> crate::error::Result<()> {
+    loop {
+        let lane = &ctx.status_lane;
+        // Registered before looking, so a push between the look and the wait is not missed.
+        let ready = lane.ready.notified();
+        if lane.is_empty() {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = ready => continue,
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            acquired = ctx.limiter.acquire_spare() => {
+                if acquired.is_err() {
+                    // Not leading: what is pending is the next leader's to decide again.
+                    continue;
+                }
+            }
+        }
+        let Some((key, write)) = lane.pop() else {
+            continue;
+        };
+        send(&ctx, &key, write).await;
+    }
+}
+
+/// Sends one write; a status write only if the pod is still pending ours.
+async fn send(ctx: &Arc<Context>, key: &PodKey, write: StatusWrite) {
+    if let StatusWrite::KubeletRejected { pod, reason, node } = &write {
+        ctx.events.kubelet_rejected(pod, reason, node).await;
+        return;
+    }
+    let (ns, name) = split(key);
+    let Some(raw) = ctx.stores.pods.get(&ObjectRef::new(&name).within(&ns)) else {
+        return;
+    };
+    if !ctx.classifier.is_pending_ours(&raw) {
+        return;
+    }
+    match write {
+        StatusWrite::NotScheduled { reason, message } => {
+            match mark_unschedulable(&ctx.client, &raw, reason, &message).await {
+                Ok(true) => {
+                    // Events have a budget of their own; the lane does not wait for them.
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        ctx.events.failed_scheduling(&pod_ref(&raw), &message).await;
+                    });
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(pod = %key, error = %e, "could not set the PodScheduled condition")
+                }
+            }
+        }
+        StatusWrite::KubeletRejected { .. } => {}
+        StatusWrite::ClearNomination => {
+            let nominated = raw
+                .status
+                .as_ref()
+                .and_then(|s| s.nominated_node_name.as_deref())
+                .is_some_and(|n| !n.is_empty());
+            if nominated && let Err(e) = set_nomination(&ctx.client, &ns, &name, None).await {
+                tracing::warn!(pod = %key, error = %e, "could not clear the nomination");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> PodKey {
+        PodKey(s.into())
+    }
+
+    fn not_scheduled(m: &str) -> StatusWrite {
+        StatusWrite::NotScheduled {
+            reason: NotScheduled::Unschedulable,
+            message: m.into(),
+        }
+    }
+
+    #[test]
+    fn one_pending_write_per_pod_the_latest_in_its_first_place() {
+        let lane = StatusLane::default();
+        for i in 0..1000 {
+            lane.push(
+                k("hub/a"),
+                not_scheduled(&format!("0/{i} nodes are available")),
+            );
+            lane.push(k("hub/b"), not_scheduled("b"));
+        }
+        assert_eq!(lane.len(), 2);
+        assert_eq!(
+            lane.pop(),
+            Some((k("hub/a"), not_scheduled("0/999 nodes are available")))
+        );
+        lane.cancel(&k("hub/b"));
+        assert_eq!(lane.pop(), None);
+        assert!(lane.is_empty());
+    }
+}

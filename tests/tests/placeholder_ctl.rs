@@ -1,0 +1,772 @@
+//! hubpack-placeholder-ctl end to end, on the real control plane with the real
+//! cluster-autoscaler (kwok provider, each test in a node group of its own) and the image
+//! model, hubpack-scheduler and the controller both in-process (about 2.5 min for both):
+//!
+//! - an event scheduled a little ahead makes placeholders appear a lead time before it; the
+//!   autoscaler adds nodes for them; hubpack-scheduler places them; the pre-pullers warm the
+//!   nodes; users created at the event start take warm seats and are Ready without a pull,
+//!   and no node is added for the replacements of the placeholders they evicted (the class
+//!   has arrived); after the event the placeholders go and the autoscaler removes the
+//!   emptied nodes; with
+//!   `lead: auto` the learned lead time ends within 25% of the boot + pull delays. The
+//!   event's timeline is printed (`--nocapture` shows it).
+//! - a wanted replacement (a user evicted a placeholder while the target still wants it)
+//!   makes the autoscaler add a node; a surplus one (the target dropped, the hysteresis still
+//!   holds the placed placeholder) is dropped by the controller within the scheduler's grace
+//!   and never reaches the autoscaler. The target comes from an event ConfigMap, added and
+//!   removed live.
+
+#![allow(clippy::unwrap_used)] // a test binary
+
+use hubpack_e2e::harness::{self, TEST_BOOT_DELAY, TEST_PULL_TIME};
+use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
+use hubpack_e2e::{shared_cluster_with_autoscaler, wait};
+use hubpack_placeholder_ctl::config::Config as CtlConfig;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const IMAGE: &str = "jupyter/scipy-notebook:ctl-e2e";
+const USER_CPU: &str = "1";
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn rfc3339(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
+}
+
+struct World {
+    client: kube::Client,
+    ns: String,
+    /// This test's node group: its pool selects it, so tests never see each other's nodes.
+    group: &'static str,
+    scheduler: String,
+    user_label: String,
+    metrics_port: u16,
+    stops: Vec<CancellationToken>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl World {
+    async fn start(
+        prefix: &str,
+        group: &'static str,
+        ctl_yaml: impl FnOnce(&str, &str, &str, u16) -> String,
+    ) -> World {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                    "hubpack_placeholder_ctl=info,hubpack_scheduler=warn".into()
+                }),
+            )
+            .with_test_writer()
+            .try_init();
+        let cluster = shared_cluster_with_autoscaler!().unwrap_or_else(|e| panic!("{e}"));
+        let client = cluster.client().await.unwrap();
+        let ns = harness::create_namespace(&client, prefix).await.unwrap();
+        let scheduler = harness::unique_name("hubpack");
+        let user_label = harness::unique_name("users");
+        let mut sched = hubpack_scheduler::config::Config {
+            scheduler_name: scheduler.clone(),
+            metrics_address: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        };
+        sched.leader_election.enabled = false;
+        sched.policy.warm_settle_seconds = 0;
+        sched.validate().unwrap();
+        let metrics_port = hubpack_e2e::processes::free_port().unwrap();
+        let yaml = ctl_yaml(&ns, &scheduler, &user_label, metrics_port);
+        let ctl = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        let (s1, s2) = (CancellationToken::new(), CancellationToken::new());
+        let t1 = tokio::spawn({
+            let (c, s) = (client.clone(), s1.clone());
+            async move {
+                hubpack_scheduler::app::run(c, sched, "sched-0".into(), s)
+                    .await
+                    .unwrap()
+            }
+        });
+        let t2 = tokio::spawn({
+            let (c, s) = (client.clone(), s2.clone());
+            async move {
+                hubpack_placeholder_ctl::adapter::app::run(c, ctl, "ctl-0".into(), s)
+                    .await
+                    .unwrap()
+            }
+        });
+        World {
+            client,
+            ns,
+            group,
+            scheduler,
+            user_label,
+            metrics_port,
+            stops: vec![s1, s2],
+            tasks: vec![t1, t2],
+        }
+    }
+
+    async fn stop(self) {
+        for s in &self.stops {
+            s.cancel();
+        }
+        for t in self.tasks {
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .expect("stops within 30 s")
+                .unwrap();
+        }
+    }
+
+    fn user(&self, name: &str) -> Pod {
+        let mut pod = harness::user_pod(name, IMAGE);
+        harness::set_cpu_request(&mut pod, USER_CPU);
+        pod.metadata
+            .labels
+            .get_or_insert_default()
+            .insert("hubpack-e2e-users".into(), self.user_label.clone());
+        let spec = pod.spec.as_mut().unwrap();
+        spec.scheduler_name = Some(self.scheduler.clone());
+        spec.node_selector
+            .get_or_insert_default()
+            .insert(NODE_GROUP_LABEL.into(), self.group.into());
+        pod
+    }
+
+    /// A 3-cpu user the controller does not count as an arrival (it is outside its user
+    /// selector), so the forecast stays the ConfigMap's alone; the scheduler treats it as a
+    /// user all the same (our scheduler name, not a placeholder).
+    fn big_user(&self, name: &str) -> Pod {
+        let mut pod = self.user(name);
+        harness::set_cpu_request(&mut pod, "3");
+        if let Some(l) = pod.metadata.labels.as_mut() {
+            l.remove("hubpack-e2e-users");
+        }
+        pod
+    }
+
+    async fn deployment_replicas(&self) -> Option<i32> {
+        Api::<Deployment>::namespaced(self.client.clone(), &self.ns)
+            .get_opt("hubpack-placeholder-default")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| d.spec?.replicas)
+    }
+
+    async fn pods(&self, labels: &str) -> Vec<Pod> {
+        Api::<Pod>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default().labels(labels))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+    }
+
+    async fn placeholders(&self) -> Vec<Pod> {
+        self.pods("app.kubernetes.io/component=user-placeholder")
+            .await
+    }
+
+    /// The nodes of this test's group (the autoscaler makes them all).
+    async fn autoscaled_nodes(&self) -> Vec<Node> {
+        Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default().labels(&format!("{NODE_GROUP_LABEL}={}", self.group)))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+    }
+
+    async fn metric(&self, name: &str) -> Option<f64> {
+        let body = http_get(self.metrics_port, "/metrics").await?;
+        body.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+fn pod_node(p: &Pod) -> Option<String> {
+    p.spec.as_ref()?.node_name.clone()
+}
+
+fn ready_at(p: &Pod) -> Option<i64> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0.as_millisecond())
+}
+
+fn created_at(p: &Pod) -> i64 {
+    p.metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0.as_millisecond())
+        .unwrap_or(0)
+}
+
+fn unschedulable_at(p: &Pod) -> Option<i64> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        })?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0.as_millisecond())
+}
+
+fn was_unschedulable(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })
+        })
+}
+
+/// A timeline of what happened, in seconds relative to the event start.
+#[derive(Default)]
+struct Timeline(Mutex<Vec<(i64, String)>>);
+
+impl Timeline {
+    fn note(&self, at_ms: i64, what: String) {
+        self.0.lock().unwrap().push((at_ms, what));
+    }
+
+    fn print(&self, origin: i64, title: &str) {
+        let mut lines = self.0.lock().unwrap().clone();
+        lines.sort();
+        println!("--- {title} (seconds from the event start) ---");
+        for (t, what) in lines {
+            println!("{:>+8.1}  {what}", (t - origin) as f64 / 1000.0);
+        }
+    }
+}
+
+/// Records placeholder count changes, node creation/readiness, and placements while it runs.
+fn record(
+    w: &World,
+    timeline: Arc<Timeline>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (client, ns, group) = (w.client.clone(), w.ns.clone(), w.group);
+    tokio::spawn(async move {
+        let deployments = Api::<Deployment>::namespaced(client.clone(), &ns);
+        let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+        let nodes = Api::<Node>::all(client.clone());
+        let mut replicas: Option<i32> = None;
+        let mut seen_nodes: BTreeMap<String, bool> = BTreeMap::new();
+        let mut placed: BTreeSet<String> = BTreeSet::new();
+        let mut warm: BTreeSet<String> = BTreeSet::new();
+        let mut seen_pods: BTreeSet<String> = BTreeSet::new();
+        let mut unschedulable: BTreeSet<String> = BTreeSet::new();
+        while !stop.is_cancelled() {
+            let now = now_ms();
+            if let Ok(Some(d)) = deployments.get_opt("hubpack-placeholder-default").await {
+                let r = d.spec.and_then(|s| s.replicas);
+                if r != replicas {
+                    timeline.note(
+                        now,
+                        format!("placeholder Deployment replicas {replicas:?} -> {r:?}"),
+                    );
+                    replicas = r;
+                }
+            }
+            if let Ok(list) = nodes
+                .list(&ListParams::default().labels(&format!("{NODE_GROUP_LABEL}={group}")))
+                .await
+            {
+                let names: BTreeSet<String> = list
+                    .items
+                    .iter()
+                    .filter_map(|n| n.metadata.name.clone())
+                    .collect();
+                for n in &list.items {
+                    let name = n.metadata.name.clone().unwrap_or_default();
+                    let ready = wait::node_ready(n);
+                    match seen_nodes.get(&name) {
+                        None => {
+                            let created = n
+                                .metadata
+                                .creation_timestamp
+                                .as_ref()
+                                .map(|t| t.0.as_millisecond())
+                                .unwrap_or(now);
+                            timeline
+                                .note(created, format!("node {name} created by the autoscaler"));
+                            if ready {
+                                timeline.note(now, format!("node {name} Ready"));
+                            }
+                        }
+                        Some(false) if ready => timeline.note(now, format!("node {name} Ready")),
+                        _ => {}
+                    }
+                    seen_nodes.insert(name, ready);
+                }
+                for gone in seen_nodes
+                    .keys()
+                    .filter(|n| !names.contains(*n))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                {
+                    timeline.note(now, format!("node {gone} removed"));
+                    seen_nodes.remove(&gone);
+                }
+            }
+            if let Ok(list) = pods.list(&ListParams::default()).await {
+                for p in &list.items {
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    let component = p
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("app.kubernetes.io/component"))
+                        .cloned()
+                        .unwrap_or_default();
+                    if component == "user-placeholder" {
+                        if seen_pods.insert(name.clone()) {
+                            timeline.note(created_at(p), format!("placeholder {name} created"));
+                        }
+                        if let Some(t) = unschedulable_at(p)
+                            && unschedulable.insert(name.clone())
+                        {
+                            timeline.note(t, format!("placeholder {name} marked Unschedulable"));
+                        }
+                        if let Some(node) = pod_node(p)
+                            && placed.insert(name.clone())
+                        {
+                            timeline.note(now, format!("placeholder {name} bound to {node}"));
+                        }
+                    } else if component == "image-prepuller" {
+                        if let Some(node) = pod_node(p)
+                            && seen_pods.insert(name.clone())
+                        {
+                            timeline.note(
+                                created_at(p),
+                                format!("pre-puller {name} created for {node}"),
+                            );
+                        }
+                        if let (Some(node), Some(t)) = (pod_node(p), ready_at(p))
+                            && warm.insert(node.clone())
+                        {
+                            timeline.note(t, format!("pre-puller Ready on {node}: node warm"));
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+}
+
+fn ctl_yaml(
+    ns: &str,
+    scheduler: &str,
+    users: &str,
+    port: u16,
+    group: &str,
+    lead: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "namespace: {ns}\n\
+         schedulerName: {scheduler}\n\
+         reconcileIntervalSeconds: 1\n\
+         metricsAddress: 127.0.0.1:{port}\n\
+         leaderElection: {{enabled: false}}\n\
+         userPods: {{selector: {{hubpack-e2e-users: {users}}}, namespace: {ns}}}\n\
+         placeholders: {{scaleDownAfterSeconds: 10}}\n\
+         prePuller: {{learnedImages: 0}}\n\
+         leadTime: {{initialSeconds: 40, quantile: 0.9, windowSamples: 10, minSamples: 2, reactionSeconds: 1, minSeconds: 5, maxSeconds: 120}}\n\
+         eventConfigMaps: {{enabled: true}}\n\
+         pools:\n\
+         - name: default\n\
+         \x20 nodeSelector: {{{NODE_PURPOSE_LABEL}: user, {NODE_GROUP_LABEL}: {group}}}\n\
+         \x20 tolerations: [{{key: {DEDICATED_TAINT}, operator: Equal, value: user, effect: NoSchedule}}]\n\
+         \x20 perUser: {{cpu: \"{USER_CPU}\", memory: 1Gi}}\n\
+         \x20 usersPerPlaceholder: auto\n\
+         \x20 freshNode: {{allocatable: {{cpu: \"4\", memory: 16Gi, pods: \"110\"}}}}\n\
+         \x20 headroom: {{z: 0}}\n\
+         \x20 lead: {lead}\n\
+         \x20 images: [{IMAGE}]\n\
+         {extra}"
+    )
+}
+
+/// The event: placeholders a lead time ahead, nodes, warm seats, users Ready without a
+/// pull, then everything scaled back down; `lead: auto` learns boot + pull.
+#[tokio::test]
+async fn an_event_gets_warm_seats_a_lead_time_ahead_and_they_go_afterwards() {
+    const USERS: usize = 6;
+    // The configured (initial) lead: 40 s. The event starts 70 s from now, so the
+    // placeholders should appear ~30 s from now.
+    let lead_ms = 40_000;
+    let start = now_ms() + 70_000;
+    let event = format!(
+        "events:\n- {{name: class, pool: default, start: \"{}\", users: {USERS}, arrivalWindowSeconds: 20}}\n",
+        rfc3339(start)
+    );
+    let w = World::start("ctl-event", "user-a", |ns, s, u, port| {
+        ctl_yaml(ns, s, u, port, "user-a", "auto", &event)
+    })
+    .await;
+    let timeline = Arc::new(Timeline::default());
+    let stop = CancellationToken::new();
+    let recorder = record(&w, timeline.clone(), stop.clone());
+    let test_started = Instant::now();
+
+    // Placeholders appear a lead time before the event, as its arrival window enters the
+    // lead horizon, and reach 2 (6 users, N = 3) once all of it is inside.
+    let appeared = wait::until("placeholders wanted", Duration::from_secs(90), || async {
+        w.deployment_replicas()
+            .await
+            .filter(|r| *r > 0)
+            .map(|_| now_ms())
+    })
+    .await
+    .unwrap();
+    let early = start - appeared;
+    assert!(
+        (lead_ms - 3_000..=lead_ms + 1_000).contains(&early),
+        "placeholders appeared {early} ms before the event, the lead is {lead_ms} ms"
+    );
+    wait::until("2 placeholders wanted", Duration::from_secs(30), || async {
+        (w.deployment_replicas().await == Some(2)).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // The autoscaler adds nodes, hubpack-scheduler places the placeholders there, and the
+    // pre-pullers warm them, all before the event starts.
+    let placed = wait::until(
+        "both placeholders bound to new nodes",
+        Duration::from_secs(60),
+        || async {
+            let ps = w.placeholders().await;
+            let nodes: BTreeSet<String> = w
+                .autoscaled_nodes()
+                .await
+                .iter()
+                .filter_map(|n| n.metadata.name.clone())
+                .collect();
+            let on: BTreeSet<String> = ps
+                .iter()
+                .filter_map(pod_node)
+                .filter(|n| nodes.contains(n))
+                .collect();
+            (ps.iter().filter(|p| pod_node(p).is_some()).count() == 2 && !on.is_empty())
+                .then_some(on)
+        },
+    )
+    .await
+    .unwrap();
+    wait::until(
+        "pre-pullers Ready on the placeholders' nodes",
+        Duration::from_secs(60),
+        || async {
+            let pullers = w.pods("app.kubernetes.io/component=image-prepuller").await;
+            placed
+                .iter()
+                .all(|n| {
+                    pullers
+                        .iter()
+                        .any(|p| pod_node(p).as_deref() == Some(n.as_str()) && wait::pod_ready(p))
+                })
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        now_ms() < start,
+        "nodes were warm only after the event started"
+    );
+
+    // Users arrive at the event start: each takes a warm seat and is Ready without a pull.
+    tokio::time::sleep(Duration::from_millis((start - now_ms()).max(0) as u64)).await;
+    let users: Api<Pod> = Api::namespaced(w.client.clone(), &w.ns);
+    for i in 0..USERS {
+        users
+            .create(&PostParams::default(), &w.user(&format!("user-{i}")))
+            .await
+            .unwrap();
+    }
+    let ready = wait::until("every user Ready", Duration::from_secs(60), || async {
+        let ps = w.pods(&format!("hubpack-e2e-users={}", w.user_label)).await;
+        (ps.len() == USERS && ps.iter().all(wait::pod_ready)).then_some(ps)
+    })
+    .await
+    .unwrap();
+    for p in &ready {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let (c, r) = (created_at(p), ready_at(p).unwrap());
+        timeline.note(c, format!("user {name} created"));
+        timeline.note(
+            r,
+            format!(
+                "user {name} Ready on {} ({} ms after creation)",
+                pod_node(p).unwrap_or_default(),
+                r - c
+            ),
+        );
+        assert!(
+            placed.contains(&pod_node(p).unwrap()),
+            "{name} not on a node warmed ahead"
+        );
+        // Ready-condition times have second precision: allow that, never a pull.
+        assert!(
+            r - c < TEST_PULL_TIME.as_millis() as i64,
+            "{name} waited {} ms: a pull",
+            r - c
+        );
+    }
+
+    // lead: auto learned from the scale-ups so far: the wait from a placeholder's
+    // Unschedulable condition to its new node's pre-puller Ready (CA's reaction, the boot,
+    // then the pull: the pre-puller starts once the node's not-ready taint lifts) must be
+    // within 25% of the harness's boot + pull delays.
+    let samples = w
+        .metric("hubpack_placeholder_ctl_lead_time_samples")
+        .await
+        .unwrap_or(0.0);
+    let learned = w
+        .metric("hubpack_placeholder_ctl_lead_time_seconds")
+        .await
+        .unwrap();
+    let (boot, pull) = (TEST_BOOT_DELAY.as_secs_f64(), TEST_PULL_TIME.as_secs_f64());
+    let waited = learned - 1.0; // minus the configured reaction time
+    println!(
+        "learned lead time {learned:.1} s from {samples} samples (wait {waited:.1} s + reaction 1 s); boot {boot} s, pull {pull} s"
+    );
+    if samples < 2.0 || (waited - (boot + pull)).abs() > 0.25 * (boot + pull) {
+        timeline.print(start, "event timeline (failed)");
+        panic!(
+            "learned wait {waited:.1} s from {samples} samples is not within 25% of boot + pull = {} s",
+            boot + pull
+        );
+    }
+
+    // The class arrived at once: the evicted placeholders' replacements are surplus (the
+    // forecast does not expect its users twice), so no node is added for them.
+    let quiet_until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < quiet_until {
+        let extra: Vec<String> = w
+            .autoscaled_nodes()
+            .await
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .filter(|n| !placed.contains(n))
+            .collect();
+        if !extra.is_empty() {
+            timeline.print(start, "event timeline (failed)");
+            panic!("nodes added after the class had arrived: {extra:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // After the event: the users leave, the placeholders go (after the 10 s minimum), and
+    // the autoscaler removes the emptied nodes.
+    for p in &ready {
+        users
+            .delete(
+                p.metadata.name.as_deref().unwrap(),
+                &DeleteParams::default().grace_period(0),
+            )
+            .await
+            .unwrap();
+    }
+    timeline.note(now_ms(), "the users leave (deleted)".into());
+    wait::until("placeholders gone", Duration::from_secs(90), || async {
+        (w.deployment_replicas().await == Some(0) && w.placeholders().await.is_empty())
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    timeline.note(now_ms(), "no placeholder left, replicas 0".into());
+    wait::until(
+        "emptied nodes removed",
+        Duration::from_secs(120),
+        || async { w.autoscaled_nodes().await.is_empty().then_some(()) },
+    )
+    .await
+    .unwrap();
+    timeline.note(now_ms(), "every autoscaled node gone".into());
+    tokio::time::sleep(Duration::from_secs(1)).await; // the recorder's last round
+    stop.cancel();
+    recorder.await.unwrap();
+    timeline.print(start, "event timeline");
+    println!("test took {:.0} s", test_started.elapsed().as_secs_f64());
+    w.stop().await;
+}
+
+/// The target comes from an event ConfigMap; a user evicting a placeholder while it is
+/// wanted gets a node added for the replacement, and once the target has dropped the
+/// replacement is dropped before the autoscaler sees it.
+#[tokio::test]
+async fn a_wanted_replacement_scales_up_and_a_surplus_one_does_not() {
+    // Fixed lead, 5 min hysteresis: the placed placeholder is held after the target drops.
+    let w = World::start("ctl-surplus", "user-b", |ns, s, u, port| {
+        ctl_yaml(ns, s, u, port, "user-b", "60", "")
+            .replace("scaleDownAfterSeconds: 10", "scaleDownAfterSeconds: 300")
+    })
+    .await;
+    let cms: Api<ConfigMap> = Api::namespaced(w.client.clone(), &w.ns);
+    let cm = |users: u32| -> ConfigMap {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "class", "labels": {"hubpack.io/events": "true"}},
+            "data": {"events.yaml": format!(
+                "- {{name: lab, pool: default, start: \"{}\", users: {users}, arrivalWindowSeconds: 3600}}\n",
+                rfc3339(now_ms() - 60_000))}
+        }))
+        .unwrap()
+    };
+    // 3600 s window, 60 s lead: 3600 users over the hour → 60 within the lead... keep it
+    // at one placeholder: 180 users/h = 3 within 60 s = one placeholder of 3.
+    cms.create(&PostParams::default(), &cm(180)).await.unwrap();
+    let first = wait::until("one placeholder bound", Duration::from_secs(60), || async {
+        let ps = w.placeholders().await;
+        (w.deployment_replicas().await == Some(1) && ps.len() == 1)
+            .then(|| pod_node(&ps[0]))
+            .flatten()
+    })
+    .await
+    .unwrap();
+    let nodes_before = w.autoscaled_nodes().await.len();
+
+    // Wanted: a 3-cpu user evicts it; the replacement is still wanted (target 1, no free
+    // warm seat), so it is marked Unschedulable and a node is added.
+    let users: Api<Pod> = Api::namespaced(w.client.clone(), &w.ns);
+    let big = w.big_user("big-1");
+    users.create(&PostParams::default(), &big).await.unwrap();
+    wait::until("big-1 Ready", Duration::from_secs(60), || async {
+        users
+            .get_opt("big-1")
+            .await
+            .ok()
+            .flatten()
+            .filter(wait::pod_ready)
+            .map(|_| ())
+    })
+    .await
+    .unwrap();
+    let added = wait::until(
+        "a node added for the wanted replacement",
+        Duration::from_secs(60),
+        || async {
+            let n = w.autoscaled_nodes().await.len();
+            (n > nodes_before).then_some(n)
+        },
+    )
+    .await
+    .unwrap();
+    let second = wait::until("the replacement bound", Duration::from_secs(60), || async {
+        let ps = w.placeholders().await;
+        (ps.len() == 1)
+            .then(|| pod_node(&ps[0]))
+            .flatten()
+            .filter(|n| *n != first)
+    })
+    .await
+    .unwrap();
+    println!(
+        "wanted replacement: nodes {nodes_before} -> {added}, placeholder moved {first} -> {second}"
+    );
+
+    // Surplus: the event is removed (target 0), the hysteresis holds the placed one. A user
+    // evicts it: the controller drops the replacement within the scheduler's grace, so it
+    // is never marked Unschedulable and no node is added.
+    cms.delete("class", &DeleteParams::default()).await.unwrap();
+    wait::until("target 0 seen", Duration::from_secs(20), || async {
+        w.metric("hubpack_placeholder_ctl_headroom_target_users")
+            .await
+            .filter(|v| *v == 0.0)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        w.deployment_replicas().await,
+        Some(1),
+        "held by the hysteresis"
+    );
+    users
+        .create(&PostParams::default(), &w.big_user("big-2"))
+        .await
+        .unwrap();
+    wait::until("big-2 Ready", Duration::from_secs(60), || async {
+        users
+            .get_opt("big-2")
+            .await
+            .ok()
+            .flatten()
+            .filter(wait::pod_ready)
+            .map(|_| ())
+    })
+    .await
+    .unwrap();
+    wait::until("replicas dropped to 0", Duration::from_secs(20), || async {
+        (w.deployment_replicas().await == Some(0)).then_some(())
+    })
+    .await
+    .unwrap();
+    // Watch for 20 s (10 autoscaler scans): no new node, no Unschedulable placeholder.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut unschedulable = BTreeSet::new();
+    while Instant::now() < deadline {
+        for p in w.placeholders().await {
+            if was_unschedulable(&p) {
+                unschedulable.insert(p.metadata.name.unwrap_or_default());
+            }
+        }
+        let n = w.autoscaled_nodes().await.len();
+        assert!(
+            n <= added,
+            "a node was added for a surplus placeholder: {added} -> {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        unschedulable.is_empty(),
+        "surplus placeholders marked Unschedulable: {unschedulable:?}"
+    );
+    println!("surplus replacement: dropped, nodes stayed at {added}");
+    for name in ["big-1", "big-2"] {
+        let _ = users
+            .delete(name, &DeleteParams::default().grace_period(0))
+            .await;
+    }
+    w.stop().await;
+}
