@@ -1,7 +1,7 @@
 //! The Helm chart (`charts/hubpack`): `helm lint` and `helm template` over the default values
 //! and every example values file; the schema refusing typos and wrong types with the value's
 //! path; what every rendering must hold (hardened pods, the scheduler's replicas, PDB and
-//! anti-affinity, no RBAC wildcard, no secrets unless a calendar Secret is named); the image's
+//! anti-affinity, no RBAC wildcard, no Secret verb at all); the image's
 //! command and args against the binaries' CLIs; the rendered manifests applied to the real API
 //! server (server-side dry-run, then for real); and the RBAC checked with
 //! SubjectAccessReviews. The binaries running on the chart's ServiceAccounts, and the
@@ -206,28 +206,52 @@ fn chart_refuses_namespaces_its_roles_do_not_cover() {
     );
 }
 
-/// A calendar URL from a Secret is refused at install, naming the value: this controller
-/// reads only `url` or `file`, and would refuse the rendered config at start.
+/// A calendar URL from a Secret reaches the controller as a mounted file: the config names
+/// `urlFile` (never the Secret, never the URL), the Deployment mounts exactly that key there,
+/// and the controller is granted no Secret verb (checked for every rendering below).
 #[test]
-fn chart_refuses_calendar_url_secrets_the_controller_cannot_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("secret-calendar.yaml");
-    let example =
-        std::fs::read_to_string(chart_dir().join("examples/events-calendar.yaml")).unwrap();
-    std::fs::write(
-        &file,
-        example.replace(
-            "url: https://calendar.example.org/course.ics",
-            "urlSecret: {name: course-calendar, key: url}",
-        ),
-    )
-    .unwrap();
-    let out = template("cal", "default", &[&file], &[]);
-    assert!(!out.status.success(), "rendered:\n{}", stdout(&out));
+fn chart_mounts_a_calendar_url_secret_as_the_file_the_controller_reads() {
+    let docs = documents(&render(
+        "cal",
+        "default",
+        &[&chart_dir().join("examples/events-calendar.yaml")],
+        &[],
+    ));
+    let cm = of_kind(&docs, "ConfigMap")
+        .into_iter()
+        .find(|d| name(d).ends_with("-placeholder-ctl"))
+        .unwrap();
+    let text = cm["data"]["config.yaml"].as_str().unwrap();
+    assert!(!text.contains("urlSecret"), "{text}");
+    let config: Value = serde_saphyr::from_str(text).unwrap();
+    let course = &config["calendars"][0];
+    assert_eq!(course["urlFile"], "/var/run/hubpack/calendars/0/url");
+    assert!(course.get("url").is_none_or(Value::is_null), "{course}");
+    let deployment = find(&docs, "Deployment", "-placeholder-ctl");
+    let spec = &deployment["spec"]["template"]["spec"];
+    let volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "calendar-0")
+        .unwrap_or_else(|| panic!("no calendar volume: {spec}"));
+    assert_eq!(volume["secret"]["secretName"], "course-calendar");
+    assert_eq!(volume["secret"]["items"][0]["key"], "url");
+    assert_eq!(volume["secret"]["items"][0]["path"], "url");
+    let mounts = spec["containers"][0]["volumeMounts"].as_array().unwrap();
     assert!(
-        stderr(&out).contains("controller.config.calendars[0].urlSecret"),
-        "{}",
-        stderr(&out)
+        mounts.iter().any(|m| m["name"] == "calendar-0"
+            && m["mountPath"] == "/var/run/hubpack/calendars/0"
+            && m["readOnly"] == true),
+        "{mounts:?}"
+    );
+    // The second feed has a plain URL: no volume for it.
+    assert!(
+        spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["name"] != "calendar-1")
     );
 }
 
@@ -285,33 +309,9 @@ fn every_rendering_hardens_hubpack_pods() {
             .filter(|d| ["Role", "ClusterRole"].contains(&kind(d)))
             .collect();
         let granted = grants(&roles); // panics on a wildcard
-        // Secrets: only `get`, only by name, only the calendar Secrets the config names.
-        let calendar_secrets: Vec<String> = of_kind(&docs, "ConfigMap")
-            .into_iter()
-            .filter(|d| name(d).ends_with("-placeholder-ctl"))
-            .flat_map(|cm| {
-                let config: Value =
-                    serde_saphyr::from_str(cm["data"]["config.yaml"].as_str().unwrap()).unwrap();
-                config["calendars"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| c["urlSecret"]["name"].as_str().map(str::to_string))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        for g in granted.iter().filter(|g| g.1 == "/secrets") {
-            assert!(
-                g.0 == "get" && calendar_secrets.contains(&g.2),
-                "{what}: secrets granted beyond the named calendar Secrets {calendar_secrets:?}: {g:?}"
-            );
-        }
-        for secret in &calendar_secrets {
-            assert!(
-                granted.contains(&("get".into(), "/secrets".into(), secret.clone())),
-                "{what}: calendar Secret {secret} not readable"
-            );
-        }
+        // No Secret verb at all: calendar URL Secrets are mounted, not read by the controller.
+        let secrets: Vec<_> = granted.iter().filter(|g| g.1 == "/secrets").collect();
+        assert!(secrets.is_empty(), "{what}: secrets granted: {secrets:?}");
         let dashboard = find(&docs, "ConfigMap", "-dashboard");
         assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
         let json: Value = serde_json::from_str(dashboard["data"]["hubpack.json"].as_str().unwrap())

@@ -163,14 +163,22 @@ affinity: {{- toYaml . | nindent 2 }}
 {{- $pools = append $pools $pool -}}
 {{- end -}}
 {{- $_ := set $config "pools" $pools -}}
+{{- /* A calendar URL from a Secret reaches the controller as a mounted file (urlFile), so
+       the token is never in this ConfigMap and the controller needs no Secret rights. */ -}}
+{{- $calendars := list -}}
+{{- range $i, $c := $config.calendars -}}
+{{- $cal := deepCopy $c -}}
+{{- if $cal.urlSecret -}}
+{{- $_ := set $cal "urlFile" (printf "%s/%d/url" (include "hubpack.controller.calendarDir" $) $i) -}}
+{{- $_ := unset $cal "urlSecret" -}}
+{{- end -}}
+{{- $calendars = append $calendars $cal -}}
+{{- end -}}
+{{- if $config.calendars -}}
+{{- $_ := set $config "calendars" $calendars -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
 
-{{/* Names of the Secrets holding calendar URLs (calendars[].urlSecret.name). */}}
-{{- define "hubpack.controller.calendarSecrets" -}}
-{{- $names := list -}}
-{{- range (.Values.controller.config).calendars -}}
-{{- with .urlSecret -}}{{- $names = append $names .name -}}{{- end -}}
-{{- end -}}
-{{- toJson ($names | uniq) -}}
-{{- end -}}
+{{/* Where calendar URL Secrets are mounted in the controller: <dir>/<index>/url. */}}
+{{- define "hubpack.controller.calendarDir" -}}/var/run/hubpack/calendars{{- end -}}
