@@ -281,9 +281,14 @@ fn default_arrival_window() -> f64 {
 pub struct CalendarConfig {
     pub name: String,
     pub pool: String,
-    /// An `http(s)://` URL of an .ics feed.
+    /// An `http(s)://` URL of an .ics feed (one without a token in it: see `url_file`).
     #[serde(default)]
     pub url: Option<String>,
+    /// A file holding the feed's `http(s)://` URL, read again on every refresh: a Secret key
+    /// mounted into the pod (the chart's `urlSecret`), so a URL that carries a token is never
+    /// in the config, the logs or the controller's RBAC.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
     /// A local .ics file.
     #[serde(default)]
     pub file: Option<PathBuf>,
@@ -877,8 +882,8 @@ impl CalendarConfig {
         let f = |x: &str| format!("{at}.{x}");
         nonempty(&f("name"), &self.name)?;
         known_pool(&f("pool"), &self.pool, pools)?;
-        match (&self.url, &self.file) {
-            (Some(u), None) => {
+        match (&self.url, &self.url_file, &self.file) {
+            (Some(u), None, None) => {
                 if !(u.starts_with("http://") || u.starts_with("https://")) {
                     return invalid(
                         f("url"),
@@ -887,12 +892,12 @@ impl CalendarConfig {
                     );
                 }
             }
-            (None, Some(_)) => {}
+            (None, Some(_), None) | (None, None, Some(_)) => {}
             _ => {
                 return invalid(
                     f("url"),
-                    "and `file`: exactly one must be set",
-                    "give the feed's URL or a local .ics path",
+                    ", `urlFile` and `file`: exactly one must be set",
+                    "give the feed's URL, a file holding it (a mounted Secret key), or a local .ics path",
                 );
             }
         }

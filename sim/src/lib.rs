@@ -6,9 +6,11 @@
 //! the placeholder controller, next to models of kube-scheduler (`spread`, `z2jh`) and of
 //! cluster-autoscaler, node boot, image pulls, the hub's spawner and culler.
 //!
-//! - [`scenario`]: the YAML input; [`engine`]: one deterministic run; [`runner`]: the
-//!   policy × seed grid in parallel; [`report`]: summary.json, pods.csv, timeseries.csv,
-//!   report.html and the terminal table.
+//! - [`scenario`]: the YAML input; [`z2jh`]: a z2jh config.yaml applied to it;
+//!   [`engine`]: one deterministic run; [`runner`]: the policy × seed grid in parallel;
+//!   [`plan`]: the cheapest placeholder setting meeting a p95 target, next to z2jh as
+//!   configured; [`report`]: summary.json, pods.csv, timeseries.csv, report.html and the
+//!   terminal table.
 //!
 //! ## What the model leaves out (read results with these in mind)
 //! - kube-scheduler baselines: ties go to the lowest node index (upstream picks at random);
@@ -16,13 +18,17 @@
 //!   untainted pool); every node is scored (fine below 100 nodes); a preemptor binds in the
 //!   same instant its victims leave, so no pod stays nominated.
 //! - cluster-autoscaler: scale-up estimates with first-fit-decreasing; no
-//!   max-node-provision-time, unready limits or failed boots; at most one non-empty node is
-//!   drained per scan.
-//! - Hub: users refused by the spawn limit retry until served; timed-out spawns retry up to
-//!   `max_attempts`; every image pull is serialized per node; no node or pod failures.
-//! - Placeholders serve the first profile's pool, sized in its users. The predictive
-//!   controller learns its background rate (EWMA) outside scheduled events only and uses no
-//!   weekly profile.
+//!   max-node-provision-time, unready limits or failed boots.
+//! - cluster-autoscaler's scale-down: a node that received planned moves is evaluated with
+//!   them; utilization is judged on requests before the moves; a failed removal
+//!   simulation (not a utilization miss) starts the unremovable recheck timeout.
+//! - Hub: users refused by the spawn limit come back after Retry-After (30–60 s) or give
+//!   up with a set probability; timed-out spawns retry up to `max_attempts`; no node or pod
+//!   failures.
+//! - Placeholders serve the first profile's pool, sized in the pool's mean user. The
+//!   predictive controller learns its background rate (EWMA) outside scheduled events only
+//!   and uses no weekly profile; `lead_min: auto` samples only scale-ups a pending
+//!   placeholder triggered, on nodes the pre-puller warms.
 
 #![forbid(unsafe_code)]
 

@@ -308,14 +308,21 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
             weight: 1.0,
         });
     }
-    // Images the scenario does not know pull like its first one.
+    // The configured images only (the pre-puller pulls each on every node); one the
+    // scenario does not know pulls like its first image.
+    let mut images: Vec<ImageSpec> = Vec::new();
     for pr in &profiles {
-        if sc.image_index(&pr.image).is_none() {
-            let mut img: ImageSpec = sc.images[0].clone();
-            img.name = pr.image.clone();
-            sc.images.push(img);
+        if images.iter().any(|i| i.name == pr.image) {
+            continue;
         }
+        let mut img: ImageSpec = match sc.image_index(&pr.image) {
+            Some(i) => sc.images[i].clone(),
+            None => sc.images[0].clone(),
+        };
+        img.name = pr.image.clone();
+        images.push(img);
     }
+    sc.images = images;
     sc.profiles = profiles;
     // Arrivals now pick among the configured profiles by weight.
     for a in &mut sc.arrivals {

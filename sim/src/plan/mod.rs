@@ -18,6 +18,7 @@ use crate::models::placeholders::PlaceholderState;
 use crate::report::summary::{PolicySummary, Summary};
 use crate::runner::run_grid;
 use crate::scenario::{PlaceholderMode, PredictiveSpec, Scenario, SchedulerKind};
+use hubpack_core::headroom::seats_in;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
 
@@ -221,20 +222,24 @@ impl Search<'_> {
         mode: impl Fn(usize) -> PlaceholderMode,
     ) -> Result<(), RunError> {
         let sc = self.sc;
-        if self
-            .eval(family, sc, Self::hubpack(mode(hi)), None)?
-            .outcome
-            == Outcome::Misses
+        if !self.surely_dearer(&mode(hi))
+            && self
+                .eval(family, sc, Self::hubpack(mode(hi)), None)?
+                .outcome
+                == Outcome::Misses
         {
             return Ok(());
         }
         let (mut lo, mut hi) = (1usize, hi.saturating_sub(1));
         while lo <= hi {
             let mid = lo + (hi - lo) / 2;
-            match self
-                .eval(family, sc, Self::hubpack(mode(mid)), None)?
-                .outcome
-            {
+            let outcome = if self.surely_dearer(&mode(mid)) {
+                Outcome::Dearer
+            } else {
+                self.eval(family, sc, Self::hubpack(mode(mid)), None)?
+                    .outcome
+            };
+            match outcome {
                 Outcome::Misses => lo = mid + 1,
                 Outcome::Meets | Outcome::Dearer => {
                     if mid == 0 {
@@ -245,6 +250,23 @@ impl Search<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl Search<'_> {
+    /// Whether a static setting must cost more than the best so far, without running it:
+    /// its placeholders exist all run long, so from the first boot on the cluster keeps at
+    /// least the nodes they fill (up to the pool's maximum).
+    fn surely_dearer(&self, mode: &PlaceholderMode) -> bool {
+        let Ok(state) = PlaceholderState::new(self.sc, mode, SchedulerKind::Hubpack) else {
+            return false;
+        };
+        let pool = &self.sc.pools[state.pool];
+        let fresh = &pool.allocatable.to_resources() - &pool.daemonset_overhead.to_resources();
+        let per_node = usize::try_from(seats_in(&fresh, &state.request)).unwrap_or(0);
+        let nodes = state.desired.div_ceil(per_node.max(1)).min(pool.max_nodes) as f64;
+        let hours = (self.sc.duration_h - 2.0 * pool.boot.median_s / 3600.0).max(0.0);
+        nodes * hours * self.sc.price_per_node_hour > DEARER * self.best_cost
     }
 }
 

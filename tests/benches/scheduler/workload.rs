@@ -113,6 +113,26 @@ pub async fn throughput(
     result
 }
 
+/// Creates a pod, retrying what an overloaded API server answers now and then (a timeout,
+/// 429, 5xx) for up to a minute; a pod already there (an earlier try that did land) counts.
+async fn create(api: &Api<Pod>, pod: &Pod) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match api.create(&PostParams::default(), pod).await {
+            Ok(_) => return,
+            Err(kube::Error::Api(s)) if s.code == 409 => return,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!(
+                    "bench: creating {:?} failed ({e}); retrying",
+                    pod.metadata.name
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("creating {:?}: {e}", pod.metadata.name),
+        }
+    }
+}
+
 /// Creates users `u-0` … `u-{n-1}` at once (64 requests in flight); when each was created.
 async fn create_users(api: &Api<Pod>, n: usize) -> HashMap<String, Instant> {
     futures::stream::iter(0..n)
@@ -121,9 +141,7 @@ async fn create_users(api: &Api<Pod>, n: usize) -> HashMap<String, Instant> {
             async move {
                 let name = format!("u-{i}");
                 let at = Instant::now();
-                api.create(&PostParams::default(), &user(&name))
-                    .await
-                    .unwrap();
+                create(&api, &user(&name)).await;
                 (name, at)
             }
         })
@@ -180,7 +198,7 @@ pub async fn burst(
     futures::stream::iter(placeholders)
         .map(|p| {
             let api = api.clone();
-            async move { api.create(&PostParams::default(), &p).await.unwrap() }
+            async move { create(&api, &p).await }
         })
         .buffer_unordered(32)
         .collect::<Vec<_>>()
@@ -199,9 +217,7 @@ pub async fn burst(
                 tokio::time::sleep_until((start + gap * i as u32).into()).await;
                 let name = format!("u-{i}");
                 let at = Instant::now();
-                api.create(&PostParams::default(), &user(&name))
-                    .await
-                    .unwrap();
+                create(&api, &user(&name)).await;
                 (name, at)
             }
         })
@@ -425,11 +441,7 @@ pub async fn backlog(
     futures::stream::iter(0..pending)
         .map(|i| {
             let api = api.clone();
-            async move {
-                api.create(&PostParams::default(), &unfittable(&format!("stuck-{i}")))
-                    .await
-                    .unwrap()
-            }
+            async move { create(&api, &unfittable(&format!("stuck-{i}"))).await }
         })
         .buffer_unordered(64)
         .collect::<Vec<_>>()
