@@ -84,6 +84,61 @@ pub fn kube_scheduler_config(kubeconfig: &Path) -> String {
     )
 }
 
+/// z2jh's user-scheduler KubeSchedulerConfiguration (shared/reference/z2jh.md §1.1) under
+/// `scheduler_name`: one profile, the score plugins re-weighted (NodeAffinity 14631,
+/// InterPodAffinity 1331, NodeResourcesFit 121, ImageLocality 11, BalancedAllocation off),
+/// NodeResourcesFit scoring MostAllocated on cpu and memory; filter, preemption and bind at
+/// upstream defaults; leader election off (one replica). `qps`: a client budget (QPS, burst);
+/// z2jh sets none.
+pub fn z2jh_user_scheduler_config(
+    kubeconfig: &Path,
+    scheduler_name: &str,
+    qps: Option<(u32, u32)>,
+) -> String {
+    let budget = qps
+        .map(|(q, b)| format!("  qps: {q}\n  burst: {b}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: {kubeconfig}
+{budget}leaderElection:
+  leaderElect: false
+profiles:
+  - schedulerName: {scheduler_name}
+    plugins:
+      score:
+        disabled:
+          - name: NodeResourcesBalancedAllocation
+          - name: NodeAffinity
+          - name: InterPodAffinity
+          - name: NodeResourcesFit
+          - name: ImageLocality
+        enabled:
+          - name: NodeAffinity
+            weight: 14631
+          - name: InterPodAffinity
+            weight: 1331
+          - name: NodeResourcesFit
+            weight: 121
+          - name: ImageLocality
+            weight: 11
+    pluginConfig:
+      - name: NodeResourcesFit
+        args:
+          scoringStrategy:
+            type: MostAllocated
+            resources:
+              - name: cpu
+                weight: 1
+              - name: memory
+                weight: 1
+",
+        kubeconfig = kubeconfig.display()
+    )
+}
+
 pub fn kube_scheduler_args(config: &Path, port: u16) -> Vec<String> {
     vec![
         format!("--config={}", config.display()),
@@ -111,6 +166,22 @@ mod tests {
         ] {
             assert!(args.iter().any(|a| a == flag), "missing {flag}");
         }
+    }
+
+    #[test]
+    fn z2jhs_profile_scores_most_allocated_with_its_weights() {
+        let text = z2jh_user_scheduler_config(Path::new("/k"), "user-scheduler", Some((5, 10)));
+        for line in [
+            "kubeconfig: /k",
+            "  qps: 5",
+            "schedulerName: user-scheduler",
+            "type: MostAllocated",
+            "weight: 14631",
+            "- name: NodeResourcesBalancedAllocation",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!z2jh_user_scheduler_config(Path::new("/k"), "s", None).contains("qps"));
     }
 
     #[test]

@@ -164,7 +164,15 @@ pub async fn start(cluster: &Cluster, which: &Scheduler, name: &str) -> Running 
             (bin.clone(), args, envs, Some(port))
         }
         Scheduler::Kube { qps } => {
-            std::fs::write(&config, kube_scheduler_config(&cluster.kubeconfig, *qps)).unwrap();
+            std::fs::write(
+                &config,
+                hubpack_e2e::components::z2jh_user_scheduler_config(
+                    &cluster.kubeconfig,
+                    SCHEDULER_NAME,
+                    *qps,
+                ),
+            )
+            .unwrap();
             let bin = binaries::find(Component::K8s, "kube-scheduler").unwrap();
             let args = vec![
                 format!("--config={}", config.display()),
@@ -228,55 +236,6 @@ fn hubpack_config(qps: u32, burst: u32, metrics_port: u16) -> String {
          leaderElection:\n  enabled: false\n\
          api:\n  qps: {qps}\n  burst: {burst}\n\
          metricsAddress: 127.0.0.1:{metrics_port}\n"
-    )
-}
-
-/// z2jh's user-scheduler KubeSchedulerConfiguration (z2jh.md §1.1): one profile, the score
-/// plugins re-weighted (NodeAffinity 14631, InterPodAffinity 1331, NodeResourcesFit 121,
-/// ImageLocality 11, BalancedAllocation off), NodeResourcesFit scoring MostAllocated on cpu
-/// and memory. Leader election off (one replica). `qps`: the client budget; z2jh sets none.
-pub fn kube_scheduler_config(kubeconfig: &Path, qps: Option<(u32, u32)>) -> String {
-    let budget = qps
-        .map(|(q, b)| format!("  qps: {q}\n  burst: {b}\n"))
-        .unwrap_or_default();
-    format!(
-        "apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-clientConnection:
-  kubeconfig: {kubeconfig}
-{budget}leaderElection:
-  leaderElect: false
-profiles:
-  - schedulerName: {SCHEDULER_NAME}
-    plugins:
-      score:
-        disabled:
-          - name: NodeResourcesBalancedAllocation
-          - name: NodeAffinity
-          - name: InterPodAffinity
-          - name: NodeResourcesFit
-          - name: ImageLocality
-        enabled:
-          - name: NodeAffinity
-            weight: 14631
-          - name: InterPodAffinity
-            weight: 1331
-          - name: NodeResourcesFit
-            weight: 121
-          - name: ImageLocality
-            weight: 11
-    pluginConfig:
-      - name: NodeResourcesFit
-        args:
-          scoringStrategy:
-            type: MostAllocated
-            resources:
-              - name: cpu
-                weight: 1
-              - name: memory
-                weight: 1
-",
-        kubeconfig = kubeconfig.display()
     )
 }
 

@@ -272,53 +272,6 @@ fn priority_class(name: &str, value: i32) -> PriorityClass {
     }
 }
 
-/// z2jh's user-scheduler KubeSchedulerConfiguration (z2jh.md §1.1): one profile, score
-/// plugins re-weighted (NodeAffinity 14631, InterPodAffinity 1331, NodeResourcesFit 121,
-/// ImageLocality 11, BalancedAllocation off), NodeResourcesFit scoring MostAllocated on cpu
-/// and memory; filter, preemption and bind at upstream defaults. No client budget (z2jh
-/// sets none), no leader election (one replica).
-pub fn z2jh_scheduler_config(kubeconfig: &Path) -> String {
-    format!(
-        "apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-clientConnection:
-  kubeconfig: {kubeconfig}
-leaderElection:
-  leaderElect: false
-profiles:
-  - schedulerName: {Z2JH_SCHEDULER}
-    plugins:
-      score:
-        disabled:
-          - name: NodeResourcesBalancedAllocation
-          - name: NodeAffinity
-          - name: InterPodAffinity
-          - name: NodeResourcesFit
-          - name: ImageLocality
-        enabled:
-          - name: NodeAffinity
-            weight: 14631
-          - name: InterPodAffinity
-            weight: 1331
-          - name: NodeResourcesFit
-            weight: 121
-          - name: ImageLocality
-            weight: 11
-    pluginConfig:
-      - name: NodeResourcesFit
-        args:
-          scoringStrategy:
-            type: MostAllocated
-            resources:
-              - name: cpu
-                weight: 1
-              - name: memory
-                weight: 1
-",
-        kubeconfig = kubeconfig.display()
-    )
-}
-
 /// What runs for a stack besides the cluster: a scheduler process or in-process tasks.
 pub struct Running {
     process: Option<Managed>,
@@ -464,8 +417,15 @@ fn start_hubpack(
 async fn start_user_scheduler(cluster: &Cluster) -> Result<Managed, String> {
     let dir = &cluster.state_dir;
     let config = dir.join("user-scheduler.yaml");
-    std::fs::write(&config, z2jh_scheduler_config(&cluster.kubeconfig))
-        .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &config,
+        hubpack_e2e::components::z2jh_user_scheduler_config(
+            &cluster.kubeconfig,
+            Z2JH_SCHEDULER,
+            None,
+        ),
+    )
+    .map_err(|e| e.to_string())?;
     let bin = binaries::find(Component::K8s, "kube-scheduler").map_err(|e| e.to_string())?;
     let port = processes::free_port().map_err(|e| e.to_string())?;
     let args = vec![
