@@ -30,6 +30,7 @@ pub mod cluster_state;
 pub mod config;
 pub mod context;
 pub mod convert;
+pub mod edge;
 pub mod error;
 pub mod flight;
 pub mod http;

@@ -4,10 +4,9 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use hubpack_scheduler::app;
 use hubpack_scheduler::config::Config;
+use hubpack_scheduler::{app, edge};
 use std::path::PathBuf;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,55 +70,17 @@ fn init_tracing(json: bool) {
     }
 }
 
-async fn client(kubeconfig: Option<PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(&path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(config)?)
-}
-
 async fn run(config: Config, kubeconfig: Option<PathBuf>) -> anyhow::Result<()> {
-    let client = client(kubeconfig)
+    let client = edge::client(kubeconfig.as_deref())
         .await
         .context("connecting to the API server")?;
-    let identity = std::env::var("POD_NAME")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| format!("hubpack-scheduler-{}", std::process::id()));
-    let shutdown = CancellationToken::new();
-    let on_signal = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutdown signal received");
-        on_signal.cancel();
-    });
-    app::run(client, config, identity, shutdown).await?;
+    let shutdown = edge::cancel_on_signal();
+    app::run(
+        client,
+        config,
+        edge::identity("hubpack-scheduler"),
+        shutdown,
+    )
+    .await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
