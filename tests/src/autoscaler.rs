@@ -198,8 +198,17 @@ pub fn args(kubeconfig: &Path, metrics_port: u16, t: &AutoscalerTimings) -> Vec<
         ),
         // What blocks a drain keeps upstream defaults: bare pods (KubeSpawner's user pods),
         // kube-system pods without a PDB, pods with local storage.
-        "--v=2".into(),
+        format!("--v={}", verbosity()),
     ]
+}
+
+/// CA's log verbosity: 2, or `HUBPACK_CA_VERBOSITY` (4 shows why upcoming nodes are or are
+/// not counted, at a cost of large logs).
+fn verbosity() -> u8 {
+    std::env::var("HUBPACK_CA_VERBOSITY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
 }
 
 /// The environment the kwok provider needs when run outside a cluster.

@@ -32,6 +32,8 @@ pub const HUBPACK_SCHEDULER: &str = "hubpack-scheduler";
 const PLACEHOLDER_CLASS: &str = "sbs-user-placeholder";
 const PULLER_CLASS: &str = "sbs-image-puller";
 const PAUSE: &str = "registry.k8s.io/pause:3.10";
+/// kube-proxy's CPU request on every node (GKE's; CA's templates assume the same).
+pub const KUBE_PROXY_CPU: &str = "100m";
 /// The label telling the bench's user pods apart (value: the user's index).
 pub const USER_LABEL: &str = "sbs.hubpack.dev/user";
 
@@ -260,6 +262,60 @@ fn continuous_puller(image: &str) -> DaemonSet {
     }
 }
 
+/// kube-proxy as clusters run it on every node: 100m CPU requested, every taint tolerated
+/// (so it is there from registration). cluster-autoscaler's node templates always hold a
+/// 100m kube-proxy pod (`cloudprovider.BuildKubeProxy`, in the kwok provider too), so
+/// without it the real nodes would have 100m more room than CA believes, and a placeholder
+/// sized to the whole node would never get a node from CA ("Insufficient cpu" on the
+/// template). With it, the scheduler and CA agree on the users a new node holds.
+fn kube_proxy() -> DaemonSet {
+    let l = labels(&[("k8s-app", "kube-proxy")]);
+    let spec = PodSpec {
+        priority_class_name: Some("system-node-critical".into()),
+        termination_grace_period_seconds: Some(0),
+        automount_service_account_token: Some(false),
+        tolerations: Some(vec![Toleration {
+            operator: Some("Exists".into()),
+            ..Default::default()
+        }]),
+        containers: vec![Container {
+            name: "kube-proxy".into(),
+            image: Some(PAUSE.into()),
+            resources: Some(ResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "cpu".to_string(),
+                    Quantity(KUBE_PROXY_CPU.into()),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    DaemonSet {
+        metadata: ObjectMeta {
+            name: Some("kube-proxy".into()),
+            namespace: Some("kube-system".into()),
+            ..Default::default()
+        },
+        spec: Some(DaemonSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(l.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(l),
+                    ..Default::default()
+                }),
+                spec: Some(spec),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 fn priority_class(name: &str, value: i32) -> PriorityClass {
     PriorityClass {
         metadata: ObjectMeta {
@@ -326,6 +382,8 @@ pub async fn start(
         },
     )
     .await?;
+    let system: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    create(&system, &kube_proxy()).await?;
     if stack != Stack::HubpackPredictive {
         // hubpack-placeholder-ctl makes its own pre-puller.
         let ds: Api<DaemonSet> = Api::namespaced(client.clone(), NAMESPACE);
@@ -449,7 +507,9 @@ async fn start_user_scheduler(cluster: &Cluster) -> Result<Managed, String> {
 
 /// hubpack-placeholder-ctl's config for the scenario: the pool as the users' constraints,
 /// the scenario's events at their compressed times from `t0_ms`, a fixed lead (the
-/// scenario's `predictive.lead_min`), reconcile and scale-down delay compressed.
+/// scenario's `predictive.lead_min`), reconcile and scale-down delay compressed. A fresh
+/// node as CA's template has it: CA's own kube-proxy pod plus the kube-proxy DaemonSet's
+/// (CA adds DaemonSet pods to templates), 200m.
 fn ctl_config(plan: &Plan, t0_ms: i64) -> Result<String, String> {
     let secs = |d: Duration| d.as_secs().max(1);
     let mut events = String::new();
@@ -499,7 +559,7 @@ pools:
     usersPerPlaceholder: auto
     freshNode:
       allocatable: {{cpu: \"{node_cpu}\", memory: {node_mem}, pods: \"{node_pods}\"}}
-      daemonSets: {{cpu: \"0\", memory: \"0\", pods: \"0\"}}
+      daemonSets: {{cpu: 200m, memory: \"0\", pods: \"2\"}}
     lead: {lead}
     images: [{image}]
 ",
