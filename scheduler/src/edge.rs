@@ -1,10 +1,29 @@
 //! What both binaries (hubpack-scheduler and hubpack-placeholder-ctl) do at their edge before
-//! any work starts: load their YAML config, connect to the API server, name the replica, and
+//! any work starts: set up logging, load their YAML config, connect to the API server, name the replica, and
 //! turn SIGTERM or Ctrl-C into a cancellation their graceful shutdown follows.
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
+
+/// Logs through `tracing` to `writer` (the scheduler: stdout; the controller: stderr, its
+/// `plan` table owns stdout), as JSON lines when `json`, filtered by `RUST_LOG` (default
+/// `info`).
+pub fn init_tracing<W>(json: bool, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
 
 /// Why a YAML config file could not become a value, before its own validation (whose errors
 /// are the config's: they name the field and the fix).
