@@ -77,6 +77,7 @@ pub mod cluster;
 pub mod components;
 pub mod harness;
 pub mod images;
+pub mod in_process;
 pub mod kwok;
 pub mod nodes;
 pub mod pki;
