@@ -6,6 +6,7 @@
 use crate::resources::{ResourceMap, ResourceMapError};
 use hubpack_core::headroom::{HeadroomError, seats_per_placeholder, validate_placeholder};
 use hubpack_core::model::Resources;
+use hubpack_scheduler::edge::{self, LoadError};
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,13 +16,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid: {message}")]
-    Parse { path: String, message: String },
+    /// The file could not be read or is not a config (names the file).
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("config field `{field}` {problem}; fix: {fix}")]
     Invalid {
         field: String,
@@ -575,25 +572,12 @@ pub fn placeholder_request(per_user: &Resources, n: i64) -> Resources {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Config::parse(&text, &path.display().to_string())
+        edge::load_yaml(path, Config::validate)
     }
 
     /// Parses and validates. An empty document is all defaults (no pools: nothing to do).
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-                path: origin.to_string(),
-                message: e.to_string(),
-            })?
-        };
-        config.validate()?;
-        Ok(config)
+        edge::parse_yaml(text, origin, Config::validate)
     }
 
     pub fn namespace(&self) -> String {

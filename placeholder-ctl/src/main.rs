@@ -53,7 +53,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.common.log_json);
+    edge::init_tracing(cli.common.log_json, std::io::stderr);
     let Some(path) = cli.common.config.as_deref() else {
         eprintln!("hubpack-placeholder-ctl: --config FILE is required (see config.example.yaml)");
         return std::process::ExitCode::from(2);
@@ -88,19 +88,6 @@ fn main() -> std::process::ExitCode {
             eprintln!("hubpack-placeholder-ctl: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 

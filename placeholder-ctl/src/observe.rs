@@ -8,6 +8,7 @@ use crate::objects::{
 };
 use hubpack_core::headroom::{seats_in, validate_placeholder};
 use hubpack_core::model::{Millis, Resources};
+use hubpack_scheduler::convert::condition::{self, Condition as _};
 use hubpack_scheduler::convert::{
     PodContext, VolumeIndex, node_is_ready, pod_from_k8s, time_millis,
 };
@@ -73,37 +74,13 @@ fn is_terminal(p: &Pod) -> bool {
 }
 
 fn pod_ready_since(p: &Pod) -> Option<Millis> {
-    p.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")
-        .map(|c| {
-            c.last_transition_time
-                .as_ref()
-                .map(time_millis)
-                .unwrap_or(0)
-        })
+    condition::true_since(p.status.as_ref()?.conditions.as_deref()?, "Ready")
 }
 
 fn unschedulable_since(p: &Pod) -> Option<Millis> {
-    p.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        })
-        .map(|c| {
-            c.last_transition_time
-                .as_ref()
-                .map(time_millis)
-                .unwrap_or(0)
-        })
+    condition::since(p.status.as_ref()?.conditions.as_deref()?, |c| {
+        c.type_() == "PodScheduled" && c.status() == "False" && c.reason() == Some("Unschedulable")
+    })
 }
 
 fn node_name(p: &Pod) -> Option<&str> {

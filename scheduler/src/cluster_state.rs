@@ -3,7 +3,9 @@
 //! victims are deleted, claims being provisioned: [`crate::flight`]). Pure state machinery: watch wiring is in
 //! `watch.rs`, API writes in `actions/`; this is tested by feeding objects.
 
-use crate::convert::{LabelMatch, PodContext, VolumeCatalog, node_from_k8s, pod_from_k8s};
+use crate::convert::{
+    LabelMatch, PodContext, VolumeCatalog, condition, node_from_k8s, pod_from_k8s,
+};
 use crate::flight::Flights;
 use hubpack_core::model::{Millis, PodKey};
 use hubpack_core::snapshot::Snapshot;
@@ -42,8 +44,9 @@ fn key_of(p: &k8s::Pod) -> PodKey {
 fn is_pod_ready(p: &k8s::Pod) -> bool {
     p.status
         .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        .and_then(|s| s.conditions.as_deref())
+        .and_then(|c| condition::true_since(c, "Ready"))
+        .is_some()
 }
 
 /// Settings the state needs to classify pods.

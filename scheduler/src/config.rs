@@ -3,6 +3,7 @@
 //! starts with a wrong setting strands users' pods in Pending.
 
 use crate::convert::LabelMatch;
+use crate::edge::{self, LoadError};
 use hubpack_core::policy::PolicyConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -11,13 +12,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid: {message}")]
-    Parse { path: String, message: String },
+    /// The file could not be read or is not a config (names the file).
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("config field `{field}` {problem}; fix: {fix}")]
     Invalid {
         field: &'static str,
@@ -235,25 +232,12 @@ impl Default for ApiConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Config::parse(&text, &path.display().to_string())
+        edge::load_yaml(path, Config::validate)
     }
 
     /// Parses and validates. An empty document is all defaults.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-                path: origin.to_string(),
-                message: e.to_string(),
-            })?
-        };
-        config.validate()?;
-        Ok(config)
+        edge::parse_yaml(text, origin, Config::validate)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -568,6 +552,9 @@ mod tests {
     #[test]
     fn wrong_type_is_a_parse_error() {
         let e = Config::parse("api: {burst: lots}", "t").unwrap_err();
-        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+        assert!(
+            matches!(e, ConfigError::Load(LoadError::Parse { .. })),
+            "{e}"
+        );
     }
 }

@@ -1,9 +1,79 @@
 //! What both binaries (hubpack-scheduler and hubpack-placeholder-ctl) do at their edge before
-//! any work starts: connect to the API server, name the replica, and turn SIGTERM or Ctrl-C
-//! into a cancellation their graceful shutdown follows.
+//! any work starts: set up logging, load their YAML config, connect to the API server, name the replica, and
+//! turn SIGTERM or Ctrl-C into a cancellation their graceful shutdown follows.
 
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
+
+/// Logs through `tracing` to `writer` (the scheduler: stdout; the controller: stderr, its
+/// `plan` table owns stdout), as JSON lines when `json`, filtered by `RUST_LOG` (default
+/// `info`).
+pub fn init_tracing<W>(json: bool, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Why a YAML config file could not become a value, before its own validation (whose errors
+/// are the config's: they name the field and the fix).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: String, message: String },
+}
+
+/// Reads, parses and validates the config file at `path` (see [`parse_yaml`]).
+pub fn load_yaml<C, E>(path: &Path, validate: impl FnOnce(&C) -> Result<(), E>) -> Result<C, E>
+where
+    C: DeserializeOwned + Default,
+    E: From<LoadError>,
+{
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: origin.clone(),
+        source,
+    })?;
+    parse_yaml(&text, &origin, validate)
+}
+
+/// Parses `text` (from `origin`, named in errors) with serde-saphyr and validates it. An
+/// empty document is all defaults.
+pub fn parse_yaml<C, E>(
+    text: &str,
+    origin: &str,
+    validate: impl FnOnce(&C) -> Result<(), E>,
+) -> Result<C, E>
+where
+    C: DeserializeOwned + Default,
+    E: From<LoadError>,
+{
+    let config = if text.trim().is_empty() {
+        C::default()
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| LoadError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?
+    };
+    validate(&config)?;
+    Ok(config)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -76,6 +146,56 @@ async fn shutdown_signal() {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Doc {
+        n: u32,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum DocError {
+        #[error(transparent)]
+        Load(#[from] LoadError),
+        #[error("n must be below 10")]
+        TooBig,
+    }
+
+    fn below_ten(d: &Doc) -> Result<(), DocError> {
+        if d.n < 10 {
+            Ok(())
+        } else {
+            Err(DocError::TooBig)
+        }
+    }
+
+    #[test]
+    fn an_empty_document_is_the_defaults_and_is_validated() {
+        assert_eq!(parse_yaml("  \n", "t", below_ten).unwrap(), Doc::default());
+        let refuse = |_: &Doc| Err(DocError::TooBig);
+        assert!(matches!(parse_yaml("", "t", refuse), Err(DocError::TooBig)));
+    }
+
+    #[test]
+    fn a_bad_document_names_its_origin_and_the_key() {
+        let e = parse_yaml::<Doc, _>("m: 1\n", "my.yaml", below_ten).unwrap_err();
+        assert!(matches!(e, DocError::Load(LoadError::Parse { .. })), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("my.yaml") && text.contains('m'), "{text}");
+        let e = parse_yaml::<Doc, _>("n: 12\n", "t", below_ten).unwrap_err();
+        assert!(matches!(e, DocError::TooBig), "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named_and_a_file_is_parsed() {
+        let e = load_yaml::<Doc, _>(Path::new("/nonexistent/c.yaml"), below_ten).unwrap_err();
+        assert!(matches!(e, DocError::Load(LoadError::Read { .. })), "{e}");
+        assert!(e.to_string().contains("/nonexistent/c.yaml"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "n: 3\n").unwrap();
+        assert_eq!(load_yaml(&path, below_ten).unwrap(), Doc { n: 3 });
+    }
 
     #[tokio::test]
     async fn a_missing_kubeconfig_is_named() {

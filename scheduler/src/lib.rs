@@ -44,5 +44,5 @@ pub mod stores;
 pub mod supervise;
 pub mod watch;
 
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;

@@ -27,7 +27,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    init_tracing(args.log_json);
+    edge::init_tracing(args.log_json, std::io::stdout);
     // Config errors are the operator's to fix: say what and how, exit 2, no backtrace.
     let config = match args.config.as_deref() {
         Some(path) => Config::load(path),
@@ -56,17 +56,6 @@ fn main() -> std::process::ExitCode {
             tracing::error!(error = format!("{e:#}"), "exiting");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 

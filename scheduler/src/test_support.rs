@@ -1,5 +1,7 @@
 //! A mock API server for unit tests (tower-test), after kube-rs/controller-rs's fixtures:
 //! each test says which requests it expects, in order, and what the server answers.
+//! Built for this crate's tests and, behind the `test-support` feature, for the unit tests
+//! of other adapters (hubpack-placeholder-ctl enables it in its dev-dependencies only).
 
 use http::{Request, Response};
 use kube::Client;
@@ -18,6 +20,8 @@ pub fn mock_client() -> (Client, Handle) {
 pub struct Seen {
     pub method: String,
     pub path: String,
+    /// The query string, without `?` (empty when there is none).
+    pub query: String,
     pub content_type: String,
     pub body: Value,
 }
@@ -38,28 +42,30 @@ pub async fn next_with(handle: &mut Handle, answer: impl FnOnce(&str) -> (u16, V
             .expect("service closed");
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or_default().to_string();
     let content_type = req
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let bytes = req.into_body().collect_bytes().await.unwrap();
+    let bytes = req.into_body().collect_bytes().await.expect("body");
     let body = if bytes.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&bytes).unwrap()
+        serde_json::from_slice(&bytes).expect("json body")
     };
     let (status, reply) = answer(&path);
     send.send_response(
         Response::builder()
             .status(status)
-            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-            .unwrap(),
+            .body(Body::from(serde_json::to_vec(&reply).expect("json")))
+            .expect("response"),
     );
     Seen {
         method,
         path,
+        query,
         content_type,
         body,
     }

@@ -62,6 +62,8 @@
 //! Logs of every component are in the cluster's `state_dir/logs/`.
 //! After a burst, [`checks`] judges the end state from the API objects alone: nodes over
 //! their allocatable, pods where their selector or taints forbid, pending pods that would fit.
+//! A test runs hubpack-scheduler in-process with [`in_process::InProcessScheduler`] (start
+//! with [`in_process::test_config`], stop and see whether it failed).
 //!
 //! For people: `cargo xtask cluster up [--nodes N] [--pool user=N] [--autoscaler]` starts the
 //! same cluster detached (state in `/tmp/hubpack-cluster`) and prints its kubeconfig and a
@@ -77,6 +79,7 @@ pub mod cluster;
 pub mod components;
 pub mod harness;
 pub mod images;
+pub mod in_process;
 pub mod kwok;
 pub mod nodes;
 pub mod pki;

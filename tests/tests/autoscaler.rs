@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used)] // a test binary
 
+use hubpack_e2e::in_process::{InProcessScheduler, test_config};
 use hubpack_e2e::nodes::{NODE_GROUP_LABEL, NodeTemplate, Pool};
 use hubpack_e2e::{harness, wait};
 use hubpack_scheduler::config::Config;
@@ -21,7 +22,6 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const IMAGE: &str = "jupyter/base-notebook:autoscaler";
 const PLACEHOLDER_CLASS: &str = "hubpack-e2e-placeholder";
@@ -44,10 +44,7 @@ struct World {
     ns: String,
     group: &'static str,
     scheduler: String,
-    running: Option<(
-        CancellationToken,
-        tokio::task::JoinHandle<Result<(), String>>,
-    )>,
+    running: Option<InProcessScheduler>,
 }
 
 impl World {
@@ -69,27 +66,10 @@ impl World {
 
     /// Runs hubpack-scheduler in-process under this test's scheduler name.
     fn start_hubpack(&mut self, tweak: impl FnOnce(&mut Config)) {
-        let mut config = Config {
-            scheduler_name: self.scheduler.clone(),
-            metrics_address: "127.0.0.1:0".parse().unwrap(),
-            ..Config::default()
-        };
-        config.leader_election.enabled = false;
-        // kwok nodes turn Ready seconds before a test uses them.
-        config.policy.warm_settle_seconds = 0;
+        let mut config = test_config(&self.scheduler);
         tweak(&mut config);
-        config.validate().unwrap();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let (client, shutdown) = (self.client.clone(), shutdown.clone());
-            let identity = format!("{}-0", self.scheduler);
-            async move {
-                hubpack_scheduler::app::run(client, config, identity, shutdown)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        });
-        self.running = Some((shutdown, task));
+        let identity = format!("{}-0", self.scheduler);
+        self.running = Some(InProcessScheduler::start(&self.client, config, &identity).unwrap());
     }
 
     /// Deletes the test's pods and Deployments (its nodes then go as CA decides) and stops
@@ -101,13 +81,8 @@ impl World {
             .await
             .unwrap();
         self.pods().delete_collection(&all.0, &all.1).await.unwrap();
-        if let Some((shutdown, task)) = self.running {
-            shutdown.cancel();
-            tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .expect("hubpack-scheduler stops within 30 s")
-                .unwrap()
-                .unwrap();
+        if let Some(running) = self.running {
+            running.stop().await.unwrap();
         }
     }
 

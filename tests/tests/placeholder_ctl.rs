@@ -19,6 +19,7 @@
 #![allow(clippy::unwrap_used)] // a test binary
 
 use hubpack_e2e::harness::{self, TEST_BOOT_DELAY, TEST_PULL_TIME};
+use hubpack_e2e::in_process::{InProcessScheduler, test_config};
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
 use hubpack_e2e::{shared_cluster_with_autoscaler, wait};
 use hubpack_placeholder_ctl::config::Config as CtlConfig;
@@ -50,8 +51,9 @@ struct World {
     scheduler: String,
     user_label: String,
     metrics_port: u16,
-    stops: Vec<CancellationToken>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    scheduler_running: InProcessScheduler,
+    ctl_stop: CancellationToken,
+    ctl_task: tokio::task::JoinHandle<()>,
 }
 
 impl World {
@@ -73,28 +75,14 @@ impl World {
         let ns = harness::create_namespace(&client, prefix).await.unwrap();
         let scheduler = harness::unique_name("hubpack");
         let user_label = harness::unique_name("users");
-        let mut sched = hubpack_scheduler::config::Config {
-            scheduler_name: scheduler.clone(),
-            metrics_address: "127.0.0.1:0".parse().unwrap(),
-            ..Default::default()
-        };
-        sched.leader_election.enabled = false;
-        sched.policy.warm_settle_seconds = 0;
-        sched.validate().unwrap();
         let metrics_port = hubpack_e2e::processes::free_port().unwrap();
         let yaml = ctl_yaml(&ns, &scheduler, &user_label, metrics_port);
         let ctl = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-        let (s1, s2) = (CancellationToken::new(), CancellationToken::new());
-        let t1 = tokio::spawn({
-            let (c, s) = (client.clone(), s1.clone());
-            async move {
-                hubpack_scheduler::app::run(c, sched, "sched-0".into(), s)
-                    .await
-                    .unwrap()
-            }
-        });
-        let t2 = tokio::spawn({
-            let (c, s) = (client.clone(), s2.clone());
+        let scheduler_running =
+            InProcessScheduler::start(&client, test_config(&scheduler), "sched-0").unwrap();
+        let ctl_stop = CancellationToken::new();
+        let ctl_task = tokio::spawn({
+            let (c, s) = (client.clone(), ctl_stop.clone());
             async move {
                 hubpack_placeholder_ctl::adapter::app::run(c, ctl, "ctl-0".into(), s)
                     .await
@@ -108,21 +96,20 @@ impl World {
             scheduler,
             user_label,
             metrics_port,
-            stops: vec![s1, s2],
-            tasks: vec![t1, t2],
+            scheduler_running,
+            ctl_stop,
+            ctl_task,
         }
     }
 
     async fn stop(self) {
-        for s in &self.stops {
-            s.cancel();
-        }
-        for t in self.tasks {
-            tokio::time::timeout(Duration::from_secs(30), t)
-                .await
-                .expect("stops within 30 s")
-                .unwrap();
-        }
+        self.ctl_stop.cancel();
+        let (ctl, scheduler) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(30), self.ctl_task),
+            self.scheduler_running.stop()
+        );
+        ctl.expect("the controller stops within 30 s").unwrap();
+        scheduler.unwrap();
     }
 
     fn user(&self, name: &str) -> Pod {

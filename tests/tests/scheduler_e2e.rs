@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // a test binary
 
 use hubpack_e2e::harness;
+use hubpack_e2e::in_process::{InProcessScheduler, test_config};
 use hubpack_e2e::nodes::{NodeTemplate, Pool};
 use hubpack_scheduler::config::Config;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -16,7 +17,6 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const IMAGE: &str = "jupyter/base-notebook:2024";
 const IMAGE_FULL: &str = "docker.io/jupyter/base-notebook:2024";
@@ -29,46 +29,7 @@ struct World {
     client: kube::Client,
     ns: String,
     scheduler: String,
-    shutdown: CancellationToken,
-    task: Option<SchedulerTask>,
-}
-
-type SchedulerTask = tokio::task::JoinHandle<Result<(), hubpack_scheduler::error::Error>>;
-
-fn config(scheduler: &str) -> Config {
-    let mut config = Config {
-        scheduler_name: scheduler.to_string(),
-        metrics_address: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    };
-    config.leader_election.enabled = false;
-    // kwok nodes turn Ready seconds before a test uses them.
-    config.policy.warm_settle_seconds = 0;
-    config
-}
-
-fn spawn_scheduler(
-    client: &kube::Client,
-    config: Config,
-    identity: &str,
-) -> (CancellationToken, SchedulerTask) {
-    config.validate().unwrap();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(hubpack_scheduler::app::run(
-        client.clone(),
-        config,
-        identity.to_string(),
-        shutdown.clone(),
-    ));
-    (shutdown, task)
-}
-
-async fn stop_scheduler(shutdown: CancellationToken, task: SchedulerTask) {
-    shutdown.cancel();
-    let res = tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("scheduler stops within 30 s");
-    res.unwrap().unwrap();
+    running: Option<InProcessScheduler>,
 }
 
 impl World {
@@ -82,15 +43,14 @@ impl World {
         let client = cluster.client().await.unwrap();
         let ns = harness::create_namespace(&client, prefix).await.unwrap();
         let scheduler = harness::unique_name("hubpack");
-        let mut cfg = config(&scheduler);
+        let mut cfg = test_config(&scheduler);
         tweak(&mut cfg, &ns);
-        let (shutdown, task) = spawn_scheduler(&client, cfg, &format!("{scheduler}-0"));
+        let running = InProcessScheduler::start(&client, cfg, &format!("{scheduler}-0")).unwrap();
         World {
             client,
             ns,
             scheduler,
-            shutdown,
-            task: Some(task),
+            running: Some(running),
         }
     }
 
@@ -147,8 +107,8 @@ impl World {
     }
 
     async fn stop(self) {
-        if let Some(task) = self.task {
-            stop_scheduler(self.shutdown, task).await;
+        if let Some(running) = self.running {
+            running.stop().await.unwrap();
         }
     }
 }
@@ -280,12 +240,12 @@ async fn only_the_leader_binds_and_a_standby_takes_over_when_it_stops() {
         c.leader_election.renew_grace_seconds = 2;
     };
     let mut w = World::start_with("leader", elect).await;
-    let first_task = w.task.take().unwrap();
+    let first_running = w.running.take().unwrap();
     let first = format!("{}-0", w.scheduler);
     let second = format!("{}-1", w.scheduler);
-    let mut cfg = config(&w.scheduler);
+    let mut cfg = test_config(&w.scheduler);
     elect(&mut cfg, &w.ns);
-    let (standby_stop, standby) = spawn_scheduler(&w.client, cfg, &second);
+    let standby = InProcessScheduler::start(&w.client, cfg, &second).unwrap();
     w.node("lead", "8", &[IMAGE_FULL]).await;
 
     w.create(&w.pod("u-0", "1")).await;
@@ -313,12 +273,12 @@ async fn only_the_leader_binds_and_a_standby_takes_over_when_it_stops() {
     );
 
     // Stop the leader: it releases the lease, the standby takes over and binds.
-    let (survivor, survivor_stop, survivor_task) = if leader == first {
-        stop_scheduler(w.shutdown.clone(), first_task).await;
-        (second.clone(), standby_stop, standby)
+    let (survivor, survivor_running) = if leader == first {
+        first_running.stop().await.unwrap();
+        (second.clone(), standby)
     } else {
-        stop_scheduler(standby_stop, standby).await;
-        (first.clone(), w.shutdown.clone(), first_task)
+        standby.stop().await.unwrap();
+        (first.clone(), first_running)
     };
     w.create(&w.pod("u-1", "1")).await;
     let pods_bound = harness::wait_pod(&w.client, &w.ns, "u-1", "bound", WAIT, |p| {
@@ -330,7 +290,7 @@ async fn only_the_leader_binds_and_a_standby_takes_over_when_it_stops() {
         lease_holder(&w.client, &w.ns, &lease).await.as_deref(),
         Some(survivor.as_str())
     );
-    stop_scheduler(survivor_stop, survivor_task).await;
+    survivor_running.stop().await.unwrap();
     assert_eq!(
         lease_holder(&w.client, &w.ns, &lease).await,
         None,

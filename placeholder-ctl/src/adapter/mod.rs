@@ -8,6 +8,3 @@ pub mod events;
 pub mod metrics;
 pub mod reconcile;
 pub mod watch;
-
-#[cfg(test)]
-pub(crate) mod mock;

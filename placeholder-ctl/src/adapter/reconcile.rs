@@ -475,7 +475,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-    use crate::adapter::mock::{mock_client, next};
+    use hubpack_scheduler::test_support::{mock_client, next};
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event;

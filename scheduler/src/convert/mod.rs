@@ -2,6 +2,7 @@
 //! Everything the API server could hand us malformed is a typed [`ConvertError`] naming the
 //! field, so one bad object is reported and skipped, never a crash.
 
+pub mod condition;
 mod node;
 mod pod;
 pub mod quantity;

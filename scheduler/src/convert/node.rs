@@ -1,28 +1,17 @@
 //! core/v1 Node (+ its CSINode, + whether its pre-pull pod is Ready) → core Node.
 
 use super::pod::resources;
-use super::{ConvertError, selector, time_millis};
+use super::{ConvertError, condition, selector};
 use hubpack_core::model::{ImageName, Node, Resources};
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::api::storage::v1::CSINode;
 use std::collections::BTreeMap;
 
 /// When the Ready condition last turned True, if the node is Ready now.
+/// A Ready condition without a transition time counts as long settled (see
+/// [`condition::since`]), not as never warm.
 pub fn node_is_ready(n: &k8s::Node) -> Option<i64> {
-    n.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")
-        // A Ready condition without a transition time is Ready since an unknown moment:
-        // count it as long settled rather than never warm.
-        .map(|c| {
-            c.last_transition_time
-                .as_ref()
-                .map(time_millis)
-                .unwrap_or(0)
-        })
+    condition::true_since(n.status.as_ref()?.conditions.as_deref()?, "Ready")
 }
 
 pub fn node_from_k8s(
