@@ -198,11 +198,17 @@ impl Plan {
             .collect())
     }
 
-    /// hubpack's static placeholders: as few N-user pods as hold `per_user_seats` on fresh
-    /// nodes, sized so they hold exactly that many seats: (pods, users each).
+    /// hubpack's static placeholders, `per_user_seats` seats in all: (pods, users each).
+    /// N is the largest divisor of a fresh node's seats that is at most half of them (15 →
+    /// 5), not the whole node: cluster-autoscaler's scheduling simulation hands each
+    /// upcoming node to a pending user first (round robin, users outrank placeholders), so a
+    /// node-sized placeholder pending beside as many users as there are upcoming nodes gets
+    /// a new node every loop (`sim::models::autoscaler::filter_out_schedulable`). With
+    /// N ≤ half a node, one user on an upcoming node still leaves room for it.
     pub fn static_n_user(&self) -> (usize, usize) {
-        let pods = self.per_user_seats.div_ceil(self.seats_per_node).max(1);
-        (pods, self.per_user_seats.div_ceil(pods))
+        let n = self.seats_per_node;
+        let each = (1..=(n / 2).max(1)).rev().find(|d| n.is_multiple_of(*d)).unwrap_or(1);
+        (self.per_user_seats.div_ceil(each).max(1), each)
     }
 
     pub fn gib(&self, g: f64) -> String {
