@@ -207,7 +207,10 @@ impl Plan {
     /// N ≤ half a node, one user on an upcoming node still leaves room for it.
     pub fn static_n_user(&self) -> (usize, usize) {
         let n = self.seats_per_node;
-        let each = (1..=(n / 2).max(1)).rev().find(|d| n.is_multiple_of(*d)).unwrap_or(1);
+        let each = (1..=(n / 2).max(1))
+            .rev()
+            .find(|d| n.is_multiple_of(*d))
+            .unwrap_or(1);
         (self.per_user_seats.div_ceil(each).max(1), each)
     }
 

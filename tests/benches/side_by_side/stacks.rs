@@ -400,7 +400,7 @@ pub async fn start(
             .tasks
             .push(start_hubpack(client, plan, stop.clone()));
     } else {
-        running.process = Some(start_user_scheduler(cluster).await?);
+        running.process = Some(start_user_scheduler(cluster, plan).await?);
     }
     let (cpu, mem) = (plan.user_cpu, plan.user_memory_gib);
     match stack {
@@ -455,9 +455,14 @@ fn start_hubpack(
         ..Default::default()
     };
     config.leader_election.enabled = false;
-    // A node counts as warm this long after Ready: the default, compressed.
+    // Its clocks at their defaults, compressed: warm this long after Ready, retry backoff.
+    let f = plan.compression;
     config.policy.warm_settle_seconds =
-        (config.policy.warm_settle_seconds as f64 / plan.compression).round() as u64;
+        (config.policy.warm_settle_seconds as f64 / f).round() as u64;
+    let q = &mut config.queue;
+    q.initial_backoff_seconds /= f;
+    q.max_backoff_seconds /= f;
+    q.unschedulable_retry_seconds /= f;
     let client = client.clone();
     tokio::spawn(async move {
         if let Err(e) = config.validate() {
@@ -471,19 +476,30 @@ fn start_hubpack(
     })
 }
 
+/// z2jh's profile with kube-scheduler's retry backoff (1 s doubling to 10 s) compressed
+/// like every other clock: 10 s is 100 s of the scenario at factor 10. Whole seconds, at
+/// least 1 (the API's floor).
+fn user_scheduler_config(cluster: &Cluster, plan: &Plan) -> String {
+    let text = hubpack_e2e::components::z2jh_user_scheduler_config(
+        &cluster.kubeconfig,
+        Z2JH_SCHEDULER,
+        None,
+    );
+    let max = (10.0 / plan.compression).round().max(1.0);
+    text.replacen(
+        "kind: KubeSchedulerConfiguration\n",
+        &format!(
+            "kind: KubeSchedulerConfiguration\npodInitialBackoffSeconds: 1\npodMaxBackoffSeconds: {max}\n"
+        ),
+        1,
+    )
+}
+
 /// z2jh's user-scheduler: the stock kube-scheduler as a second scheduler process.
-async fn start_user_scheduler(cluster: &Cluster) -> Result<Managed, String> {
+async fn start_user_scheduler(cluster: &Cluster, plan: &Plan) -> Result<Managed, String> {
     let dir = &cluster.state_dir;
     let config = dir.join("user-scheduler.yaml");
-    std::fs::write(
-        &config,
-        hubpack_e2e::components::z2jh_user_scheduler_config(
-            &cluster.kubeconfig,
-            Z2JH_SCHEDULER,
-            None,
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+    std::fs::write(&config, user_scheduler_config(cluster, plan)).map_err(|e| e.to_string())?;
     let bin = binaries::find(Component::K8s, "kube-scheduler").map_err(|e| e.to_string())?;
     let port = processes::free_port().map_err(|e| e.to_string())?;
     let args = vec![
