@@ -13,9 +13,10 @@
 //! unneeded time and delays) for the real runs, whose times and node-hours are multiplied back:
 //! every number reported is at the scenario's real scale.
 //!
-//! The simulator's free parameter (`hub.container_start_s`, a warm start) is fitted on the
-//! calibration scenario (`sbs-class-burst`, or the first given) only, then the same value
-//! is used on the others (validation). The JSON summary (medians over runs, on the
+//! The simulator's free parameters (`simulate::SimParams`: a warm start, measured, and CA's
+//! loop time, fitted by a grid search; `--real-from` fits the loop again, for a changed
+//! model) come from the calibration scenario (`sbs-class-burst`, or the first given) only,
+//! then the same values are used on the others (validation). The JSON summary (medians over runs, on the
 //! calibration scenario; the sim errors are the largest over validation scenarios and
 //! stacks) is the last line of stdout; the report directory (default `out/side-by-side/`)
 //! has every run and the plots.
@@ -42,9 +43,10 @@ mod users;
 use clap::Parser;
 use futures::StreamExt;
 use hubpack_sim::scenario::Scenario;
-use metrics::{median, quantile, rel_err};
+use metrics::rel_err;
 use plan::{Plan, STACKS, Stack};
 use report::RunNumbers;
+use simulate::SimParams;
 use std::path::PathBuf;
 
 const CALIBRATION: &str = "sbs-class-burst";
@@ -80,6 +82,17 @@ struct Args {
     /// value that report was fitted with).
     #[arg(long)]
     container_start_s: Option<f64>,
+    /// The simulator's cluster-autoscaler loop (seconds at the scenario's scale) instead of
+    /// fitting it on the calibration scenario.
+    #[arg(long)]
+    loop_s: Option<f64>,
+    /// The simulator's node boot (created → schedulable, seconds at the scenario's scale)
+    /// instead of the calibration runs' median (for reports without node timings).
+    #[arg(long)]
+    node_boot_s: Option<f64>,
+    /// The simulator's image pull (schedulable → warm) instead of the calibration runs'.
+    #[arg(long)]
+    node_pull_s: Option<f64>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -154,58 +167,43 @@ async fn bench(args: Args) -> Result<(), String> {
         .container_start_s
         .or(fitted)
         .unwrap_or(scenarios[0].0.hub.container_start_s);
+    // The calibration scenario's real nodes: boot and pull as the harness delivers them.
+    let node_median = |f: &dyn Fn(&RunNumbers) -> &Vec<f64>| {
+        let v: Vec<f64> = all
+            .iter()
+            .filter(|r| r.kind == "real" && r.scenario == scenarios[0].0.name)
+            .flat_map(|r| f(r).iter().copied())
+            .collect();
+        (!v.is_empty()).then(|| metrics::median(&v))
+    };
+    let mut params = SimParams {
+        container_start_s,
+        node_boot_s: args.node_boot_s.or(node_median(&|r| &r.node_boot_s)),
+        node_pull_s: args.node_pull_s.or(node_median(&|r| &r.node_pull_s)),
+        loop_s: scenarios[0].0.autoscaler.loop_s,
+    };
+    params.loop_s = match args.loop_s {
+        Some(l) => l,
+        None => {
+            let (sc, plan) = &scenarios[0];
+            simulate::fit_loop_s(sc, plan, &stacks, runs_of(0), params, &all)?
+        }
+    };
     eprintln!(
-        "simulating with hub.container_start_s = {container_start_s:.2} s (fitted on {}: {fitted:?})",
-        scenarios[0].0.name
+        "simulating with {params:?} (fitted on {}; scenario: boot {} s, pull {} s)",
+        scenarios[0].0.name,
+        scenarios[0].0.pools[0].boot.median_s,
+        scenarios[0].0.images[0].pull.median_s,
     );
     for (i, (sc, plan)) in scenarios.iter().enumerate() {
         for &stack in &stacks {
-            for (seed, r) in simulate::runs(sc, plan, stack, runs_of(i), container_start_s)?
-                .iter()
-                .enumerate()
-            {
-                let waits = simulate::waits(r);
-                let (peak, _, removed) = metrics::peak_and_removed_after(
-                    &r.nodes
-                        .iter()
-                        .map(|n| metrics::Life {
-                            created_s: n.created_s,
-                            deleted_s: n.deleted_s,
-                        })
-                        .collect::<Vec<_>>(),
-                    sc.duration_h * 3600.0,
-                );
-                all.push(RunNumbers {
-                    scenario: sc.name.clone(),
-                    stack: stack.key().into(),
-                    kind: "sim".into(),
-                    seed: seed as u64,
-                    users: r.users.len(),
-                    unfinished: r.users.iter().filter(|u| u.ready_s.is_none()).count(),
-                    p50_start_s: median(&waits),
-                    p95_start_s: quantile(&waits, 0.95),
-                    // The simulator records arrivals, not pod creations.
-                    p95_create_to_bound_s: f64::NAN,
-                    p95_create_to_ready_s: f64::NAN,
-                    node_hours: r.node_hours,
-                    peak_nodes: peak,
-                    nodes_removed_after_peak: removed,
-                    placement_hol_users: simulate::placement_hol(r),
-                    waits_s: waits,
-                    nodes: simulate::nodes_over_time(r),
-                });
-            }
+            all.extend(simulate::numbers(sc, plan, stack, runs_of(i), params)?);
         }
     }
 
     // Medians over runs.
     let med = |sc: &str, stack: Stack, kind: &str, f: &dyn Fn(&RunNumbers) -> f64| {
-        let v: Vec<f64> = all
-            .iter()
-            .filter(|r| r.scenario == sc && r.stack == stack.key() && r.kind == kind)
-            .map(f)
-            .collect();
-        median(&v)
+        simulate::median_of(&all, sc, stack, kind, f)
     };
     let cal_name = scenarios[0].0.name.clone();
     let validation: Vec<String> = scenarios[1..]
@@ -279,7 +277,7 @@ async fn bench(args: Args) -> Result<(), String> {
         num(p95_err),
         num(nh_err),
     );
-    report::write(&out, &all, &line, container_start_s)
+    report::write(&out, &all, &line, params)
         .map_err(|e| format!("writing {}: {e}", out.display()))?;
     eprintln!(
         "\ncalibrated on {cal_name}; sim errors judged on {judged:?} (largest over stacks); report in {}",

@@ -19,9 +19,6 @@ use crate::engine::Sim;
 use crate::events::Event;
 use hubpack_core::model::{Millis, Resources};
 
-/// How long CA's loop takes when it starts the next one at once (after a scale-up).
-const LOOP_AFTER_SCALE_UP: Millis = 1_000;
-
 #[derive(Debug, Default, Clone)]
 pub struct AutoscalerState {
     /// CA's scheduling simulation tries nodes round robin: each pod from the node after the
@@ -42,7 +39,7 @@ impl Sim<'_> {
         }
         // CA starts its next loop at once after a productive scale-up (loop/trigger.go).
         let next = if added > 0 {
-            LOOP_AFTER_SCALE_UP
+            secs(self.sc.autoscaler.loop_s)
         } else {
             secs(self.sc.autoscaler.scan_interval_s)
         };

@@ -120,6 +120,12 @@ pub struct AutoscalerSpec {
     pub unremovable_node_recheck_timeout_min: f64,
     #[serde(default = "default_true")]
     pub scale_down_enabled: bool,
+    /// How long one CA loop takes: after a loop that scaled up, the next starts as soon as
+    /// it ends (loop/trigger.go), not a scan interval later. About a second on a real
+    /// cluster; on the side-by-side bench's time-compressed clusters the loop's wall time
+    /// is multiplied by the compression factor.
+    #[serde(default = "default_loop")]
+    pub loop_s: f64,
 }
 
 fn default_scan() -> f64 {
@@ -146,6 +152,9 @@ fn default_recheck() -> f64 {
 fn default_true() -> bool {
     true
 }
+fn default_loop() -> f64 {
+    1.0
+}
 
 impl Default for AutoscalerSpec {
     fn default() -> Self {
@@ -159,6 +168,7 @@ impl Default for AutoscalerSpec {
             max_drain_parallelism: default_drain(),
             unremovable_node_recheck_timeout_min: default_recheck(),
             scale_down_enabled: true,
+            loop_s: default_loop(),
         }
     }
 }

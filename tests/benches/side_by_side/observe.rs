@@ -266,6 +266,26 @@ impl Observer {
     }
 }
 
+impl Observer {
+    /// Per user-pool node added during the run (compressed seconds): created → schedulable
+    /// (Ready, not-ready taint gone) and schedulable → warm (the users' image on it).
+    pub fn node_timings(&self) -> (Vec<f64>, Vec<f64>) {
+        let s = self.lock();
+        let added = s
+            .nodes
+            .values()
+            .filter(|n| n.user_pool && n.created_s > 1.0);
+        let boot = added
+            .clone()
+            .filter_map(|n| Some(n.schedulable_s? - n.created_s))
+            .collect();
+        let pull = added
+            .filter_map(|n| Some(n.warm_s? - n.schedulable_s?))
+            .collect();
+        (boot, pull)
+    }
+}
+
 fn is_warm(n: &NodeSeen, _now: f64) -> bool {
     n.deleted_s.is_none() && n.schedulable_s.is_some() && n.warm_s.is_some()
 }

@@ -129,6 +129,7 @@ fn numbers(plan: &Plan, stack: Stack, seed: u64, obs: &Observer) -> Result<RealR
     let f = plan.compression;
     let end_s = plan.duration.as_secs_f64();
     let lives = obs.user_pool_lives();
+    let (boot, pull) = obs.node_timings();
     let s = obs.lock();
     let arrived: Vec<&UserSeen> = s.users.iter().filter(|u| u.arrival_s > 0.0).collect();
     let mut waits: Vec<f64> = arrived
@@ -169,6 +170,8 @@ fn numbers(plan: &Plan, stack: Stack, seed: u64, obs: &Observer) -> Result<RealR
             placement_hol_users: arrived.iter().filter(|u| u.placement_hol).count(),
             waits_s: waits,
             nodes,
+            node_boot_s: boot.iter().map(|b| b * f).collect(),
+            node_pull_s: pull.iter().map(|p| p * f).collect(),
         },
         warm_create_to_ready_s: warm,
     })

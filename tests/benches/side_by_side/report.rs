@@ -38,6 +38,11 @@ pub struct RunNumbers {
     pub waits_s: Vec<f64>,
     /// (t, user-pool nodes)
     pub nodes: Vec<(f64, f64)>,
+    /// Real runs: per node added, created → schedulable and schedulable → warm (seconds).
+    #[serde(default)]
+    pub node_boot_s: Vec<f64>,
+    #[serde(default)]
+    pub node_pull_s: Vec<f64>,
 }
 
 /// JSON has no NaN: serde_json writes it as null; read null back as NaN.
@@ -126,14 +131,15 @@ pub fn write(
     dir: &Path,
     runs: &[RunNumbers],
     summary_line: &str,
-    container_start_s: f64,
+    params: crate::simulate::SimParams,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
         dir.join("summary.json"),
         serde_json::to_string_pretty(&serde_json::json!({
             "summary": serde_json::from_str::<serde_json::Value>(summary_line).unwrap_or_default(),
-            "container_start_s": container_start_s,
+            "container_start_s": params.container_start_s,
+            "sim_params": params,
             "runs": runs,
         }))?,
     )?;

@@ -1,9 +1,10 @@
 //! The same scenarios through hubpack-sim, at the scenario's (real) scale, for every stack:
 //! the policy each stack is in the simulator's terms, the same seeds as the real runs, and
-//! the one free parameter fitted on the calibration scenario (`hub.container_start_s`, a
-//! warm start: pod created → Ready on a warm node).
+//! the free parameters fitted on the calibration scenario ([`SimParams`]).
 
+use crate::metrics::{self, median, quantile, rel_err};
 use crate::plan::{Plan, Stack};
+use crate::report::RunNumbers;
 use hubpack_sim::engine::{PolicySpec, run_one};
 use hubpack_sim::metrics::RunResult;
 use hubpack_sim::runner::resolve_n;
@@ -44,16 +45,48 @@ pub fn policy(sc: &Scenario, plan: &Plan, stack: Stack) -> PolicySpec {
     }
 }
 
-/// One simulated run per seed, with `container_start_s` set.
+/// The simulator's free parameters, fitted on the calibration scenario's real runs.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SimParams {
+    /// `hub.container_start_s`: a warm start, pod created → Ready on a warm node (the
+    /// median the real runs show).
+    pub container_start_s: f64,
+    /// The user pool's node boot (created → schedulable) and the image pull (schedulable →
+    /// warm), as the real cluster's nodes show them (medians): the harness adds kwok's and
+    /// the controllers' reaction to the configured boot delay and pull time, ten times over
+    /// when compressed. `None`: the scenario's.
+    pub node_boot_s: Option<f64>,
+    pub node_pull_s: Option<f64>,
+    /// `autoscaler.loop_s`: one cluster-autoscaler loop (the next starts at once after a
+    /// scale-up). On the compressed clusters CA's wall-clock loop is multiplied by the
+    /// factor, so it is fitted: the candidate whose calibration runs come closest.
+    pub loop_s: f64,
+}
+
+/// The `autoscaler.loop_s` values tried when fitting (seconds at the scenario's scale).
+pub const LOOP_CANDIDATES_S: [f64; 6] = [1.0, 2.5, 5.0, 7.5, 10.0, 15.0];
+
+/// One simulated run per seed, with the fitted parameters set.
 pub fn runs(
     sc: &Scenario,
     plan: &Plan,
     stack: Stack,
     seeds: u64,
-    container_start_s: f64,
+    params: SimParams,
 ) -> Result<Vec<RunResult>, String> {
     let mut sc = sc.clone();
-    sc.hub.container_start_s = container_start_s;
+    sc.hub.container_start_s = params.container_start_s;
+    sc.autoscaler.loop_s = params.loop_s;
+    if let Some(b) = params.node_boot_s {
+        for pool in &mut sc.pools {
+            pool.boot.median_s = b;
+        }
+    }
+    if let Some(p) = params.node_pull_s {
+        for image in &mut sc.images {
+            image.pull.median_s = p;
+        }
+    }
     (0..seeds)
         .map(|seed| run_one(&sc, policy(&sc, plan, stack), seed).map_err(|e| e.to_string()))
         .collect()
@@ -74,4 +107,128 @@ pub fn nodes_over_time(r: &RunResult) -> Vec<(f64, f64)> {
 
 pub fn placement_hol(r: &RunResult) -> usize {
     r.users.iter().filter(|u| u.placement_hol).count()
+}
+
+/// Every simulated run of `stack` on the scenario, as the report counts them.
+pub fn numbers(
+    sc: &Scenario,
+    plan: &Plan,
+    stack: Stack,
+    seeds: u64,
+    params: SimParams,
+) -> Result<Vec<RunNumbers>, String> {
+    Ok(runs(sc, plan, stack, seeds, params)?
+        .iter()
+        .enumerate()
+        .map(|(seed, r)| {
+            let waits = waits(r);
+            let lives: Vec<metrics::Life> = r
+                .nodes
+                .iter()
+                .map(|n| metrics::Life {
+                    created_s: n.created_s,
+                    deleted_s: n.deleted_s,
+                })
+                .collect();
+            let (peak, _, removed) =
+                metrics::peak_and_removed_after(&lives, sc.duration_h * 3600.0);
+            RunNumbers {
+                scenario: sc.name.clone(),
+                stack: stack.key().into(),
+                kind: "sim".into(),
+                seed: seed as u64,
+                users: r.users.len(),
+                unfinished: r.users.iter().filter(|u| u.ready_s.is_none()).count(),
+                p50_start_s: median(&waits),
+                p95_start_s: quantile(&waits, 0.95),
+                // The simulator records arrivals, not pod creations.
+                p95_create_to_bound_s: f64::NAN,
+                p95_create_to_ready_s: f64::NAN,
+                node_hours: r.node_hours,
+                peak_nodes: peak,
+                nodes_removed_after_peak: removed,
+                placement_hol_users: placement_hol(r),
+                waits_s: waits,
+                nodes: nodes_over_time(r),
+                node_boot_s: Vec::new(),
+                node_pull_s: Vec::new(),
+            }
+        })
+        .collect())
+}
+
+/// Median of `f` over `runs` of one scenario, stack and kind.
+pub fn median_of(
+    runs: &[RunNumbers],
+    scenario: &str,
+    stack: Stack,
+    kind: &str,
+    f: impl Fn(&RunNumbers) -> f64,
+) -> f64 {
+    let v: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.scenario == scenario && r.stack == stack.key() && r.kind == kind)
+        .map(f)
+        .collect();
+    median(&v)
+}
+
+/// How far simulated runs are from the real ones on one scenario: the mean, over stacks
+/// with real runs, of the relative errors of the median p95 start and node-hours.
+pub fn error_against(
+    real: &[RunNumbers],
+    sim: &[RunNumbers],
+    scenario: &str,
+    stacks: &[Stack],
+) -> f64 {
+    let mut errs = Vec::new();
+    for &stack in stacks {
+        for f in [
+            |r: &RunNumbers| r.p95_start_s,
+            |r: &RunNumbers| r.node_hours,
+        ] {
+            let (re, si) = (
+                median_of(real, scenario, stack, "real", f),
+                median_of(sim, scenario, stack, "sim", f),
+            );
+            if re.is_finite() && si.is_finite() {
+                errs.push(rel_err(si, re));
+            }
+        }
+    }
+    if errs.is_empty() {
+        f64::NAN
+    } else {
+        errs.iter().sum::<f64>() / errs.len() as f64
+    }
+}
+
+/// `autoscaler.loop_s` fitted on the calibration scenario's real runs: the candidate with
+/// the smallest [`error_against`] them (each candidate's error printed).
+pub fn fit_loop_s(
+    sc: &Scenario,
+    plan: &Plan,
+    stacks: &[Stack],
+    seeds: u64,
+    base: SimParams,
+    real: &[RunNumbers],
+) -> Result<f64, String> {
+    let mut best = (f64::INFINITY, sc.autoscaler.loop_s);
+    for loop_s in LOOP_CANDIDATES_S {
+        let params = SimParams { loop_s, ..base };
+        let mut sim = Vec::new();
+        for &stack in stacks {
+            sim.extend(numbers(sc, plan, stack, seeds, params)?);
+        }
+        let err = error_against(real, &sim, &sc.name, stacks);
+        eprintln!(
+            "calibration on {}: autoscaler.loop_s {loop_s:>4} s → mean error {:.1}%",
+            sc.name,
+            err * 100.0
+        );
+        if err < best.0 {
+            best = (err, loop_s);
+        }
+    }
+    Ok(best.1)
 }

@@ -239,9 +239,20 @@ fn continuous_puller(image: &str) -> DaemonSet {
         ("app", "jupyterhub"),
         ("component", "continuous-image-puller"),
     ]);
+    daemon_set("continuous-image-puller", None, l, spec)
+}
+
+/// A DaemonSet of `spec` pods labelled (and selected by) `l`.
+fn daemon_set(
+    name: &str,
+    namespace: Option<&str>,
+    l: BTreeMap<String, String>,
+    spec: PodSpec,
+) -> DaemonSet {
     DaemonSet {
         metadata: ObjectMeta {
-            name: Some("continuous-image-puller".into()),
+            name: Some(name.into()),
+            namespace: namespace.map(Into::into),
             ..Default::default()
         },
         spec: Some(DaemonSetSpec {
@@ -292,28 +303,7 @@ fn kube_proxy() -> DaemonSet {
         }],
         ..Default::default()
     };
-    DaemonSet {
-        metadata: ObjectMeta {
-            name: Some("kube-proxy".into()),
-            namespace: Some("kube-system".into()),
-            ..Default::default()
-        },
-        spec: Some(DaemonSetSpec {
-            selector: LabelSelector {
-                match_labels: Some(l.clone()),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(l),
-                    ..Default::default()
-                }),
-                spec: Some(spec),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    daemon_set("kube-proxy", Some("kube-system"), l, spec)
 }
 
 fn priority_class(name: &str, value: i32) -> PriorityClass {
