@@ -54,6 +54,15 @@ fn a_bad_lead_time_says_what_to_write() {
 }
 
 #[test]
+fn a_zero_autoscaler_loop_names_the_field_and_an_example() {
+    let err = parse_err(&format!("{BASE}autoscaler:\n  loop_s: 0\n"));
+    assert!(
+        err.contains("autoscaler.loop_s") && err.contains("e.g. 1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn z2jh_values_errors_name_the_value_path() {
     let mut sc = common::shipped("class-burst.yaml");
     let err = hubpack_sim::z2jh::apply(

@@ -224,6 +224,17 @@ impl Scenario {
         if self.seeds == 0 {
             return Err("seeds must be at least 1".into());
         }
+        let a = &self.autoscaler;
+        for (field, v, e) in [
+            ("scan_interval_s", a.scan_interval_s, "10"),
+            ("loop_s", a.loop_s, "1"),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!(
+                    "autoscaler.{field} must be a number of seconds > 0 (e.g. {e}), not {v}"
+                ));
+            }
+        }
         if let Lead::Word(w) = &self.predictive.lead_min
             && w != "auto"
         {
