@@ -89,19 +89,29 @@ pub fn kube_scheduler_config(kubeconfig: &Path) -> String {
 /// InterPodAffinity 1331, NodeResourcesFit 121, ImageLocality 11, BalancedAllocation off),
 /// NodeResourcesFit scoring MostAllocated on cpu and memory; filter, preemption and bind at
 /// upstream defaults; leader election off (one replica). `qps`: a client budget (QPS, burst);
-/// z2jh sets none.
+/// z2jh sets none. `max_backoff_s`: the retry backoff's cap (upstream 10 s, from 1 s), e.g.
+/// shorter on a time-compressed cluster.
 pub fn z2jh_user_scheduler_config(
     kubeconfig: &Path,
     scheduler_name: &str,
     qps: Option<(u32, u32)>,
+    max_backoff_s: Option<u32>,
 ) -> String {
     let budget = qps
         .map(|(q, b)| format!("  qps: {q}\n  burst: {b}\n"))
         .unwrap_or_default();
+    let backoff = max_backoff_s
+        .map(|m| {
+            format!(
+                "podInitialBackoffSeconds: 1\npodMaxBackoffSeconds: {}\n",
+                m.max(1)
+            )
+        })
+        .unwrap_or_default();
     format!(
         "apiVersion: kubescheduler.config.k8s.io/v1
 kind: KubeSchedulerConfiguration
-clientConnection:
+{backoff}clientConnection:
   kubeconfig: {kubeconfig}
 {budget}leaderElection:
   leaderElect: false
@@ -170,7 +180,8 @@ mod tests {
 
     #[test]
     fn z2jhs_profile_scores_most_allocated_with_its_weights() {
-        let text = z2jh_user_scheduler_config(Path::new("/k"), "user-scheduler", Some((5, 10)));
+        let text =
+            z2jh_user_scheduler_config(Path::new("/k"), "user-scheduler", Some((5, 10)), None);
         for line in [
             "kubeconfig: /k",
             "  qps: 5",
@@ -181,7 +192,7 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
-        assert!(!z2jh_user_scheduler_config(Path::new("/k"), "s", None).contains("qps"));
+        assert!(!z2jh_user_scheduler_config(Path::new("/k"), "s", None, None).contains("qps"));
     }
 
     #[test]

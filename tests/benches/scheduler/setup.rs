@@ -170,6 +170,7 @@ pub async fn start(cluster: &Cluster, which: &Scheduler, name: &str) -> Running 
                     &cluster.kubeconfig,
                     SCHEDULER_NAME,
                     *qps,
+                    None,
                 ),
             )
             .unwrap();

@@ -253,20 +253,6 @@ impl Observer {
         s.samples.push((now, nodes, ready, users, placeholders));
     }
 
-    pub fn user_pool_lives(&self) -> Vec<Life> {
-        self.lock()
-            .nodes
-            .values()
-            .filter(|n| n.user_pool)
-            .map(|n| Life {
-                created_s: n.created_s,
-                deleted_s: n.deleted_s,
-            })
-            .collect()
-    }
-}
-
-impl Observer {
     /// Per user-pool node added during the run (compressed seconds): created → schedulable
     /// (Ready, not-ready taint gone) and schedulable → warm (the users' image on it).
     pub fn node_timings(&self) -> (Vec<f64>, Vec<f64>) {
@@ -283,6 +269,18 @@ impl Observer {
             .filter_map(|n| Some(n.warm_s? - n.schedulable_s?))
             .collect();
         (boot, pull)
+    }
+
+    pub fn user_pool_lives(&self) -> Vec<Life> {
+        self.lock()
+            .nodes
+            .values()
+            .filter(|n| n.user_pool)
+            .map(|n| Life {
+                created_s: n.created_s,
+                deleted_s: n.deleted_s,
+            })
+            .collect()
     }
 }
 

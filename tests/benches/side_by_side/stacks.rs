@@ -166,6 +166,14 @@ fn placeholder_template(scheduler: &str, cpu: &str, memory: &str, app: &str) -> 
     }
 }
 
+/// A selector for the pods of `template` (its labels).
+fn selecting(template: &PodTemplateSpec) -> LabelSelector {
+    LabelSelector {
+        match_labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
+        ..Default::default()
+    }
+}
+
 /// z2jh's `user-placeholder` StatefulSet (podManagementPolicy Parallel).
 fn z2jh_placeholders(replicas: usize, cpu: &str, memory: &str) -> StatefulSet {
     let template = placeholder_template(Z2JH_SCHEDULER, cpu, memory, "user-placeholder");
@@ -178,10 +186,7 @@ fn z2jh_placeholders(replicas: usize, cpu: &str, memory: &str) -> StatefulSet {
             replicas: Some(replicas as i32),
             pod_management_policy: Some("Parallel".into()),
             service_name: Some("user-placeholder".into()),
-            selector: LabelSelector {
-                match_labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
-                ..Default::default()
-            },
+            selector: selecting(&template),
             template,
             ..Default::default()
         }),
@@ -199,10 +204,7 @@ fn hubpack_placeholders(replicas: usize, cpu: &str, memory: &str) -> Deployment 
         },
         spec: Some(DeploymentSpec {
             replicas: Some(replicas as i32),
-            selector: LabelSelector {
-                match_labels: template.metadata.as_ref().and_then(|m| m.labels.clone()),
-                ..Default::default()
-            },
+            selector: selecting(&template),
             template,
             ..Default::default()
         }),
@@ -470,18 +472,12 @@ fn start_hubpack(
 /// like every other clock: 10 s is 100 s of the scenario at factor 10. Whole seconds, at
 /// least 1 (the API's floor).
 fn user_scheduler_config(cluster: &Cluster, plan: &Plan) -> String {
-    let text = hubpack_e2e::components::z2jh_user_scheduler_config(
+    let max = (10.0 / plan.compression).round() as u32;
+    hubpack_e2e::components::z2jh_user_scheduler_config(
         &cluster.kubeconfig,
         Z2JH_SCHEDULER,
         None,
-    );
-    let max = (10.0 / plan.compression).round().max(1.0);
-    text.replacen(
-        "kind: KubeSchedulerConfiguration\n",
-        &format!(
-            "kind: KubeSchedulerConfiguration\npodInitialBackoffSeconds: 1\npodMaxBackoffSeconds: {max}\n"
-        ),
-        1,
+        Some(max),
     )
 }
 
