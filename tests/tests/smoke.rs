@@ -11,6 +11,7 @@ use hubpack_e2e::wait;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
+use kube::api::{Patch, PatchParams};
 use std::time::Duration;
 
 const NODE_READY: Duration = Duration::from_secs(60);
@@ -80,6 +81,21 @@ async fn a_new_node_is_not_ready_during_its_boot_delay() {
             "node schedulable during boot: {node:?}"
         );
     }
+    // A booting node is updated (taints, leases, image lists): the boot still counts from
+    // its creation. kwok computes a stage delay afresh at each update, so the stage gives
+    // it as an absolute time; relative, these updates would push Ready to ~2× the delay.
+    let nodes = Api::<Node>::all(client.clone());
+    let boot_end = created_at + SignedDuration::try_from(boot).unwrap();
+    let mut touch = 0;
+    while Timestamp::now() < boot_end - SignedDuration::from_secs(1) {
+        touch += 1;
+        let patch = serde_json::json!({"metadata": {"labels": {"e2e.hubpack.dev/touched": touch.to_string()}}});
+        nodes
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let node = harness::wait_node_schedulable(&client, &name, NODE_READY)
         .await
         .unwrap();
@@ -96,6 +112,10 @@ async fn a_new_node_is_not_ready_during_its_boot_delay() {
         ready_at
             >= created_at + SignedDuration::try_from(boot).unwrap() - SignedDuration::from_secs(1),
         "Ready at {ready_at}, created at {created_at}, boot delay {boot:?}"
+    );
+    assert!(
+        ready_at < boot_end + SignedDuration::from_secs(4),
+        "Ready at {ready_at}, created at {created_at}, boot delay {boot:?}: the {touch} updates during the boot restarted it"
     );
 }
 

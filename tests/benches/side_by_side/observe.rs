@@ -16,6 +16,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::task::JoinHandle;
 
+fn unschedulable(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.type_ == "PodScheduled"
+                    && c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+            })
+        })
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct NodeSeen {
     pub created_s: f64,
@@ -41,6 +54,9 @@ pub struct UserSeen {
     pub attempts: u32,
     /// The current attempt's pod creation.
     pub created_s: Option<f64>,
+    /// The current attempt's pod first seen PodScheduled=False/Unschedulable (what the
+    /// autoscaler reacts to).
+    pub unschedulable_s: Option<f64>,
     pub bound_s: Option<f64>,
     pub ready_s: Option<f64>,
     pub node: Option<String>,
@@ -105,6 +121,7 @@ impl Observer {
         let u = &mut s.users[user];
         u.attempts = attempt;
         u.created_s = Some(now);
+        u.unschedulable_s = None;
     }
 
     pub fn gave_up(&self, user: usize) {
@@ -152,6 +169,9 @@ impl Observer {
         let attempt: Option<u32> = name.rsplit('-').next().and_then(|a| a.parse().ok());
         if attempt != Some(s.users[u].attempts) || gone {
             return;
+        }
+        if node.is_none() && s.users[u].unschedulable_s.is_none() && unschedulable(p) {
+            s.users[u].unschedulable_s = Some(now);
         }
         if let (None, Some(node)) = (before, node.clone())
             && s.users[u].bound_s.is_none()
@@ -230,6 +250,43 @@ impl Observer {
         if deleted && e.deleted_s.is_none() {
             e.deleted_s = Some(now);
         }
+    }
+
+    /// Per-user and per-node rows (scenario seconds: compressed × `f`), tab-separated, for
+    /// reading a run's timeline next to the simulator's.
+    pub fn timeline_tsv(&self, f: f64) -> (String, String) {
+        let s = self.lock();
+        let t = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.0}", v * f));
+        let mut users = String::from(
+            "user\tarrival\tcreated\tunschedulable\tbound\tready\tnode\tcold\tattempts\n",
+        );
+        for (i, u) in s.users.iter().enumerate() {
+            users += &format!(
+                "{i}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                t(Some(u.arrival_s)),
+                t(u.created_s),
+                t(u.unschedulable_s),
+                t(u.bound_s),
+                t(u.ready_s),
+                u.node.as_deref().unwrap_or("-"),
+                u.cold_node,
+                u.attempts
+            );
+        }
+        let mut rows: Vec<(&String, &NodeSeen)> =
+            s.nodes.iter().filter(|(_, n)| n.user_pool).collect();
+        rows.sort_by(|a, b| a.1.created_s.total_cmp(&b.1.created_s));
+        let mut nodes = String::from("node\tcreated\tschedulable\twarm\tdeleted\n");
+        for (name, n) in rows {
+            nodes += &format!(
+                "{name}\t{}\t{}\t{}\t{}\n",
+                t(Some(n.created_s)),
+                t(n.schedulable_s),
+                t(n.warm_s),
+                t(n.deleted_s)
+            );
+        }
+        (users, nodes)
     }
 
     /// Samples the node and pod counts (every call; the bench calls it once a second).

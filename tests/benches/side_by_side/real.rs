@@ -118,8 +118,13 @@ pub async fn run(
     watches.iter().for_each(|w| w.abort());
     running.stop(&cluster.state_dir).await;
     cluster.stop();
-    // Keep the logs of the last run only when asked (they are large).
-    if std::env::var_os("SBS_KEEP_STATE").is_none() {
+    // Keep the logs only when asked (they are large), with the run's timeline beside them.
+    if std::env::var_os("SBS_KEEP_STATE").is_some() {
+        let (users, nodes) = obs.timeline_tsv(plan.compression);
+        let _ = std::fs::write(format!("{dir}/users.tsv"), users);
+        let _ = std::fs::write(format!("{dir}/nodes.tsv"), nodes);
+        eprintln!("[{tag}] state and timelines kept in {dir}");
+    } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
     numbers
