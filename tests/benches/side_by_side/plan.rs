@@ -79,6 +79,9 @@ pub struct Plan {
     /// Users on a fresh node (a node-sized placeholder's seats).
     pub seats_per_node: usize,
     pub predictive_lead: Duration,
+    /// The headroom's z (the scenario's `predictive.z`): the controller and the simulator
+    /// size the same H = μ + z·√μ.
+    pub predictive_z: f64,
     pub reconcile: Duration,
     pub remove_after: Duration,
     pub background_half_life: Duration,
@@ -176,6 +179,7 @@ impl Plan {
             per_user_seats,
             seats_per_node,
             predictive_lead: dur(lead_min * 60.0, f),
+            predictive_z: p.z,
             reconcile: dur(p.reconcile_s, f),
             remove_after: dur(p.remove_after_min * 60.0, f),
             background_half_life: dur(p.background_half_life_min * 60.0, f),

@@ -509,7 +509,8 @@ async fn start_user_scheduler(cluster: &Cluster, plan: &Plan) -> Result<Managed,
 
 /// hubpack-placeholder-ctl's config for the scenario: the pool as the users' constraints,
 /// the scenario's events at their compressed times from `t0_ms`, a fixed lead (the
-/// scenario's `predictive.lead_min`), reconcile and scale-down delay compressed. A fresh
+/// scenario's `predictive.lead_min`) and its headroom z, reconcile and scale-down delay
+/// compressed. A fresh
 /// node as CA's template has it: CA's own kube-proxy pod plus the kube-proxy DaemonSet's
 /// (CA adds DaemonSet pods to templates), 200m.
 fn ctl_config(plan: &Plan, t0_ms: i64) -> Result<String, String> {
@@ -559,6 +560,7 @@ pools:
     userSelector: {{component: singleuser-server}}
     perUser: {{cpu: {cpu}, memory: {mem}}}
     usersPerPlaceholder: auto
+    headroom: {{z: {z}}}
     freshNode:
       allocatable: {{cpu: \"{node_cpu}\", memory: {node_mem}, pods: \"{node_pods}\"}}
       daemonSets: {{cpu: 200m, memory: \"0\", pods: \"2\"}}
@@ -575,6 +577,7 @@ pools:
         node_mem = plan.gib(plan.node_memory_gib),
         node_pods = plan.node_pods,
         lead = secs(plan.predictive_lead),
+        z = plan.predictive_z,
         image = plan.image,
     ))
 }
