@@ -9,7 +9,7 @@
 //!   has arrived); after the event the placeholders go and the autoscaler removes the
 //!   emptied nodes; with
 //!   `lead: auto` the learned lead time is the p90 of the scale-up waits seen in the objects
-//!   (each at least the harness's boot + pull) plus the reaction time. The
+//!   (each including the pull) plus the reaction time. The
 //!   event's timeline is printed (`--nocapture` shows it).
 //! - a wanted replacement (a user evicted a placeholder while the target still wants it)
 //!   makes the autoscaler add a node; a surplus one (the target dropped, the hysteresis still
@@ -587,8 +587,8 @@ async fn an_event_gets_warm_seats_a_lead_time_ahead_and_they_go_afterwards() {
 
     // lead: auto learned from the scale-ups so far: its value must be the configured p90 of
     // the waits the objects show (placeholder Unschedulable → its new node's pre-puller
-    // Ready: CA's reaction, the boot, then the pull) plus the 1 s reaction time, and no
-    // wait can be shorter than the harness's boot + pull. Compared with what happened, not
+    // Ready: CA's reaction, the boot, then the pull) plus the 1 s reaction time, and every
+    // wait must include the pull. Compared with what happened, not
     // with the configured delays: a loaded machine makes kwok's stages late.
     let samples = w
         .metric("hubpack_placeholder_ctl_lead_time_samples")
@@ -606,8 +606,10 @@ async fn an_event_gets_warm_seats_a_lead_time_ahead_and_they_go_afterwards() {
         "learned lead time {learned:.1} s from {samples} samples; observed waits {observed:?} ms \
          (p90 + 1 s = {expected:?} s); boot {boot} s, pull {pull} s"
     );
-    // Condition times have second precision: 1.5 s covers the rounding of both ends.
-    let floor_ms = ((boot + pull - 1.5) * 1000.0) as i64;
+    // Condition times have second precision (1.5 s covers the rounding of both ends), and a
+    // node boots from its whole-second creation time; the floor only has to tell the pull
+    // apart from the boot alone (what a wait measured to node Ready would be).
+    let floor_ms = (0.75 * (boot + pull) * 1000.0) as i64;
     if samples < 2.0
         || observed.len() < 2
         || expected.is_none_or(|e| (learned - e).abs() > 1.5)
@@ -616,7 +618,7 @@ async fn an_event_gets_warm_seats_a_lead_time_ahead_and_they_go_afterwards() {
         timeline.print(start, "event timeline (failed)");
         panic!(
             "learned lead {learned:.1} s from {samples} samples; the observed waits {observed:?} ms \
-             give {expected:?} s, each at least boot + pull = {} s",
+             give {expected:?} s, each at least 3/4 of boot + pull = {} s",
             boot + pull
         );
     }
