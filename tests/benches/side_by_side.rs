@@ -20,6 +20,11 @@
 //! calibration scenario; the sim errors are the largest over validation scenarios and
 //! stacks) is the last line of stdout; the report directory (default `out/side-by-side/`)
 //! has every run and the plots.
+//!
+//! To read one run closely: `SBS_KEEP_STATE=1` keeps each cluster's state directory (the
+//! components' logs; `HUBPACK_CA_VERBOSITY=4` for CA's) with `users.tsv` and `nodes.tsv`,
+//! the run's per-user and per-node timeline at the scenario's scale; `RUST_LOG=…` prints the
+//! in-process controllers' logs (e.g. `hubpack_placeholder_ctl=info`: every decision).
 
 #![allow(clippy::unwrap_used)] // a benchmark may unwrap
 
@@ -99,6 +104,15 @@ struct Args {
 }
 
 fn main() {
+    // The in-process controllers' logs (placeholder decisions, scheduling) only when asked:
+    // `RUST_LOG=hubpack_placeholder_ctl=info` to read a run's decisions beside its timeline.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
