@@ -28,7 +28,7 @@
 //! to the full scan.
 
 use super::evaluate::{Mode, Outcome, StaticVerdict, evaluate, has_attachable, static_verdict};
-use super::rank::{Prefix, RankKey, rank_key, tier};
+use super::rank::{Prefix, RankKey, rank_key, tier, warm_sooner};
 use super::warmth::{is_settled, warm_without_lookup};
 use super::{Decision, Diagnosis, PolicyConfig, to_decision};
 use crate::filter;
@@ -212,27 +212,28 @@ impl Search<'_> {
                 };
                 let ub = prefix(node_tier, bound);
                 // Below the best, or tied with it up to the victims and certain to need more
-                // victims, or as many and a later name: it cannot win, no need to look.
+                // victims, or as many and warm later or a later name: it cannot win, no need
+                // to look.
                 if ub < best.prefix() {
                     continue;
                 }
                 if ub == best.prefix() {
+                    let Some(n) = node.or_else(|| self.snap.node(name)) else {
+                        continue;
+                    };
+                    node = Some(n);
                     let least = match walk {
                         Walk::Free => 0,
-                        Walk::Preempt => {
-                            let Some(n) = node.or_else(|| self.snap.node(name)) else {
-                                continue;
-                            };
-                            node = Some(n);
-                            self.snap.usage(name).map_or(1, |u| {
-                                u.least_victims(&n.allocatable, &pod.requests).max(1)
-                            })
-                        }
+                        Walk::Preempt => self
+                            .snap
+                            .usage(name)
+                            .map_or(1, |u| u.least_victims(&n.allocatable, &pod.requests).max(1)),
                     };
                     let best_victims = best.victims.0 as i64;
-                    if least > best_victims
-                        || (least == best_victims && name.as_str() > best.name.0.as_str())
-                    {
+                    let sooner = warm_sooner(n, pod, self.now, self.cfg);
+                    let later = sooner < best.sooner
+                        || (sooner == best.sooner && name.as_str() > best.name.0.as_str());
+                    if least > best_victims || (least == best_victims && later) {
                         continue;
                     }
                 }

@@ -22,6 +22,9 @@ pub(crate) struct RankKey {
     /// MostAllocated after placement.
     pub score: i64,
     pub victims: Reverse<usize>,
+    /// A user on a cold node: the node Ready longest (its pull, begun by the pre-puller or
+    /// a pod at Ready, ends first); see [`warm_sooner`].
+    pub sooner: Reverse<i64>,
     pub name: Reverse<String>,
 }
 
@@ -47,6 +50,18 @@ pub(crate) fn tier(node: &Node, pod: &Pod, now: i64, cfg: &PolicyConfig) -> bool
         PodRole::User => node_is_warm(node, pod, now, cfg),
         PodRole::Placeholder => !node_is_warm(node, pod, now, cfg),
         PodRole::Other => false,
+    }
+}
+
+/// Among cold nodes a user would wait on, the one that turns warm first: Ready earliest
+/// (every node pulls from its Ready on, for the pre-puller or its first pod). Without it the
+/// name decided, and a cloud's random node names sent a class to the node still pulling
+/// longest while an earlier one turned warm empty. Constant for warm nodes and other pods.
+pub(crate) fn warm_sooner(node: &Node, pod: &Pod, now: i64, cfg: &PolicyConfig) -> Reverse<i64> {
+    if pod.role == PodRole::User && !node_is_warm(node, pod, now, cfg) {
+        Reverse(node.ready_since.unwrap_or(i64::MAX))
+    } else {
+        Reverse(i64::MIN)
     }
 }
 
@@ -112,6 +127,7 @@ pub(crate) fn rank_key(
         prefer_no_schedule: Reverse(sv.prefer_no_schedule),
         score: score(node, usage, pod, cfg),
         victims: Reverse(victims),
+        sooner: warm_sooner(node, pod, now, cfg),
         name: Reverse(node.name.clone()),
     }
 }

@@ -427,3 +427,41 @@ fn an_unsupported_constraint_is_a_refusal_only_hubpack_makes() {
     };
     assert!(!d.refused_by_hubpack_only(), "{}", d.message());
 }
+
+#[test]
+fn with_no_warm_seat_a_user_waits_on_the_cold_node_ready_longest_whatever_its_name() {
+    // Three nodes still pulling the user's image, each with one placeholder: the names run
+    // against the Ready times (as a cloud's random names do). The user goes where the pull
+    // began first; packing still comes before it (a cold node with users already is fuller).
+    let img = ImageName::normalize("jupyter/scipy-notebook:2024");
+    let mut s = Snapshot::new();
+    for (name, ready) in [
+        ("a-latest", NOW - 60_000),
+        ("m-later", NOW - 120_000),
+        ("z-first", NOW - 180_000),
+    ] {
+        let mut n = node(name, 4000, 16);
+        n.ready_since = Some(ready);
+        s.upsert_node(n);
+        s.upsert_pod(on(placeholder(&format!("p-{name}"), 3500, 14, 0), name));
+    }
+    let mut u = user("u", 1000, 4);
+    u.images = vec![img.clone()];
+    assert_eq!(
+        both(&s, &u),
+        Decision::Preempt {
+            node: "z-first".into(),
+            victims: vec![PodKey("p/p-z-first".into())]
+        }
+    );
+    // Free seats too: the placeholders gone, still the node Ready longest.
+    for name in ["a-latest", "m-later", "z-first"] {
+        s.remove_pod(&PodKey(format!("p/p-{name}")));
+    }
+    assert_eq!(both(&s, &u), bind("z-first"));
+    // A user already waiting on m-later makes it the fuller cold node: packing first.
+    let mut waiting = user("w", 1000, 4);
+    waiting.images = vec![img];
+    s.upsert_pod(on(waiting, "m-later"));
+    assert_eq!(both(&s, &u), bind("m-later"));
+}
