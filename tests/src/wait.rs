@@ -79,6 +79,19 @@ pub fn pod_ready(pod: &Pod) -> bool {
     condition_true(conditions, "Ready")
 }
 
+/// `PodScheduled=False` with reason `Unschedulable`: what a scheduler writes on a pod it
+/// could not place, and what the cluster-autoscaler reacts to.
+pub fn pod_unschedulable(pod: &Pod) -> bool {
+    pod.status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .any(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+        })
+}
+
 pub fn pod_running(pod: &Pod) -> bool {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
 }

@@ -463,16 +463,7 @@ async fn binaries_on_the_charts_service_accounts_need_and_use_exactly_their_gran
             let list = pods.list(&placeholders).await.ok()?;
             list.items.into_iter().find(|p| {
                 p.metadata.name.as_deref() != Some(first.as_str())
-                    && p.status
-                        .as_ref()
-                        .and_then(|s| s.conditions.as_ref())
-                        .is_some_and(|cs| {
-                            cs.iter().any(|c| {
-                                c.type_ == "PodScheduled"
-                                    && c.status == "False"
-                                    && c.reason.as_deref() == Some("Unschedulable")
-                            })
-                        })
+                    && hubpack_e2e::wait::pod_unschedulable(p)
             })
         }
     })

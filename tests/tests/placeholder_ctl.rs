@@ -233,19 +233,6 @@ fn unschedulable_at(p: &Pod) -> Option<i64> {
         .map(|t| t.0.as_millisecond())
 }
 
-fn was_unschedulable(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.type_ == "PodScheduled"
-                    && c.status == "False"
-                    && c.reason.as_deref() == Some("Unschedulable")
-            })
-        })
-}
-
 /// A timeline of what happened, in seconds relative to the event start, and the scale-up
 /// waits seen on the way.
 #[derive(Default)]
@@ -790,7 +777,7 @@ async fn a_wanted_replacement_scales_up_and_a_surplus_one_does_not() {
     let mut unschedulable = BTreeSet::new();
     while Instant::now() < deadline {
         for p in w.placeholders().await {
-            if was_unschedulable(&p) {
+            if wait::pod_unschedulable(&p) {
                 unschedulable.insert(p.metadata.name.unwrap_or_default());
             }
         }

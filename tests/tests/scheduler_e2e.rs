@@ -191,18 +191,14 @@ async fn an_unfittable_pod_is_marked_unschedulable_for_the_autoscaler() {
     let w = World::start("unfit").await;
     w.node("small", "2", &[IMAGE_FULL]).await;
     w.create(&w.pod("huge", "64")).await;
-    let pod = harness::wait_pod(&w.client, &w.ns, "huge", "Unschedulable", WAIT, |p| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter().any(|c| {
-                    c.type_ == "PodScheduled"
-                        && c.status == "False"
-                        && c.reason.as_deref() == Some("Unschedulable")
-                })
-            })
-    })
+    let pod = harness::wait_pod(
+        &w.client,
+        &w.ns,
+        "huge",
+        "Unschedulable",
+        WAIT,
+        hubpack_e2e::wait::pod_unschedulable,
+    )
     .await
     .unwrap();
     let cond = pod

@@ -16,19 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::task::JoinHandle;
 
-fn unschedulable(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.type_ == "PodScheduled"
-                    && c.status == "False"
-                    && c.reason.as_deref() == Some("Unschedulable")
-            })
-        })
-}
-
 #[derive(Clone, Debug, Default)]
 pub struct NodeSeen {
     pub created_s: f64,
@@ -170,7 +157,10 @@ impl Observer {
         if attempt != Some(s.users[u].attempts) || gone {
             return;
         }
-        if node.is_none() && s.users[u].unschedulable_s.is_none() && unschedulable(p) {
+        if node.is_none()
+            && s.users[u].unschedulable_s.is_none()
+            && hubpack_e2e::wait::pod_unschedulable(p)
+        {
             s.users[u].unschedulable_s = Some(now);
         }
         if let (None, Some(node)) = (before, node.clone())
