@@ -9,14 +9,11 @@ use crate::observe::{PoolView, UserPodProblem};
 use crate::plan::{Background, PoolForecast, forecast_pool};
 use crate::sources::{SourcedEvent, secs};
 use hubpack_core::headroom::{
-    Ewma, Hysteresis, LeadTimeConfig, LeadTimeEstimator, WEEK_MS, WeeklyLearner,
-    trim_pending_above_target,
+    ArrivalLearner, Hysteresis, LeadTimeConfig, LeadTimeEstimator, LearnerConfig, ScheduledEvent,
+    arrived_since, trim_pending_above_target,
 };
 use hubpack_core::model::Millis;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-/// Users created this long before an event's start count as its arrivals.
-const EARLY_ARRIVALS: Millis = 60_000;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What one placeholder Deployment should be.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,10 +60,7 @@ pub struct Decision {
 /// Per-pool learning state.
 #[derive(Debug, Clone)]
 struct PoolMemory {
-    background: Ewma,
-    weekly: WeeklyLearner,
-    /// Arrival times within the observed window.
-    recent: VecDeque<Millis>,
+    arrivals: ArrivalLearner,
     lead: LeadTimeEstimator,
     /// Placeholder uid → when it was marked Unschedulable, until its node is warm.
     waiting: BTreeMap<String, Millis>,
@@ -83,6 +77,17 @@ pub struct Controller {
     hysteresis: BTreeMap<String, Hysteresis>,
     seen_users: BTreeSet<String>,
     last_step: Option<Millis>,
+}
+
+/// How arrivals are learned, from the config.
+pub fn learner_config(cfg: &Config) -> LearnerConfig {
+    let bg = &cfg.background;
+    LearnerConfig {
+        half_life: secs(bg.half_life_seconds),
+        observed_window: secs(bg.observed_window_seconds),
+        min_span: secs(cfg.reconcile_interval_seconds),
+        weekly_profile: bg.weekly_profile,
+    }
 }
 
 /// The core estimator's settings from the config.
@@ -108,9 +113,7 @@ impl Controller {
                 (
                     p.name.clone(),
                     PoolMemory {
-                        background: Ewma::new(secs(cfg.background.half_life_seconds)),
-                        weekly: WeeklyLearner::new(4 * WEEK_MS),
-                        recent: VecDeque::new(),
+                        arrivals: ArrivalLearner::new(learner_config(cfg)),
                         lead: LeadTimeEstimator::new(lead_time_config(cfg)),
                         waiting: BTreeMap::new(),
                         first_seen_warm: BTreeMap::new(),
@@ -154,77 +157,38 @@ impl Controller {
         replicas: &BTreeMap<String, usize>,
     ) -> Decision {
         let first = self.last_step.is_none();
-        let elapsed = self.last_step.map_or(0, |t| (now - t).max(0));
-        let observed_window = secs(cfg.background.observed_window_seconds);
         let mut out = Vec::new();
         for ((pool, size), view) in cfg.pools.iter().zip(sizes).zip(views) {
-            // Arrivals: user pods not seen before. The first step only learns what exists.
+            // Arrivals: user pods not seen before (the learner ignores the first step's).
             let mut new_arrivals = Vec::new();
             for (uid, created) in &view.user_creations {
                 if self.seen_users.insert(uid.clone()) && !first {
                     new_arrivals.push(*created);
                 }
             }
-            let lead_before = self.lead_of(cfg, &pool.name);
             let Some(mem) = self.pools.get_mut(&pool.name) else {
                 continue;
             };
-            // Learn the background only outside scheduled events, so a class is not
-            // counted twice (in the calendar and in the background).
-            let from = self.last_step.unwrap_or(now);
-            let in_event = events
-                .iter()
-                .any(|e| e.pool == pool.name && e.event.expected_in(from, now.max(from + 1)) > 0.0);
-            if elapsed > 0 && !in_event {
-                mem.background.observe(new_arrivals.len() as f64, elapsed);
-            }
-            if cfg.background.weekly_profile && !new_arrivals.is_empty() {
-                mem.weekly.observe(now, new_arrivals.len() as f64);
-            }
-            mem.recent.extend(new_arrivals.iter().map(|_| now));
-            while mem
-                .recent
-                .front()
-                .is_some_and(|t| now - t > observed_window)
-            {
-                mem.recent.pop_front();
-            }
-            let background = Background {
-                rate: mem.background.rate(),
-                weekly_profile: if cfg.background.weekly_profile {
-                    mem.weekly.profile()
-                } else {
-                    None
-                },
-                observed_rate: if first {
-                    0.0
-                } else {
-                    mem.recent.len() as f64 / observed_window.max(1) as f64
-                },
-                observed_window: if first { 0 } else { observed_window },
-                arrived_since: None,
-            };
-            // A class that logs in faster than its window plans is not expected twice.
-            // Counted from a little before its start: early logins are the class's too.
-            let since = events
+            let mine: Vec<ScheduledEvent> = events
                 .iter()
                 .filter(|e| e.pool == pool.name)
-                .filter_map(|e| e.event.current_start(now))
-                .min()
-                .map(|s| s - EARLY_ARRIVALS);
+                .map(|e| e.event.clone())
+                .collect();
+            mem.arrivals.observe(now, &new_arrivals, &mine);
+            // A class that logs in faster than its window plans is not expected twice.
             let background = Background {
-                arrived_since: since.map(|s| {
-                    let n = view.user_creations.iter().filter(|(_, t)| *t >= s).count();
-                    (s, n as f64)
-                }),
-                ..background
+                arrived_since: arrived_since(
+                    &mine,
+                    now,
+                    view.user_creations.iter().map(|(_, t)| *t),
+                ),
+                ..mem.arrivals.learned(now)
             };
             let new_lead_samples = learn_lead(mem, view, now);
             let lead = match pool.lead {
                 Lead::Seconds(s) => secs(s),
                 Lead::Auto => mem.lead.lead_time(),
             };
-            let _ = lead_before;
             let forecast = forecast_pool(
                 now,
                 lead,

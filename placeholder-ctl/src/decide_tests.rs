@@ -262,8 +262,8 @@ fn arrivals_raise_the_background_and_existing_users_are_not_arrivals() {
             .push(user(&format!("new{i}"), None, 90 * S, Some("1")));
     }
     let d = w.step(&c, &mut ctl, 2 * MIN, &[], 0);
-    // 10 arrivals in a minute: 100 over the 10 min lead (EWMA's first sample, and the live
-    // rate over its 5 min window is lower).
+    // 10 arrivals in the one minute watched: 100 over the 10 min lead (the background's
+    // first minute, and the live rate over the minute watched, not the 5 min window).
     assert!(
         (d.forecast.expected - 100.0).abs() < 1e-6,
         "{}",

@@ -4,25 +4,13 @@
 
 use crate::config::{PoolConfig, PoolSizes};
 use crate::sources::{Source, SourcedEvent};
-use hubpack_core::headroom::{
-    ArrivalForecast, HeadroomConfig, WeeklyProfile, headroom_seats, placeholder_target,
-};
+use hubpack_core::headroom::{HeadroomConfig, headroom_seats, placeholder_target};
 use hubpack_core::model::Millis;
 use std::collections::BTreeMap;
 
-/// What the forecast knows besides the events.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Background {
-    /// Learned rate, users per ms.
-    pub rate: f64,
-    pub weekly_profile: Option<WeeklyProfile>,
-    /// Rate observed over the last `observed_window` ms (users per ms).
-    pub observed_rate: f64,
-    pub observed_window: Millis,
-    /// Users arrived since the earliest start of the events in progress (see
-    /// `ArrivalForecast::arrived_since`).
-    pub arrived_since: Option<(Millis, f64)>,
-}
+/// What the forecast knows besides the events: what the controller learned from the users
+/// it saw arrive.
+pub use hubpack_core::headroom::LearnedArrivals as Background;
 
 /// One pool's forecast at `now` over `lead`.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,14 +54,7 @@ pub fn forecast_pool(
     free_warm_seats: &BTreeMap<Option<String>, i64>,
 ) -> PoolForecast {
     let mine: Vec<&SourcedEvent> = events.iter().filter(|e| e.pool == pool.name).collect();
-    let forecast = ArrivalForecast {
-        events: mine.iter().map(|e| e.event.clone()).collect(),
-        background_rate: background.rate,
-        weekly_profile: background.weekly_profile.clone(),
-        observed_rate: background.observed_rate,
-        observed_window: background.observed_window,
-        arrived_since: background.arrived_since,
-    };
+    let forecast = background.forecast(mine.iter().map(|e| e.event.clone()).collect());
     let expected = forecast.expected_arrivals(now, lead);
     let mut per_source: BTreeMap<String, f64> = BTreeMap::new();
     for e in &mine {

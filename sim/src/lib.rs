@@ -26,8 +26,9 @@
 //!   up with a set probability; timed-out spawns retry up to `max_attempts`; no node or pod
 //!   failures.
 //! - Placeholders serve the first profile's pool, sized in the pool's mean user. The
-//!   predictive controller learns its background rate (EWMA) outside scheduled events only
-//!   and uses no weekly profile; `lead_min: auto` samples only scale-ups a pending
+//!   predictive controller learns arrivals with hubpack-core's `ArrivalLearner`, as the live
+//!   controller does (user pods counted at their creation, after the hub's spawn overhead
+//!   and limit; the background outside scheduled events only), with no weekly profile; `lead_min: auto` samples only scale-ups a pending
 //!   placeholder triggered, on nodes the pre-puller warms.
 
 #![forbid(unsafe_code)]

@@ -2,6 +2,8 @@
 //! `hubpack-placeholder-ctl` and `hubpack-sim`. Pure functions over numbers the caller
 //! gathers:
 //!
+//! - [`learn`]: what is learned from the users seen arriving (background rate, weekly
+//!   shape, live rate), fed once per reconcile;
 //! - [`forecast`]: the arrival forecast λ(t) (scheduled events added to a learned background,
 //!   raised by the live observed rate) and μ = ∫ λ over the lead time;
 //! - [`sizing`]: H = μ + z·√μ clamped, free warm seats F, seats per placeholder N, and the
@@ -13,14 +15,19 @@
 pub mod forecast;
 pub mod hysteresis;
 pub mod lead_time;
+pub mod learn;
 pub mod sizing;
 
 #[cfg(test)]
 mod props;
 
-pub use forecast::{ArrivalForecast, Ewma, ScheduledEvent, WEEK_MS, WeeklyLearner, WeeklyProfile};
+pub use forecast::{ArrivalForecast, PLANNED_NOISE_SIGMAS, ScheduledEvent, WEEK_MS, WeeklyProfile};
 pub use hysteresis::{Hysteresis, removal_order, trim_pending_above_target};
 pub use lead_time::{LeadTimeConfig, LeadTimeEstimator, quantile};
+pub use learn::{
+    ArrivalLearner, EARLY_ARRIVALS, Ewma, LearnedArrivals, LearnerConfig, WeeklyLearner,
+    arrived_since,
+};
 pub use sizing::{
     HeadroomConfig, HeadroomError, Misfit, headroom_seats, placeholder_target, seats_in,
     seats_per_placeholder, validate_placeholder,

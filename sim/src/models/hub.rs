@@ -17,7 +17,6 @@ impl Sim<'_> {
         self.users[u].warm_seat_at_arrival =
             self.warm_seats(self.users[u].session.profile, now) > self.users_unbound;
         self.users_unbound += 1;
-        self.placeholders.arrivals_seen += 1;
         self.try_spawn(u, now);
     }
 
@@ -74,6 +73,8 @@ impl Sim<'_> {
             .cluster
             .create_pod(PodKind::User(u), pool, image, core, now);
         self.users[u].pod = Some(pod);
+        // The controller counts user pods, not clicks: after the spawn overhead and limit.
+        self.placeholders.new_user_pods.push(now);
         self.request_schedule(now);
     }
 

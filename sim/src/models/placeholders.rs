@@ -19,15 +19,16 @@ use crate::events::Event;
 use crate::models::arrivals::scheduled_events;
 use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use hubpack_core::headroom::{
-    ArrivalForecast, Ewma, HeadroomConfig, HeadroomError, Hysteresis, LeadTimeConfig,
-    LeadTimeEstimator, headroom_seats, placeholder_target, removal_order, seats_in,
-    seats_per_placeholder, trim_pending_above_target, validate_placeholder,
+    ArrivalForecast, ArrivalLearner, HeadroomConfig, HeadroomError, Hysteresis, LeadTimeConfig,
+    LeadTimeEstimator, LearnedArrivals, LearnerConfig, ScheduledEvent, arrived_since,
+    headroom_seats, placeholder_target, removal_order, seats_in, seats_per_placeholder,
+    trim_pending_above_target, validate_placeholder,
 };
 use hubpack_core::model::{Millis, Pod, PodRole, PreemptionPolicy, Resources};
-use std::collections::VecDeque;
 
 const PLACEHOLDER_PRIORITY: i32 = -10;
-/// Window of the live observed arrival rate (the forecast's floor).
+/// Window of the live observed arrival rate (the forecast's floor), the controller's
+/// default `background.observedWindowSeconds`.
 const OBSERVED_WINDOW: Millis = 5 * MINUTE;
 
 /// A placeholder size the autoscaler could never make room for, said once, in the units
@@ -91,18 +92,17 @@ impl PlaceholderError {
 }
 
 pub struct Predictive {
+    events: Vec<ScheduledEvent>,
+    /// The forecast of the last reconcile (surplus checks between reconciles reuse it).
     forecast: ArrivalForecast,
-    background: Ewma,
+    arrivals: ArrivalLearner,
     hysteresis: Hysteresis,
     /// The configured lead time, or the learned one (`lead_min: auto`).
     lead: Millis,
     learner: Option<LeadTimeEstimator>,
     config: HeadroomConfig,
-    last_reconcile: Millis,
     /// A surplus check is due (set on eviction, cleared when it runs).
     check_queued: bool,
-    arrivals_at_last: usize,
-    recent: VecDeque<(Millis, usize)>,
 }
 
 pub struct PlaceholderState {
@@ -116,7 +116,8 @@ pub struct PlaceholderState {
     pub desired: usize,
     pub live: Vec<PodId>,
     pub created: usize,
-    pub arrivals_seen: usize,
+    /// Creation times of the user pods created since the controller's last reconcile.
+    pub new_user_pods: Vec<Millis>,
     pub predictive: Option<Predictive>,
 }
 
@@ -168,12 +169,14 @@ impl PlaceholderState {
         let predictive = matches!(mode, PlaceholderMode::Predictive).then(|| {
             let p = &sc.predictive;
             Predictive {
-                forecast: ArrivalForecast {
-                    events: scheduled_events(sc),
+                events: scheduled_events(sc),
+                forecast: ArrivalForecast::default(),
+                arrivals: ArrivalLearner::new(LearnerConfig {
+                    half_life: secs(p.background_half_life_min * 60.0),
                     observed_window: OBSERVED_WINDOW,
-                    ..Default::default()
-                },
-                background: Ewma::new(secs(p.background_half_life_min * 60.0)),
+                    min_span: secs(p.reconcile_s),
+                    weekly_profile: false,
+                }),
                 hysteresis: Hysteresis::new(secs(p.remove_after_min * 60.0)),
                 lead: secs(p.lead_min.minutes().unwrap_or(p.lead_initial_min) * 60.0),
                 learner: p.lead_min.is_auto().then(|| {
@@ -190,10 +193,7 @@ impl PlaceholderState {
                     min_seats: p.min_seats,
                     max_seats: p.max_seats,
                 },
-                last_reconcile: 0,
                 check_queued: false,
-                arrivals_at_last: 0,
-                recent: VecDeque::new(),
             }
         });
         Ok(PlaceholderState {
@@ -208,7 +208,7 @@ impl PlaceholderState {
             desired,
             live: Vec::new(),
             created: 0,
-            arrivals_seen: 0,
+            new_user_pods: Vec::new(),
             predictive,
         })
     }
@@ -392,42 +392,26 @@ impl Sim<'_> {
     /// calendar + learned background (+ observed floor), H = μ + z·√μ, minus free warm seats.
     pub(crate) fn on_placeholder_reconcile(&mut self, now: Millis) {
         let free_seats = self.free_warm_seats(now);
-        let seen = self.placeholders.arrivals_seen;
+        let new_user_pods = std::mem::take(&mut self.placeholders.new_user_pods);
+        // What the controller counts: the user pods that exist (their creation times).
+        let user_created: Vec<Millis> = self
+            .cluster
+            .pods
+            .iter()
+            .filter(|pod| pod.alive && matches!(pod.kind, PodKind::User(_)))
+            .map(|pod| pod.created)
+            .collect();
         let current = self.placeholders.live.len();
         let seats_each = self.placeholders.seats_each;
         let Some(p) = self.placeholders.predictive.as_mut() else {
             return;
         };
-        let elapsed = now - p.last_reconcile;
-        let new_arrivals = seen - p.arrivals_at_last;
-        // Learn the background only outside scheduled events, so a class is not counted
-        // twice (once in the calendar, once in the background).
-        let in_event = p
-            .forecast
-            .events
-            .iter()
-            .any(|e| e.expected_in(p.last_reconcile, now.max(p.last_reconcile + 1)) > 0.0);
-        if elapsed > 0 && !in_event {
-            p.background.observe(new_arrivals as f64, elapsed);
-        }
-        p.recent.push_back((now, seen));
-        while p
-            .recent
-            .front()
-            .is_some_and(|(t, _)| now - t > OBSERVED_WINDOW)
-        {
-            p.recent.pop_front();
-        }
-        let (t0, n0) = p.recent.front().copied().unwrap_or((now, seen));
-        p.forecast.observed_rate = if now > t0 {
-            (seen - n0) as f64 / (now - t0) as f64
-        } else {
-            0.0
+        p.arrivals.observe(now, &new_user_pods, &p.events);
+        let learned = LearnedArrivals {
+            arrived_since: arrived_since(&p.events, now, user_created),
+            ..p.arrivals.learned(now)
         };
-        p.forecast.observed_window = now - t0;
-        p.forecast.background_rate = p.background.rate();
-        p.last_reconcile = now;
-        p.arrivals_at_last = seen;
+        p.forecast = learned.forecast(p.events.clone());
         let mu = p.forecast.expected_arrivals(now, p.lead);
         let h = headroom_seats(mu, &p.config);
         let target = placeholder_target(h, free_seats, seats_each);

@@ -1,0 +1,376 @@
+//! What the placeholder controller learns from the users it sees arrive: the background rate
+//! (outside scheduled events), its weekly shape, and the live rate over a recent window.
+//! `hubpack-placeholder-ctl` and `hubpack-sim` both feed an [`ArrivalLearner`] once per
+//! reconcile, so the simulator forecasts from the same evidence, the same way, as the live
+//! controller.
+
+use super::forecast::{ArrivalForecast, ScheduledEvent, WEEK_MS, WeeklyProfile};
+use crate::model::Millis;
+
+const HOUR_MS: Millis = 3_600_000;
+
+/// Users created this long before an event's start (early logins) or after its window (the
+/// hub's spawn queue) count as its arrivals.
+pub const EARLY_ARRIVALS: Millis = 60_000;
+
+/// Exponentially decayed arrival rate (users per ms): decayed arrivals over decayed observed
+/// time, so a short first interval weighs by its length instead of setting the rate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ewma {
+    /// After `half_life` old observations count half.
+    pub half_life: Millis,
+    /// The rate of less observed time than this is taken over this span (a single arrival
+    /// in the first second after start is not 3 600 users an hour).
+    pub min_span: Millis,
+    arrivals: f64,
+    observed: f64,
+}
+
+impl Ewma {
+    pub fn new(half_life: Millis, min_span: Millis) -> Ewma {
+        Ewma {
+            half_life: half_life.max(1),
+            min_span: min_span.max(0),
+            arrivals: 0.0,
+            observed: 0.0,
+        }
+    }
+
+    /// Folds in `arrivals` seen over an interval of `elapsed` ms.
+    pub fn observe(&mut self, arrivals: f64, elapsed: Millis) {
+        if elapsed <= 0 || !arrivals.is_finite() {
+            return;
+        }
+        let keep = 0.5f64.powf(elapsed as f64 / self.half_life as f64);
+        self.arrivals = keep * self.arrivals + arrivals.max(0.0);
+        self.observed = keep * self.observed + elapsed as f64;
+    }
+
+    /// Users per millisecond (0 before any observation).
+    pub fn rate(&self) -> f64 {
+        if self.observed <= 0.0 {
+            return 0.0;
+        }
+        self.arrivals / self.observed.max(self.min_span as f64)
+    }
+}
+
+/// Learns a [`WeeklyProfile`] from the same arrival counts as the [`Ewma`]: decayed
+/// arrivals per hour of the week (hour 0 = epoch hour 0 modulo a week, as the profile
+/// reads it), normalised so the factors average 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeeklyLearner {
+    hourly: Vec<f64>,
+    /// Old weeks count half after this long.
+    pub half_life: Millis,
+    last: Option<Millis>,
+}
+
+impl WeeklyLearner {
+    pub fn new(half_life: Millis) -> WeeklyLearner {
+        WeeklyLearner {
+            hourly: vec![0.0; 168],
+            half_life: half_life.max(1),
+            last: None,
+        }
+    }
+
+    /// Adds `arrivals` seen at `at` (times should not go backwards; a step back is treated
+    /// as no time passing).
+    pub fn observe(&mut self, at: Millis, arrivals: f64) {
+        if !(arrivals.is_finite() && arrivals > 0.0) {
+            return;
+        }
+        if let Some(last) = self.last {
+            let keep = 0.5f64.powf((at - last).max(0) as f64 / self.half_life as f64);
+            self.hourly.iter_mut().for_each(|h| *h *= keep);
+        }
+        self.last = Some(self.last.map_or(at, |l| l.max(at)));
+        let i = usize::try_from(at.rem_euclid(WEEK_MS) / HOUR_MS).unwrap_or(0) % 168;
+        self.hourly[i] += arrivals;
+    }
+
+    /// The learned shape, or None before any arrival.
+    pub fn profile(&self) -> Option<WeeklyProfile> {
+        let sum: f64 = self.hourly.iter().sum();
+        if sum <= 0.0 {
+            return None;
+        }
+        let n = self.hourly.len() as f64;
+        Some(WeeklyProfile {
+            hourly_factor: self.hourly.iter().map(|h| h * n / sum).collect(),
+        })
+    }
+}
+
+/// How an [`ArrivalLearner`] learns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LearnerConfig {
+    /// The background's half-life.
+    pub half_life: Millis,
+    /// The live rate is counted over this window, ending now.
+    pub observed_window: Millis,
+    /// No rate is taken over less observed time than this (the reconcile interval: the
+    /// controller also reconciles on watch events, a fraction of a second apart).
+    pub min_span: Millis,
+    /// Learn the weekly shape too.
+    pub weekly_profile: bool,
+}
+
+/// The evidence the forecast adds to the scheduled events (see [`ArrivalForecast`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LearnedArrivals {
+    /// Background rate, users per ms.
+    pub rate: f64,
+    pub weekly_profile: Option<WeeklyProfile>,
+    /// Rate observed over the last `observed_window` ms (users per ms).
+    pub observed_rate: f64,
+    pub observed_window: Millis,
+    /// Users arrived since the earliest start of the events in progress (see
+    /// [`ArrivalForecast::arrived_since`] and [`arrived_since`]).
+    pub arrived_since: Option<(Millis, f64)>,
+}
+
+impl LearnedArrivals {
+    /// The forecast of `events` on top of this evidence.
+    pub fn forecast(&self, events: Vec<ScheduledEvent>) -> ArrivalForecast {
+        ArrivalForecast {
+            events,
+            background_rate: self.rate,
+            weekly_profile: self.weekly_profile.clone(),
+            observed_rate: self.observed_rate,
+            observed_window: self.observed_window,
+            arrived_since: self.arrived_since,
+        }
+    }
+}
+
+/// The controller's memory of arrivals, fed once per reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrivalLearner {
+    config: LearnerConfig,
+    background: Ewma,
+    weekly: Option<WeeklyLearner>,
+    /// Creation times of the users seen arriving within the observed window.
+    recent: Vec<Millis>,
+    /// The first step: users that existed then arrived at unknown times.
+    started: Option<Millis>,
+    last: Option<Millis>,
+}
+
+impl ArrivalLearner {
+    pub fn new(config: LearnerConfig) -> ArrivalLearner {
+        ArrivalLearner {
+            background: Ewma::new(config.half_life, config.min_span),
+            weekly: config
+                .weekly_profile
+                .then(|| WeeklyLearner::new(4 * WEEK_MS)),
+            recent: Vec::new(),
+            started: None,
+            last: None,
+            config,
+        }
+    }
+
+    /// One reconcile at `now`: `arrivals` are the creation times of the users seen for the
+    /// first time since the previous step (the live rate counts them when they were created,
+    /// not when a reconcile got to them). The first step only marks when watching began.
+    /// The background is learned only outside `events`, so a class is not counted twice (in
+    /// its calendar entry and in the background).
+    pub fn observe(&mut self, now: Millis, arrivals: &[Millis], events: &[ScheduledEvent]) {
+        let Some(last) = self.last else {
+            self.started = Some(now);
+            self.last = Some(now);
+            return;
+        };
+        let now = now.max(last);
+        let n = arrivals.len() as f64;
+        let elapsed = now - last;
+        // Logins a little before or after a class's window (early birds, the hub's spawn
+        // queue) are the class's too.
+        let in_event = events.iter().any(|e| {
+            e.expected_in(last - EARLY_ARRIVALS, now.max(last + 1) + EARLY_ARRIVALS) > 0.0
+        });
+        if elapsed > 0 && !in_event {
+            self.background.observe(n, elapsed);
+        }
+        if let Some(w) = self.weekly.as_mut() {
+            w.observe(now, n);
+        }
+        self.recent.extend(arrivals.iter().map(|t| (*t).min(now)));
+        let window = self.config.observed_window;
+        self.recent.retain(|t| now - t <= window);
+        self.last = Some(now);
+    }
+
+    /// What has been learned by `now`. The live rate is counted over the window, or over
+    /// the time watched so far if shorter (at least `min_span`): right after a restart it
+    /// is neither missing nor diluted over time nobody watched.
+    pub fn learned(&self, now: Millis) -> LearnedArrivals {
+        let (observed_rate, observed_window) = match self.started {
+            Some(started) if now > started => {
+                let window = self.config.observed_window.max(1);
+                let span = (now - started).clamp(self.config.min_span.min(window), window);
+                let count = self.recent.iter().filter(|t| now - **t <= window).count() as f64;
+                (count / span.max(1) as f64, span)
+            }
+            _ => (0.0, 0),
+        };
+        LearnedArrivals {
+            rate: self.background.rate(),
+            weekly_profile: self.weekly.as_ref().and_then(WeeklyLearner::profile),
+            observed_rate,
+            observed_window,
+            arrived_since: None,
+        }
+    }
+}
+
+/// Where a class in progress starts counting its arrivals (its earliest start in progress,
+/// a little early for early logins) and how many users arrived since: `created` are the
+/// creation times of the users that exist. None when no event is in progress.
+pub fn arrived_since(
+    events: &[ScheduledEvent],
+    now: Millis,
+    created: impl IntoIterator<Item = Millis>,
+) -> Option<(Millis, f64)> {
+    let since = events.iter().filter_map(|e| e.current_start(now)).min()? - EARLY_ARRIVALS;
+    let n = created.into_iter().filter(|t| *t >= since).count();
+    Some((since, n as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Millis = 60_000;
+
+    fn learner(window_min: i64, min_span_s: i64) -> ArrivalLearner {
+        ArrivalLearner::new(LearnerConfig {
+            half_life: 30 * MIN,
+            observed_window: window_min * MIN,
+            min_span: min_span_s * 1000,
+            weekly_profile: false,
+        })
+    }
+
+    #[test]
+    fn ewma_weighs_a_short_first_interval_by_its_length() {
+        let mut e = Ewma::new(10 * MIN, 0);
+        assert_eq!(e.rate(), 0.0);
+        e.observe(10.0, MIN);
+        assert!((e.rate() - 10.0 / MIN as f64).abs() < 1e-15);
+        // 10 quiet minutes (one half-life): 5 decayed arrivals over 10.5 decayed minutes.
+        e.observe(0.0, 10 * MIN);
+        assert!((e.rate() - 5.0 / (10.5 * MIN as f64)).abs() < 1e-15);
+        // One arrival in the first second is taken over the minimum span.
+        let mut e = Ewma::new(10 * MIN, 30_000);
+        e.observe(1.0, 1_000);
+        assert!((e.rate() - 1.0 / 30_000.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn ewma_converges_to_a_steady_rate() {
+        let mut e = Ewma::new(10 * MIN, 30_000);
+        for _ in 0..200 {
+            e.observe(1.0, 20_000); // 3 a minute
+        }
+        assert!((e.rate() * MIN as f64 - 3.0).abs() < 1e-9, "{}", e.rate());
+    }
+
+    #[test]
+    fn the_first_step_only_marks_the_start() {
+        let mut l = learner(5, 30);
+        l.observe(0, &[-5_000; 50], &[]);
+        assert_eq!(l.learned(0), LearnedArrivals::default());
+        assert_eq!(l.learned(MIN).observed_rate, 0.0);
+        assert_eq!(l.learned(MIN).rate, 0.0);
+    }
+
+    #[test]
+    fn the_live_rate_is_counted_over_the_time_watched() {
+        let mut l = learner(5, 30);
+        l.observe(0, &[], &[]);
+        // 4 users in the first minute: 4 a minute, not 4 over the 5-minute window.
+        l.observe(30_000, &[10_000, 20_000], &[]);
+        l.observe(MIN, &[40_000, 50_000], &[]);
+        let got = l.learned(MIN);
+        assert_eq!(got.observed_window, MIN);
+        assert!((got.observed_rate * MIN as f64 - 4.0).abs() < 1e-9);
+        // Watch-triggered steps a second apart: never less than the minimum span.
+        let mut l = learner(5, 30);
+        l.observe(0, &[], &[]);
+        l.observe(1_000, &[500], &[]);
+        let got = l.learned(1_000);
+        assert_eq!(got.observed_window, 30_000);
+        assert!((got.observed_rate - 1.0 / 30_000.0).abs() < 1e-15);
+        // After the window, arrivals created before it are gone, whenever they were seen:
+        // 10 created in the first minute, 5 at 2:50 seen only at 7:00.
+        let mut l = learner(5, 30);
+        l.observe(0, &[], &[]);
+        l.observe(MIN, &[30_000; 10], &[]);
+        l.observe(7 * MIN, &[2 * MIN + 50_000; 5], &[]);
+        let got = l.learned(7 * MIN);
+        assert_eq!(got.observed_window, 5 * MIN);
+        assert!((got.observed_rate * (5 * MIN) as f64 - 5.0).abs() < 1e-9);
+        assert_eq!(l.learned(8 * MIN).observed_rate, 0.0);
+    }
+
+    #[test]
+    fn the_background_is_not_learned_during_an_event() {
+        let class = ScheduledEvent {
+            start: 10 * MIN,
+            window: 10 * MIN,
+            users: 300.0,
+            weekly: false,
+        };
+        let mut l = learner(5, 30);
+        l.observe(0, &[], std::slice::from_ref(&class));
+        l.observe(5 * MIN, &[MIN; 5], std::slice::from_ref(&class));
+        let before = l.learned(5 * MIN).rate;
+        assert!((before * MIN as f64 - 1.0).abs() < 1e-9);
+        l.observe(15 * MIN, &[12 * MIN; 150], std::slice::from_ref(&class));
+        assert_eq!(l.learned(15 * MIN).rate, before);
+        // ... but the live rate sees the class.
+        assert!(l.learned(15 * MIN).observed_rate > 0.0);
+        // Stragglers half a minute after its window are the class's too.
+        l.observe(
+            20 * MIN + 30_000,
+            &[20 * MIN + 10_000; 3],
+            std::slice::from_ref(&class),
+        );
+        assert_eq!(l.learned(20 * MIN + 30_000).rate, before);
+    }
+
+    #[test]
+    fn arrived_since_counts_from_a_minute_before_the_class() {
+        let class = ScheduledEvent {
+            start: 10 * MIN,
+            window: 10 * MIN,
+            users: 300.0,
+            weekly: false,
+        };
+        let created = [8 * MIN, 9 * MIN + 30_000, 11 * MIN];
+        assert_eq!(
+            arrived_since(std::slice::from_ref(&class), 12 * MIN, created),
+            Some((9 * MIN, 2.0))
+        );
+        assert_eq!(arrived_since(&[class], 25 * MIN, created), None);
+    }
+
+    #[test]
+    fn weekly_learner_shapes_by_hour_and_averages_one() {
+        let mut w = WeeklyLearner::new(4 * WEEK_MS);
+        assert!(w.profile().is_none());
+        // Every week, 30 arrivals in hour 9 and 10 in hour 14.
+        for week in 0..3 {
+            w.observe(week * WEEK_MS + 9 * 60 * MIN + 5 * MIN, 30.0);
+            w.observe(week * WEEK_MS + 14 * 60 * MIN, 10.0);
+        }
+        let p = w.profile().expect("learned");
+        let mean: f64 = p.hourly_factor.iter().sum::<f64>() / 168.0;
+        assert!((mean - 1.0).abs() < 1e-9);
+        assert!(p.hourly_factor[9] > 2.5 * p.hourly_factor[14]);
+        assert_eq!(p.hourly_factor[3], 0.0);
+    }
+}
