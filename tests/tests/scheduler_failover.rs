@@ -82,7 +82,11 @@ async fn the_standby_takes_over_when_the_leader_crashes_mid_burst_and_the_burst_
     let first_bind = loop {
         assert!(
             crashed_at.elapsed() <= TAKEOVER_BOUND,
-            "no bind by the standby within lease + retry + 5 s ({TAKEOVER_BOUND:?}) of the crash"
+            "no bind by the standby within lease + retry + 5 s ({TAKEOVER_BOUND:?}) of the crash{}",
+            standby
+                .exited()
+                .map(|how| format!(" (the standby {how})"))
+                .unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
         // Pods first, then the lease: a bind seen here happened before the lease is read.
@@ -165,6 +169,9 @@ async fn a_leader_stopped_mid_burst_binds_nothing_once_the_standby_holds_the_lea
     // pods: every bind before the takeover is in this set).
     let bound_at_takeover =
         hubpack_e2e::wait::until("the standby holds the lease", WAIT, || async {
+            if let Some(how) = standby.exited() {
+                panic!("the standby {} {how}", standby.identity);
+            }
             let lease = common::read_lease(&client, &burst.ns, &lease)
                 .await
                 .ok()??;

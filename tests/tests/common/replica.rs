@@ -12,7 +12,7 @@
 
 use hubpack_e2e::cluster::Cluster;
 use hubpack_scheduler::config::Config;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -28,12 +28,16 @@ pub struct Replica {
     pub identity: String,
     exit: mpsc::Sender<Exit>,
     thread: JoinHandle<Result<(), String>>,
+    /// Set when the scheduler returned on its own (before any crash or stop): how.
+    exited: Arc<Mutex<Option<String>>>,
 }
 
 impl Replica {
     pub fn start(cluster: &'static Cluster, config: Config, identity: String) -> Replica {
         let (exit, commands) = mpsc::channel();
         let id = identity.clone();
+        let exited = Arc::new(Mutex::new(None));
+        let exited_by_task = exited.clone();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
@@ -45,10 +49,19 @@ impl Replica {
             let task = runtime.spawn({
                 let shutdown = shutdown.clone();
                 async move {
-                    let client = cluster.client().await.map_err(|e| e.to_string())?;
-                    hubpack_scheduler::app::run(client, config, id, shutdown)
-                        .await
-                        .map_err(|e| e.to_string())
+                    let result = match cluster.client().await {
+                        Ok(client) => hubpack_scheduler::app::run(client, config, id, shutdown)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Ok(mut slot) = exited_by_task.lock() {
+                        *slot = Some(match &result {
+                            Ok(()) => "returned Ok".to_string(),
+                            Err(e) => format!("failed: {e}"),
+                        });
+                    }
+                    result
                 }
             });
             // A dropped handle (the test panicked) crashes the replica too.
@@ -78,7 +91,14 @@ impl Replica {
             identity,
             exit,
             thread,
+            exited,
         }
+    }
+
+    /// How the scheduler ended, if it has (a test waiting on this replica fails at once
+    /// with its error instead of timing out).
+    pub fn exited(&self) -> Option<String> {
+        self.exited.lock().ok().and_then(|slot| slot.clone())
     }
 
     /// Kills the replica abruptly; fails if it was not running.
