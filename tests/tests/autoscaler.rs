@@ -23,6 +23,9 @@ use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostPa
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+/// CA skips a node with this annotation in scale-down.
+const SCALE_DOWN_DISABLED: &str = "cluster-autoscaler.kubernetes.io/scale-down-disabled";
+
 const IMAGE: &str = "jupyter/base-notebook:autoscaler";
 const PLACEHOLDER_CLASS: &str = "hubpack-e2e-placeholder";
 const EXPENDABLE_CLASS: &str = "hubpack-e2e-expendable";
@@ -118,6 +121,17 @@ impl World {
     /// A node of this test's group that the harness adds itself, as if CA had added it earlier
     /// (CA may remove it), Ready and untainted before this returns.
     async fn group_node(&self, cpu: &str, extra_labels: &[(&str, &str)]) -> String {
+        self.new_group_node(cpu, extra_labels, false).await
+    }
+
+    /// A group node CA leaves out of scale-down until [`World::release_scale_down`]: an
+    /// empty node is unneeded at once, and CA's soft taint on it (`DeletionCandidateOf
+    /// ClusterAutoscaler`, PreferNoSchedule) steers kube-scheduler's scoring away from it.
+    async fn held_group_node(&self, cpu: &str) -> String {
+        self.new_group_node(cpu, &[], true).await
+    }
+
+    async fn new_group_node(&self, cpu: &str, extra_labels: &[(&str, &str)], held: bool) -> String {
         let name = harness::unique_name(self.group);
         let mut template = NodeTemplate::new(Pool::User)
             .with_boot_delay(Duration::ZERO)
@@ -125,17 +139,33 @@ impl World {
         for (k, v) in extra_labels {
             template.extra_labels.insert(k.to_string(), v.to_string());
         }
+        let mut node = template.group_node(&name, self.group);
+        if held {
+            node.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(SCALE_DOWN_DISABLED.into(), "true".into());
+        }
         Api::<Node>::all(self.client.clone())
-            .create(
-                &PostParams::default(),
-                &template.group_node(&name, self.group),
-            )
+            .create(&PostParams::default(), &node)
             .await
             .unwrap();
         harness::wait_node_schedulable(&self.client, &name, WAIT)
             .await
             .unwrap();
         name
+    }
+
+    /// Lets CA scale the group's nodes down again (see [`World::held_group_node`]).
+    async fn release_scale_down(&self) {
+        let nodes = Api::<Node>::all(self.client.clone());
+        let patch = serde_json::json!({"metadata": {"annotations": {SCALE_DOWN_DISABLED: null}}});
+        for name in self.group_nodes().await {
+            nodes
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .unwrap();
+        }
     }
 
     /// The names of this test's group's nodes.
@@ -716,7 +746,9 @@ async fn autoscaler_removes_the_nodes_hubpack_packing_empties() {
     let spread = World::new("ca-spread", "user-h").await;
     for w in [&packed, &spread] {
         for _ in 0..3 {
-            w.group_node("4", &[]).await;
+            // Held: otherwise CA's soft taint on an empty node decides where kube-scheduler
+            // puts the students, depending on when CA's loop got to it.
+            w.held_group_node("4").await;
         }
     }
     let schedulers = [packed.scheduler.clone(), "default-scheduler".to_string()];
@@ -758,6 +790,8 @@ async fn autoscaler_removes_the_nodes_hubpack_packing_empties() {
     );
 
     // CA removes what packing emptied; the spread pool has no empty node to give back.
+    packed.release_scale_down().await;
+    spread.release_scale_down().await;
     wait::until("CA removes hubpack's emptied nodes", WAIT, || async {
         (packed.group_nodes().await.len() == packed_users.len()).then_some(())
     })
