@@ -25,7 +25,7 @@ const TAKEOVER_BOUND: Duration = LEASE_DURATION
     .saturating_add(RETRY_PERIOD)
     .saturating_add(Duration::from_secs(5));
 /// A killed process's requests already on the wire land within this; after it, any new bind
-/// is the standby's. Shorter than the dead lease's remaining life (at least the 2 s renew
+/// is the standby's. Shorter than the dead lease's remaining life (at least the renew
 /// grace), so the standby cannot have taken over yet.
 const IN_FLIGHT_SETTLE: Duration = Duration::from_secs(1);
 
@@ -62,7 +62,9 @@ async fn the_standby_takes_over_when_the_leader_crashes_mid_burst_and_the_burst_
     assert_eq!(
         common::holder(&before),
         Some(leader.as_str()),
-        "leadership moved before the crash"
+        "leadership moved before the crash (the leader: {}; the standby: {})",
+        dead_replica.exited().unwrap_or_else(|| "running".into()),
+        standby.exited().unwrap_or_else(|| "running".into()),
     );
     let standby_id = standby.identity.clone();
     let dead = leader.clone();

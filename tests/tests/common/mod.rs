@@ -92,7 +92,7 @@ impl Burst {
         config.leader_election.lease_name = lease.to_string();
         config.leader_election.namespace = Some(self.ns.clone());
         config.leader_election.lease_duration_seconds = LEASE_DURATION.as_secs();
-        config.leader_election.renew_grace_seconds = 2;
+        config.leader_election.renew_grace_seconds = RENEW_GRACE.as_secs();
         config.api.qps = 10.0;
         config.api.burst = 1;
         config.validate().unwrap();
@@ -272,8 +272,11 @@ impl Burst {
     }
 }
 
-/// Lease duration of the replicas under test: short, so that a takeover comes quickly.
-pub const LEASE_DURATION: Duration = Duration::from_secs(6);
+/// Lease duration of the replicas under test: short, so that a takeover comes quickly, with
+/// a renewal [`RENEW_GRACE`] before its end (CI once saw a leader's 6 s lease with a 2 s
+/// grace end empty mid-burst, on two busy cores).
+pub const LEASE_DURATION: Duration = Duration::from_secs(10);
+pub const RENEW_GRACE: Duration = Duration::from_secs(4);
 
 /// The lease's holder, if any (an empty holder is a released lease).
 pub fn holder(lease: &Lease) -> Option<&str> {
