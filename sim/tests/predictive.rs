@@ -55,10 +55,12 @@ fn lead_auto_learns_boot_plus_pull_from_the_runs_own_scale_ups() {
     let lead_min = sim.lead_time().unwrap() as f64 / 60_000.0;
     // Boot (median 4 min, σ 0.2) + pull (3 min, σ 0.3) + scan wait: p90 ≈ 8.5-9.5 min,
     // plus 35 s of reaction (reconcile 30 s + grace 5 s); from an initial 2 min. While the
-    // short initial lead leaves users pending beside the placeholders, CA hands the upcoming
-    // nodes to the users first, so some placeholders wait a node longer: up to ~12 min.
+    // short initial lead leaves users pending beside the placeholders, some placeholders
+    // wait a node longer: CA hands the upcoming nodes to the users first, and when its
+    // random placement left one empty for a placeholder, adds none for it, and the users
+    // take that node too: up to ~13 min.
     assert!(
-        (8.0..=12.0).contains(&lead_min),
+        (8.0..=13.0).contains(&lead_min),
         "learned lead {lead_min:.1} min"
     );
 }

@@ -2,8 +2,9 @@
 //! - every scan: scale up for Unschedulable pods at or above the expendable cutoff (not
 //!   nominated; the sim binds a preemptor as soon as its victims are gone, in the same
 //!   instant, so no pod is left nominated) in CA's two steps: `filter_out_schedulable`
-//!   (priority order, round robin over Ready and upcoming (booting) nodes, so pods spread
-//!   one a node) then the binpacking estimator (first-fit-decreasing onto fresh template
+//!   (priority order, round robin over the Ready nodes, then the upcoming (booting) ones in
+//!   a new random order for every pod, as CA's delta snapshot lists them) then the
+//!   binpacking estimator (first-fit-decreasing onto fresh template
 //!   nodes), up to the pool's max; after a productive scale-up the next loop starts at once;
 //! - scale down a node when its requested share (max of cpu and memory, DaemonSets and
 //!   placeholders included) is under the threshold, it holds no user pod (bare user pods
@@ -86,8 +87,19 @@ impl Sim<'_> {
                         .map(|_| template.clone()),
                 )
                 .collect();
-            let left =
-                filter_out_schedulable(&pods, &mut snapshot, &mut self.autoscaler.last_match);
+            let ready = self
+                .cluster
+                .nodes
+                .iter()
+                .filter(|n| live(n) && n.phase == NodePhase::Ready)
+                .count();
+            let left = filter_out_schedulable(
+                &pods,
+                &mut snapshot,
+                ready,
+                &mut self.autoscaler.last_match,
+                &mut self.rng,
+            );
             let new_nodes = estimate_new_nodes(&left, &template);
             let room = spec.max_nodes.saturating_sub(self.cluster.live_nodes[pool]);
             let add = new_nodes.min(room);
@@ -221,22 +233,32 @@ impl Sim<'_> {
 }
 
 /// CA's `filter_out_schedulable`: each pending pod, in priority order, goes on the first
-/// node of the snapshot that fits it, counting from the node after the last match (so
-/// pods spread one a node); once a placeholder fails, the others (one controller, the
-/// same spec: CA's "similar pods") are not tried. Returns the pods left for new nodes.
-/// Hence a node-sized placeholder pending beside users gets a node of its own whenever
-/// the users outnumber the upcoming nodes: each upcoming node is given a user first.
+/// node of the snapshot that fits it, counting from the node after the last match; once a
+/// placeholder fails, the others (one controller, the same spec: CA's "similar pods") are
+/// not tried. Returns the pods left for new nodes. `snapshot` is the Ready nodes, then from
+/// index `ready` the upcoming ones. CA's delta snapshot lists the upcoming (added) nodes in
+/// Go map order, rebuilt after every pod it places (`buildNodeInfoList` after
+/// `clearCaches`), so the round robin lands each pod on a random upcoming node: they are
+/// shuffled before each search. Hence a node-sized placeholder pending beside users gets a
+/// node of its own when the users happened to leave no upcoming node empty, which is
+/// likely only when they outnumber the upcoming nodes well.
 pub(crate) fn filter_out_schedulable(
     pods: &[(Resources, bool)],
     snapshot: &mut [Resources],
+    ready: usize,
     last_match: &mut usize,
+    rng: &mut impl rand::Rng,
 ) -> Vec<Resources> {
+    use rand::seq::SliceRandom;
     let mut left = Vec::new();
     let mut placeholder_failed = false;
     for (req, placeholder) in pods {
         if *placeholder && placeholder_failed {
             left.push(req.clone());
             continue;
+        }
+        if let Some(upcoming) = snapshot.get_mut(ready..) {
+            upcoming.shuffle(rng);
         }
         let n = snapshot.len();
         let fit = (0..n)
@@ -320,9 +342,16 @@ mod tests {
 
     #[test]
     fn pending_pods_spread_one_a_node_from_the_one_after_the_last_match() {
+        // Ready nodes keep their order within a loop: a plain round robin.
         let mut snapshot = vec![template(), template(), template()];
         let mut last = 0;
-        let left = filter_out_schedulable(&[user(), user(), user()], &mut snapshot, &mut last);
+        let left = filter_out_schedulable(
+            &[user(), user(), user()],
+            &mut snapshot,
+            3,
+            &mut last,
+            &mut rng(0),
+        );
         assert!(left.is_empty());
         let users_on = |r: &Resources| (template().cpu_milli - r.cpu_milli) / 500;
         assert_eq!(
@@ -332,24 +361,48 @@ mod tests {
         assert_eq!(last, 0, "nodes 1, 2, then 0");
     }
 
-    #[test]
-    fn a_node_sized_placeholder_beside_as_many_users_as_upcoming_nodes_gets_a_node_of_its_own() {
-        // Two nodes booting, two users and one 15-user placeholder pending: CA gives each
-        // upcoming node a user first (priority), so the placeholder fits none of them and
-        // CA adds a third node, although 30 seats are on the way for 17 users' worth.
-        // (Seen in the real CA's log, v=4: "Pod jupyter-user-16-1 can be moved to
-        // …-upcoming-1", "…user-15-1 … upcoming-0", "failed to find place for
-        // user-placeholder-0", then "Final scale-up plan: [{user 2->3}]".)
+    fn rng(seed: u64) -> rand_chacha::ChaCha8Rng {
+        rand::SeedableRng::seed_from_u64(seed)
+    }
+
+    /// How often, over `trials` loops, `users` pending users and one node-sized
+    /// placeholder on `upcoming` booting nodes leave the placeholder without a node.
+    fn placeholder_left_out(users: usize, upcoming: usize, trials: u64) -> f64 {
         let node_sized = (Resources::new(7_500, 30 * GIB).with_pods(1), true);
-        let pods = [user(), user(), node_sized];
-        let mut snapshot = vec![template(), template()];
-        let left = filter_out_schedulable(&pods, &mut snapshot, &mut 0);
-        assert_eq!(left.len(), 1);
-        assert_eq!(estimate_new_nodes(&left, &template()), 1);
-        // With fewer users than upcoming nodes one node stays free for it.
-        let mut snapshot = vec![template(), template()];
-        let left = filter_out_schedulable(&[user(), pods[2].clone()], &mut snapshot, &mut 0);
-        assert!(left.is_empty());
+        let mut pods = vec![user(); users];
+        pods.push(node_sized);
+        let mut out = 0;
+        let mut last = 0;
+        for seed in 0..trials {
+            let mut snapshot = vec![template(); upcoming];
+            let left = filter_out_schedulable(&pods, &mut snapshot, 0, &mut last, &mut rng(seed));
+            if !left.is_empty() {
+                assert_eq!(estimate_new_nodes(&left, &template()), 1);
+                out += 1;
+            }
+        }
+        out as f64 / trials as f64
+    }
+
+    #[test]
+    fn a_node_sized_placeholder_is_left_out_when_the_users_cover_every_upcoming_node() {
+        // Two nodes booting, two users and one 15-user placeholder pending: when CA's
+        // simulation gives each upcoming node a user (priority first), the placeholder fits
+        // none and CA adds a node, although 30 seats are on the way for 17 users' worth.
+        // (The real CA's log, v=4: "Pod jupyter-user-16-1 can be moved to …-upcoming-1",
+        // "…user-15-1 … upcoming-0", "failed to find place for user-placeholder-0", "Final
+        // scale-up plan: [{user 2->3}]"; and in other loops two users on one upcoming node
+        // and the placeholder on the other.) The upcoming nodes come in a new random order
+        // for every pod, so that is N!/N^N of the loops for N users on N nodes.
+        let two = placeholder_left_out(2, 2, 4000);
+        assert!((two - 0.5).abs() < 0.04, "{two}");
+        let three = placeholder_left_out(3, 3, 4000);
+        assert!((three - 6.0 / 27.0).abs() < 0.04, "{three}");
+        // Many more users than nodes: nearly always.
+        assert!(placeholder_left_out(12, 3, 1000) > 0.95);
+        // Fewer users than upcoming nodes: one node always stays free for it.
+        assert_eq!(placeholder_left_out(1, 2, 200), 0.0);
+        assert_eq!(placeholder_left_out(4, 5, 200), 0.0);
     }
 
     #[test]
@@ -358,7 +411,7 @@ mod tests {
         let big = (Resources::new(7_500, 30 * GIB).with_pods(1), true);
         // The big one fails; the small one would fit but CA takes it for a like pod.
         let mut snapshot = vec![Resources::new(4_000, 16 * GIB).with_pods(10)];
-        let left = filter_out_schedulable(&[big, half], &mut snapshot, &mut 0);
+        let left = filter_out_schedulable(&[big, half], &mut snapshot, 1, &mut 0, &mut rng(0));
         assert_eq!(left.len(), 2);
         // New nodes: first fit decreasing, one of 7.9 CPU holds only the big one.
         assert_eq!(estimate_new_nodes(&left, &template()), 2);
