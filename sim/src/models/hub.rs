@@ -74,7 +74,9 @@ impl Sim<'_> {
             .create_pod(PodKind::User(u), pool, image, core, now);
         self.users[u].pod = Some(pod);
         // The controller counts user pods, not clicks: after the spawn overhead and limit.
-        self.placeholders.new_user_pods.push(now);
+        if self.placeholders.predictive.is_some() {
+            self.placeholders.new_user_pods.push(now);
+        }
         self.request_schedule(now);
     }
 

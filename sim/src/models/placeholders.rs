@@ -393,14 +393,24 @@ impl Sim<'_> {
     pub(crate) fn on_placeholder_reconcile(&mut self, now: Millis) {
         let free_seats = self.free_warm_seats(now);
         let new_user_pods = std::mem::take(&mut self.placeholders.new_user_pods);
-        // What the controller counts: the user pods that exist (their creation times).
-        let user_created: Vec<Millis> = self
-            .cluster
-            .pods
-            .iter()
-            .filter(|pod| pod.alive && matches!(pod.kind, PodKind::User(_)))
-            .map(|pod| pod.created)
-            .collect();
+        // What the controller counts for a class in progress: the user pods that exist
+        // (their creation times). Looked up only then: a simulated week has many pods.
+        let in_class = self
+            .placeholders
+            .predictive
+            .as_ref()
+            .is_some_and(|p| p.events.iter().any(|e| e.current_start(now).is_some()));
+        let user_created: Vec<Millis> = if in_class {
+            self.users
+                .iter()
+                .filter_map(|u| u.pod)
+                .map(|id| &self.cluster.pods[id])
+                .filter(|pod| pod.alive)
+                .map(|pod| pod.created)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let current = self.placeholders.live.len();
         let seats_each = self.placeholders.seats_each;
         let Some(p) = self.placeholders.predictive.as_mut() else {
