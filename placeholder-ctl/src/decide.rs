@@ -76,7 +76,6 @@ pub struct Controller {
     pools: BTreeMap<String, PoolMemory>,
     hysteresis: BTreeMap<String, Hysteresis>,
     seen_users: BTreeSet<String>,
-    last_step: Option<Millis>,
 }
 
 /// How arrivals are learned, from the config.
@@ -127,7 +126,6 @@ impl Controller {
             pools,
             hysteresis: BTreeMap::new(),
             seen_users: BTreeSet::new(),
-            last_step: None,
         }
     }
 
@@ -156,13 +154,12 @@ impl Controller {
         events: &[SourcedEvent],
         replicas: &BTreeMap<String, usize>,
     ) -> Decision {
-        let first = self.last_step.is_none();
         let mut out = Vec::new();
         for ((pool, size), view) in cfg.pools.iter().zip(sizes).zip(views) {
             // Arrivals: user pods not seen before (the learner ignores the first step's).
             let mut new_arrivals = Vec::new();
             for (uid, created) in &view.user_creations {
-                if self.seen_users.insert(uid.clone()) && !first {
+                if self.seen_users.insert(uid.clone()) {
                     new_arrivals.push(*created);
                 }
             }
@@ -265,7 +262,6 @@ impl Controller {
                 new_lead_samples,
             });
         }
-        self.last_step = Some(now);
         Decision { now, pools: out }
     }
 }

@@ -6,7 +6,7 @@ use crate::model::Millis;
 
 /// One week in milliseconds; weekly events and profiles repeat with this period.
 pub const WEEK_MS: Millis = 7 * 24 * 3_600_000;
-const HOUR_MS: Millis = 3_600_000;
+pub(crate) const HOUR_MS: Millis = 3_600_000;
 
 /// Observed arrivals count as more than the events planned only beyond this many standard
 /// deviations of the planned count (√planned, Poisson).

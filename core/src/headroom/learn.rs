@@ -4,10 +4,8 @@
 //! reconcile, so the simulator forecasts from the same evidence, the same way, as the live
 //! controller.
 
-use super::forecast::{ArrivalForecast, ScheduledEvent, WEEK_MS, WeeklyProfile};
+use super::forecast::{ArrivalForecast, HOUR_MS, ScheduledEvent, WEEK_MS, WeeklyProfile};
 use crate::model::Millis;
-
-const HOUR_MS: Millis = 3_600_000;
 
 /// Users created this long before an event's start (early logins) or after its window (the
 /// hub's spawn queue) count as its arrivals.

@@ -20,9 +20,9 @@ use crate::models::arrivals::scheduled_events;
 use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use hubpack_core::headroom::{
     ArrivalForecast, ArrivalLearner, HeadroomConfig, HeadroomError, Hysteresis, LeadTimeConfig,
-    LeadTimeEstimator, LearnedArrivals, LearnerConfig, ScheduledEvent, arrived_since,
-    headroom_seats, placeholder_target, removal_order, seats_in, seats_per_placeholder,
-    trim_pending_above_target, validate_placeholder,
+    LeadTimeEstimator, LearnedArrivals, LearnerConfig, arrived_since, headroom_seats,
+    placeholder_target, removal_order, seats_in, seats_per_placeholder, trim_pending_above_target,
+    validate_placeholder,
 };
 use hubpack_core::model::{Millis, Pod, PodRole, PreemptionPolicy, Resources};
 
@@ -92,8 +92,8 @@ impl PlaceholderError {
 }
 
 pub struct Predictive {
-    events: Vec<ScheduledEvent>,
-    /// The forecast of the last reconcile (surplus checks between reconciles reuse it).
+    /// The forecast of the last reconcile (surplus checks between reconciles reuse it); its
+    /// events are the scenario's.
     forecast: ArrivalForecast,
     arrivals: ArrivalLearner,
     hysteresis: Hysteresis,
@@ -169,8 +169,10 @@ impl PlaceholderState {
         let predictive = matches!(mode, PlaceholderMode::Predictive).then(|| {
             let p = &sc.predictive;
             Predictive {
-                events: scheduled_events(sc),
-                forecast: ArrivalForecast::default(),
+                forecast: ArrivalForecast {
+                    events: scheduled_events(sc),
+                    ..Default::default()
+                },
                 arrivals: ArrivalLearner::new(LearnerConfig {
                     half_life: secs(p.background_half_life_min * 60.0),
                     observed_window: OBSERVED_WINDOW,
@@ -393,35 +395,28 @@ impl Sim<'_> {
     pub(crate) fn on_placeholder_reconcile(&mut self, now: Millis) {
         let free_seats = self.free_warm_seats(now);
         let new_user_pods = std::mem::take(&mut self.placeholders.new_user_pods);
-        // What the controller counts for a class in progress: the user pods that exist
-        // (their creation times). Looked up only then: a simulated week has many pods.
-        let in_class = self
-            .placeholders
-            .predictive
-            .as_ref()
-            .is_some_and(|p| p.events.iter().any(|e| e.current_start(now).is_some()));
-        let user_created: Vec<Millis> = if in_class {
-            self.users
-                .iter()
-                .filter_map(|u| u.pod)
-                .map(|id| &self.cluster.pods[id])
-                .filter(|pod| pod.alive)
-                .map(|pod| pod.created)
-                .collect()
-        } else {
-            Vec::new()
-        };
         let current = self.placeholders.live.len();
         let seats_each = self.placeholders.seats_each;
         let Some(p) = self.placeholders.predictive.as_mut() else {
             return;
         };
-        p.arrivals.observe(now, &new_user_pods, &p.events);
+        let events = std::mem::take(&mut p.forecast.events);
+        p.arrivals.observe(now, &new_user_pods, &events);
+        // What the controller counts for a class in progress: the user pods that exist
+        // (their creation times), read only while one is.
+        let users = &self.users;
+        let pods = &self.cluster.pods;
+        let existing = users
+            .iter()
+            .filter_map(|u| u.pod)
+            .map(|id| &pods[id])
+            .filter(|pod| pod.alive)
+            .map(|pod| pod.created);
         let learned = LearnedArrivals {
-            arrived_since: arrived_since(&p.events, now, user_created),
+            arrived_since: arrived_since(&events, now, existing),
             ..p.arrivals.learned(now)
         };
-        p.forecast = learned.forecast(p.events.clone());
+        p.forecast = learned.forecast(events);
         let mu = p.forecast.expected_arrivals(now, p.lead);
         let h = headroom_seats(mu, &p.config);
         let target = placeholder_target(h, free_seats, seats_each);
