@@ -4,6 +4,7 @@
 //! drawn with plotters as hubpack-sim's report is.
 //! Times are at the scenario's real scale (the real runs de-compressed).
 
+use crate::frontier::{self, Goal, Point};
 use crate::metrics::cdf;
 use crate::plan::STACKS;
 use plotters::prelude::*;
@@ -50,11 +51,12 @@ fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> 
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
-/// One line of a chart.
+/// One line of a chart (or, `dots`, its points alone).
 struct Line {
     name: String,
     points: Vec<(f64, f64)>,
     color: RGBColor,
+    dots: bool,
 }
 
 /// Real runs blue, simulated runs orange.
@@ -64,7 +66,13 @@ const SIM: RGBColor = RGBColor(255, 127, 14);
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A line chart as an SVG string, drawn with plotters (as hubpack-sim's report).
-fn chart(title: &str, x_desc: &str, y_desc: &str, lines: &[Line]) -> String {
+fn chart(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    lines: &[Line],
+    legend: SeriesLabelPosition,
+) -> String {
     let mut svg = String::new();
     let drawn = (|| -> DrawResult {
         let root = SVGBackend::with_string(&mut svg, (560, 320)).into_drawing_area();
@@ -80,7 +88,7 @@ fn chart(title: &str, x_desc: &str, y_desc: &str, lines: &[Line]) -> String {
             .caption(title, ("sans-serif", 15))
             .margin(10)
             .x_label_area_size(36)
-            .y_label_area_size(48)
+            .y_label_area_size(60)
             .build_cartesian_2d(0f64..x1 * 1.02, 0f64..y1 * 1.05)?;
         chart
             .configure_mesh()
@@ -96,16 +104,23 @@ fn chart(title: &str, x_desc: &str, y_desc: &str, lines: &[Line]) -> String {
                 .iter()
                 .copied()
                 .filter(|p| p.0.is_finite() && p.1.is_finite());
-            chart
-                .draw_series(LineSeries::new(points, c.stroke_width(2)))?
-                .label(l.name.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
+            if l.dots {
+                chart
+                    .draw_series(points.map(|p| Circle::new(p, 4, c.filled())))?
+                    .label(l.name.clone())
+                    .legend(move |(x, y)| Circle::new((x + 9, y), 4, c.filled()));
+            } else {
+                chart
+                    .draw_series(LineSeries::new(points, c.stroke_width(2)))?
+                    .label(l.name.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
+            }
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(legend)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.4))
             .label_font(("sans-serif", 11))
@@ -187,6 +202,7 @@ pub fn write(
                         name: format!("{} seed {}", r.kind, r.seed),
                         points: f(r),
                         color: if r.kind == "sim" { SIM } else { REAL },
+                        dots: false,
                     })
                     .collect()
             };
@@ -198,13 +214,15 @@ pub fn write(
                     &format!("{}: user-pool nodes", stack.key()),
                     "time (s)",
                     "nodes",
-                    &series(&|r| r.nodes.clone())
+                    &series(&|r| r.nodes.clone()),
+                    SeriesLabelPosition::LowerRight,
                 ),
                 chart(
                     &format!("{}: start time CDF", stack.key()),
                     "arrival → Ready (s)",
                     "share of users",
-                    &series(&|r| cdf(&r.waits_s))
+                    &series(&|r| cdf(&r.waits_s)),
+                    SeriesLabelPosition::LowerRight,
                 ),
             );
         }
@@ -212,4 +230,73 @@ pub fn write(
         std::fs::write(dir.join(format!("{sc}.html")), html)?;
     }
     Ok(())
+}
+
+/// `frontier.csv` and `frontier.html`: the static budgets' p95 start against node-hours
+/// in the simulator (lines), the stacks' simulated points, and the real runs' medians
+/// (`real`: (stack, p95, node-hours)).
+pub fn write_frontier(
+    dir: &Path,
+    scenario: &str,
+    points: &[Point],
+    goal: &Goal,
+    real: &[(String, f64, f64)],
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("frontier.csv"), frontier::csv(points, goal))?;
+    let family = |name: &str, color: RGBColor, dots: bool| Line {
+        name: format!("{name} (sim)"),
+        points: points
+            .iter()
+            .filter(|p| p.family == name)
+            .map(|p| (p.node_hours, p.p95_start_s))
+            .collect(),
+        color,
+        dots,
+    };
+    let mut lines = vec![
+        family("hubpack_static", SIM, false),
+        family("z2jh_per_user", RGBColor(120, 120, 120), false),
+    ];
+    for (stack, color) in [
+        ("z2jh", RGBColor(120, 120, 120)),
+        ("z2jh_nuser", RGBColor(148, 103, 189)),
+        ("hubpack_predictive", RGBColor(44, 160, 44)),
+    ] {
+        lines.push(family(stack, color, true));
+    }
+    lines.push(Line {
+        name: "real runs' medians, every stack".into(),
+        points: real.iter().map(|(_, p95, nh)| (*nh, *p95)).collect(),
+        color: REAL,
+        dots: true,
+    });
+    lines.push(Line {
+        name: "the goal's corner".into(),
+        points: vec![
+            (0.0, goal.max_p95_start_s),
+            (goal.max_node_hours, goal.max_p95_start_s),
+            (goal.max_node_hours, 0.0),
+        ],
+        color: RGBColor(214, 39, 40),
+        dots: false,
+    });
+    let real_rows: String = real
+        .iter()
+        .map(|(stack, p95, nh)| {
+            format!("<tr><td>{stack}</td><td>{p95:.0}</td><td>{nh:.2}</td></tr>")
+        })
+        .collect();
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>static budgets: {scenario}</title></head><body><h1>What a static seat budget costs: {scenario}</h1><p>hubpack-sim with the fitted parameters: hubpack-scheduler with static N-user placeholders and z2jh with per-user placeholders, every budget from none to twice z2jh's (lines, seats rising to the right); z2jh as shipped, as 2i2c tunes it and hubpack's predictive controller as points; the real runs' medians in blue. The goal's corner (red) is from the simulated z2jh stacks. {}</p>{}<table border=\"1\"><tr><th>real stack</th><th>p95 start (s)</th><th>node-hours</th></tr>{real_rows}</table><p>Every point: <code>frontier.csv</code>.</p></body></html>",
+        frontier::verdict(points, goal),
+        chart(
+            &format!("{scenario}: p95 start against node-hours"),
+            "node-hours",
+            "p95 arrival → Ready (s)",
+            &lines,
+            SeriesLabelPosition::UpperRight,
+        ),
+    );
+    std::fs::write(dir.join("frontier.html"), html)
 }

@@ -66,11 +66,21 @@ pub struct SimParams {
 /// The `autoscaler.loop_s` values tried when fitting (seconds at the scenario's scale).
 pub const LOOP_CANDIDATES_S: [f64; 6] = [1.0, 2.5, 5.0, 7.5, 10.0, 15.0];
 
-/// One simulated run per seed, with the fitted parameters set.
+/// One simulated run per seed of a stack, with the fitted parameters set.
 pub fn runs(
     sc: &Scenario,
     plan: &Plan,
     stack: Stack,
+    seeds: u64,
+    params: SimParams,
+) -> Result<Vec<RunResult>, String> {
+    runs_of_policy(sc, policy(sc, plan, stack), seeds, params)
+}
+
+/// One simulated run per seed of any policy, with the fitted parameters set.
+pub fn runs_of_policy(
+    sc: &Scenario,
+    policy: PolicySpec,
     seeds: u64,
     params: SimParams,
 ) -> Result<Vec<RunResult>, String> {
@@ -88,7 +98,7 @@ pub fn runs(
         }
     }
     (0..seeds)
-        .map(|seed| run_one(&sc, policy(&sc, plan, stack), seed).map_err(|e| e.to_string()))
+        .map(|seed| run_one(&sc, policy.clone(), seed).map_err(|e| e.to_string()))
         .collect()
 }
 

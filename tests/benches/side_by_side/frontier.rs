@@ -1,0 +1,178 @@
+//! What a static seat budget costs on the calibration scenario: hubpack-sim, with the
+//! fitted parameters, sweeps the budget of hubpack's static N-user placeholders and of z2jh's
+//! per-user placeholders from none to twice z2jh's, and places the 2i2c stack and the
+//! predictive controller on the same p95-start / node-hours plane. Budgets meeting the
+//! issue's goal against the simulated z2jh stacks are listed: a static budget buys start
+//! time with held seats for the whole run, so cheap and fast together takes timing, which
+//! is what the predictive controller adds.
+
+use crate::metrics::{median, quantile};
+use crate::plan::{Plan, Stack};
+use crate::simulate::{self, SimParams};
+use hubpack_sim::engine::PolicySpec;
+use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+
+/// One policy's medians over the seeds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Point {
+    /// `hubpack_static`, `z2jh_per_user`, or a stack's key.
+    pub family: String,
+    /// Seats the placeholders hold (None: sized by the controller).
+    pub seats: Option<usize>,
+    pub p95_start_s: f64,
+    pub node_hours: f64,
+    pub placement_hol_users: f64,
+}
+
+/// The goal's bounds, from the simulated z2jh stacks: p95 at most half of z2jh's and at
+/// most nuser's, node-hours at most either's, no head-of-line-blocked user.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Goal {
+    pub max_p95_start_s: f64,
+    pub max_node_hours: f64,
+}
+
+impl Goal {
+    pub fn met_by(&self, p: &Point) -> bool {
+        p.p95_start_s <= self.max_p95_start_s
+            && p.node_hours <= self.max_node_hours
+            && p.placement_hol_users == 0.0
+    }
+}
+
+/// Budgets from 0 to twice z2jh's, in steps of one static placeholder (N users) per point.
+fn budgets(plan: &Plan) -> impl Iterator<Item = usize> {
+    let (_, each) = plan.static_n_user();
+    let step = each.max(plan.per_user_seats / 30).max(1);
+    (0..=2 * plan.per_user_seats).step_by(step)
+}
+
+fn point(
+    sc: &Scenario,
+    family: &str,
+    seats: Option<usize>,
+    policy: PolicySpec,
+    seeds: u64,
+    params: SimParams,
+) -> Result<Point, String> {
+    let runs = simulate::runs_of_policy(sc, policy, seeds, params)?;
+    let med = |f: &dyn Fn(&hubpack_sim::metrics::RunResult) -> f64| {
+        median(&runs.iter().map(f).collect::<Vec<_>>())
+    };
+    Ok(Point {
+        family: family.into(),
+        seats,
+        p95_start_s: med(&|r| quantile(&simulate::waits(r), 0.95)),
+        node_hours: med(&|r| r.node_hours),
+        placement_hol_users: med(&|r| simulate::placement_hol(r) as f64),
+    })
+}
+
+/// The sweep and the stacks' points, and the goal they are judged by.
+pub fn sweep(
+    sc: &Scenario,
+    plan: &Plan,
+    seeds: u64,
+    params: SimParams,
+) -> Result<(Vec<Point>, Goal), String> {
+    let (_, each) = plan.static_n_user();
+    let mut points = Vec::new();
+    for seats in budgets(plan) {
+        let pods = seats.div_ceil(each);
+        let hubpack = PolicySpec {
+            scheduler: SchedulerKind::Hubpack,
+            placeholders: match pods {
+                0 => PlaceholderMode::None,
+                k => PlaceholderMode::NUser {
+                    n: Some(each as i64),
+                    k,
+                },
+            },
+            prepull: true,
+        };
+        points.push(point(
+            sc,
+            "hubpack_static",
+            Some(pods * each),
+            hubpack,
+            seeds,
+            params,
+        )?);
+        let z2jh = PolicySpec {
+            scheduler: SchedulerKind::Z2jh,
+            placeholders: match seats {
+                0 => PlaceholderMode::None,
+                k => PlaceholderMode::PerUser { k },
+            },
+            prepull: true,
+        };
+        points.push(point(
+            sc,
+            "z2jh_per_user",
+            Some(seats),
+            z2jh,
+            seeds,
+            params,
+        )?);
+    }
+    let stack = |s: Stack, seats| {
+        point(
+            sc,
+            s.key(),
+            seats,
+            simulate::policy(sc, plan, s),
+            seeds,
+            params,
+        )
+    };
+    let z2jh = stack(Stack::Z2jh, Some(plan.per_user_seats))?;
+    let nuser = stack(Stack::Z2jhNuser, Some(plan.seats_per_node))?;
+    let goal = Goal {
+        max_p95_start_s: (z2jh.p95_start_s / 2.0).min(nuser.p95_start_s),
+        max_node_hours: z2jh.node_hours.min(nuser.node_hours),
+    };
+    points.push(z2jh);
+    points.push(nuser);
+    points.push(stack(Stack::HubpackPredictive, None)?);
+    Ok((points, goal))
+}
+
+/// `frontier.csv`, one row a point.
+pub fn csv(points: &[Point], goal: &Goal) -> String {
+    let mut out =
+        String::from("family,seats,p95_start_s,node_hours,placement_hol_users,meets_goal\n");
+    for p in points {
+        out.push_str(&format!(
+            "{},{},{:.1},{:.3},{},{}\n",
+            p.family,
+            p.seats.map(|s| s.to_string()).unwrap_or_default(),
+            p.p95_start_s,
+            p.node_hours,
+            p.placement_hol_users,
+            goal.met_by(p)
+        ));
+    }
+    out
+}
+
+/// What the sweep says, in a sentence for the bench's log.
+pub fn verdict(points: &[Point], goal: &Goal) -> String {
+    let meeting: Vec<String> = points
+        .iter()
+        .filter(|p| goal.met_by(p))
+        .map(|p| match p.seats {
+            Some(s) => format!("{} {s} seats", p.family),
+            None => p.family.clone(),
+        })
+        .collect();
+    format!(
+        "goal in the simulator (p95 ≤ {:.0} s, node-hours ≤ {:.2}, no HOL): met by {}",
+        goal.max_p95_start_s,
+        goal.max_node_hours,
+        if meeting.is_empty() {
+            "none".to_string()
+        } else {
+            meeting.join(", ")
+        }
+    )
+}
