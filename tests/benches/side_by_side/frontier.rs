@@ -1,6 +1,7 @@
 //! What a static seat budget costs on the calibration scenario: hubpack-sim, with the
-//! fitted parameters, sweeps the budget of hubpack's static N-user placeholders and of z2jh's
-//! per-user placeholders from none to twice z2jh's, and places the 2i2c stack and the
+//! fitted parameters, sweeps the budget of hubpack's static N-user placeholders, of
+//! node-sized ones under hubpack-scheduler, and of z2jh's per-user placeholders from none to
+//! twice z2jh's, and places z2jh as shipped and as 2i2c tunes it, and the
 //! predictive controller on the same p95-start / node-hours plane. Budgets meeting the
 //! issue's goal against the simulated z2jh stacks are listed: a static budget buys start
 //! time with held seats for the whole run, so cheap and fast together takes timing, which
@@ -40,11 +41,53 @@ impl Goal {
     }
 }
 
-/// Budgets from 0 to twice z2jh's, in steps of one static placeholder (N users) per point.
-fn budgets(plan: &Plan) -> impl Iterator<Item = usize> {
+/// A family of static budgets: one scheduler, placeholders of one size.
+struct Family {
+    name: &'static str,
+    scheduler: SchedulerKind,
+    /// Users per placeholder.
+    each: usize,
+}
+
+impl Family {
+    fn policy(&self, pods: usize) -> PolicySpec {
+        let placeholders = match (pods, self.scheduler) {
+            (0, _) => PlaceholderMode::None,
+            (k, SchedulerKind::Z2jh) if self.each == 1 => PlaceholderMode::PerUser { k },
+            (k, _) => PlaceholderMode::NUser {
+                n: Some(self.each as i64),
+                k,
+            },
+        };
+        PolicySpec {
+            scheduler: self.scheduler,
+            placeholders,
+            prepull: true,
+        }
+    }
+}
+
+/// hubpack's static placeholders as the bench runs them (N users each), hubpack-scheduler
+/// with node-sized ones (the 2i2c shape), and z2jh's per-user ones.
+fn families(plan: &Plan) -> [Family; 3] {
     let (_, each) = plan.static_n_user();
-    let step = each.max(plan.per_user_seats / 30).max(1);
-    (0..=2 * plan.per_user_seats).step_by(step)
+    [
+        Family {
+            name: "hubpack_static",
+            scheduler: SchedulerKind::Hubpack,
+            each,
+        },
+        Family {
+            name: "hubpack_node_sized",
+            scheduler: SchedulerKind::Hubpack,
+            each: plan.seats_per_node,
+        },
+        Family {
+            name: "z2jh_per_user",
+            scheduler: SchedulerKind::Z2jh,
+            each: 1,
+        },
+    ]
 }
 
 fn point(
@@ -68,52 +111,29 @@ fn point(
     })
 }
 
-/// The sweep and the stacks' points, and the goal they are judged by.
+/// The sweep (every family, budgets from none to twice z2jh's, in steps of one placeholder
+/// or a thirtieth of z2jh's budget, whichever is more) and the stacks' points, and the goal
+/// they are judged by.
 pub fn sweep(
     sc: &Scenario,
     plan: &Plan,
     seeds: u64,
     params: SimParams,
 ) -> Result<(Vec<Point>, Goal), String> {
-    let (_, each) = plan.static_n_user();
     let mut points = Vec::new();
-    for seats in budgets(plan) {
-        let pods = seats.div_ceil(each);
-        let hubpack = PolicySpec {
-            scheduler: SchedulerKind::Hubpack,
-            placeholders: match pods {
-                0 => PlaceholderMode::None,
-                k => PlaceholderMode::NUser {
-                    n: Some(each as i64),
-                    k,
-                },
-            },
-            prepull: true,
-        };
-        points.push(point(
-            sc,
-            "hubpack_static",
-            Some(pods * each),
-            hubpack,
-            seeds,
-            params,
-        )?);
-        let z2jh = PolicySpec {
-            scheduler: SchedulerKind::Z2jh,
-            placeholders: match seats {
-                0 => PlaceholderMode::None,
-                k => PlaceholderMode::PerUser { k },
-            },
-            prepull: true,
-        };
-        points.push(point(
-            sc,
-            "z2jh_per_user",
-            Some(seats),
-            z2jh,
-            seeds,
-            params,
-        )?);
+    for family in families(plan) {
+        let step = family.each.max(plan.per_user_seats / 30).max(1);
+        for seats in (0..=2 * plan.per_user_seats).step_by(step) {
+            let pods = seats.div_ceil(family.each);
+            points.push(point(
+                sc,
+                family.name,
+                Some(pods * family.each),
+                family.policy(pods),
+                seeds,
+                params,
+            )?);
+        }
     }
     let stack = |s: Stack, seats| {
         point(

@@ -256,6 +256,7 @@ pub fn write_frontier(
     };
     let mut lines = vec![
         family("hubpack_static", SIM, false),
+        family("hubpack_node_sized", RGBColor(23, 190, 207), false),
         family("z2jh_per_user", RGBColor(120, 120, 120), false),
     ];
     for (stack, color) in [
@@ -288,7 +289,7 @@ pub fn write_frontier(
         })
         .collect();
     let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>static budgets: {scenario}</title></head><body><h1>What a static seat budget costs: {scenario}</h1><p>hubpack-sim with the fitted parameters: hubpack-scheduler with static N-user placeholders and z2jh with per-user placeholders, every budget from none to twice z2jh's (lines, seats rising to the right); z2jh as shipped, as 2i2c tunes it and hubpack's predictive controller as points; the real runs' medians in blue. The goal's corner (red) is from the simulated z2jh stacks. {}</p>{}<table border=\"1\"><tr><th>real stack</th><th>p95 start (s)</th><th>node-hours</th></tr>{real_rows}</table><p>Every point: <code>frontier.csv</code>.</p></body></html>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>static budgets: {scenario}</title></head><body><h1>What a static seat budget costs: {scenario}</h1><p>hubpack-sim with the fitted parameters: hubpack-scheduler with static N-user placeholders and with node-sized ones, and z2jh with per-user placeholders, every budget from none to twice z2jh's (lines, seats rising to the right); z2jh as shipped, as 2i2c tunes it and hubpack's predictive controller as points; the real runs' medians in blue. The goal's corner (red) is from the simulated z2jh stacks. {}</p>{}<table border=\"1\"><tr><th>real stack</th><th>p95 start (s)</th><th>node-hours</th></tr>{real_rows}</table><p>Every point: <code>frontier.csv</code>.</p></body></html>",
         frontier::verdict(points, goal),
         chart(
             &format!("{scenario}: p95 start against node-hours"),
