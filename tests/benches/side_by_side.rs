@@ -19,8 +19,8 @@
 //! then the same values are used on the others (validation). The JSON summary (medians over runs, on the
 //! calibration scenario; the sim errors are the largest over validation scenarios and
 //! stacks) is the last line of stdout; the report directory (default `out/side-by-side/`)
-//! has every run and the plots, and `frontier.{html,csv}`: what every static seat budget
-//! costs on the calibration scenario in the simulator (`frontier`).
+//! has every run and the plots, and per scenario `<scenario>-frontier.{html,csv}`: what every
+//! static seat budget costs there in the simulator (`frontier`).
 //!
 //! To read one run closely: `SBS_KEEP_STATE=1` keeps each cluster's state directory (the
 //! components' logs; `HUBPACK_CA_VERBOSITY=4` for CA's) with `users.tsv` and `nodes.tsv`,
@@ -296,20 +296,25 @@ async fn bench(args: Args) -> Result<(), String> {
     );
     report::write(&out, &all, &line, params)
         .map_err(|e| format!("writing {}: {e}", out.display()))?;
-    // What a static budget costs, against the same goal (simulator only).
-    let (sc, plan) = &scenarios[0];
-    let (points, goal) = frontier::sweep(sc, plan, runs_of(0), params)?;
-    let real_points: Vec<(String, f64, f64)> = STACKS
-        .iter()
-        .map(|&s| (s.key().to_string(), real(s, &p95), real(s, &nh)))
-        .filter(|(_, p, n)| p.is_finite() && n.is_finite())
-        .collect();
-    report::write_frontier(&out, &cal_name, &points, &goal, &real_points)
-        .map_err(|e| format!("writing {}: {e}", out.display()))?;
-    eprintln!(
-        "static budgets on {cal_name}: {}",
-        frontier::verdict(&points, &goal)
-    );
+    // What a static budget costs on each scenario, against the goal (simulator only).
+    for (i, (sc, plan)) in scenarios.iter().enumerate() {
+        let (points, goal) = frontier::sweep(sc, plan, runs_of(i), params)?;
+        let real_points: Vec<(String, f64, f64)> = STACKS
+            .iter()
+            .map(|&s| {
+                let real = |f: &dyn Fn(&RunNumbers) -> f64| med(&sc.name, s, "real", f);
+                (s.key().to_string(), real(&p95), real(&nh))
+            })
+            .filter(|(_, p, n)| p.is_finite() && n.is_finite())
+            .collect();
+        report::write_frontier(&out, &sc.name, &points, &goal, &real_points)
+            .map_err(|e| format!("writing {}: {e}", out.display()))?;
+        eprintln!(
+            "static budgets on {}: {}",
+            sc.name,
+            frontier::verdict(&points, &goal)
+        );
+    }
     eprintln!(
         "\ncalibrated on {cal_name}; sim errors judged on {judged:?} (largest over stacks); report in {}",
         out.display()

@@ -1,4 +1,4 @@
-//! What a static seat budget costs on the calibration scenario: hubpack-sim, with the
+//! What a static seat budget costs on a scenario: hubpack-sim, with the
 //! fitted parameters, sweeps the budget of hubpack's static N-user placeholders, of
 //! node-sized ones under hubpack-scheduler, and of z2jh's per-user placeholders from none to
 //! twice z2jh's, and places z2jh as shipped and as 2i2c tunes it, and the

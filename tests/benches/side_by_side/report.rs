@@ -232,7 +232,7 @@ pub fn write(
     Ok(())
 }
 
-/// `frontier.csv` and `frontier.html`: the static budgets' p95 start against node-hours
+/// `<scenario>-frontier.csv` and `.html`: the static budgets' p95 start against node-hours
 /// in the simulator (lines), the stacks' simulated points, and the real runs' medians
 /// (`real`: (stack, p95, node-hours)).
 pub fn write_frontier(
@@ -243,7 +243,10 @@ pub fn write_frontier(
     real: &[(String, f64, f64)],
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("frontier.csv"), frontier::csv(points, goal))?;
+    std::fs::write(
+        dir.join(format!("{scenario}-frontier.csv")),
+        frontier::csv(points, goal),
+    )?;
     let family = |name: &str, color: RGBColor, dots: bool| Line {
         name: format!("{name} (sim)"),
         points: points
@@ -289,15 +292,15 @@ pub fn write_frontier(
         })
         .collect();
     let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>static budgets: {scenario}</title></head><body><h1>What a static seat budget costs: {scenario}</h1><p>hubpack-sim with the fitted parameters: hubpack-scheduler with static N-user placeholders and with node-sized ones, and z2jh with per-user placeholders, every budget from none to twice z2jh's (lines, seats rising to the right); z2jh as shipped, as 2i2c tunes it and hubpack's predictive controller as points; the real runs' medians in blue. The goal's corner (red) is from the simulated z2jh stacks. {}</p>{}<table border=\"1\"><tr><th>real stack</th><th>p95 start (s)</th><th>node-hours</th></tr>{real_rows}</table><p>Every point: <code>frontier.csv</code>.</p></body></html>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>static budgets: {scenario}</title></head><body><h1>What a static seat budget costs: {scenario}</h1><p>hubpack-sim with the fitted parameters: hubpack-scheduler with static N-user placeholders and with node-sized ones, and z2jh with per-user placeholders, every budget from none to twice z2jh's (lines, seats rising to the right); z2jh as shipped, as 2i2c tunes it and hubpack's predictive controller as points; the real runs' medians in blue. The goal's corner (red) is from the simulated z2jh stacks. {}</p>{}<table border=\"1\"><tr><th>real stack</th><th>p95 start (s)</th><th>node-hours</th></tr>{real_rows}</table><p>Every point: <code>{scenario}-frontier.csv</code>.</p></body></html>",
         frontier::verdict(points, goal),
         chart(
             &format!("{scenario}: p95 start against node-hours"),
             "node-hours",
             "p95 arrival → Ready (s)",
             &lines,
-            SeriesLabelPosition::UpperRight,
+            SeriesLabelPosition::UpperLeft,
         ),
     );
-    std::fs::write(dir.join("frontier.html"), html)
+    std::fs::write(dir.join(format!("{scenario}-frontier.html")), html)
 }
