@@ -156,7 +156,8 @@ impl Controller {
     ) -> Decision {
         let mut out = Vec::new();
         for ((pool, size), view) in cfg.pools.iter().zip(sizes).zip(views) {
-            // Arrivals: user pods not seen before (the learner ignores the first step's).
+            // Arrivals: user pods not seen before (at the first step, every one: the learner
+            // takes those created within its window as that window's arrivals).
             let mut new_arrivals = Vec::new();
             for (uid, created) in &view.user_creations {
                 if self.seen_users.insert(uid.clone()) {

@@ -243,7 +243,7 @@ fn lead_auto_learns_unschedulable_to_warm_on_new_nodes_only() {
 }
 
 #[test]
-fn arrivals_raise_the_background_and_existing_users_are_not_arrivals() {
+fn arrivals_raise_the_background_and_only_recent_existing_users_are_arrivals() {
     let c = cfg("  lead: 600\n");
     let mut ctl = Controller::new(&c);
     let mut w = World {
@@ -252,21 +252,32 @@ fn arrivals_raise_the_background_and_existing_users_are_not_arrivals() {
             .map(|i| user(&format!("old{i}"), None, 0, Some("1")))
             .collect(),
     };
-    let d = w.step(&c, &mut ctl, MIN, &[], 0);
+    // Started 10 min after they logged in: older than the 5-min window, so no rate.
+    let d = w.step(&c, &mut ctl, 10 * MIN, &[], 0);
     assert_eq!(
         d.forecast.expected, 0.0,
-        "users present at start are not arrivals"
+        "users older than the window at start are not arrivals"
     );
     for i in 0..10 {
         w.pods
-            .push(user(&format!("new{i}"), None, 90 * S, Some("1")));
+            .push(user(&format!("new{i}"), None, 10 * MIN + 30 * S, Some("1")));
     }
-    let d = w.step(&c, &mut ctl, 2 * MIN, &[], 0);
+    let d = w.step(&c, &mut ctl, 11 * MIN, &[], 0);
     // 10 arrivals in the one minute watched: 100 over the 10 min lead (the background's
     // first minute, and the live rate over the minute watched, not the 5 min window).
     assert!(
         (d.forecast.expected - 100.0).abs() < 1e-6,
         "{}",
+        d.forecast.expected
+    );
+    // A restart (a fresh controller) then sees those 10, created 30 s before it, as a
+    // controller watching the whole 5-min window would: 2 a minute, 20 over the lead,
+    // instead of starting from nothing.
+    let mut restarted = Controller::new(&c);
+    let d = w.step(&c, &mut restarted, 11 * MIN, &[], 0);
+    assert!(
+        (d.forecast.expected - 20.0).abs() < 1e-6,
+        "10 users in the window: {}",
         d.forecast.expected
     );
 }

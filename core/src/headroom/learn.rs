@@ -151,7 +151,8 @@ pub struct ArrivalLearner {
     weekly: Option<WeeklyLearner>,
     /// Creation times of the users seen arriving within the observed window.
     recent: Vec<Millis>,
-    /// The first step: users that existed then arrived at unknown times.
+    /// Since when arrivals have been counted: the first step, or the oldest user created
+    /// within the observed window before it.
     started: Option<Millis>,
     last: Option<Millis>,
 }
@@ -172,24 +173,18 @@ impl ArrivalLearner {
 
     /// One reconcile at `now`: `arrivals` are the creation times of the users seen for the
     /// first time since the previous step (the live rate counts them when they were created,
-    /// not when a reconcile got to them). The first step only marks when watching began.
-    /// The background is learned only outside `events`, so a class is not counted twice (in
-    /// its calendar entry and in the background).
+    /// not when a reconcile got to them); at the first step, every user that exists (see
+    /// [`Self::start`]). The background is learned only outside `events`, so a class is not
+    /// counted twice (in its calendar entry and in the background).
     pub fn observe(&mut self, now: Millis, arrivals: &[Millis], events: &[ScheduledEvent]) {
         let Some(last) = self.last else {
-            self.started = Some(now);
-            self.last = Some(now);
+            self.start(now, arrivals, events);
             return;
         };
         let now = now.max(last);
         let n = arrivals.len() as f64;
         let elapsed = now - last;
-        // Logins a little before or after a class's window (early birds, the hub's spawn
-        // queue) are the class's too.
-        let in_event = events.iter().any(|e| {
-            e.expected_in(last - EARLY_ARRIVALS, now.max(last + 1) + EARLY_ARRIVALS) > 0.0
-        });
-        if elapsed > 0 && !in_event {
+        if elapsed > 0 && !during(events, last, now) {
             self.background.observe(n, elapsed);
         }
         if let Some(w) = self.weekly.as_mut() {
@@ -201,9 +196,37 @@ impl ArrivalLearner {
         self.last = Some(now);
     }
 
+    /// The first step. Users created within the observed window before it still exist
+    /// (sessions outlast the window), so the whole window is known: a restarted controller
+    /// (an upgrade, a fresh replica taking over) counts it as one that had been watching
+    /// would, instead of starting from nothing. Older users may have come and gone unseen,
+    /// so they say nothing; with none recent, counting begins now (a quiet or new hub).
+    fn start(&mut self, now: Millis, existing: &[Millis], events: &[ScheduledEvent]) {
+        let window = self.config.observed_window;
+        self.recent = existing
+            .iter()
+            .map(|t| (*t).min(now))
+            .filter(|t| now - t <= window)
+            .collect();
+        let started = if self.recent.is_empty() {
+            now
+        } else {
+            now - window
+        };
+        let n = self.recent.len() as f64;
+        if now > started && !during(events, started, now) {
+            self.background.observe(n, now - started);
+        }
+        if let Some(w) = self.weekly.as_mut() {
+            w.observe(now, n);
+        }
+        self.started = Some(started);
+        self.last = Some(now);
+    }
+
     /// What has been learned by `now`. The live rate is counted over the window, or over
-    /// the time watched so far if shorter (at least `min_span`): right after a restart it
-    /// is neither missing nor diluted over time nobody watched.
+    /// the time watched so far if shorter (at least `min_span`): right after a start on a
+    /// quiet hub it is neither missing nor diluted over time nobody watched.
     pub fn learned(&self, now: Millis) -> LearnedArrivals {
         let (observed_rate, observed_window) = match self.started {
             Some(started) if now > started => {
@@ -222,6 +245,14 @@ impl ArrivalLearner {
             arrived_since: None,
         }
     }
+}
+
+/// Whether `(from, to]` touches one of `events`: logins a little before or after a class's
+/// window (early birds, the hub's spawn queue) are the class's too.
+fn during(events: &[ScheduledEvent], from: Millis, to: Millis) -> bool {
+    events
+        .iter()
+        .any(|e| e.expected_in(from - EARLY_ARRIVALS, to.max(from + 1) + EARLY_ARRIVALS) > 0.0)
 }
 
 /// Where a class in progress starts counting its arrivals (its earliest start in progress,
@@ -277,12 +308,47 @@ mod tests {
     }
 
     #[test]
-    fn the_first_step_only_marks_the_start() {
+    fn a_start_on_a_quiet_hub_only_marks_when_counting_began() {
         let mut l = learner(5, 30);
-        l.observe(0, &[-5_000; 50], &[]);
-        assert_eq!(l.learned(0), LearnedArrivals::default());
-        assert_eq!(l.learned(MIN).observed_rate, 0.0);
-        assert_eq!(l.learned(MIN).rate, 0.0);
+        // Users of an hour ago: they may have come with others long gone, so no rate.
+        l.observe(60 * MIN, &[0; 50], &[]);
+        assert_eq!(l.learned(60 * MIN), LearnedArrivals::default());
+        assert_eq!(l.learned(61 * MIN).observed_rate, 0.0);
+        assert_eq!(l.learned(61 * MIN).rate, 0.0);
+        // The first arrival after the start is taken over the time watched.
+        l.observe(62 * MIN, &[61 * MIN + 30_000; 4], &[]);
+        let got = l.learned(62 * MIN);
+        assert_eq!(got.observed_window, 2 * MIN);
+        assert!((got.observed_rate * MIN as f64 - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_restart_starts_from_the_users_created_within_the_window() {
+        // Restarted at 10:00 on a hub where 10 users logged in since 6:00 (and 40 earlier).
+        let mut existing = vec![2 * MIN; 40];
+        existing.extend((0..10).map(|i| 6 * MIN + i * 24_000));
+        let mut l = learner(5, 30);
+        l.observe(10 * MIN, &existing, &[]);
+        let got = l.learned(10 * MIN);
+        assert_eq!(got.observed_window, 5 * MIN);
+        assert!((got.observed_rate * MIN as f64 - 2.0).abs() < 1e-9);
+        assert!((got.rate * MIN as f64 - 2.0).abs() < 1e-9);
+        // They stay in the live window until it passes them.
+        l.observe(11 * MIN, &[10 * MIN + 30_000; 2], &[]);
+        let got = l.learned(11 * MIN);
+        assert_eq!(got.observed_window, 5 * MIN);
+        assert!((got.observed_rate * (5 * MIN) as f64 - 12.0).abs() < 1e-9);
+        // During a class, the live rate is seeded and the background is not.
+        let class = ScheduledEvent {
+            start: 5 * MIN,
+            window: 10 * MIN,
+            users: 300.0,
+            weekly: false,
+        };
+        let mut l = learner(5, 30);
+        l.observe(10 * MIN, &existing, &[class]);
+        assert_eq!(l.learned(10 * MIN).rate, 0.0);
+        assert!((l.learned(10 * MIN).observed_rate * MIN as f64 - 2.0).abs() < 1e-9);
     }
 
     #[test]
