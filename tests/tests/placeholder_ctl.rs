@@ -1,6 +1,6 @@
 //! hubpack-placeholder-ctl end to end, on the real control plane with the real
 //! cluster-autoscaler (kwok provider, each test in a node group of its own) and the image
-//! model, hubpack-scheduler and the controller both in-process (about 2.5 min for both):
+//! model, hubpack-scheduler and the controller both in-process (about 2.5 min in all):
 //!
 //! - an event scheduled a little ahead makes placeholders appear a lead time before it; the
 //!   autoscaler adds nodes for them; hubpack-scheduler places them; the pre-pullers warm the
@@ -16,6 +16,8 @@
 //!   holds the placed placeholder) is dropped by the controller within the scheduler's grace
 //!   and never reaches the autoscaler. The target comes from an event ConfigMap, added and
 //!   removed live.
+//! - a restarted controller starts from the users created within its observed window (they
+//!   still exist), as one that had been watching would, not from nothing (seconds).
 
 #![allow(clippy::unwrap_used)] // a test binary
 
@@ -53,8 +55,24 @@ struct World {
     user_label: String,
     metrics_port: u16,
     scheduler_running: InProcessScheduler,
+    ctl_config: CtlConfig,
     ctl_stop: CancellationToken,
     ctl_task: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the controller in-process until `stop`.
+fn spawn_ctl(
+    client: &kube::Client,
+    config: CtlConfig,
+    identity: &str,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (c, s, id) = (client.clone(), stop.clone(), identity.to_string());
+    tokio::spawn(async move {
+        hubpack_placeholder_ctl::adapter::app::run(c, config, id, s)
+            .await
+            .unwrap()
+    })
 }
 
 impl World {
@@ -82,14 +100,7 @@ impl World {
         let scheduler_running =
             InProcessScheduler::start(&client, test_config(&scheduler), "sched-0").unwrap();
         let ctl_stop = CancellationToken::new();
-        let ctl_task = tokio::spawn({
-            let (c, s) = (client.clone(), ctl_stop.clone());
-            async move {
-                hubpack_placeholder_ctl::adapter::app::run(c, ctl, "ctl-0".into(), s)
-                    .await
-                    .unwrap()
-            }
-        });
+        let ctl_task = spawn_ctl(&client, ctl.clone(), "ctl-0", &ctl_stop);
         World {
             client,
             ns,
@@ -98,9 +109,24 @@ impl World {
             user_label,
             metrics_port,
             scheduler_running,
+            ctl_config: ctl,
             ctl_stop,
             ctl_task,
         }
+    }
+
+    /// Stops the controller and starts a fresh one (nothing learned) with the same config.
+    async fn restart_ctl(&mut self, identity: &str) {
+        self.ctl_stop.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(30), &mut self.ctl_task).await;
+        stopped.expect("the controller stops within 30 s").unwrap();
+        self.ctl_stop = CancellationToken::new();
+        self.ctl_task = spawn_ctl(
+            &self.client,
+            self.ctl_config.clone(),
+            identity,
+            &self.ctl_stop,
+        );
     }
 
     async fn stop(self) {
@@ -798,5 +824,63 @@ async fn a_wanted_replacement_scales_up_and_a_surplus_one_does_not() {
             .delete(name, &DeleteParams::default().grace_period(0))
             .await;
     }
+    w.stop().await;
+}
+
+/// A restarted controller (an upgrade, a failover to a fresh replica) starts from the users
+/// created within its observed window, which still exist, as one that had been watching
+/// would: its forecast is 10 users over the 5-min window, 2 over the 60-s lead, from its
+/// first decision on, not 0 until new users come. Headroom is capped at 0 users, so no
+/// placeholder is made and the autoscaler stays out of it.
+#[tokio::test]
+async fn a_restarted_controller_starts_from_the_users_of_its_window() {
+    const USERS: usize = 10;
+    let mut w = World::start("ctl-restart", "user-c", |ns, s, u, port| {
+        ctl_yaml(ns, s, u, port, "user-c", "60", "")
+            .replace("headroom: {z: 0}", "headroom: {z: 0, maxUsers: 0}")
+    })
+    .await;
+    let forecast = "hubpack_placeholder_ctl_forecast_users{pool=\"default\",source=\"background\"}";
+    // The controller has decided once (on an empty hub) before the users come.
+    let before = wait::until("the first decision", Duration::from_secs(30), || async {
+        w.metric(forecast).await
+    })
+    .await
+    .unwrap();
+    assert_eq!(before, 0.0, "no user yet");
+    let api = Api::<Pod>::namespaced(w.client.clone(), &w.ns);
+    for i in 0..USERS {
+        let mut pod = w.user(&format!("user-{i}"));
+        // Nobody places them: what the controller learns is the test, not the seats.
+        pod.spec.as_mut().unwrap().scheduler_name = Some(harness::MANUAL_SCHEDULER.into());
+        api.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    // The running controller sees them arrive (over the seconds it has watched: more).
+    let watching = wait::until(
+        "the running controller's forecast",
+        Duration::from_secs(30),
+        || async { w.metric(forecast).await.filter(|v| *v > 0.0) },
+    )
+    .await
+    .unwrap();
+    let restarted_at = Instant::now();
+    w.restart_ctl("ctl-1").await;
+    // The fresh controller's first decision: the metric appears with it.
+    let first = wait::until(
+        "the restarted controller's forecast",
+        Duration::from_secs(30),
+        || async { w.metric(forecast).await },
+    )
+    .await
+    .unwrap();
+    println!(
+        "forecast over the lead: {watching:.1} watching, {first:.2} right after the restart ({:.1} s)",
+        restarted_at.elapsed().as_secs_f64()
+    );
+    let expected = USERS as f64 / 300.0 * 60.0;
+    assert!(
+        (first - expected).abs() < 1e-6,
+        "a fresh controller forecasts {first}, not {expected}: the users created within its window were not counted"
+    );
     w.stop().await;
 }
