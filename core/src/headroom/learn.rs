@@ -151,8 +151,8 @@ pub struct ArrivalLearner {
     weekly: Option<WeeklyLearner>,
     /// Creation times of the users seen arriving within the observed window.
     recent: Vec<Millis>,
-    /// Since when arrivals have been counted: the first step, or the oldest user created
-    /// within the observed window before it.
+    /// Since when arrivals have been counted: the first step, or a window before it when
+    /// users were created within that window (see [`Self::start`]).
     started: Option<Millis>,
     last: Option<Millis>,
 }
