@@ -100,7 +100,7 @@ impl WeeklyProfile {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ArrivalForecast {
     pub events: Vec<ScheduledEvent>,
-    /// Background rate in users per ms (e.g. an [`Ewma`]'s rate).
+    /// Background rate in users per ms (e.g. an [`Ewma`](super::learn::Ewma)'s rate).
     pub background_rate: f64,
     pub weekly_profile: Option<WeeklyProfile>,
     /// Rate observed over the last `observed_window` ms, users per ms.

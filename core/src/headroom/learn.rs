@@ -173,8 +173,8 @@ impl ArrivalLearner {
 
     /// One reconcile at `now`: `arrivals` are the creation times of the users seen for the
     /// first time since the previous step (the live rate counts them when they were created,
-    /// not when a reconcile got to them); at the first step, every user that exists (see
-    /// [`Self::start`]). The background is learned only outside `events`, so a class is not
+    /// not when a reconcile got to them); at the first step, every user that exists (those
+    /// created within the observed window count as its arrivals). The background is learned only outside `events`, so a class is not
     /// counted twice (in its calendar entry and in the background).
     pub fn observe(&mut self, now: Millis, arrivals: &[Millis], events: &[ScheduledEvent]) {
         let Some(last) = self.last else {
