@@ -6,8 +6,10 @@
 //! added queued minutes of patches ahead of any bind. Here (as in kube-scheduler's API
 //! dispatcher, KEP-5229) each pod has at most one pending status write, the latest; it is
 //! dropped if the pod is no longer pending ours when its turn comes; and it takes only a
-//! token nobody reserved ([`RateLimiter::acquire_spare`](super::rate_limit::RateLimiter::acquire_spare)), so binds and evictions go first.
+//! token nobody reserved ([`RateLimiter::acquire_spare`]), so binds and evictions go first.
 //! One worker sends them, so the lane costs one task however long it is.
+//!
+//! [`RateLimiter::acquire_spare`]: super::rate_limit::RateLimiter::acquire_spare
 
 use super::condition::{NotScheduled, mark_unschedulable};
 use super::events::pod_ref;
