@@ -1,4 +1,4 @@
-//! `cargo xtask test`: format and lint checks, unit and property tests, then the control
+//! `cargo xtask test`: format, lint and doc-link checks, unit and property tests, then the control
 //! plane build and the end-to-end tests against it.
 
 use crate::run::{cargo, step};
@@ -26,6 +26,12 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
             "-D",
             "warnings",
         ]),
+    )?;
+    step(
+        "cargo doc (broken doc links are errors)",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     // The simulator's report is checked in a real browser (sim/tests/report_browser.rs).
     crate::cluster::ensure_debian_packages(&[("chromium", "chromium")])?;
