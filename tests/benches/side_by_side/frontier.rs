@@ -1,11 +1,10 @@
-//! What a static seat budget costs on a scenario: hubpack-sim, with the
-//! fitted parameters, sweeps the budget of hubpack's static N-user placeholders, of
-//! node-sized ones under hubpack-scheduler, and of z2jh's per-user placeholders from none to
-//! twice z2jh's, and places z2jh as shipped and as 2i2c tunes it, and the
-//! predictive controller on the same p95-start / node-hours plane. Budgets meeting the
-//! issue's goal against the simulated z2jh stacks are listed: a static budget buys start
-//! time with held seats for the whole run, so cheap and fast together takes timing, which
-//! is what the predictive controller adds.
+//! What a static seat budget costs on a scenario: hubpack-sim, with the fitted parameters,
+//! sweeps the budget of hubpack's static N-user placeholders, of node-sized ones under
+//! hubpack-scheduler, and of z2jh's per-user placeholders from none to twice z2jh's, and
+//! places z2jh as shipped and as 2i2c tunes it, and the predictive controller, on the same
+//! p95-start / node-hours plane. Budgets meeting the goal against the simulated z2jh
+//! stacks are listed: a static budget buys start time with seats held for the whole run, so
+//! cheap and fast together takes timing, which is what the predictive controller adds.
 
 use crate::metrics::{median, quantile};
 use crate::plan::{Plan, Stack};
@@ -16,7 +15,7 @@ use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 /// One policy's medians over the seeds.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Point {
-    /// `hubpack_static`, `z2jh_per_user`, or a stack's key.
+    /// `hubpack_static`, `hubpack_node_sized`, `z2jh_per_user`, or a stack's key.
     pub family: String,
     /// Seats the placeholders hold (None: sized by the controller).
     pub seats: Option<usize>,
