@@ -193,7 +193,7 @@ impl Controller {
                 pool,
                 size,
                 events,
-                &background,
+                background,
                 &view.free_warm_seats,
             );
             let mut placements = Vec::new();

@@ -50,7 +50,7 @@ pub fn forecast_pool(
     pool: &PoolConfig,
     sizes: &PoolSizes,
     events: &[SourcedEvent],
-    background: &Background,
+    background: Background,
     free_warm_seats: &BTreeMap<Option<String>, i64>,
 ) -> PoolForecast {
     let mine: Vec<&SourcedEvent> = events.iter().filter(|e| e.pool == pool.name).collect();
@@ -133,7 +133,7 @@ mod tests {
             &c.pools[0],
             &sizes[0],
             &stream(Source::Config),
-            &Background::default(),
+            Background::default(),
             &BTreeMap::new(),
         );
         assert!((f.expected - 200.0).abs() < 1e-9, "{}", f.expected);
@@ -149,7 +149,7 @@ mod tests {
             &c.pools[0],
             &sizes[0],
             &stream(Source::Config),
-            &Background::default(),
+            Background::default(),
             &free,
         );
         assert_eq!(f.total_target(), 2);
@@ -176,7 +176,7 @@ mod tests {
             &c.pools[0],
             &sizes[0],
             &events,
-            &bg,
+            bg,
             &BTreeMap::new(),
         );
         assert!((f.per_source["config"] - 200.0).abs() < 1e-9);
@@ -196,7 +196,7 @@ mod tests {
             &c.pools[0],
             &sizes[0],
             &stream(Source::Config),
-            &Background::default(),
+            Background::default(),
             &free,
         );
         // H/2 = 111.6 per zone: zone a is covered by its free seats, zone b needs 2.

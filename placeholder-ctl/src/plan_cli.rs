@@ -100,7 +100,7 @@ pub fn table(
                 pool,
                 size,
                 events,
-                &Background::default(),
+                Background::default(),
                 &BTreeMap::new(),
             );
             let sources: Vec<String> = f

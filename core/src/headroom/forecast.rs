@@ -2,6 +2,7 @@
 //! Scheduled events (a class, a workshop) are ADDED to the learned background; the rate
 //! observed right now can only raise the result, never lower it.
 
+use super::learn::LearnedArrivals;
 use crate::model::Millis;
 
 /// One week in milliseconds; weekly events and profiles repeat with this period.
@@ -95,25 +96,13 @@ impl WeeklyProfile {
     }
 }
 
-/// Everything that predicts arrivals: scheduled events + learned background (optionally
-/// shaped by a weekly profile), the background raised by the live observed rate.
+/// Everything that predicts arrivals: scheduled events + what was learned from the users
+/// seen arriving (background, optionally shaped by a weekly profile, raised by the live
+/// observed rate).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ArrivalForecast {
     pub events: Vec<ScheduledEvent>,
-    /// Background rate in users per ms (e.g. an [`Ewma`](super::learn::Ewma)'s rate).
-    pub background_rate: f64,
-    pub weekly_profile: Option<WeeklyProfile>,
-    /// Rate observed over the last `observed_window` ms, users per ms.
-    pub observed_rate: f64,
-    /// The span `observed_rate` was measured over, ending now. The scheduled events'
-    /// expected rate over it is subtracted, so a class that arrives as planned is not
-    /// extrapolated past its end; 0 subtracts nothing.
-    pub observed_window: Millis,
-    /// Users seen arriving since a moment (the earliest start of the events in progress):
-    /// arrivals ahead of those events' even schedule (a class that logs in at once) are
-    /// not expected again from the rest of their window, nor taken as a higher background.
-    /// None: no such correction.
-    pub arrived_since: Option<(Millis, f64)>,
+    pub learned: LearnedArrivals,
 }
 
 impl ArrivalForecast {
@@ -125,21 +114,22 @@ impl ArrivalForecast {
             return 0.0;
         }
         let to = now + lead;
-        let learned = match &self.weekly_profile {
-            Some(p) => self.background_rate.max(0.0) * p.integral(now, to),
-            None => self.background_rate.max(0.0) * lead as f64,
+        let l = &self.learned;
+        let learned = match &l.weekly_profile {
+            Some(p) => l.rate.max(0.0) * p.integral(now, to),
+            None => l.rate.max(0.0) * lead as f64,
         };
         let ahead = self.ahead_of_schedule(now);
-        let unexplained = if self.observed_window > 0 {
-            let from = now - self.observed_window;
+        let unexplained = if l.observed_window > 0 {
+            let from = now - l.observed_window;
             let scheduled: f64 = self.events.iter().map(|e| e.expected_in(from, now)).sum();
-            let observed = self.observed_rate * self.observed_window as f64;
+            let observed = l.observed_rate * l.observed_window as f64;
             // Arrivals are random: an excess within the planned count's Poisson noise is
             // not a busier class, and extrapolated over the lead it would buy nodes.
             let noise = PLANNED_NOISE_SIGMAS * scheduled.sqrt();
-            (observed - scheduled - ahead - noise).max(0.0) / self.observed_window as f64
+            (observed - scheduled - ahead - noise).max(0.0) / l.observed_window as f64
         } else {
-            self.observed_rate.max(0.0)
+            l.observed_rate.max(0.0)
         };
         let background = learned.max(unexplained * lead as f64);
         let all: f64 = self.events.iter().map(|e| e.expected_in(now, to)).sum();
@@ -154,9 +144,10 @@ impl ArrivalForecast {
         if mu < 1e-9 { 0.0 } else { mu }
     }
 
-    /// Arrivals since `arrived_since` beyond what the events in progress planned by now.
+    /// Arrivals since `learned.arrived_since` beyond what the events in progress planned by
+    /// now.
     fn ahead_of_schedule(&self, now: Millis) -> f64 {
-        let Some((since, arrived)) = self.arrived_since else {
+        let Some((since, arrived)) = self.learned.arrived_since else {
             return 0.0;
         };
         if since >= now {
@@ -204,14 +195,16 @@ mod tests {
         };
         let mut f = ArrivalForecast {
             events: vec![ev],
-            background_rate: 1.0 / MIN as f64,
-            ..Default::default()
+            learned: LearnedArrivals {
+                rate: 1.0 / MIN as f64,
+                ..Default::default()
+            },
         };
         // Half the event's window falls inside [5, 15) min: 50 users + 10 background.
         assert!((f.expected_arrivals(5 * MIN, 10 * MIN) - 60.0).abs() < 1e-9);
-        f.observed_rate = 0.5 / MIN as f64; // lower than the background: no effect
+        f.learned.observed_rate = 0.5 / MIN as f64; // lower than the background: no effect
         assert!((f.expected_arrivals(5 * MIN, 10 * MIN) - 60.0).abs() < 1e-9);
-        f.observed_rate = 20.0 / MIN as f64; // higher: raises the background
+        f.learned.observed_rate = 20.0 / MIN as f64; // higher: raises the background
         assert!((f.expected_arrivals(5 * MIN, 10 * MIN) - 250.0).abs() < 1e-9);
     }
 
@@ -225,25 +218,23 @@ mod tests {
                 users: 300.0,
                 weekly: false,
             }],
-            observed_rate: 37.5 / MIN as f64,
-            observed_window: 5 * MIN,
-            ..Default::default()
+            learned: LearnedArrivals {
+                observed_rate: 37.5 / MIN as f64,
+                observed_window: 5 * MIN,
+                ..Default::default()
+            },
         };
         // At 6 min, 2 minutes of the class remain: 75 users, nothing after it.
         let mu = f.expected_arrivals(6 * MIN, 10 * MIN);
         assert!((mu - 75.0).abs() < 1e-9, "{mu}");
         // Within two standard deviations of the plan (187.5 ± 13.7 over the window): noise,
         // not a busier class.
-        let noisy = ArrivalForecast {
-            observed_rate: (187.5 + 27.0) / (5 * MIN) as f64,
-            ..f.clone()
-        };
+        let mut noisy = f.clone();
+        noisy.learned.observed_rate = (187.5 + 27.0) / (5 * MIN) as f64;
         assert!((noisy.expected_arrivals(6 * MIN, 10 * MIN) - 75.0).abs() < 1e-9);
         // Twice the planned rate: the excess beyond the noise raises the background.
-        let busier = ArrivalForecast {
-            observed_rate: 75.0 / MIN as f64,
-            ..f
-        };
+        let mut busier = f;
+        busier.learned.observed_rate = 75.0 / MIN as f64;
         let mu = busier.expected_arrivals(6 * MIN, 10 * MIN);
         let excess = 187.5 - PLANNED_NOISE_SIGMAS * 187.5f64.sqrt();
         assert!((mu - (75.0 + excess * 2.0)).abs() < 1e-9, "{mu}");
@@ -259,18 +250,20 @@ mod tests {
                 users: 6.0,
                 weekly: false,
             }],
-            observed_rate: 6.0 / (5 * MIN) as f64,
-            observed_window: 5 * MIN,
-            arrived_since: Some((0, 6.0)),
-            ..Default::default()
+            learned: LearnedArrivals {
+                observed_rate: 6.0 / (5 * MIN) as f64,
+                observed_window: 5 * MIN,
+                arrived_since: Some((0, 6.0)),
+                ..Default::default()
+            },
         };
         assert_eq!(f.expected_arrivals(1_000, 15_000), 0.0);
         // Half of them so far: the other half is still expected (3 of the 4.5 planned for
         // [1, 16) s minus the 2.7 arrived ahead of plan), and a class starting later counts
         // in full.
         let mut half = f.clone();
-        half.arrived_since = Some((0, 3.0));
-        half.observed_rate = 3.0 / (5 * MIN) as f64;
+        half.learned.arrived_since = Some((0, 3.0));
+        half.learned.observed_rate = 3.0 / (5 * MIN) as f64;
         let mu = half.expected_arrivals(1_000, 15_000);
         assert!((mu - (4.5 - 2.7)).abs() < 1e-9, "{mu}");
         half.events.push(ScheduledEvent {
@@ -282,11 +275,9 @@ mod tests {
         let mu = half.expected_arrivals(1_000, 15_000);
         assert!((mu - (4.5 - 2.7 + 6.0)).abs() < 1e-9, "{mu}");
         // Without the count, the old behaviour.
-        let plain = ArrivalForecast {
-            arrived_since: None,
-            observed_rate: 0.0,
-            ..f
-        };
+        let mut plain = f;
+        plain.learned.arrived_since = None;
+        plain.learned.observed_rate = 0.0;
         assert!((plain.expected_arrivals(1_000, 15_000) - 4.5).abs() < 1e-9);
     }
 
@@ -312,10 +303,13 @@ mod tests {
         let mut hourly = vec![0.0; 168];
         hourly[1] = 2.0;
         let f = ArrivalForecast {
-            background_rate: 1.0 / MIN as f64,
-            weekly_profile: Some(WeeklyProfile {
-                hourly_factor: hourly,
-            }),
+            learned: LearnedArrivals {
+                rate: 1.0 / MIN as f64,
+                weekly_profile: Some(WeeklyProfile {
+                    hourly_factor: hourly,
+                }),
+                ..Default::default()
+            },
             ..Default::default()
         };
         // 30 min in hour 0 (factor 0) + 30 min in hour 1 (factor 2) = 60 users.

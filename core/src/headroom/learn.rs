@@ -115,30 +115,31 @@ pub struct LearnerConfig {
     pub weekly_profile: bool,
 }
 
-/// The evidence the forecast adds to the scheduled events (see [`ArrivalForecast`]).
+/// The evidence the forecast adds to the scheduled events ([`ArrivalForecast::learned`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LearnedArrivals {
-    /// Background rate, users per ms.
+    /// Background rate, users per ms (an [`Ewma`]'s rate).
     pub rate: f64,
     pub weekly_profile: Option<WeeklyProfile>,
-    /// Rate observed over the last `observed_window` ms (users per ms).
+    /// Rate observed over the last `observed_window` ms, users per ms.
     pub observed_rate: f64,
+    /// The span `observed_rate` was measured over, ending now. The scheduled events'
+    /// expected rate over it is subtracted, so a class that arrives as planned is not
+    /// extrapolated past its end; 0 subtracts nothing.
     pub observed_window: Millis,
-    /// Users arrived since the earliest start of the events in progress (see
-    /// [`ArrivalForecast::arrived_since`] and [`arrived_since`]).
+    /// Users seen arriving since a moment (the earliest start of the events in progress,
+    /// see [`arrived_since`]): arrivals ahead of those events' even schedule (a class that
+    /// logs in at once) are not expected again from the rest of their window, nor taken as
+    /// a higher background. None: no such correction.
     pub arrived_since: Option<(Millis, f64)>,
 }
 
 impl LearnedArrivals {
     /// The forecast of `events` on top of this evidence.
-    pub fn forecast(&self, events: Vec<ScheduledEvent>) -> ArrivalForecast {
+    pub fn forecast(self, events: Vec<ScheduledEvent>) -> ArrivalForecast {
         ArrivalForecast {
             events,
-            background_rate: self.rate,
-            weekly_profile: self.weekly_profile.clone(),
-            observed_rate: self.observed_rate,
-            observed_window: self.observed_window,
-            arrived_since: self.arrived_since,
+            learned: self,
         }
     }
 }
@@ -274,6 +275,15 @@ mod tests {
 
     const MIN: Millis = 60_000;
 
+    fn class_of_300_over_10_min(start: Millis) -> ScheduledEvent {
+        ScheduledEvent {
+            start,
+            window: 10 * MIN,
+            users: 300.0,
+            weekly: false,
+        }
+    }
+
     fn learner(window_min: i64, min_span_s: i64) -> ArrivalLearner {
         ArrivalLearner::new(LearnerConfig {
             half_life: 30 * MIN,
@@ -339,12 +349,7 @@ mod tests {
         assert_eq!(got.observed_window, 5 * MIN);
         assert!((got.observed_rate * (5 * MIN) as f64 - 12.0).abs() < 1e-9);
         // During a class, the live rate is seeded and the background is not.
-        let class = ScheduledEvent {
-            start: 5 * MIN,
-            window: 10 * MIN,
-            users: 300.0,
-            weekly: false,
-        };
+        let class = class_of_300_over_10_min(5 * MIN);
         let mut l = learner(5, 30);
         l.observe(10 * MIN, &existing, &[class]);
         assert_eq!(l.learned(10 * MIN).rate, 0.0);
@@ -382,12 +387,7 @@ mod tests {
 
     #[test]
     fn the_background_is_not_learned_during_an_event() {
-        let class = ScheduledEvent {
-            start: 10 * MIN,
-            window: 10 * MIN,
-            users: 300.0,
-            weekly: false,
-        };
+        let class = class_of_300_over_10_min(10 * MIN);
         let mut l = learner(5, 30);
         l.observe(0, &[], std::slice::from_ref(&class));
         l.observe(5 * MIN, &[MIN; 5], std::slice::from_ref(&class));
@@ -408,12 +408,7 @@ mod tests {
 
     #[test]
     fn arrived_since_counts_from_a_minute_before_the_class() {
-        let class = ScheduledEvent {
-            start: 10 * MIN,
-            window: 10 * MIN,
-            users: 300.0,
-            weekly: false,
-        };
+        let class = class_of_300_over_10_min(10 * MIN);
         let created = [8 * MIN, 9 * MIN + 30_000, 11 * MIN];
         assert_eq!(
             arrived_since(std::slice::from_ref(&class), 12 * MIN, created),

@@ -8,14 +8,16 @@ const MIN: Millis = 60_000;
 
 fn target(rate_per_min: f64, lead: Millis, free: i64, n: i64, cfg: &HeadroomConfig) -> usize {
     let f = ArrivalForecast {
-        background_rate: rate_per_min / MIN as f64,
+        learned: LearnedArrivals {
+            rate: rate_per_min / MIN as f64,
+            ..Default::default()
+        },
         events: vec![ScheduledEvent {
             start: 5 * MIN,
             window: 10 * MIN,
             users: 100.0,
             weekly: false,
         }],
-        ..Default::default()
     };
     let h = headroom_seats(f.expected_arrivals(0, lead), cfg);
     placeholder_target(h, free, n)

@@ -400,8 +400,8 @@ impl Sim<'_> {
         let Some(p) = self.placeholders.predictive.as_mut() else {
             return;
         };
-        let events = std::mem::take(&mut p.forecast.events);
-        p.arrivals.observe(now, &new_user_pods, &events);
+        let events = &p.forecast.events;
+        p.arrivals.observe(now, &new_user_pods, events);
         // What the controller counts for a class in progress: the user pods that exist
         // (their creation times), read only while one is.
         let users = &self.users;
@@ -412,11 +412,10 @@ impl Sim<'_> {
             .map(|id| &pods[id])
             .filter(|pod| pod.alive)
             .map(|pod| pod.created);
-        let learned = LearnedArrivals {
-            arrived_since: arrived_since(&events, now, existing),
+        p.forecast.learned = LearnedArrivals {
+            arrived_since: arrived_since(events, now, existing),
             ..p.arrivals.learned(now)
         };
-        p.forecast = learned.forecast(events);
         let mu = p.forecast.expected_arrivals(now, p.lead);
         let h = headroom_seats(mu, &p.config);
         let target = placeholder_target(h, free_seats, seats_each);
