@@ -79,20 +79,15 @@ impl Sim<'_> {
                 .iter()
                 .filter(|n| live(n) && n.phase == NodePhase::Ready)
                 .map(|n| n.free())
-                .chain(
-                    self.cluster
-                        .nodes
-                        .iter()
-                        .filter(|n| live(n) && n.phase == NodePhase::Booting)
-                        .map(|_| template.clone()),
-                )
                 .collect();
-            let ready = self
-                .cluster
-                .nodes
-                .iter()
-                .filter(|n| live(n) && n.phase == NodePhase::Ready)
-                .count();
+            let ready = snapshot.len();
+            snapshot.extend(
+                self.cluster
+                    .nodes
+                    .iter()
+                    .filter(|n| live(n) && n.phase == NodePhase::Booting)
+                    .map(|_| template.clone()),
+            );
             let left = filter_out_schedulable(
                 &pods,
                 &mut snapshot,
