@@ -36,17 +36,18 @@ pub enum Which {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         Which::SideBySide => {
+            // The experiment's binary, optimized as a benchmark is.
             let mut cmd = cargo();
             cmd.args([
+                "run",
+                "--profile",
                 "bench",
                 "-p",
-                "hubpack-e2e",
-                "--bench",
-                "side_by_side",
+                "hubpack-side-by-side",
                 "--",
             ]);
             for file in &args.scenario {
-                // The bench runs in tests/: make paths absolute.
+                // cargo runs from the workspace root: make paths absolute.
                 let file = std::path::absolute(file)?;
                 cmd.arg("--scenario").arg(file);
             }

@@ -1,7 +1,10 @@
-//! The side-by-side bench's arithmetic, pure (unit-tested by `tests/side_by_side_metrics.rs`):
-//! quantiles, node-hours from node lifetimes, nodes removed after the peak, warm seats
-//! (the simulator's definition), relative errors, and the calibration of the simulator's
-//! warm-start parameter from a real run.
+//! The side-by-side experiment's arithmetic, pure (unit-tested by
+//! `tests/side_by_side_metrics.rs`): the finite values a quantile is taken over (the quantile
+//! itself is hubpack-sim's [`quantile`]), node-hours from node lifetimes, nodes removed after
+//! the peak, warm seats (the simulator's definition), relative errors, and the calibration of
+//! the simulator's warm-start parameter from a real run.
+
+use hubpack_sim::stats::quantile;
 
 /// cpu (millicores), memory (bytes), pod slots.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,18 +50,17 @@ pub fn room(allocatable: Res, users_and_daemons: Res) -> Res {
     allocatable.sub(users_and_daemons)
 }
 
-/// The `q` quantile (nearest rank on the sorted values), NaN when empty.
-pub fn quantile(values: &[f64], q: f64) -> f64 {
+/// The finite values, ascending: what [`quantile`] takes (a run without users, or a user who
+/// never started, gives NaN or infinity, and a quantile over runs ignores them).
+pub fn finite_sorted(values: &[f64]) -> Vec<f64> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
     v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize]
+    v
 }
 
+/// The median of the finite values, NaN when there are none.
 pub fn median(values: &[f64]) -> f64 {
-    quantile(values, 0.5)
+    quantile(&finite_sorted(values), 0.5)
 }
 
 /// A node's life in seconds from the run's start: created, deleted (None: still there).
@@ -134,8 +136,7 @@ pub fn calibrated_container_start_s(
 
 /// Empirical CDF points (value, share ≤ value) of finite values, sorted.
 pub fn cdf(values: &[f64]) -> Vec<(f64, f64)> {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    v.sort_by(f64::total_cmp);
+    let v = finite_sorted(values);
     let n = v.len() as f64;
     v.into_iter()
         .enumerate()

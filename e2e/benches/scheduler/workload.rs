@@ -2,10 +2,11 @@
 //! burst (users arriving evenly over a window onto warm nodes full of per-user placeholders,
 //! with cold nodes free). Each phase is bounded in time and says so when it runs out.
 
-use crate::observe::{self, Seen, Shared, quantile};
+use crate::observe::{self, Seen, Shared, ascending};
 use crate::setup::{IMAGE, PLACEHOLDER_CLASS, SCHEDULER_NAME, SEATS_PER_NODE, warm_name};
 use futures::StreamExt;
 use hubpack_e2e::harness;
+use hubpack_sim::stats::quantile;
 use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Api;
@@ -91,7 +92,7 @@ pub async fn throughput(
     let overcommitted = observe::overcommitted_nodes(client).await;
     // The watches are stopped: take what they saw.
     let s = std::mem::take(&mut *observe::lock(&seen));
-    let latencies = bind_latencies(&s, &created);
+    let latencies = ascending(bind_latencies(&s, &created));
     let last = s.bound.values().map(|(_, at)| *at).max().unwrap_or(start);
     let result = Throughput {
         created: created.len(),
@@ -252,11 +253,12 @@ fn burst_result(
     overcommitted: Vec<String>,
     timed_out: bool,
 ) -> Burst {
-    let bind: Vec<f64> = s
-        .bound
-        .iter()
-        .filter_map(|(n, (_, at))| Some(ms(*at - *arrivals.get(n)?)))
-        .collect();
+    let bind: Vec<f64> = ascending(
+        s.bound
+            .iter()
+            .filter_map(|(n, (_, at))| Some(ms(*at - *arrivals.get(n)?)))
+            .collect(),
+    );
     // A preemptor: nominated to a node (both schedulers nominate only when preempting). Its
     // eviction: the first placeholder on that node seen going, not already matched to an
     // earlier preemptor, from a second before the nomination was seen on (kube-scheduler
@@ -287,11 +289,13 @@ fn burst_result(
             Some(ms(bound_at.saturating_duration_since(evicted_at)))
         })
         .collect();
-    let ready: Vec<f64> = s
-        .ready
-        .iter()
-        .filter_map(|(n, at)| Some(ms(at.saturating_duration_since(*arrivals.get(n)?))))
-        .collect();
+    let preempt = ascending(preempt);
+    let ready: Vec<f64> = ascending(
+        s.ready
+            .iter()
+            .filter_map(|(n, at)| Some(ms(at.saturating_duration_since(*arrivals.get(n)?))))
+            .collect(),
+    );
     let warm_at = |node: &str, t: Instant| s.warm_since.get(node).is_some_and(|w| *w <= t);
     let on_cold: Vec<&String> = s
         .bound
@@ -418,7 +422,7 @@ async fn one_burst(
         w.abort();
     }
     let s = std::mem::take(&mut *observe::lock(&seen));
-    let latencies = bind_latencies(&s, &created);
+    let latencies = ascending(bind_latencies(&s, &created));
     clean(client, &ns).await;
     (quantile(&latencies, 0.99), timed_out)
 }

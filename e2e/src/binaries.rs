@@ -1,4 +1,4 @@
-//! Where the control-plane binaries live: `tests/controlplane/build.sh` builds them from their Go
+//! Where the control-plane binaries live: `e2e/controlplane/build.sh` builds them from their Go
 //! modules into `$HUBPACK_CACHE/bin/<component>-<version>-<go version>-<platform>/` (default cache
 //! `~/.cache/hubpack/k8s`). This module finds them, or runs the build script.
 

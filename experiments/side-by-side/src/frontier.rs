@@ -6,11 +6,12 @@
 //! stacks are listed: a static budget buys start time with seats held for the whole run, so
 //! cheap and fast together takes timing, which is what the predictive controller adds.
 
-use crate::metrics::{median, quantile};
+use crate::metrics::{finite_sorted, median};
 use crate::plan::{Plan, Stack};
 use crate::simulate::{self, SimParams};
 use hubpack_sim::engine::PolicySpec;
 use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_sim::stats::quantile;
 
 /// One policy's medians over the seeds.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -104,7 +105,7 @@ fn point(
     Ok(Point {
         family: family.into(),
         seats,
-        p95_start_s: med(&|r| quantile(&simulate::waits(r), 0.95)),
+        p95_start_s: med(&|r| quantile(&finite_sorted(&simulate::waits(r)), 0.95)),
         node_hours: med(&|r| r.node_hours),
         placement_hol_users: med(&|r| simulate::placement_hol(r) as f64),
     })

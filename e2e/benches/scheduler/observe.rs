@@ -181,12 +181,8 @@ pub async fn overcommitted_nodes(client: &kube::Client) -> Vec<String> {
         .collect()
 }
 
-/// The `q` quantile (nearest rank) of `values`, NaN when empty.
-pub fn quantile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * q).round() as usize]
+/// `values` ascending, as hubpack-sim's `quantile` takes them.
+pub fn ascending(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
 }

@@ -2,13 +2,14 @@
 //! the policy each stack is in the simulator's terms, the same seeds as the real runs, and
 //! the free parameters fitted on the calibration scenario ([`SimParams`]).
 
-use crate::metrics::{self, median, quantile, rel_err};
+use crate::metrics::{self, finite_sorted, median, rel_err};
 use crate::plan::{Plan, Stack};
 use crate::report::RunNumbers;
 use hubpack_sim::engine::{PolicySpec, run_one};
 use hubpack_sim::metrics::RunResult;
 use hubpack_sim::runner::resolve_n;
 use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_sim::stats::quantile;
 
 pub fn policy(sc: &Scenario, plan: &Plan, stack: Stack) -> PolicySpec {
     let (scheduler, placeholders) = match stack {
@@ -150,7 +151,7 @@ pub fn numbers(
                 users: r.users.len(),
                 unfinished: r.users.iter().filter(|u| u.ready_s.is_none()).count(),
                 p50_start_s: median(&waits),
-                p95_start_s: quantile(&waits, 0.95),
+                p95_start_s: quantile(&finite_sorted(&waits), 0.95),
                 // The simulator records arrivals, not pod creations.
                 p95_create_to_bound_s: f64::NAN,
                 p95_create_to_ready_s: f64::NAN,

@@ -1,21 +1,24 @@
-//! Unit tests of the side-by-side bench's arithmetic (`benches/side_by_side/metrics.rs`),
-//! which the bench itself (not run in CI) relies on. No cluster; milliseconds.
+//! Unit tests of the side-by-side experiment's arithmetic (`src/metrics.rs`), which the
+//! experiment itself (not run in CI) relies on. No cluster; milliseconds.
 
-#![allow(clippy::unwrap_used)] // a test binary
-
-#[path = "../benches/side_by_side/metrics.rs"]
-#[allow(dead_code)] // the bench uses what these tests do not
-mod metrics;
-
-use metrics::*;
+use hubpack_side_by_side::metrics::*;
+use hubpack_sim::stats::quantile;
 
 #[test]
-fn quantile_is_nearest_rank_and_ignores_nan() {
+fn quantiles_interpolate_over_the_finite_values() {
     let v: Vec<f64> = (1..=100).map(f64::from).collect();
-    assert_eq!(quantile(&v, 0.95), 95.0);
-    assert_eq!(quantile(&v, 0.0), 1.0);
-    assert_eq!(quantile(&v, 1.0), 100.0);
+    let sorted = finite_sorted(&v);
+    assert!((quantile(&sorted, 0.95) - 95.05).abs() < 1e-9);
+    assert_eq!(quantile(&sorted, 0.0), 1.0);
+    assert_eq!(quantile(&sorted, 1.0), 100.0);
+    // NaN (a user who never started) and infinities are left out, not sorted in.
+    assert_eq!(
+        finite_sorted(&[3.0, f64::NAN, 1.0, f64::INFINITY, 2.0]),
+        vec![1.0, 2.0, 3.0]
+    );
     assert_eq!(median(&[3.0, f64::NAN, 1.0, 2.0]), 2.0);
+    assert_eq!(median(&[4.0, f64::NAN, 1.0, 2.0, 3.0]), 2.5);
+    assert!(median(&[f64::NAN]).is_nan());
     assert!(quantile(&[], 0.5).is_nan());
 }
 

@@ -11,7 +11,7 @@
 //! provider ([`autoscaler`]): node groups from templates in a ConfigMap, nodes it adds boot and
 //! pull like any other, with compressed but upstream-meaning timings.
 //!
-//! The Go components are built from their Go modules by `tests/controlplane/build.sh`
+//! The Go components are built from their Go modules by `e2e/controlplane/build.sh`
 //! (`cargo xtask cluster build`) and cached in `~/.cache/hubpack/k8s`; cluster-autoscaler, which
 //! the module proxy refuses, builds as the main module from the upstream source bundle in
 //! `../shared/upstream/`.

@@ -1,5 +1,5 @@
 //! kwok's configuration for the e2e cluster: which nodes it manages (annotation
-//! `kwok.x-k8s.io/node=fake`) and its Stages (`tests/controlplane/kwok/stages.yaml`): a node
+//! `kwok.x-k8s.io/node=fake`) and its Stages (`e2e/controlplane/kwok/stages.yaml`): a node
 //! boots for a delay before turning Ready, and a pod starts at the time the image model wrote
 //! in its `e2e.hubpack.dev/ready-at` annotation.
 

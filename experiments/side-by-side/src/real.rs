@@ -3,7 +3,7 @@
 //! stack's scheduler, placeholders and pre-puller, and the users of one seed; observed until
 //! the scenario's (compressed) end.
 
-use crate::metrics::{self, Res, node_hours, peak_and_removed_after, quantile};
+use crate::metrics::{self, Res, finite_sorted, node_hours, peak_and_removed_after};
 use crate::observe::{self, Observer, Shared, UserSeen};
 use crate::plan::{Plan, Stack};
 use crate::report::RunNumbers;
@@ -12,6 +12,7 @@ use hubpack_e2e::autoscaler::NodeGroup;
 use hubpack_e2e::cluster::{Cluster, ClusterOptions};
 use hubpack_e2e::nodes::{NodeTemplate, Pool};
 use hubpack_e2e::processes;
+use hubpack_sim::stats::quantile;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -166,9 +167,9 @@ fn numbers(plan: &Plan, stack: Stack, seed: u64, obs: &Observer) -> Result<RealR
             users: arrived.len(),
             unfinished: arrived.iter().filter(|u| u.ready_s.is_none()).count(),
             p50_start_s: metrics::median(&waits),
-            p95_start_s: quantile(&waits, 0.95),
-            p95_create_to_bound_s: quantile(&bound, 0.95),
-            p95_create_to_ready_s: quantile(&ready, 0.95),
+            p95_start_s: quantile(&finite_sorted(&waits), 0.95),
+            p95_create_to_bound_s: quantile(&finite_sorted(&bound), 0.95),
+            p95_create_to_ready_s: quantile(&finite_sorted(&ready), 0.95),
             node_hours: node_hours(&lives, end_s) * f,
             peak_nodes: peak,
             nodes_removed_after_peak: removed,

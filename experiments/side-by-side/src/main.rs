@@ -1,60 +1,24 @@
-//! `cargo xtask bench side-by-side [--scenario FILE]... [--runs N] [--compression F]`
-//! (the bench binary also takes `--validation-runs N --stacks a,b --parallel N --out DIR`): hubpack against the z2jh stack on fresh
-//! local clusters (the real control plane, the real cluster-autoscaler), and hubpack-sim
-//! against those real runs.
-//!
-//! Stacks (`plan::Stack`): z2jh as shipped (the stock kube-scheduler as a second scheduler
-//! with z2jh's user-scheduler profile, per-user placeholders at −10, the continuous
-//! pre-puller at −5); z2jh as 2i2c tunes it (one node-sized placeholder); hubpack-scheduler
-//! with static N-user placeholders of z2jh's seat budget; hubpack-scheduler with
-//! hubpack-placeholder-ctl sizing from the scenario's events. Scenarios are hubpack-sim
-//! files at real scale (`sim/scenarios/side-by-side/`); one compression factor divides every
-//! duration in them (boot, pull, sessions, culler, spawn limits' retries, CA's scan interval,
-//! unneeded time and delays) for the real runs, whose times and node-hours are multiplied back:
-//! every number reported is at the scenario's real scale.
-//!
-//! The simulator's free parameters (`simulate::SimParams`: a warm start, measured, and CA's
-//! loop time, fitted by a grid search; `--real-from` fits the loop again, for a changed
-//! model) come from the calibration scenario (`sbs-class-burst`, or the first given) only,
-//! then the same values are used on the others (validation). The JSON summary (medians over runs, on the
-//! calibration scenario; the sim errors are the largest over validation scenarios and
-//! stacks) is the last line of stdout; the report directory (default `out/side-by-side/`)
-//! has every run and the plots, and per scenario `<scenario>-frontier.{html,csv}`: what every
-//! static seat budget costs there in the simulator (`frontier`).
+//! `cargo xtask bench side-by-side [--scenario FILE]... [--runs N] [--compression F]`, or
+//! `cargo run --release -p hubpack-side-by-side -- [ARGS]` (the binary also takes
+//! `--validation-runs N --stacks a,b --parallel N --out DIR --real-from FILE` and the
+//! simulator's parameters): the side-by-side experiment (see the library's doc). The JSON
+//! summary is the last line of stdout.
 //!
 //! To read one run closely: `SBS_KEEP_STATE=1` keeps each cluster's state directory (the
 //! components' logs; `HUBPACK_CA_VERBOSITY=4` for CA's) with `users.tsv` and `nodes.tsv`,
 //! the run's per-user and per-node timeline at the scenario's scale; `RUST_LOG=…` prints the
 //! in-process controllers' logs (e.g. `hubpack_placeholder_ctl=info`: every decision).
 
-#![allow(clippy::unwrap_used)] // a benchmark may unwrap
-
-#[path = "side_by_side/frontier.rs"]
-mod frontier;
-#[path = "side_by_side/metrics.rs"]
-mod metrics;
-#[path = "side_by_side/observe.rs"]
-mod observe;
-#[path = "side_by_side/plan.rs"]
-mod plan;
-#[path = "side_by_side/real.rs"]
-mod real;
-#[path = "side_by_side/report.rs"]
-mod report;
-#[path = "side_by_side/simulate.rs"]
-mod simulate;
-#[path = "side_by_side/stacks.rs"]
-mod stacks;
-#[path = "side_by_side/users.rs"]
-mod users;
+#![allow(clippy::unwrap_used)] // an experiment may unwrap
 
 use clap::Parser;
 use futures::StreamExt;
+use hubpack_side_by_side::metrics::{self, rel_err};
+use hubpack_side_by_side::plan::{Plan, STACKS, Stack};
+use hubpack_side_by_side::report::{self, RunNumbers};
+use hubpack_side_by_side::simulate::{self, SimParams};
+use hubpack_side_by_side::{frontier, real};
 use hubpack_sim::scenario::Scenario;
-use metrics::rel_err;
-use plan::{Plan, STACKS, Stack};
-use report::RunNumbers;
-use simulate::SimParams;
 use std::path::PathBuf;
 
 const CALIBRATION: &str = "sbs-class-burst";
@@ -101,9 +65,6 @@ struct Args {
     /// The simulator's image pull (schedulable → warm) instead of the calibration runs'.
     #[arg(long)]
     node_pull_s: Option<f64>,
-    /// Passed by `cargo bench`; ignored.
-    #[arg(long, hide = true)]
-    bench: bool,
 }
 
 fn main() {
@@ -127,8 +88,9 @@ fn main() {
     }
 }
 
+/// The workspace root (this crate lives in `experiments/side-by-side/`).
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 async fn bench(args: Args) -> Result<(), String> {
