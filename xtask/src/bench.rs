@@ -36,16 +36,24 @@ pub enum Which {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which {
         Which::SideBySide => {
-            // The experiment's binary, optimized as a benchmark is.
+            // The experiment and the image model its clusters run, both optimized.
+            step(
+                "build hubpack-e2e-model (release)",
+                cargo().args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "hubpack-e2e",
+                    "--bin",
+                    "hubpack-e2e-model",
+                ]),
+            )?;
             let mut cmd = cargo();
-            cmd.args([
-                "run",
-                "--profile",
-                "bench",
-                "-p",
-                "hubpack-side-by-side",
-                "--",
-            ]);
+            cmd.args(["run", "--release", "-p", "hubpack-side-by-side", "--"])
+                .env(
+                    "HUBPACK_E2E_MODEL_BIN",
+                    target_dir().join("release").join("hubpack-e2e-model"),
+                );
             for file in &args.scenario {
                 // cargo runs from the workspace root: make paths absolute.
                 let file = std::path::absolute(file)?;
@@ -74,18 +82,22 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 "build hubpack-scheduler (release)",
                 cargo().args(["build", "--release", "-p", "hubpack-scheduler"]),
             )?;
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| crate::run::root().join("target"));
             step(
                 "bench scheduler",
                 cargo()
                     .args(["bench", "-p", "hubpack-e2e", "--bench", "scheduler"])
                     .env(
                         "HUBPACK_SCHEDULER_BIN",
-                        target.join("release").join("hubpack-scheduler"),
+                        target_dir().join("release").join("hubpack-scheduler"),
                     ),
             )
         }
     }
+}
+
+/// Where cargo puts what it builds.
+fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::run::root().join("target"))
 }

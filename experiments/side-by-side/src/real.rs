@@ -13,6 +13,7 @@ use hubpack_e2e::cluster::{Cluster, ClusterOptions};
 use hubpack_e2e::nodes::{NodeTemplate, Pool};
 use hubpack_e2e::processes;
 use hubpack_sim::stats::quantile;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,26 @@ fn template(plan: &Plan) -> NodeTemplate {
     )
 }
 
+/// The `hubpack-e2e-model` binary the cluster runs beside the control plane:
+/// `$HUBPACK_E2E_MODEL_BIN` (`cargo xtask bench side-by-side` builds it and sets it), else the
+/// one built next to this binary (`cargo build --release -p hubpack-e2e --bin
+/// hubpack-e2e-model`).
+pub fn model_bin() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("HUBPACK_E2E_MODEL_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("this binary's path: {e}"))?;
+    let sibling = exe.with_file_name("hubpack-e2e-model");
+    if sibling.is_file() {
+        Ok(sibling)
+    } else {
+        Err(format!(
+            "no {}: build it (cargo build --release -p hubpack-e2e --bin hubpack-e2e-model) or set HUBPACK_E2E_MODEL_BIN",
+            sibling.display()
+        ))
+    }
+}
+
 pub async fn run(
     plan: &Plan,
     stack: Stack,
@@ -39,7 +60,7 @@ pub async fn run(
 ) -> Result<RealRun, String> {
     let tag = format!("{}-{}-{seed}", plan.name, stack.key());
     let dir = format!("/tmp/hubpack-sbs-{}-{tag}", std::process::id());
-    let mut opts = ClusterOptions::new(&dir, env!("CARGO_BIN_EXE_hubpack-e2e-model"));
+    let mut opts = ClusterOptions::new(&dir, model_bin()?);
     let base = template(plan);
     opts.nodes = (0..plan.initial_nodes)
         .map(|i| {
