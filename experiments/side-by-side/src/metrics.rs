@@ -14,23 +14,31 @@ pub struct Res {
     pub pods: i64,
 }
 
-impl Res {
-    pub fn add(self, o: Res) -> Res {
+impl std::ops::Add for Res {
+    type Output = Res;
+
+    fn add(self, o: Res) -> Res {
         Res {
             cpu_m: self.cpu_m + o.cpu_m,
             mem: self.mem + o.mem,
             pods: self.pods + o.pods,
         }
     }
+}
 
-    pub fn sub(self, o: Res) -> Res {
+impl std::ops::Sub for Res {
+    type Output = Res;
+
+    fn sub(self, o: Res) -> Res {
         Res {
             cpu_m: self.cpu_m - o.cpu_m,
             mem: self.mem - o.mem,
             pods: self.pods - o.pods,
         }
     }
+}
 
+impl Res {
     pub fn fits_in(self, room: Res) -> bool {
         self.cpu_m <= room.cpu_m && self.mem <= room.mem && self.pods <= room.pods
     }
@@ -47,7 +55,7 @@ impl Res {
 /// One node's room for a user: allocatable minus what every pod but placeholders requests
 /// (a placeholder's room is a seat: users preempt it), as the simulator's `warm_seats`.
 pub fn room(allocatable: Res, users_and_daemons: Res) -> Res {
-    allocatable.sub(users_and_daemons)
+    allocatable - users_and_daemons
 }
 
 /// The finite values, ascending: what [`quantile`] takes (a run without users, or a user who

@@ -349,7 +349,7 @@ impl Seen {
         for p in self.pods.values() {
             if let (Some(node), false, false) = (p.node.as_deref(), p.gone, p.placeholder) {
                 let e = used.entry(node).or_default();
-                *e = e.add(p.requests);
+                *e = *e + p.requests;
             }
         }
         self.nodes
