@@ -15,6 +15,10 @@ pub struct BenchArgs {
     /// side-by-side: the time compression factor (default 10).
     #[arg(long)]
     pub compression: Option<f64>,
+    /// side-by-side: no cluster; the real runs of an earlier report's summary.json (or its
+    /// real-runs.jsonl), simulated again.
+    #[arg(long)]
+    pub real_from: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -64,6 +68,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             if let Some(f) = args.compression {
                 cmd.arg(format!("--compression={f}"));
+            }
+            if let Some(file) = &args.real_from {
+                cmd.arg("--real-from").arg(std::path::absolute(file)?);
             }
             step("bench side-by-side", &mut cmd)
         }
