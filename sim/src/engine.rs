@@ -3,9 +3,9 @@
 //! state, the loop and the scheduling pass that calls the policy.
 
 use crate::clock::{Agenda, secs};
-use crate::cluster::{Cluster, NodeId, PodId, PodKind};
+use crate::cluster_state::{ClusterState, NodeId, PodId, PodKind};
 use crate::events::Event;
-use crate::metrics::{RunResult, Sample, UserRun};
+use crate::outcome::{RunResult, Sample, UserRun};
 use crate::models::arrivals::{self, ArrivalError, Session};
 use crate::models::autoscaler::AutoscalerState;
 use crate::models::placeholders::{PlaceholderError, PlaceholderState};
@@ -47,7 +47,7 @@ pub struct Sim<'a> {
     pub sc: &'a Scenario,
     pub policy: PolicySpec,
     pub agenda: Agenda<Event>,
-    pub cluster: Cluster,
+    pub cluster: ClusterState,
     scheduler: Box<dyn Scheduler>,
     pub rng: ChaCha8Rng,
     pub users: Vec<UserRun>,
@@ -84,7 +84,7 @@ impl<'a> Sim<'a> {
             .iter()
             .map(|p| p.daemonset_overhead.to_resources())
             .collect();
-        let cluster = Cluster::new(
+        let cluster = ClusterState::new(
             image_names,
             image_sizes,
             pool_names,

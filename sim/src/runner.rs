@@ -2,7 +2,7 @@
 //! rayon (each run stays single-threaded and deterministic), with an optional progress bar.
 
 use crate::engine::{PolicySpec, RunError, run_one};
-use crate::metrics::RunResult;
+use crate::outcome::RunResult;
 use crate::models::placeholders::PlaceholderState;
 use crate::scenario::{PlaceholderMode, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -275,7 +275,7 @@ fn run_seeds(
     sc: &Scenario,
     policy: &PolicySpec,
     seeds: std::ops::Range<u64>,
-) -> Result<Vec<crate::metrics::RunResult>, RunError> {
+) -> Result<Vec<crate::outcome::RunResult>, RunError> {
     use rayon::prelude::*;
     seeds
         .into_par_iter()

@@ -3,7 +3,7 @@
 //! autoscaler activity.
 
 use crate::engine::PolicySpec;
-use crate::metrics::{RunResult, WaitCause};
+use crate::outcome::{RunResult, WaitCause};
 use crate::scenario::Scenario;
 use crate::stats::{Estimate, quantile};
 use serde::Serialize;

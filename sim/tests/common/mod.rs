@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use hubpack_sim::engine::{PolicySpec, run_one};
-use hubpack_sim::metrics::RunResult;
+use hubpack_sim::outcome::RunResult;
 use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use std::path::Path;
 

@@ -98,7 +98,7 @@ fn point(
     params: SimParams,
 ) -> Result<Point, String> {
     let runs = simulate::runs_of_policy(sc, policy, seeds, params)?;
-    let med = |f: &dyn Fn(&hubpack_sim::metrics::RunResult) -> f64| {
+    let med = |f: &dyn Fn(&hubpack_sim::outcome::RunResult) -> f64| {
         median(&runs.iter().map(f).collect::<Vec<_>>())
     };
     Ok(Point {

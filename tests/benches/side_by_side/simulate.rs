@@ -6,7 +6,7 @@ use crate::metrics::{self, median, quantile, rel_err};
 use crate::plan::{Plan, Stack};
 use crate::report::RunNumbers;
 use hubpack_sim::engine::{PolicySpec, run_one};
-use hubpack_sim::metrics::RunResult;
+use hubpack_sim::outcome::RunResult;
 use hubpack_sim::runner::resolve_n;
 use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 

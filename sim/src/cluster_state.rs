@@ -98,7 +98,7 @@ impl PodState {
 /// Pending pods in kube-scheduler's queue order: higher priority first, then older.
 type QueueKey = (i32, Millis, PodId);
 
-pub struct Cluster {
+pub struct ClusterState {
     pub nodes: Vec<NodeState>,
     pub pods: Vec<PodState>,
     pending: BTreeSet<QueueKey>,
@@ -116,16 +116,16 @@ pub struct Cluster {
     pub live_nodes: Vec<usize>,
 }
 
-impl Cluster {
+impl ClusterState {
     pub fn new(
         image_names: Vec<ImageName>,
         image_sizes_mb: Vec<f64>,
         pool_names: Vec<String>,
         daemonsets: Vec<Resources>,
         mirror_snapshot: bool,
-    ) -> Cluster {
+    ) -> ClusterState {
         let pools = pool_names.len();
-        Cluster {
+        ClusterState {
             nodes: Vec::new(),
             pods: Vec::new(),
             pending: BTreeSet::new(),

@@ -2,7 +2,7 @@
 //! the cluster, and counters; `RunResult::collect` turns the final state into them.
 
 use crate::clock::secs;
-use crate::cluster::{NodeId, NodePhase, PodKind};
+use crate::cluster_state::{NodeId, NodePhase, PodKind};
 use crate::engine::{PolicySpec, Sim};
 use crate::events::Event;
 use crate::models::arrivals::Session;
@@ -19,7 +19,7 @@ pub struct UserRun {
     pub attempts: u32,
     pub failed_attempt: Option<u32>,
     pub failed_spawns: u32,
-    pub pod: Option<crate::cluster::PodId>,
+    pub pod: Option<crate::cluster_state::PodId>,
     pub spawn_limited: bool,
     /// Refused by the spawn limit while every unplaced user had a warm seat.
     pub hub_queue_blocked: bool,
