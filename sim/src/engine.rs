@@ -5,10 +5,10 @@
 use crate::clock::{Agenda, secs};
 use crate::cluster_state::{ClusterState, NodeId, PodId, PodKind};
 use crate::events::Event;
-use crate::outcome::{RunResult, Sample, UserRun};
 use crate::models::arrivals::{self, ArrivalError, Session};
 use crate::models::autoscaler::AutoscalerState;
 use crate::models::placeholders::{PlaceholderError, PlaceholderState};
+use crate::outcome::{RunResult, Sample, UserRun};
 use crate::policy::{Placement, Scheduler, scheduler_for};
 use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use hubpack_core::model::{ImageName, Millis};

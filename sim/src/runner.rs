@@ -2,8 +2,8 @@
 //! rayon (each run stays single-threaded and deterministic), with an optional progress bar.
 
 use crate::engine::{PolicySpec, RunError, run_one};
-use crate::outcome::RunResult;
 use crate::models::placeholders::PlaceholderState;
+use crate::outcome::RunResult;
 use crate::scenario::{PlaceholderMode, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;

@@ -8,8 +8,8 @@ mod common;
 
 use hubpack_sim::engine::run_one;
 use hubpack_sim::plan::{self, Target};
-use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use hubpack_sim::scenario::z2jh_values::{Applied, apply_file};
+use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use std::path::Path;
 
 fn fixture(name: &str) -> (Scenario, Applied) {

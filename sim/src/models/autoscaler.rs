@@ -429,7 +429,10 @@ mod tests {
             s.on_autoscaler_scan(t * MIN);
         }
         assert_eq!(s.autoscaler.scale_downs, 1);
-        assert_eq!(s.cluster.nodes[b].phase, crate::cluster_state::NodePhase::Ready);
+        assert_eq!(
+            s.cluster.nodes[b].phase,
+            crate::cluster_state::NodePhase::Ready
+        );
     }
 
     #[test]
