@@ -45,6 +45,7 @@ pub mod policy;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod session;
 pub mod stats;
 #[cfg(test)]
 mod test_support;

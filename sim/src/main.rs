@@ -4,13 +4,13 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hubpack_sim::engine::{PolicySpec, RunError};
+use hubpack_sim::engine::RunError;
 use hubpack_sim::plan::event::{EventArgs, parse_duration_s};
 use hubpack_sim::plan::{self, Target, output};
 use hubpack_sim::report;
 use hubpack_sim::runner::{grid, resolve_n, run_grid};
 use hubpack_sim::scenario::z2jh_values::{self, Z2jhError};
-use hubpack_sim::scenario::{PlaceholderMode, Scenario, ScenarioError, SchedulerKind};
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, ScenarioError, SchedulerKind};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

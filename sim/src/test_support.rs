@@ -2,8 +2,8 @@
 //! and pods put on nodes by hand.
 
 use crate::cluster_state::{NodeId, PodId, PodKind};
-use crate::engine::{PolicySpec, Sim};
-use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use crate::engine::Sim;
+use crate::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use hubpack_core::model::{Millis, Pod, PodRole, Resources};
 use std::path::Path;
 

@@ -13,11 +13,11 @@
 pub mod event;
 pub mod output;
 
-use crate::engine::{PolicySpec, RunError};
+use crate::engine::RunError;
 use crate::models::placeholders::PlaceholderState;
 use crate::report::summary::{PolicySummary, Summary};
 use crate::runner::run_grid;
-use crate::scenario::{PlaceholderMode, PredictiveSpec, Scenario, SchedulerKind};
+use crate::scenario::{PlaceholderMode, PolicySpec, PredictiveSpec, Scenario, SchedulerKind};
 use hubpack_core::headroom::seats_in;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};

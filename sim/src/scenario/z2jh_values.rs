@@ -7,9 +7,8 @@
 //! are ignored (a values file has hundreds); values the model cannot use are collected
 //! into one warning. Defaults are z2jh's own.
 
-use crate::engine::PolicySpec;
 use crate::scenario::{
-    ImageSpec, PlaceholderMode, ProfileSpec, ResourceSpec, Scenario, SchedulerKind,
+    ImageSpec, PlaceholderMode, PolicySpec, ProfileSpec, ResourceSpec, Scenario, SchedulerKind,
 };
 use serde::Deserialize;
 use serde_json::Value;

@@ -9,8 +9,7 @@
 use crate::metrics::{median, quantile};
 use crate::plan::{Plan, Stack};
 use crate::simulate::{self, SimParams};
-use hubpack_sim::engine::PolicySpec;
-use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 
 /// One policy's medians over the seeds.
 #[derive(Clone, Debug, serde::Serialize)]
