@@ -1,5 +1,6 @@
-//! The simulated cluster: nodes (booting, Ready, deleted), pods (users and placeholders),
-//! the pending queue, resource accounting, and — for the hubpack scheduler — a mirrored
+//! The simulated cluster's state as a run changes it (the scenario's pools describe it
+//! before the run): nodes (booting, Ready, deleted), pods (users and placeholders), the
+//! pending queue, resource accounting, and — for the hubpack scheduler — a mirrored
 //! `hubpack_core::snapshot::Snapshot` kept in step with every change.
 
 use hubpack_core::model::{ImageName, Millis, Node, Pod, PodKey, PodRole, Resources};

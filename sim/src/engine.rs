@@ -203,8 +203,8 @@ impl<'a> Sim<'a> {
                     for v in victims {
                         self.evict_placeholder(v, now);
                     }
-                    // Victims are gone before the bind (DESIGN: bind only once deletions
-                    // are observed); the sim observes them at once.
+                    // The scheduler binds only once it observes the victims' deletions;
+                    // the sim observes them at once.
                     self.bind_if_fits(pod, node, now);
                 }
                 Placement::Unschedulable => self.mark_unschedulable(pod, now),

@@ -150,15 +150,16 @@ pub struct RunResult {
     pub warm_start_s: f64,
 }
 
-fn s(ms: Millis) -> f64 {
+/// Milliseconds as seconds, for the records.
+fn seconds(ms: Millis) -> f64 {
     ms as f64 / 1000.0
 }
 
 impl Sample {
     /// The cluster at `now`, as the time series shows it.
     pub fn observe(cluster: &ClusterState, now: Millis) -> Sample {
-        let mut x = Sample {
-            t_s: s(now),
+        let mut sample = Sample {
+            t_s: seconds(now),
             nodes_ready: 0,
             nodes_booting: 0,
             users_running: 0,
@@ -172,28 +173,28 @@ impl Sample {
         for n in &cluster.nodes {
             match n.phase {
                 NodePhase::Ready => {
-                    x.nodes_ready += 1;
+                    sample.nodes_ready += 1;
                     cap += n.allocatable.cpu_milli;
                     held += n.held.cpu_milli;
                     used += n.requested.cpu_milli - n.held.cpu_milli;
                 }
-                NodePhase::Booting => x.nodes_booting += 1,
+                NodePhase::Booting => sample.nodes_booting += 1,
                 NodePhase::Deleted => {}
             }
         }
         for p in cluster.pending() {
             match cluster.pods[p].kind {
-                PodKind::User(_) => x.users_pending += 1,
-                PodKind::Placeholder => x.placeholders_pending += 1,
+                PodKind::User(_) => sample.users_pending += 1,
+                PodKind::Placeholder => sample.placeholders_pending += 1,
             }
         }
-        x.users_running = cluster.nodes.iter().map(|n| n.users).sum();
-        x.placeholders_running = cluster.nodes.iter().map(|n| n.placeholders).sum();
+        sample.users_running = cluster.nodes.iter().map(|n| n.users).sum();
+        sample.placeholders_running = cluster.nodes.iter().map(|n| n.placeholders).sum();
         if cap > 0 {
-            x.cpu_alloc_users = used as f64 / cap as f64;
-            x.cpu_alloc_placeholders = held as f64 / cap as f64;
+            sample.cpu_alloc_users = used as f64 / cap as f64;
+            sample.cpu_alloc_placeholders = held as f64 / cap as f64;
         }
-        x
+        sample
     }
 }
 
@@ -240,14 +241,14 @@ impl UserRecord {
         UserRecord {
             user,
             profile: u.session.profile,
-            arrival_s: s(u.session.arrival),
-            bound_s: u.bound_at.map(s),
-            ready_s: u.ready.map(s),
-            wait_s: wait.map(s),
-            gave_up_after_s: u.gave_up.map(|g| s(g - u.session.arrival)),
+            arrival_s: seconds(u.session.arrival),
+            bound_s: u.bound_at.map(seconds),
+            ready_s: u.ready.map(seconds),
+            wait_s: wait.map(seconds),
+            gave_up_after_s: u.gave_up.map(|g| seconds(g - u.session.arrival)),
             node: u.node.map(|n| cluster.nodes[n].name.clone()),
             node_was_new: u.node_was_new,
-            culled_s: u.culled.map(s),
+            culled_s: u.culled.map(seconds),
             attempts: u.attempts,
             failed_spawns: u.failed_spawns,
             warm_seat_at_arrival: u.warm_seat_at_arrival,
@@ -285,9 +286,9 @@ impl RunResult {
             .iter()
             .map(|n| NodeRecord {
                 name: n.name.clone(),
-                created_s: s(n.created),
-                ready_s: s(n.ready_at),
-                deleted_s: n.deleted_at.map(s),
+                created_s: seconds(n.created),
+                ready_s: seconds(n.ready_at),
+                deleted_s: n.deleted_at.map(seconds),
             })
             .collect();
         RunResult {
@@ -303,7 +304,7 @@ impl RunResult {
             nodes,
             scale_ups: counters.scale_ups,
             scale_downs: counters.scale_downs,
-            warm_start_s: s(warm_start),
+            warm_start_s: seconds(warm_start),
         }
     }
 }

@@ -185,8 +185,7 @@ impl Sim<'_> {
             .sum()
     }
 
-    /// Warm as DESIGN.md and hubpack-core define it: Ready for the settle time and the
-    /// image present.
+    /// Warm as hubpack-core defines it: Ready for the settle time and the image present.
     pub(crate) fn is_warm(&self, node: NodeId, image: usize, now: Millis) -> bool {
         let n = &self.cluster.nodes[node];
         n.phase == crate::cluster_state::NodePhase::Ready
