@@ -4,8 +4,8 @@
 
 use hubpack_e2e::autoscaler::AutoscalerTimings;
 use hubpack_sim::models::arrivals;
-use hubpack_sim::session::Session;
 use hubpack_sim::scenario::{PlaceholderMode, Scenario};
+use hubpack_sim::session::Session;
 use std::time::Duration;
 
 /// The stacks compared, in report order.
