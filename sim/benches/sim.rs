@@ -5,10 +5,10 @@
 
 #![allow(clippy::unwrap_used)] // a benchmark may unwrap
 
-use hubpack_sim::engine::{PolicySpec, run_one};
+use hubpack_sim::engine::run_one;
 use hubpack_sim::plan;
 use hubpack_sim::runner::{grid, run_grid};
-use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use std::path::Path;
 use std::time::Instant;
 

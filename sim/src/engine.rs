@@ -3,37 +3,19 @@
 //! state, the loop and the scheduling pass that calls the policy.
 
 use crate::clock::{Agenda, secs};
-use crate::cluster::{Cluster, NodeId, PodId, PodKind};
+use crate::cluster_state::{ClusterState, NodeId, PodId, PodKind};
 use crate::events::Event;
-use crate::metrics::{RunResult, Sample, UserRun};
-use crate::models::arrivals::{self, ArrivalError, Session};
+use crate::models::arrivals::{self, ArrivalError};
 use crate::models::autoscaler::AutoscalerState;
 use crate::models::placeholders::{PlaceholderError, PlaceholderState};
+use crate::outcome::{RunCounters, RunResult, Sample, UserRun};
 use crate::policy::{Placement, Scheduler, scheduler_for};
-use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use crate::scenario::{PolicySpec, Scenario, SchedulerKind};
+use crate::session::Session;
 use hubpack_core::model::{ImageName, Millis};
 use hubpack_core::policy::PolicyConfig;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-/// One point of the comparison grid.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct PolicySpec {
-    pub scheduler: SchedulerKind,
-    pub placeholders: PlaceholderMode,
-    pub prepull: bool,
-}
-
-impl PolicySpec {
-    pub fn label(&self) -> String {
-        format!(
-            "{} / {}{}",
-            self.scheduler.name(),
-            self.placeholders.label(),
-            if self.prepull { "" } else { " / no pre-pull" }
-        )
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -47,7 +29,7 @@ pub struct Sim<'a> {
     pub sc: &'a Scenario,
     pub policy: PolicySpec,
     pub agenda: Agenda<Event>,
-    pub cluster: Cluster,
+    pub cluster: ClusterState,
     scheduler: Box<dyn Scheduler>,
     pub rng: ChaCha8Rng,
     pub users: Vec<UserRun>,
@@ -84,7 +66,7 @@ impl<'a> Sim<'a> {
             .iter()
             .map(|p| p.daemonset_overhead.to_resources())
             .collect();
-        let cluster = Cluster::new(
+        let cluster = ClusterState::new(
             image_names,
             image_sizes,
             pool_names,
@@ -128,7 +110,34 @@ impl<'a> Sim<'a> {
     /// Runs to the scenario's end.
     pub fn run(mut self) -> RunResult {
         self.run_until(self.end);
-        RunResult::collect(self)
+        self.into_outcome()
+    }
+
+    fn into_outcome(self) -> RunResult {
+        let counters = RunCounters {
+            events: self.events_processed(),
+            misfits: self.misfits,
+            peak_nodes: self.autoscaler.peak_nodes,
+            scale_ups: self.autoscaler.scale_ups,
+            scale_downs: self.autoscaler.scale_downs,
+        };
+        let warm_start = secs(self.sc.hub.spawn_overhead_s + self.sc.hub.container_start_s);
+        RunResult::collect(
+            self.policy,
+            self.end,
+            warm_start,
+            &self.users,
+            &self.cluster,
+            self.samples,
+            counters,
+        )
+    }
+
+    /// Records the cluster into the time series and plans the next sample.
+    fn on_sample(&mut self, now: Millis) {
+        self.samples.push(Sample::observe(&self.cluster, now));
+        let every = secs(self.sc.sample_s).max(1000);
+        self.agenda.at(now + every, Event::Sample);
     }
 
     /// Handles every event up to and including `t` (tests step a run with it).
@@ -194,8 +203,8 @@ impl<'a> Sim<'a> {
                     for v in victims {
                         self.evict_placeholder(v, now);
                     }
-                    // Victims are gone before the bind (DESIGN: bind only once deletions
-                    // are observed); the sim observes them at once.
+                    // The scheduler binds only once it observes the victims' deletions;
+                    // the sim observes them at once.
                     self.bind_if_fits(pod, node, now);
                 }
                 Placement::Unschedulable => self.mark_unschedulable(pod, now),

@@ -1,6 +1,6 @@
 //! Everything that can happen in a run.
 
-use crate::cluster::{NodeId, PodId};
+use crate::cluster_state::{NodeId, PodId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

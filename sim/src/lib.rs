@@ -6,11 +6,12 @@
 //! the placeholder controller, next to models of kube-scheduler (`spread`, `z2jh`) and of
 //! cluster-autoscaler, node boot, image pulls, the hub's spawner and culler.
 //!
-//! - [`scenario`]: the YAML input; [`z2jh`]: a z2jh config.yaml applied to it;
-//!   [`engine`]: one deterministic run; [`runner`]: the policy × seed grid in parallel;
-//!   [`plan`]: the cheapest placeholder setting meeting a p95 target, next to z2jh as
-//!   configured; [`report`]: summary.json, pods.csv, timeseries.csv, report.html and the
-//!   terminal table.
+//! - [`scenario`]: the YAML input; [`scenario::z2jh_values`]: a z2jh config.yaml applied
+//!   to it; [`engine`]: one deterministic run over the [`cluster_state`], with [`models`]
+//!   of the world around the scheduler; [`outcome`]: what a run records; [`runner`]: the
+//!   policy × seed grid in parallel; [`plan`]: the cheapest placeholder setting meeting a
+//!   p95 target, next to z2jh as configured; [`report`]: summary.json, pods.csv,
+//!   timeseries.csv, report.html and the terminal table.
 //!
 //! ## What the model leaves out (read results with these in mind)
 //! - kube-scheduler baselines: ties go to the lowest node index (upstream picks at random);
@@ -34,17 +35,17 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
-pub mod cluster;
+pub mod cluster_state;
 pub mod engine;
 pub mod events;
-pub mod metrics;
 pub mod models;
+pub mod outcome;
 pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod session;
 pub mod stats;
 #[cfg(test)]
 mod test_support;
-pub mod z2jh;

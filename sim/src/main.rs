@@ -4,13 +4,13 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hubpack_sim::engine::{PolicySpec, RunError};
+use hubpack_sim::engine::RunError;
 use hubpack_sim::plan::event::{EventArgs, parse_duration_s};
 use hubpack_sim::plan::{self, Target, output};
 use hubpack_sim::report;
 use hubpack_sim::runner::{grid, resolve_n, run_grid};
-use hubpack_sim::scenario::{PlaceholderMode, Scenario, ScenarioError, SchedulerKind};
-use hubpack_sim::z2jh::{self, Z2jhError};
+use hubpack_sim::scenario::z2jh_values::{self, Z2jhError};
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, ScenarioError, SchedulerKind};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -138,7 +138,7 @@ fn load(path: &Path) -> anyhow::Result<Scenario> {
     Ok(Scenario::load(path)?)
 }
 
-fn warn_unused(applied: &z2jh::Applied, path: &Path) {
+fn warn_unused(applied: &z2jh_values::Applied, path: &Path) {
     if !applied.unused.is_empty() {
         eprintln!(
             "warning: {}: not modelled, ignored: {}",
@@ -172,7 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let (baseline, description) = match &z2jh_values {
                 Some(path) => {
-                    let applied = z2jh::apply_file(path, &mut sc)?;
+                    let applied = z2jh_values::apply_file(path, &mut sc)?;
                     warn_unused(&applied, path);
                     (applied.policy, applied.description)
                 }
@@ -244,7 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut sc = load(&common.scenario)?;
             let mut policies = Vec::new();
             if let Some(path) = &z2jh_values {
-                let applied = z2jh::apply_file(path, &mut sc)?;
+                let applied = z2jh_values::apply_file(path, &mut sc)?;
                 warn_unused(&applied, path);
                 policies.push(applied.policy);
             }

@@ -1,10 +1,10 @@
 //! Runs a scenario: one policy × seeds, or the whole policy grid × seeds, in parallel with
 //! rayon (each run stays single-threaded and deterministic), with an optional progress bar.
 
-use crate::engine::{PolicySpec, RunError, run_one};
-use crate::metrics::RunResult;
+use crate::engine::{RunError, run_one};
 use crate::models::placeholders::PlaceholderState;
-use crate::scenario::{PlaceholderMode, Scenario};
+use crate::outcome::RunResult;
+use crate::scenario::{PlaceholderMode, PolicySpec, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 

@@ -1,9 +1,9 @@
 //! Helpers for the in-crate unit tests of the models: a one-pool scenario with no users,
 //! and pods put on nodes by hand.
 
-use crate::cluster::{NodeId, PodId, PodKind};
-use crate::engine::{PolicySpec, Sim};
-use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use crate::cluster_state::{NodeId, PodId, PodKind};
+use crate::engine::Sim;
+use crate::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use hubpack_core::model::{Millis, Pod, PodRole, Resources};
 use std::path::Path;
 

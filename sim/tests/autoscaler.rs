@@ -6,7 +6,7 @@
 
 mod common;
 
-use hubpack_sim::metrics::RunResult;
+use hubpack_sim::outcome::RunResult;
 use hubpack_sim::scenario::{PlaceholderMode, SchedulerKind};
 
 /// No node was deleted while a user's server was bound to it.

@@ -65,7 +65,7 @@ fn a_zero_autoscaler_loop_names_the_field_and_an_example() {
 #[test]
 fn z2jh_values_errors_name_the_value_path() {
     let mut sc = common::shipped("class-burst.yaml");
-    let err = hubpack_sim::z2jh::apply(
+    let err = hubpack_sim::scenario::z2jh_values::apply(
         "singleuser:\n  memory:\n    guarantee: lots\n",
         Path::new("config.yaml"),
         &mut sc,
@@ -74,7 +74,7 @@ fn z2jh_values_errors_name_the_value_path() {
     .to_string();
     assert!(err.contains("singleuser.memory.guarantee"), "{err}");
     assert!(err.contains("\"1G\""), "{err}");
-    let err = hubpack_sim::z2jh::apply(
+    let err = hubpack_sim::scenario::z2jh_values::apply(
         "scheduling:\n  userPlaceholder:\n    replicas: four\n",
         Path::new("config.yaml"),
         &mut sc,

@@ -7,8 +7,8 @@
 
 mod common;
 
-use hubpack_sim::engine::{PolicySpec, run_one};
-use hubpack_sim::scenario::{PlaceholderMode, SchedulerKind};
+use hubpack_sim::engine::run_one;
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, SchedulerKind};
 use proptest::prelude::*;
 
 fn hol(scheduler: SchedulerKind, seed: u64) -> (usize, usize) {

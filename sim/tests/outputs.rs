@@ -5,10 +5,9 @@
 
 mod common;
 
-use hubpack_sim::engine::PolicySpec;
 use hubpack_sim::report::write_all;
 use hubpack_sim::runner::run_grid;
-use hubpack_sim::scenario::{PlaceholderMode, SchedulerKind};
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, SchedulerKind};
 
 #[test]
 fn compare_writes_every_output() {

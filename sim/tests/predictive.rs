@@ -5,8 +5,8 @@
 
 mod common;
 
-use hubpack_sim::engine::{PolicySpec, Sim};
-use hubpack_sim::scenario::{Lead, PlaceholderMode, SchedulerKind};
+use hubpack_sim::engine::Sim;
+use hubpack_sim::scenario::{Lead, PlaceholderMode, PolicySpec, SchedulerKind};
 
 #[test]
 fn placeholders_appear_one_lead_time_before_the_class_and_leave_after() {

@@ -8,10 +8,9 @@
 
 mod common;
 
-use hubpack_sim::engine::PolicySpec;
 use hubpack_sim::report::write_all;
 use hubpack_sim::runner::run_grid;
-use hubpack_sim::scenario::{PlaceholderMode, SchedulerKind};
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, SchedulerKind};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -5,9 +5,9 @@
 
 mod common;
 
-use hubpack_sim::engine::{PolicySpec, RunError, run_one};
+use hubpack_sim::engine::{RunError, run_one};
 use hubpack_sim::models::arrivals::generate;
-use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use std::path::Path;
 
 const BASE: &str = include_str!("../scenarios/class-burst.yaml");

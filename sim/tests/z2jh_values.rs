@@ -8,8 +8,8 @@ mod common;
 
 use hubpack_sim::engine::run_one;
 use hubpack_sim::plan::{self, Target};
+use hubpack_sim::scenario::z2jh_values::{Applied, apply_file};
 use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
-use hubpack_sim::z2jh::{Applied, apply_file};
 use std::path::Path;
 
 fn fixture(name: &str) -> (Scenario, Applied) {

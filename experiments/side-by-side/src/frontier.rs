@@ -9,8 +9,7 @@
 use crate::metrics::{finite_sorted, median};
 use crate::plan::{Plan, Stack};
 use crate::simulate::{self, SimParams};
-use hubpack_sim::engine::PolicySpec;
-use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use hubpack_sim::stats::quantile;
 
 /// One policy's medians over the seeds.
@@ -99,7 +98,7 @@ fn point(
     params: SimParams,
 ) -> Result<Point, String> {
     let runs = simulate::runs_of_policy(sc, policy, seeds, params)?;
-    let med = |f: &dyn Fn(&hubpack_sim::metrics::RunResult) -> f64| {
+    let med = |f: &dyn Fn(&hubpack_sim::outcome::RunResult) -> f64| {
         median(&runs.iter().map(f).collect::<Vec<_>>())
     };
     Ok(Point {

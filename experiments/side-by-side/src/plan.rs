@@ -3,8 +3,9 @@
 //! sessions drawn by the simulator's own arrival model (so both see the same users).
 
 use hubpack_e2e::autoscaler::AutoscalerTimings;
-use hubpack_sim::models::arrivals::{self, Session};
+use hubpack_sim::models::arrivals;
 use hubpack_sim::scenario::{PlaceholderMode, Scenario};
+use hubpack_sim::session::Session;
 use std::time::Duration;
 
 /// The stacks compared, in report order.

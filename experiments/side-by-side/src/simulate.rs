@@ -5,10 +5,10 @@
 use crate::metrics::{self, finite_sorted, median, rel_err};
 use crate::plan::{Plan, Stack};
 use crate::report::RunNumbers;
-use hubpack_sim::engine::{PolicySpec, run_one};
-use hubpack_sim::metrics::RunResult;
+use hubpack_sim::engine::run_one;
+use hubpack_sim::outcome::RunResult;
 use hubpack_sim::runner::resolve_n;
-use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use hubpack_sim::stats::quantile;
 
 pub fn policy(sc: &Scenario, plan: &Plan, stack: Stack) -> PolicySpec {

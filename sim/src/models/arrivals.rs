@@ -5,6 +5,7 @@
 use crate::clock::{HOUR, MINUTE, secs};
 use crate::models::dist;
 use crate::scenario::{ArrivalSpec, PoissonSpec, Scenario};
+use crate::session::Session;
 use hubpack_core::headroom::ScheduledEvent;
 use hubpack_core::model::Millis;
 use rand::Rng;
@@ -12,14 +13,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 const DAY: Millis = 24 * HOUR;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Session {
-    pub arrival: Millis,
-    /// Active use after the server is ready; the culler removes it `cull_timeout` later.
-    pub active: Millis,
-    pub profile: usize,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArrivalError {

@@ -15,7 +15,7 @@
 //!   not move is skipped for `--unremovable-node-recheck-timeout`.
 
 use crate::clock::secs;
-use crate::cluster::{NodeId, NodePhase, PodKind};
+use crate::cluster_state::{NodeId, NodePhase, PodKind};
 use crate::engine::Sim;
 use crate::events::Event;
 use hubpack_core::model::{Millis, Resources};
@@ -72,7 +72,7 @@ impl Sim<'_> {
                 &spec.allocatable.to_resources() - &spec.daemonset_overhead.to_resources();
             // CA's snapshot: Ready nodes as they are, then each booting node replaced by a
             // fresh template ("upcoming").
-            let live = |n: &&crate::cluster::NodeState| n.pool == pool;
+            let live = |n: &&crate::cluster_state::NodeState| n.pool == pool;
             let mut snapshot: Vec<Resources> = self
                 .cluster
                 .nodes
@@ -309,7 +309,7 @@ struct MoveSim {
 
 #[cfg(test)]
 mod tests {
-    use crate::cluster::{NodeId, PodKind};
+    use crate::cluster_state::{NodeId, PodKind};
     use crate::scenario::{PlaceholderMode, SchedulerKind};
     use crate::test_support::{put, scenario, sim, warm_node};
 
@@ -429,7 +429,10 @@ mod tests {
             s.on_autoscaler_scan(t * MIN);
         }
         assert_eq!(s.autoscaler.scale_downs, 1);
-        assert_eq!(s.cluster.nodes[b].phase, crate::cluster::NodePhase::Ready);
+        assert_eq!(
+            s.cluster.nodes[b].phase,
+            crate::cluster_state::NodePhase::Ready
+        );
     }
 
     #[test]

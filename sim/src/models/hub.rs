@@ -5,7 +5,7 @@
 //! culler, which checks every `cull_interval` and removes servers idle for `cull_timeout`.
 
 use crate::clock::secs;
-use crate::cluster::{NodeId, PodId, PodKind};
+use crate::cluster_state::{NodeId, PodId, PodKind};
 use crate::engine::Sim;
 use crate::events::Event;
 use hubpack_core::headroom::seats_in;
@@ -185,11 +185,10 @@ impl Sim<'_> {
             .sum()
     }
 
-    /// Warm as DESIGN.md and hubpack-core define it: Ready for the settle time and the
-    /// image present.
+    /// Warm as hubpack-core defines it: Ready for the settle time and the image present.
     pub(crate) fn is_warm(&self, node: NodeId, image: usize, now: Millis) -> bool {
         let n = &self.cluster.nodes[node];
-        n.phase == crate::cluster::NodePhase::Ready
+        n.phase == crate::cluster_state::NodePhase::Ready
             && now - n.ready_at >= self.warm_settle
             && n.has_image(image, now)
     }

@@ -13,7 +13,7 @@
 //! the controller drops it.
 
 use crate::clock::{MINUTE, secs};
-use crate::cluster::{NodeId, PodId, PodKind};
+use crate::cluster_state::{NodeId, PodId, PodKind};
 use crate::engine::Sim;
 use crate::events::Event;
 use crate::models::arrivals::scheduled_events;
@@ -441,7 +441,7 @@ impl Sim<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::cluster::PodKind;
+    use crate::cluster_state::PodKind;
     use crate::scenario::{PlaceholderMode, SchedulerKind};
     use crate::test_support::{put, scenario, sim, warm_node};
 

@@ -2,7 +2,7 @@
 //! each once per node: one at a time in request order (the kubelet's default
 //! `serializeImagePulls: true`), or side by side when the pool turns that off.
 
-use crate::cluster::NodeId;
+use crate::cluster_state::NodeId;
 use crate::engine::Sim;
 use crate::events::Event;
 use crate::models::dist;
@@ -41,7 +41,7 @@ impl Sim<'_> {
     }
 
     pub(crate) fn on_node_ready(&mut self, node: NodeId, now: Millis) {
-        if self.cluster.nodes[node].phase != crate::cluster::NodePhase::Booting {
+        if self.cluster.nodes[node].phase != crate::cluster_state::NodePhase::Booting {
             return;
         }
         self.cluster.node_ready(node, now);
@@ -76,7 +76,7 @@ impl Sim<'_> {
         if self.cluster.nodes[node].prepull_waiting == Some(image) {
             self.prepull_next(node, now);
         }
-        if self.cluster.nodes[node].phase == crate::cluster::NodePhase::Ready {
+        if self.cluster.nodes[node].phase == crate::cluster_state::NodePhase::Ready {
             if self.sc.image_index(&self.sc.profiles[0].image) == Some(image) {
                 self.learn_lead_time(node, now);
             }

@@ -4,7 +4,7 @@
 //! for when the previous one is there, so a user's pull asked for in between gets the
 //! kubelet's next turn. Its requests are part of the pool's DaemonSet overhead.
 
-use crate::cluster::{NodeId, NodePhase};
+use crate::cluster_state::{NodeId, NodePhase};
 use crate::engine::Sim;
 use hubpack_core::model::Millis;
 

@@ -13,11 +13,11 @@
 pub mod event;
 pub mod output;
 
-use crate::engine::{PolicySpec, RunError};
+use crate::engine::RunError;
 use crate::models::placeholders::PlaceholderState;
 use crate::report::summary::{PolicySummary, Summary};
 use crate::runner::run_grid;
-use crate::scenario::{PlaceholderMode, PredictiveSpec, Scenario, SchedulerKind};
+use crate::scenario::{PlaceholderMode, PolicySpec, PredictiveSpec, Scenario, SchedulerKind};
 use hubpack_core::headroom::seats_in;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::{Duration, Instant};
@@ -42,13 +42,15 @@ pub struct Candidate {
     /// Seeds run: all of them, or the first few when those already settled it (a clear
     /// miss, or dearer than a setting that meets the target).
     pub seeds_run: u64,
-    pub outcome: Outcome,
+    /// Kept as `outcome` in `plan --json`.
+    #[serde(rename = "outcome")]
+    pub verdict: Verdict,
 }
 
-/// How a setting fared.
+/// How a setting fared against the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Outcome {
+pub enum Verdict {
     Meets,
     Misses,
     /// Stopped after the first seeds: it costs more than a setting that meets the target.
@@ -147,17 +149,17 @@ impl Search<'_> {
         let mut runs = run_grid(sc, std::slice::from_ref(&policy), first, false)?;
         self.runs += first;
         let mut summary = Summary::of(sc, &runs).policies.remove(0);
-        let mut outcome = None;
+        let mut verdict = None;
         if first < all {
             if summary.placement_hol.mean > 0.0
                 || summary.wait_p95_s.mean > CLEAR_MISS * self.target.p95_s
             {
-                outcome = Some(Outcome::Misses);
+                verdict = Some(Verdict::Misses);
             } else if summary.cost.mean > DEARER * self.best_cost {
-                outcome = Some(Outcome::Dearer);
+                verdict = Some(Verdict::Dearer);
             }
         }
-        let seeds_run = if outcome.is_some() {
+        let seeds_run = if verdict.is_some() {
             first
         } else {
             if first < all {
@@ -171,12 +173,12 @@ impl Search<'_> {
         let meets = summary.wait_p95_s.mean <= self.target.p95_s
             && summary.placement_hol.mean == 0.0
             && summary.wait_p95_s.mean.is_finite();
-        let outcome = outcome.unwrap_or(if meets {
-            Outcome::Meets
+        let verdict = verdict.unwrap_or(if meets {
+            Verdict::Meets
         } else {
-            Outcome::Misses
+            Verdict::Misses
         });
-        if outcome == Outcome::Meets && family != "z2jh as configured" {
+        if verdict == Verdict::Meets && family != "z2jh as configured" {
             self.best_cost = self.best_cost.min(summary.cost.mean);
         }
         self.bar.inc(1);
@@ -196,9 +198,9 @@ impl Search<'_> {
             policy,
             predictive,
             summary,
-            meets_target: outcome == Outcome::Meets,
+            meets_target: verdict == Verdict::Meets,
             seeds_run,
-            outcome,
+            verdict,
         };
         self.evaluated.push(c.clone());
         Ok(c)
@@ -225,23 +227,23 @@ impl Search<'_> {
         if !self.surely_dearer(&mode(hi))
             && self
                 .eval(family, sc, Self::hubpack(mode(hi)), None)?
-                .outcome
-                == Outcome::Misses
+                .verdict
+                == Verdict::Misses
         {
             return Ok(());
         }
         let (mut lo, mut hi) = (1usize, hi.saturating_sub(1));
         while lo <= hi {
             let mid = lo + (hi - lo) / 2;
-            let outcome = if self.surely_dearer(&mode(mid)) {
-                Outcome::Dearer
+            let verdict = if self.surely_dearer(&mode(mid)) {
+                Verdict::Dearer
             } else {
                 self.eval(family, sc, Self::hubpack(mode(mid)), None)?
-                    .outcome
+                    .verdict
             };
-            match outcome {
-                Outcome::Misses => lo = mid + 1,
-                Outcome::Meets | Outcome::Dearer => {
+            match verdict {
+                Verdict::Misses => lo = mid + 1,
+                Verdict::Meets | Verdict::Dearer => {
                     if mid == 0 {
                         break;
                     }
@@ -275,7 +277,7 @@ fn run_seeds(
     sc: &Scenario,
     policy: &PolicySpec,
     seeds: std::ops::Range<u64>,
-) -> Result<Vec<crate::metrics::RunResult>, RunError> {
+) -> Result<Vec<crate::outcome::RunResult>, RunError> {
     use rayon::prelude::*;
     seeds
         .into_par_iter()
@@ -344,7 +346,7 @@ pub fn plan(
                 Search::hubpack(PlaceholderMode::Predictive),
                 Some(p),
             )?;
-            if c.outcome != Outcome::Misses {
+            if c.verdict != Verdict::Misses {
                 break 'floors;
             }
         }

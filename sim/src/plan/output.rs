@@ -96,13 +96,13 @@ pub fn render(plan: &Plan) -> String {
             .collect();
         // The cheapest that meets the target, else the cheapest stopped as dearer, else
         // the one that came closest.
-        let cheapest = |o: super::Outcome| {
+        let cheapest = |o: super::Verdict| {
             of.iter()
-                .filter(|c| c.outcome == o)
+                .filter(|c| c.verdict == o)
                 .min_by(|a, b| a.cost().total_cmp(&b.cost()))
         };
-        let best = cheapest(super::Outcome::Meets)
-            .or_else(|| cheapest(super::Outcome::Dearer))
+        let best = cheapest(super::Verdict::Meets)
+            .or_else(|| cheapest(super::Verdict::Dearer))
             .or_else(|| of.iter().min_by(|a, b| a.p95().total_cmp(&b.p95())));
         if let Some(c) = best {
             let mark = if c.meets_target { "* " } else { "  " };

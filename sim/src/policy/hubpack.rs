@@ -2,7 +2,7 @@
 //! snapshot, the same call the live scheduler makes.
 
 use super::{Placement, Scheduler};
-use crate::cluster::{Cluster, PodId};
+use crate::cluster_state::{ClusterState, PodId};
 use hubpack_core::model::Millis;
 use hubpack_core::policy::{Decision, PolicyConfig, decide};
 
@@ -12,7 +12,7 @@ pub struct Hubpack {
 }
 
 impl Scheduler for Hubpack {
-    fn place(&self, cluster: &Cluster, pod: PodId, now: Millis) -> Placement {
+    fn place(&self, cluster: &ClusterState, pod: PodId, now: Millis) -> Placement {
         let Some(snapshot) = cluster.snapshot.as_ref() else {
             // The engine creates the snapshot whenever this scheduler runs.
             return Placement::Unschedulable;

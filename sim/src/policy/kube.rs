@@ -3,13 +3,13 @@
 //! runs when no node fits without evicting anything (reference/sched.md §1.2, §1.4).
 
 use super::Placement;
-use crate::cluster::{Cluster, NodeId, NodeState, PodId};
+use crate::cluster_state::{ClusterState, NodeId, NodeState, PodId};
 use hubpack_core::model::{Millis, Resources};
 
 /// Runs Filter, then Score with `score`, then preemption if nothing fits. Ties go to the
 /// lowest node index (kube-scheduler breaks them at random; determinism matters more here).
 pub fn schedule(
-    cluster: &Cluster,
+    cluster: &ClusterState,
     pod: PodId,
     now: Millis,
     score: impl Fn(&NodeState, &Resources) -> i64,
@@ -64,7 +64,7 @@ pub fn least_allocated(node: &NodeState, req: &Resources) -> i64 {
 
 /// The share of Ready nodes that have `image` (ImageLocality's spread factor), computed
 /// once per pod rather than once per node.
-fn image_spread(cluster: &Cluster, image: Option<usize>, now: Millis) -> f64 {
+fn image_spread(cluster: &ClusterState, image: Option<usize>, now: Millis) -> f64 {
     let Some(img) = image else { return 0.0 };
     let (with, total) = cluster
         .ready_nodes()
@@ -77,7 +77,7 @@ fn image_spread(cluster: &Cluster, image: Option<usize>, now: Millis) -> f64 {
 /// ImageLocality, 0..=100: the image's size (clamped to [23 MiB, 1000 MiB]) scaled by the
 /// share of nodes that have it (`spread`), only on nodes that have it.
 fn image_locality(
-    cluster: &Cluster,
+    cluster: &ClusterState,
     node: &NodeState,
     image: Option<usize>,
     spread: f64,
@@ -102,7 +102,7 @@ type VictimKey = (i32, i64, usize, i64);
 /// evict as few as possible (reprieve the most important first: higher priority, then older);
 /// pick the node with the lowest highest-victim priority, then the smallest priority sum,
 /// then fewest victims, then the latest-started highest-priority victim, then the first.
-fn preempt(cluster: &Cluster, pod: PodId) -> Placement {
+fn preempt(cluster: &ClusterState, pod: PodId) -> Placement {
     let p = &cluster.pods[pod];
     if !p.core.may_preempt() {
         return Placement::Unschedulable;

@@ -7,7 +7,7 @@ mod kube;
 mod spread;
 mod z2jh;
 
-use crate::cluster::{Cluster, NodeId, PodId};
+use crate::cluster_state::{ClusterState, NodeId, PodId};
 use crate::scenario::SchedulerKind;
 use hubpack_core::model::Millis;
 
@@ -25,7 +25,7 @@ pub enum Placement {
 }
 
 pub trait Scheduler: Send {
-    fn place(&self, cluster: &Cluster, pod: PodId, now: Millis) -> Placement;
+    fn place(&self, cluster: &ClusterState, pod: PodId, now: Millis) -> Placement;
 }
 
 pub fn scheduler_for(kind: SchedulerKind) -> Box<dyn Scheduler> {

@@ -5,7 +5,7 @@
 //! wins over preempting a placeholder on a warm node: the head-of-line problem.
 
 use super::{Placement, Scheduler, kube};
-use crate::cluster::{Cluster, PodId};
+use crate::cluster_state::{ClusterState, PodId};
 use hubpack_core::model::Millis;
 
 pub struct Z2jh;
@@ -15,7 +15,7 @@ pub struct Z2jh;
 const FIT_WEIGHT: i64 = 11;
 
 impl Scheduler for Z2jh {
-    fn place(&self, cluster: &Cluster, pod: PodId, now: Millis) -> Placement {
+    fn place(&self, cluster: &ClusterState, pod: PodId, now: Millis) -> Placement {
         kube::schedule(cluster, pod, now, |n, req| {
             FIT_WEIGHT * kube::most_allocated(n, req)
         })

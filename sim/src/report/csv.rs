@@ -1,7 +1,7 @@
 //! pods.csv (one row per user session, every policy and seed) and timeseries.csv (the
 //! cluster sampled over time, every policy, first seed).
 
-use crate::metrics::RunResult;
+use crate::outcome::RunResult;
 use std::fmt::Write as _;
 use std::path::Path;
 

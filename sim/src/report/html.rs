@@ -7,7 +7,7 @@
 
 use super::summary::{PolicySummary, Summary, waits};
 use super::table::{HEADERS, rows};
-use crate::metrics::RunResult;
+use crate::outcome::RunResult;
 use crate::scenario::{Scenario, SchedulerKind};
 use plotters::prelude::*;
 use std::fmt::Write as _;
@@ -370,7 +370,7 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
         }
         v
     });
-    let over_time = |f: &dyn Fn(&crate::metrics::Sample) -> f64| -> Vec<Line> {
+    let over_time = |f: &dyn Fn(&crate::outcome::Sample) -> f64| -> Vec<Line> {
         pick.iter()
             .filter_map(|&(i, color)| {
                 let r = runs.get(i)?.first()?;

@@ -7,7 +7,7 @@ pub mod html;
 pub mod summary;
 pub mod table;
 
-use crate::metrics::RunResult;
+use crate::outcome::RunResult;
 use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use std::path::Path;
 use summary::Summary;

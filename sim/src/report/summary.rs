@@ -2,9 +2,8 @@
 //! waits, failed spawns, head-of-line-blocked users (placement and hub queue apart), node-hours and cost, peak nodes and
 //! autoscaler activity.
 
-use crate::engine::PolicySpec;
-use crate::metrics::{RunResult, WaitCause};
-use crate::scenario::Scenario;
+use crate::outcome::{RunResult, WaitCause};
+use crate::scenario::{PolicySpec, Scenario};
 use crate::stats::{Estimate, quantile};
 use serde::Serialize;
 

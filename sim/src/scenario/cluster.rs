@@ -1,4 +1,5 @@
-//! Node pools, images and user profiles.
+//! The scenario's description of the cluster: node pools, images and user profiles
+//! (what a run makes of it is `crate::cluster_state`).
 
 use serde::Deserialize;
 

@@ -6,12 +6,13 @@ mod arrivals;
 mod cluster;
 mod hub;
 mod policies;
+pub mod z2jh_values;
 
 pub use arrivals::{ArrivalSpec, BurstSpec, PoissonSpec, TraceSpec, WeeklySpec};
 pub use cluster::{DurationDist, ImageSpec, PoolSpec, ProfileSpec, ResourceSpec};
 pub use hub::{AutoscalerSpec, HubSpec};
 pub use policies::{
-    Lead, PlaceholderMode, PolicyGrid, PredictiveSpec, PrepullChoice, SchedulerKind,
+    Lead, PlaceholderMode, PolicyGrid, PolicySpec, PredictiveSpec, PrepullChoice, SchedulerKind,
 };
 
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! The policy grid `compare` runs and the predictive controller's settings.
+//! The policy grid `compare` runs, one point of it, and the predictive controller's settings.
 
 use serde::Deserialize;
 
@@ -61,6 +61,25 @@ impl Default for PolicyGrid {
             placeholders: default_placeholders(),
             prepull: PrepullChoice::default(),
         }
+    }
+}
+
+/// One point of the comparison grid: the policy one run simulates.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PolicySpec {
+    pub scheduler: SchedulerKind,
+    pub placeholders: PlaceholderMode,
+    pub prepull: bool,
+}
+
+impl PolicySpec {
+    pub fn label(&self) -> String {
+        format!(
+            "{} / {}{}",
+            self.scheduler.name(),
+            self.placeholders.label(),
+            if self.prepull { "" } else { " / no pre-pull" }
+        )
     }
 }
 

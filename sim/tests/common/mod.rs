@@ -2,9 +2,9 @@
 
 #![allow(dead_code)]
 
-use hubpack_sim::engine::{PolicySpec, run_one};
-use hubpack_sim::metrics::RunResult;
-use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
+use hubpack_sim::engine::run_one;
+use hubpack_sim::outcome::RunResult;
+use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use std::path::Path;
 
 pub fn scenario(yaml: &str) -> Scenario {

@@ -7,9 +7,8 @@
 //! are ignored (a values file has hundreds); values the model cannot use are collected
 //! into one warning. Defaults are z2jh's own.
 
-use crate::engine::PolicySpec;
 use crate::scenario::{
-    ImageSpec, PlaceholderMode, ProfileSpec, ResourceSpec, Scenario, SchedulerKind,
+    ImageSpec, PlaceholderMode, PolicySpec, ProfileSpec, ResourceSpec, Scenario, SchedulerKind,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -201,32 +200,64 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
         path: path.to_path_buf(),
         message,
     })?;
-    let invalid = |field: String, message: String| Z2jhError::Invalid {
+    let invalid = |e: Invalid| Z2jhError::Invalid {
         path: path.to_path_buf(),
-        field,
-        message,
+        field: e.field,
+        message: e.message,
     };
     let mut unused = Vec::new();
     let su = &values.singleuser;
+    let default_user = default_user(sc, su, &mut unused).map_err(invalid)?;
+    let profiles = profiles(sc, su, &default_user, &mut unused).map_err(invalid)?;
+    use_profiles(sc, profiles);
+    apply_hub(sc, &values.hub, su);
+    apply_cull(sc, &values.cull);
+    apply_user_placeholder(sc, &values.scheduling, &default_user.request).map_err(invalid)?;
+    let (policy, description) = policy_of(&values);
+    Ok(Applied {
+        policy,
+        description,
+        unused,
+    })
+}
 
-    // The default user: singleuser guarantees (z2jh: memory 1G, no cpu guarantee).
+/// A value the model cannot read, and where it is.
+struct Invalid {
+    field: String,
+    message: String,
+}
+
+fn invalid_at(field: impl Into<String>) -> impl FnOnce(String) -> Invalid {
+    let field = field.into();
+    move |message| Invalid { field, message }
+}
+
+/// What `singleuser` gives every user a profile does not override.
+struct DefaultUser {
+    request: ResourceSpec,
+    image: String,
+    pool: String,
+}
+
+/// `singleuser`: its guarantees (z2jh: memory 1G, no cpu guarantee), image and node
+/// selector.
+fn default_user(
+    sc: &Scenario,
+    su: &Singleuser,
+    unused: &mut Vec<String>,
+) -> Result<DefaultUser, Invalid> {
     let cpu = match &su.cpu.guarantee {
-        Some(v) => cpu_cores(v).map_err(|m| invalid("singleuser.cpu.guarantee".into(), m))?,
+        Some(v) => cpu_cores(v).map_err(invalid_at("singleuser.cpu.guarantee"))?,
         None => 0.0,
     };
     let memory_gib = match &su.memory.guarantee {
-        Some(v) => byte_spec(v).map_err(|m| invalid("singleuser.memory.guarantee".into(), m))?,
+        Some(v) => byte_spec(v).map_err(invalid_at("singleuser.memory.guarantee"))?,
         None => GIB,
     } / GIB;
-    let default_request = ResourceSpec {
-        cpu,
-        memory_gib,
-        pods: 0,
-    };
     for k in su.extra_resource.guarantees.keys() {
         unused.push(format!("singleuser.extraResource.guarantees.{k}"));
     }
-    let default_image = format!(
+    let image = format!(
         "{}:{}",
         su.image
             .name
@@ -234,80 +265,108 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
             .unwrap_or("quay.io/jupyterhub/k8s-singleuser-sample"),
         su.image.tag.as_deref().unwrap_or("latest")
     );
-    let default_pool = pool_for(
-        sc,
-        &su.node_selector,
-        "singleuser.nodeSelector",
-        &mut unused,
-    );
+    let pool = pool_for(sc, &su.node_selector, "singleuser.nodeSelector", unused);
+    Ok(DefaultUser {
+        request: ResourceSpec {
+            cpu,
+            memory_gib,
+            pods: 0,
+        },
+        image,
+        pool,
+    })
+}
 
+/// `singleuser.profileList`, each profile's `kubespawner_override` over the default user;
+/// without a list, the default user is the one profile.
+fn profiles(
+    sc: &Scenario,
+    su: &Singleuser,
+    default_user: &DefaultUser,
+    unused: &mut Vec<String>,
+) -> Result<Vec<ProfileSpec>, Invalid> {
     let mut profiles = Vec::new();
     if su.profile_list.is_empty() {
         profiles.push(ProfileSpec {
             name: "default".into(),
-            request: default_request.clone(),
-            image: default_image.clone(),
-            pool: default_pool.clone(),
+            request: default_user.request.clone(),
+            image: default_user.image.clone(),
+            pool: default_user.pool.clone(),
             weight: 1.0,
         });
     }
     for (i, p) in su.profile_list.iter().enumerate() {
-        let at = |k: &str| format!("singleuser.profileList[{i}].kubespawner_override.{k}");
-        let o = &p.kubespawner_override;
-        let mut request = default_request.clone();
-        if let Some(v) = o.get("cpu_guarantee") {
-            request.cpu = cpu_cores(v).map_err(|m| invalid(at("cpu_guarantee"), m))?;
-        }
-        if let Some(v) = o.get("mem_guarantee") {
-            request.memory_gib = byte_spec(v).map_err(|m| invalid(at("mem_guarantee"), m))? / GIB;
-        }
-        let image = match o.get("image") {
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => {
-                return Err(invalid(
-                    at("image"),
-                    "must be a string like name:tag".into(),
-                ));
-            }
-            None => default_image.clone(),
-        };
-        let pool = match o.get("node_selector") {
-            Some(Value::Object(m)) => {
-                let sel = m
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect();
-                pool_for(sc, &sel, &at("node_selector"), &mut unused)
-            }
-            _ => default_pool.clone(),
-        };
-        for k in [
-            "extra_resource_guarantees",
-            "tolerations",
-            "node_affinity_required",
-        ] {
-            if o.contains_key(k) {
-                unused.push(at(k));
-            }
-        }
-        if p.profile_options.is_some() {
-            unused.push(format!(
-                "singleuser.profileList[{i}].profile_options (choices; the profile's own override is used)"
+        profiles.push(profile(sc, i, p, default_user, unused)?);
+    }
+    Ok(profiles)
+}
+
+/// Profile `i` of `singleuser.profileList`.
+fn profile(
+    sc: &Scenario,
+    i: usize,
+    p: &Profile,
+    default_user: &DefaultUser,
+    unused: &mut Vec<String>,
+) -> Result<ProfileSpec, Invalid> {
+    let at = |k: &str| format!("singleuser.profileList[{i}].kubespawner_override.{k}");
+    let o = &p.kubespawner_override;
+    let mut request = default_user.request.clone();
+    if let Some(v) = o.get("cpu_guarantee") {
+        request.cpu = cpu_cores(v).map_err(invalid_at(at("cpu_guarantee")))?;
+    }
+    if let Some(v) = o.get("mem_guarantee") {
+        request.memory_gib = byte_spec(v).map_err(invalid_at(at("mem_guarantee")))? / GIB;
+    }
+    let image = match o.get("image") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            return Err(invalid_at(at("image"))(
+                "must be a string like name:tag".into(),
             ));
         }
-        let name = p
-            .slug
-            .clone()
-            .or_else(|| p.display_name.clone())
-            .unwrap_or_else(|| format!("profile-{i}"));
-        profiles.push(ProfileSpec {
-            name,
-            request,
-            image,
-            pool,
-            weight: 1.0,
-        });
+        None => default_user.image.clone(),
+    };
+    let pool = match o.get("node_selector") {
+        Some(Value::Object(m)) => {
+            let sel = m
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect();
+            pool_for(sc, &sel, &at("node_selector"), unused)
+        }
+        _ => default_user.pool.clone(),
+    };
+    for k in [
+        "extra_resource_guarantees",
+        "tolerations",
+        "node_affinity_required",
+    ] {
+        if o.contains_key(k) {
+            unused.push(at(k));
+        }
     }
+    if p.profile_options.is_some() {
+        unused.push(format!(
+            "singleuser.profileList[{i}].profile_options (choices; the profile's own override is used)"
+        ));
+    }
+    let name = p
+        .slug
+        .clone()
+        .or_else(|| p.display_name.clone())
+        .unwrap_or_else(|| format!("profile-{i}"));
+    Ok(ProfileSpec {
+        name,
+        request,
+        image,
+        pool,
+        weight: 1.0,
+    })
+}
+
+/// Makes `profiles` the scenario's profiles, with their images and nothing else.
+fn use_profiles(sc: &mut Scenario, profiles: Vec<ProfileSpec>) {
     // The configured images only (the pre-puller pulls each on every node); one the
     // scenario does not know pulls like its first image.
     let mut images: Vec<ImageSpec> = Vec::new();
@@ -324,7 +383,8 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
     }
     sc.images = images;
     sc.profiles = profiles;
-    // Arrivals now pick among the configured profiles by weight.
+    // A profile the scenario names may not exist in the values file: arrivals pick among
+    // the configured profiles by weight instead.
     for a in &mut sc.arrivals {
         match a {
             crate::scenario::ArrivalSpec::Poisson(p) => p.profile = None,
@@ -333,14 +393,20 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
             crate::scenario::ArrivalSpec::Trace(_) => {}
         }
     }
+}
 
-    if let Some(n) = values.hub.concurrent_spawn_limit {
+/// `hub.concurrentSpawnLimit` and `singleuser.startTimeout`.
+fn apply_hub(sc: &mut Scenario, hub: &Hub, su: &Singleuser) {
+    if let Some(n) = hub.concurrent_spawn_limit {
         sc.hub.concurrent_spawn_limit = usize::try_from(n).unwrap_or(usize::MAX);
     }
     if let Some(t) = su.start_timeout {
         sc.hub.start_timeout_s = t;
     }
-    let cull = &values.cull;
+}
+
+/// `cull`: the idle culler's timeout and interval.
+fn apply_cull(sc: &mut Scenario, cull: &Cull) {
     if cull.enabled {
         sc.hub.cull_timeout_min = cull.timeout / 60.0;
         sc.hub.cull_interval_min = cull.every / 60.0;
@@ -348,27 +414,27 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
         // Never culled within any scenario.
         sc.hub.cull_timeout_min = 1e9;
     }
+}
 
-    // z2jh's user-placeholder StatefulSet: singleuser's request unless resources are set;
-    // without podPriority it has the users' priority and cannot be preempted.
-    let sched = &values.scheduling;
+/// `scheduling.userPlaceholder` and `scheduling.podPriority`: z2jh's user-placeholder
+/// StatefulSet takes singleuser's request unless resources are set; without podPriority it
+/// has the users' priority and cannot be preempted.
+fn apply_user_placeholder(
+    sc: &mut Scenario,
+    sched: &Scheduling,
+    default_request: &ResourceSpec,
+) -> Result<(), Invalid> {
     let ph = &sched.user_placeholder;
     let mut request = default_request.clone();
     if let Some(v) = ph.resources.requests.get("cpu") {
-        request.cpu = cpu_cores(v).map_err(|m| {
-            invalid(
-                "scheduling.userPlaceholder.resources.requests.cpu".into(),
-                m,
-            )
-        })?;
+        request.cpu = cpu_cores(v).map_err(invalid_at(
+            "scheduling.userPlaceholder.resources.requests.cpu",
+        ))?;
     }
     if let Some(v) = ph.resources.requests.get("memory") {
-        request.memory_gib = k8s_bytes(v).map_err(|m| {
-            invalid(
-                "scheduling.userPlaceholder.resources.requests.memory".into(),
-                m,
-            )
-        })? / GIB;
+        request.memory_gib = k8s_bytes(v).map_err(invalid_at(
+            "scheduling.userPlaceholder.resources.requests.memory",
+        ))? / GIB;
     }
     sc.placeholder.request = Some(request);
     sc.placeholder.priority = Some(if sched.pod_priority.enabled {
@@ -376,6 +442,14 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
     } else {
         0
     });
+    Ok(())
+}
+
+/// The policy the values run (`scheduling.userScheduler`, `scheduling.userPlaceholder`,
+/// `prePuller.continuous`) and its description.
+fn policy_of(values: &Values) -> (PolicySpec, String) {
+    let sched = &values.scheduling;
+    let ph = &sched.user_placeholder;
     let scheduler = if sched.user_scheduler.enabled {
         SchedulerKind::Z2jh
     } else {
@@ -403,11 +477,7 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
     if !sched.user_scheduler.enabled {
         description.push_str(" (userScheduler off: kube-scheduler's default spread)");
     }
-    Ok(Applied {
-        policy,
-        description,
-        unused,
-    })
+    (policy, description)
 }
 
 /// The scenario pool a node selector points at: the pool whose name is one of its values,

@@ -1,5 +1,6 @@
-//! The simulated cluster: nodes (booting, Ready, deleted), pods (users and placeholders),
-//! the pending queue, resource accounting, and — for the hubpack scheduler — a mirrored
+//! The simulated cluster's state as a run changes it (the scenario's pools describe it
+//! before the run): nodes (booting, Ready, deleted), pods (users and placeholders), the
+//! pending queue, resource accounting, and — for the hubpack scheduler — a mirrored
 //! `hubpack_core::snapshot::Snapshot` kept in step with every change.
 
 use hubpack_core::model::{ImageName, Millis, Node, Pod, PodKey, PodRole, Resources};
@@ -98,7 +99,7 @@ impl PodState {
 /// Pending pods in kube-scheduler's queue order: higher priority first, then older.
 type QueueKey = (i32, Millis, PodId);
 
-pub struct Cluster {
+pub struct ClusterState {
     pub nodes: Vec<NodeState>,
     pub pods: Vec<PodState>,
     pending: BTreeSet<QueueKey>,
@@ -116,16 +117,16 @@ pub struct Cluster {
     pub live_nodes: Vec<usize>,
 }
 
-impl Cluster {
+impl ClusterState {
     pub fn new(
         image_names: Vec<ImageName>,
         image_sizes_mb: Vec<f64>,
         pool_names: Vec<String>,
         daemonsets: Vec<Resources>,
         mirror_snapshot: bool,
-    ) -> Cluster {
+    ) -> ClusterState {
         let pools = pool_names.len();
-        Cluster {
+        ClusterState {
             nodes: Vec::new(),
             pods: Vec::new(),
             pending: BTreeSet::new(),

@@ -1,11 +1,10 @@
 //! What a run records: one row per user (times and the cause of any wait), a time series of
-//! the cluster, and counters; `RunResult::collect` turns the final state into them.
+//! the cluster, and counters. The engine and the models write into it; it reads only the
+//! cluster state and the values handed to `RunResult::collect`, never the engine.
 
-use crate::clock::secs;
-use crate::cluster::{NodeId, NodePhase, PodKind};
-use crate::engine::{PolicySpec, Sim};
-use crate::events::Event;
-use crate::models::arrivals::Session;
+use crate::cluster_state::{ClusterState, NodeId, NodePhase, PodId, PodKind};
+use crate::scenario::PolicySpec;
+use crate::session::Session;
 use hubpack_core::model::Millis;
 use serde::Serialize;
 
@@ -19,7 +18,7 @@ pub struct UserRun {
     pub attempts: u32,
     pub failed_attempt: Option<u32>,
     pub failed_spawns: u32,
-    pub pod: Option<crate::cluster::PodId>,
+    pub pod: Option<PodId>,
     pub spawn_limited: bool,
     /// Refused by the spawn limit while every unplaced user had a warm seat.
     pub hub_queue_blocked: bool,
@@ -151,14 +150,16 @@ pub struct RunResult {
     pub warm_start_s: f64,
 }
 
-fn s(ms: Millis) -> f64 {
+/// Milliseconds as seconds, for the records.
+fn seconds(ms: Millis) -> f64 {
     ms as f64 / 1000.0
 }
 
-impl Sim<'_> {
-    pub(crate) fn on_sample(&mut self, now: Millis) {
-        let mut x = Sample {
-            t_s: s(now),
+impl Sample {
+    /// The cluster at `now`, as the time series shows it.
+    pub fn observe(cluster: &ClusterState, now: Millis) -> Sample {
+        let mut sample = Sample {
+            t_s: seconds(now),
             nodes_ready: 0,
             nodes_booting: 0,
             users_running: 0,
@@ -169,124 +170,141 @@ impl Sim<'_> {
             cpu_alloc_placeholders: 0.0,
         };
         let (mut cap, mut held, mut used) = (0i64, 0i64, 0i64);
-        for n in &self.cluster.nodes {
+        for n in &cluster.nodes {
             match n.phase {
                 NodePhase::Ready => {
-                    x.nodes_ready += 1;
+                    sample.nodes_ready += 1;
                     cap += n.allocatable.cpu_milli;
                     held += n.held.cpu_milli;
                     used += n.requested.cpu_milli - n.held.cpu_milli;
                 }
-                NodePhase::Booting => x.nodes_booting += 1,
+                NodePhase::Booting => sample.nodes_booting += 1,
                 NodePhase::Deleted => {}
             }
         }
-        for p in self.cluster.pending() {
-            match self.cluster.pods[p].kind {
-                PodKind::User(_) => x.users_pending += 1,
-                PodKind::Placeholder => x.placeholders_pending += 1,
+        for p in cluster.pending() {
+            match cluster.pods[p].kind {
+                PodKind::User(_) => sample.users_pending += 1,
+                PodKind::Placeholder => sample.placeholders_pending += 1,
             }
         }
-        x.users_running = self.cluster.nodes.iter().map(|n| n.users).sum();
-        x.placeholders_running = self.cluster.nodes.iter().map(|n| n.placeholders).sum();
+        sample.users_running = cluster.nodes.iter().map(|n| n.users).sum();
+        sample.placeholders_running = cluster.nodes.iter().map(|n| n.placeholders).sum();
         if cap > 0 {
-            x.cpu_alloc_users = used as f64 / cap as f64;
-            x.cpu_alloc_placeholders = held as f64 / cap as f64;
+            sample.cpu_alloc_users = used as f64 / cap as f64;
+            sample.cpu_alloc_placeholders = held as f64 / cap as f64;
         }
-        self.samples.push(x);
-        let every = secs(self.sc.sample_s).max(1000);
-        self.agenda.at(now + every, Event::Sample);
+        sample
+    }
+}
+
+/// What the engine and the autoscaler model counted during a run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunCounters {
+    pub events: u64,
+    pub misfits: u64,
+    pub peak_nodes: usize,
+    pub scale_ups: usize,
+    pub scale_downs: usize,
+}
+
+impl UserRecord {
+    /// The row of user `user`, whose warm start takes `warm_start`.
+    pub fn of(user: usize, u: &UserRun, warm_start: Millis, cluster: &ClusterState) -> UserRecord {
+        let wait = u.ready.map(|r| r - u.session.arrival);
+        let waited = match (u.ready, u.gave_up) {
+            (Some(r), _) => r - u.session.arrival > warm_start + WAIT_SLACK,
+            (None, _) => true,
+        };
+        let cause = if u.ready.is_none() {
+            if u.gave_up.is_some() {
+                WaitCause::GaveUp
+            } else {
+                WaitCause::Unfinished
+            }
+        } else if !waited {
+            WaitCause::None
+        } else if u.failed_spawns > 0 {
+            WaitCause::FailedSpawn
+        } else if u.node_was_new || u.node_ready_at > u.session.arrival {
+            WaitCause::NodeBoot
+        } else if u.pulled {
+            WaitCause::Pull
+        } else if u.spawn_limited {
+            WaitCause::SpawnLimit
+        } else {
+            WaitCause::Pending
+        };
+        // Finished users only: a user still waiting at the end is censored.
+        let hol = waited && u.warm_seat_at_arrival && cause != WaitCause::Unfinished;
+        let hub_queue_hol = waited && u.hub_queue_blocked;
+        UserRecord {
+            user,
+            profile: u.session.profile,
+            arrival_s: seconds(u.session.arrival),
+            bound_s: u.bound_at.map(seconds),
+            ready_s: u.ready.map(seconds),
+            wait_s: wait.map(seconds),
+            gave_up_after_s: u.gave_up.map(|g| seconds(g - u.session.arrival)),
+            node: u.node.map(|n| cluster.nodes[n].name.clone()),
+            node_was_new: u.node_was_new,
+            culled_s: u.culled.map(seconds),
+            attempts: u.attempts,
+            failed_spawns: u.failed_spawns,
+            warm_seat_at_arrival: u.warm_seat_at_arrival,
+            head_of_line_blocked: hol,
+            placement_hol: u.placement_hol,
+            hub_queue_hol,
+            cause,
+        }
     }
 }
 
 impl RunResult {
-    pub fn collect(sim: Sim<'_>) -> RunResult {
-        let end = sim.end;
-        let warm_start = secs(sim.sc.hub.spawn_overhead_s + sim.sc.hub.container_start_s);
-        let users = sim
-            .users
+    /// The outcome of a run of `policy` that ended at `end`, from what it recorded.
+    pub fn collect(
+        policy: PolicySpec,
+        end: Millis,
+        warm_start: Millis,
+        users: &[UserRun],
+        cluster: &ClusterState,
+        samples: Vec<Sample>,
+        counters: RunCounters,
+    ) -> RunResult {
+        let records = users
             .iter()
             .enumerate()
-            .map(|(i, u)| {
-                let wait = u.ready.map(|r| r - u.session.arrival);
-                let waited = match (u.ready, u.gave_up) {
-                    (Some(r), _) => r - u.session.arrival > warm_start + WAIT_SLACK,
-                    (None, _) => true,
-                };
-                let cause = if u.ready.is_none() {
-                    if u.gave_up.is_some() {
-                        WaitCause::GaveUp
-                    } else {
-                        WaitCause::Unfinished
-                    }
-                } else if !waited {
-                    WaitCause::None
-                } else if u.failed_spawns > 0 {
-                    WaitCause::FailedSpawn
-                } else if u.node_was_new || u.node_ready_at > u.session.arrival {
-                    WaitCause::NodeBoot
-                } else if u.pulled {
-                    WaitCause::Pull
-                } else if u.spawn_limited {
-                    WaitCause::SpawnLimit
-                } else {
-                    WaitCause::Pending
-                };
-                // Finished users only: a user still waiting at the end is censored.
-                let hol = waited && u.warm_seat_at_arrival && cause != WaitCause::Unfinished;
-                let hub_queue_hol = waited && u.hub_queue_blocked;
-                UserRecord {
-                    user: i,
-                    profile: u.session.profile,
-                    arrival_s: s(u.session.arrival),
-                    bound_s: u.bound_at.map(s),
-                    ready_s: u.ready.map(s),
-                    wait_s: wait.map(s),
-                    gave_up_after_s: u.gave_up.map(|g| s(g - u.session.arrival)),
-                    node: u.node.map(|n| sim.cluster.nodes[n].name.clone()),
-                    node_was_new: u.node_was_new,
-                    culled_s: u.culled.map(s),
-                    attempts: u.attempts,
-                    failed_spawns: u.failed_spawns,
-                    warm_seat_at_arrival: u.warm_seat_at_arrival,
-                    head_of_line_blocked: hol,
-                    placement_hol: u.placement_hol,
-                    hub_queue_hol,
-                    cause,
-                }
-            })
+            .map(|(i, u)| UserRecord::of(i, u, warm_start, cluster))
             .collect();
-        let node_hours = sim
-            .cluster
+        let node_hours = cluster
             .nodes
             .iter()
             .map(|n| (n.deleted_at.unwrap_or(end).min(end) - n.created).max(0) as f64 / 3.6e6)
             .sum();
-        let nodes = sim
-            .cluster
+        let nodes = cluster
             .nodes
             .iter()
             .map(|n| NodeRecord {
                 name: n.name.clone(),
-                created_s: s(n.created),
-                ready_s: s(n.ready_at),
-                deleted_s: n.deleted_at.map(s),
+                created_s: seconds(n.created),
+                ready_s: seconds(n.ready_at),
+                deleted_s: n.deleted_at.map(seconds),
             })
             .collect();
         RunResult {
-            failed_spawns: sim.users.iter().map(|u| u.failed_spawns).sum(),
-            events: sim.events_processed(),
-            misfits: sim.misfits,
-            policy: sim.policy.clone(),
+            failed_spawns: users.iter().map(|u| u.failed_spawns).sum(),
+            events: counters.events,
+            misfits: counters.misfits,
+            policy,
             seed: 0,
-            users,
-            samples: sim.samples,
+            users: records,
+            samples,
             node_hours,
-            peak_nodes: sim.autoscaler.peak_nodes,
+            peak_nodes: counters.peak_nodes,
             nodes,
-            scale_ups: sim.autoscaler.scale_ups,
-            scale_downs: sim.autoscaler.scale_downs,
-            warm_start_s: s(warm_start),
+            scale_ups: counters.scale_ups,
+            scale_downs: counters.scale_downs,
+            warm_start_s: seconds(warm_start),
         }
     }
 }
