@@ -2,9 +2,10 @@
 //! validation. Every error names the field and says how to fix it, because a scheduler that
 //! starts with a wrong setting strands users' pods in Pending.
 
-use crate::convert::LabelMatch;
-use crate::edge::{self, LoadError};
 use hubpack_core::policy::PolicyConfig;
+use hubpack_kube::convert::LabelMatch;
+use hubpack_kube::edge::{self, LoadError};
+use hubpack_kube::leader::{InvalidElection, LeaderElectionConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,10 +18,20 @@ pub enum ConfigError {
     Load(#[from] LoadError),
     #[error("config field `{field}` {problem}; fix: {fix}")]
     Invalid {
-        field: &'static str,
+        field: String,
         problem: String,
         fix: &'static str,
     },
+}
+
+impl From<InvalidElection> for ConfigError {
+    fn from(e: InvalidElection) -> Self {
+        ConfigError::Invalid {
+            field: e.field,
+            problem: e.problem,
+            fix: e.fix,
+        }
+    }
 }
 
 /// Longest duration any setting accepts: longer ones are mistakes (and would overflow
@@ -51,6 +62,7 @@ pub struct Config {
     pub placeholder_unschedulable_grace_seconds: u64,
     pub preemption: PreemptionConfig,
     pub volumes: VolumeConfig,
+    #[serde(deserialize_with = "leader_election")]
     pub leader_election: LeaderElectionConfig,
     pub queue: QueueConfig,
     pub api: ApiConfig,
@@ -71,7 +83,7 @@ impl Default for Config {
             placeholder_unschedulable_grace_seconds: 5,
             preemption: PreemptionConfig::default(),
             volumes: VolumeConfig::default(),
-            leader_election: LeaderElectionConfig::default(),
+            leader_election: LeaderElectionConfig::named(DEFAULT_LEASE_NAME),
             queue: QueueConfig::default(),
             api: ApiConfig::default(),
             metrics_address: SocketAddr::from(([0, 0, 0, 0], 9090)),
@@ -162,28 +174,15 @@ impl Default for VolumeConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct LeaderElectionConfig {
-    pub enabled: bool,
-    pub lease_name: String,
-    /// Defaults to `$POD_NAMESPACE`, else `default`.
-    pub namespace: Option<String>,
-    pub lease_duration_seconds: u64,
-    /// Renew this long before the lease expires; binds stop this long before expiry too.
-    pub renew_grace_seconds: u64,
-}
+/// The Lease's name unless `leaderElection.leaseName` says otherwise.
+const DEFAULT_LEASE_NAME: &str = "hubpack-scheduler";
 
-impl Default for LeaderElectionConfig {
-    fn default() -> Self {
-        LeaderElectionConfig {
-            enabled: true,
-            lease_name: "hubpack-scheduler".into(),
-            namespace: None,
-            lease_duration_seconds: 15,
-            renew_grace_seconds: 5,
-        }
-    }
+/// `leaderElection`: the shared settings, with this binary's Lease name as the default.
+fn leader_election<'de, D>(d: D) -> Result<LeaderElectionConfig, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    LeaderElectionConfig::deserialize_named(d, DEFAULT_LEASE_NAME)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -241,9 +240,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, problem: String, fix| {
+        let invalid = |field: &str, problem: String, fix| {
             Err(ConfigError::Invalid {
-                field,
+                field: field.into(),
                 problem,
                 fix,
             })
@@ -265,10 +264,6 @@ impl Config {
             (
                 "volumes.bindTimeoutSeconds",
                 self.volumes.bind_timeout_seconds,
-            ),
-            (
-                "leaderElection.leaseDurationSeconds",
-                self.leader_election.lease_duration_seconds,
             ),
         ] {
             if seconds > MAX_SECONDS {
@@ -319,42 +314,7 @@ impl Config {
                 "give each entry at least one label of the pre-pull DaemonSet's pods",
             );
         }
-        let le = &self.leader_election;
-        if le.enabled && le.lease_name.trim().is_empty() {
-            return invalid(
-                "leaderElection.leaseName",
-                "is empty".into(),
-                "name the Lease object, e.g. hubpack-scheduler",
-            );
-        }
-        let margin = u64::try_from(crate::leader::SAFETY_MARGIN_MS / 1000).unwrap_or(2);
-        if le.enabled && le.lease_duration_seconds <= margin {
-            return invalid(
-                "leaderElection.leaseDurationSeconds",
-                format!(
-                    "({}) is {margin} s or less: the lease would be past its safety margin as soon as it is renewed",
-                    le.lease_duration_seconds
-                ),
-                "use e.g. 15 (kube-scheduler's default)",
-            );
-        }
-        if le.enabled && le.renew_grace_seconds >= le.lease_duration_seconds {
-            return invalid(
-                "leaderElection.renewGraceSeconds",
-                format!(
-                    "({}) is not below leaseDurationSeconds ({})",
-                    le.renew_grace_seconds, le.lease_duration_seconds
-                ),
-                "make renewGraceSeconds smaller than leaseDurationSeconds, e.g. 5 and 15",
-            );
-        }
-        if le.enabled && le.renew_grace_seconds == 0 {
-            return invalid(
-                "leaderElection.renewGraceSeconds",
-                "is 0: the lease would expire before it is renewed".into(),
-                "use at least 1, e.g. 5",
-            );
-        }
+        self.leader_election.validate("leaderElection")?;
         let q = &self.queue;
         if !(q.initial_backoff_seconds > 0.0
             && q.max_backoff_seconds >= q.initial_backoff_seconds

@@ -11,11 +11,11 @@ use crate::actions::condition::NotScheduled;
 use crate::actions::status_lane::StatusWrite;
 use crate::actions::volumes::{claim_is_bound, plan};
 use crate::context::Context;
-use crate::convert::pod_from_k8s;
 use crate::flight::InFlight;
 use crate::metrics::AttemptResult;
 use hubpack_core::model::{Millis, PodKey, PodRole, PodVolume};
 use hubpack_core::policy::{Decision, decide};
+use hubpack_kube::convert::pod_from_k8s;
 use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::BTreeSet;
@@ -71,7 +71,7 @@ pub(crate) fn priority_and_created(raw: &K8sPod) -> (i32, Millis) {
         raw.metadata
             .creation_timestamp
             .as_ref()
-            .map(crate::convert::time_millis)
+            .map(hubpack_kube::convert::time_millis)
             .unwrap_or(0),
     )
 }

@@ -3,11 +3,12 @@
 
 use super::*;
 use crate::config::Config;
-use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
 use crate::stores::Writers;
-use crate::test_support::*;
-use crate::watch::{self, Change};
+use crate::watch;
+use hubpack_kube::leader::LeaderGate;
+use hubpack_kube::reflect::Change;
+use hubpack_kube::test_support::*;
 use k8s_openapi::api::core::v1::Node as K8sNode;
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
