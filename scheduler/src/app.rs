@@ -47,7 +47,7 @@ pub async fn run(
     let watchers = watch::spawn_all(&ctx, writers, &supervisor, &background_stop);
     let lanes = [supervisor.spawn(
         "status lane",
-        crate::actions::status_lane::run(ctx.clone(), background_stop.clone()),
+        crate::status_worker::run(ctx.clone(), background_stop.clone()),
     )];
 
     let http = {

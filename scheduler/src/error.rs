@@ -16,12 +16,6 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl From<crate::actions::rate_limit::NotLeader> for Error {
-    fn from(_: crate::actions::rate_limit::NotLeader) -> Self {
-        Error::NotLeader
-    }
-}
-
 impl Error {
     /// A short, fixed label for metrics (`errors{kind=…}`).
     pub fn metric_label(&self) -> &'static str {

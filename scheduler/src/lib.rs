@@ -21,6 +21,7 @@
 //!   cluster changes;
 //! - [`scheduler_loop`] → [`schedule_one`]: one decision at a time, carried out by
 //! - [`actions`]: bind, evict, nominate, the Unschedulable condition, events, volume pre-binding;
+//!   [`status_worker`] sends the writes that can wait ([`actions::status_lane`]);
 //! - [`metrics`]; leader election and `/metrics` `/healthz` `/readyz` come from
 //!   [`hubpack_kube::leader`] and [`hubpack_kube::http`];
 //! - [`app`]: all of it as one function under a [`hubpack_kube::supervise::Supervisor`] (the
@@ -37,9 +38,11 @@ pub mod context;
 pub mod error;
 pub mod flight;
 pub mod metrics;
+pub mod pod_fields;
 pub mod queue;
 pub mod requeue;
 pub mod schedule_one;
 pub mod scheduler_loop;
+pub mod status_worker;
 pub mod stores;
 pub mod watch;

@@ -13,10 +13,10 @@ use crate::actions::volumes::{claim_is_bound, plan};
 use crate::context::Context;
 use crate::flight::InFlight;
 use crate::metrics::AttemptResult;
+use crate::pod_fields::{priority_and_created, split};
 use hubpack_core::model::{Millis, PodKey, PodRole, PodVolume};
 use hubpack_core::policy::{Decision, decide};
 use hubpack_kube::convert::pod_from_k8s;
-use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -56,24 +56,6 @@ pub enum Attempt {
     },
     /// The decision named something not a placeholder as a victim: refused.
     Refused,
-}
-
-pub(crate) fn split(key: &PodKey) -> (String, String) {
-    match key.0.split_once('/') {
-        Some((ns, name)) => (ns.to_string(), name.to_string()),
-        None => ("default".to_string(), key.0.clone()),
-    }
-}
-
-pub(crate) fn priority_and_created(raw: &K8sPod) -> (i32, Millis) {
-    (
-        raw.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
-        raw.metadata
-            .creation_timestamp
-            .as_ref()
-            .map(hubpack_kube::convert::time_millis)
-            .unwrap_or(0),
-    )
 }
 
 pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {

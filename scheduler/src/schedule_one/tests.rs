@@ -10,6 +10,7 @@ use hubpack_kube::leader::LeaderGate;
 use hubpack_kube::reflect::Change;
 use hubpack_kube::test_support::*;
 use k8s_openapi::api::core::v1::Node as K8sNode;
+use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -48,7 +49,7 @@ fn env_with(gate: LeaderGate, tune: impl FnOnce(&mut Config)) -> Env {
         None,
     ));
     // The status lane's worker, as `app` runs it.
-    tokio::spawn(crate::actions::status_lane::run(
+    tokio::spawn(crate::status_worker::run(
         ctx.clone(),
         tokio_util::sync::CancellationToken::new(),
     ));
