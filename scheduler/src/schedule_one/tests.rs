@@ -10,7 +10,6 @@ use hubpack_kube::leader::LeaderGate;
 use hubpack_kube::reflect::Change;
 use hubpack_kube::test_support::*;
 use k8s_openapi::api::core::v1::Node as K8sNode;
-use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
 use std::time::Duration;
