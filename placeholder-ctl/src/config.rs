@@ -944,6 +944,9 @@ mod tests {
         assert_eq!(c.pre_puller.priority, -5);
         assert_eq!(c.leader_election.lease_name, "hubpack-placeholder-ctl");
         assert!(c.pools.is_empty());
+        let c = parse("leaderElection: {leaseDurationSeconds: 20}").unwrap();
+        assert_eq!(c.leader_election.lease_name, "hubpack-placeholder-ctl");
+        assert_eq!(c.leader_election.lease_duration_seconds, 20);
     }
 
     #[test]
@@ -994,6 +997,10 @@ mod tests {
             (
                 "leaderElection: {renewGraceSeconds: 20}".into(),
                 "leaderElection.renewGraceSeconds",
+            ),
+            (
+                "leaderElection: {leaseDurationSeconds: 2, renewGraceSeconds: 1}".into(),
+                "leaderElection.leaseDurationSeconds",
             ),
             (
                 format!("{POOL}  headroom: {{minUsers: 5, maxUsers: 1}}\n"),
