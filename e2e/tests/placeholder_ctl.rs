@@ -83,9 +83,8 @@ impl World {
     ) -> World {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                    "hubpack_placeholder_ctl=info,hubpack_scheduler=warn".into()
-                }),
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "hubpack_placeholder_ctl=info,hubpack_kube=warn".into()),
             )
             .with_test_writer()
             .try_init();

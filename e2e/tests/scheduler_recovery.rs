@@ -276,7 +276,12 @@ async fn a_leader_that_loses_its_lease_mid_provisioning_stops_and_its_successor_
         .expect("the replica stops after losing its lease")
         .unwrap();
     assert!(
-        matches!(ended, Err(hubpack_scheduler::error::Error::LeaseLost(_))),
+        matches!(
+            ended,
+            Err(hubpack_scheduler::error::Error::Edge(
+                hubpack_kube::Error::LeaseLost(_)
+            ))
+        ),
         "{ended:?}"
     );
 

@@ -6,7 +6,8 @@
 use crate::resources::{ResourceMap, ResourceMapError};
 use hubpack_core::headroom::{HeadroomError, seats_per_placeholder, validate_placeholder};
 use hubpack_core::model::Resources;
-use hubpack_scheduler::edge::{self, LoadError};
+use hubpack_kube::edge::{self, LoadError};
+use hubpack_kube::leader::{InvalidElection, LeaderElectionConfig};
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +26,16 @@ pub enum ConfigError {
         problem: String,
         fix: String,
     },
+}
+
+impl From<InvalidElection> for ConfigError {
+    fn from(e: InvalidElection) -> Self {
+        ConfigError::Invalid {
+            field: e.field,
+            problem: e.problem,
+            fix: e.fix.into(),
+        }
+    }
 }
 
 fn invalid<T>(
@@ -51,6 +62,8 @@ pub struct Config {
     pub reconcile_interval_seconds: f64,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub metrics_address: SocketAddr,
+    /// The Lease's namespace defaults to the controller's.
+    #[serde(deserialize_with = "leader_election")]
     pub leader_election: LeaderElectionConfig,
     pub user_pods: UserPodsConfig,
     pub placeholders: PlaceholdersConfig,
@@ -74,7 +87,7 @@ impl Default for Config {
             scheduler_name: "hubpack-scheduler".into(),
             reconcile_interval_seconds: 10.0,
             metrics_address: SocketAddr::from(([0, 0, 0, 0], 9091)),
-            leader_election: LeaderElectionConfig::default(),
+            leader_election: LeaderElectionConfig::named(DEFAULT_LEASE_NAME),
             user_pods: UserPodsConfig::default(),
             placeholders: PlaceholdersConfig::default(),
             pre_puller: PrePullerConfig::default(),
@@ -88,28 +101,15 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct LeaderElectionConfig {
-    pub enabled: bool,
-    pub lease_name: String,
-    /// Defaults to the controller's namespace.
-    pub namespace: Option<String>,
-    pub lease_duration_seconds: u64,
-    /// Renew this long before the lease expires; writes stop this long before expiry too.
-    pub renew_grace_seconds: u64,
-}
+/// The Lease's name unless `leaderElection.leaseName` says otherwise.
+const DEFAULT_LEASE_NAME: &str = "hubpack-placeholder-ctl";
 
-impl Default for LeaderElectionConfig {
-    fn default() -> Self {
-        LeaderElectionConfig {
-            enabled: true,
-            lease_name: "hubpack-placeholder-ctl".into(),
-            namespace: None,
-            lease_duration_seconds: 15,
-            renew_grace_seconds: 5,
-        }
-    }
+/// `leaderElection`: the shared settings, with this binary's Lease name as the default.
+fn leader_election<'de, D>(d: D) -> Result<LeaderElectionConfig, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    LeaderElectionConfig::deserialize_named(d, DEFAULT_LEASE_NAME)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -594,18 +594,6 @@ impl Config {
             .unwrap_or_else(|| self.namespace())
     }
 
-    /// The scheduler crate's election settings, for its `leader::run`.
-    pub fn election(&self) -> hubpack_scheduler::config::LeaderElectionConfig {
-        let le = &self.leader_election;
-        hubpack_scheduler::config::LeaderElectionConfig {
-            enabled: le.enabled,
-            lease_name: le.lease_name.clone(),
-            namespace: le.namespace.clone(),
-            lease_duration_seconds: le.lease_duration_seconds,
-            renew_grace_seconds: le.renew_grace_seconds,
-        }
-    }
-
     /// Every pool's sizes, in config order.
     pub fn pool_sizes(&self) -> Result<Vec<PoolSizes>, ConfigError> {
         self.pools
@@ -634,7 +622,7 @@ impl Config {
                 "set it to hubpack-scheduler's name, e.g. hubpack-scheduler",
             );
         }
-        self.validate_election()?;
+        self.leader_election.validate("leaderElection")?;
         if self.user_pods.selector.is_empty() {
             return invalid(
                 "userPods.selector",
@@ -741,25 +729,6 @@ impl Config {
         }
         for (i, c) in self.calendars.iter().enumerate() {
             c.validate(&format!("calendars[{i}]"), &pools)?;
-        }
-        Ok(())
-    }
-
-    fn validate_election(&self) -> Result<(), ConfigError> {
-        let le = &self.leader_election;
-        if !le.enabled {
-            return Ok(());
-        }
-        nonempty("leaderElection.leaseName", &le.lease_name)?;
-        if le.renew_grace_seconds == 0 || le.renew_grace_seconds >= le.lease_duration_seconds {
-            return invalid(
-                "leaderElection.renewGraceSeconds",
-                format!(
-                    "({}) must be ≥ 1 and below leaseDurationSeconds ({})",
-                    le.renew_grace_seconds, le.lease_duration_seconds
-                ),
-                "use e.g. leaseDurationSeconds: 15, renewGraceSeconds: 5",
-            );
         }
         Ok(())
     }
@@ -975,6 +944,9 @@ mod tests {
         assert_eq!(c.pre_puller.priority, -5);
         assert_eq!(c.leader_election.lease_name, "hubpack-placeholder-ctl");
         assert!(c.pools.is_empty());
+        let c = parse("leaderElection: {leaseDurationSeconds: 20}").unwrap();
+        assert_eq!(c.leader_election.lease_name, "hubpack-placeholder-ctl");
+        assert_eq!(c.leader_election.lease_duration_seconds, 20);
     }
 
     #[test]
@@ -1025,6 +997,10 @@ mod tests {
             (
                 "leaderElection: {renewGraceSeconds: 20}".into(),
                 "leaderElection.renewGraceSeconds",
+            ),
+            (
+                "leaderElection: {leaseDurationSeconds: 2, renewGraceSeconds: 1}".into(),
+                "leaderElection.leaseDurationSeconds",
             ),
             (
                 format!("{POOL}  headroom: {{minUsers: 5, maxUsers: 1}}\n"),

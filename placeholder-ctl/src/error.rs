@@ -8,10 +8,10 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("calendar {name}: {message}")]
     Calendar { name: String, message: String },
-    #[error("lease: {0}")]
-    Lease(String),
-    #[error("metrics server: {0}")]
-    Http(String),
+    /// From the shared edge: the lease (lost, or its election failed), the HTTP server, a
+    /// supervised task that ended.
+    #[error(transparent)]
+    Edge(#[from] hubpack_kube::Error),
     #[error("invalid configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
 }
@@ -24,8 +24,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::Calendar { .. } => "calendar",
-            Error::Lease(_) => "lease",
-            Error::Http(_) => "http",
+            Error::Edge(e) => e.metric_label(),
             Error::Config(_) => "config",
         }
     }

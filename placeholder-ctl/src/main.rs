@@ -4,11 +4,11 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use hubpack_kube::edge;
 use hubpack_placeholder_ctl::adapter::app;
 use hubpack_placeholder_ctl::config::Config;
 use hubpack_placeholder_ctl::plan_cli;
 use hubpack_placeholder_ctl::sources::secs;
-use hubpack_scheduler::edge;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]

@@ -8,10 +8,8 @@ use crate::objects::{
 };
 use hubpack_core::headroom::{seats_in, validate_placeholder};
 use hubpack_core::model::{Millis, Resources};
-use hubpack_scheduler::convert::condition::{self, Condition as _};
-use hubpack_scheduler::convert::{
-    PodContext, VolumeIndex, node_is_ready, pod_from_k8s, time_millis,
-};
+use hubpack_kube::convert::condition::{self, Condition as _};
+use hubpack_kube::convert::{PodContext, VolumeIndex, node_is_ready, pod_from_k8s, time_millis};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -214,7 +212,7 @@ pub fn observe_pool(
         if let Some(t) = prepull_ready.get(name) {
             view.warm_since.insert(name.to_string(), *t);
         }
-        if let Ok(core) = hubpack_scheduler::convert::node_from_k8s(n, None, false)
+        if let Ok(core) = hubpack_kube::convert::node_from_k8s(n, None, false)
             && core.allocatable.pods > 0
             && let Err(e) = validate_placeholder(
                 &core.allocatable,
@@ -251,7 +249,7 @@ pub fn observe_pool(
             continue;
         }
         view.warm_nodes.insert(name.to_string(), zone.clone());
-        let alloc = hubpack_scheduler::convert::node_from_k8s(n, None, false)
+        let alloc = hubpack_kube::convert::node_from_k8s(n, None, false)
             .map(|c| c.allocatable)
             .unwrap_or_default();
         let free = &alloc - used.get(name).unwrap_or(&Resources::default());

@@ -2,7 +2,7 @@
 //! numbers allowed), converted with the scheduler's exact quantity parser.
 
 use hubpack_core::model::Resources;
-use hubpack_scheduler::convert::quantity::{parse_milli, parse_units};
+use hubpack_kube::convert::quantity::{parse_milli, parse_units};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Deserialize;
 use std::collections::BTreeMap;

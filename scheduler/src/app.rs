@@ -1,20 +1,20 @@
 //! The whole scheduler as one async function: watches, leader election, HTTP endpoints and
-//! the scheduling loop, each supervised (see [`crate::supervise`]), until `shutdown` is
+//! the scheduling loop, each supervised (see [`hubpack_kube::supervise`]), until `shutdown` is
 //! cancelled or one of them ends; then in-flight binds finish and the lease is released.
 //! The binary wraps it with signal handling; end-to-end tests run it in-process.
 //!
 //! Fail-stop, like kube-scheduler: losing the lease to another replica ends the election
-//! task with [`Error::LeaseLost`], which stops the replica with an error (the Deployment
+//! task with [`hubpack_kube::Error::LeaseLost`], which stops the replica with an error (the Deployment
 //! restarts it, with empty caches and no assumptions left over from its term).
 
 use crate::config::Config;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::http::{HttpState, serve};
-use crate::leader::{self, LeaderGate};
 use crate::metrics::Metrics;
-use crate::supervise::Supervisor;
 use crate::{scheduler_loop, watch};
+use hubpack_kube::http::{HttpState, serve};
+use hubpack_kube::leader::{self, LeaderGate};
+use hubpack_kube::supervise::Supervisor;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -40,14 +40,14 @@ pub async fn run(
         metrics,
         Some(identity.clone()),
     ));
-    let supervisor = Supervisor::new(shutdown.clone());
+    let supervisor = Supervisor::<Error>::new(shutdown.clone());
     // Watches and the write lanes stop last: the loop's drain needs neither, but a write
     // still queued may need the lanes.
     let background_stop = CancellationToken::new();
     let watchers = watch::spawn_all(&ctx, writers, &supervisor, &background_stop);
     let lanes = [supervisor.spawn(
         "status lane",
-        crate::actions::status_lane::run(ctx.clone(), background_stop.clone()),
+        crate::status_worker::run(ctx.clone(), background_stop.clone()),
     )];
 
     let http = {
@@ -59,7 +59,9 @@ pub async fn run(
         };
         let serving = serve(config.metrics_address, state, shutdown.clone());
         supervisor.spawn("http", async move {
-            serving.await.map_err(|e| Error::Http(e.to_string()))
+            serving
+                .await
+                .map_err(|e| Error::from(hubpack_kube::Error::Http(e.to_string())))
         })
     };
     // The election stops only after the binds have drained: stopping it releases the lease,
@@ -79,7 +81,8 @@ pub async fn run(
                 &ctx.leader,
                 election_stop,
             )
-            .await
+            .await?;
+            Ok(())
         })
     });
     let sched = supervisor.spawn("scheduling loop", {

@@ -3,12 +3,12 @@
 //! victims are deleted, claims being provisioned: [`crate::flight`]). Pure state machinery: watch wiring is in
 //! `watch.rs`, API writes in `actions/`; this is tested by feeding objects.
 
-use crate::convert::{
-    LabelMatch, PodContext, VolumeCatalog, condition, node_from_k8s, pod_from_k8s,
-};
 use crate::flight::Flights;
 use hubpack_core::model::{Millis, PodKey};
 use hubpack_core::snapshot::Snapshot;
+use hubpack_kube::convert::{
+    LabelMatch, PodContext, VolumeCatalog, condition, node_from_k8s, pod_from_k8s,
+};
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::api::storage::v1::CSINode;
 use std::collections::{HashMap, HashSet};
@@ -157,7 +157,7 @@ impl ClusterState {
                     .metadata
                     .creation_timestamp
                     .as_ref()
-                    .map(crate::convert::time_millis)
+                    .map(hubpack_kube::convert::time_millis)
                     .unwrap_or(0),
             }
         } else {
@@ -261,7 +261,7 @@ impl ClusterState {
                         };
                     in_scope
                         && t.label_selector.as_ref().is_some_and(|s| {
-                            crate::convert::selector::label_selector_matches(s, labels)
+                            hubpack_kube::convert::selector::label_selector_matches(s, labels)
                         })
                 })
             })
@@ -295,7 +295,7 @@ impl ClusterState {
         &mut self,
         n: &k8s::Node,
         csi: Option<&CSINode>,
-    ) -> Result<bool, crate::convert::ConvertError> {
+    ) -> Result<bool, hubpack_kube::convert::ConvertError> {
         let name = n.metadata.name.clone().unwrap_or_default();
         let node = node_from_k8s(n, csi, self.prepull_ready(&name))?;
         if self.snapshot.node(&name) == Some(&node) {

@@ -2,9 +2,10 @@
 //! validation. Every error names the field and says how to fix it, because a scheduler that
 //! starts with a wrong setting strands users' pods in Pending.
 
-use crate::convert::LabelMatch;
-use crate::edge::{self, LoadError};
 use hubpack_core::policy::PolicyConfig;
+use hubpack_kube::convert::LabelMatch;
+use hubpack_kube::edge::{self, LoadError};
+use hubpack_kube::leader::{InvalidElection, LeaderElectionConfig};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -17,10 +18,20 @@ pub enum ConfigError {
     Load(#[from] LoadError),
     #[error("config field `{field}` {problem}; fix: {fix}")]
     Invalid {
-        field: &'static str,
+        field: String,
         problem: String,
         fix: &'static str,
     },
+}
+
+impl From<InvalidElection> for ConfigError {
+    fn from(e: InvalidElection) -> Self {
+        ConfigError::Invalid {
+            field: e.field,
+            problem: e.problem,
+            fix: e.fix,
+        }
+    }
 }
 
 /// Longest duration any setting accepts: longer ones are mistakes (and would overflow
@@ -51,6 +62,7 @@ pub struct Config {
     pub placeholder_unschedulable_grace_seconds: u64,
     pub preemption: PreemptionConfig,
     pub volumes: VolumeConfig,
+    #[serde(deserialize_with = "leader_election")]
     pub leader_election: LeaderElectionConfig,
     pub queue: QueueConfig,
     pub api: ApiConfig,
@@ -71,7 +83,7 @@ impl Default for Config {
             placeholder_unschedulable_grace_seconds: 5,
             preemption: PreemptionConfig::default(),
             volumes: VolumeConfig::default(),
-            leader_election: LeaderElectionConfig::default(),
+            leader_election: LeaderElectionConfig::named(DEFAULT_LEASE_NAME),
             queue: QueueConfig::default(),
             api: ApiConfig::default(),
             metrics_address: SocketAddr::from(([0, 0, 0, 0], 9090)),
@@ -162,28 +174,15 @@ impl Default for VolumeConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct LeaderElectionConfig {
-    pub enabled: bool,
-    pub lease_name: String,
-    /// Defaults to `$POD_NAMESPACE`, else `default`.
-    pub namespace: Option<String>,
-    pub lease_duration_seconds: u64,
-    /// Renew this long before the lease expires; binds stop this long before expiry too.
-    pub renew_grace_seconds: u64,
-}
+/// The Lease's name unless `leaderElection.leaseName` says otherwise.
+const DEFAULT_LEASE_NAME: &str = "hubpack-scheduler";
 
-impl Default for LeaderElectionConfig {
-    fn default() -> Self {
-        LeaderElectionConfig {
-            enabled: true,
-            lease_name: "hubpack-scheduler".into(),
-            namespace: None,
-            lease_duration_seconds: 15,
-            renew_grace_seconds: 5,
-        }
-    }
+/// `leaderElection`: the shared settings, with this binary's Lease name as the default.
+fn leader_election<'de, D>(d: D) -> Result<LeaderElectionConfig, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    LeaderElectionConfig::deserialize_named(d, DEFAULT_LEASE_NAME)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -240,62 +239,31 @@ impl Config {
         edge::parse_yaml(text, origin, Config::validate)
     }
 
+    /// Checks every section; the first problem found is the error.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, problem: String, fix| {
-            Err(ConfigError::Invalid {
-                field,
-                problem,
-                fix,
-            })
-        };
-        let p = &self.policy;
-        if p.cpu_weight < 0 || p.memory_weight < 0 || p.cpu_weight + p.memory_weight == 0 {
+        self.policy.validate()?;
+        self.preemption.validate()?;
+        self.volumes.validate()?;
+        self.queue.validate()?;
+        self.validate_pod_matching()?;
+        self.leader_election.validate("leaderElection")?;
+        self.api.validate()?;
+        if self.placeholder_unschedulable_grace_seconds > MAX_PLACEHOLDER_GRACE_SECONDS {
             return invalid(
-                "policy.cpuWeight",
+                "placeholderUnschedulableGraceSeconds",
                 format!(
-                    "({}) and policy.memoryWeight ({}) must not be negative, nor both 0",
-                    p.cpu_weight, p.memory_weight
+                    "({}) is above {MAX_PLACEHOLDER_GRACE_SECONDS}: the autoscaler would hear of wanted placeholders minutes late",
+                    self.placeholder_unschedulable_grace_seconds
                 ),
-                "use weights of 0 or more, e.g. cpuWeight: 1, memoryWeight: 1",
+                "use a few seconds, e.g. 5 (0 marks placeholders Unschedulable at once)",
             );
         }
-        for (field, seconds) in [
-            ("policy.warmSettleSeconds", p.warm_settle_seconds),
-            ("preemption.timeoutSeconds", self.preemption.timeout_seconds),
-            (
-                "volumes.bindTimeoutSeconds",
-                self.volumes.bind_timeout_seconds,
-            ),
-            (
-                "leaderElection.leaseDurationSeconds",
-                self.leader_election.lease_duration_seconds,
-            ),
-        ] {
-            if seconds > MAX_SECONDS {
-                return invalid(
-                    field,
-                    format!("({seconds}) is above a day ({MAX_SECONDS} s)"),
-                    "use a duration in seconds below a day",
-                );
-            }
-        }
-        let q = &self.queue;
-        for (field, seconds) in [
-            ("queue.initialBackoffSeconds", q.initial_backoff_seconds),
-            ("queue.maxBackoffSeconds", q.max_backoff_seconds),
-            (
-                "queue.unschedulableRetrySeconds",
-                q.unschedulable_retry_seconds,
-            ),
-        ] {
-            if seconds > MAX_SECONDS as f64 {
-                return invalid(
-                    field,
-                    format!("({seconds}) is above a day ({MAX_SECONDS} s)"),
-                    "use a duration in seconds below a day",
-                );
-            }
-        }
+        Ok(())
+    }
+
+    /// `schedulerName`, `placeholderSelectors`, `warmth.prepullSelectors`: which pods are
+    /// ours, which are placeholders, which pre-pull.
+    fn validate_pod_matching(&self) -> Result<(), ConfigError> {
         if self.scheduler_name.trim().is_empty() {
             return invalid(
                 "schedulerName",
@@ -319,103 +287,6 @@ impl Config {
                 "give each entry at least one label of the pre-pull DaemonSet's pods",
             );
         }
-        let le = &self.leader_election;
-        if le.enabled && le.lease_name.trim().is_empty() {
-            return invalid(
-                "leaderElection.leaseName",
-                "is empty".into(),
-                "name the Lease object, e.g. hubpack-scheduler",
-            );
-        }
-        let margin = u64::try_from(crate::leader::SAFETY_MARGIN_MS / 1000).unwrap_or(2);
-        if le.enabled && le.lease_duration_seconds <= margin {
-            return invalid(
-                "leaderElection.leaseDurationSeconds",
-                format!(
-                    "({}) is {margin} s or less: the lease would be past its safety margin as soon as it is renewed",
-                    le.lease_duration_seconds
-                ),
-                "use e.g. 15 (kube-scheduler's default)",
-            );
-        }
-        if le.enabled && le.renew_grace_seconds >= le.lease_duration_seconds {
-            return invalid(
-                "leaderElection.renewGraceSeconds",
-                format!(
-                    "({}) is not below leaseDurationSeconds ({})",
-                    le.renew_grace_seconds, le.lease_duration_seconds
-                ),
-                "make renewGraceSeconds smaller than leaseDurationSeconds, e.g. 5 and 15",
-            );
-        }
-        if le.enabled && le.renew_grace_seconds == 0 {
-            return invalid(
-                "leaderElection.renewGraceSeconds",
-                "is 0: the lease would expire before it is renewed".into(),
-                "use at least 1, e.g. 5",
-            );
-        }
-        let q = &self.queue;
-        if !(q.initial_backoff_seconds > 0.0
-            && q.max_backoff_seconds >= q.initial_backoff_seconds
-            && q.max_backoff_seconds.is_finite())
-        {
-            return invalid(
-                "queue.maxBackoffSeconds",
-                format!(
-                    "({}) must be finite and at least queue.initialBackoffSeconds ({}) > 0",
-                    q.max_backoff_seconds, q.initial_backoff_seconds
-                ),
-                "use e.g. initialBackoffSeconds: 1, maxBackoffSeconds: 10",
-            );
-        }
-        if !(q.unschedulable_retry_seconds > 0.0 && q.unschedulable_retry_seconds.is_finite()) {
-            return invalid(
-                "queue.unschedulableRetrySeconds",
-                format!(
-                    "({}) must be a positive number",
-                    q.unschedulable_retry_seconds
-                ),
-                "use e.g. 30",
-            );
-        }
-        if !(self.api.qps > 0.0 && self.api.qps.is_finite()) {
-            return invalid(
-                "api.qps",
-                format!("({}) must be a positive number", self.api.qps),
-                "use e.g. 50",
-            );
-        }
-        if self.api.burst == 0 {
-            return invalid("api.burst", "is 0".into(), "use at least 1, e.g. 100");
-        }
-        if self.api.bind_concurrency == 0 {
-            return invalid(
-                "api.bindConcurrency",
-                "is 0: nothing would ever bind".into(),
-                "use at least 1, e.g. 16",
-            );
-        }
-        if self.placeholder_unschedulable_grace_seconds > MAX_PLACEHOLDER_GRACE_SECONDS {
-            return invalid(
-                "placeholderUnschedulableGraceSeconds",
-                format!(
-                    "({}) is above {MAX_PLACEHOLDER_GRACE_SECONDS}: the autoscaler would hear of wanted placeholders minutes late",
-                    self.placeholder_unschedulable_grace_seconds
-                ),
-                "use a few seconds, e.g. 5 (0 marks placeholders Unschedulable at once)",
-            );
-        }
-        if self.preemption.timeout_seconds == 0 {
-            return invalid(
-                "preemption.timeoutSeconds",
-                "is 0: every preemption would be abandoned at once".into(),
-                "use e.g. 30",
-            );
-        }
-        if self.volumes.bind_timeout_seconds == 0 {
-            return invalid("volumes.bindTimeoutSeconds", "is 0".into(), "use e.g. 600");
-        }
         Ok(())
     }
 
@@ -438,6 +309,140 @@ impl Config {
             .clone()
             .or_else(|| std::env::var("POD_NAMESPACE").ok())
             .unwrap_or_else(|| "default".into())
+    }
+}
+
+fn invalid(field: &str, problem: String, fix: &'static str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        field: field.into(),
+        problem,
+        fix,
+    })
+}
+
+/// Refuses a duration above a day.
+fn below_a_day(field: &str, seconds: f64) -> Result<(), ConfigError> {
+    if seconds > MAX_SECONDS as f64 {
+        return above_a_day(field, seconds);
+    }
+    Ok(())
+}
+
+/// Refuses a duration in whole seconds above a day.
+fn whole_seconds_below_a_day(field: &str, seconds: u64) -> Result<(), ConfigError> {
+    if seconds > MAX_SECONDS {
+        return above_a_day(field, seconds);
+    }
+    Ok(())
+}
+
+fn above_a_day(field: &str, seconds: impl std::fmt::Display) -> Result<(), ConfigError> {
+    invalid(
+        field,
+        format!("({seconds}) is above a day ({MAX_SECONDS} s)"),
+        "use a duration in seconds below a day",
+    )
+}
+
+impl PolicySettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.cpu_weight < 0
+            || self.memory_weight < 0
+            || self.cpu_weight + self.memory_weight == 0
+        {
+            return invalid(
+                "policy.cpuWeight",
+                format!(
+                    "({}) and policy.memoryWeight ({}) must not be negative, nor both 0",
+                    self.cpu_weight, self.memory_weight
+                ),
+                "use weights of 0 or more, e.g. cpuWeight: 1, memoryWeight: 1",
+            );
+        }
+        whole_seconds_below_a_day("policy.warmSettleSeconds", self.warm_settle_seconds)
+    }
+}
+
+impl PreemptionConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        whole_seconds_below_a_day("preemption.timeoutSeconds", self.timeout_seconds)?;
+        if self.timeout_seconds == 0 {
+            return invalid(
+                "preemption.timeoutSeconds",
+                "is 0: every preemption would be abandoned at once".into(),
+                "use e.g. 30",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl VolumeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        whole_seconds_below_a_day("volumes.bindTimeoutSeconds", self.bind_timeout_seconds)?;
+        if self.bind_timeout_seconds == 0 {
+            return invalid("volumes.bindTimeoutSeconds", "is 0".into(), "use e.g. 600");
+        }
+        Ok(())
+    }
+}
+
+impl QueueConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        below_a_day("queue.initialBackoffSeconds", self.initial_backoff_seconds)?;
+        below_a_day("queue.maxBackoffSeconds", self.max_backoff_seconds)?;
+        below_a_day(
+            "queue.unschedulableRetrySeconds",
+            self.unschedulable_retry_seconds,
+        )?;
+        if !(self.initial_backoff_seconds > 0.0
+            && self.max_backoff_seconds >= self.initial_backoff_seconds
+            && self.max_backoff_seconds.is_finite())
+        {
+            return invalid(
+                "queue.maxBackoffSeconds",
+                format!(
+                    "({}) must be finite and at least queue.initialBackoffSeconds ({}) > 0",
+                    self.max_backoff_seconds, self.initial_backoff_seconds
+                ),
+                "use e.g. initialBackoffSeconds: 1, maxBackoffSeconds: 10",
+            );
+        }
+        if !(self.unschedulable_retry_seconds > 0.0 && self.unschedulable_retry_seconds.is_finite())
+        {
+            return invalid(
+                "queue.unschedulableRetrySeconds",
+                format!(
+                    "({}) must be a positive number",
+                    self.unschedulable_retry_seconds
+                ),
+                "use e.g. 30",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl ApiConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.qps > 0.0 && self.qps.is_finite()) {
+            return invalid(
+                "api.qps",
+                format!("({}) must be a positive number", self.qps),
+                "use e.g. 50",
+            );
+        }
+        if self.burst == 0 {
+            return invalid("api.burst", "is 0".into(), "use at least 1, e.g. 100");
+        }
+        if self.bind_concurrency == 0 {
+            return invalid(
+                "api.bindConcurrency",
+                "is 0: nothing would ever bind".into(),
+                "use at least 1, e.g. 16",
+            );
+        }
+        Ok(())
     }
 }
 

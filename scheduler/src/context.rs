@@ -7,11 +7,11 @@ use crate::actions::events::Events;
 use crate::actions::status_lane::StatusLane;
 use crate::cluster_state::{Classifier, ClusterState};
 use crate::config::Config;
-use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
 use crate::queue::SchedulingQueue;
 pub use crate::stores::Stores;
 use hubpack_core::model::Millis;
+use hubpack_kube::leader::LeaderGate;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, Semaphore};
@@ -30,7 +30,7 @@ pub struct Context {
     state: Mutex<ClusterState>,
     queue: Mutex<SchedulingQueue>,
     /// Rung when the queue gets work or leadership changes.
-    pub wake: Notify,
+    pub wake: Arc<Notify>,
     /// Bounds binds in flight (`api.bindConcurrency`).
     pub bind_slots: Arc<Semaphore>,
     /// Watched kinds whose first list is complete (see [`Self::caches_synced`]).
@@ -77,7 +77,7 @@ impl Context {
             queue: Mutex::new(SchedulingQueue::new(config.backoff())),
             bind_slots: Arc::new(Semaphore::new(config.api.bind_concurrency)),
             state: Mutex::new(ClusterState::default()),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             synced: Arc::new(AtomicUsize::new(0)),
             policy: config.policy.core(),
             heartbeat: Arc::new(AtomicI64::new(wall_clock_ms())),

@@ -8,24 +8,13 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("not the leader")]
     NotLeader,
-    #[error("lease: {0}")]
-    Lease(String),
-    #[error("metrics server: {0}")]
-    Http(String),
-    /// Another replica holds the lease we held: stop (fail-stop, like kube-scheduler).
-    #[error("lost the lease: {0}")]
-    LeaseLost(String),
-    #[error("{task} ended: {detail}")]
-    TaskEnded { task: &'static str, detail: String },
+    /// From the shared edge: the lease (lost, or its election failed), the HTTP server, a
+    /// supervised task that ended.
+    #[error(transparent)]
+    Edge(#[from] hubpack_kube::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-impl From<crate::actions::rate_limit::NotLeader> for Error {
-    fn from(_: crate::actions::rate_limit::NotLeader) -> Self {
-        Error::NotLeader
-    }
-}
 
 impl Error {
     /// A short, fixed label for metrics (`errors{kind=…}`).
@@ -33,10 +22,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::NotLeader => "not_leader",
-            Error::Lease(_) => "lease",
-            Error::Http(_) => "http",
-            Error::LeaseLost(_) => "lease_lost",
-            Error::TaskEnded { .. } => "task_ended",
+            Error::Edge(e) => e.metric_label(),
         }
     }
 
@@ -44,6 +30,7 @@ impl Error {
     pub fn api_code(&self) -> Option<u16> {
         match self {
             Error::Kube(kube::Error::Api(status)) => Some(status.code),
+            Error::Edge(e) => e.api_code(),
             _ => None,
         }
     }

@@ -4,8 +4,9 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use hubpack_kube::edge;
+use hubpack_scheduler::app;
 use hubpack_scheduler::config::Config;
-use hubpack_scheduler::{app, edge};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]

@@ -11,11 +11,12 @@ use crate::actions::condition::NotScheduled;
 use crate::actions::status_lane::StatusWrite;
 use crate::actions::volumes::{claim_is_bound, plan};
 use crate::context::Context;
-use crate::convert::pod_from_k8s;
 use crate::flight::InFlight;
 use crate::metrics::AttemptResult;
-use hubpack_core::model::{Millis, PodKey, PodRole, PodVolume};
-use hubpack_core::policy::{Decision, decide};
+use crate::pod_fields::{priority_and_created, split};
+use hubpack_core::model::{Millis, Pod, PodKey, PodRole, PodVolume};
+use hubpack_core::policy::{Decision, Diagnosis, decide};
+use hubpack_kube::convert::pod_from_k8s;
 use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::BTreeSet;
@@ -58,25 +59,60 @@ pub enum Attempt {
     Refused,
 }
 
-pub(crate) fn split(key: &PodKey) -> (String, String) {
-    match key.0.split_once('/') {
-        Some((ns, name)) => (ns.to_string(), name.to_string()),
-        None => ("default".to_string(), key.0.clone()),
+/// One attempt, in named steps: look the pod up, continue what is in flight for it,
+/// convert it, decide, and carry the decision out.
+pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
+    let q = match look_up(ctx, key) {
+        Ok(q) => q,
+        Err(attempt) => return attempt,
+    };
+    if let Some(attempt) = continue_in_flight(ctx, &q) {
+        return attempt;
+    }
+    let pod = match convert(ctx, &q) {
+        Ok(pod) => pod,
+        Err(attempt) => return attempt,
+    };
+    match decide_now(ctx, &q, &pod) {
+        Decision::Skip(reason) => {
+            tracing::debug!(pod = %q.key, ?reason, "skipped");
+            ctx.queue().remove(&q.key);
+            ctx.metrics.attempt(AttemptResult::Skipped);
+            Attempt::Skipped
+        }
+        Decision::Bind { node } => bind(ctx, q, &pod, node),
+        Decision::Preempt { node, victims } => preempt(ctx, q, node, victims),
+        Decision::Unschedulable(diagnosis) => unschedulable(ctx, q, &pod, &diagnosis),
     }
 }
 
-pub(crate) fn priority_and_created(raw: &K8sPod) -> (i32, Millis) {
-    (
-        raw.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
-        raw.metadata
-            .creation_timestamp
-            .as_ref()
-            .map(crate::convert::time_millis)
-            .unwrap_or(0),
-    )
+/// The queued pod as the cache has it now, and the attempt's clock.
+struct Queued {
+    key: PodKey,
+    ns: String,
+    raw: Arc<K8sPod>,
+    priority: i32,
+    created: Millis,
+    now: Millis,
 }
 
-pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
+impl Queued {
+    /// Back in the queue, to be looked at again after its backoff.
+    fn retry(&self, ctx: &Context) {
+        ctx.queue()
+            .retry(self.key.clone(), self.priority, self.created, self.now);
+    }
+
+    /// Parked until a cluster change may help it.
+    fn park(&self, ctx: &Context) {
+        ctx.queue()
+            .park(self.key.clone(), self.priority, self.created, self.now);
+    }
+}
+
+/// The pod from the cache, if it is still pending ours and this replica leads; else what
+/// the attempt did instead.
+fn look_up(ctx: &Arc<Context>, key: PodKey) -> Result<Queued, Attempt> {
     let now = ctx.now();
     let (ns, name) = split(&key);
     let Some(raw) = ctx.stores.pods.get(&ObjectRef::new(&name).within(&ns)) else {
@@ -89,238 +125,258 @@ pub async fn schedule_one(ctx: &Arc<Context>, key: PodKey) -> Attempt {
             .pod(&key)
             .map_or((0, 0), |p| (p.priority, p.created));
         ctx.queue().retry(key, priority, created, now);
-        return Attempt::Waiting;
+        return Err(Attempt::Waiting);
     };
     let (priority, created) = priority_and_created(&raw);
-    if !ctx.classifier.is_pending_ours(&raw) {
-        ctx.queue().remove(&key);
-        return Attempt::Dropped;
+    let q = Queued {
+        key,
+        ns,
+        raw,
+        priority,
+        created,
+        now,
+    };
+    if !ctx.classifier.is_pending_ours(&q.raw) {
+        ctx.queue().remove(&q.key);
+        return Err(Attempt::Dropped);
     }
     if !ctx.leader.is_leading(now) {
-        ctx.queue().retry(key, priority, created, now);
-        return Attempt::NotLeader;
+        q.retry(ctx);
+        return Err(Attempt::NotLeader);
     }
+    Ok(q)
+}
 
-    let in_flight = ctx.state().in_flight.get(&key).cloned();
+/// Continues a preemption or a provisioning under way for the pod; `None` when the pod is
+/// to be decided (again).
+fn continue_in_flight(ctx: &Arc<Context>, q: &Queued) -> Option<Attempt> {
+    let in_flight = ctx.state().in_flight.get(&q.key).cloned();
     match in_flight {
         Some(InFlight::Preempting {
             victims, deadline, ..
         }) if !victims.is_empty() => {
-            if now < deadline {
-                ctx.queue().retry(key, priority, created, now);
-                return Attempt::Waiting;
+            if q.now < deadline {
+                q.retry(ctx);
+                return Some(Attempt::Waiting);
             }
-            tracing::info!(pod = %key, "preemption timed out; clearing the nomination");
+            tracing::info!(pod = %q.key, "preemption timed out; clearing the nomination");
             ctx.metrics.preemption_timeouts.inc();
-            abandon_nomination(ctx, &key);
+            abandon_nomination(ctx, &q.key);
+            None
         }
-        // Every victim is gone: decide again below; the nomination still reserves the
-        // seat against equal or lower priority pods meanwhile.
-        Some(InFlight::Preempting { .. }) => {}
+        // Every victim is gone: decide again; the nomination still reserves the seat
+        // against equal or lower priority pods meanwhile.
+        Some(InFlight::Preempting { .. }) | None => None,
         Some(flight @ InFlight::Provisioning { .. }) => {
-            let InFlight::Provisioning {
-                node,
-                steps,
-                deadline,
-            } = &flight
-            else {
-                unreachable!("matched above")
-            };
-            let (node, deadline) = (node.clone(), *deadline);
-            let all_bound = flight.claims().all(|c| {
-                ctx.stores
-                    .claims
-                    .get(&ObjectRef::new(c).within(&ns))
-                    .is_some_and(|pvc| claim_is_bound(&pvc))
-            });
-            if all_bound {
-                ctx.state().in_flight.end(&key);
-                ctx.queue().done(&key);
-                spawn_bind(ctx, key, raw, node.clone(), created);
-                return Attempt::Binding { node };
-            }
-            if now < deadline {
-                ctx.queue().retry(key, priority, created, now);
-                return Attempt::Waiting;
-            }
-            tracing::warn!(pod = %key, %node, "claims not bound in time; rescheduling");
-            {
-                let mut st = ctx.state();
-                st.in_flight.end(&key);
-                st.snapshot.forget(&key);
-            }
-            unselect_nodes(ctx, &ns, &node, steps);
-            ctx.queue().retry(key, priority, created, now);
-            ctx.metrics.attempt(AttemptResult::Error);
-            return Attempt::Waiting;
+            Some(continue_provisioning(ctx, q, &flight))
         }
-        None => {}
     }
+}
 
-    // Fresh conversion: claims and classes may have changed since the last pod event.
-    let converted = pod_from_k8s(&raw, &ctx.classifier.pod_context(&ctx.stores));
-    let pod = match converted {
+/// Binds once every claim is Bound; waits until the deadline; then gives the node up.
+fn continue_provisioning(ctx: &Arc<Context>, q: &Queued, flight: &InFlight) -> Attempt {
+    let InFlight::Provisioning {
+        node,
+        steps,
+        deadline,
+    } = flight
+    else {
+        unreachable!("called for a provisioning only")
+    };
+    let all_bound = flight.claims().all(|c| {
+        ctx.stores
+            .claims
+            .get(&ObjectRef::new(c).within(&q.ns))
+            .is_some_and(|pvc| claim_is_bound(&pvc))
+    });
+    if all_bound {
+        ctx.state().in_flight.end(&q.key);
+        ctx.queue().done(&q.key);
+        spawn_bind(ctx, q.key.clone(), q.raw.clone(), node.clone(), q.created);
+        return Attempt::Binding { node: node.clone() };
+    }
+    if q.now < *deadline {
+        q.retry(ctx);
+        return Attempt::Waiting;
+    }
+    tracing::warn!(pod = %q.key, %node, "claims not bound in time; rescheduling");
+    {
+        let mut st = ctx.state();
+        st.in_flight.end(&q.key);
+        st.snapshot.forget(&q.key);
+    }
+    unselect_nodes(ctx, &q.ns, node, steps);
+    q.retry(ctx);
+    ctx.metrics.attempt(AttemptResult::Error);
+    Attempt::Waiting
+}
+
+/// A fresh conversion (claims and classes may have changed since the last pod event); a
+/// pod that cannot be read is parked and reported.
+fn convert(ctx: &Arc<Context>, q: &Queued) -> Result<Pod, Attempt> {
+    match pod_from_k8s(&q.raw, &ctx.classifier.pod_context(&ctx.stores)) {
         Ok(mut p) => {
-            if let Some(owner) = ctx.state().anti_affinity_against(&raw) {
+            if let Some(owner) = ctx.state().anti_affinity_against(&q.raw) {
                 p.unsupported.push(format!(
                     "the required pod anti-affinity of {owner} may select this pod"
                 ));
             }
-            p
+            Ok(p)
         }
         Err(e) => {
             let message = format!("hubpack-scheduler cannot read this pod: {e}");
-            tracing::warn!(pod = %key, error = %e, "invalid pod");
-            ctx.queue().park(key.clone(), priority, created, now);
+            tracing::warn!(pod = %q.key, error = %e, "invalid pod");
+            q.park(ctx);
             ctx.metrics.attempt(AttemptResult::Error);
             // No node would help: not a case for the autoscaler.
             ctx.status_lane.push(
-                key,
+                q.key.clone(),
                 StatusWrite::NotScheduled {
                     reason: NotScheduled::SchedulerError,
                     message: message.clone(),
                 },
             );
-            return Attempt::Invalid { message };
-        }
-    };
-
-    let decision = {
-        let mut st = ctx.state();
-        let nominated = st.in_flight.nominated_node(&key).map(str::to_string);
-        let mut pod = pod.clone();
-        if nominated.is_some() {
-            pod.nominated_node = nominated;
-        }
-        // Static volumes another pod's decision is pre-binding are not there for this one.
-        let reserved = st.in_flight.reserved_volumes(&key);
-        if !reserved.is_empty() {
-            for v in &mut pod.volumes {
-                if let PodVolume::WaitForFirstConsumer { static_pvs, .. } = v {
-                    static_pvs.retain(|pv| !reserved.contains(pv.name.as_str()));
-                }
-            }
-        }
-        st.snapshot.upsert_pod(pod.clone());
-        let started = std::time::Instant::now();
-        let d = decide(&st.snapshot, &pod, now, &ctx.policy);
-        ctx.metrics
-            .decision_seconds
-            .observe(started.elapsed().as_secs_f64());
-        d
-    };
-
-    match decision {
-        Decision::Skip(reason) => {
-            tracing::debug!(pod = %key, ?reason, "skipped");
-            ctx.queue().remove(&key);
-            ctx.metrics.attempt(AttemptResult::Skipped);
-            Attempt::Skipped
-        }
-        Decision::Bind { node } => {
-            let steps = {
-                let mut st = ctx.state();
-                st.in_flight.end(&key);
-                let steps = st.snapshot.node(&node).map(|n| plan(&pod.volumes, n));
-                if let Some(Ok(_)) = &steps {
-                    st.snapshot.assume(&key, &node);
-                }
-                steps
-            };
-            match steps {
-                Some(Ok(steps)) if steps.is_empty() => {
-                    ctx.status_lane.cancel(&key);
-                    ctx.queue().done(&key);
-                    spawn_bind(ctx, key, raw, node.clone(), created);
-                    Attempt::Binding { node }
-                }
-                Some(Ok(steps)) => {
-                    start_provisioning(ctx, key, &ns, node.clone(), steps, now);
-                    ctx.queue().retry(pod.key.clone(), priority, created, now);
-                    Attempt::Provisioning { node }
-                }
-                _ => {
-                    // The node vanished or its volumes no longer fit: try again.
-                    ctx.queue().retry(key, priority, created, now);
-                    ctx.metrics.attempt(AttemptResult::Error);
-                    Attempt::Waiting
-                }
-            }
-        }
-        Decision::Preempt { node, victims } => {
-            let all_placeholders = {
-                let st = ctx.state();
-                victims.iter().all(|v| {
-                    st.snapshot
-                        .pod(v)
-                        .is_some_and(|p| p.role == PodRole::Placeholder)
-                })
-            };
-            if !all_placeholders || victims.is_empty() {
-                tracing::error!(pod = %key, ?victims, "refusing to preempt a pod that is not a placeholder");
-                ctx.queue().park(key, priority, created, now);
-                ctx.metrics.attempt(AttemptResult::Error);
-                return Attempt::Refused;
-            }
-            // A status write still pending would clear the nomination made now.
-            ctx.status_lane.cancel(&key);
-            {
-                let mut st = ctx.state();
-                st.snapshot.nominate(&key, &node);
-                st.in_flight.preempt(
-                    key.clone(),
-                    node.clone(),
-                    victims.iter().cloned().collect::<BTreeSet<_>>(),
-                    now + i64::try_from(ctx.config.preemption.timeout_seconds)
-                        .unwrap_or(i64::MAX / 2)
-                        .saturating_mul(1000),
-                );
-            }
-            ctx.queue().retry(key.clone(), priority, created, now);
-            ctx.metrics.preemptions.inc();
-            ctx.metrics.attempt(AttemptResult::Preempting);
-            spawn_preemption(ctx, key, node.clone(), victims.clone());
-            Attempt::Preempting { node, victims }
-        }
-        Decision::Unschedulable(diagnosis) => {
-            let message = diagnosis.message();
-            {
-                // A nomination that led nowhere must go: the condition patch clears it on
-                // the pod too.
-                let mut st = ctx.state();
-                if let Some(flight) = st.in_flight.end(&key) {
-                    st.snapshot.clear_nomination(&key);
-                    drop(st);
-                    crate::requeue::node_changed(ctx, flight.node());
-                }
-            }
-            ctx.metrics.attempt(AttemptResult::Unschedulable);
-            // A fresh placeholder (typically the replacement of one a user just evicted)
-            // gets a grace before the autoscaler hears of it: the placeholder controller
-            // may lower its Deployment's replicas meanwhile if it is surplus, and a node
-            // added for a surplus placeholder is waste. After the grace, decided afresh.
-            let until = created.saturating_add(ctx.config.placeholder_grace_ms());
-            if pod.role == PodRole::Placeholder && now < until {
-                tracing::debug!(pod = %key, until, "placeholder does not fit; condition held back");
-                ctx.queue().defer(key, priority, created, until);
-                return Attempt::HeldBack { until };
-            }
-            ctx.queue().park(key.clone(), priority, created, now);
-            let reason = if diagnosis.refused_by_hubpack_only() {
-                NotScheduled::SchedulerError
-            } else {
-                NotScheduled::Unschedulable
-            };
-            ctx.status_lane.push(
-                key,
-                StatusWrite::NotScheduled {
-                    reason,
-                    message: message.clone(),
-                },
-            );
-            Attempt::Unschedulable { message }
+            Err(Attempt::Invalid { message })
         }
     }
+}
+
+/// The core's decision on the current snapshot, under the state lock.
+fn decide_now(ctx: &Arc<Context>, q: &Queued, pod: &Pod) -> Decision {
+    let mut st = ctx.state();
+    let nominated = st.in_flight.nominated_node(&q.key).map(str::to_string);
+    let mut pod = pod.clone();
+    if nominated.is_some() {
+        pod.nominated_node = nominated;
+    }
+    // Static volumes another pod's decision is pre-binding are not there for this one.
+    let reserved = st.in_flight.reserved_volumes(&q.key);
+    if !reserved.is_empty() {
+        for v in &mut pod.volumes {
+            if let PodVolume::WaitForFirstConsumer { static_pvs, .. } = v {
+                static_pvs.retain(|pv| !reserved.contains(pv.name.as_str()));
+            }
+        }
+    }
+    st.snapshot.upsert_pod(pod.clone());
+    let started = std::time::Instant::now();
+    let d = decide(&st.snapshot, &pod, q.now, &ctx.policy);
+    ctx.metrics
+        .decision_seconds
+        .observe(started.elapsed().as_secs_f64());
+    d
+}
+
+/// Assumes the pod on `node` and binds it, or first provisions its claims there.
+fn bind(ctx: &Arc<Context>, q: Queued, pod: &Pod, node: String) -> Attempt {
+    let steps = {
+        let mut st = ctx.state();
+        st.in_flight.end(&q.key);
+        let steps = st.snapshot.node(&node).map(|n| plan(&pod.volumes, n));
+        if let Some(Ok(_)) = &steps {
+            st.snapshot.assume(&q.key, &node);
+        }
+        steps
+    };
+    match steps {
+        Some(Ok(steps)) if steps.is_empty() => {
+            ctx.status_lane.cancel(&q.key);
+            ctx.queue().done(&q.key);
+            spawn_bind(ctx, q.key, q.raw, node.clone(), q.created);
+            Attempt::Binding { node }
+        }
+        Some(Ok(steps)) => {
+            start_provisioning(ctx, q.key.clone(), &q.ns, node.clone(), steps, q.now);
+            ctx.queue()
+                .retry(pod.key.clone(), q.priority, q.created, q.now);
+            Attempt::Provisioning { node }
+        }
+        _ => {
+            // The node vanished or its volumes no longer fit: try again.
+            q.retry(ctx);
+            ctx.metrics.attempt(AttemptResult::Error);
+            Attempt::Waiting
+        }
+    }
+}
+
+/// Nominates the pod on `node` and evicts the victims, which must all be placeholders.
+fn preempt(ctx: &Arc<Context>, q: Queued, node: String, victims: Vec<PodKey>) -> Attempt {
+    let all_placeholders = {
+        let st = ctx.state();
+        victims.iter().all(|v| {
+            st.snapshot
+                .pod(v)
+                .is_some_and(|p| p.role == PodRole::Placeholder)
+        })
+    };
+    if !all_placeholders || victims.is_empty() {
+        tracing::error!(pod = %q.key, ?victims, "refusing to preempt a pod that is not a placeholder");
+        q.park(ctx);
+        ctx.metrics.attempt(AttemptResult::Error);
+        return Attempt::Refused;
+    }
+    // A status write still pending would clear the nomination made now.
+    ctx.status_lane.cancel(&q.key);
+    {
+        let mut st = ctx.state();
+        st.snapshot.nominate(&q.key, &node);
+        st.in_flight.preempt(
+            q.key.clone(),
+            node.clone(),
+            victims.iter().cloned().collect::<BTreeSet<_>>(),
+            q.now
+                + i64::try_from(ctx.config.preemption.timeout_seconds)
+                    .unwrap_or(i64::MAX / 2)
+                    .saturating_mul(1000),
+        );
+    }
+    q.retry(ctx);
+    ctx.metrics.preemptions.inc();
+    ctx.metrics.attempt(AttemptResult::Preempting);
+    spawn_preemption(ctx, q.key, node.clone(), victims.clone());
+    Attempt::Preempting { node, victims }
+}
+
+/// Nothing fits: clears a nomination that led nowhere, then reports the pod Unschedulable
+/// (a fresh placeholder only after its grace) and parks it.
+fn unschedulable(ctx: &Arc<Context>, q: Queued, pod: &Pod, diagnosis: &Diagnosis) -> Attempt {
+    let message = diagnosis.message();
+    {
+        // A nomination that led nowhere must go: the condition patch clears it on the pod
+        // too.
+        let mut st = ctx.state();
+        if let Some(flight) = st.in_flight.end(&q.key) {
+            st.snapshot.clear_nomination(&q.key);
+            drop(st);
+            crate::requeue::node_changed(ctx, flight.node());
+        }
+    }
+    ctx.metrics.attempt(AttemptResult::Unschedulable);
+    // A fresh placeholder (typically the replacement of one a user just evicted) gets a
+    // grace before the autoscaler hears of it: the placeholder controller may lower its
+    // Deployment's replicas meanwhile if it is surplus, and a node added for a surplus
+    // placeholder is waste. After the grace, decided afresh.
+    let until = q.created.saturating_add(ctx.config.placeholder_grace_ms());
+    if pod.role == PodRole::Placeholder && q.now < until {
+        tracing::debug!(pod = %q.key, until, "placeholder does not fit; condition held back");
+        ctx.queue().defer(q.key, q.priority, q.created, until);
+        return Attempt::HeldBack { until };
+    }
+    q.park(ctx);
+    let reason = if diagnosis.refused_by_hubpack_only() {
+        NotScheduled::SchedulerError
+    } else {
+        NotScheduled::Unschedulable
+    };
+    ctx.status_lane.push(
+        q.key,
+        StatusWrite::NotScheduled {
+            reason,
+            message: message.clone(),
+        },
+    );
+    Attempt::Unschedulable { message }
 }
 
 mod tasks;

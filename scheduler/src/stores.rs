@@ -1,7 +1,7 @@
 //! The reflector caches of every watched kind ([`Stores`], read by everyone) and their
 //! writers (fed by `watch`), apart from both so neither depends on the other.
 
-use crate::convert::VolumeCatalog;
+use hubpack_kube::convert::VolumeCatalog;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};

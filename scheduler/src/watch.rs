@@ -1,110 +1,86 @@
-//! Watches (reflectors with backoff) feeding the cluster state and the queue. Runs whether
-//! or not this replica leads, so a standby's caches are warm when it takes over.
-//!
-//! A re-list after a watch gap reports the full set again but no DELETE for objects that
-//! vanished meanwhile; each watcher remembers what it knew and deletes the missing ones
-//! when the re-list ends.
+//! Watches feeding the cluster state and the queue: hubpack-kube's reflector loop, one per
+//! kind, whose changes (relist deletions included) go to this module's handlers. Runs
+//! whether or not this replica leads, so a standby's caches are warm when it takes over.
 
 use crate::actions::status_lane::StatusWrite;
 use crate::context::Context;
+use crate::error::Error;
 use crate::stores::Writers;
-use crate::supervise::Supervisor;
-use futures::StreamExt;
 use hubpack_core::model::PodKey;
+use hubpack_kube::reflect::{self, Change, Observer, Relister, Signals, Watch};
+use hubpack_kube::supervise::Supervisor;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::{CSINode, StorageClass};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{ObjectRef, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Resource, ResourceExt};
-use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// A change after relist bookkeeping.
-pub enum Change<'a, K> {
-    Applied(&'a K),
-    Deleted(&'a K),
-}
 
 /// Starts every watcher under the supervisor, until `stop`; `ctx.synced` counts kinds whose
 /// first list is complete.
 pub fn spawn_all(
     ctx: &Arc<Context>,
     writers: Writers,
-    supervisor: &Supervisor,
+    supervisor: &Supervisor<Error>,
     stop: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let c = &ctx.client;
     vec![
-        supervisor.spawn(
+        spawn(
+            ctx,
+            supervisor,
+            stop,
             "watch pods",
-            run(
-                Api::all(c.clone()),
-                writers.pods,
-                ctx.clone(),
-                stop.clone(),
-                on_pod,
-                trim_pod,
-            ),
+            writers.pods,
+            on_pod,
+            trim_pod,
         ),
-        supervisor.spawn(
+        spawn(
+            ctx,
+            supervisor,
+            stop,
             "watch nodes",
-            run(
-                Api::all(c.clone()),
-                writers.nodes,
-                ctx.clone(),
-                stop.clone(),
-                on_node,
-                keep,
-            ),
+            writers.nodes,
+            on_node,
+            keep,
         ),
-        supervisor.spawn(
+        spawn(
+            ctx,
+            supervisor,
+            stop,
             "watch csinodes",
-            run(
-                Api::all(c.clone()),
-                writers.csinodes,
-                ctx.clone(),
-                stop.clone(),
-                on_csinode,
-                keep,
-            ),
+            writers.csinodes,
+            on_csinode,
+            keep,
         ),
-        supervisor.spawn(
+        spawn(
+            ctx,
+            supervisor,
+            stop,
             "watch claims",
-            run(
-                Api::all(c.clone()),
-                writers.claims,
-                ctx.clone(),
-                stop.clone(),
-                on_claim,
-                keep,
-            ),
+            writers.claims,
+            on_claim,
+            keep,
         ),
-        supervisor.spawn(
+        spawn(
+            ctx,
+            supervisor,
+            stop,
             "watch volumes",
-            run(
-                Api::all(c.clone()),
-                writers.volumes,
-                ctx.clone(),
-                stop.clone(),
-                on_volume,
-                keep,
-            ),
+            writers.volumes,
+            on_volume,
+            keep,
         ),
-        supervisor.spawn(
+        spawn(
+            ctx,
+            supervisor,
+            stop,
             "watch storage classes",
-            run(
-                Api::all(c.clone()),
-                writers.classes,
-                ctx.clone(),
-                stop.clone(),
-                on_class,
-                keep,
-            ),
+            writers.classes,
+            on_class,
+            keep,
         ),
     ]
 }
@@ -113,16 +89,17 @@ fn keep<K>(k: K) -> K {
     k
 }
 
-/// One kind's watch, until `stop`. The stream retries with backoff by itself, so it ends
-/// only if something is badly wrong: the supervisor then stops the replica.
-async fn run<K>(
-    api: Api<K>,
+/// One kind's watch under the supervisor: every object of the kind, its changes handed to
+/// `handle`, `keep` trimming what the relist bookkeeping remembers.
+fn spawn<K>(
+    ctx: &Arc<Context>,
+    supervisor: &Supervisor<Error>,
+    stop: &CancellationToken,
+    name: &'static str,
     writer: Writer<K>,
-    ctx: Arc<Context>,
-    stop: CancellationToken,
     handle: fn(&Arc<Context>, Change<'_, K>),
     keep: fn(K) -> K,
-) -> crate::error::Result<()>
+) -> JoinHandle<()>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -132,75 +109,45 @@ where
         + Sync
         + 'static,
 {
-    let kind = K::kind(&()).to_string();
-    let stream = watcher(api)
-        .default_backoff()
-        .modify(|o| o.managed_fields_mut().clear())
-        .reflect(writer);
-    let mut stream = std::pin::pin!(stream);
-    let mut relister = Relister::new(keep);
-    let mut first_sync = true;
-    loop {
-        let ev = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            ev = stream.next() => ev,
-        };
-        let Some(ev) = ev else {
-            return Err(crate::error::Error::TaskEnded {
-                task: "watch",
-                detail: format!("the {kind} watch stream ended"),
-            });
-        };
-        let ev = match ev {
-            Ok(ev) => ev,
-            Err(e) => {
-                tracing::warn!(kind, error = %e, "watch error");
-                ctx.metrics.watch_error(&kind);
-                continue;
-            }
-        };
-        if matches!(ev, Event::Init) {
-            ctx.metrics.watch_relist(&kind);
-        }
-        let listed = relister.feed(ev, |change| handle(&ctx, change));
-        if listed && first_sync {
-            first_sync = false;
-            ctx.synced.fetch_add(1, Ordering::AcqRel);
-        }
-        ctx.wake.notify_one();
-    }
+    let watch = Watch {
+        api: Api::all(ctx.client.clone()),
+        config: watcher::Config::default().any_semantic(),
+        writer,
+    };
+    let signals = Signals {
+        synced: ctx.synced.clone(),
+        wake: ctx.wake.clone(),
+    };
+    let feed = Feed {
+        ctx: ctx.clone(),
+        relister: Relister::new(keep),
+        handle,
+    };
+    let run = reflect::run(watch, signals, feed, stop.clone());
+    supervisor.spawn(name, async move { Ok(run.await?) })
 }
 
-/// Turns watcher events into changes, remembering what it has seen so that a re-list
-/// (which reports no DELETE for objects gone during a watch gap) still yields their
-/// deletion when it ends.
-pub struct Relister<K: Resource> {
-    known: HashMap<ObjectRef<K>, K>,
-    relist: Option<HashSet<ObjectRef<K>>>,
-    /// What is kept of each object for its eventual delete handling (the reflector's store
-    /// holds the full object already).
-    keep: fn(K) -> K,
+/// Hands one kind's changes to its handler and counts relists and errors.
+struct Feed<K: Resource> {
+    ctx: Arc<Context>,
+    relister: Relister<K>,
+    handle: fn(&Arc<Context>, Change<'_, K>),
 }
 
-impl<K: Resource> Default for Relister<K>
+impl<K> Observer<K> for Feed<K>
 where
-    K::DynamicType: std::hash::Hash + Eq + Clone,
+    K: Resource<DynamicType = ()> + Clone + Send + Sync,
 {
-    fn default() -> Self {
-        Relister::new(|k| k)
-    }
-}
-
-impl<K: Resource> Relister<K>
-where
-    K::DynamicType: std::hash::Hash + Eq + Clone,
-{
-    pub fn new(keep: fn(K) -> K) -> Self {
-        Relister {
-            known: HashMap::new(),
-            relist: None,
-            keep,
+    fn event(&mut self, event: Event<K>) {
+        if matches!(event, Event::Init) {
+            self.ctx.metrics.watch_relist(&K::kind(&()));
         }
+        let (ctx, handle) = (&self.ctx, self.handle);
+        self.relister.feed(event, |change| handle(ctx, change));
+    }
+
+    fn error(&mut self, kind: &str, _error: &watcher::Error) {
+        self.ctx.metrics.watch_error(kind);
     }
 }
 
@@ -226,58 +173,6 @@ pub fn trim_pod(p: Pod) -> Pod {
             ..Default::default()
         }),
     }
-}
-
-impl<K> Relister<K>
-where
-    K: Resource<DynamicType = ()> + Clone,
-{
-    /// Feeds one event, calling `handle` for each change; true when a (re-)list ended.
-    pub fn feed(&mut self, ev: Event<K>, mut handle: impl FnMut(Change<'_, K>)) -> bool {
-        match ev {
-            Event::Init => {
-                self.relist = Some(HashSet::new());
-                false
-            }
-            Event::InitApply(o) | Event::Apply(o) => {
-                let r = ObjectRef::from_obj(&o);
-                if let Some(seen) = self.relist.as_mut() {
-                    seen.insert(r.clone());
-                }
-                handle(Change::Applied(&o));
-                self.known.insert(r, (self.keep)(o));
-                false
-            }
-            Event::Delete(o) => {
-                self.known.remove(&ObjectRef::from_obj(&o));
-                handle(Change::Deleted(&o));
-                false
-            }
-            Event::InitDone => {
-                if let Some(seen) = self.relist.take() {
-                    let gone: Vec<_> = self
-                        .known
-                        .keys()
-                        .filter(|r| !seen.contains(r))
-                        .cloned()
-                        .collect();
-                    for r in gone {
-                        if let Some(o) = self.known.remove(&r) {
-                            handle(Change::Deleted(&o));
-                        }
-                    }
-                }
-                true
-            }
-        }
-    }
-}
-
-fn watcher<K>(api: Api<K>) -> impl futures::Stream<Item = watcher::Result<Event<K>>>
-where
-    K: Resource + Clone + Debug + serde::de::DeserializeOwned + Send + 'static,
-{
-    watcher::watcher(api, watcher::Config::default().any_semantic())
 }
 
 pub fn on_pod(ctx: &Arc<Context>, change: Change<'_, Pod>) {
@@ -412,28 +307,6 @@ fn on_class(ctx: &Arc<Context>, _change: Change<'_, StorageClass>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-    fn node(name: &str) -> Node {
-        Node {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-
-    fn feed(r: &mut Relister<Node>, ev: Event<Node>) -> (Vec<String>, bool) {
-        let mut seen = Vec::new();
-        let done = r.feed(ev, |c| {
-            seen.push(match c {
-                Change::Applied(n) => format!("+{}", n.name_any()),
-                Change::Deleted(n) => format!("-{}", n.name_any()),
-            })
-        });
-        (seen, done)
-    }
 
     #[test]
     fn a_trimmed_pod_keeps_what_its_deletion_needs() {
@@ -456,23 +329,5 @@ mod tests {
         assert_eq!(spec.scheduler_name.as_deref(), Some("s"));
         assert!(spec.containers.is_empty());
         assert_eq!(t.status.unwrap().phase.as_deref(), Some("Running"));
-    }
-
-    #[test]
-    fn a_relist_deletes_what_vanished_during_the_gap() {
-        let mut r = Relister::default();
-        assert_eq!(feed(&mut r, Event::Init), (vec![], false));
-        feed(&mut r, Event::InitApply(node("a")));
-        feed(&mut r, Event::InitApply(node("b")));
-        assert_eq!(feed(&mut r, Event::InitDone), (vec![], true));
-        assert_eq!(feed(&mut r, Event::Apply(node("c"))).0, vec!["+c"]);
-        // The watch broke; b and c went away meanwhile; the re-list shows only a.
-        feed(&mut r, Event::Init);
-        assert_eq!(feed(&mut r, Event::InitApply(node("a"))).0, vec!["+a"]);
-        let (mut changes, done) = feed(&mut r, Event::InitDone);
-        changes.sort();
-        assert_eq!(changes, vec!["-b", "-c"]);
-        assert!(done);
-        assert_eq!(feed(&mut r, Event::Delete(node("a"))).0, vec!["-a"]);
     }
 }

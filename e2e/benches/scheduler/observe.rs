@@ -4,7 +4,7 @@
 
 use crate::setup::IMAGE_FULL;
 use futures::TryStreamExt;
-use hubpack_scheduler::convert::quantity::{QuantityError, parse_milli, parse_units};
+use hubpack_kube::convert::quantity::{QuantityError, parse_milli, parse_units};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::ListParams;

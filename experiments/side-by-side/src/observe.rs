@@ -7,7 +7,7 @@
 use crate::metrics::{Life, Res};
 use crate::stacks::USER_LABEL;
 use futures::TryStreamExt;
-use hubpack_scheduler::convert::quantity::{parse_milli, parse_units};
+use hubpack_kube::convert::quantity::{parse_milli, parse_units};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::runtime::watcher;

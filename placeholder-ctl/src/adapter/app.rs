@@ -1,5 +1,6 @@
 //! The whole controller as one async function: watches, leader election, calendar
-//! fetching, HTTP endpoints and the reconcile loop, until `shutdown` is cancelled; then the
+//! fetching, HTTP endpoints and the reconcile loop, each supervised (see
+//! [`hubpack_kube::supervise`]), until `shutdown` is cancelled or one of them ends; then the
 //! lease is released. The binary wraps it with signal handling; e2e tests run it in-process.
 
 use super::apply::Applier;
@@ -9,8 +10,10 @@ use super::reconcile::{self, Context};
 use super::watch::{self, WATCHED_KINDS};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use hubpack_scheduler::http::{HttpState, serve};
-use hubpack_scheduler::leader::{self, LeaderGate};
+use hubpack_kube::http::{HttpState, serve};
+use hubpack_kube::leader::{self, LeaderGate};
+use hubpack_kube::reflect::Signals;
+use hubpack_kube::supervise::Supervisor;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize};
 use tokio::sync::Notify;
@@ -34,12 +37,19 @@ pub async fn run(
     let synced = Arc::new(AtomicUsize::new(0));
     let wake = Arc::new(Notify::new());
     let heartbeat = Arc::new(AtomicI64::new(reconcile::now_ms()));
+    let supervisor = Supervisor::<Error>::new(shutdown.clone());
+    // Watches stop after the reconcile loop.
+    let background_stop = CancellationToken::new();
     let (stores, watchers) = watch::spawn_all(
         &client,
         &namespace,
         config.event_config_maps.enabled,
-        synced.clone(),
-        wake.clone(),
+        Signals {
+            synced: synced.clone(),
+            wake: wake.clone(),
+        },
+        &supervisor,
+        &background_stop,
     );
     let ctx = Arc::new(Context {
         applier: Applier::new(client.clone(), namespace.clone()),
@@ -55,59 +65,58 @@ pub async fn run(
         namespace: namespace.clone(),
         config: config.clone(),
     });
-    let http = tokio::spawn(serve(
-        config.metrics_address,
-        HttpState {
+    let http = {
+        let state = HttpState {
             registry: Arc::new(registry),
             synced,
             kinds: WATCHED_KINDS,
             heartbeat,
-        },
-        shutdown.clone(),
-    ));
+        };
+        let serving = serve(config.metrics_address, state, shutdown.clone());
+        supervisor.spawn("http", async move {
+            serving
+                .await
+                .map_err(|e| Error::from(hubpack_kube::Error::Http(e.to_string())))
+        })
+    };
     let election_stop = CancellationToken::new();
-    let election = if config.leader_election.enabled {
-        let shutdown = shutdown.clone();
+    let election = config.leader_election.enabled.then(|| {
         let stop = election_stop.clone();
         let lease_ns = config.lease_namespace();
-        let election_cfg = config.election();
+        let election_cfg = config.leader_election.clone();
         let client = client.clone();
         let identity = identity.clone();
-        Some(tokio::spawn(async move {
-            let res = leader::run(client, &election_cfg, &lease_ns, &identity, &gate, stop).await;
-            if let Err(e) = &res {
-                tracing::error!(error = %e, "leader election failed");
-                shutdown.cancel();
-            }
-            res
-        }))
-    } else {
-        None
-    };
-    let calendars = tokio::spawn(reconcile::calendars(ctx.clone(), shutdown.clone()));
-    let reconciler = tokio::spawn(reconcile::run(ctx.clone(), shutdown.clone()));
+        supervisor.spawn("leader election", async move {
+            leader::run(client, &election_cfg, &lease_ns, &identity, &gate, stop).await?;
+            Ok(())
+        })
+    });
+    let calendars = supervisor.spawn("calendars", {
+        let run = reconcile::calendars(ctx.clone(), shutdown.clone());
+        async move {
+            run.await;
+            Ok(())
+        }
+    });
+    let reconciler = supervisor.spawn("reconcile loop", {
+        let run = reconcile::run(ctx.clone(), shutdown.clone());
+        async move {
+            run.await;
+            Ok(())
+        }
+    });
 
     shutdown.cancelled().await;
-    if let Err(e) = reconciler.await {
-        tracing::error!(error = %e, "reconcile loop panicked");
-    }
+    let _ = reconciler.await;
     calendars.abort();
     election_stop.cancel();
-    let mut failure = None;
     if let Some(e) = election {
-        match e.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failure = Some(Error::Lease(e.to_string())),
-            Err(e) => failure = Some(Error::Lease(format!("election task: {e}"))),
-        }
+        let _ = e.await;
     }
+    background_stop.cancel();
     for w in watchers {
-        w.abort();
+        let _ = w.await;
     }
-    match http.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => failure = Some(Error::Http(e.to_string())),
-        Err(e) => tracing::warn!(error = %e, "metrics server task"),
-    }
-    failure.map_or(Ok(()), Err)
+    let _ = http.await;
+    supervisor.take_failure().map_or(Ok(()), Err)
 }

@@ -116,7 +116,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::objects;
-    use hubpack_scheduler::test_support::{mock_client, next};
+    use hubpack_kube::test_support::{mock_client, next};
 
     fn cfg() -> Config {
         let mut c = Config::parse(include_str!("../../config.example.yaml"), "t").unwrap();
@@ -124,7 +124,7 @@ mod tests {
         c
     }
 
-    fn assert_apply(seen: &hubpack_scheduler::test_support::Seen, path: &str) {
+    fn assert_apply(seen: &hubpack_kube::test_support::Seen, path: &str) {
         assert_eq!(seen.method, "PATCH");
         assert_eq!(seen.path, path);
         assert_eq!(seen.content_type, "application/apply-patch+yaml");
@@ -200,7 +200,7 @@ mod tests {
             let failed = next(
                 &mut handle,
                 500,
-                hubpack_scheduler::test_support::status_err(500, "InternalError"),
+                hubpack_kube::test_support::status_err(500, "InternalError"),
             )
             .await;
             let ok = next(&mut handle, 200, reply).await;
@@ -295,7 +295,7 @@ mod tests {
             next(
                 &mut handle,
                 200,
-                hubpack_scheduler::test_support::pod_json("hub", "ph-1"),
+                hubpack_kube::test_support::pod_json("hub", "ph-1"),
             )
             .await
         });

@@ -15,7 +15,7 @@ use crate::objects;
 use crate::observe::observe_pool;
 use crate::sources::{Source, SourcedEvent, configmap, expand_calendar, expand_events, secs};
 use hubpack_core::model::Millis;
-use hubpack_scheduler::leader::LeaderGate;
+use hubpack_kube::leader::LeaderGate;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use std::collections::{BTreeMap, BTreeSet};
@@ -475,7 +475,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-    use hubpack_scheduler::test_support::{mock_client, next};
+    use hubpack_kube::test_support::{mock_client, next};
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event;

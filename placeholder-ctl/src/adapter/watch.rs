@@ -1,22 +1,22 @@
-//! Reflectors (watch + cache, with backoff) for what the controller reads: every pod (user
-//! pods, placeholders, pre-pullers and whatever else takes room on nodes), nodes, event
-//! ConfigMaps and its own Deployments. Each change wakes the reconcile loop. They run on
-//! every replica, so a standby's caches are warm when it takes over.
+//! Reflectors (hubpack-kube's reflector loop, one per kind) for what the controller reads:
+//! every pod (user pods, placeholders, pre-pullers and whatever else takes room on nodes),
+//! nodes, event ConfigMaps and its own Deployments. The controller reads the caches only;
+//! each change wakes the reconcile loop. They run on every replica, so a standby's caches
+//! are warm when it takes over.
 
+use crate::error::Error;
 use crate::objects::MANAGER;
 use crate::sources::configmap::EVENTS_LABEL;
-use futures::StreamExt;
+use hubpack_kube::reflect::{self, Signals, Watch};
+use hubpack_kube::supervise::Supervisor;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store, store::Writer};
-use kube::runtime::watcher::{self, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use std::fmt::Debug;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::Notify;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+use std::sync::atomic::Ordering;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Watched kinds; readiness waits for every one's first list.
 pub const WATCHED_KINDS: usize = 4;
@@ -29,14 +29,15 @@ pub struct Stores {
     pub deployments: Store<Deployment>,
 }
 
-/// Starts every watcher; `synced` counts kinds whose first list is complete, `wake` is
-/// notified on every change.
+/// Starts every watcher under the supervisor, until `stop`; `signals.synced` counts kinds
+/// whose first list is complete, `signals.wake` is notified on every change.
 pub fn spawn_all(
     client: &Client,
     namespace: &str,
     watch_configmaps: bool,
-    synced: Arc<AtomicUsize>,
-    wake: Arc<Notify>,
+    signals: Signals,
+    supervisor: &Supervisor<Error>,
+    stop: &CancellationToken,
 ) -> (Stores, Vec<JoinHandle<()>>) {
     let (pods, pw) = reflector::store();
     let (nodes, nw) = reflector::store();
@@ -46,37 +47,53 @@ pub fn spawn_all(
         watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
     let mut tasks = vec![
         spawn(
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            pw,
-            &synced,
-            &wake,
+            supervisor,
+            "watch pods",
+            Watch {
+                api: Api::all(client.clone()),
+                config: watcher::Config::default(),
+                writer: pw,
+            },
+            &signals,
+            stop,
         ),
         spawn(
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            nw,
-            &synced,
-            &wake,
+            supervisor,
+            "watch nodes",
+            Watch {
+                api: Api::all(client.clone()),
+                config: watcher::Config::default(),
+                writer: nw,
+            },
+            &signals,
+            stop,
         ),
         spawn(
-            Api::namespaced(client.clone(), namespace),
-            mine,
-            dw,
-            &synced,
-            &wake,
+            supervisor,
+            "watch deployments",
+            Watch {
+                api: Api::namespaced(client.clone(), namespace),
+                config: mine,
+                writer: dw,
+            },
+            &signals,
+            stop,
         ),
     ];
     if watch_configmaps {
         tasks.push(spawn(
-            Api::namespaced(client.clone(), namespace),
-            watcher::Config::default().labels(EVENTS_LABEL),
-            cw,
-            &synced,
-            &wake,
+            supervisor,
+            "watch event configmaps",
+            Watch {
+                api: Api::namespaced(client.clone(), namespace),
+                config: watcher::Config::default().labels(EVENTS_LABEL),
+                writer: cw,
+            },
+            &signals,
+            stop,
         ));
     } else {
-        synced.fetch_add(1, Ordering::AcqRel);
+        signals.synced.fetch_add(1, Ordering::AcqRel);
     }
     (
         Stores {
@@ -89,44 +106,23 @@ pub fn spawn_all(
     )
 }
 
+/// One kind's watch under the supervisor; the controller reads its cache only.
 fn spawn<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    writer: Writer<K>,
-    synced: &Arc<AtomicUsize>,
-    wake: &Arc<Notify>,
+    supervisor: &Supervisor<Error>,
+    name: &'static str,
+    watch: Watch<K>,
+    signals: &Signals,
+    stop: &CancellationToken,
 ) -> JoinHandle<()>
 where
     K: Resource<DynamicType = ()>
         + Clone
-        + Debug
+        + std::fmt::Debug
         + serde::de::DeserializeOwned
         + Send
         + Sync
         + 'static,
 {
-    let synced = synced.clone();
-    let wake = wake.clone();
-    tokio::spawn(async move {
-        let stream = watcher(api, config)
-            .default_backoff()
-            .modify(|o| o.managed_fields_mut().clear())
-            .reflect(writer);
-        let mut stream = std::pin::pin!(stream);
-        let mut first_sync = true;
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(watcher::Event::InitDone) if first_sync => {
-                    first_sync = false;
-                    synced.fetch_add(1, Ordering::AcqRel);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(kind = K::kind(&()).as_ref(), error = %e, "watch error");
-                    continue;
-                }
-            }
-            wake.notify_one();
-        }
-    })
+    let run = reflect::run(watch, signals.clone(), (), stop.clone());
+    supervisor.spawn(name, async move { Ok(run.await?) })
 }

@@ -54,7 +54,7 @@ pub async fn bind(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::*;
+    use hubpack_kube::test_support::*;
     use serde_json::json;
 
     #[tokio::test]

@@ -97,7 +97,7 @@ pub async fn mark_unschedulable(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::*;
+    use hubpack_kube::test_support::*;
 
     fn pod(status: Value) -> Pod {
         let mut v = pod_json("hub", "u");

@@ -126,7 +126,7 @@ fn truncate(mut s: String, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::*;
+    use hubpack_kube::test_support::*;
 
     #[tokio::test]
     async fn failed_scheduling_is_a_warning_event_on_the_pod() {

@@ -80,7 +80,7 @@ pub async fn evict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::*;
+    use hubpack_kube::test_support::*;
     use serde_json::json;
 
     #[tokio::test]

@@ -65,7 +65,7 @@ pub fn preempting_message(victims: usize, node: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::*;
+    use hubpack_kube::test_support::*;
 
     #[tokio::test]
     async fn sets_and_clears_with_a_status_merge_patch() {

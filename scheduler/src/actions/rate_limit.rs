@@ -17,6 +17,12 @@ pub type WriteGate = Arc<dyn Fn() -> bool + Send + Sync>;
 #[error("not the leader: the lease lapsed while the write waited for its turn")]
 pub struct NotLeader;
 
+impl From<NotLeader> for crate::error::Error {
+    fn from(_: NotLeader) -> Self {
+        crate::error::Error::NotLeader
+    }
+}
+
 pub struct RateLimiter {
     qps: f64,
     burst: f64,

@@ -7,22 +7,18 @@
 //! dispatcher, KEP-5229) each pod has at most one pending status write, the latest; it is
 //! dropped if the pod is no longer pending ours when its turn comes; and it takes only a
 //! token nobody reserved ([`RateLimiter::acquire_spare`]), so binds and evictions go first.
-//! One worker sends them, so the lane costs one task however long it is.
+//! One worker (the scheduler's `status_worker`) sends them, so the lane costs one task however
+//! long it is.
 //!
 //! [`RateLimiter::acquire_spare`]: super::rate_limit::RateLimiter::acquire_spare
 
-use super::condition::{NotScheduled, mark_unschedulable};
-use super::events::pod_ref;
-use super::nominate::set_nomination;
-use crate::context::Context;
-use crate::schedule_one::split;
+use super::condition::NotScheduled;
 use hubpack_core::model::PodKey;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::reflector::ObjectRef;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::futures::Notified;
 
 /// A write that can wait.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +78,14 @@ impl StatusLane {
         self.len() == 0
     }
 
-    fn pop(&self) -> Option<(PodKey, StatusWrite)> {
+    /// Completes on the next push; register it before looking, so a push between the look
+    /// and the wait is not missed.
+    pub(crate) fn notified(&self) -> Notified<'_> {
+        self.ready.notified()
+    }
+
+    /// The oldest pending write.
+    pub(crate) fn pop(&self) -> Option<(PodKey, StatusWrite)> {
         let mut p = self.lock();
         while let Some(key) = p.order.pop_front() {
             if let Some(w) = p.latest.remove(&key) {
@@ -94,77 +97,6 @@ impl StatusLane {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// The lane's worker, until `stop`.
-pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> crate::error::Result<()> {
-    loop {
-        let lane = &ctx.status_lane;
-        // Registered before looking, so a push between the look and the wait is not missed.
-        let ready = lane.ready.notified();
-        if lane.is_empty() {
-            tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                _ = ready => continue,
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            acquired = ctx.limiter.acquire_spare() => {
-                if acquired.is_err() {
-                    // Not leading: what is pending is the next leader's to decide again.
-                    continue;
-                }
-            }
-        }
-        let Some((key, write)) = lane.pop() else {
-            continue;
-        };
-        send(&ctx, &key, write).await;
-    }
-}
-
-/// Sends one write; a status write only if the pod is still pending ours.
-async fn send(ctx: &Arc<Context>, key: &PodKey, write: StatusWrite) {
-    if let StatusWrite::KubeletRejected { pod, reason, node } = &write {
-        ctx.events.kubelet_rejected(pod, reason, node).await;
-        return;
-    }
-    let (ns, name) = split(key);
-    let Some(raw) = ctx.stores.pods.get(&ObjectRef::new(&name).within(&ns)) else {
-        return;
-    };
-    if !ctx.classifier.is_pending_ours(&raw) {
-        return;
-    }
-    match write {
-        StatusWrite::NotScheduled { reason, message } => {
-            match mark_unschedulable(&ctx.client, &raw, reason, &message).await {
-                Ok(true) => {
-                    // Events have a budget of their own; the lane does not wait for them.
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        ctx.events.failed_scheduling(&pod_ref(&raw), &message).await;
-                    });
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(pod = %key, error = %e, "could not set the PodScheduled condition")
-                }
-            }
-        }
-        StatusWrite::KubeletRejected { .. } => {}
-        StatusWrite::ClearNomination => {
-            let nominated = raw
-                .status
-                .as_ref()
-                .and_then(|s| s.nominated_node_name.as_deref())
-                .is_some_and(|n| !n.is_empty());
-            if nominated && let Err(e) = set_nomination(&ctx.client, &ns, &name, None).await {
-                tracing::warn!(pod = %key, error = %e, "could not clear the nomination");
-            }
-        }
     }
 }
 

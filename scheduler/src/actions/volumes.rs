@@ -4,9 +4,9 @@
 //! claim). The caller then waits for the claims to be Bound before binding the pod.
 
 use super::RateLimiter;
-pub use crate::convert::volume::SELECTED_NODE_ANNOTATION;
 use hubpack_core::filter::selector_matches;
 use hubpack_core::model::{Node, PodVolume};
+pub use hubpack_kube::convert::volume::SELECTED_NODE_ANNOTATION;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -145,10 +145,10 @@ pub fn claim_is_bound(pvc: &PersistentVolumeClaim) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::*;
     use hubpack_core::model::{
         NodeSelector, NodeSelectorTerm, Resources, SelectorOperator, SelectorRequirement, StaticPv,
     };
+    use hubpack_kube::test_support::*;
 
     fn zone(z: &str) -> NodeSelector {
         NodeSelector {

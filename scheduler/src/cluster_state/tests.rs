@@ -1,7 +1,7 @@
 use super::*;
 use crate::actions::volumes::VolumeStep;
-use crate::convert::VolumeIndex;
 use hubpack_core::model::PodRole;
+use hubpack_kube::convert::VolumeIndex;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -226,7 +226,7 @@ fn a_node_update_that_changes_nothing_is_not_a_change() {
 #[test]
 fn a_placed_pods_required_anti_affinity_is_tracked_against_incoming_pods() {
     let mut st = ClusterState::default();
-    let vols = crate::convert::VolumeIndex::default();
+    let vols = hubpack_kube::convert::VolumeIndex::default();
     let guard: k8s::Pod = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "db", "namespace": "hub", "uid": "u-db"},
         "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}],

@@ -1,7 +1,6 @@
 //! The API writes of a decision, each in its own task so the next decision need not wait:
 //! a failed write undoes its snapshot change and requeues the pod.
 
-use super::{priority_and_created, split};
 use crate::actions::bind::bind;
 use crate::actions::events::pod_ref;
 use crate::actions::evict::{EvictOutcome, evict};
@@ -10,6 +9,7 @@ use crate::actions::status_lane::StatusWrite;
 use crate::actions::volumes::{VolumeStep, apply_step, unselect_node};
 use crate::context::Context;
 use crate::metrics::{AttemptResult, ReasonLabels};
+use crate::pod_fields::{priority_and_created, split};
 use hubpack_core::model::{Millis, PodKey};
 use k8s_openapi::api::core::v1::Pod as K8sPod;
 use kube::runtime::reflector::ObjectRef;

@@ -3,11 +3,12 @@
 
 use super::*;
 use crate::config::Config;
-use crate::leader::LeaderGate;
 use crate::metrics::Metrics;
 use crate::stores::Writers;
-use crate::test_support::*;
-use crate::watch::{self, Change};
+use crate::watch;
+use hubpack_kube::leader::LeaderGate;
+use hubpack_kube::reflect::Change;
+use hubpack_kube::test_support::*;
 use k8s_openapi::api::core::v1::Node as K8sNode;
 use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
@@ -47,7 +48,7 @@ fn env_with(gate: LeaderGate, tune: impl FnOnce(&mut Config)) -> Env {
         None,
     ));
     // The status lane's worker, as `app` runs it.
-    tokio::spawn(crate::actions::status_lane::run(
+    tokio::spawn(crate::status_worker::run(
         ctx.clone(),
         tokio_util::sync::CancellationToken::new(),
     ));

@@ -1,24 +1,30 @@
-//! Every long-running task of the replica runs under a [`Supervisor`]: if one ends while the
+//! Every long-running task of a replica runs under a [`Supervisor`]: if one ends while the
 //! replica is meant to run (an error, a panic, or a plain return), the replica stops as a
-//! whole (the shutdown token is cancelled, so the loop drains its binds and the lease goes
-//! last) and `app::run` returns that task's error, for a non-zero exit. Without this a
-//! replica whose loop or watch had died kept renewing its lease and stayed Ready while
-//! scheduling nothing: a zombie leader.
+//! whole (the shutdown token is cancelled, so the loop drains its writes and the lease goes
+//! last) and the binary's `app::run` returns that task's error, for a non-zero exit. Without
+//! this a replica whose loop or watch had died would keep renewing its lease and stay Ready
+//! while doing nothing: a zombie leader.
 
 use crate::error::Error;
 use futures::FutureExt;
+use std::fmt::Display;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub struct Supervisor {
+/// Supervises tasks whose error type is `E` (the binary's own, which can hold this crate's
+/// [`Error`]: a task that ended is reported as [`Error::TaskEnded`]).
+pub struct Supervisor<E = Error> {
     shutdown: CancellationToken,
-    failure: Arc<Mutex<Option<Error>>>,
+    failure: Arc<Mutex<Option<E>>>,
 }
 
-impl Supervisor {
+impl<E> Supervisor<E>
+where
+    E: From<Error> + Display + Send + 'static,
+{
     pub fn new(shutdown: CancellationToken) -> Self {
         Supervisor {
             shutdown,
@@ -30,7 +36,7 @@ impl Supervisor {
     /// began (every task is expected to return then).
     pub fn spawn<F>(&self, name: &'static str, task: F) -> JoinHandle<()>
     where
-        F: Future<Output = Result<(), Error>> + Send + 'static,
+        F: Future<Output = Result<(), E>> + Send + 'static,
     {
         let shutdown = self.shutdown.clone();
         let failure = self.failure.clone();
@@ -38,15 +44,15 @@ impl Supervisor {
             let outcome = AssertUnwindSafe(task).catch_unwind().await;
             let error = match outcome {
                 Ok(Ok(())) if shutdown.is_cancelled() => return,
-                Ok(Ok(())) => Error::TaskEnded {
+                Ok(Ok(())) => E::from(Error::TaskEnded {
                     task: name,
                     detail: "returned while the replica was running".into(),
-                },
+                }),
                 Ok(Err(e)) => e,
-                Err(panic) => Error::TaskEnded {
+                Err(panic) => E::from(Error::TaskEnded {
                     task: name,
                     detail: format!("panicked: {}", panic_message(&panic)),
-                },
+                }),
             };
             tracing::error!(task = name, error = %error, "task ended; stopping the replica");
             failure
@@ -58,7 +64,7 @@ impl Supervisor {
     }
 
     /// The first failure, if any task failed.
-    pub fn take_failure(&self) -> Option<Error> {
+    pub fn take_failure(&self) -> Option<E> {
         self.failure
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -80,7 +86,7 @@ mod tests {
     #[tokio::test]
     async fn a_task_that_panics_or_returns_early_stops_everything_and_is_reported() {
         let shutdown = CancellationToken::new();
-        let sup = Supervisor::new(shutdown.clone());
+        let sup = Supervisor::<Error>::new(shutdown.clone());
         let steady = sup.spawn("steady", {
             let s = shutdown.clone();
             async move {
@@ -104,7 +110,7 @@ mod tests {
         }
 
         let shutdown = CancellationToken::new();
-        let sup = Supervisor::new(shutdown.clone());
+        let sup = Supervisor::<Error>::new(shutdown.clone());
         sup.spawn("watch pods", async { Ok(()) }).await.unwrap();
         assert!(shutdown.is_cancelled());
         assert!(matches!(
@@ -119,7 +125,7 @@ mod tests {
     #[tokio::test]
     async fn tasks_that_end_after_shutdown_are_no_failure() {
         let shutdown = CancellationToken::new();
-        let sup = Supervisor::new(shutdown.clone());
+        let sup = Supervisor::<Error>::new(shutdown.clone());
         let t = sup.spawn("steady", {
             let s = shutdown.clone();
             async move {

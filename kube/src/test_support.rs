@@ -1,7 +1,7 @@
 //! A mock API server for unit tests (tower-test), after kube-rs/controller-rs's fixtures:
 //! each test says which requests it expects, in order, and what the server answers.
-//! Built for this crate's tests and, behind the `test-support` feature, for the unit tests
-//! of other adapters (hubpack-placeholder-ctl enables it in its dev-dependencies only).
+//! Behind the `test-support` feature, for the unit tests of the binaries' adapters
+//! (hubpack-scheduler and hubpack-placeholder-ctl enable it in their dev-dependencies only).
 
 use http::{Request, Response};
 use kube::Client;

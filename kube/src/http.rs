@@ -1,6 +1,7 @@
-//! `/metrics` (OpenMetrics text), `/healthz` (the scheduling loop went round recently: a
-//! replica whose loop is stuck is restarted by its liveness probe), `/readyz` (every cache
-//! has listed once; a standby is ready too, so it can take over).
+//! `/metrics` (OpenMetrics text), `/healthz` (the binary's main loop, scheduling or
+//! reconciling, went round recently: a replica whose loop is stuck is restarted by its
+//! liveness probe), `/readyz` (every cache has listed once; a standby is ready too, so it
+//! can take over).
 
 use axum::Router;
 use axum::extract::State;
@@ -20,7 +21,7 @@ pub struct HttpState {
     pub registry: Arc<Registry>,
     pub synced: Arc<AtomicUsize>,
     pub kinds: usize,
-    /// Wall-clock milliseconds of the scheduling loop's last round.
+    /// Wall-clock milliseconds of the main loop's last round.
     pub heartbeat: Arc<AtomicI64>,
 }
 
