@@ -19,7 +19,7 @@
 //! 3. backlog (hubpack only): a burst of 200 schedulable users created at once on the idle
 //!    scheduler, then the same burst with 10,000 unschedulable pods parked in its queue (their
 //!    status writes queued too): creation→bound p99 of both (`BENCH_BACKLOG`,
-//!    `BENCH_BACKLOG_BURST`; 0 skips the phase). Issue #9 asks for at most 2× the idle p99.
+//!    `BENCH_BACKLOG_BURST`; 0 skips the phase). The goal is at most 2× the idle p99.
 //!
 //! After each phase the bench checks that no node's pods request more than it has. Each phase
 //! is bounded in time and says so when it runs out. Scheduler RSS is read from /proc after the

@@ -1,6 +1,6 @@
 //! The command lines of the Go components (and the kube-scheduler config file), in one place:
-//! flags chosen for a throwaway cluster on loopback. See shared/reference/cp.md for why each is
-//! there.
+//! flags chosen for a throwaway cluster on loopback. The comment at each flag says why it
+//! is there; docs/design.md ("The real control plane in tests") has the whole picture.
 
 use crate::pki::Pki;
 use std::path::Path;
@@ -84,7 +84,7 @@ pub fn kube_scheduler_config(kubeconfig: &Path) -> String {
     )
 }
 
-/// z2jh's user-scheduler KubeSchedulerConfiguration (shared/reference/z2jh.md §1.1) under
+/// z2jh's user-scheduler KubeSchedulerConfiguration (z2jh's `templates/scheduling/user-scheduler/configmap.yaml`) under
 /// `scheduler_name`: one profile, the score plugins re-weighted (NodeAffinity 14631,
 /// InterPodAffinity 1331, NodeResourcesFit 121, ImageLocality 11, BalancedAllocation off),
 /// NodeResourcesFit scoring MostAllocated on cpu and memory; filter, preemption and bind at

@@ -193,7 +193,7 @@ async fn a_burst_cut_by_an_api_server_restart_is_finished_and_nothing_is_overcom
         .unwrap();
 }
 
-/// Issue #9 bug 1, fail-stop: the leader loses its lease to another holder while a pod waits
+/// Fail-stop: the leader loses its lease to another holder while a pod waits
 /// for its claim to be provisioned. It must stop (an error, so the Deployment restarts it),
 /// not carry on with what it assumed; the restarted replica takes the lease once the other
 /// holder's expires and binds the pod where its claim was provisioned.

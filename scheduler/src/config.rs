@@ -220,7 +220,7 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        // kube-scheduler's client defaults (sched.md §1.6).
+        // kube-scheduler's client defaults (QPS 50, burst 100: its `apis/config/v1/defaults.go`).
         ApiConfig {
             qps: 50.0,
             burst: 100,

@@ -1,4 +1,5 @@
-//! The scheduling queue, after kube-scheduler's (sched.md §1.8): an active heap ordered by
+//! The scheduling queue, after kube-scheduler's
+//! ([`scheduling_queue.go`](https://github.com/kubernetes/kubernetes/blob/v1.36.2/pkg/scheduler/backend/queue/scheduling_queue.go)): an active heap ordered by
 //! priority (higher first) then creation time (older first); a backoff area where failed
 //! pods wait `initial × 2^(attempts−1)` capped at `max`; and a parking area for
 //! Unschedulable pods, which leave it on a cluster event that may help them (see
@@ -80,8 +81,8 @@ impl Waiting {
     }
 }
 
-/// Waiting pods, indexed by when they are due (with 10,000 pods parked, every pop, depth
-/// and next-ready query used to scan them all: O(W²) to drain W pods).
+/// Waiting pods, indexed by when they are due (with 10,000 pods parked, a scan per pop,
+/// depth or next-ready query would cost O(W²) to drain W pods).
 #[derive(Debug, Default)]
 pub struct SchedulingQueue {
     backoff: Backoff,

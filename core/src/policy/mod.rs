@@ -1,4 +1,4 @@
-//! Warm-first packing (DESIGN.md "Scheduling policy"): where a pod goes, which
+//! Warm-first packing (docs/design.md, "Warm-first packing"): where a pod goes, which
 //! placeholders a user evicts, or why nothing fits.
 //!
 //! [`decide`] and [`decide_full_scan`] return the identical [`Decision`]; the full scan

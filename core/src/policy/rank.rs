@@ -1,4 +1,4 @@
-//! The lexicographic rank of a candidate node (DESIGN.md "warm-first packing"); the
+//! The lexicographic rank of a candidate node (docs/design.md, "Warm-first packing"); the
 //! greatest key wins.
 
 use super::PolicyConfig;
@@ -42,7 +42,7 @@ impl RankKey {
     }
 }
 
-/// The rank tier of a node for the pod: warm for users, cold for placeholders (DESIGN.md:
+/// The rank tier of a node for the pod: warm for users, cold for placeholders (the design:
 /// placeholders go to cold nodes first, leaving warm seats to users). A placeholder's
 /// `images` are its users' (adapters never pass its pause image), see `node_is_warm`.
 pub(crate) fn tier(node: &Node, pod: &Pod, now: i64, cfg: &PolicyConfig) -> bool {

@@ -427,7 +427,7 @@ async fn one_burst(
     (quantile(&latencies, 0.99), timed_out)
 }
 
-/// Issue #9 item 8: the same burst of schedulable users on an idle scheduler, then with
+/// The same burst of schedulable users on an idle scheduler, then with
 /// `pending` unschedulable pods parked in its queue (and their status writes queued): the
 /// burst's creation→bound p99 must stay within 2× of the idle one.
 pub async fn backlog(

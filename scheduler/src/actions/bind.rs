@@ -1,6 +1,8 @@
 //! Binding a pod to a node through the `pods/binding` subresource, with the pod's uid as a
 //! precondition so a re-created pod of the same name is never bound by mistake
-//! (rust.md §3.1). The API answers with a `Status`, not a `Binding`.
+//! (the API server keeps `metadata.uid` as a precondition on subresource create). kube has no
+//! binding helper, so this posts through `create_subresource`; the API answers with a `Status`,
+//! not a `Binding` (`BindingREST.Create`).
 
 use super::RateLimiter;
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};

@@ -1,5 +1,5 @@
 //! The `PodScheduled=False, reason=Unschedulable` condition: the cluster autoscaler scales
-//! up only for pods carrying it (DESIGN.md, contracts). Written as a strategic merge patch of
+//! up only for pods carrying it (docs/design.md, "Scale-up only for pods marked Unschedulable"). Written as a strategic merge patch of
 //! the status (conditions merge by `type`), like kube-scheduler's PatchPodStatus, and only
 //! when it would change something, so a pod retried every few seconds costs no writes.
 

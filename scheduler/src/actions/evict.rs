@@ -1,5 +1,5 @@
 //! Evicting a placeholder through the Eviction API. kube's `Api::evict` serializes
-//! `delete_options` in snake_case (rust.md §3.2), so the API server would ignore the grace
+//! `delete_options` in snake_case (kube-core's `subresource.rs`), so the API server would ignore the grace
 //! period and the uid precondition; we post a typed policy/v1 Eviction instead. A fresh
 //! PodDisruptionBudget answers 429 until its status is computed: that is retried.
 

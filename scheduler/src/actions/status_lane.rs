@@ -1,9 +1,9 @@
 //! The status lane: the writes that can wait (a pod's not-scheduled condition, clearing a
 //! nomination that did not work out) go here, never ahead of binds and evictions.
 //!
-//! With thousands of pods pending, every failed attempt used to spawn its own condition
-//! patch into the one FIFO limiter binds use, and a message that changes with every node
-//! added queued minutes of patches ahead of any bind. Here (as in kube-scheduler's API
+//! With thousands of pods pending, a condition patch per failed attempt in the one FIFO
+//! limiter binds use would queue minutes of patches ahead of any bind (the message changes
+//! with every node added). Here (as in kube-scheduler's API
 //! dispatcher, KEP-5229) each pod has at most one pending status write, the latest; it is
 //! dropped if the pod is no longer pending ours when its turn comes; and it takes only a
 //! token nobody reserved ([`RateLimiter::acquire_spare`]), so binds and evictions go first.

@@ -461,7 +461,7 @@ async fn a_malformed_pod_is_reported_and_skipped() {
         patch.body["status"]["conditions"][0]["message"],
         message.as_str()
     );
-    // No node would help: a reason the cluster autoscaler ignores (issue #9 item 5).
+    // No node would help: a reason the cluster autoscaler ignores.
     assert_eq!(
         patch.body["status"]["conditions"][0]["reason"],
         "SchedulerError"
@@ -469,7 +469,7 @@ async fn a_malformed_pod_is_reported_and_skipped() {
     next(&mut e.handle, 201, event_reply()).await;
 }
 
-/// Issue #9 item 5: a constraint only hubpack refuses is reported with `SchedulerError`, so
+/// A constraint only hubpack refuses is reported with `SchedulerError`, so
 /// the autoscaler adds no node hubpack would never use.
 #[tokio::test(start_paused = true)]
 async fn an_unsupported_constraint_is_a_scheduler_error_not_unschedulable() {
@@ -495,7 +495,7 @@ async fn an_unsupported_constraint_is_a_scheduler_error_not_unschedulable() {
     );
 }
 
-/// Issue #9 item 3: a status write whose pod is no longer pending when its turn comes is
+/// A status write whose pod is no longer pending when its turn comes is
 /// dropped.
 #[tokio::test(start_paused = true)]
 async fn a_status_write_for_a_pod_no_longer_pending_is_dropped() {
@@ -636,7 +636,7 @@ async fn a_kubelet_rejection_is_an_event_and_a_metric() {
     assert_eq!(counted, 1);
 }
 
-/// Issue #9 bug 1: the lease lapses and comes back while a pod waits for its claim to be
+/// The lease lapses and comes back while a pod waits for its claim to be
 /// provisioned. The pod is still assumed on its node; it must bind once the claim is Bound,
 /// not be dropped as "already bound" with nothing written.
 #[tokio::test(start_paused = true)]
@@ -763,7 +763,7 @@ async fn a_static_volume_being_pre_bound_is_reserved_for_its_pod() {
     );
 }
 
-/// Issue #9 item 12: an eviction a PodDisruptionBudget still refuses after every retry is
+/// An eviction a PodDisruptionBudget still refuses after every retry is
 /// counted, and the preemptor is decided again at once instead of waiting out the timeout.
 #[tokio::test(start_paused = true)]
 async fn an_eviction_refused_after_its_retries_is_counted_and_the_pod_decided_again() {
