@@ -21,14 +21,16 @@ pub mod sizing;
 #[cfg(test)]
 mod props;
 
-pub use forecast::{ArrivalForecast, PLANNED_NOISE_SIGMAS, ScheduledEvent, WEEK_MS, WeeklyProfile};
+pub use forecast::{
+    ArrivalForecast, LearnedArrivals, PLANNED_NOISE_SIGMAS, ScheduledEvent, WEEK_MS, WeeklyProfile,
+};
 pub use hysteresis::{Hysteresis, removal_order, trim_pending_above_target};
 pub use lead_time::{LeadTimeConfig, LeadTimeEstimator, quantile};
 pub use learn::{
-    ArrivalLearner, EARLY_ARRIVALS, Ewma, LearnedArrivals, LearnerConfig, WeeklyLearner,
+    ArrivalLearner, EARLY_ARRIVALS, Ewma, LearnerConfig, WeeklyLearner,
     arrived_since,
 };
 pub use sizing::{
     HeadroomConfig, HeadroomError, Misfit, headroom_seats, placeholder_target, seats_in,
-    seats_per_placeholder, validate_placeholder,
+    placeholder_request, seats_per_placeholder, validate_placeholder,
 };
