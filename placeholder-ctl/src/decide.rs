@@ -1,7 +1,9 @@
-//! The controller's memory and its decision per reconcile, both pure: from the pool views
-//! (see [`crate::observe`]) and the expected events it learns arrivals and lead times, and
-//! returns what every placeholder Deployment, pre-puller and placeholder pod should be.
-//! The adapter carries the [`Decision`] out; tests drive [`Controller::step`] directly.
+//! The controller's memory and its decision per reconcile, both pure: each pool's view
+//! (see [`crate::observe`]) becomes a core [`PoolObservation`] for the pool's
+//! [`PoolReconciler`] (arrivals, lead time, targets, hysteresis: the one the simulator
+//! runs too); this module adds what Kubernetes needs around it (Deployment names, deletion
+//! costs, pre-pull images, problems). The adapter carries the [`Decision`] out; tests
+//! drive [`Controller::step`] directly.
 
 use crate::config::{Config, Lead, PoolConfig, PoolSizes};
 use crate::forecast::{PoolForecast, headroom_config, pool_events, with_sources};

@@ -13,8 +13,8 @@
 //! - [`forecast`]: one pool's forecast and placeholder target at one time (pure), used by
 //!   the live reconcile and by `hubpack-placeholder-ctl plan` ([`forecast_cli`]);
 //! - [`observe`]: the cluster as one pool sees it (free warm seats, placeholders, users);
-//! - [`decide`]: the controller's memory (learned background, lead time, hysteresis) and
-//!   its decision per reconcile, a value; [`objects`]: the objects it owns, as values;
+//! - [`decide`]: the controller's memory (each pool's core `PoolReconciler`, learned
+//!   images) and its decision per reconcile, a value; [`objects`]: the objects it owns, as values;
 //! - [`adapter`]: watches, calendar fetching, server-side apply, Events, metrics, the
 //!   reconcile loop, leader election and `/metrics` `/healthz` `/readyz` ([`adapter::app`]).
 

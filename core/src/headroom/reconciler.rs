@@ -333,3 +333,119 @@ impl PoolReconciler {
         samples
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Millis = 1000;
+    const MIN: Millis = 60 * S;
+
+    fn reconciler(fixed_lead: Option<Millis>) -> PoolReconciler {
+        PoolReconciler::new(ReconcilerConfig {
+            learner: LearnerConfig {
+                half_life: 30 * MIN,
+                observed_window: 5 * MIN,
+                min_span: 10 * S,
+                weekly_profile: false,
+            },
+            lead_time: LeadTimeConfig {
+                initial: 10 * MIN,
+                min_samples: 1,
+                reaction: 0,
+                min: S,
+                ..LeadTimeConfig::default()
+            },
+            fixed_lead,
+            headroom: HeadroomConfig {
+                z: 0.0,
+                min_seats: 0.0,
+                max_seats: 10_000.0,
+            },
+            scale_down_after: 5 * MIN,
+            zones: vec![None],
+        })
+    }
+
+    fn class() -> Vec<ScheduledEvent> {
+        vec![ScheduledEvent {
+            start: 10 * MIN,
+            window: 5 * MIN,
+            users: 40.0,
+            weekly: false,
+        }]
+    }
+
+    fn seen(replicas: usize, placed: usize, free: i64) -> PoolObservation {
+        PoolObservation {
+            free_warm_seats: [(None, free)].into(),
+            placements: [(None, PlacementObservation { replicas, placed })].into(),
+            ..PoolObservation::default()
+        }
+    }
+
+    #[test]
+    fn a_class_within_the_lead_time_is_covered_less_the_free_seats() {
+        let mut r = reconciler(Some(10 * MIN));
+        let step = r.step(5 * MIN, &class(), 8, &seen(0, 0, 8));
+        // The class falls in [5, 15) min: μ = 40, less 8 free seats, in 8-user pods.
+        assert!((step.expected - 40.0).abs() < 1e-9, "{}", step.expected);
+        assert_eq!(step.placements[0].target, 4);
+        assert_eq!(step.placements[0].replicas, 4);
+    }
+
+    #[test]
+    fn a_lower_target_drops_pending_placeholders_at_once_and_placed_ones_later() {
+        let mut r = reconciler(Some(10 * MIN));
+        assert_eq!(
+            r.step(5 * MIN, &class(), 4, &seen(0, 0, 0)).placements[0].target,
+            10
+        );
+        // Nothing expected after the class: held at 10 by the hysteresis, the 8 pending
+        // trimmed.
+        let step = r.step(20 * MIN, &class(), 4, &seen(10, 2, 0));
+        let pl = &step.placements[0];
+        assert_eq!(
+            (pl.target, pl.held, pl.replicas, pl.trimmed()),
+            (0, 10, 2, 8)
+        );
+        let later = r.step(25 * MIN, &class(), 4, &seen(2, 2, 0));
+        assert_eq!(later.placements[0].replicas, 0);
+    }
+
+    #[test]
+    fn a_placeholder_that_waited_for_a_new_node_is_a_lead_time_sample() {
+        let mut r = reconciler(None);
+        let pending = PlaceholderObservation {
+            uid: "p".into(),
+            node: None,
+            unschedulable_since: Some(MIN),
+        };
+        let mut obs = seen(1, 0, 0);
+        obs.placeholders = vec![pending.clone()];
+        assert!(r.step(2 * MIN, &[], 1, &obs).lead_samples.is_empty());
+        obs.placeholders = vec![PlaceholderObservation {
+            node: Some("n".into()),
+            unschedulable_since: None,
+            ..pending
+        }];
+        obs.node_created = [("n".to_string(), 2 * MIN)].into();
+        obs.warm_nodes = ["n".to_string()].into();
+        obs.warm_since = [("n".to_string(), 5 * MIN)].into();
+        let step = r.step(6 * MIN, &[], 1, &obs);
+        assert_eq!(step.lead_samples, vec![4 * MIN]);
+        assert_eq!(step.lead, r.lead());
+        assert!(r.lead_estimator().is_learned());
+    }
+
+    #[test]
+    fn zones_share_the_headroom() {
+        let mut r = reconciler(Some(10 * MIN));
+        r.config.zones = vec![Some("a".into()), Some("b".into())];
+        let mut obs = seen(0, 0, 0);
+        obs.free_warm_seats = [(Some("a".to_string()), 100)].into();
+        let step = r.step(5 * MIN, &class(), 4, &obs);
+        let targets: Vec<usize> = step.placements.iter().map(|p| p.target).collect();
+        assert_eq!(targets, vec![0, 5]);
+    }
+}
