@@ -4,7 +4,9 @@
 //! warm seats nobody can use, or none at all.
 
 use crate::resources::{ResourceMap, ResourceMapError};
-use hubpack_core::headroom::{HeadroomError, seats_per_placeholder, validate_placeholder};
+use hubpack_core::headroom::{
+    HeadroomError, placeholder_request, seats_per_placeholder, validate_placeholder,
+};
 use hubpack_core::model::Resources;
 use hubpack_kube::edge::{self, LoadError};
 use hubpack_kube::leader::{InvalidElection, LeaderElectionConfig};
@@ -551,22 +553,6 @@ impl PoolConfig {
             Some(z) if !z.values.is_empty() => z.values.iter().cloned().map(Some).collect(),
             _ => vec![None],
         }
-    }
-}
-
-/// N users' request in one pod (one slot).
-pub fn placeholder_request(per_user: &Resources, n: i64) -> Resources {
-    let n = n.max(1);
-    Resources {
-        cpu_milli: per_user.cpu_milli * n,
-        memory: per_user.memory * n,
-        ephemeral_storage: per_user.ephemeral_storage * n,
-        pods: 1,
-        extended: per_user
-            .extended
-            .iter()
-            .map(|(k, v)| (k.clone(), v * n))
-            .collect(),
     }
 }
 

@@ -1,16 +1,18 @@
-//! The controller's memory and its decision per reconcile, both pure: from the pool views
-//! (see [`crate::observe`]) and the expected events it learns arrivals and lead times, and
-//! returns what every placeholder Deployment, pre-puller and placeholder pod should be.
-//! The adapter carries the [`Decision`] out; tests drive [`Controller::step`] directly.
+//! The controller's memory and its decision per reconcile, both pure: each pool's view
+//! (see [`crate::observe`]) becomes a core [`PoolObservation`] for the pool's
+//! [`PoolReconciler`] (arrivals, lead time, targets, hysteresis: the one the simulator
+//! runs too); this module adds what Kubernetes needs around it (Deployment names, deletion
+//! costs, pre-pull images, problems). The adapter carries the [`Decision`] out; tests
+//! drive [`Controller::step`] directly.
 
-use crate::config::{Config, Lead, PoolSizes};
+use crate::config::{Config, Lead, PoolConfig, PoolSizes};
+use crate::forecast::{PoolForecast, headroom_config, pool_events, with_sources};
 use crate::objects::placeholder_name;
 use crate::observe::{PoolView, UserPodProblem};
-use crate::plan::{Background, PoolForecast, forecast_pool};
 use crate::sources::{SourcedEvent, secs};
 use hubpack_core::headroom::{
-    ArrivalLearner, Hysteresis, LeadTimeConfig, LeadTimeEstimator, LearnerConfig, ScheduledEvent,
-    arrived_since, trim_pending_above_target,
+    LeadTimeConfig, LearnerConfig, PlaceholderObservation, PlacementObservation, PoolObservation,
+    PoolReconciler, ReconcilerConfig, TargetForecast,
 };
 use hubpack_core::model::Millis;
 use std::collections::{BTreeMap, BTreeSet};
@@ -57,15 +59,10 @@ pub struct Decision {
     pub pools: Vec<PoolDecision>,
 }
 
-/// Per-pool learning state.
+/// Per-pool learning state: the pool reconciler and the learned pre-pull images.
 #[derive(Debug, Clone)]
 struct PoolMemory {
-    arrivals: ArrivalLearner,
-    lead: LeadTimeEstimator,
-    /// Placeholder uid → when it was marked Unschedulable, until its node is warm.
-    waiting: BTreeMap<String, Millis>,
-    /// When a node was first seen warm (used when no pre-puller reports it).
-    first_seen_warm: BTreeMap<String, Millis>,
+    reconciler: PoolReconciler,
     learned_images: Vec<String>,
     images_changed_at: Option<Millis>,
 }
@@ -74,7 +71,6 @@ struct PoolMemory {
 #[derive(Debug, Clone)]
 pub struct Controller {
     pools: BTreeMap<String, PoolMemory>,
-    hysteresis: BTreeMap<String, Hysteresis>,
     seen_users: BTreeSet<String>,
 }
 
@@ -103,6 +99,21 @@ pub fn lead_time_config(cfg: &Config) -> LeadTimeConfig {
     }
 }
 
+/// How one pool is reconciled, from the config.
+pub fn reconciler_config(cfg: &Config, pool: &PoolConfig) -> ReconcilerConfig {
+    ReconcilerConfig {
+        learner: learner_config(cfg),
+        lead_time: lead_time_config(cfg),
+        fixed_lead: match pool.lead {
+            Lead::Seconds(s) => Some(secs(s)),
+            Lead::Auto => None,
+        },
+        headroom: headroom_config(pool),
+        scale_down_after: secs(cfg.placeholders.scale_down_after_seconds),
+        zones: pool.zone_values(),
+    }
+}
+
 impl Controller {
     pub fn new(cfg: &Config) -> Controller {
         let pools = cfg
@@ -112,10 +123,7 @@ impl Controller {
                 (
                     p.name.clone(),
                     PoolMemory {
-                        arrivals: ArrivalLearner::new(learner_config(cfg)),
-                        lead: LeadTimeEstimator::new(lead_time_config(cfg)),
-                        waiting: BTreeMap::new(),
-                        first_seen_warm: BTreeMap::new(),
+                        reconciler: PoolReconciler::new(reconciler_config(cfg, p)),
                         learned_images: Vec::new(),
                         images_changed_at: None,
                     },
@@ -124,22 +132,15 @@ impl Controller {
             .collect();
         Controller {
             pools,
-            hysteresis: BTreeMap::new(),
             seen_users: BTreeSet::new(),
         }
     }
 
     /// The lead time a pool uses now (ms): configured, or learned with `lead: auto`.
     pub fn lead_of(&self, cfg: &Config, pool: &str) -> Millis {
-        let Some(p) = cfg.pools.iter().find(|p| p.name == pool) else {
-            return secs(cfg.lead_time.initial_seconds);
-        };
-        match p.lead {
-            Lead::Seconds(s) => secs(s),
-            Lead::Auto => self
-                .pools
-                .get(pool)
-                .map_or(secs(cfg.lead_time.initial_seconds), |m| m.lead.lead_time()),
+        match self.pools.get(pool) {
+            Some(m) => m.reconciler.lead(),
+            None => secs(cfg.lead_time.initial_seconds),
         }
     }
 
@@ -167,150 +168,133 @@ impl Controller {
             let Some(mem) = self.pools.get_mut(&pool.name) else {
                 continue;
             };
-            let mine: Vec<ScheduledEvent> = events
+            let obs = pool_observation(pool, view, new_arrivals, replicas);
+            let step = mem
+                .reconciler
+                .step(now, &pool_events(pool, events), size.seats_each, &obs);
+            let placements = step
+                .placements
                 .iter()
-                .filter(|e| e.pool == pool.name)
-                .map(|e| e.event.clone())
+                .map(|pl| {
+                    let name = placeholder_name(&pool.name, pl.zone.as_deref());
+                    let mine = placeholders_in(pool, view, &pl.zone);
+                    let placed = mine.iter().filter(|p| p.node.is_some()).count();
+                    // Fewest users first to go: the ReplicaSet deletes the lowest cost first.
+                    let deletion_costs = mine
+                        .iter()
+                        .filter_map(|p| {
+                            let cost = i32::try_from(p.users_on_node?).unwrap_or(i32::MAX);
+                            (p.deletion_cost != Some(cost)).then(|| (p.name.clone(), cost))
+                        })
+                        .collect();
+                    PlacementDecision {
+                        previous: replicas.get(&name).copied(),
+                        name,
+                        zone: pl.zone.clone(),
+                        target: pl.target,
+                        replicas: pl.replicas,
+                        reason: pl.reason.clone(),
+                        deletion_costs,
+                        placed,
+                        pending: mine.len() - placed,
+                    }
+                })
                 .collect();
-            mem.arrivals.observe(now, &new_arrivals, &mine);
-            // A class that logs in faster than its window plans is not expected twice.
-            let background = Background {
-                arrived_since: arrived_since(
-                    &mine,
-                    now,
-                    view.user_creations.iter().map(|(_, t)| *t),
-                ),
-                ..mem.arrivals.learned(now)
-            };
-            let new_lead_samples = learn_lead(mem, view, now);
-            let lead = match pool.lead {
-                Lead::Seconds(s) => secs(s),
-                Lead::Auto => mem.lead.lead_time(),
-            };
-            let forecast = forecast_pool(
+            let forecast = with_sources(
                 now,
-                lead,
+                step.lead,
                 pool,
-                size,
                 events,
-                background,
-                &view.free_warm_seats,
+                TargetForecast {
+                    expected: step.expected,
+                    headroom: step.headroom,
+                    targets: step
+                        .placements
+                        .iter()
+                        .map(|pl| (pl.zone.clone(), pl.target))
+                        .collect(),
+                },
             );
-            let mut placements = Vec::new();
-            for (zone, target) in &forecast.targets {
-                let name = placeholder_name(&pool.name, zone.as_deref());
-                let mine: Vec<_> = view
-                    .placeholders
-                    .iter()
-                    .filter(|p| pool.zones.is_none() || p.zone == *zone)
-                    .collect();
-                let placed = mine.iter().filter(|p| p.node.is_some()).count();
-                let pending = mine.len() - placed;
-                let previous = replicas.get(&name).copied();
-                let current = previous.unwrap_or(0);
-                let h = self.hysteresis.entry(name.clone()).or_insert_with(|| {
-                    Hysteresis::new(secs(cfg.placeholders.scale_down_after_seconds))
-                });
-                let held = h.step(current, *target, now);
-                let replicas = trim_pending_above_target(held, *target, placed);
-                let free = view.free_warm_seats.get(zone).copied().unwrap_or(0);
-                let reason = format!(
-                    "target {target} placeholder(s) of {n} users: expected {mu:.1} users within the {lead_s:.0} s lead time, headroom {h:.1}, {free} free warm seat(s){held}",
-                    n = size.seats_each,
-                    mu = forecast.expected,
-                    lead_s = lead as f64 / 1000.0,
-                    h = forecast.headroom,
-                    held = if replicas > *target {
-                        format!(
-                            "; keeping {replicas} until the target has been lower for {} s",
-                            cfg.placeholders.scale_down_after_seconds
-                        )
-                    } else {
-                        String::new()
-                    },
-                );
-                // Fewest users first to go: the ReplicaSet deletes the lowest cost first.
-                let deletion_costs = mine
-                    .iter()
-                    .filter_map(|p| {
-                        let cost = i32::try_from(p.users_on_node?).unwrap_or(i32::MAX);
-                        (p.deletion_cost != Some(cost)).then(|| (p.name.clone(), cost))
-                    })
-                    .collect();
-                placements.push(PlacementDecision {
-                    name,
-                    zone: zone.clone(),
-                    target: *target,
-                    replicas,
-                    previous,
-                    reason,
-                    deletion_costs,
-                    placed,
-                    pending,
-                });
-            }
             let prepull_images = prepull_images(cfg, pool, view, mem, now);
             out.push(PoolDecision {
                 pool: pool.name.clone(),
-                lead_learned: mem.lead.is_learned(),
-                lead_samples: mem.lead.sample_count(),
+                lead_learned: mem.reconciler.lead_estimator().is_learned(),
+                lead_samples: mem.reconciler.lead_estimator().sample_count(),
                 free_warm_seats: view.free_warm_seats.values().sum(),
                 forecast,
                 placements,
                 prepull_images,
                 problems: view.problems.clone(),
                 misfits: view.misfits.clone(),
-                new_lead_samples,
+                new_lead_samples: step.lead_samples,
             });
         }
         Decision { now, pools: out }
     }
 }
 
-/// Samples the wait of each placeholder that was Unschedulable and then landed on a node
-/// created after that moment, once the node is warm: warm time − Unschedulable time.
-fn learn_lead(mem: &mut PoolMemory, view: &PoolView, now: Millis) -> Vec<Millis> {
-    for node in view.warm_nodes.keys() {
-        mem.first_seen_warm.entry(node.clone()).or_insert(now);
+/// The pool's placeholders in one placement (all of them when the pool is not split).
+fn placeholders_in<'a>(
+    pool: &PoolConfig,
+    view: &'a PoolView,
+    zone: &Option<String>,
+) -> Vec<&'a crate::observe::PlaceholderPod> {
+    view.placeholders
+        .iter()
+        .filter(|p| pool.zones.is_none() || p.zone == *zone)
+        .collect()
+}
+
+/// What the pool reconciler reads of one pool's view: `new_arrivals` are the creation
+/// times of the user pods seen for the first time, `replicas` the Deployments' current
+/// `spec.replicas` by name.
+pub fn pool_observation(
+    pool: &PoolConfig,
+    view: &PoolView,
+    new_arrivals: Vec<Millis>,
+    replicas: &BTreeMap<String, usize>,
+) -> PoolObservation {
+    let placements = pool
+        .zone_values()
+        .into_iter()
+        .map(|zone| {
+            let name = placeholder_name(&pool.name, zone.as_deref());
+            let placed = placeholders_in(pool, view, &zone)
+                .iter()
+                .filter(|p| p.node.is_some())
+                .count();
+            let seen = PlacementObservation {
+                replicas: replicas.get(&name).copied().unwrap_or(0),
+                placed,
+            };
+            (zone, seen)
+        })
+        .collect();
+    PoolObservation {
+        new_arrivals,
+        user_creations: view.user_creations.iter().map(|(_, t)| *t).collect(),
+        free_warm_seats: view.free_warm_seats.clone(),
+        placements,
+        placeholders: view
+            .placeholders
+            .iter()
+            .map(|p| PlaceholderObservation {
+                uid: p.uid.clone(),
+                node: p.node.clone(),
+                unschedulable_since: p.unschedulable_since,
+            })
+            .collect(),
+        warm_nodes: view.warm_nodes.keys().cloned().collect(),
+        warm_since: view.warm_since.clone(),
+        node_created: view.node_created.clone(),
     }
-    mem.first_seen_warm
-        .retain(|n, _| view.node_created.contains_key(n));
-    let mut samples = Vec::new();
-    let alive: BTreeSet<&str> = view.placeholders.iter().map(|p| p.uid.as_str()).collect();
-    for p in &view.placeholders {
-        if let Some(t0) = p.unschedulable_since {
-            mem.waiting.entry(p.uid.clone()).or_insert(t0);
-        }
-        let (Some(node), Some(&t0)) = (p.node.as_deref(), mem.waiting.get(&p.uid)) else {
-            continue;
-        };
-        let created = view.node_created.get(node).copied();
-        if created.is_some_and(|c| c < t0) {
-            // It waited, but for a node that already existed: not a scale-up.
-            mem.waiting.remove(&p.uid);
-            continue;
-        }
-        let warm_at = view
-            .warm_since
-            .get(node)
-            .or_else(|| mem.first_seen_warm.get(node))
-            .copied();
-        if let Some(t1) = warm_at.filter(|_| view.warm_nodes.contains_key(node)) {
-            let sample = (t1 - t0).max(0);
-            mem.lead.observe(sample);
-            samples.push(sample);
-            mem.waiting.remove(&p.uid);
-        }
-    }
-    mem.waiting.retain(|uid, _| alive.contains(uid.as_str()));
-    samples
 }
 
 /// Configured images, then up to `learnedImages` of the most used among running user pods
 /// (ties by name), changed at most every `learnedImagesMinChangeSeconds`.
 fn prepull_images(
     cfg: &Config,
-    pool: &crate::config::PoolConfig,
+    pool: &PoolConfig,
     view: &PoolView,
     mem: &mut PoolMemory,
     now: Millis,

@@ -10,11 +10,11 @@
 //!   [`resources`]: quantities in it;
 //! - [`sources`]: configured events (one-off, cron), iCalendar feeds, event ConfigMaps →
 //!   core `ScheduledEvent`s tagged by source (pure);
-//! - [`plan`]: one pool's forecast and placeholder target at one time (pure), used by the
-//!   live reconcile and by `hubpack-placeholder-ctl plan`;
+//! - [`forecast`]: one pool's forecast and placeholder target at one time (pure), used by
+//!   the live reconcile and by `hubpack-placeholder-ctl plan` ([`forecast_cli`]);
 //! - [`observe`]: the cluster as one pool sees it (free warm seats, placeholders, users);
-//! - [`decide`]: the controller's memory (learned background, lead time, hysteresis) and
-//!   its decision per reconcile, a value; [`objects`]: the objects it owns, as values;
+//! - [`decide`]: the controller's memory (each pool's core `PoolReconciler`, learned
+//!   images) and its decision per reconcile, a value; [`objects`]: the objects it owns, as values;
 //! - [`adapter`]: watches, calendar fetching, server-side apply, Events, metrics, the
 //!   reconcile loop, leader election and `/metrics` `/healthz` `/readyz` ([`adapter::app`]).
 
@@ -22,9 +22,9 @@
 
 pub mod config;
 pub mod decide;
+pub mod forecast;
 pub mod objects;
 pub mod observe;
-pub mod plan;
 pub mod resources;
 pub mod sources;
 
@@ -34,6 +34,6 @@ pub mod error;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod decide_tests;
-pub mod plan_cli;
+pub mod forecast_cli;
 #[cfg(test)]
 mod test_objects;

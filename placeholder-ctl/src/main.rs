@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use hubpack_kube::edge;
 use hubpack_placeholder_ctl::adapter::app;
 use hubpack_placeholder_ctl::config::Config;
-use hubpack_placeholder_ctl::plan_cli;
+use hubpack_placeholder_ctl::forecast_cli;
 use hubpack_placeholder_ctl::sources::secs;
 use std::path::PathBuf;
 
@@ -127,13 +127,13 @@ async fn plan(
     let now = jiff::Timestamp::now().as_millisecond();
     let horizon = (hours * 3_600_000.0) as i64 + secs(config.lead_time.max_seconds);
     let (events, problems) =
-        plan_cli::gather(&config, client, now - 3_600_000, now + horizon).await;
+        forecast_cli::gather(&config, client, now - 3_600_000, now + horizon).await;
     for p in &problems {
         eprintln!("warning: {p}");
     }
     print!(
         "{}",
-        plan_cli::table(
+        forecast_cli::table(
             &config,
             &events,
             now,

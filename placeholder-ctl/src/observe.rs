@@ -7,9 +7,12 @@ use crate::objects::{
     COMPONENT_LABEL, PLACEHOLDER_COMPONENT, POOL_LABEL, PREPULLER_COMPONENT, ZONE_LABEL,
 };
 use hubpack_core::headroom::{seats_in, validate_placeholder};
-use hubpack_core::model::{Millis, Resources};
+use hubpack_core::model::{ImageName, Millis, PodRole, Resources};
+use hubpack_core::policy::warmth::images_warm;
 use hubpack_kube::convert::condition::{self, Condition as _};
-use hubpack_kube::convert::{PodContext, VolumeIndex, node_is_ready, pod_from_k8s, time_millis};
+use hubpack_kube::convert::{
+    PodContext, VolumeIndex, node_is_ready, pod_from_k8s, time_millis,
+};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -98,7 +101,8 @@ pub fn is_user_of(cfg: &Config, pool: &PoolConfig, pod: &Pod) -> bool {
         .is_none_or(|ns| pod.metadata.namespace.as_deref() == Some(ns))
 }
 
-/// The pool's view of the cluster.
+/// The pool's view of the cluster: what its pods hold and where, then its warm nodes and
+/// their free seats, then its placeholders.
 pub fn observe_pool(
     cfg: &Config,
     pool: &PoolConfig,
@@ -107,31 +111,47 @@ pub fn observe_pool(
     pods: &[&Pod],
 ) -> PoolView {
     let namespace = cfg.namespace();
-    let zone_of = |n: &Node| -> Option<String> {
-        let split = pool.zones.as_ref()?;
-        n.metadata.labels.as_ref()?.get(&split.key).cloned()
-    };
     let volumes = VolumeIndex::default();
     let ctx = PodContext {
         scheduler_name: &cfg.scheduler_name,
         placeholder_selectors: &[],
         volumes: &volumes,
     };
-    let pool_images: BTreeSet<hubpack_core::model::ImageName> = pool
-        .images
-        .iter()
-        .map(|i| hubpack_core::model::ImageName::normalize(i))
-        .collect();
     let mut view = PoolView::default();
-    let mut used: BTreeMap<&str, Resources> = BTreeMap::new();
-    let mut users_on: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut prepull_ready: BTreeMap<&str, Millis> = BTreeMap::new();
+    let tally = tally_pods(cfg, pool, &namespace, &ctx, pods, &mut view);
+    for n in nodes {
+        observe_node(pool, sizes, n, &tally, &mut view);
+    }
+    observe_placeholders(pool, &namespace, nodes, pods, &tally.users_on, &mut view);
+    view
+}
+
+/// What the pods hold per node: requests (nominated pods included), users, and the
+/// pool's pre-puller Ready since when.
+#[derive(Default)]
+struct PodTally<'a> {
+    used: BTreeMap<&'a str, Resources>,
+    users_on: BTreeMap<&'a str, usize>,
+    prepull_ready: BTreeMap<&'a str, Millis>,
+}
+
+/// Tallies the live pods per node, and records the pool's user pods (creations, images,
+/// problems) in `view`.
+fn tally_pods<'a>(
+    cfg: &Config,
+    pool: &PoolConfig,
+    namespace: &str,
+    ctx: &PodContext<'_>,
+    pods: &[&'a Pod],
+    view: &mut PoolView,
+) -> PodTally<'a> {
+    let mut tally = PodTally::default();
     for p in pods {
         if is_terminal(p) || p.metadata.deletion_timestamp.is_some() {
             continue;
         }
         let labels = p.metadata.labels.as_ref();
-        let ours = p.metadata.namespace.as_deref() == Some(namespace.as_str())
+        let ours = p.metadata.namespace.as_deref() == Some(namespace)
             && labels.and_then(|l| l.get(POOL_LABEL)) == Some(&pool.name);
         let component = labels
             .and_then(|l| l.get(COMPONENT_LABEL))
@@ -144,124 +164,167 @@ pub fn observe_pool(
             .and_then(|s| s.nominated_node_name.as_deref())
             .filter(|_| node_name(p).is_none());
         if let Some(node) = node_name(p).or(nominated) {
-            let req = pod_from_k8s(p, &ctx)
-                .map(|c| c.requests)
-                .unwrap_or_default();
-            let entry = used.entry(node).or_default();
+            let req = pod_from_k8s(p, ctx).map(|c| c.requests).unwrap_or_default();
+            let entry = tally.used.entry(node).or_default();
             *entry = &*entry + &req;
             if ours
                 && component == Some(PREPULLER_COMPONENT)
                 && let Some(t) = pod_ready_since(p)
             {
-                prepull_ready.insert(node, t);
+                tally.prepull_ready.insert(node, t);
             }
         }
         if is_user_of(cfg, pool, p) {
-            let name = p.metadata.name.clone().unwrap_or_default();
-            let ns = p.metadata.namespace.clone().unwrap_or_default();
-            if let Some(t) = p.metadata.creation_timestamp.as_ref() {
-                view.user_creations.push((
-                    p.metadata
-                        .uid
-                        .clone()
-                        .unwrap_or_else(|| format!("{ns}/{name}")),
-                    time_millis(t),
-                ));
-            }
-            match pod_from_k8s(p, &ctx) {
-                Ok(core) => {
-                    if core.requests.cpu_milli <= 0 && core.requests.memory <= 0 {
-                        view.problems.push(UserPodProblem {
-                            namespace: ns.clone(),
-                            name: name.clone(),
-                            field: "spec.containers[*].resources.requests".into(),
-                            message: "requests neither cpu nor memory: it can take any seat, so seats cannot be sized for it".into(),
-                        });
-                    }
-                    if node_name(p).is_some() {
-                        for img in &core.images {
-                            *view
-                                .user_images
-                                .entry(img.as_str().to_string())
-                                .or_default() += 1;
-                        }
-                    }
-                }
-                Err(e) => view.problems.push(UserPodProblem {
-                    namespace: ns,
-                    name,
-                    field: "spec".into(),
-                    message: e.to_string(),
-                }),
-            }
+            observe_user_pod(p, ctx, view);
             if let Some(node) = node_name(p) {
-                *users_on.entry(node).or_default() += 1;
+                *tally.users_on.entry(node).or_default() += 1;
             }
         }
     }
-    for n in nodes {
-        let Some(name) = n.metadata.name.as_deref() else {
-            continue;
-        };
-        if !labels_match(&pool.node_selector, n.metadata.labels.as_ref()) {
-            continue;
-        }
-        if let Some(t) = n.metadata.creation_timestamp.as_ref() {
-            view.node_created.insert(name.to_string(), time_millis(t));
-        }
-        if let Some(t) = prepull_ready.get(name) {
-            view.warm_since.insert(name.to_string(), *t);
-        }
-        if let Ok(core) = hubpack_kube::convert::node_from_k8s(n, None, false)
-            && core.allocatable.pods > 0
-            && let Err(e) = validate_placeholder(
-                &core.allocatable,
-                &sizes.daemonsets,
-                &sizes.placeholder_request,
-            )
-        {
-            view.misfits.push((name.to_string(), e.to_string()));
-        }
-        let unschedulable = n
-            .spec
-            .as_ref()
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false);
-        if unschedulable || node_is_ready(n).is_none() {
-            continue;
-        }
-        let images: BTreeSet<hubpack_core::model::ImageName> = n
-            .status
-            .as_ref()
-            .and_then(|s| s.images.as_ref())
-            .into_iter()
-            .flatten()
-            .flat_map(|i| i.names.iter().flatten())
-            .map(|raw| hubpack_core::model::ImageName::normalize(raw))
-            .collect();
-        let warm = prepull_ready.contains_key(name)
-            || (!pool_images.is_empty() && pool_images.is_subset(&images));
-        if !warm {
-            continue;
-        }
-        let zone = zone_of(n);
-        if pool.zones.is_some() && zone.is_none() {
-            continue;
-        }
-        view.warm_nodes.insert(name.to_string(), zone.clone());
-        let alloc = hubpack_kube::convert::node_from_k8s(n, None, false)
-            .map(|c| c.allocatable)
-            .unwrap_or_default();
-        let free = &alloc - used.get(name).unwrap_or(&Resources::default());
-        *view.free_warm_seats.entry(zone).or_default() += seats_in(&free, &sizes.per_user);
+    tally
+}
+
+/// Records one user pod of the pool: its creation, its images while it runs, and what
+/// makes it unsizable.
+fn observe_user_pod(p: &Pod, ctx: &PodContext<'_>, view: &mut PoolView) {
+    let name = p.metadata.name.clone().unwrap_or_default();
+    let ns = p.metadata.namespace.clone().unwrap_or_default();
+    if let Some(t) = p.metadata.creation_timestamp.as_ref() {
+        view.user_creations.push((
+            p.metadata
+                .uid
+                .clone()
+                .unwrap_or_else(|| format!("{ns}/{name}")),
+            time_millis(t),
+        ));
     }
+    match pod_from_k8s(p, ctx) {
+        Ok(core) => {
+            if core.requests.cpu_milli <= 0 && core.requests.memory <= 0 {
+                view.problems.push(UserPodProblem {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    field: "spec.containers[*].resources.requests".into(),
+                    message: "requests neither cpu nor memory: it can take any seat, so seats cannot be sized for it".into(),
+                });
+            }
+            if node_name(p).is_some() {
+                for img in &core.images {
+                    *view
+                        .user_images
+                        .entry(img.as_str().to_string())
+                        .or_default() += 1;
+                }
+            }
+        }
+        Err(e) => view.problems.push(UserPodProblem {
+            namespace: ns,
+            name,
+            field: "spec".into(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// The node's zone label when the pool is split by zone.
+fn zone_of(pool: &PoolConfig, n: &Node) -> Option<String> {
+    let split = pool.zones.as_ref()?;
+    n.metadata.labels.as_ref()?.get(&split.key).cloned()
+}
+
+/// Records one node of the pool: its creation and warm times, whether a placeholder fits
+/// it, and, when it is Ready, schedulable and warm, its free seats.
+fn observe_node(
+    pool: &PoolConfig,
+    sizes: &PoolSizes,
+    n: &Node,
+    tally: &PodTally<'_>,
+    view: &mut PoolView,
+) {
+    let Some(name) = n.metadata.name.as_deref() else {
+        return;
+    };
+    if !labels_match(&pool.node_selector, n.metadata.labels.as_ref()) {
+        return;
+    }
+    if let Some(t) = n.metadata.creation_timestamp.as_ref() {
+        view.node_created.insert(name.to_string(), time_millis(t));
+    }
+    if let Some(t) = tally.prepull_ready.get(name) {
+        view.warm_since.insert(name.to_string(), *t);
+    }
+    if let Ok(core) = hubpack_kube::convert::node_from_k8s(n, None, false)
+        && core.allocatable.pods > 0
+        && let Err(e) = validate_placeholder(
+            &core.allocatable,
+            &sizes.daemonsets,
+            &sizes.placeholder_request,
+        )
+    {
+        view.misfits.push((name.to_string(), e.to_string()));
+    }
+    let unschedulable = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    if unschedulable
+        || node_is_ready(n).is_none()
+        || !is_warm_for_pool(pool, n, tally.prepull_ready.contains_key(name))
+    {
+        return;
+    }
+    let zone = zone_of(pool, n);
+    if pool.zones.is_some() && zone.is_none() {
+        return;
+    }
+    view.warm_nodes.insert(name.to_string(), zone.clone());
+    let alloc = hubpack_kube::convert::node_from_k8s(n, None, false)
+        .map(|c| c.allocatable)
+        .unwrap_or_default();
+    let free = &alloc - tally.used.get(name).unwrap_or(&Resources::default());
+    *view.free_warm_seats.entry(zone).or_default() += seats_in(&free, &sizes.per_user);
+}
+
+/// Warm for the pool's placeholders (core's [`images_warm`]): its pre-puller Ready, or
+/// the pool's images all there.
+fn is_warm_for_pool(pool: &PoolConfig, n: &Node, prepull_ready: bool) -> bool {
+    let pool_images: Vec<ImageName> = pool
+        .images
+        .iter()
+        .map(|i| ImageName::normalize(i))
+        .collect();
+    let present: BTreeSet<ImageName> = n
+        .status
+        .as_ref()
+        .and_then(|s| s.images.as_ref())
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i.names.iter().flatten())
+        .map(|raw| ImageName::normalize(raw))
+        .collect();
+    images_warm(prepull_ready, PodRole::Placeholder, &pool_images, |i| {
+        present.contains(i)
+    })
+}
+
+/// Records the pool's live placeholder pods: zone (label, else its node's), node, users
+/// there, Unschedulable mark and deletion cost.
+fn observe_placeholders(
+    pool: &PoolConfig,
+    namespace: &str,
+    nodes: &[&Node],
+    pods: &[&Pod],
+    users_on: &BTreeMap<&str, usize>,
+    view: &mut PoolView,
+) {
     let zone_by_node: BTreeMap<&str, Option<String>> = nodes
         .iter()
-        .filter_map(|n| Some((n.metadata.name.as_deref()?, zone_of(n))))
+        .filter_map(|n| Some((n.metadata.name.as_deref()?, zone_of(pool, n))))
         .collect();
     for p in pods {
         let labels = p.metadata.labels.as_ref();
-        let ours = p.metadata.namespace.as_deref() == Some(namespace.as_str())
+        let ours = p.metadata.namespace.as_deref() == Some(namespace)
             && labels.and_then(|l| l.get(POOL_LABEL)) == Some(&pool.name)
             && labels
                 .and_then(|l| l.get(COMPONENT_LABEL))
@@ -292,5 +355,4 @@ pub fn observe_pool(
                 .and_then(|v| v.parse().ok()),
         });
     }
-    view
 }

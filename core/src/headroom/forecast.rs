@@ -2,7 +2,6 @@
 //! Scheduled events (a class, a workshop) are ADDED to the learned background; the rate
 //! observed right now can only raise the result, never lower it.
 
-use super::learn::LearnedArrivals;
 use crate::model::Millis;
 
 /// One week in milliseconds; weekly events and profiles repeat with this period.
@@ -93,6 +92,35 @@ impl WeeklyProfile {
             t = end;
         }
         sum
+    }
+}
+
+/// The evidence the forecast adds to the scheduled events ([`ArrivalForecast::learned`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LearnedArrivals {
+    /// Background rate, users per ms (an [`Ewma`](crate::headroom::Ewma)'s rate).
+    pub rate: f64,
+    pub weekly_profile: Option<WeeklyProfile>,
+    /// Rate observed over the last `observed_window` ms, users per ms.
+    pub observed_rate: f64,
+    /// The span `observed_rate` was measured over, ending now. The scheduled events'
+    /// expected rate over it is subtracted, so a class that arrives as planned is not
+    /// extrapolated past its end; 0 subtracts nothing.
+    pub observed_window: Millis,
+    /// Users seen arriving since a moment (the earliest start of the events in progress,
+    /// see [`arrived_since`](crate::headroom::arrived_since)): arrivals ahead of those
+    /// events' even schedule (a class that logs in at once) are not expected again from the
+    /// rest of their window, nor taken as a higher background. None: no such correction.
+    pub arrived_since: Option<(Millis, f64)>,
+}
+
+impl LearnedArrivals {
+    /// The forecast of `events` on top of this evidence.
+    pub fn forecast(self, events: Vec<ScheduledEvent>) -> ArrivalForecast {
+        ArrivalForecast {
+            events,
+            learned: self,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! reconcile, so the simulator forecasts from the same evidence, the same way, as the live
 //! controller.
 
-use super::forecast::{ArrivalForecast, HOUR_MS, ScheduledEvent, WEEK_MS, WeeklyProfile};
+use super::forecast::{HOUR_MS, LearnedArrivals, ScheduledEvent, WEEK_MS, WeeklyProfile};
 use crate::model::Millis;
 
 /// Users created this long before an event's start (early logins) or after its window (the
@@ -113,35 +113,6 @@ pub struct LearnerConfig {
     pub min_span: Millis,
     /// Learn the weekly shape too.
     pub weekly_profile: bool,
-}
-
-/// The evidence the forecast adds to the scheduled events ([`ArrivalForecast::learned`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LearnedArrivals {
-    /// Background rate, users per ms (an [`Ewma`]'s rate).
-    pub rate: f64,
-    pub weekly_profile: Option<WeeklyProfile>,
-    /// Rate observed over the last `observed_window` ms, users per ms.
-    pub observed_rate: f64,
-    /// The span `observed_rate` was measured over, ending now. The scheduled events'
-    /// expected rate over it is subtracted, so a class that arrives as planned is not
-    /// extrapolated past its end; 0 subtracts nothing.
-    pub observed_window: Millis,
-    /// Users seen arriving since a moment (the earliest start of the events in progress,
-    /// see [`arrived_since`]): arrivals ahead of those events' even schedule (a class that
-    /// logs in at once) are not expected again from the rest of their window, nor taken as
-    /// a higher background. None: no such correction.
-    pub arrived_since: Option<(Millis, f64)>,
-}
-
-impl LearnedArrivals {
-    /// The forecast of `events` on top of this evidence.
-    pub fn forecast(self, events: Vec<ScheduledEvent>) -> ArrivalForecast {
-        ArrivalForecast {
-            events,
-            learned: self,
-        }
-    }
 }
 
 /// The controller's memory of arrivals, fed once per reconcile.

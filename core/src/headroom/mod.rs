@@ -10,25 +10,33 @@
 //!   placeholder target ceil(max(0, H − F) / N);
 //! - [`lead_time`]: the lead time L learned as an upper quantile of observed scale-ups;
 //! - [`hysteresis`]: add at once, remove only after the target stayed lower for a while, and
-//!   which placeholders to remove first.
+//!   which placeholders to remove first;
+//! - [`reconciler`]: the chain above as one step per reconcile of one pool, with its memory
+//!   (the one the controller and the simulator both run).
 
 pub mod forecast;
 pub mod hysteresis;
 pub mod lead_time;
 pub mod learn;
+pub mod reconciler;
 pub mod sizing;
 
 #[cfg(test)]
 mod props;
 
-pub use forecast::{ArrivalForecast, PLANNED_NOISE_SIGMAS, ScheduledEvent, WEEK_MS, WeeklyProfile};
+pub use forecast::{
+    ArrivalForecast, LearnedArrivals, PLANNED_NOISE_SIGMAS, ScheduledEvent, WEEK_MS, WeeklyProfile,
+};
 pub use hysteresis::{Hysteresis, removal_order, trim_pending_above_target};
 pub use lead_time::{LeadTimeConfig, LeadTimeEstimator, quantile};
 pub use learn::{
-    ArrivalLearner, EARLY_ARRIVALS, Ewma, LearnedArrivals, LearnerConfig, WeeklyLearner,
-    arrived_since,
+    ArrivalLearner, EARLY_ARRIVALS, Ewma, LearnerConfig, WeeklyLearner, arrived_since,
+};
+pub use reconciler::{
+    PlaceholderObservation, PlacementObservation, PlacementStep, PoolObservation, PoolReconciler,
+    PoolStep, ReconcilerConfig, TargetForecast, forecast_targets,
 };
 pub use sizing::{
-    HeadroomConfig, HeadroomError, Misfit, headroom_seats, placeholder_target, seats_in,
-    seats_per_placeholder, validate_placeholder,
+    HeadroomConfig, HeadroomError, Misfit, headroom_seats, placeholder_request, placeholder_target,
+    seats_in, seats_per_placeholder, validate_placeholder,
 };

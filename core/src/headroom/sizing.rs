@@ -151,6 +151,23 @@ pub fn seats_per_placeholder(
     Ok(n)
 }
 
+/// A placeholder's request: `n` users' requests (every resource, extended ones included) in
+/// one pod slot. `n` below 1 counts as 1.
+pub fn placeholder_request(per_user: &Resources, n: i64) -> Resources {
+    let n = n.max(1);
+    Resources {
+        cpu_milli: per_user.cpu_milli * n,
+        memory: per_user.memory * n,
+        ephemeral_storage: per_user.ephemeral_storage * n,
+        pods: 1,
+        extended: per_user
+            .extended
+            .iter()
+            .map(|(k, v)| (k.clone(), v * n))
+            .collect(),
+    }
+}
+
 /// Checks that a placeholder of `request` fits on a fresh node of the pool.
 pub fn validate_placeholder(
     allocatable: &Resources,

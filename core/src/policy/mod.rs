@@ -13,7 +13,7 @@ mod evaluate;
 mod indexed;
 mod oracle;
 mod rank;
-mod warmth;
+pub mod warmth;
 
 pub use config::PolicyConfig;
 pub use decision::{Decision, Diagnosis, SkipReason};

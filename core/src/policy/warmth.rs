@@ -1,5 +1,6 @@
 //! Warmth: whether a node is warm for a pod (DESIGN.md: Ready for a settle time, and the
-//! pod's images there or the pre-puller Ready). Ranking's second key.
+//! pod's images there or the pre-puller Ready). Ranking's second key; the placeholder
+//! controller and the simulator count free warm seats with [`images_warm`] too.
 
 use super::PolicyConfig;
 use crate::model::{Millis, Node, Pod, PodRole};
@@ -10,8 +11,23 @@ use crate::model::{Millis, Node, Pod, PodRole};
 /// them only the pre-puller's readiness says a node is warm for it.
 pub(crate) fn node_is_warm(n: &Node, pod: &Pod, now: Millis, cfg: &PolicyConfig) -> bool {
     is_settled(n.ready_since, now, cfg)
-        && warm_without_lookup(n.prepull_ready, pod)
-            .unwrap_or_else(|| pod.images.iter().all(|i| n.images.contains(i)))
+        && images_warm(n.prepull_ready, pod.role, &pod.images, |i| {
+            n.images.contains(i)
+        })
+}
+
+/// Whether a Ready node is warm, as far as images go, for a pod of `role` that needs
+/// `needed`: the node's pre-puller is Ready, or every needed image is `present`. A user
+/// that needs no image is warm anywhere; a placeholder without its users' images cannot
+/// tell a pulling node from a warm one, so only the pre-puller counts.
+pub fn images_warm<T>(
+    prepull_ready: bool,
+    role: PodRole,
+    needed: &[T],
+    present: impl FnMut(&T) -> bool,
+) -> bool {
+    warm_without_images(prepull_ready, role, needed.is_empty())
+        .unwrap_or_else(|| needed.iter().all(present))
 }
 
 /// Ready for at least the settle time.
@@ -22,12 +38,14 @@ pub(crate) fn is_settled(ready_since: Option<Millis>, now: Millis, cfg: &PolicyC
 /// Whether a settled node is warm for the pod when that does not depend on the node's
 /// image list; `None` when the pod's images must be looked up there.
 pub(crate) fn warm_without_lookup(prepull_ready: bool, pod: &Pod) -> Option<bool> {
+    warm_without_images(prepull_ready, pod.role, pod.images.is_empty())
+}
+
+fn warm_without_images(prepull_ready: bool, role: PodRole, needs_none: bool) -> Option<bool> {
     if prepull_ready {
         Some(true)
-    } else if pod.images.is_empty() {
-        // A user without images needs none; a placeholder without its users' images
-        // cannot tell a pulling node from a warm one, so only the pre-puller counts.
-        Some(pod.role != PodRole::Placeholder)
+    } else if needs_none {
+        Some(role != PodRole::Placeholder)
     } else {
         None
     }

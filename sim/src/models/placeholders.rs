@@ -19,12 +19,14 @@ use crate::events::Event;
 use crate::models::arrivals::scheduled_events;
 use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use hubpack_core::headroom::{
-    ArrivalForecast, ArrivalLearner, HeadroomConfig, HeadroomError, Hysteresis, LeadTimeConfig,
-    LeadTimeEstimator, LearnedArrivals, LearnerConfig, arrived_since, headroom_seats,
-    placeholder_target, removal_order, seats_in, seats_per_placeholder, trim_pending_above_target,
+    HeadroomConfig, HeadroomError, LeadTimeConfig, LearnerConfig, PlacementObservation,
+    PoolObservation, PoolReconciler, PoolStep, ReconcilerConfig, ScheduledEvent,
+    placeholder_request, removal_order, seats_in, seats_per_placeholder, trim_pending_above_target,
     validate_placeholder,
 };
 use hubpack_core::model::{Millis, Pod, PodRole, PreemptionPolicy, Resources};
+use hubpack_core::policy::warmth::images_warm;
+use std::collections::BTreeMap;
 
 const PLACEHOLDER_PRIORITY: i32 = -10;
 /// Window of the live observed arrival rate (the forecast's floor), the controller's
@@ -91,18 +93,57 @@ impl PlaceholderError {
     }
 }
 
+/// The predictive controller: hubpack-core's pool reconciler, run on the scenario's
+/// scheduled events.
 pub struct Predictive {
-    /// The forecast of the last reconcile (surplus checks between reconciles reuse it); its
-    /// events are the scenario's.
-    forecast: ArrivalForecast,
-    arrivals: ArrivalLearner,
-    hysteresis: Hysteresis,
-    /// The configured lead time, or the learned one (`lead_min: auto`).
-    lead: Millis,
-    learner: Option<LeadTimeEstimator>,
-    config: HeadroomConfig,
+    reconciler: PoolReconciler,
+    events: Vec<ScheduledEvent>,
     /// A surplus check is due (set on eviction, cleared when it runs).
     check_queued: bool,
+}
+
+/// How the simulated controller reconciles its pool, from the scenario (the controller's
+/// defaults where the scenario has no setting).
+pub fn reconciler_config(sc: &Scenario) -> ReconcilerConfig {
+    let p = &sc.predictive;
+    ReconcilerConfig {
+        learner: LearnerConfig {
+            half_life: secs(p.background_half_life_min * 60.0),
+            observed_window: OBSERVED_WINDOW,
+            min_span: secs(p.reconcile_s),
+            weekly_profile: false,
+        },
+        lead_time: LeadTimeConfig {
+            initial: secs(p.lead_initial_min * 60.0),
+            quantile: p.lead_quantile,
+            // The controller's reconcile interval and the scheduler's grace.
+            reaction: secs(p.reconcile_s + sc.hubpack.placeholder_grace_s),
+            ..LeadTimeConfig::default()
+        },
+        fixed_lead: p.lead_min.minutes().map(|m| secs(m * 60.0)),
+        headroom: HeadroomConfig {
+            z: p.z,
+            min_seats: p.min_seats,
+            max_seats: p.max_seats,
+        },
+        scale_down_after: secs(p.remove_after_min * 60.0),
+        zones: vec![None],
+    }
+}
+
+impl Predictive {
+    pub fn new(sc: &Scenario) -> Predictive {
+        Predictive {
+            reconciler: PoolReconciler::new(reconciler_config(sc)),
+            events: scheduled_events(sc),
+            check_queued: false,
+        }
+    }
+
+    /// One reconcile of the controller on `obs`, for placeholders of `seats_each` users.
+    pub fn step(&mut self, now: Millis, seats_each: i64, obs: &PoolObservation) -> PoolStep {
+        self.reconciler.step(now, &self.events, seats_each, obs)
+    }
 }
 
 pub struct PlaceholderState {
@@ -153,11 +194,7 @@ impl PlaceholderState {
             ),
         };
         let seats_each = seats_each.max(1);
-        let mut request = per_user.clone();
-        request.cpu_milli *= seats_each;
-        request.memory *= seats_each;
-        request.ephemeral_storage *= seats_each;
-        request.pods = 1;
+        let mut request = placeholder_request(&per_user, seats_each);
         let z2jh_chart = scheduler != SchedulerKind::Hubpack;
         if let (PlaceholderMode::PerUser { .. }, Some(r), true) =
             (mode, &sc.placeholder.request, z2jh_chart)
@@ -166,38 +203,7 @@ impl PlaceholderState {
         }
         validate_placeholder(&alloc, &ds, &request)
             .map_err(|e| PlaceholderError::of(&spec.name, seats_each, fit, e))?;
-        let predictive = matches!(mode, PlaceholderMode::Predictive).then(|| {
-            let p = &sc.predictive;
-            Predictive {
-                forecast: ArrivalForecast {
-                    events: scheduled_events(sc),
-                    ..Default::default()
-                },
-                arrivals: ArrivalLearner::new(LearnerConfig {
-                    half_life: secs(p.background_half_life_min * 60.0),
-                    observed_window: OBSERVED_WINDOW,
-                    min_span: secs(p.reconcile_s),
-                    weekly_profile: false,
-                }),
-                hysteresis: Hysteresis::new(secs(p.remove_after_min * 60.0)),
-                lead: secs(p.lead_min.minutes().unwrap_or(p.lead_initial_min) * 60.0),
-                learner: p.lead_min.is_auto().then(|| {
-                    LeadTimeEstimator::new(LeadTimeConfig {
-                        initial: secs(p.lead_initial_min * 60.0),
-                        quantile: p.lead_quantile,
-                        // The controller's reconcile interval and the scheduler's grace.
-                        reaction: secs(p.reconcile_s + sc.hubpack.placeholder_grace_s),
-                        ..LeadTimeConfig::default()
-                    })
-                }),
-                config: HeadroomConfig {
-                    z: p.z,
-                    min_seats: p.min_seats,
-                    max_seats: p.max_seats,
-                },
-                check_queued: false,
-            }
-        });
+        let predictive = matches!(mode, PlaceholderMode::Predictive).then(|| Predictive::new(sc));
         Ok(PlaceholderState {
             pool,
             per_user,
@@ -358,13 +364,11 @@ impl Sim<'_> {
     /// lead time, H = μ + z·√μ, minus free warm seats, in placeholders.
     fn predictive_target(&self, now: Millis) -> Option<usize> {
         let p = self.placeholders.predictive.as_ref()?;
-        let mu = p.forecast.expected_arrivals(now, p.lead);
-        let h = headroom_seats(mu, &p.config);
-        Some(placeholder_target(
-            h,
-            self.free_warm_seats(now),
-            self.placeholders.seats_each,
-        ))
+        let free = BTreeMap::from([(None, self.free_warm_seats(now))]);
+        let f = p
+            .reconciler
+            .targets_now(now, self.placeholders.seats_each, &free);
+        Some(f.targets.iter().map(|(_, n)| n).sum())
     }
 
     /// `lead_min: auto`: a node turned warm for the placeholders' image; if a pending
@@ -375,55 +379,79 @@ impl Sim<'_> {
         let Some(p) = self.placeholders.predictive.as_mut() else {
             return;
         };
-        let Some(learner) = p.learner.as_mut() else {
+        if !p.reconciler.learns_lead() {
             return;
-        };
+        }
         let n = &mut self.cluster.nodes[node];
         if let Some(trigger) = n.lead_trigger.take() {
-            learner.observe(now.max(n.ready_at + self.warm_settle) - trigger);
-            p.lead = learner.lead_time();
+            p.reconciler
+                .observe_lead_sample(now.max(n.ready_at + self.warm_settle) - trigger);
         }
     }
 
     /// The learned (or configured) lead time now.
     pub fn lead_time(&self) -> Option<Millis> {
-        self.placeholders.predictive.as_ref().map(|p| p.lead)
+        self.placeholders
+            .predictive
+            .as_ref()
+            .map(|p| p.reconciler.lead())
     }
 
     /// The predictive controller's periodic reconcile: μ over the lead time from the
     /// calendar + learned background (+ observed floor), H = μ + z·√μ, minus free warm seats.
     pub(crate) fn on_placeholder_reconcile(&mut self, now: Millis) {
-        let free_seats = self.free_warm_seats(now);
-        let new_user_pods = std::mem::take(&mut self.placeholders.new_user_pods);
-        let current = self.placeholders.live.len();
+        let Some(obs) = self.placeholder_observation(now) else {
+            return;
+        };
         let seats_each = self.placeholders.seats_each;
         let Some(p) = self.placeholders.predictive.as_mut() else {
             return;
         };
-        let events = &p.forecast.events;
-        p.arrivals.observe(now, &new_user_pods, events);
-        // What the controller counts for a class in progress: the user pods that exist
-        // (their creation times), read only while one is.
-        let users = &self.users;
+        let step = p.step(now, seats_each, &obs);
+        for placement in &step.placements {
+            self.placeholders.desired = placement.held;
+            self.scale_placeholders(now);
+            // Pending placeholders above the target go at once, as the controller drops them.
+            if placement.replicas < self.placeholders.desired {
+                self.placeholders.desired = placement.replicas;
+                self.scale_placeholders(now);
+            }
+        }
+        let every = secs(self.sc.predictive.reconcile_s).max(1);
+        self.agenda.at(now + every, Event::PlaceholderReconcile);
+    }
+
+    /// What the controller sees of its pool at a reconcile (the user pods created since the
+    /// last one are taken); `None` without the predictive controller.
+    fn placeholder_observation(&mut self, now: Millis) -> Option<PoolObservation> {
+        self.placeholders.predictive.as_ref()?;
+        let free = self.free_warm_seats(now);
+        let new_arrivals = std::mem::take(&mut self.placeholders.new_user_pods);
         let pods = &self.cluster.pods;
-        let existing = users
+        let live = &self.placeholders.live;
+        let placed = live.iter().filter(|&&id| pods[id].node.is_some()).count();
+        // The user pods that exist: their creation times.
+        let user_creations = self
+            .users
             .iter()
             .filter_map(|u| u.pod)
             .map(|id| &pods[id])
             .filter(|pod| pod.alive)
-            .map(|pod| pod.created);
-        p.forecast.learned = LearnedArrivals {
-            arrived_since: arrived_since(events, now, existing),
-            ..p.arrivals.learned(now)
-        };
-        let mu = p.forecast.expected_arrivals(now, p.lead);
-        let h = headroom_seats(mu, &p.config);
-        let target = placeholder_target(h, free_seats, seats_each);
-        self.placeholders.desired = p.hysteresis.step(current, target, now);
-        self.scale_placeholders(now);
-        self.drop_pending_above(target, now);
-        let every = secs(self.sc.predictive.reconcile_s).max(1);
-        self.agenda.at(now + every, Event::PlaceholderReconcile);
+            .map(|pod| pod.created)
+            .collect();
+        Some(PoolObservation {
+            new_arrivals,
+            user_creations,
+            free_warm_seats: BTreeMap::from([(None, free)]),
+            placements: BTreeMap::from([(
+                None,
+                PlacementObservation {
+                    replicas: live.len(),
+                    placed,
+                },
+            )]),
+            ..PoolObservation::default()
+        })
     }
 
     /// F: seats on warm nodes of the placeholders' pool neither used by users nor held by
@@ -433,7 +461,12 @@ impl Sim<'_> {
         let image = self.sc.image_index(&self.sc.profiles[0].image);
         self.cluster
             .ready_nodes()
-            .filter(|(_, n)| n.pool == ph.pool && image.is_none_or(|i| n.has_image(i, now)))
+            .filter(|(_, n)| {
+                n.pool == ph.pool
+                    && images_warm(false, PodRole::User, image.as_slice(), |&i| {
+                        n.has_image(i, now)
+                    })
+            })
             .map(|(_, n)| seats_in(&n.free(), &ph.per_user))
             .sum()
     }

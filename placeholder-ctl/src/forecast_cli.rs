@@ -6,8 +6,9 @@
 
 use crate::adapter::calendar;
 use crate::config::{Config, Lead};
-use crate::plan::{Background, forecast_pool};
+use crate::forecast::forecast_pool;
 use crate::sources::{Source, SourcedEvent, configmap, expand_calendar, expand_events, secs};
+use hubpack_core::headroom::LearnedArrivals;
 use hubpack_core::model::Millis;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -100,7 +101,7 @@ pub fn table(
                 pool,
                 size,
                 events,
-                Background::default(),
+                LearnedArrivals::default(),
                 &BTreeMap::new(),
             );
             let sources: Vec<String> = f

@@ -1,16 +1,13 @@
 //! The pure forecast of one pool at one time: expected arrivals over the lead time per
 //! source, the headroom H, and the placeholder target per placement (zone). The live
-//! reconcile and the `plan` subcommand both call [`forecast_pool`].
+//! reconcile and the `plan` subcommand both compute it with hubpack-core's
+//! [`forecast_targets`]; the reconcile through its [`PoolReconciler`](hubpack_core::headroom::PoolReconciler).
 
 use crate::config::{PoolConfig, PoolSizes};
 use crate::sources::{Source, SourcedEvent};
-use hubpack_core::headroom::{HeadroomConfig, headroom_seats, placeholder_target};
+use hubpack_core::headroom::{HeadroomConfig, LearnedArrivals, TargetForecast, forecast_targets};
 use hubpack_core::model::Millis;
 use std::collections::BTreeMap;
-
-/// What the forecast knows besides the events: what the controller learned from the users
-/// it saw arrive.
-pub use hubpack_core::headroom::LearnedArrivals as Background;
 
 /// One pool's forecast at `now` over `lead`.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +39,7 @@ pub fn headroom_config(pool: &PoolConfig) -> HeadroomConfig {
 }
 
 /// The forecast for `pool`: its events (any pool's may be passed; others are ignored)
-/// added to the background, H from μ, and per zone ceil(max(0, H/zones − F_zone) / N).
+/// added to what was learned, H from μ, and per zone ceil(max(0, H/zones − F_zone) / N).
 /// `free_warm_seats` gives F per zone (missing = 0).
 pub fn forecast_pool(
     now: Millis,
@@ -50,35 +47,59 @@ pub fn forecast_pool(
     pool: &PoolConfig,
     sizes: &PoolSizes,
     events: &[SourcedEvent],
-    background: Background,
+    learned: LearnedArrivals,
     free_warm_seats: &BTreeMap<Option<String>, i64>,
 ) -> PoolForecast {
-    let mine: Vec<&SourcedEvent> = events.iter().filter(|e| e.pool == pool.name).collect();
-    let forecast = background.forecast(mine.iter().map(|e| e.event.clone()).collect());
-    let expected = forecast.expected_arrivals(now, lead);
+    let forecast = learned.forecast(pool_events(pool, events));
+    let targets = forecast_targets(
+        &forecast,
+        now,
+        lead,
+        &headroom_config(pool),
+        &pool.zone_values(),
+        free_warm_seats,
+        sizes.seats_each,
+    );
+    with_sources(now, lead, pool, events, targets)
+}
+
+/// The scheduled events of `pool` among `events`.
+pub fn pool_events(
+    pool: &PoolConfig,
+    events: &[SourcedEvent],
+) -> Vec<hubpack_core::headroom::ScheduledEvent> {
+    events
+        .iter()
+        .filter(|e| e.pool == pool.name)
+        .map(|e| e.event.clone())
+        .collect()
+}
+
+/// The forecast of `pool` from its targets, with μ split per source: each source's
+/// scheduled events, the rest learned (`background`).
+pub fn with_sources(
+    now: Millis,
+    lead: Millis,
+    pool: &PoolConfig,
+    events: &[SourcedEvent],
+    targets: TargetForecast,
+) -> PoolForecast {
     let mut per_source: BTreeMap<String, f64> = BTreeMap::new();
-    for e in &mine {
+    for e in events.iter().filter(|e| e.pool == pool.name) {
         *per_source.entry(e.source.label()).or_default() += e.event.expected_in(now, now + lead);
     }
     let scheduled: f64 = per_source.values().sum();
-    per_source.insert(Source::Background.label(), (expected - scheduled).max(0.0));
-    let headroom = headroom_seats(expected, &headroom_config(pool));
-    let zones = pool.zone_values();
-    let share = headroom / zones.len() as f64;
-    let targets = zones
-        .into_iter()
-        .map(|z| {
-            let free = free_warm_seats.get(&z).copied().unwrap_or(0);
-            (z, placeholder_target(share, free, sizes.seats_each))
-        })
-        .collect();
+    per_source.insert(
+        Source::Background.label(),
+        (targets.expected - scheduled).max(0.0),
+    );
     PoolForecast {
         pool: pool.name.clone(),
         lead,
         per_source,
-        expected,
-        headroom,
-        targets,
+        expected: targets.expected,
+        headroom: targets.headroom,
+        targets: targets.targets,
     }
 }
 
@@ -133,7 +154,7 @@ mod tests {
             &c.pools[0],
             &sizes[0],
             &stream(Source::Config),
-            Background::default(),
+            LearnedArrivals::default(),
             &BTreeMap::new(),
         );
         assert!((f.expected - 200.0).abs() < 1e-9, "{}", f.expected);
@@ -149,7 +170,7 @@ mod tests {
             &c.pools[0],
             &sizes[0],
             &stream(Source::Config),
-            Background::default(),
+            LearnedArrivals::default(),
             &free,
         );
         assert_eq!(f.total_target(), 2);
@@ -166,7 +187,7 @@ mod tests {
             e.pool = "gpu".into();
         }
         events.extend(other);
-        let bg = Background {
+        let bg = LearnedArrivals {
             rate: 1.0 / MIN as f64,
             ..Default::default()
         };
@@ -196,7 +217,7 @@ mod tests {
             &c.pools[0],
             &sizes[0],
             &stream(Source::Config),
-            Background::default(),
+            LearnedArrivals::default(),
             &free,
         );
         // H/2 = 111.6 per zone: zone a is covered by its free seats, zone b needs 2.
