@@ -37,7 +37,11 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     let commit = git(&["rev-parse", "--short", "HEAD"])
-        .or_else(|| std::env::var("HUBPACK_GIT_COMMIT").ok().filter(|c| !c.is_empty()))
+        .or_else(|| {
+            std::env::var("HUBPACK_GIT_COMMIT")
+                .ok()
+                .filter(|c| !c.is_empty())
+        })
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=HUBPACK_BUILD_COMMIT={commit}");
 }
