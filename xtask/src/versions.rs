@@ -63,10 +63,11 @@ fn workspace_version(cargo_toml: &str) -> Option<String> {
     for line in cargo_toml.lines().map(str::trim) {
         if line.starts_with('[') {
             in_table = line == "[workspace.package]";
-        } else if in_table && let Some((key, value)) = line.split_once('=') {
-            if key.trim() == "version" {
-                return Some(unquote(value));
-            }
+        } else if in_table
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim() == "version"
+        {
+            return Some(unquote(value));
         }
     }
     None
