@@ -1,6 +1,7 @@
-//! Linters for what these machines cannot run: the GitHub workflows (actionlint) and the image's
-//! Dockerfile (hadolint, plus the pinning rules below that hadolint does not check). Both tools
-//! are built or installed and cached by the control-plane build script.
+//! Linters for what these machines cannot run: the GitHub workflows (actionlint, with
+//! shellcheck for their scripts) and the image's Dockerfile (hadolint, plus the pinning rules
+//! below that hadolint does not check). The tools are built or installed and cached by the
+//! control-plane build script.
 
 use crate::run::{root, step};
 use anyhow::{Context, bail};
@@ -12,9 +13,18 @@ use std::process::{Command, Stdio};
 /// Dockerfile.
 pub fn run() -> anyhow::Result<()> {
     let actionlint = tool("actionlint")?;
+    // actionlint checks each `run:` script with the shellcheck it finds on PATH.
+    let shellcheck = tool("shellcheck")?;
+    let mut path = std::env::var_os("PATH").unwrap_or_default();
+    if let Some(dir) = shellcheck.parent() {
+        let dirs = std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&path));
+        path = std::env::join_paths(dirs.collect::<Vec<_>>())?;
+    }
     step(
-        "actionlint (.github/workflows)",
-        Command::new(actionlint).current_dir(root()),
+        "actionlint (.github/workflows, run: scripts through shellcheck)",
+        Command::new(actionlint)
+            .env("PATH", path)
+            .current_dir(root()),
     )?;
     let hadolint = tool("hadolint")?;
     step(
