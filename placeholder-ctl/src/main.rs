@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("HUBPACK_BUILD_COMMIT"), ")"),
     about = "Keeps N-user placeholders and image pre-pullers sized ahead of predicted arrivals"
 )]
 struct Cli {

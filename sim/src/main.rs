@@ -19,6 +19,7 @@ use std::time::Instant;
 #[derive(Parser)]
 #[command(
     name = "hubpack-sim",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("HUBPACK_BUILD_COMMIT"), ")"),
     about = "Simulate a JupyterHub + cluster autoscaler: plan an event, compare policies"
 )]
 struct Cli {

@@ -1,14 +1,17 @@
 //! `cargo xtask …`: the one entry point for people and CI.
 //!
-//! - `test`: everything CI runs (format, lint, unit + property tests, control-plane build,
-//!   end-to-end tests).
+//! - `test`: everything CI runs (the version check, format, lint, unit + property tests, the
+//!   workflow and Dockerfile linters, control-plane build, end-to-end tests).
+//! - `lint`: the version check and the workflow and Dockerfile linters alone.
 //! - `bench core|sim|scheduler`: benchmarks; each prints a JSON summary as its last line.
 //! - `cluster build|up|down`: the local real control plane.
 
 mod bench;
 mod cluster;
+mod lint;
 mod run;
 mod test;
+mod versions;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +26,9 @@ struct Cli {
 enum Command {
     /// Run everything CI runs.
     Test(test::TestArgs),
+    /// Check that the crates', chart's and CHANGELOG's versions agree; lint the GitHub
+    /// workflows (actionlint) and the Dockerfile (hadolint and the pinning rules).
+    Lint,
     /// Run a benchmark; the last line printed is a JSON summary.
     Bench(bench::BenchArgs),
     /// Build, start or stop the local control plane.
@@ -33,6 +39,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Test(args) => test::run(args),
+        Command::Lint => {
+            test::check_versions()?;
+            lint::run()
+        }
         Command::Bench(args) => bench::run(args),
         Command::Cluster(cmd) => cluster::run(cmd),
     }

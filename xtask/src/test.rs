@@ -1,5 +1,6 @@
-//! `cargo xtask test`: format, lint and doc-link checks, unit and property tests, then the control
-//! plane build and the end-to-end tests against it.
+//! `cargo xtask test`: the version check, format, lint and doc-link checks, unit and property
+//! tests, the workflow and Dockerfile linters, then the control plane build and the end-to-end
+//! tests against it.
 
 use crate::run::{cargo, step};
 use clap::Args;
@@ -12,6 +13,7 @@ pub struct TestArgs {
 }
 
 pub fn run(args: TestArgs) -> anyhow::Result<()> {
+    check_versions()?;
     step(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--", "--check"]),
@@ -39,6 +41,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
         "unit and property tests",
         cargo().args(["test", "--workspace", "--exclude", "hubpack-e2e"]),
     )?;
+    crate::lint::run()?;
     if args.no_e2e {
         return Ok(());
     }
@@ -47,5 +50,14 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
         "end-to-end tests",
         cargo().args(["test", "-p", "hubpack-e2e", "--", "--test-threads=1"]),
     )?;
+    Ok(())
+}
+
+/// The crates', the chart's and the CHANGELOG's versions agree (a fast first step).
+pub fn check_versions() -> anyhow::Result<()> {
+    eprintln!("==> versions agree (Cargo.toml, Chart.yaml, CHANGELOG.md)");
+    let versions = crate::versions::Versions::read()?;
+    let version = versions.agree()?;
+    eprintln!("    {version}");
     Ok(())
 }

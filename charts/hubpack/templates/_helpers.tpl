@@ -1,6 +1,22 @@
+{{/* The chart's name: `nameOverride`, else "hubpack". */}}
+{{- define "hubpack.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The prefix of every object's name, by Helm's convention: `fullnameOverride`, else the
+     release name when it already contains the chart's name (release "hubpack" ->
+     "hubpack-scheduler"), else "<release>-<name>"; at most 63 characters (a DNS label). */}}
 {{- define "hubpack.fullname" -}}
-{{- if .Values.fullnameOverride -}}{{ .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else -}}{{ printf "%s-hubpack" .Release.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "hubpack.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "hubpack.labels" -}}
