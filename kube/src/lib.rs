@@ -4,7 +4,7 @@
 //! hubpack-core's).
 //!
 //! Modules:
-//! - [`edge`]: what a binary does before any work starts: logging, loading its YAML config,
+//! - [`process`]: what a binary does before any work starts: logging, loading its YAML config,
 //!   connecting to the API server, its replica identity, SIGTERM → cancellation;
 //! - [`http`]: `/metrics`, `/healthz`, `/readyz`;
 //! - [`supervise`]: every long-running task under one [`supervise::Supervisor`], so one that
@@ -21,10 +21,10 @@
 #![forbid(unsafe_code)]
 
 pub mod convert;
-pub mod edge;
 pub mod error;
 pub mod http;
 pub mod leader;
+pub mod process;
 pub mod reflect;
 pub mod supervise;
 

@@ -8,8 +8,8 @@ use hubpack_core::headroom::{
     HeadroomError, placeholder_request, seats_per_placeholder, validate_placeholder,
 };
 use hubpack_core::model::Resources;
-use hubpack_kube::edge::{self, LoadError};
 use hubpack_kube::leader::{InvalidElection, LeaderElectionConfig};
+use hubpack_kube::process::{self, LoadError};
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -558,12 +558,12 @@ impl PoolConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        edge::load_yaml(path, Config::validate)
+        process::load_yaml(path, Config::validate)
     }
 
     /// Parses and validates. An empty document is all defaults (no pools: nothing to do).
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        edge::parse_yaml(text, origin, Config::validate)
+        process::parse_yaml(text, origin, Config::validate)
     }
 
     pub fn namespace(&self) -> String {
@@ -798,7 +798,11 @@ impl EventConfig {
             }
             _ => {}
         }
-        if let Err(e) = crate::sources::EventSchedule::from_config(self) {
+        if let Err(e) = crate::sources::schedule::EventSchedule::parse(
+            self.start.as_deref(),
+            self.schedule.as_deref(),
+            &self.time_zone,
+        ) {
             return invalid(f(e.field), e.message, e.fix);
         }
         if !(self.users >= 0.0 && self.users.is_finite()) {

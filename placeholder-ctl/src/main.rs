@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use hubpack_kube::edge;
+use hubpack_kube::process;
 use hubpack_placeholder_ctl::adapter::app;
 use hubpack_placeholder_ctl::config::Config;
 use hubpack_placeholder_ctl::forecast_cli;
@@ -53,7 +53,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    edge::init_tracing(cli.common.log_json, std::io::stderr);
+    process::init_tracing(cli.common.log_json, std::io::stderr);
     let Some(path) = cli.common.config.as_deref() else {
         eprintln!("hubpack-placeholder-ctl: --config FILE is required (see config.example.yaml)");
         return std::process::ExitCode::from(2);
@@ -92,14 +92,14 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config, kubeconfig: Option<PathBuf>) -> anyhow::Result<()> {
-    let client = edge::client(kubeconfig.as_deref())
+    let client = process::client(kubeconfig.as_deref())
         .await
         .context("connecting to the API server")?;
-    let shutdown = edge::cancel_on_signal();
+    let shutdown = process::cancel_on_signal();
     app::run(
         client,
         config,
-        edge::identity("hubpack-placeholder-ctl"),
+        process::identity("hubpack-placeholder-ctl"),
         shutdown,
     )
     .await?;
@@ -118,7 +118,7 @@ async fn plan(
     // Event ConfigMaps only when a cluster was named: plan must work offline.
     let client = match kubeconfig {
         Some(_) => Some(
-            edge::client(kubeconfig.as_deref())
+            process::client(kubeconfig.as_deref())
                 .await
                 .context("connecting to the API server")?,
         ),

@@ -1,6 +1,6 @@
 //! The objects the controller owns, built as values (pure): PriorityClasses, one
 //! placeholder Deployment (+ PDB) per pool and zone, one pre-pull DaemonSet per pool, and
-//! the deletion-cost annotation of placeholder pods. [`crate::adapter::apply`] writes them by
+//! the deletion-cost annotation of placeholder pods. The adapter (`adapter::apply`) writes them by
 //! server-side apply.
 
 use crate::config::{Config, PoolConfig, PoolSizes, prepuller_request};

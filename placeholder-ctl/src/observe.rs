@@ -10,9 +10,7 @@ use hubpack_core::headroom::{seats_in, validate_placeholder};
 use hubpack_core::model::{ImageName, Millis, PodRole, Resources};
 use hubpack_core::policy::warmth::images_warm;
 use hubpack_kube::convert::condition::{self, Condition as _};
-use hubpack_kube::convert::{
-    PodContext, VolumeIndex, node_is_ready, pod_from_k8s, time_millis,
-};
+use hubpack_kube::convert::{PodContext, VolumeIndex, node_is_ready, pod_from_k8s, time_millis};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use std::collections::{BTreeMap, BTreeSet};
 

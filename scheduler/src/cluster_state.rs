@@ -3,7 +3,7 @@
 //! victims are deleted, claims being provisioned: [`crate::flight`]). Pure state machinery: watch wiring is in
 //! `watch.rs`, API writes in `actions/`; this is tested by feeding objects.
 
-use crate::flight::Flights;
+use crate::in_flight::Flights;
 use hubpack_core::model::{Millis, PodKey};
 use hubpack_core::snapshot::Snapshot;
 use hubpack_kube::convert::{

@@ -4,8 +4,8 @@
 
 use hubpack_core::policy::PolicyConfig;
 use hubpack_kube::convert::LabelMatch;
-use hubpack_kube::edge::{self, LoadError};
 use hubpack_kube::leader::{InvalidElection, LeaderElectionConfig};
+use hubpack_kube::process::{self, LoadError};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -231,12 +231,12 @@ impl Default for ApiConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        edge::load_yaml(path, Config::validate)
+        process::load_yaml(path, Config::validate)
     }
 
     /// Parses and validates. An empty document is all defaults.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        edge::parse_yaml(text, origin, Config::validate)
+        process::parse_yaml(text, origin, Config::validate)
     }
 
     /// Checks every section; the first problem found is the error.

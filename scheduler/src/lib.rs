@@ -14,7 +14,7 @@
 //! - [`config`]: the YAML config file and its validation;
 //! - [`stores`]: the reflector caches; [`watch`]: reflectors for pods, nodes, CSINodes, PVCs,
 //!   PVs and StorageClasses, feeding
-//! - [`cluster_state`]: the core snapshot plus in-flight work ([`flight`]: one state type
+//! - [`cluster_state`]: the core snapshot plus in-flight work ([`in_flight`]: one state type
 //!   and its transitions), via [`hubpack_kube::convert`]
 //!   (k8s-openapi → core types, typed errors naming the field);
 //! - [`queue`]: priority then age, backoff 1 s → 10 s, Unschedulable pods parked until the
@@ -36,7 +36,7 @@ pub mod cluster_state;
 pub mod config;
 pub mod context;
 pub mod error;
-pub mod flight;
+pub mod in_flight;
 pub mod metrics;
 pub mod pod_fields;
 pub mod queue;

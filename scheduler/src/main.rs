@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use clap::Parser;
-use hubpack_kube::edge;
+use hubpack_kube::process;
 use hubpack_scheduler::app;
 use hubpack_scheduler::config::Config;
 use std::path::PathBuf;
@@ -28,7 +28,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    edge::init_tracing(args.log_json, std::io::stdout);
+    process::init_tracing(args.log_json, std::io::stdout);
     // Config errors are the operator's to fix: say what and how, exit 2, no backtrace.
     let config = match args.config.as_deref() {
         Some(path) => Config::load(path),
@@ -61,14 +61,14 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config, kubeconfig: Option<PathBuf>) -> anyhow::Result<()> {
-    let client = edge::client(kubeconfig.as_deref())
+    let client = process::client(kubeconfig.as_deref())
         .await
         .context("connecting to the API server")?;
-    let shutdown = edge::cancel_on_signal();
+    let shutdown = process::cancel_on_signal();
     app::run(
         client,
         config,
-        edge::identity("hubpack-scheduler"),
+        process::identity("hubpack-scheduler"),
         shutdown,
     )
     .await?;

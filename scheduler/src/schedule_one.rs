@@ -11,7 +11,7 @@ use crate::actions::condition::NotScheduled;
 use crate::actions::status_lane::StatusWrite;
 use crate::actions::volumes::{claim_is_bound, plan};
 use crate::context::Context;
-use crate::flight::InFlight;
+use crate::in_flight::InFlight;
 use crate::metrics::AttemptResult;
 use crate::pod_fields::{priority_and_created, split};
 use hubpack_core::model::{Millis, Pod, PodKey, PodRole, PodVolume};

@@ -302,7 +302,7 @@ mod tests {
         });
         let mu = half.expected_arrivals(1_000, 15_000);
         assert!((mu - (4.5 - 2.7 + 6.0)).abs() < 1e-9, "{mu}");
-        // Without the count, the old behaviour.
+        // Without the count: the plan alone.
         let mut plain = f;
         plain.learned.arrived_since = None;
         plain.learned.observed_rate = 0.0;

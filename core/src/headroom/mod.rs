@@ -1,4 +1,4 @@
-//! Headroom sizing for placeholders (DESIGN.md "Headroom sizing"), shared by
+//! Headroom sizing for placeholders (docs/design.md, "Headroom sizing"), shared by
 //! `hubpack-placeholder-ctl` and `hubpack-sim`. Pure functions over numbers the caller
 //! gathers:
 //!

@@ -33,7 +33,7 @@ use super::warmth::{is_settled, warm_without_lookup};
 use super::{Decision, Diagnosis, PolicyConfig, to_decision};
 use crate::filter;
 use crate::model::{Millis, Pod, PodRole, ResourceName, Resources};
-use crate::snapshot::{Brief, Bucket, FxHashMap, PPB, Snapshot, tightest_fraction};
+use crate::snapshot::{Brief, Bucket, FxHashMap, PARTS_PER_BILLION, Snapshot, tightest_fraction};
 use std::cmp::Reverse;
 
 struct Search<'a> {
@@ -325,7 +325,8 @@ fn extra_fraction(capacity: [i64; 2], excess: [i64; 2], req: [i64; 2]) -> i128 {
     let mut extra = 0i128;
     for r in 0..2 {
         if capacity[r] > 0 {
-            let num = (i128::from(excess[r].max(0)) + i128::from(req[r].max(0))) * PPB;
+            let num =
+                (i128::from(excess[r].max(0)) + i128::from(req[r].max(0))) * PARTS_PER_BILLION;
             let cap = i128::from(capacity[r]);
             extra = extra.max((num + cap - 1).div_euclid(cap));
         }
@@ -335,8 +336,8 @@ fn extra_fraction(capacity: [i64; 2], excess: [i64; 2], req: [i64; 2]) -> i128 {
 
 /// The highest MostAllocated score a node with this key could reach (see module doc).
 fn score_bound(key: i64, extra: i128) -> i64 {
-    let b = 100 * (PPB - i128::from(key) + extra);
-    b.div_euclid(PPB).clamp(0, 100) as i64
+    let b = 100 * (PARTS_PER_BILLION - i128::from(key) + extra);
+    b.div_euclid(PARTS_PER_BILLION).clamp(0, 100) as i64
 }
 
 #[cfg(test)]

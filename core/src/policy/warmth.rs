@@ -1,4 +1,4 @@
-//! Warmth: whether a node is warm for a pod (DESIGN.md: Ready for a settle time, and the
+//! Warmth: whether a node is warm for a pod (docs/design.md, "Warm-first packing": Ready for a settle time, and the
 //! pod's images there or the pre-puller Ready). Ranking's second key; the placeholder
 //! controller and the simulator count free warm seats with [`images_warm`] too.
 

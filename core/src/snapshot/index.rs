@@ -17,7 +17,7 @@ use crate::filter::NodeLoad;
 use crate::model::{Node, Resources, Taint};
 use std::collections::BTreeMap;
 
-pub(crate) const PPB: i128 = 1_000_000_000;
+pub(crate) const PARTS_PER_BILLION: i128 = 1_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct BucketSig {
@@ -133,7 +133,7 @@ pub(crate) fn tightest_fraction(capacity: [i64; 2], used: [i64; 2]) -> i64 {
     for r in 0..2 {
         if capacity[r] > 0 {
             let free = i128::from(capacity[r]) - i128::from(used[r]);
-            let f = (free * PPB).div_euclid(i128::from(capacity[r]));
+            let f = (free * PARTS_PER_BILLION).div_euclid(i128::from(capacity[r]));
             key = key.min(f.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64);
         }
     }

@@ -13,7 +13,7 @@ mod index;
 mod usage;
 
 pub(crate) use fxhash::FxHashMap;
-pub(crate) use index::{Brief, Bucket, Index, PPB, tightest_fraction};
+pub(crate) use index::{Brief, Bucket, Index, PARTS_PER_BILLION, tightest_fraction};
 pub(crate) use usage::NodeUsage;
 
 use crate::model::{Node, Pod, PodKey};

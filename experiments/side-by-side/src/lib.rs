@@ -31,6 +31,7 @@
 //! - [`simulate`]: the same scenario and stack in hubpack-sim, and the fit of its parameters;
 //! - [`frontier`]: what every static seat budget costs in the simulator;
 //! - [`metrics`]: the arithmetic (node-hours, peaks, warm seats, relative errors), pure;
+//! - [`run_numbers`]: one run's numbers, real or simulated;
 //! - [`report`]: the report directory (runs, plots, the summary).
 
 #![allow(clippy::unwrap_used)] // an experiment may unwrap
@@ -41,6 +42,7 @@ pub mod observe;
 pub mod plan;
 pub mod real;
 pub mod report;
+pub mod run_numbers;
 pub mod simulate;
 pub mod stacks;
 pub mod users;

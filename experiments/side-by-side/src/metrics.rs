@@ -8,17 +8,17 @@ use hubpack_sim::stats::quantile;
 
 /// cpu (millicores), memory (bytes), pod slots.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Res {
+pub struct Request {
     pub cpu_m: i64,
     pub mem: i64,
     pub pods: i64,
 }
 
-impl std::ops::Add for Res {
-    type Output = Res;
+impl std::ops::Add for Request {
+    type Output = Request;
 
-    fn add(self, o: Res) -> Res {
-        Res {
+    fn add(self, o: Request) -> Request {
+        Request {
             cpu_m: self.cpu_m + o.cpu_m,
             mem: self.mem + o.mem,
             pods: self.pods + o.pods,
@@ -26,11 +26,11 @@ impl std::ops::Add for Res {
     }
 }
 
-impl std::ops::Sub for Res {
-    type Output = Res;
+impl std::ops::Sub for Request {
+    type Output = Request;
 
-    fn sub(self, o: Res) -> Res {
-        Res {
+    fn sub(self, o: Request) -> Request {
+        Request {
             cpu_m: self.cpu_m - o.cpu_m,
             mem: self.mem - o.mem,
             pods: self.pods - o.pods,
@@ -38,13 +38,13 @@ impl std::ops::Sub for Res {
     }
 }
 
-impl Res {
-    pub fn fits_in(self, room: Res) -> bool {
+impl Request {
+    pub fn fits_in(self, room: Request) -> bool {
         self.cpu_m <= room.cpu_m && self.mem <= room.mem && self.pods <= room.pods
     }
 
     /// How many `req` fit in `self` (0 when any dimension is short).
-    pub fn seats(self, req: Res) -> i64 {
+    pub fn seats(self, req: Request) -> i64 {
         let dim = |room: i64, r: i64| if r <= 0 { i64::MAX } else { room.max(0) / r };
         dim(self.cpu_m, req.cpu_m)
             .min(dim(self.mem, req.mem))
@@ -54,7 +54,7 @@ impl Res {
 
 /// One node's room for a user: allocatable minus what every pod but placeholders requests
 /// (a placeholder's room is a seat: users preempt it), as the simulator's `warm_seats`.
-pub fn room(allocatable: Res, users_and_daemons: Res) -> Res {
+pub fn room(allocatable: Request, users_and_daemons: Request) -> Request {
     allocatable - users_and_daemons
 }
 

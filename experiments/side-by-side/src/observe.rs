@@ -4,7 +4,7 @@
 //! placement head-of-line blocking as the simulator defines it (bound to a cold node while
 //! a warm seat, free or held by a placeholder, existed at their arrival and at bind time).
 
-use crate::metrics::{Life, Res};
+use crate::metrics::{Life, Request};
 use crate::stacks::USER_LABEL;
 use futures::TryStreamExt;
 use hubpack_kube::convert::quantity::{parse_milli, parse_units};
@@ -22,14 +22,14 @@ pub struct NodeSeen {
     pub schedulable_s: Option<f64>,
     pub warm_s: Option<f64>,
     pub deleted_s: Option<f64>,
-    pub allocatable: Res,
+    pub allocatable: Request,
     pub user_pool: bool,
 }
 
 #[derive(Clone, Debug, Default)]
 struct PodSeen {
     node: Option<String>,
-    requests: Res,
+    requests: Request,
     placeholder: bool,
     user: bool,
     gone: bool,
@@ -67,7 +67,7 @@ pub struct Seen {
 pub struct Observer {
     pub t0: Instant,
     pub image: String,
-    pub user_request: Res,
+    pub user_request: Request,
     pub seen: Mutex<Seen>,
 }
 
@@ -208,7 +208,7 @@ impl Observer {
             .status
             .as_ref()
             .and_then(|s| s.allocatable.as_ref())
-            .map(|a| Res {
+            .map(|a| Request {
                 cpu_m: a
                     .get("cpu")
                     .and_then(|q| parse_milli(&q.0).ok())
@@ -344,8 +344,8 @@ impl Seen {
     }
 
     /// Per warm user-pool node: room for users (placeholders' requests count as room).
-    fn warm_rooms(&self) -> Vec<Res> {
-        let mut used: HashMap<&str, Res> = HashMap::new();
+    fn warm_rooms(&self) -> Vec<Request> {
+        let mut used: HashMap<&str, Request> = HashMap::new();
         for p in self.pods.values() {
             if let (Some(node), false, false) = (p.node.as_deref(), p.gone, p.placeholder) {
                 let e = used.entry(node).or_default();
@@ -364,17 +364,17 @@ impl Seen {
             .collect()
     }
 
-    fn warm_seats(&self, req: Res) -> i64 {
+    fn warm_seats(&self, req: Request) -> i64 {
         self.warm_rooms().iter().map(|r| r.seats(req)).sum()
     }
 
-    fn warm_seat_for(&self, req: Res) -> bool {
+    fn warm_seat_for(&self, req: Request) -> bool {
         self.warm_rooms().iter().any(|r| req.fits_in(*r))
     }
 }
 
-fn requests(p: &Pod) -> Res {
-    let mut r = Res {
+fn requests(p: &Pod) -> Request {
+    let mut r = Request {
         pods: 1,
         ..Default::default()
     };

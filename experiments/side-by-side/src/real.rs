@@ -3,10 +3,10 @@
 //! stack's scheduler, placeholders and pre-puller, and the users of one seed; observed until
 //! the scenario's (compressed) end.
 
-use crate::metrics::{self, Res, finite_sorted, node_hours, peak_and_removed_after};
+use crate::metrics::{self, Request, finite_sorted, node_hours, peak_and_removed_after};
 use crate::observe::{self, Observer, Shared, UserSeen};
 use crate::plan::{Plan, Stack};
-use crate::report::RunNumbers;
+use crate::run_numbers::RunNumbers;
 use crate::{stacks, users};
 use hubpack_e2e::autoscaler::NodeGroup;
 use hubpack_e2e::cluster::{Cluster, ClusterOptions};
@@ -88,7 +88,7 @@ pub async fn run(
     let obs: Shared = Arc::new(Observer {
         t0: Instant::now(),
         image: plan.image.clone(),
-        user_request: Res {
+        user_request: Request {
             cpu_m: (plan.user_cpu * 1000.0).round() as i64,
             mem: (plan.user_memory_gib * gib as f64).round() as i64,
             pods: 1,

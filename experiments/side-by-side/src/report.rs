@@ -7,49 +7,11 @@
 use crate::frontier::{self, Goal, Point};
 use crate::metrics::cdf;
 use crate::plan::STACKS;
+use crate::run_numbers::RunNumbers;
 use plotters::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::fmt::Write as _;
 use std::path::Path;
-
-/// One run's numbers, real or simulated, at the scenario's scale.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunNumbers {
-    pub scenario: String,
-    pub stack: String,
-    /// `real` or `sim`.
-    pub kind: String,
-    pub seed: u64,
-    pub users: usize,
-    pub unfinished: usize,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub p50_start_s: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub p95_start_s: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub p95_create_to_bound_s: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub p95_create_to_ready_s: f64,
-    #[serde(deserialize_with = "nan_if_null")]
-    pub node_hours: f64,
-    pub peak_nodes: usize,
-    pub nodes_removed_after_peak: usize,
-    pub placement_hol_users: usize,
-    /// Arrival → Ready of every finished user (sorted).
-    pub waits_s: Vec<f64>,
-    /// (t, user-pool nodes)
-    pub nodes: Vec<(f64, f64)>,
-    /// Real runs: per node added, created → schedulable and schedulable → warm (seconds).
-    #[serde(default)]
-    pub node_boot_s: Vec<f64>,
-    #[serde(default)]
-    pub node_pull_s: Vec<f64>,
-}
-
-/// JSON has no NaN: serde_json writes it as null; read null back as NaN.
-fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
 
 /// One line of a chart (or, `dots`, its points alone).
 struct Line {

@@ -4,7 +4,7 @@
 
 use crate::metrics::{self, finite_sorted, median, rel_err};
 use crate::plan::{Plan, Stack};
-use crate::report::RunNumbers;
+use crate::run_numbers::RunNumbers;
 use hubpack_sim::engine::run_one;
 use hubpack_sim::outcome::RunResult;
 use hubpack_sim::runner::resolve_n;

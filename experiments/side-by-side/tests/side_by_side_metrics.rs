@@ -77,26 +77,26 @@ fn nodes_removed_after_the_peak_are_those_deleted_after_it_was_first_reached() {
 #[test]
 fn seats_count_placeholder_room_and_stop_at_the_tightest_resource() {
     let gib = 1 << 30;
-    let node = Res {
+    let node = Request {
         cpu_m: 8000,
         mem: 32 * gib,
         pods: 110,
     };
-    let user = Res {
+    let user = Request {
         cpu_m: 500,
         mem: 2 * gib,
         pods: 1,
     };
     assert_eq!(node.seats(user), 16);
     // Three users and a daemon pod: 13 left (memory would allow 13, cpu 13).
-    let used = Res {
+    let used = Request {
         cpu_m: 1500,
         mem: 6 * gib,
         pods: 4,
     };
     assert_eq!(room(node, used).seats(user), 13);
     // Memory short: no seat even with cpu to spare.
-    let tight = Res {
+    let tight = Request {
         cpu_m: 4000,
         mem: gib,
         pods: 10,

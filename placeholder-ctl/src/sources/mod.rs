@@ -58,7 +58,9 @@ pub fn expand_events(
 ) -> Vec<SourcedEvent> {
     let mut out = Vec::new();
     for e in events {
-        let Ok(schedule) = EventSchedule::from_config(e) else {
+        let Ok(schedule) =
+            EventSchedule::parse(e.start.as_deref(), e.schedule.as_deref(), &e.time_zone)
+        else {
             continue;
         };
         let window = secs(e.arrival_window_seconds).max(1);

@@ -2,7 +2,6 @@
 //! IANA time zone (croner on jiff, so daylight-saving changes move the UTC time, not the
 //! local one).
 
-use crate::config::EventConfig;
 use croner::Cron;
 use hubpack_core::model::Millis;
 use jiff::tz::TimeZone;
@@ -28,8 +27,14 @@ pub struct ScheduleError {
 }
 
 impl EventSchedule {
-    pub fn from_config(e: &EventConfig) -> Result<EventSchedule, ScheduleError> {
-        if let Some(start) = &e.start {
+    /// An event's time fields (`start`, `schedule`, `timeZone`) parsed; exactly one of
+    /// `start` and `schedule` is expected (the config checks that), `start` wins.
+    pub fn parse(
+        start: Option<&str>,
+        schedule: Option<&str>,
+        time_zone: &str,
+    ) -> Result<EventSchedule, ScheduleError> {
+        if let Some(start) = start {
             let t = Timestamp::from_str(start).map_err(|err| ScheduleError {
                 field: "start",
                 message: format!("({start}) is not an RFC 3339 time: {err}"),
@@ -37,15 +42,15 @@ impl EventSchedule {
             })?;
             return Ok(EventSchedule::OneOff(t.as_millisecond()));
         }
-        let pattern = e.schedule.as_deref().unwrap_or_default();
+        let pattern = schedule.unwrap_or_default();
         let cron = Cron::from_str(pattern).map_err(|err| ScheduleError {
             field: "schedule",
             message: format!("({pattern}) is not a cron expression: {err}"),
             fix: "use 5 fields (minute hour day-of-month month day-of-week), e.g. \"0 9 * * MON-FRI\"",
         })?;
-        let tz = TimeZone::get(&e.time_zone).map_err(|err| ScheduleError {
+        let tz = TimeZone::get(time_zone).map_err(|err| ScheduleError {
             field: "timeZone",
-            message: format!("({}) is not a known IANA time zone: {err}", e.time_zone),
+            message: format!("({time_zone}) is not a known IANA time zone: {err}"),
             fix: "use e.g. UTC or Europe/Berlin",
         })?;
         Ok(EventSchedule::Cron {
@@ -85,17 +90,12 @@ impl EventSchedule {
 mod tests {
     use super::*;
 
-    fn ev(start: Option<&str>, schedule: Option<&str>, tz: &str) -> EventConfig {
-        EventConfig {
-            name: "e".into(),
-            pool: "default".into(),
-            start: start.map(String::from),
-            schedule: schedule.map(String::from),
-            time_zone: tz.into(),
-            users: 10.0,
-            arrival_window_seconds: 600.0,
-            duration_seconds: None,
-        }
+    fn ev(
+        start: Option<&str>,
+        schedule: Option<&str>,
+        tz: &str,
+    ) -> Result<EventSchedule, ScheduleError> {
+        EventSchedule::parse(start, schedule, tz)
     }
 
     fn ms(s: &str) -> Millis {
@@ -104,8 +104,7 @@ mod tests {
 
     #[test]
     fn a_one_off_event_has_one_start() {
-        let s = EventSchedule::from_config(&ev(Some("2026-12-01T09:00:00+01:00"), None, "UTC"))
-            .unwrap();
+        let s = ev(Some("2026-12-01T09:00:00+01:00"), None, "UTC").unwrap();
         let t = ms("2026-12-01T08:00:00Z");
         assert_eq!(s.starts_between(t - 1, t + 1), vec![t]);
         assert!(s.starts_between(t + 1, t + 10).is_empty());
@@ -114,8 +113,7 @@ mod tests {
     #[test]
     fn cron_follows_its_time_zone_across_daylight_saving() {
         // 09:00 Berlin on weekdays: 08:00 UTC in winter, 07:00 UTC in summer.
-        let s = EventSchedule::from_config(&ev(None, Some("0 9 * * MON-FRI"), "Europe/Berlin"))
-            .unwrap();
+        let s = ev(None, Some("0 9 * * MON-FRI"), "Europe/Berlin").unwrap();
         let winter = s.starts_between(ms("2026-01-05T00:00:00Z"), ms("2026-01-10T00:00:00Z"));
         assert_eq!(winter.len(), 5);
         assert_eq!(winter[0], ms("2026-01-05T08:00:00Z"));
@@ -126,19 +124,18 @@ mod tests {
 
     #[test]
     fn cron_start_is_inclusive() {
-        let s = EventSchedule::from_config(&ev(None, Some("30 14 * * *"), "UTC")).unwrap();
+        let s = ev(None, Some("30 14 * * *"), "UTC").unwrap();
         let t = ms("2026-03-01T14:30:00Z");
         assert_eq!(s.starts_between(t, t + 1), vec![t]);
     }
 
     #[test]
     fn bad_fields_are_named() {
-        let e = EventSchedule::from_config(&ev(Some("tomorrow"), None, "UTC")).unwrap_err();
+        let e = ev(Some("tomorrow"), None, "UTC").unwrap_err();
         assert_eq!(e.field, "start");
-        let e = EventSchedule::from_config(&ev(None, Some("0 25 * * *"), "UTC")).unwrap_err();
+        let e = ev(None, Some("0 25 * * *"), "UTC").unwrap_err();
         assert_eq!(e.field, "schedule");
-        let e =
-            EventSchedule::from_config(&ev(None, Some("0 9 * * *"), "Nowhere/City")).unwrap_err();
+        let e = ev(None, Some("0 9 * * *"), "Nowhere/City").unwrap_err();
         assert_eq!(e.field, "timeZone");
     }
 }

@@ -1,4 +1,5 @@
-//! cluster-autoscaler as it behaves (reference/sched.md §3), one node group per pool:
+//! cluster-autoscaler as it behaves (docs/design.md, "Kubernetes contracts the autoscalers
+//! rely on", with links to its source), one node group per pool:
 //! - every scan: scale up for Unschedulable pods at or above the expendable cutoff (not
 //!   nominated; the sim binds a preemptor as soon as its victims are gone, in the same
 //!   instant, so no pod is left nominated) in CA's two steps: `filter_out_schedulable`

@@ -1,6 +1,7 @@
 //! The parts of kube-scheduler both baselines share: the resource Filter on Ready nodes of
 //! the pod's pool, the ImageLocality score, and DefaultPreemption (PostFilter), which only
-//! runs when no node fits without evicting anything (reference/sched.md §1.2, §1.4).
+//! runs when no node fits without evicting anything (kube-scheduler's
+//! `pkg/scheduler/schedule_one.go` and `framework/plugins/defaultpreemption`).
 
 use super::Placement;
 use crate::cluster_state::{ClusterState, NodeId, NodeState, PodId};
