@@ -32,8 +32,6 @@ pub const CONFIG_MAP: &str = "kwok-provider-config";
 pub const TEMPLATES_CONFIG_MAP: &str = "kwok-provider-templates";
 pub const MIN_COUNT_ANNOTATION: &str = "cluster-autoscaler.kwok.nodegroup/min-count";
 pub const MAX_COUNT_ANNOTATION: &str = "cluster-autoscaler.kwok.nodegroup/max-count";
-/// The annotation the kwok provider tracks group membership by.
-pub const GROUP_NAME_ANNOTATION: &str = "cluster-autoscaler.kwok.nodegroup/name";
 /// Pods below this priority are expendable: CA neither scales up for them nor keeps nodes for
 /// them. z2jh's placeholders sit exactly at −10, so they still trigger scale-up.
 pub const EXPENDABLE_PRIORITY_CUTOFF: i32 = -10;

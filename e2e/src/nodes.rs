@@ -3,7 +3,6 @@
 //! kwok's management annotation, its pool's labels and taints, allocatable resources, and
 //! optionally the images already on it (a warm node).
 
-use crate::autoscaler::GROUP_NAME_ANNOTATION;
 use crate::kwok::{BOOT_DELAY_ANNOTATION, MANAGED_ANNOTATION, go_duration};
 use k8s_openapi::api::core::v1::{
     ContainerImage, Node, NodeCondition, NodeSpec, NodeStatus, Taint,
@@ -20,6 +19,8 @@ pub const DEDICATED_TAINT: &str = "hub.jupyter.org/dedicated";
 /// Label cluster-autoscaler's kwok provider reads node-group names from; only nodes made from a
 /// group template carry it, so a pod can ask for an autoscaled node.
 pub const NODE_GROUP_LABEL: &str = "e2e.hubpack.dev/nodegroup";
+/// The annotation cluster-autoscaler's kwok provider tracks group membership by.
+pub const GROUP_NAME_ANNOTATION: &str = "cluster-autoscaler.kwok.nodegroup/name";
 
 /// A node pool: the `user` pool is tainted `hub.jupyter.org/dedicated=user:NoSchedule`; both
 /// pools are labelled `hub.jupyter.org/node-purpose=<name>`.

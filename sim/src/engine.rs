@@ -1,15 +1,17 @@
 //! The event loop of one run: one scenario, one policy, one seed, single-threaded and
-//! deterministic. Handlers for each part of the world live in `models/`; this file owns the
-//! state, the loop and the scheduling pass that calls the policy.
+//! deterministic. The world it runs ([`Sim`]) and the handlers for each of its parts live in
+//! [`crate::models`]; this file builds the world, dispatches its events to the handlers and
+//! owns the scheduling pass that calls the policy.
 
 use crate::clock::{Agenda, secs};
 use crate::cluster_state::{ClusterState, NodeId, PodId, PodKind};
 use crate::events::Event;
+use crate::models::Sim;
 use crate::models::arrivals::{self, ArrivalError};
 use crate::models::autoscaler::AutoscalerState;
 use crate::models::placeholders::{PlaceholderError, PlaceholderState};
 use crate::outcome::{RunCounters, RunResult, Sample, UserRun};
-use crate::policy::{Placement, Scheduler, scheduler_for};
+use crate::policy::{Placement, scheduler_for};
 use crate::scenario::{PolicySpec, Scenario, SchedulerKind};
 use crate::session::Session;
 use hubpack_core::model::{ImageName, Millis};
@@ -24,32 +26,6 @@ pub enum RunError {
     #[error(transparent)]
     Placeholders(#[from] PlaceholderError),
 }
-
-pub struct Sim<'a> {
-    pub sc: &'a Scenario,
-    pub policy: PolicySpec,
-    pub agenda: Agenda<Event>,
-    pub cluster: ClusterState,
-    scheduler: Box<dyn Scheduler>,
-    pub rng: ChaCha8Rng,
-    pub users: Vec<UserRun>,
-    pub active_spawns: usize,
-    /// Users who arrived and are not yet bound to a node (nor gave up).
-    pub users_unbound: usize,
-    schedule_queued: bool,
-    pub autoscaler: AutoscalerState,
-    pub placeholders: PlaceholderState,
-    pub samples: Vec<Sample>,
-    pub end: Millis,
-    /// Settle time after Ready before hubpack counts a node warm.
-    pub warm_settle: Millis,
-    /// Binds, or preemptions, after which the pod would not fit (a model inconsistency).
-    pub misfits: u64,
-    /// (instant, scheduling passes requested at it).
-    passes_at: (Millis, u32),
-}
-
-const MAX_PASSES_PER_INSTANT: u32 = 1000;
 
 impl<'a> Sim<'a> {
     pub fn new(sc: &'a Scenario, policy: PolicySpec, seed: u64) -> Result<Sim<'a>, RunError> {
@@ -166,26 +142,6 @@ impl<'a> Sim<'a> {
             Event::PlaceholderSurplusCheck => self.on_placeholder_surplus_check(now),
             Event::PlaceholderGraceOver => self.request_schedule(now),
             Event::Sample => self.on_sample(now),
-        }
-    }
-
-    /// Coalesces scheduling triggers into one pass at `now`. Passes that keep triggering
-    /// each other at one instant (evict → replace → place → evict) are spread out by a
-    /// second after `MAX_PASSES_PER_INSTANT`, so a policy bug cannot hang the run.
-    pub fn request_schedule(&mut self, now: Millis) {
-        if !self.schedule_queued && self.cluster.pending_count() > 0 {
-            self.schedule_queued = true;
-            if self.passes_at.0 == now {
-                self.passes_at.1 += 1;
-            } else {
-                self.passes_at = (now, 1);
-            }
-            let at = if self.passes_at.1 > MAX_PASSES_PER_INSTANT {
-                now + 1000
-            } else {
-                now
-            };
-            self.agenda.at(at, Event::Schedule);
         }
     }
 

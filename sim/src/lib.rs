@@ -7,8 +7,10 @@
 //! cluster-autoscaler, node boot, image pulls, the hub's spawner and culler.
 //!
 //! - [`scenario`]: the YAML input; [`scenario::z2jh_values`]: a z2jh config.yaml applied
-//!   to it; [`engine`]: one deterministic run over the [`cluster_state`], with [`models`]
-//!   of the world around the scheduler; [`outcome`]: what a run records; [`runner`]: the
+//!   to it; [`models`]: the simulated world ([`models::Sim`]: the agenda, the
+//!   [`cluster_state`], each model's state) and the handlers of the parts around the
+//!   scheduler; [`engine`]: one deterministic run, the event loop that dispatches to them
+//!   and the scheduling pass; [`outcome`]: what a run records; [`runner`]: the
 //!   policy × seed grid in parallel; [`plan`]: the cheapest placeholder setting meeting a
 //!   p95 target, next to z2jh as configured; [`report`]: summary.json, pods.csv,
 //!   timeseries.csv, report.html and the terminal table.

@@ -2,7 +2,7 @@
 //! and pods put on nodes by hand.
 
 use crate::cluster_state::{NodeId, PodId, PodKind};
-use crate::engine::Sim;
+use crate::models::Sim;
 use crate::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use hubpack_core::model::{Millis, Pod, PodRole, Resources};
 use std::path::Path;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use hubpack_sim::engine::Sim;
+use hubpack_sim::models::Sim;
 use hubpack_sim::scenario::{Lead, PlaceholderMode, PolicySpec, SchedulerKind};
 
 #[test]

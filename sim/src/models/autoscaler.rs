@@ -17,8 +17,8 @@
 
 use crate::clock::secs;
 use crate::cluster_state::{NodeId, NodePhase, PodKind};
-use crate::engine::Sim;
 use crate::events::Event;
+use crate::models::Sim;
 use hubpack_core::model::{Millis, Resources};
 
 #[derive(Debug, Default, Clone)]
@@ -316,7 +316,7 @@ mod tests {
 
     const MIN: i64 = 60_000;
 
-    fn unneeded(s: &crate::engine::Sim<'_>) -> Vec<NodeId> {
+    fn unneeded(s: &crate::models::Sim<'_>) -> Vec<NodeId> {
         (0..s.cluster.nodes.len())
             .filter(|&i| s.cluster.nodes[i].unneeded_since.is_some())
             .collect()

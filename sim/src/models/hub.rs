@@ -6,8 +6,8 @@
 
 use crate::clock::secs;
 use crate::cluster_state::{NodeId, PodId, PodKind};
-use crate::engine::Sim;
 use crate::events::Event;
+use crate::models::Sim;
 use hubpack_core::headroom::seats_in;
 use hubpack_core::model::{Millis, Pod, PodRole};
 use rand::Rng;

@@ -14,8 +14,8 @@
 
 use crate::clock::{MINUTE, secs};
 use crate::cluster_state::{NodeId, PodId, PodKind};
-use crate::engine::Sim;
 use crate::events::Event;
+use crate::models::Sim;
 use crate::models::arrivals::scheduled_events;
 use crate::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use hubpack_core::headroom::{

@@ -3,8 +3,8 @@
 //! `serializeImagePulls: true`), or side by side when the pool turns that off.
 
 use crate::cluster_state::NodeId;
-use crate::engine::Sim;
 use crate::events::Event;
+use crate::models::Sim;
 use crate::models::dist;
 use hubpack_core::model::Millis;
 

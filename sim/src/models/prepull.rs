@@ -5,7 +5,7 @@
 //! kubelet's next turn. Its requests are part of the pool's DaemonSet overhead.
 
 use crate::cluster_state::{NodeId, NodePhase};
-use crate::engine::Sim;
+use crate::models::Sim;
 use hubpack_core::model::Millis;
 
 impl Sim<'_> {
