@@ -106,6 +106,25 @@ pub async fn client(kubeconfig: Option<&Path>) -> Result<kube::Client, ConnectEr
     Ok(kube::Client::try_from(config)?)
 }
 
+/// What a binary's long-running mode starts from: an API client, this replica's identity
+/// (its Lease holder name) and a token cancelled on SIGTERM or Ctrl-C.
+pub struct Started {
+    pub client: kube::Client,
+    pub identity: String,
+    pub shutdown: CancellationToken,
+}
+
+/// Connects (see [`client`]) and sets up [`identity`] and [`cancel_on_signal`]; call it
+/// inside the async runtime.
+pub async fn start(kubeconfig: Option<&Path>, program: &str) -> Result<Started, ConnectError> {
+    let client = client(kubeconfig).await?;
+    Ok(Started {
+        client,
+        identity: identity(program),
+        shutdown: cancel_on_signal(),
+    })
+}
+
 /// The replica's identity (its Lease holder name): the pod name, else the host name, else
 /// `<program>-<pid>`.
 pub fn identity(program: &str) -> String {

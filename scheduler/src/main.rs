@@ -61,16 +61,9 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config, kubeconfig: Option<PathBuf>) -> anyhow::Result<()> {
-    let client = process::client(kubeconfig.as_deref())
+    let started = process::start(kubeconfig.as_deref(), "hubpack-scheduler")
         .await
         .context("connecting to the API server")?;
-    let shutdown = process::cancel_on_signal();
-    app::run(
-        client,
-        config,
-        process::identity("hubpack-scheduler"),
-        shutdown,
-    )
-    .await?;
+    app::run(started.client, config, started.identity, started.shutdown).await?;
     Ok(())
 }
