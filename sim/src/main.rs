@@ -51,9 +51,14 @@ enum Command {
         scenario: Option<PathBuf>,
         #[command(flatten)]
         event: EventArgs,
-        /// Your z2jh config.yaml: model the hub as you configured it.
-        #[arg(long)]
-        z2jh_values: Option<PathBuf>,
+        /// Your z2jh values file(s): model the hub as you configured it. Repeat it in helm's
+        /// order (`-f common.yaml -f hub.yaml`): merged as helm does, later wins.
+        #[arg(long, short = 'f')]
+        z2jh_values: Vec<PathBuf>,
+        /// The dotted key the z2jh values sit under in those files (e.g. basehub.jupyterhub);
+        /// default: found automatically (top level, or a `jupyterhub:` block).
+        #[arg(long, requires = "z2jh_values")]
+        values_key: Option<String>,
         /// The p95 wait (arrival → running server) to meet, e.g. 30s or 2m.
         #[arg(long, default_value = "30s", value_parser = parse_duration_s)]
         target_p95: f64,
@@ -83,9 +88,13 @@ enum Command {
     Compare {
         #[command(flatten)]
         common: Common,
-        /// Your z2jh config.yaml: model the hub as configured and add it to the grid.
-        #[arg(long)]
-        z2jh_values: Option<PathBuf>,
+        /// Your z2jh values file(s), in helm's order: model the hub as configured and add it
+        /// to the grid.
+        #[arg(long, short = 'f')]
+        z2jh_values: Vec<PathBuf>,
+        /// The dotted key the z2jh values sit under (default: found automatically).
+        #[arg(long, requires = "z2jh_values")]
+        values_key: Option<String>,
     },
 }
 
@@ -139,14 +148,30 @@ fn load(path: &Path) -> anyhow::Result<Scenario> {
     Ok(Scenario::load(path)?)
 }
 
-fn warn_unused(applied: &z2jh_values::Applied, path: &Path) {
+/// Applies the values files to `sc` (none: `None`), saying on stderr where the z2jh block
+/// was found and what the model could not use.
+fn apply_values(
+    paths: &[PathBuf],
+    key: Option<&str>,
+    sc: &mut Scenario,
+) -> anyhow::Result<Option<z2jh_values::Applied>> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let (applied, found) = z2jh_values::apply_layers(paths, key, sc)?;
+    let files = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    eprintln!("z2jh values: {files}: using {}", found.describe());
     if !applied.unused.is_empty() {
         eprintln!(
-            "warning: {}: not modelled, ignored: {}",
-            path.display(),
+            "warning: {files}: not modelled, ignored: {}",
             applied.unused.join("; ")
         );
     }
+    Ok(Some(applied))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -155,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             scenario,
             event,
             z2jh_values,
+            values_key,
             target_p95,
             seeds,
             out,
@@ -171,14 +197,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                      event: --users 300 --window 8m --user-cpu 0.5 --user-memory-gib 1.8 …"
                 ),
             };
-            let (baseline, description) = match &z2jh_values {
-                Some(path) => {
-                    let applied = z2jh_values::apply_file(path, &mut sc)?;
-                    warn_unused(&applied, path);
-                    (applied.policy, applied.description)
-                }
-                None => plan::z2jh_as_shipped(),
-            };
+            let (baseline, description) =
+                match apply_values(&z2jh_values, values_key.as_deref(), &mut sc)? {
+                    Some(applied) => (applied.policy, applied.description),
+                    None => plan::z2jh_as_shipped(),
+                };
             let baseline = PolicySpec {
                 placeholders: resolve_n(&sc, &baseline.placeholders, baseline.scheduler),
                 ..baseline
@@ -241,12 +264,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare {
             common,
             z2jh_values,
+            values_key,
         } => {
             let mut sc = load(&common.scenario)?;
             let mut policies = Vec::new();
-            if let Some(path) = &z2jh_values {
-                let applied = z2jh_values::apply_file(path, &mut sc)?;
-                warn_unused(&applied, path);
+            if let Some(applied) = apply_values(&z2jh_values, values_key.as_deref(), &mut sc)? {
                 policies.push(applied.policy);
             }
             for p in grid(&sc) {

@@ -7,6 +7,7 @@
 //! are ignored (a values file has hundreds); values the model cannot use are collected
 //! into one warning. Defaults are z2jh's own.
 
+use super::values_layers::Found;
 use crate::scenario::{
     ImageSpec, PlaceholderMode, PolicySpec, ProfileSpec, ResourceSpec, Scenario, SchedulerKind,
 };
@@ -185,7 +186,7 @@ pub struct Applied {
     pub unused: Vec<String>,
 }
 
-/// Reads `path` and applies it to `sc`.
+/// Reads `path` and applies it to `sc` (the z2jh block at the file's top level).
 pub fn apply_file(path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jhError> {
     let text = std::fs::read_to_string(path).map_err(|source| Z2jhError::Read {
         path: path.to_path_buf(),
@@ -194,15 +195,55 @@ pub fn apply_file(path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jhError> 
     apply(&text, path, sc)
 }
 
-/// Applies a z2jh config.yaml (as text) to `sc`.
+/// Applies a z2jh config.yaml (as text, the z2jh block at its top level) to `sc`.
 pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jhError> {
-    let values: Values = crate::scenario::from_yaml(text).map_err(|message| Z2jhError::Parse {
-        path: path.to_path_buf(),
-        message,
+    let values: Value = super::values_layers::parse_yaml(text, path)?;
+    apply_value(values, path, "", sc)
+}
+
+/// Reads the values files `paths` (helm order), merges them as helm does, finds the z2jh
+/// block (at `key`, dotted, or auto-detected) and applies it to `sc`.
+pub fn apply_layers(
+    paths: &[PathBuf],
+    key: Option<&str>,
+    sc: &mut Scenario,
+) -> Result<(Applied, Found), Z2jhError> {
+    let merged = super::values_layers::read_merged(paths)?;
+    let files = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let (block, found) = super::values_layers::find_block(&merged, key, &files)?;
+    let applied = apply_value(block, Path::new(&files), &found.at, sc)?;
+    Ok((applied, found))
+}
+
+/// Applies the z2jh block `values` (found at `at` in `source`, "" for the top level).
+pub fn apply_value(
+    values: Value,
+    source: &Path,
+    at: &str,
+    sc: &mut Scenario,
+) -> Result<Applied, Z2jhError> {
+    let prefix = |field: String| {
+        if at.is_empty() {
+            field
+        } else {
+            format!("{at}.{field}")
+        }
+    };
+    let values: Values = serde_path_to_error::deserialize(values.clone()).map_err(|e| {
+        let field = e.path().to_string();
+        Z2jhError::Invalid {
+            path: source.to_path_buf(),
+            field: prefix(field),
+            message: e.into_inner().to_string(),
+        }
     })?;
     let invalid = |e: Invalid| Z2jhError::Invalid {
-        path: path.to_path_buf(),
-        field: e.field,
+        path: source.to_path_buf(),
+        field: prefix(e.field),
         message: e.message,
     };
     let mut unused = Vec::new();

@@ -1,0 +1,209 @@
+//! `--z2jh-values` on real hubs' configs (tests/z2jh/real/, see its ORIGIN files): layered
+//! files merged as helm does, the z2jh block found under the parent chart's key, and the
+//! hub modelled as configured.
+
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use hubpack_sim::scenario::Scenario;
+use hubpack_sim::scenario::values_layers::{Found, find_block, read_merged};
+use hubpack_sim::scenario::z2jh_values::{Applied, apply_layers};
+use std::path::{Path, PathBuf};
+
+/// A hub's values files, in the order it deploys them.
+fn layers(hub: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/z2jh/real")
+        .join(hub);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn applied(hub: &str) -> (Scenario, Applied, Found) {
+    let mut sc = common::shipped("class-burst.yaml");
+    let (a, found) = apply_layers(&layers(hub), None, &mut sc).unwrap();
+    (sc, a, found)
+}
+
+/// (name, cpu, memory GiB, image, weight) per modelled profile.
+fn sizes(sc: &Scenario) -> Vec<(String, f64, f64, String, f64)> {
+    sc.profiles
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.request.cpu,
+                (p.request.memory_gib * 1000.0).round() / 1000.0,
+                p.image.clone(),
+                (p.weight * 1000.0).round() / 1000.0,
+            )
+        })
+        .collect()
+}
+
+const HUBS: [&str; 6] = [
+    "2i2c-awi-ciroh-prod",
+    "2i2c-nasa-cryo-prod",
+    "2i2c-mtu",
+    "berkeley-datahub-prod",
+    "pangeo-gcp-uscentral1b-prod",
+    "z2jh-chart-defaults",
+];
+
+#[test]
+fn every_hub_has_its_origin_and_is_found_where_it_deploys_z2jh() {
+    let expect = [
+        "basehub.jupyterhub",
+        "basehub.jupyterhub",
+        "jupyterhub",
+        "jupyterhub",
+        "daskhub.jupyterhub",
+        "",
+    ];
+    for (hub, at) in HUBS.iter().zip(expect) {
+        let dir = layers(hub)[0].parent().unwrap().to_path_buf();
+        let origin = std::fs::read_to_string(dir.join("ORIGIN")).unwrap();
+        assert!(
+            origin.contains("commit: ") && origin.contains("repository: "),
+            "{hub}"
+        );
+        let (_, _, found) = applied(hub);
+        assert_eq!(found.at, at, "{hub}");
+        assert!(!found.given);
+    }
+}
+
+#[test]
+fn per_user_sizes_as_the_hubs_configure_them() {
+    let (sc, a, _) = applied("2i2c-mtu");
+    assert_eq!(
+        sizes(&sc),
+        vec![(
+            "default".into(),
+            0.0,
+            1.0,
+            "quay.io/2i2c/cloudbank-data8-image:6286b77ae45c".into(),
+            1.0
+        )]
+    );
+    assert_eq!(a.policy.label(), "z2jh / none");
+    // DataHub: its chart's 0.05 CPU / 512M guarantees, userScheduler off, limit 200.
+    let (sc, a, _) = applied("berkeley-datahub-prod");
+    let s = sizes(&sc);
+    assert_eq!((s.len(), s[0].1, s[0].2), (1, 0.05, 0.5));
+    assert_eq!(a.policy.label(), "spread / none");
+    assert_eq!(sc.hub.concurrent_spawn_limit, 200);
+    // Pangeo: the pangeo-deploy chart's 1 CPU / 2G, no continuous pre-puller.
+    let (sc, a, _) = applied("pangeo-gcp-uscentral1b-prod");
+    let s = sizes(&sc);
+    assert_eq!((s.len(), s[0].1, s[0].2), (1, 1.0, 2.0));
+    assert_eq!(a.policy.label(), "z2jh / none / no pre-pull");
+    // The chart's own values.yaml: memory 1G, no cpu guarantee.
+    let (sc, a, _) = applied("z2jh-chart-defaults");
+    let s = sizes(&sc);
+    assert_eq!((s.len(), s[0].1, s[0].2), (1, 0.0, 1.0));
+    assert_eq!(a.policy.label(), "z2jh / none");
+}
+
+/// The merged values' z2jh block written alone, at the top level of one file.
+fn extracted(hub: &str) -> PathBuf {
+    let merged = read_merged(&layers(hub)).unwrap();
+    let (block, _) = find_block(&merged, None, hub).unwrap();
+    let dir = std::env::temp_dir().join(format!("hubpack-z2jh-real-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{hub}.yaml"));
+    // JSON is YAML.
+    std::fs::write(&path, serde_json::to_string_pretty(&block).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn the_raw_layered_files_model_the_same_hub_as_the_extracted_block() {
+    for hub in HUBS {
+        let (raw, a, _) = applied(hub);
+        let mut sc = common::shipped("class-burst.yaml");
+        let (b, found) = apply_layers(&[extracted(hub)], None, &mut sc).unwrap();
+        assert_eq!(found.at, "", "{hub}");
+        assert_eq!(a.policy, b.policy, "{hub}");
+        assert_eq!(a.description, b.description, "{hub}");
+        assert_eq!(a.unused, b.unused, "{hub}");
+        assert_eq!(
+            serde_json::to_value(&raw).unwrap(),
+            serde_json::to_value(&sc).unwrap(),
+            "{hub}"
+        );
+    }
+}
+
+#[test]
+fn plan_on_the_raw_files_equals_plan_on_the_extracted_block() {
+    use hubpack_sim::plan::{Target, plan};
+    let hub = "2i2c-mtu";
+    let target = Target {
+        p95_s: 30.0,
+        seeds: 1,
+    };
+    let run = |paths: &[PathBuf]| {
+        let mut sc = common::shipped("class-burst.yaml");
+        let (a, _) = apply_layers(paths, None, &mut sc).unwrap();
+        let mut p = plan(&sc, a.policy, a.description, &target, false).unwrap();
+        p.elapsed_s = 0.0;
+        serde_json::to_value(&p).unwrap()
+    };
+    assert_eq!(run(&layers(hub)), run(&[extracted(hub)]));
+}
+
+#[test]
+fn values_with_no_z2jh_block_are_an_error_not_chart_defaults() {
+    let dir = std::env::temp_dir().join(format!("hubpack-no-z2jh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("support.values.yaml");
+    std::fs::write(&path, "prometheus:\n  server:\n    enabled: true\n").unwrap();
+    let mut sc = common::shipped("class-burst.yaml");
+    let err = apply_layers(std::slice::from_ref(&path), None, &mut sc)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no z2jh values found"), "{err}");
+    assert!(err.contains("--values-key"), "{err}");
+    // Given the key, the later file's value wins and `null` deletes.
+    let over = dir.join("over.yaml");
+    std::fs::write(
+        &over,
+        "hub:\n  jupyterhub:\n    singleuser:\n      cpu: {guarantee: 2}\n      memory: {guarantee: 3G}\n",
+    )
+    .unwrap();
+    let last = dir.join("last.yaml");
+    std::fs::write(
+        &last,
+        "hub:\n  jupyterhub:\n    singleuser:\n      memory: null\n",
+    )
+    .unwrap();
+    let (_, found) = apply_layers(
+        &[path.clone(), over.clone()],
+        Some("hub.jupyterhub"),
+        &mut sc,
+    )
+    .unwrap();
+    assert!(found.given);
+    assert_eq!(
+        (
+            sc.profiles[0].request.cpu,
+            sc.profiles[0].request.memory_gib
+        ),
+        (2.0, 3.0)
+    );
+    apply_layers(&[path, over, last], Some("hub.jupyterhub"), &mut sc).unwrap();
+    assert_eq!(
+        (
+            sc.profiles[0].request.cpu,
+            sc.profiles[0].request.memory_gib
+        ),
+        (2.0, 1.0)
+    );
+}
