@@ -59,6 +59,10 @@ enum Command {
         /// default: found automatically (top level, or a `jupyterhub:` block).
         #[arg(long, requires = "z2jh_values")]
         values_key: Option<String>,
+        /// Share of users per profile or profile/choice of singleuser.profileList, e.g.
+        /// "small=0.7,large=0.3" (default: the `default: true` profile and choices).
+        #[arg(long, requires = "z2jh_values")]
+        profile_mix: Option<z2jh_values::ProfileMix>,
         /// The p95 wait (arrival → running server) to meet, e.g. 30s or 2m.
         #[arg(long, default_value = "30s", value_parser = parse_duration_s)]
         target_p95: f64,
@@ -95,6 +99,10 @@ enum Command {
         /// The dotted key the z2jh values sit under (default: found automatically).
         #[arg(long, requires = "z2jh_values")]
         values_key: Option<String>,
+        /// Share of users per profile or profile/choice of singleuser.profileList, e.g.
+        /// "small=0.7,large=0.3" (default: the `default: true` profile and choices).
+        #[arg(long, requires = "z2jh_values")]
+        profile_mix: Option<z2jh_values::ProfileMix>,
     },
 }
 
@@ -153,18 +161,20 @@ fn load(path: &Path) -> anyhow::Result<Scenario> {
 fn apply_values(
     paths: &[PathBuf],
     key: Option<&str>,
+    mix: Option<&z2jh_values::ProfileMix>,
     sc: &mut Scenario,
 ) -> anyhow::Result<Option<z2jh_values::Applied>> {
     if paths.is_empty() {
         return Ok(None);
     }
-    let (applied, found) = z2jh_values::apply_layers(paths, key, sc)?;
+    let (applied, found) = z2jh_values::apply_layers(paths, key, mix, sc)?;
     let files = paths
         .iter()
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(" + ");
     eprintln!("z2jh values: {files}: using {}", found.describe());
+    eprintln!("profiles: {}", applied.mix);
     if !applied.unused.is_empty() {
         eprintln!(
             "warning: {files}: not modelled, ignored: {}",
@@ -181,6 +191,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             event,
             z2jh_values,
             values_key,
+            profile_mix,
             target_p95,
             seeds,
             out,
@@ -197,11 +208,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                      event: --users 300 --window 8m --user-cpu 0.5 --user-memory-gib 1.8 …"
                 ),
             };
-            let (baseline, description) =
-                match apply_values(&z2jh_values, values_key.as_deref(), &mut sc)? {
-                    Some(applied) => (applied.policy, applied.description),
-                    None => plan::z2jh_as_shipped(),
-                };
+            let (baseline, description) = match apply_values(
+                &z2jh_values,
+                values_key.as_deref(),
+                profile_mix.as_ref(),
+                &mut sc,
+            )? {
+                Some(applied) => (applied.policy, applied.description),
+                None => plan::z2jh_as_shipped(),
+            };
             let baseline = PolicySpec {
                 placeholders: resolve_n(&sc, &baseline.placeholders, baseline.scheduler),
                 ..baseline
@@ -265,10 +280,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             common,
             z2jh_values,
             values_key,
+            profile_mix,
         } => {
             let mut sc = load(&common.scenario)?;
             let mut policies = Vec::new();
-            if let Some(applied) = apply_values(&z2jh_values, values_key.as_deref(), &mut sc)? {
+            if let Some(applied) = apply_values(
+                &z2jh_values,
+                values_key.as_deref(),
+                profile_mix.as_ref(),
+                &mut sc,
+            )? {
                 policies.push(applied.policy);
             }
             for p in grid(&sc) {

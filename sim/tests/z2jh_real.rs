@@ -8,7 +8,7 @@ mod common;
 
 use hubpack_sim::scenario::Scenario;
 use hubpack_sim::scenario::values_layers::{Found, find_block, read_merged};
-use hubpack_sim::scenario::z2jh_values::{Applied, apply_layers};
+use hubpack_sim::scenario::z2jh_values::{Applied, ProfileMix, apply_layers};
 use std::path::{Path, PathBuf};
 
 /// A hub's values files, in the order it deploys them.
@@ -27,7 +27,7 @@ fn layers(hub: &str) -> Vec<PathBuf> {
 
 fn applied(hub: &str) -> (Scenario, Applied, Found) {
     let mut sc = common::shipped("class-burst.yaml");
-    let (a, found) = apply_layers(&layers(hub), None, &mut sc).unwrap();
+    let (a, found) = apply_layers(&layers(hub), None, None, &mut sc).unwrap();
     (sc, a, found)
 }
 
@@ -128,7 +128,7 @@ fn the_raw_layered_files_model_the_same_hub_as_the_extracted_block() {
     for hub in HUBS {
         let (raw, a, _) = applied(hub);
         let mut sc = common::shipped("class-burst.yaml");
-        let (b, found) = apply_layers(&[extracted(hub)], None, &mut sc).unwrap();
+        let (b, found) = apply_layers(&[extracted(hub)], None, None, &mut sc).unwrap();
         assert_eq!(found.at, "", "{hub}");
         assert_eq!(a.policy, b.policy, "{hub}");
         assert_eq!(a.description, b.description, "{hub}");
@@ -151,7 +151,7 @@ fn plan_on_the_raw_files_equals_plan_on_the_extracted_block() {
     };
     let run = |paths: &[PathBuf]| {
         let mut sc = common::shipped("class-burst.yaml");
-        let (a, _) = apply_layers(paths, None, &mut sc).unwrap();
+        let (a, _) = apply_layers(paths, None, None, &mut sc).unwrap();
         let mut p = plan(&sc, a.policy, a.description, &target, false).unwrap();
         p.elapsed_s = 0.0;
         serde_json::to_value(&p).unwrap()
@@ -166,7 +166,7 @@ fn values_with_no_z2jh_block_are_an_error_not_chart_defaults() {
     let path = dir.join("support.values.yaml");
     std::fs::write(&path, "prometheus:\n  server:\n    enabled: true\n").unwrap();
     let mut sc = common::shipped("class-burst.yaml");
-    let err = apply_layers(std::slice::from_ref(&path), None, &mut sc)
+    let err = apply_layers(std::slice::from_ref(&path), None, None, &mut sc)
         .unwrap_err()
         .to_string();
     assert!(err.contains("no z2jh values found"), "{err}");
@@ -187,6 +187,7 @@ fn values_with_no_z2jh_block_are_an_error_not_chart_defaults() {
     let (_, found) = apply_layers(
         &[path.clone(), over.clone()],
         Some("hub.jupyterhub"),
+        None,
         &mut sc,
     )
     .unwrap();
@@ -198,12 +199,133 @@ fn values_with_no_z2jh_block_are_an_error_not_chart_defaults() {
         ),
         (2.0, 3.0)
     );
-    apply_layers(&[path, over, last], Some("hub.jupyterhub"), &mut sc).unwrap();
+    apply_layers(&[path, over, last], Some("hub.jupyterhub"), None, &mut sc).unwrap();
     assert_eq!(
         (
             sc.profiles[0].request.cpu,
             sc.profiles[0].request.memory_gib
         ),
         (2.0, 1.0)
+    );
+}
+
+fn with_mix(hub: &str, mix: &str) -> Result<(Scenario, Applied), String> {
+    let mut sc = common::shipped("class-burst.yaml");
+    let mix: ProfileMix = mix.parse()?;
+    apply_layers(&layers(hub), None, Some(&mix), &mut sc)
+        .map(|(a, _)| (sc, a))
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn profile_options_choices_are_modelled_and_the_default_is_said() {
+    // CIROH: the `default: true` profile (Small) with its `default: true` image choice.
+    let (sc, a, _) = applied("2i2c-awi-ciroh-prod");
+    assert_eq!(
+        sizes(&sc),
+        vec![(
+            "Small/new".into(),
+            0.938,
+            5.0,
+            "quay.io/2i2c/awi-ciroh-image:d86a62ae0b85".into(),
+            1.0
+        )]
+    );
+    assert!(a.mix.contains("`default: true` profile"), "{}", a.mix);
+    assert!(a.mix.contains("image choice `new`"), "{}", a.mix);
+    // Cryo: two options (image × resource allocation); sizes live only in the choices.
+    let (sc, a, _) = applied("2i2c-nasa-cryo-prod");
+    assert_eq!(
+        sizes(&sc),
+        vec![(
+            "CPU Only/01-python/mem_4_gb".into(),
+            0.4563125,
+            3.635,
+            "quay.io/cryointhecloud/cryo-hub-image:b39d8d901d7b".into(),
+            1.0
+        )]
+    );
+    assert!(
+        a.mix.contains("resource_allocation choice `mem_4_gb`"),
+        "{}",
+        a.mix
+    );
+}
+
+#[test]
+fn a_profile_mix_weights_profiles_and_choices() {
+    // A profile name takes its default choices; the shares are normalised.
+    let (sc, _) = with_mix("2i2c-awi-ciroh-prod", "Small=0.7,Large=0.3").unwrap();
+    assert_eq!(
+        sizes(&sc),
+        vec![
+            (
+                "Small/new".into(),
+                0.938,
+                5.0,
+                "quay.io/2i2c/awi-ciroh-image:d86a62ae0b85".into(),
+                0.7
+            ),
+            (
+                "Large/new".into(),
+                3.75,
+                24.0,
+                "quay.io/2i2c/awi-ciroh-image:d86a62ae0b85".into(),
+                0.3
+            ),
+        ]
+    );
+    // A profile/choice name picks that combination: the choice's guarantee, not the
+    // profile's.
+    let (sc, _) = with_mix(
+        "2i2c-nasa-cryo-prod",
+        "CPU Only/01-python/mem_15_gb=3,CPU Only=1",
+    )
+    .unwrap();
+    let s = sizes(&sc);
+    assert_eq!(s.len(), 2);
+    // Choices in key order (mem_15_gb before mem_4_gb).
+    assert_eq!(
+        (s[1].0.as_str(), s[1].4),
+        ("CPU Only/01-python/mem_4_gb", 0.25)
+    );
+    assert_eq!(
+        (s[0].0.as_str(), s[0].1, s[0].2, s[0].4),
+        ("CPU Only/01-python/mem_15_gb", 1.82525, 14.539, 0.75)
+    );
+    // An unknown name says which names exist.
+    let err = with_mix("2i2c-awi-ciroh-prod", "tiny=1").unwrap_err();
+    assert!(
+        err.contains("--profile-mix") && err.contains("Small/new"),
+        "{err}"
+    );
+    let err = with_mix("2i2c-mtu", "small=1").unwrap_err();
+    assert!(err.contains("profileList is empty"), "{err}");
+    assert!(
+        "small"
+            .parse::<ProfileMix>()
+            .unwrap_err()
+            .contains("name=share")
+    );
+}
+
+#[test]
+fn a_limit_below_its_guarantee_is_an_error_naming_the_value() {
+    let dir = std::env::temp_dir().join(format!("hubpack-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("v.yaml");
+    std::fs::write(
+        &path,
+        "singleuser:\n  profileList:\n    - display_name: s\n      kubespawner_override: {mem_guarantee: 4G, mem_limit: 2G}\n",
+    )
+    .unwrap();
+    let mut sc = common::shipped("class-burst.yaml");
+    let err = apply_layers(&[path], None, None, &mut sc)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("singleuser.profileList[0].kubespawner_override.mem_limit")
+            && err.contains("below the guarantee"),
+        "{err}"
     );
 }
