@@ -1,7 +1,7 @@
 //! `--z2jh-values FILE…`: a hub's z2jh values applied to a scenario, so the simulator
 //! models that hub as configured: `singleuser` cpu/memory guarantees (a limit alone is the
 //! request, as Kubernetes takes it) and image, `singleuser.profileList` with its
-//! `profile_options` choices (see [`profiles`]), `scheduling.userScheduler.enabled`,
+//! `profile_options` choices (each profile × choice a profile, weighted by `--profile-mix`), `scheduling.userScheduler.enabled`,
 //! `scheduling.userPlaceholder` (enabled, replicas, resources), `scheduling.podPriority`,
 //! `prePuller.continuous.enabled`, `cull` (enabled, timeout, every),
 //! `hub.concurrentSpawnLimit` and `singleuser.startTimeout`. Several files are merged and
