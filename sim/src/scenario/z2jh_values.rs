@@ -1,12 +1,13 @@
 //! `--z2jh-values FILE…`: a hub's z2jh values applied to a scenario, so the simulator
 //! models that hub as configured: `singleuser` cpu/memory guarantees (a limit alone is the
 //! request, as Kubernetes takes it) and image, `singleuser.profileList` with its
-//! `profile_options` choices (each profile × choice a profile, weighted by `--profile-mix`), `scheduling.userScheduler.enabled`,
-//! `scheduling.userPlaceholder` (enabled, replicas, resources), `scheduling.podPriority`,
+//! `profile_options` choices (each profile × choice a profile, weighted by
+//! `--profile-mix`), `scheduling.userScheduler.enabled`, `scheduling.userPlaceholder`
+//! (enabled, replicas, resources), `scheduling.podPriority`,
 //! `prePuller.continuous.enabled`, `cull` (enabled, timeout, every),
 //! `hub.concurrentSpawnLimit` and `singleuser.startTimeout`. Several files are merged and
-//! the z2jh block found as [`super::values_layers`] says. Unknown keys are ignored (a values
-//! file has hundreds); values the model cannot use are collected into one warning.
+//! the z2jh block found as [`super::values_layers`] says. Unknown keys are ignored (a
+//! values file has hundreds); values the model cannot use are collected into one warning.
 //! Defaults are z2jh's own.
 
 use super::values_layers::Found;
