@@ -5,7 +5,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hubpack_sim::engine::RunError;
-use hubpack_sim::plan::event::{EventArgs, parse_duration_s};
+use hubpack_sim::plan::event::{EventArgs, EventError, parse_duration_s};
 use hubpack_sim::plan::{self, Target, output};
 use hubpack_sim::report;
 use hubpack_sim::runner::{grid, resolve_n, run_grid};
@@ -145,6 +145,7 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<ScenarioError>()
             || c.is::<Z2jhError>()
+            || c.is::<EventError>()
             || matches!(
                 c.downcast_ref::<RunError>(),
                 Some(RunError::Placeholders(_) | RunError::Arrivals(_))
@@ -199,7 +200,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let mut sc = match (&scenario, event.users) {
                 (Some(path), None) => load(path)?,
-                (None, Some(users)) => event.scenario(users),
+                (None, Some(users)) => {
+                    event.check(users)?;
+                    event.scenario(users)
+                }
                 (Some(_), Some(_)) => anyhow::bail!(
                     "give either a scenario file or --users (with the event flags), not both"
                 ),

@@ -128,3 +128,26 @@ fn the_binary_says_it_once_and_exits_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn plan_event_flags_are_checked_naming_the_flag() {
+    let run = |args: &[&str]| {
+        let args: Vec<&std::ffi::OsStr> = std::iter::once("plan")
+            .chain(args.iter().copied())
+            .map(std::ffi::OsStr::new)
+            .collect();
+        hubpack_sim(&args)
+    };
+    let (code, stderr) = run(&["--users", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--users: must be at least 1"), "{stderr}");
+    let (code, stderr) = run(&["--users", "10", "--user-cpu", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--user-cpu: must be > 0"), "{stderr}");
+    let (code, stderr) = run(&["--users", "10", "--window", "10"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("no unit") && stderr.contains("10m"),
+        "{stderr}"
+    );
+}
