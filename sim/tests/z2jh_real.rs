@@ -329,3 +329,35 @@ fn a_limit_below_its_guarantee_is_an_error_naming_the_value() {
         "{err}"
     );
 }
+
+#[test]
+fn a_setting_with_failed_spawns_never_meets_the_target() {
+    use hubpack_sim::plan::{Target, output, plan};
+    // Servers time out after 60 s while a fresh node takes 4 min: cold starts fail.
+    let mut sc = common::small(
+        2.0,
+        240.0,
+        60.0,
+        "  - burst: {at_h: 0.75, users: 80, over_min: 5}",
+        "",
+    );
+    sc.hub.start_timeout_s = 60.0;
+    let target = Target {
+        p95_s: 600.0,
+        seeds: 1,
+    };
+    let (baseline, description) = hubpack_sim::plan::z2jh_as_shipped();
+    let p = plan(&sc, baseline, description, &target, false).unwrap();
+    assert!(p.baseline.summary.failed_spawns.mean > 0.0);
+    for c in &p.evaluated {
+        if c.summary.failed_spawns.mean > 0.0 {
+            assert!(!c.meets_target, "{} meets with failed spawns", c.label);
+        }
+    }
+    let text = output::render(&p);
+    assert!(text.contains("failed spawns"), "{text}");
+    assert!(
+        text.contains("failed or abandoned spawns per run"),
+        "{text}"
+    );
+}
