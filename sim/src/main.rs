@@ -176,6 +176,19 @@ fn apply_values(
         .join(" + ");
     eprintln!("z2jh values: {files}: using {}", found.describe());
     eprintln!("profiles: {}", applied.mix);
+    let unknown: Vec<&str> = sc
+        .images
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|n| n.ends_with(z2jh_values::UNKNOWN_TAG))
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!(
+            "note: these files do not say the tag of {} (singleuser.image.tag unset, or set at              deploy time): it is modelled as an unknown image; fill the tag in where the              output says {}",
+            unknown.join(", "),
+            z2jh_values::UNKNOWN_TAG
+        );
+    }
     if !applied.unused.is_empty() {
         eprintln!(
             "warning: {files}: not modelled, ignored: {}",

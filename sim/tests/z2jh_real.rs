@@ -361,3 +361,15 @@ fn a_setting_with_failed_spawns_never_meets_the_target() {
         "{text}"
     );
 }
+
+#[test]
+fn an_image_tag_the_values_do_not_say_is_unknown_not_invented() {
+    use hubpack_sim::scenario::z2jh_values::UNKNOWN_TAG;
+    // The chart's tag is written at release; DataHub's is set by hubploy at deploy time.
+    for hub in ["z2jh-chart-defaults", "berkeley-datahub-prod"] {
+        let (sc, _, _) = applied(hub);
+        let image = &sc.profiles[0].image;
+        assert!(image.ends_with(UNKNOWN_TAG), "{hub}: {image}");
+        assert!(!image.contains("set-by-chartpress") && !image.ends_with(":latest"));
+    }
+}

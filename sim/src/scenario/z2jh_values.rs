@@ -24,6 +24,9 @@ mod profiles;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
+/// The tag of an image whose tag the values do not say (a placeholder to fill in).
+pub const UNKNOWN_TAG: &str = "TAG-UNKNOWN-fill-in";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Z2jhError {
     #[error("cannot read z2jh values {path}: {source}")]
@@ -318,13 +321,20 @@ fn default_user(
     for k in su.extra_resource.guarantees.keys() {
         unused.push(format!("singleuser.extraResource.guarantees.{k}"));
     }
+    // The chart's own tag is written at release (`set-by-chartpress`) and deploy tools
+    // often set the hub's at deploy time: never guess one.
+    let tag = su
+        .image
+        .tag
+        .as_deref()
+        .filter(|t| !t.is_empty() && *t != "set-by-chartpress");
     let image = format!(
         "{}:{}",
         su.image
             .name
             .as_deref()
             .unwrap_or("quay.io/jupyterhub/k8s-singleuser-sample"),
-        su.image.tag.as_deref().unwrap_or("latest")
+        tag.unwrap_or(UNKNOWN_TAG)
     );
     let pool = pool_for(sc, &su.node_selector, "singleuser.nodeSelector", unused);
     Ok(DefaultUser {
