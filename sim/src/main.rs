@@ -184,7 +184,9 @@ fn apply_values(
         .collect();
     if !unknown.is_empty() {
         eprintln!(
-            "note: these files do not say the tag of {} (singleuser.image.tag unset, or set at              deploy time): it is modelled as an unknown image; fill the tag in where the              output says {}",
+            "note: these files do not say the tag of {} (singleuser.image.tag unset, or set at \
+             deploy time): it is modelled as an unknown image; fill the tag in where the \
+             output says {}",
             unknown.join(", "),
             z2jh_values::UNKNOWN_TAG
         );
