@@ -354,6 +354,20 @@ fn a_setting_with_failed_spawns_never_meets_the_target() {
             assert!(!c.meets_target, "{} meets with failed spawns", c.label);
         }
     }
+    // Static placeholders say what they are: how many, of what size.
+    let statics: Vec<&str> = p
+        .evaluated
+        .iter()
+        .filter(|c| c.family == "per-user" || c.family == "n-user")
+        .map(|c| c.label.as_str())
+        .collect();
+    assert!(!statics.is_empty());
+    for l in &statics {
+        assert!(
+            l.contains(" × ") && l.contains("CPU") && l.contains("GiB"),
+            "{l}"
+        );
+    }
     let text = output::render(&p);
     assert!(text.contains("failed spawns"), "{text}");
     assert!(
