@@ -3,7 +3,7 @@
 //! the field, and exits with 2.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use hubpack_sim::engine::RunError;
 use hubpack_sim::plan::event::{EventArgs, EventError, parse_duration_s};
 use hubpack_sim::plan::{self, Target, output};
@@ -118,7 +118,22 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Which event flags were typed (not defaults): those win over the values files.
+    let typed = |id: &str| {
+        matches
+            .subcommand_matches("plan")
+            .is_some_and(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    };
+    let flags = Typed {
+        user_cpu: typed("user_cpu"),
+        user_memory_gib: typed("user_memory_gib"),
+    };
+    match run(cli, &flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Once: our errors carry the whole story in their message.
@@ -200,7 +215,35 @@ fn apply_values(
     Ok(Some(applied))
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Event flags given on the command line.
+struct Typed {
+    user_cpu: bool,
+    user_memory_gib: bool,
+}
+
+/// A typed `--user-cpu`/`--user-memory-gib` wins over the sizes from the values files;
+/// each conflict is said on stderr.
+fn flags_win(sc: &mut Scenario, event: &EventArgs, typed: &Typed) {
+    for p in &mut sc.profiles {
+        if typed.user_cpu && p.request.cpu != event.user_cpu {
+            eprintln!(
+                "conflict: --user-cpu {} (flag) wins over profile {}'s cpu {} (values files)",
+                event.user_cpu, p.name, p.request.cpu
+            );
+            p.request.cpu = event.user_cpu;
+        }
+        if typed.user_memory_gib && p.request.memory_gib != event.user_memory_gib {
+            eprintln!(
+                "conflict: --user-memory-gib {} (flag) wins over profile {}'s memory {} GiB \
+                 (values files)",
+                event.user_memory_gib, p.name, p.request.memory_gib
+            );
+            p.request.memory_gib = event.user_memory_gib;
+        }
+    }
+}
+
+fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
     match cli.command {
         Command::Plan {
             scenario,
@@ -233,7 +276,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 profile_mix.as_ref(),
                 &mut sc,
             )? {
-                Some(applied) => (applied.policy, applied.description),
+                Some(applied) => {
+                    if event.users.is_some() {
+                        flags_win(&mut sc, &event, typed);
+                    }
+                    (applied.policy, applied.description)
+                }
                 None => plan::z2jh_as_shipped(),
             };
             let baseline = PolicySpec {

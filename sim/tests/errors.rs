@@ -151,3 +151,36 @@ fn plan_event_flags_are_checked_naming_the_flag() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_typed_size_flag_wins_over_the_values_files_and_the_conflict_is_said() {
+    let values = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/z2jh/real/2i2c-mtu");
+    let (a, b) = (
+        values.join("1-common.values.yaml"),
+        values.join("2-mtu.values.yaml"),
+    );
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "plan".as_ref(),
+        "--users".as_ref(),
+        "5".as_ref(),
+        "--window".as_ref(),
+        "1m".as_ref(),
+        "--seeds".as_ref(),
+        "1".as_ref(),
+        "--user-memory-gib".as_ref(),
+        "2".as_ref(),
+        "-f".as_ref(),
+        a.as_os_str(),
+        "-f".as_ref(),
+        b.as_os_str(),
+    ];
+    let (code, stderr) = hubpack_sim(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "conflict: --user-memory-gib 2 (flag) wins over profile default's memory 1 GiB"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--user-cpu"), "{stderr}");
+}
