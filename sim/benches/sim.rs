@@ -1,13 +1,16 @@
 //! `cargo xtask bench sim`: the simulator's speed. Times one week of the university hub
 //! (~3000 users, hubpack + predictive placeholders), the class-burst compare grid
 //! (3 schedulers × 4 placeholder modes × 20 seeds, in parallel) and `plan` on the class
-//! burst with 20 seeds (`plan_s`, goal < 10 s on 2 cores), and prints a JSON line last.
+//! burst with 20 seeds (`plan_s`, goal < 10 s on 2 cores), `plan` on the class burst with
+//! each real hub's layered values files in tests/z2jh/real/ (`plan_real_hubs_s`, all of
+//! them), and prints a JSON line last.
 
 #![allow(clippy::unwrap_used)] // a benchmark may unwrap
 
 use hubpack_sim::engine::run_one;
 use hubpack_sim::plan;
 use hubpack_sim::runner::{grid, run_grid};
+use hubpack_sim::scenario::z2jh_values::apply_layers;
 use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use std::path::Path;
 use std::time::Instant;
@@ -72,7 +75,40 @@ fn main() {
             .as_ref()
             .map_or("nothing".into(), |r| r.label.clone())
     );
+    // plan on every real hub's values files, as `plan class-burst.yaml -f … -f …` runs it.
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/z2jh/real");
+    let mut hubs: Vec<_> = std::fs::read_dir(&real)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    hubs.sort();
+    let t = Instant::now();
+    for hub in &hubs {
+        let mut files: Vec<_> = std::fs::read_dir(hub)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        let mut sc = burst.clone();
+        let (a, _) = apply_layers(&files, None, None, &mut sc).unwrap();
+        let p = plan::plan(&sc, a.policy, a.description, &target, false).unwrap();
+        eprintln!(
+            "plan {}: {} runs; recommended {}",
+            hub.file_name().unwrap_or_default().to_string_lossy(),
+            p.runs,
+            p.recommended
+                .as_ref()
+                .map_or("nothing".into(), |r| r.label.clone())
+        );
+    }
+    let plan_real_hubs_s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "plan on {} real hubs in {plan_real_hubs_s:.2} s",
+        hubs.len()
+    );
     println!(
-        "{{\"bench\":\"sim\",\"events\":{events},\"events_per_s\":{events_per_s:.0},\"week_3000_users_s\":{week_s:.4},\"compare_grid_s\":{grid_s:.3},\"plan_s\":{plan_s:.3}}}"
+        "{{\"bench\":\"sim\",\"events\":{events},\"events_per_s\":{events_per_s:.0},\"week_3000_users_s\":{week_s:.4},\"compare_grid_s\":{grid_s:.3},\"plan_s\":{plan_s:.3},\"plan_real_hubs_s\":{plan_real_hubs_s:.3}}}"
     );
 }

@@ -126,6 +126,16 @@ impl ClusterState {
         mirror_snapshot: bool,
     ) -> ClusterState {
         let pools = pool_names.len();
+        // The overhead runs as at least one pod (`daemonset_pods`), and the scheduler counts
+        // that pod's slot: the node's own accounting must count it too, or seats that the
+        // pod-count limit forbids look free.
+        let daemonsets = daemonsets
+            .into_iter()
+            .map(|d| Resources {
+                pods: d.pods.max(1),
+                ..d
+            })
+            .collect();
         ClusterState {
             nodes: Vec::new(),
             pods: Vec::new(),

@@ -3,9 +3,9 @@
 //! the field, and exits with 2.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use hubpack_sim::engine::RunError;
-use hubpack_sim::plan::event::{EventArgs, parse_duration_s};
+use hubpack_sim::plan::event::{EventArgs, EventError, parse_duration_s};
 use hubpack_sim::plan::{self, Target, output};
 use hubpack_sim::report;
 use hubpack_sim::runner::{grid, resolve_n, run_grid};
@@ -51,9 +51,18 @@ enum Command {
         scenario: Option<PathBuf>,
         #[command(flatten)]
         event: EventArgs,
-        /// Your z2jh config.yaml: model the hub as you configured it.
-        #[arg(long)]
-        z2jh_values: Option<PathBuf>,
+        /// Your z2jh values file(s): model the hub as you configured it. Repeat it in helm's
+        /// order (`-f common.yaml -f hub.yaml`): merged as helm does, later wins.
+        #[arg(long, short = 'f')]
+        z2jh_values: Vec<PathBuf>,
+        /// The dotted key the z2jh values sit under in those files (e.g. basehub.jupyterhub);
+        /// default: found automatically (top level, or a `jupyterhub:` block).
+        #[arg(long, requires = "z2jh_values")]
+        values_key: Option<String>,
+        /// Share of users per profile or profile/choice of singleuser.profileList, e.g.
+        /// "small=0.7,large=0.3" (default: the `default: true` profile and choices).
+        #[arg(long, requires = "z2jh_values")]
+        profile_mix: Option<z2jh_values::ProfileMix>,
         /// The p95 wait (arrival → running server) to meet, e.g. 30s or 2m.
         #[arg(long, default_value = "30s", value_parser = parse_duration_s)]
         target_p95: f64,
@@ -83,9 +92,17 @@ enum Command {
     Compare {
         #[command(flatten)]
         common: Common,
-        /// Your z2jh config.yaml: model the hub as configured and add it to the grid.
-        #[arg(long)]
-        z2jh_values: Option<PathBuf>,
+        /// Your z2jh values file(s), in helm's order: model the hub as configured and add it
+        /// to the grid.
+        #[arg(long, short = 'f')]
+        z2jh_values: Vec<PathBuf>,
+        /// The dotted key the z2jh values sit under (default: found automatically).
+        #[arg(long, requires = "z2jh_values")]
+        values_key: Option<String>,
+        /// Share of users per profile or profile/choice of singleuser.profileList, e.g.
+        /// "small=0.7,large=0.3" (default: the `default: true` profile and choices).
+        #[arg(long, requires = "z2jh_values")]
+        profile_mix: Option<z2jh_values::ProfileMix>,
     },
 }
 
@@ -101,7 +118,22 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Which event flags were typed (not defaults): those win over the values files.
+    let typed = |id: &str| {
+        matches
+            .subcommand_matches("plan")
+            .is_some_and(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+    };
+    let flags = Typed {
+        user_cpu: typed("user_cpu"),
+        user_memory_gib: typed("user_memory_gib"),
+    };
+    match run(cli, &flags) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Once: our errors carry the whole story in their message.
@@ -128,6 +160,7 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<ScenarioError>()
             || c.is::<Z2jhError>()
+            || c.is::<EventError>()
             || matches!(
                 c.downcast_ref::<RunError>(),
                 Some(RunError::Placeholders(_) | RunError::Arrivals(_))
@@ -139,22 +172,85 @@ fn load(path: &Path) -> anyhow::Result<Scenario> {
     Ok(Scenario::load(path)?)
 }
 
-fn warn_unused(applied: &z2jh_values::Applied, path: &Path) {
+/// Applies the values files to `sc` (none: `None`), saying on stderr where the z2jh block
+/// was found and what the model could not use.
+fn apply_values(
+    paths: &[PathBuf],
+    key: Option<&str>,
+    mix: Option<&z2jh_values::ProfileMix>,
+    sc: &mut Scenario,
+) -> anyhow::Result<Option<z2jh_values::Applied>> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let (applied, found) = z2jh_values::apply_layers(paths, key, mix, sc)?;
+    let files = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    eprintln!("z2jh values: {files}: using {}", found.describe());
+    eprintln!("profiles: {}", applied.mix);
+    let unknown: Vec<&str> = sc
+        .images
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|n| n.ends_with(z2jh_values::UNKNOWN_TAG))
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!(
+            "note: these files do not say the tag of {} (singleuser.image.tag unset, or set at \
+             deploy time): it is modelled as an unknown image; fill the tag in where the \
+             output says {}",
+            unknown.join(", "),
+            z2jh_values::UNKNOWN_TAG
+        );
+    }
     if !applied.unused.is_empty() {
         eprintln!(
-            "warning: {}: not modelled, ignored: {}",
-            path.display(),
+            "warning: {files}: not modelled, ignored: {}",
             applied.unused.join("; ")
         );
     }
+    Ok(Some(applied))
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Event flags given on the command line.
+struct Typed {
+    user_cpu: bool,
+    user_memory_gib: bool,
+}
+
+/// A typed `--user-cpu`/`--user-memory-gib` wins over the sizes from the values files;
+/// each conflict is said on stderr.
+fn flags_win(sc: &mut Scenario, event: &EventArgs, typed: &Typed) {
+    for p in &mut sc.profiles {
+        if typed.user_cpu && p.request.cpu != event.user_cpu {
+            eprintln!(
+                "conflict: --user-cpu {} (flag) wins over profile {}'s cpu {} (values files)",
+                event.user_cpu, p.name, p.request.cpu
+            );
+            p.request.cpu = event.user_cpu;
+        }
+        if typed.user_memory_gib && p.request.memory_gib != event.user_memory_gib {
+            eprintln!(
+                "conflict: --user-memory-gib {} (flag) wins over profile {}'s memory {} GiB \
+                 (values files)",
+                event.user_memory_gib, p.name, p.request.memory_gib
+            );
+            p.request.memory_gib = event.user_memory_gib;
+        }
+    }
+}
+
+fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
     match cli.command {
         Command::Plan {
             scenario,
             event,
             z2jh_values,
+            values_key,
+            profile_mix,
             target_p95,
             seeds,
             out,
@@ -162,7 +258,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let mut sc = match (&scenario, event.users) {
                 (Some(path), None) => load(path)?,
-                (None, Some(users)) => event.scenario(users),
+                (None, Some(users)) => {
+                    event.check(users)?;
+                    event.scenario(users)
+                }
                 (Some(_), Some(_)) => anyhow::bail!(
                     "give either a scenario file or --users (with the event flags), not both"
                 ),
@@ -171,10 +270,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                      event: --users 300 --window 8m --user-cpu 0.5 --user-memory-gib 1.8 …"
                 ),
             };
-            let (baseline, description) = match &z2jh_values {
-                Some(path) => {
-                    let applied = z2jh_values::apply_file(path, &mut sc)?;
-                    warn_unused(&applied, path);
+            let (baseline, description) = match apply_values(
+                &z2jh_values,
+                values_key.as_deref(),
+                profile_mix.as_ref(),
+                &mut sc,
+            )? {
+                Some(applied) => {
+                    if event.users.is_some() {
+                        flags_win(&mut sc, &event, typed);
+                    }
                     (applied.policy, applied.description)
                 }
                 None => plan::z2jh_as_shipped(),
@@ -241,12 +346,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare {
             common,
             z2jh_values,
+            values_key,
+            profile_mix,
         } => {
             let mut sc = load(&common.scenario)?;
             let mut policies = Vec::new();
-            if let Some(path) = &z2jh_values {
-                let applied = z2jh_values::apply_file(path, &mut sc)?;
-                warn_unused(&applied, path);
+            if let Some(applied) = apply_values(
+                &z2jh_values,
+                values_key.as_deref(),
+                profile_mix.as_ref(),
+                &mut sc,
+            )? {
                 policies.push(applied.policy);
             }
             for p in grid(&sc) {

@@ -128,3 +128,59 @@ fn the_binary_says_it_once_and_exits_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn plan_event_flags_are_checked_naming_the_flag() {
+    let run = |args: &[&str]| {
+        let args: Vec<&std::ffi::OsStr> = std::iter::once("plan")
+            .chain(args.iter().copied())
+            .map(std::ffi::OsStr::new)
+            .collect();
+        hubpack_sim(&args)
+    };
+    let (code, stderr) = run(&["--users", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--users: must be at least 1"), "{stderr}");
+    let (code, stderr) = run(&["--users", "10", "--user-cpu", "0"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--user-cpu: must be > 0"), "{stderr}");
+    let (code, stderr) = run(&["--users", "10", "--window", "10"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("no unit") && stderr.contains("10m"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_typed_size_flag_wins_over_the_values_files_and_the_conflict_is_said() {
+    let values = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/z2jh/real/2i2c-mtu");
+    let (a, b) = (
+        values.join("1-common.values.yaml"),
+        values.join("2-mtu.values.yaml"),
+    );
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "plan".as_ref(),
+        "--users".as_ref(),
+        "5".as_ref(),
+        "--window".as_ref(),
+        "1m".as_ref(),
+        "--seeds".as_ref(),
+        "1".as_ref(),
+        "--user-memory-gib".as_ref(),
+        "2".as_ref(),
+        "-f".as_ref(),
+        a.as_os_str(),
+        "-f".as_ref(),
+        b.as_os_str(),
+    ];
+    let (code, stderr) = hubpack_sim(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "conflict: --user-memory-gib 2 (flag) wins over profile default's memory 1 GiB"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--user-cpu"), "{stderr}");
+}

@@ -42,7 +42,9 @@ fn a_tight_spawn_limit_shows_as_hub_queue_hol_not_placement_hol() {
 }
 
 /// A random one- or two-image scenario: node and user sizes, boot and pull times, a burst
-/// (and sometimes a Poisson background), spawn limit, placeholders and pre-pull.
+/// (and sometimes a Poisson background), spawn limit, placeholders and pre-pull. In half of
+/// them the node's pod slots, not cpu or memory, bind (tiny users, few slots, DaemonSets
+/// that declare no slot of their own).
 fn scenario_yaml() -> impl Strategy<Value = (String, PlaceholderMode, bool)> {
     (
         (2u32..=32, 1u32..=8, 0u32..=3, 0u32..=600, 0u32..=600),
@@ -60,14 +62,20 @@ fn scenario_yaml() -> impl Strategy<Value = (String, PlaceholderMode, bool)> {
             any::<bool>(),
             any::<bool>(),
         ),
+        (any::<bool>(), 3i64..=24, 0i64..=2),
     )
         .prop_map(
             |(
                 (node_cpu, user_quarter_cpu, initial, boot, pull),
                 (users, over, limit, background, two_images),
                 (mode, k, prepull, serial, grace),
+                (pods_bind, slots, ds_pods),
             )| {
-                let user_cpu = f64::from(user_quarter_cpu) * 0.25;
+                let (user_cpu, pods, ds_pods) = if pods_bind {
+                    (0.05, slots, ds_pods)
+                } else {
+                    (f64::from(user_quarter_cpu) * 0.25, 110, 5)
+                };
                 let node_cpu = f64::from(node_cpu).max(user_cpu + 1.0);
                 let second = if two_images {
                     "  - {name: b:1, pull: {median_s: 90, sigma: 0.5}}\n"
@@ -86,8 +94,8 @@ duration_h: 3
 seeds: 1
 pools:
   - name: user
-    allocatable: {{cpu: {node_cpu}, memory_gib: 64, pods: 110}}
-    daemonset_overhead: {{cpu: 0.5, memory_gib: 2, pods: 5}}
+    allocatable: {{cpu: {node_cpu}, memory_gib: 64, pods: {pods}}}
+    daemonset_overhead: {{cpu: 0.5, memory_gib: 2, pods: {ds_pods}}}
     max_nodes: 40
     initial_nodes: {initial}
     boot: {{median_s: {boot}, sigma: 0.3}}

@@ -8,7 +8,7 @@ mod common;
 
 use hubpack_sim::engine::run_one;
 use hubpack_sim::plan::{self, Target};
-use hubpack_sim::scenario::z2jh_values::{Applied, apply_file};
+use hubpack_sim::scenario::z2jh_values::{Applied, ProfileMix, apply_file, apply_layers};
 use hubpack_sim::scenario::{PlaceholderMode, Scenario, SchedulerKind};
 use std::path::Path;
 
@@ -69,7 +69,13 @@ fn user_resources_and_the_spawn_limit() {
 
 #[test]
 fn profiles_with_overrides_and_what_cannot_be_modelled() {
-    let (sc, a) = fixture("profiles.yaml");
+    // Every profile in the mix (by display name, slug, or profile/choice).
+    let mix: ProfileMix = "Minimal environment=1,datascience=1,large=1,gpu=1,choose/scipy=1"
+        .parse()
+        .unwrap();
+    let mut sc = common::shipped("class-burst.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/z2jh/profiles.yaml");
+    let (a, _) = apply_layers(&[path], None, Some(&mix), &mut sc).unwrap();
     let names: Vec<&str> = sc.profiles.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
@@ -78,9 +84,10 @@ fn profiles_with_overrides_and_what_cannot_be_modelled() {
             "datascience",
             "large",
             "gpu",
-            "choose"
+            "choose/scipy"
         ]
     );
+    assert!(sc.profiles.iter().all(|p| (p.weight - 0.2).abs() < 1e-9));
     let ds = &sc.profiles[1];
     assert_eq!((ds.request.cpu, ds.request.memory_gib), (1.0, 4.0));
     assert_eq!(ds.image, "quay.io/jupyter/datascience-notebook:2025-01-01");
@@ -89,13 +96,29 @@ fn profiles_with_overrides_and_what_cannot_be_modelled() {
         sc.image_index("quay.io/jupyter/pytorch-notebook:cuda12-2025-01-01")
             .is_some()
     );
-    // One list: the GPU guarantee, the GPU node selector (no such pool), the options.
+    // The choice's image is modelled.
+    assert_eq!(
+        sc.profiles[4].image,
+        "quay.io/jupyter/scipy-notebook:2025-01-01"
+    );
+    // One list: the GPU node selector (no such pool), the GPU guarantee, and the profiles
+    // that set no size (they use singleuser's).
     assert_eq!(a.unused.len(), 3, "{:?}", a.unused);
     assert!(a.unused[0].contains("profileList[3].kubespawner_override.node_selector"));
     assert!(a.unused[1].contains("profileList[3].kubespawner_override.extra_resource_guarantees"));
-    assert!(a.unused[2].contains("profileList[4].profile_options"));
+    assert!(
+        a.unused[2].contains("Minimal environment, gpu, choose/scipy")
+            && a.unused[2].contains("singleuser's size (0 CPU, 1 GiB)"),
+        "{}",
+        a.unused[2]
+    );
     // The large profile's selector names the scenario's pool: no warning for it.
     assert!(!a.unused.iter().any(|u| u.contains("profileList[2]")));
+    // Without a mix: the `default: true` profile only, and said so.
+    let (sc, a) = fixture("profiles.yaml");
+    assert_eq!(sc.profiles.len(), 1);
+    assert_eq!(sc.profiles[0].name, "Minimal environment");
+    assert!(a.mix.contains("the `default: true` profile"), "{}", a.mix);
 }
 
 #[test]

@@ -13,13 +13,13 @@ pub struct EventArgs {
     #[arg(long)]
     pub users: Option<usize>,
     /// Their arrivals spread over this window (e.g. 8m).
-    #[arg(long, default_value = "8m", value_parser = parse_duration_s)]
+    #[arg(long, default_value = "8m", value_parser = parse_duration_with_unit)]
     pub window: f64,
     /// The event starts this long after the (quiet) start of the simulation.
-    #[arg(long, default_value = "1h", value_parser = parse_duration_s)]
+    #[arg(long, default_value = "1h", value_parser = parse_duration_with_unit)]
     pub start: f64,
     /// Median session length (log-normal, σ 0.3).
-    #[arg(long, default_value = "50m", value_parser = parse_duration_s)]
+    #[arg(long, default_value = "50m", value_parser = parse_duration_with_unit)]
     pub session: f64,
     /// Node allocatable CPU (cores).
     #[arg(long, default_value_t = 16.0)]
@@ -43,10 +43,10 @@ pub struct EventArgs {
     #[arg(long, default_value_t = 1.8)]
     pub user_memory_gib: f64,
     /// Autoscaler request → node Ready (median; log-normal σ 0.2).
-    #[arg(long, default_value = "4m", value_parser = parse_duration_s)]
+    #[arg(long, default_value = "4m", value_parser = parse_duration_with_unit)]
     pub boot: f64,
     /// Image pull on a fresh node (median; σ 0.3).
-    #[arg(long, default_value = "3m", value_parser = parse_duration_s)]
+    #[arg(long, default_value = "3m", value_parser = parse_duration_with_unit)]
     pub pull: f64,
     /// The user image.
     #[arg(
@@ -65,6 +65,35 @@ pub struct EventArgs {
 }
 
 impl EventArgs {
+    /// Checks the flags before anything runs.
+    pub fn check(&self, users: usize) -> Result<(), EventError> {
+        let bad = |flag: &str, what: &str| Err(EventError(format!("{flag}: {what}")));
+        if users < 1 {
+            return bad("--users", "must be at least 1, e.g. --users 300");
+        }
+        for (flag, v) in [
+            ("--user-cpu", self.user_cpu),
+            ("--user-memory-gib", self.user_memory_gib),
+            ("--node-cpu", self.node_cpu),
+            ("--node-memory-gib", self.node_memory_gib),
+            ("--window", self.window),
+        ] {
+            if v.is_nan() || v <= 0.0 {
+                return bad(flag, &format!("must be > 0 (got {v})"));
+            }
+        }
+        if self.node_pods < 1 {
+            return bad(
+                "--node-pods",
+                "must be at least 1 (Kubernetes' default is 110)",
+            );
+        }
+        if self.max_nodes < 1 {
+            return bad("--max-nodes", "must be at least 1");
+        }
+        Ok(())
+    }
+
     /// The scenario these flags describe (`users` must be set).
     pub fn scenario(&self, users: usize) -> Scenario {
         let duration_h = (self.start + self.window + 3.0 * self.session) / 3600.0 + 1.0;
@@ -140,6 +169,19 @@ impl EventArgs {
     }
 }
 
+/// A duration that must say its unit ("10m", not "10": minutes or seconds?).
+pub fn parse_duration_with_unit(s: &str) -> Result<f64, String> {
+    if s.trim().parse::<f64>().is_ok() {
+        return Err(format!("{s:?} has no unit; write e.g. {s}s, {s}m or {s}h"));
+    }
+    parse_duration_s(s)
+}
+
+/// Flags that describe an impossible event: the message names the flag and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EventError(pub String);
+
 /// "30s", "8m", "1.5h", "90" (seconds) → seconds.
 pub fn parse_duration_s(s: &str) -> Result<f64, String> {
     let s = s.trim();
@@ -174,5 +216,14 @@ mod tests {
         assert_eq!(parse_duration_s("1.5h"), Ok(5400.0));
         assert_eq!(parse_duration_s("45"), Ok(45.0));
         assert!(parse_duration_s("soon").is_err());
+    }
+
+    #[test]
+    fn event_durations_need_a_unit() {
+        assert_eq!(parse_duration_with_unit("10m"), Ok(600.0));
+        match parse_duration_with_unit("10") {
+            Err(err) => assert!(err.contains("no unit") && err.contains("10m"), "{err}"),
+            Ok(x) => panic!("10 without a unit was read as {x} s"),
+        }
     }
 }

@@ -170,8 +170,11 @@ impl Search<'_> {
             }
             all
         };
+        // A setting under which spawns fail never meets the target, however short the
+        // waits of those who got in.
         let meets = summary.wait_p95_s.mean <= self.target.p95_s
             && summary.placement_hol.mean == 0.0
+            && summary.failed_spawns.mean == 0.0
             && summary.wait_p95_s.mean.is_finite();
         let verdict = verdict.unwrap_or(if meets {
             Verdict::Meets
@@ -190,7 +193,7 @@ impl Search<'_> {
                 p.min_seats,
                 p.max_seats
             ),
-            None => policy.label(),
+            None => with_placeholder_size(sc, &policy),
         };
         let c = Candidate {
             family,
@@ -269,6 +272,26 @@ impl Search<'_> {
         let nodes = state.desired.div_ceil(per_node.max(1)).min(pool.max_nodes) as f64;
         let hours = (self.sc.duration_h - 2.0 * pool.boot.median_s / 3600.0).max(0.0);
         nodes * hours * self.sc.price_per_node_hour > DEARER * self.best_cost
+    }
+}
+
+/// The policy's label, with what its static placeholders are: "hubpack / per-user 110
+/// (110 × 0.05 CPU, 0.25 GiB)", "z2jh / n-user 31x5 (5 × 15.5 CPU, 55.8 GiB)".
+fn with_placeholder_size(sc: &Scenario, policy: &PolicySpec) -> String {
+    let label = policy.label();
+    if !matches!(
+        policy.placeholders,
+        PlaceholderMode::PerUser { .. } | PlaceholderMode::NUser { .. }
+    ) {
+        return label;
+    }
+    match PlaceholderState::new(sc, &policy.placeholders, policy.scheduler) {
+        Ok(st) if st.desired > 0 => format!(
+            "{label} ({} × {})",
+            st.desired,
+            crate::scenario::human(&st.request)
+        ),
+        _ => label,
     }
 }
 

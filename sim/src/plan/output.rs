@@ -6,29 +6,33 @@ use super::{Candidate, Plan};
 use crate::scenario::{ArrivalSpec, PlaceholderMode, Scenario};
 use std::fmt::Write as _;
 
-fn row(name: &str, c: &Candidate) -> [String; 6] {
+fn row(name: &str, c: &Candidate) -> [String; COLUMNS] {
     let s = &c.summary;
     [
         name.to_string(),
         format!("{:.0} s", s.wait_p95_s.mean),
         format!("{:.1}", s.placement_hol.mean),
+        format!("{:.1}", s.failed_spawns.mean),
         format!("{:.1}", s.node_hours.mean),
         format!("{:.1}", s.peak_nodes.mean),
         format!("{:.2}", s.cost.mean),
     ]
 }
 
-fn table(rows: &[[String; 6]]) -> String {
+const COLUMNS: usize = 7;
+
+fn table(rows: &[[String; COLUMNS]]) -> String {
     let head = [
         "".to_string(),
         "p95 wait".into(),
         "placement HOL".into(),
+        "failed spawns".into(),
         "node-hours".into(),
         "peak nodes".into(),
         "cost".into(),
     ];
-    let all: Vec<&[String; 6]> = std::iter::once(&head).chain(rows.iter()).collect();
-    let mut width = [0usize; 6];
+    let all: Vec<&[String; COLUMNS]> = std::iter::once(&head).chain(rows.iter()).collect();
+    let mut width = [0usize; COLUMNS];
     for r in &all {
         for (w, c) in width.iter_mut().zip(r.iter()) {
             *w = (*w).max(c.chars().count());
@@ -72,6 +76,13 @@ pub fn render(plan: &Plan) -> String {
     out += &table(&rows);
     out.push('\n');
     out += &headline(plan);
+    let failed = plan.baseline.summary.failed_spawns.mean;
+    if failed > 0.0 {
+        let _ = writeln!(
+            out,
+            "z2jh as configured: {failed:.1} failed or abandoned spawns per run (start timeout)."
+        );
+    }
     let _ = writeln!(
         out,
         "\nz2jh as configured means: {}",

@@ -6,6 +6,7 @@ mod arrivals;
 mod cluster;
 mod hub;
 mod policies;
+pub mod values_layers;
 pub mod z2jh_values;
 
 pub use arrivals::{ArrivalSpec, BurstSpec, PoissonSpec, TraceSpec, WeeklySpec};

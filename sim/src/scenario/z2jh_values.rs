@@ -1,21 +1,31 @@
-//! `--z2jh-values FILE`: a z2jh `config.yaml` applied to a scenario, so the simulator
-//! models that hub as configured: `singleuser` cpu/memory guarantees and image,
-//! `singleuser.profileList` (kubespawner_override guarantees, image, node_selector),
-//! `scheduling.userScheduler.enabled`, `scheduling.userPlaceholder` (enabled, replicas,
-//! resources), `scheduling.podPriority`, `prePuller.continuous.enabled`, `cull` (enabled,
-//! timeout, every), `hub.concurrentSpawnLimit` and `singleuser.startTimeout`. Unknown keys
-//! are ignored (a values file has hundreds); values the model cannot use are collected
-//! into one warning. Defaults are z2jh's own.
+//! `--z2jh-values FILE…`: a hub's z2jh values applied to a scenario, so the simulator
+//! models that hub as configured: `singleuser` cpu/memory guarantees (a limit alone is the
+//! request, as Kubernetes takes it) and image, `singleuser.profileList` with its
+//! `profile_options` choices (each profile × choice a profile, weighted by
+//! `--profile-mix`), `scheduling.userScheduler.enabled`, `scheduling.userPlaceholder`
+//! (enabled, replicas, resources), `scheduling.podPriority`,
+//! `prePuller.continuous.enabled`, `cull` (enabled, timeout, every),
+//! `hub.concurrentSpawnLimit` and `singleuser.startTimeout`. Several files are merged and
+//! the z2jh block found as [`super::values_layers`] says. Unknown keys are ignored (a
+//! values file has hundreds); values the model cannot use are collected into one warning.
+//! Defaults are z2jh's own.
 
+use super::values_layers::Found;
 use crate::scenario::{
     ImageSpec, PlaceholderMode, PolicySpec, ProfileSpec, ResourceSpec, Scenario, SchedulerKind,
 };
+pub use profiles::ProfileMix;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod profiles;
+
 const GIB: f64 = (1u64 << 30) as f64;
+
+/// The tag of an image whose tag the values do not say (a placeholder to fill in).
+pub const UNKNOWN_TAG: &str = "TAG-UNKNOWN-fill-in";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Z2jhError {
@@ -60,7 +70,7 @@ struct Singleuser {
     start_timeout: Option<f64>,
     node_selector: BTreeMap<String, String>,
     extra_resource: ExtraResource,
-    profile_list: Vec<Profile>,
+    profile_list: Vec<profiles::Profile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,21 +84,13 @@ struct Image {
 #[serde(default)]
 struct Guarantee {
     guarantee: Option<Value>,
+    limit: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct ExtraResource {
     guarantees: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Profile {
-    display_name: Option<String>,
-    slug: Option<String>,
-    kubespawner_override: BTreeMap<String, Value>,
-    profile_options: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,9 +185,11 @@ pub struct Applied {
     /// "z2jh / per-user 4" etc., with what it means.
     pub description: String,
     pub unused: Vec<String>,
+    /// Which profiles (and choices) arrivals pick, by what weight, and why.
+    pub mix: String,
 }
 
-/// Reads `path` and applies it to `sc`.
+/// Reads `path` and applies it to `sc` (the z2jh block at the file's top level).
 pub fn apply_file(path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jhError> {
     let text = std::fs::read_to_string(path).map_err(|source| Z2jhError::Read {
         path: path.to_path_buf(),
@@ -194,22 +198,64 @@ pub fn apply_file(path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jhError> 
     apply(&text, path, sc)
 }
 
-/// Applies a z2jh config.yaml (as text) to `sc`.
+/// Applies a z2jh config.yaml (as text, the z2jh block at its top level) to `sc`.
 pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jhError> {
-    let values: Values = crate::scenario::from_yaml(text).map_err(|message| Z2jhError::Parse {
-        path: path.to_path_buf(),
-        message,
+    let values: Value = super::values_layers::parse_yaml(text, path)?;
+    apply_value(values, path, "", None, sc)
+}
+
+/// Reads the values files `paths` (helm order), merges them as helm does, finds the z2jh
+/// block (at `key`, dotted, or auto-detected) and applies it to `sc`.
+pub fn apply_layers(
+    paths: &[PathBuf],
+    key: Option<&str>,
+    mix: Option<&ProfileMix>,
+    sc: &mut Scenario,
+) -> Result<(Applied, Found), Z2jhError> {
+    let merged = super::values_layers::read_merged(paths)?;
+    let files = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let (block, found) = super::values_layers::find_block(&merged, key, &files)?;
+    let applied = apply_value(block, Path::new(&files), &found.at, mix, sc)?;
+    Ok((applied, found))
+}
+
+/// Applies the z2jh block `values` (found at `at` in `source`, "" for the top level).
+pub fn apply_value(
+    values: Value,
+    source: &Path,
+    at: &str,
+    mix: Option<&ProfileMix>,
+    sc: &mut Scenario,
+) -> Result<Applied, Z2jhError> {
+    let prefix = |field: String| {
+        if at.is_empty() {
+            field
+        } else {
+            format!("{at}.{field}")
+        }
+    };
+    let values: Values = serde_path_to_error::deserialize(values.clone()).map_err(|e| {
+        let field = e.path().to_string();
+        Z2jhError::Invalid {
+            path: source.to_path_buf(),
+            field: prefix(field),
+            message: e.into_inner().to_string(),
+        }
     })?;
     let invalid = |e: Invalid| Z2jhError::Invalid {
-        path: path.to_path_buf(),
-        field: e.field,
+        path: source.to_path_buf(),
+        field: prefix(e.field),
         message: e.message,
     };
     let mut unused = Vec::new();
     let su = &values.singleuser;
     let default_user = default_user(sc, su, &mut unused).map_err(invalid)?;
-    let profiles = profiles(sc, su, &default_user, &mut unused).map_err(invalid)?;
-    use_profiles(sc, profiles);
+    let modelled = profiles::profiles(sc, su, &default_user, mix, &mut unused).map_err(invalid)?;
+    use_profiles(sc, modelled.profiles);
     apply_hub(sc, &values.hub, su);
     apply_cull(sc, &values.cull);
     apply_user_placeholder(sc, &values.scheduling, &default_user.request).map_err(invalid)?;
@@ -218,6 +264,7 @@ pub fn apply(text: &str, path: &Path, sc: &mut Scenario) -> Result<Applied, Z2jh
         policy,
         description,
         unused,
+        mix: modelled.mix,
     })
 }
 
@@ -235,133 +282,71 @@ fn invalid_at(field: impl Into<String>) -> impl FnOnce(String) -> Invalid {
 /// What `singleuser` gives every user a profile does not override.
 struct DefaultUser {
     request: ResourceSpec,
+    /// KubeSpawner's cpu/mem guarantee and limit traits as set (memory in GiB).
+    cpu: profiles::Quantity,
+    memory: profiles::Quantity,
     image: String,
     pool: String,
 }
 
-/// `singleuser`: its guarantees (z2jh: memory 1G, no cpu guarantee), image and node
-/// selector.
+/// `singleuser`: its guarantees and limits (z2jh: memory guarantee 1G, no cpu guarantee),
+/// image and node selector.
 fn default_user(
     sc: &Scenario,
     su: &Singleuser,
     unused: &mut Vec<String>,
 ) -> Result<DefaultUser, Invalid> {
-    let cpu = match &su.cpu.guarantee {
-        Some(v) => cpu_cores(v).map_err(invalid_at("singleuser.cpu.guarantee"))?,
-        None => 0.0,
+    let opt = |v: &Option<Value>, f: fn(&Value) -> Result<f64, String>, at: &str| {
+        v.as_ref()
+            .filter(|v| !v.is_null())
+            .map(|v| f(v).map_err(invalid_at(at)))
+            .transpose()
     };
-    let memory_gib = match &su.memory.guarantee {
-        Some(v) => byte_spec(v).map_err(invalid_at("singleuser.memory.guarantee"))?,
-        None => GIB,
-    } / GIB;
+    let cpu = profiles::Quantity {
+        guarantee: opt(&su.cpu.guarantee, cpu_cores, "singleuser.cpu.guarantee")?,
+        limit: opt(&su.cpu.limit, cpu_cores, "singleuser.cpu.limit")?,
+    };
+    let gib = |x: Option<f64>| x.map(|b| b / GIB);
+    let memory = profiles::Quantity {
+        guarantee: gib(opt(
+            &su.memory.guarantee,
+            byte_spec,
+            "singleuser.memory.guarantee",
+        )?)
+        .or(Some(1.0)),
+        limit: gib(opt(&su.memory.limit, byte_spec, "singleuser.memory.limit")?),
+    };
+    cpu.check("singleuser.cpu.limit")?;
+    memory.check("singleuser.memory.limit")?;
     for k in su.extra_resource.guarantees.keys() {
         unused.push(format!("singleuser.extraResource.guarantees.{k}"));
     }
+    // The chart's own tag is written at release (`set-by-chartpress`) and deploy tools
+    // often set the hub's at deploy time: never guess one.
+    let tag = su
+        .image
+        .tag
+        .as_deref()
+        .filter(|t| !t.is_empty() && *t != "set-by-chartpress");
     let image = format!(
         "{}:{}",
         su.image
             .name
             .as_deref()
             .unwrap_or("quay.io/jupyterhub/k8s-singleuser-sample"),
-        su.image.tag.as_deref().unwrap_or("latest")
+        tag.unwrap_or(UNKNOWN_TAG)
     );
     let pool = pool_for(sc, &su.node_selector, "singleuser.nodeSelector", unused);
     Ok(DefaultUser {
         request: ResourceSpec {
-            cpu,
-            memory_gib,
+            cpu: cpu.request(),
+            memory_gib: memory.request(),
             pods: 0,
         },
+        cpu,
+        memory,
         image,
         pool,
-    })
-}
-
-/// `singleuser.profileList`, each profile's `kubespawner_override` over the default user;
-/// without a list, the default user is the one profile.
-fn profiles(
-    sc: &Scenario,
-    su: &Singleuser,
-    default_user: &DefaultUser,
-    unused: &mut Vec<String>,
-) -> Result<Vec<ProfileSpec>, Invalid> {
-    let mut profiles = Vec::new();
-    if su.profile_list.is_empty() {
-        profiles.push(ProfileSpec {
-            name: "default".into(),
-            request: default_user.request.clone(),
-            image: default_user.image.clone(),
-            pool: default_user.pool.clone(),
-            weight: 1.0,
-        });
-    }
-    for (i, p) in su.profile_list.iter().enumerate() {
-        profiles.push(profile(sc, i, p, default_user, unused)?);
-    }
-    Ok(profiles)
-}
-
-/// Profile `i` of `singleuser.profileList`.
-fn profile(
-    sc: &Scenario,
-    i: usize,
-    p: &Profile,
-    default_user: &DefaultUser,
-    unused: &mut Vec<String>,
-) -> Result<ProfileSpec, Invalid> {
-    let at = |k: &str| format!("singleuser.profileList[{i}].kubespawner_override.{k}");
-    let o = &p.kubespawner_override;
-    let mut request = default_user.request.clone();
-    if let Some(v) = o.get("cpu_guarantee") {
-        request.cpu = cpu_cores(v).map_err(invalid_at(at("cpu_guarantee")))?;
-    }
-    if let Some(v) = o.get("mem_guarantee") {
-        request.memory_gib = byte_spec(v).map_err(invalid_at(at("mem_guarantee")))? / GIB;
-    }
-    let image = match o.get("image") {
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => {
-            return Err(invalid_at(at("image"))(
-                "must be a string like name:tag".into(),
-            ));
-        }
-        None => default_user.image.clone(),
-    };
-    let pool = match o.get("node_selector") {
-        Some(Value::Object(m)) => {
-            let sel = m
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect();
-            pool_for(sc, &sel, &at("node_selector"), unused)
-        }
-        _ => default_user.pool.clone(),
-    };
-    for k in [
-        "extra_resource_guarantees",
-        "tolerations",
-        "node_affinity_required",
-    ] {
-        if o.contains_key(k) {
-            unused.push(at(k));
-        }
-    }
-    if p.profile_options.is_some() {
-        unused.push(format!(
-            "singleuser.profileList[{i}].profile_options (choices; the profile's own override is used)"
-        ));
-    }
-    let name = p
-        .slug
-        .clone()
-        .or_else(|| p.display_name.clone())
-        .unwrap_or_else(|| format!("profile-{i}"));
-    Ok(ProfileSpec {
-        name,
-        request,
-        image,
-        pool,
-        weight: 1.0,
     })
 }
 
