@@ -58,6 +58,15 @@ pub struct Config {
     /// Where placeholders, pre-pullers, the Lease and event ConfigMaps live. Defaults to
     /// `$POD_NAMESPACE`, else `default`.
     pub namespace: Option<String>,
+    /// The `app.kubernetes.io/instance` label on every object the controller creates (the
+    /// chart sets the release name): with `app.kubernetes.io/managed-by:
+    /// hubpack-placeholder-ctl` it marks the objects this controller owns, and deletes
+    /// when no configured pool wants them. Unset: objects without the label are its own.
+    pub instance: Option<String>,
+    /// A ConfigMap in `namespace` (the chart's config ConfigMap) that the placeholder
+    /// Deployments and pre-pull DaemonSets name as their owner, so deleting it (`helm
+    /// uninstall`) garbage-collects them. Unset: they have no owner.
+    pub owner_config_map: Option<String>,
     /// `spec.schedulerName` of the placeholders: hubpack-scheduler places them.
     pub scheduler_name: String,
     /// How often the forecast and targets are recomputed (also on every relevant change).
@@ -86,6 +95,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             namespace: None,
+            instance: None,
+            owner_config_map: None,
             scheduler_name: "hubpack-scheduler".into(),
             reconcile_interval_seconds: 10.0,
             metrics_address: SocketAddr::from(([0, 0, 0, 0], 9091)),
@@ -601,6 +612,24 @@ impl Config {
                 "use at most 20, e.g. 10",
             );
         }
+        if let Some(i) = &self.instance
+            && !is_label_value(i)
+        {
+            return invalid(
+                "instance",
+                format!("({i:?}) is not a label value (at most 63 letters, digits, '-', '_', '.')"),
+                "use the Helm release name, e.g. hub",
+            );
+        }
+        if let Some(cm) = &self.owner_config_map
+            && !is_dns_subdomain(cm)
+        {
+            return invalid(
+                "ownerConfigMap",
+                format!("({cm:?}) is not a ConfigMap name"),
+                "name the chart's controller ConfigMap, e.g. hubpack-placeholder-ctl, or drop it",
+            );
+        }
         if self.scheduler_name.trim().is_empty() {
             return invalid(
                 "schedulerName",
@@ -912,6 +941,20 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+fn is_label_value(s: &str) -> bool {
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && edge(s.as_bytes().first())
+        && edge(s.as_bytes().last())
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
@@ -1018,6 +1061,8 @@ mod tests {
                 "calendars[0].url",
             ),
             (POOL.replace("500m", "lots"), "pools[0] (default).perUser"),
+            ("instance: \"-hub\"".into(), "instance"),
+            ("ownerConfigMap: Not_A_Name".into(), "ownerConfigMap"),
         ];
         for (yaml, field) in cases {
             match parse(&yaml) {

@@ -132,6 +132,14 @@ affinity: {{- toYaml . | nindent 2 }}
      Service always find it. */}}
 {{- define "hubpack.scheduler.config" -}}
 {{- $config := deepCopy (.Values.scheduler.config | default dict) -}}
+{{- /* Ownership: the release's objects carry app.kubernetes.io/instance=<release>, and
+       deleting the config ConfigMap (helm uninstall) garbage-collects them. */ -}}
+{{- if not (hasKey $config "instance") -}}
+{{- $_ := set $config "instance" .Release.Name -}}
+{{- end -}}
+{{- if not (hasKey $config "ownerConfigMap") -}}
+{{- $_ := set $config "ownerConfigMap" (printf "%s-placeholder-ctl" (include "hubpack.fullname" .)) -}}
+{{- end -}}
 {{- if not (hasKey $config "metricsAddress") -}}
 {{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.scheduler.metrics.port) -}}
 {{- end -}}
@@ -150,6 +158,14 @@ affinity: {{- toYaml . | nindent 2 }}
 {{- $config := deepCopy (.Values.controller.config | default dict) -}}
 {{- if not (hasKey $config "schedulerName") -}}
 {{- $_ := set $config "schedulerName" (include "hubpack.schedulerName" .) -}}
+{{- end -}}
+{{- /* Ownership: the release's objects carry app.kubernetes.io/instance=<release>, and
+       deleting the config ConfigMap (helm uninstall) garbage-collects them. */ -}}
+{{- if not (hasKey $config "instance") -}}
+{{- $_ := set $config "instance" .Release.Name -}}
+{{- end -}}
+{{- if not (hasKey $config "ownerConfigMap") -}}
+{{- $_ := set $config "ownerConfigMap" (printf "%s-placeholder-ctl" (include "hubpack.fullname" .)) -}}
 {{- end -}}
 {{- if not (hasKey $config "metricsAddress") -}}
 {{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.controller.metrics.port) -}}

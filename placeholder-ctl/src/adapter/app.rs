@@ -60,6 +60,7 @@ pub async fn run(
         synced: synced.clone(),
         heartbeat: heartbeat.clone(),
         feeds: Default::default(),
+        owner: Default::default(),
         stores,
         sizes,
         namespace: namespace.clone(),

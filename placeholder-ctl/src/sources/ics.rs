@@ -35,6 +35,30 @@ pub enum IcsError {
     TimeZone(String),
 }
 
+/// Whether a fetched body is an iCalendar document: it starts with `BEGIN:VCALENDAR`,
+/// ends with `END:VCALENDAR` (a truncated download does not) and parses. A feed that
+/// answers 200 with anything else (a login page, half a file) must not replace its last
+/// good copy.
+pub fn check_document(text: &str) -> Result<(), IcsError> {
+    let body = text.trim_start_matches('\u{feff}').trim();
+    let first = body.lines().next().unwrap_or("").trim();
+    if !first.eq_ignore_ascii_case("BEGIN:VCALENDAR") {
+        let shown: String = first.chars().take(60).collect();
+        return Err(IcsError::Malformed(format!(
+            "does not start with BEGIN:VCALENDAR (starts with {shown:?})"
+        )));
+    }
+    let last = body.lines().last().unwrap_or("").trim();
+    if !last.eq_ignore_ascii_case("END:VCALENDAR") {
+        return Err(IcsError::Malformed(
+            "does not end with END:VCALENDAR (truncated?)".into(),
+        ));
+    }
+    Calendar::from_str(body)
+        .map(|_| ())
+        .map_err(IcsError::Malformed)
+}
+
 /// At most this many occurrences per recurring event and query.
 const MAX_PER_RULE: u16 = 2_000;
 
