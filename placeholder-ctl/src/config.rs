@@ -389,6 +389,11 @@ pub struct PoolConfig {
     /// The user pods' affinity (Kubernetes form), copied to placeholders.
     #[serde(default)]
     pub affinity: Option<Affinity>,
+    /// Every node of the cluster may take this pool's users: required when the pool has
+    /// neither a `nodeSelector` nor a required node affinity (otherwise refused, since
+    /// seats on the hub's core nodes or another pool's nodes would be counted as warm).
+    #[serde(default)]
+    pub all_nodes: bool,
     /// The user pods' tolerations, copied to placeholders and pre-pullers.
     #[serde(default)]
     pub tolerations: Vec<Toleration>,
@@ -766,6 +771,22 @@ impl Config {
                     "give each pool its own name",
                 );
             }
+            let required_affinity = p
+                .affinity
+                .as_ref()
+                .and_then(|a| a.node_affinity.as_ref())
+                .and_then(|n| {
+                    n.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
+                .is_some_and(|r| !r.node_selector_terms.is_empty());
+            if p.node_selector.is_empty() && !required_affinity && !p.all_nodes {
+                return invalid(
+                    at("nodeSelector"),
+                    "is empty and there is no required node affinity: every node of the cluster (the hub's core nodes, other pools') would count as this pool's",
+                    "give the user nodes' labels, e.g. nodeSelector: {hub.jupyter.org/node-purpose: user}, or set allNodes: true if every node may take these users",
+                );
+            }
             let h = &p.headroom;
             if !(h.min_users >= 0.0 && h.max_users >= h.min_users && h.max_users.is_finite()) {
                 return invalid(
@@ -962,6 +983,7 @@ mod tests {
 
     const POOL: &str = "pools:\n\
         - name: default\n\
+        \x20 allNodes: true\n\
         \x20 perUser: {cpu: 500m, memory: 2Gi}\n\
         \x20 freshNode: {allocatable: {cpu: \"4\", memory: 16Gi, pods: \"110\"}}\n";
 
@@ -1062,6 +1084,10 @@ mod tests {
             ),
             (POOL.replace("500m", "lots"), "pools[0] (default).perUser"),
             ("instance: \"-hub\"".into(), "instance"),
+            (
+                POOL.replace("  allNodes: true\n", ""),
+                "pools[0].nodeSelector",
+            ),
             ("ownerConfigMap: Not_A_Name".into(), "ownerConfigMap"),
         ];
         for (yaml, field) in cases {
@@ -1073,6 +1099,21 @@ mod tests {
                 other => panic!("{yaml}: expected an Invalid error, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_pool_needs_a_selector_a_required_affinity_or_all_nodes() {
+        let bare = POOL.replace("  allNodes: true\n", "");
+        let e = parse(&bare).unwrap_err().to_string();
+        assert!(
+            e.contains("pools[0].nodeSelector") && e.contains("allNodes: true"),
+            "{e}"
+        );
+        parse(&format!("{bare}  nodeSelector: {{pool: user}}\n")).unwrap();
+        let required = "  affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: pool, operator: In, values: [user]}]}]}}}\n";
+        parse(&format!("{bare}{required}")).unwrap();
+        let preferred = "  affinity: {nodeAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 1, preference: {matchExpressions: [{key: pool, operator: In, values: [user]}]}}]}}\n";
+        assert!(parse(&format!("{bare}{preferred}")).is_err());
     }
 
     #[test]

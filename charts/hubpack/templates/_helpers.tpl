@@ -132,14 +132,6 @@ affinity: {{- toYaml . | nindent 2 }}
      Service always find it. */}}
 {{- define "hubpack.scheduler.config" -}}
 {{- $config := deepCopy (.Values.scheduler.config | default dict) -}}
-{{- /* Ownership: the release's objects carry app.kubernetes.io/instance=<release>, and
-       deleting the config ConfigMap (helm uninstall) garbage-collects them. */ -}}
-{{- if not (hasKey $config "instance") -}}
-{{- $_ := set $config "instance" .Release.Name -}}
-{{- end -}}
-{{- if not (hasKey $config "ownerConfigMap") -}}
-{{- $_ := set $config "ownerConfigMap" (printf "%s-placeholder-ctl" (include "hubpack.fullname" .)) -}}
-{{- end -}}
 {{- if not (hasKey $config "metricsAddress") -}}
 {{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.scheduler.metrics.port) -}}
 {{- end -}}
