@@ -282,6 +282,12 @@ fn refused() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "/controller/config/events/0",
         ),
         (
+            "a six-field cron (seconds first: every second)",
+            event("schedule: \"* * * * * *\""),
+            "events[0].schedule",
+            "/controller/config/events/0/schedule",
+        ),
+        (
             "an event of an unknown pool",
             event(start).replace("pool: user, users", "pool: gpu, users"),
             "events[0].pool",

@@ -262,7 +262,7 @@ pub struct EventConfig {
     /// One-off: an RFC 3339 time with offset, e.g. `2026-12-01T09:00:00+01:00`.
     #[serde(default)]
     pub start: Option<String>,
-    /// Recurring: a cron expression (5 or 6 fields), e.g. `0 9 * * MON-FRI`.
+    /// Recurring: a cron expression of 5 fields, e.g. `0 9 * * MON-FRI`.
     #[serde(default)]
     pub schedule: Option<String>,
     /// IANA time zone of `schedule`, e.g. `Europe/Berlin`.

@@ -7,7 +7,7 @@ use crate::config::{Config, PoolConfig, PoolSizes, prepuller_request};
 use crate::resources::to_quantities;
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec,
-    RollingUpdateDaemonSet,
+    DeploymentStrategy, RollingUpdateDaemonSet, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -142,6 +142,15 @@ pub fn placeholder_deployment(
                 match_labels: Some([("hubpack.io/placeholder".to_string(), name.clone())].into()),
                 ..Default::default()
             },
+            // Never surge: an extra placeholder during a rollout is one more pending pod
+            // the autoscaler adds a node for. A replaced one frees its seat for its successor.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(0)),
+                    max_unavailable: Some(IntOrString::String("25%".into())),
+                }),
+            }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -356,6 +365,14 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(labels[COMPONENT_LABEL], PLACEHOLDER_COMPONENT);
+        let rolling = spec
+            .strategy
+            .as_ref()
+            .unwrap()
+            .rolling_update
+            .as_ref()
+            .unwrap();
+        assert_eq!(rolling.max_surge, Some(IntOrString::Int(0)), "never surge");
     }
 
     #[test]

@@ -104,7 +104,7 @@ impl Applier {
     }
 
     /// The objects of `kind` in the namespace that carry `selector` (the ownership labels),
-    /// as the pure [`prune`] step reads them.
+    /// as the pure [`crate::prune`] step reads them.
     pub async fn list_owned(&self, kind: OwnedKind, selector: &str) -> Result<Vec<Found>> {
         let lp = ListParams::default().labels(selector);
         let metas: Vec<ObjectMeta> = match kind {
