@@ -8,6 +8,7 @@ use hubpack_core::model::Millis;
 use icalendar::{Calendar, CalendarDateTime, Component, DatePerhapsTime, Event};
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 /// One occurrence of a calendar event.
@@ -77,6 +78,22 @@ pub fn occurrences(
     }
     let calendar = Calendar::from_str(text).map_err(IcsError::Malformed)?;
     let mut out = IcsResult::default();
+    // An instance of a series that was moved or cancelled is a VEVENT of its own, with the
+    // series' UID and the instance's original start in RECURRENCE-ID: the series no longer
+    // yields that start; the override yields its own DTSTART unless it is cancelled.
+    let mut overridden: BTreeMap<&str, BTreeSet<Millis>> = BTreeMap::new();
+    for event in calendar.events() {
+        if let (Some(uid), Some(rid)) = (event.get_uid(), event.properties().get("RECURRENCE-ID")) {
+            match instant(rid, zone, &tz) {
+                Ok(t) => {
+                    overridden.entry(uid).or_default().insert(t);
+                }
+                Err(e) => out
+                    .problems
+                    .push(format!("event {uid:?}: RECURRENCE-ID: {e}")),
+            }
+        }
+    }
     for event in calendar.events() {
         let label = event
             .get_summary()
@@ -89,8 +106,16 @@ pub fn occurrences(
         {
             continue;
         }
+        let is_override = event.properties().contains_key("RECURRENCE-ID");
+        let replaced = event
+            .get_uid()
+            .filter(|_| !is_override)
+            .and_then(|uid| overridden.get(uid));
         match event_starts(event, zone, &tz, from, to) {
-            Ok((starts, all_day)) => {
+            Ok((mut starts, all_day)) => {
+                if let Some(replaced) = replaced {
+                    starts.retain(|t| !replaced.contains(t));
+                }
                 let users = users_in(event).unwrap_or(default_users);
                 out.occurrences
                     .extend(starts.into_iter().map(|start| IcsOccurrence {
@@ -146,6 +171,88 @@ fn anchor(start: DatePerhapsTime, zone: &str) -> (String, String, bool) {
     }
 }
 
+/// A date or date-time property (RECURRENCE-ID) as an instant: UTC (`Z`), its TZID, or
+/// floating / a date in the feed's zone.
+fn instant(p: &icalendar::Property, zone: &str, default_tz: &TimeZone) -> Result<Millis, String> {
+    let value = p.value().trim();
+    let tz = match p.params().get("TZID") {
+        Some(tzid) => zone_named(tzid.value())?,
+        None => default_tz.clone(),
+    };
+    let (local, tz) = if let Some(utc) = value.strip_suffix('Z') {
+        (utc.to_string(), TimeZone::UTC)
+    } else if value.len() == 8 {
+        (format!("{value}T000000"), tz)
+    } else {
+        (value.to_string(), tz)
+    };
+    let civil = DateTime::strptime("%Y%m%dT%H%M%S", &local).map_err(|e| format!("{value}: {e}"))?;
+    civil
+        .to_zoned(tz)
+        .map(|z| z.timestamp().as_millisecond())
+        .map_err(|e| format!("{value} in {zone}: {e}"))
+}
+
+/// A TZID as feeds write it: an IANA name, a Mozilla-style path ending in one
+/// (`/mozilla.org/20050126_1/Europe/Berlin`), or a Windows name as Outlook writes it
+/// (`W. Europe Standard Time`, mapped by CLDR's windowsZones table, territory 001).
+pub fn zone_named(tzid: &str) -> Result<TimeZone, String> {
+    let tzid = tzid.trim().trim_matches('"');
+    if let Ok(tz) = TimeZone::get(tzid) {
+        return Ok(tz);
+    }
+    let parts: Vec<&str> = tzid.split('/').filter(|p| !p.is_empty()).collect();
+    for i in 1..parts.len() {
+        if let Ok(tz) = TimeZone::get(&parts[i..].join("/")) {
+            return Ok(tz);
+        }
+    }
+    WINDOWS_ZONES
+        .iter()
+        .find(|(windows, _)| windows.eq_ignore_ascii_case(tzid))
+        .and_then(|(_, iana)| TimeZone::get(iana).ok())
+        .ok_or_else(|| format!("unknown TZID {tzid}"))
+}
+
+/// Windows time zone names → IANA (CLDR `common/supplemental/windowsZones.xml`, the
+/// territory-001 mapping), for the zones Outlook and Exchange feeds commonly carry.
+const WINDOWS_ZONES: &[(&str, &str)] = &[
+    ("UTC", "Etc/UTC"),
+    ("GMT Standard Time", "Europe/London"),
+    ("Greenwich Standard Time", "Atlantic/Reykjavik"),
+    ("W. Europe Standard Time", "Europe/Berlin"),
+    ("Central Europe Standard Time", "Europe/Budapest"),
+    ("Central European Standard Time", "Europe/Warsaw"),
+    ("Romance Standard Time", "Europe/Paris"),
+    ("E. Europe Standard Time", "Europe/Chisinau"),
+    ("FLE Standard Time", "Europe/Kiev"),
+    ("GTB Standard Time", "Europe/Bucharest"),
+    ("Russian Standard Time", "Europe/Moscow"),
+    ("Turkey Standard Time", "Europe/Istanbul"),
+    ("Israel Standard Time", "Asia/Jerusalem"),
+    ("South Africa Standard Time", "Africa/Johannesburg"),
+    ("Arabian Standard Time", "Asia/Dubai"),
+    ("India Standard Time", "Asia/Calcutta"),
+    ("China Standard Time", "Asia/Shanghai"),
+    ("Singapore Standard Time", "Asia/Singapore"),
+    ("Tokyo Standard Time", "Asia/Tokyo"),
+    ("Korea Standard Time", "Asia/Seoul"),
+    ("AUS Eastern Standard Time", "Australia/Sydney"),
+    ("New Zealand Standard Time", "Pacific/Auckland"),
+    ("Eastern Standard Time", "America/New_York"),
+    ("Central Standard Time", "America/Chicago"),
+    ("Mountain Standard Time", "America/Denver"),
+    ("US Mountain Standard Time", "America/Phoenix"),
+    ("Pacific Standard Time", "America/Los_Angeles"),
+    ("Alaskan Standard Time", "America/Anchorage"),
+    ("Hawaiian Standard Time", "Pacific/Honolulu"),
+    ("Atlantic Standard Time", "America/Halifax"),
+    ("E. South America Standard Time", "America/Sao_Paulo"),
+    ("Argentina Standard Time", "America/Buenos_Aires"),
+    ("SA Pacific Standard Time", "America/Bogota"),
+    ("Central Standard Time (Mexico)", "America/Mexico_City"),
+];
+
 fn event_starts(
     event: &Event,
     zone: &str,
@@ -158,8 +265,11 @@ fn event_starts(
     let tz = if tzid == zone {
         default_tz.clone()
     } else {
-        TimeZone::get(&tzid).map_err(|_| format!("DTSTART: unknown TZID {tzid}"))?
+        zone_named(&tzid).map_err(|e| format!("DTSTART: {e}"))?
     };
+    // The recurrence library knows IANA names only: a Windows or Mozilla TZID is given as
+    // the zone it names.
+    let tzid = tz.iana_name().map(String::from).unwrap_or(tzid);
     let recurring = ["RRULE", "RDATE"]
         .iter()
         .any(|p| event.properties().contains_key(*p));
@@ -208,7 +318,17 @@ fn property_line(name: &str, p: &icalendar::Property) -> String {
     let params: String = p
         .params()
         .iter()
-        .map(|(k, v)| format!(";{k}={}", v.value()))
+        .map(|(k, v)| {
+            // As for DTSTART: the zone a Windows or Mozilla TZID names, by its IANA name.
+            let value = match k.as_str() {
+                "TZID" => zone_named(v.value())
+                    .ok()
+                    .and_then(|tz| tz.iana_name().map(String::from))
+                    .unwrap_or_else(|| v.value().to_string()),
+                _ => v.value().to_string(),
+            };
+            format!(";{k}={value}")
+        })
         .collect();
     format!("{name}{params}:{}", p.value())
 }
@@ -320,6 +440,63 @@ mod tests {
         assert_eq!(r.occurrences.len(), 1);
         assert_eq!(r.problems.len(), 1);
         assert!(r.problems[0].contains("Broken"), "{:?}", r.problems);
+    }
+
+    /// (start, users) of every occurrence in 2026.
+    fn starts_and_users(file: &str) -> Vec<(Millis, f64)> {
+        let r = all(file, "UTC");
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        r.occurrences.iter().map(|o| (o.start, o.users)).collect()
+    }
+
+    #[test]
+    fn google_a_moved_instance_forecasts_only_its_new_time_and_a_cancelled_one_nothing() {
+        let got = starts_and_users(include_str!(
+            "../../tests/ics/google_moved_and_cancelled.ics"
+        ));
+        assert_eq!(
+            got,
+            vec![
+                (ms("2026-11-02T09:00:00Z"), 60.0),
+                // 9 November 10:00 moved to 10 November 14:00 (Berlin, UTC+1).
+                (ms("2026-11-10T13:00:00Z"), 60.0),
+                // 16 November cancelled.
+                (ms("2026-11-23T09:00:00Z"), 60.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn outlook_windows_zone_names_cancelled_overrides_and_exdates() {
+        let got = starts_and_users(include_str!("../../tests/ics/outlook_windows_zone.ics"));
+        // Tuesdays 10:00 W. Europe (Berlin, UTC+1) until 24 November: 10 November cancelled
+        // by an override, 17 November by EXDATE.
+        assert_eq!(
+            got,
+            vec![
+                (ms("2026-11-03T09:00:00Z"), 35.0),
+                (ms("2026-11-24T09:00:00Z"), 35.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn thunderbird_mozilla_style_tzids_name_their_iana_zone() {
+        let got = starts_and_users(include_str!("../../tests/ics/thunderbird_mozilla_tzid.ics"));
+        assert_eq!(got, vec![(ms("2026-12-14T07:00:00Z"), 200.0)]);
+    }
+
+    #[test]
+    fn tzids_as_feeds_write_them() {
+        for (tzid, iana) in [
+            ("Europe/Berlin", "Europe/Berlin"),
+            ("/mozilla.org/20050126_1/Europe/Berlin", "Europe/Berlin"),
+            ("W. Europe Standard Time", "Europe/Berlin"),
+            ("Eastern Standard Time", "America/New_York"),
+        ] {
+            assert_eq!(zone_named(tzid).unwrap().iana_name(), Some(iana), "{tzid}");
+        }
+        assert!(zone_named("Mars Standard Time").is_err());
     }
 
     #[test]
