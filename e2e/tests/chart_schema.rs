@@ -324,6 +324,12 @@ fn refused() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "/controller/config/calendars/0/refreshSeconds",
         ),
         (
+            "an all-day arrival that is not HH:MM",
+            calendar("url: \"https://calendar.example/c.ics\", allDayArrival: \"9am\""),
+            "calendars[0].allDayArrival",
+            "/controller/config/calendars/0/allDayArrival",
+        ),
+        (
             "a calendar of an unknown pool",
             calendar("url: \"https://calendar.example/c.ics\"")
                 .replace("pool: user, defaultUsers", "pool: gpu, defaultUsers"),

@@ -309,8 +309,23 @@ pub struct CalendarConfig {
     /// Time zone of floating times (no TZID, no Z) and all-day events.
     #[serde(default = "utc")]
     pub time_zone: String,
+    /// When users of an all-day event arrive, local time (`HH:MM` in `timeZone`): a day-long
+    /// exam does not fill the hub at midnight.
+    #[serde(default = "default_all_day_arrival")]
+    pub all_day_arrival: String,
     #[serde(default = "default_refresh")]
     pub refresh_seconds: f64,
+}
+
+fn default_all_day_arrival() -> String {
+    "09:00".into()
+}
+
+/// `HH:MM` (24 h) as (hour, minute).
+pub fn parse_hh_mm(text: &str) -> Option<(i8, i8)> {
+    let (h, m) = text.trim().split_once(':')?;
+    let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..24).contains(&h) && (0..60).contains(&m) && text.trim().len() == 5).then_some((h, m))
 }
 
 fn default_refresh() -> f64 {
@@ -903,6 +918,13 @@ impl CalendarConfig {
         }
         positive(&f("arrivalWindowSeconds"), self.arrival_window_seconds)?;
         positive(&f("refreshSeconds"), self.refresh_seconds)?;
+        if parse_hh_mm(&self.all_day_arrival).is_none() {
+            return invalid(
+                f("allDayArrival"),
+                format!("({:?}) is not a local time HH:MM", self.all_day_arrival),
+                "use e.g. \"09:00\"",
+            );
+        }
         if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
             return invalid(
                 f("timeZone"),
@@ -1083,6 +1105,12 @@ mod tests {
                 "calendars[0].url",
             ),
             (POOL.replace("500m", "lots"), "pools[0] (default).perUser"),
+            (
+                format!(
+                    "{POOL}calendars:\n- {{name: c, pool: default, defaultUsers: 1, file: c.ics, allDayArrival: \"9am\"}}\n"
+                ),
+                "calendars[0].allDayArrival",
+            ),
             ("instance: \"-hub\"".into(), "instance"),
             (
                 POOL.replace("  allNodes: true\n", ""),

@@ -159,6 +159,7 @@ mod tests {
             default_users: 10.0,
             arrival_window_seconds: 600.0,
             time_zone: "UTC".into(),
+            all_day_arrival: "09:00".into(),
             refresh_seconds: 300.0,
         }
     }

@@ -63,8 +63,35 @@ pub fn check_document(text: &str) -> Result<(), IcsError> {
 /// At most this many occurrences per recurring event and query.
 const MAX_PER_RULE: u16 = 2_000;
 
+/// Occurrences starting in `[from, to)`, ascending by start, all-day events at local
+/// `arrival` (hour, minute) of their day in `zone`: users of a day-long exam arrive in the
+/// morning, not at midnight.
+pub fn occurrences_arriving(
+    text: &str,
+    zone: &str,
+    default_users: f64,
+    arrival: (i8, i8),
+    from: Millis,
+    to: Millis,
+) -> Result<IcsResult, IcsError> {
+    const DAY: Millis = 86_400_000;
+    let tz = TimeZone::get(zone).map_err(|_| IcsError::TimeZone(zone.to_string()))?;
+    let mut found = occurrences(text, zone, default_users, from - DAY, to)?;
+    for o in found.occurrences.iter_mut().filter(|o| o.all_day) {
+        let day = jiff::Timestamp::from_millisecond(o.start)
+            .map(|t| t.to_zoned(tz.clone()).date())
+            .map_err(|e| IcsError::Malformed(e.to_string()))?;
+        if let Ok(at) = day.at(arrival.0, arrival.1, 0, 0).to_zoned(tz.clone()) {
+            o.start = at.timestamp().as_millisecond();
+        }
+    }
+    found.occurrences.retain(|o| (from..to).contains(&o.start));
+    found.occurrences.sort_by_key(|o| o.start);
+    Ok(found)
+}
+
 /// Occurrences starting in `[from, to)`, ascending by start. `zone` anchors floating times
-/// and all-day events.
+/// and all-day events (at midnight).
 pub fn occurrences(
     text: &str,
     zone: &str,
@@ -290,11 +317,19 @@ fn event_starts(
     }
     let mut lines = vec![format!("DTSTART;TZID={tzid}:{local}")];
     for name in ["RRULE", "RDATE", "EXDATE"] {
-        for p in event.multi_properties().get(name).into_iter().flatten() {
-            lines.push(property_line(name, p));
-        }
-        if let Some(p) = event.properties().get(name) {
-            lines.push(property_line(name, p));
+        let props = event
+            .multi_properties()
+            .get(name)
+            .into_iter()
+            .flatten()
+            .chain(event.properties().get(name));
+        for p in props {
+            let line = property_line(name, p);
+            lines.push(if all_day {
+                all_day_line(name, p, &line, &tzid, &tz)?
+            } else {
+                line
+            });
         }
     }
     let set = rrule_set(&lines.join("\n"))?;
@@ -312,6 +347,49 @@ fn event_starts(
         .filter(|t| (from..to).contains(t))
         .collect();
     Ok((starts, all_day))
+}
+
+/// An all-day series' recurrence line in the form the recurrence library takes with a
+/// zoned DTSTART: a date `UNTIL` is the end of that local day in UTC, and dates
+/// (`EXDATE;VALUE=DATE`, `RDATE;VALUE=DATE`) are local midnights.
+fn all_day_line(
+    name: &str,
+    p: &icalendar::Property,
+    line: &str,
+    tzid: &str,
+    tz: &TimeZone,
+) -> Result<String, String> {
+    if name == "RRULE" {
+        let parts: Vec<String> = p
+            .value()
+            .split(';')
+            .map(|part| match part.strip_prefix("UNTIL=") {
+                Some(date) if date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()) => {
+                    let end = DateTime::strptime("%Y%m%dT%H%M%S", format!("{date}T235959"))
+                        .map_err(|e| format!("UNTIL {date}: {e}"))?
+                        .to_zoned(tz.clone())
+                        .map_err(|e| format!("UNTIL {date}: {e}"))?
+                        .timestamp();
+                    Ok(format!("UNTIL={}", end.strftime("%Y%m%dT%H%M%SZ")))
+                }
+                _ => Ok(part.to_string()),
+            })
+            .collect::<Result<_, String>>()?;
+        return Ok(format!("RRULE:{}", parts.join(";")));
+    }
+    let is_date = p
+        .params()
+        .get("VALUE")
+        .is_some_and(|v| v.value().eq_ignore_ascii_case("DATE"));
+    if !is_date {
+        return Ok(line.to_string());
+    }
+    let dates: Vec<String> = p
+        .value()
+        .split(',')
+        .map(|d| format!("{}T000000", d.trim()))
+        .collect();
+    Ok(format!("{name};TZID={tzid}:{}", dates.join(",")))
 }
 
 fn property_line(name: &str, p: &icalendar::Property) -> String {
@@ -406,6 +484,37 @@ mod tests {
         assert_eq!(r.occurrences.len(), 1);
         assert!(r.occurrences[0].all_day);
         assert_eq!(r.occurrences[0].start, ms("2026-06-09T15:00:00Z"));
+    }
+
+    #[test]
+    fn all_day_users_arrive_at_the_configured_local_hour_and_date_exdates_still_apply() {
+        // A daily all-day series until a date, one day excluded by a date EXDATE.
+        let text = cal("BEGIN:VEVENT\r\nUID:e\r\nSUMMARY:Exam week\r\n\
+             DTSTART;VALUE=DATE:20261214\r\nDTEND;VALUE=DATE:20261215\r\n\
+             RRULE:FREQ=DAILY;UNTIL=20261217\r\nEXDATE;VALUE=DATE:20261216\r\nEND:VEVENT\r\n");
+        let r = occurrences_arriving(&text, "Europe/Berlin", 5.0, (9, 0), ms(YEAR.0), ms(YEAR.1))
+            .unwrap();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let starts: Vec<Millis> = r.occurrences.iter().map(|o| o.start).collect();
+        assert_eq!(
+            starts,
+            vec![
+                ms("2026-12-14T08:00:00Z"),
+                ms("2026-12-15T08:00:00Z"),
+                ms("2026-12-17T08:00:00Z"),
+            ]
+        );
+        // The range applies to the arrival: 09:00 on the first day is outside [10:00, ...).
+        let r = occurrences_arriving(
+            &text,
+            "Europe/Berlin",
+            5.0,
+            (9, 0),
+            ms("2026-12-14T09:00:00Z"),
+            ms(YEAR.1),
+        )
+        .unwrap();
+        assert_eq!(r.occurrences.len(), 2);
     }
 
     #[test]
