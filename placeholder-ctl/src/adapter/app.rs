@@ -61,6 +61,7 @@ pub async fn run(
         heartbeat: heartbeat.clone(),
         feeds: Default::default(),
         owner: Default::default(),
+        pruned_at: AtomicI64::new(0),
         stores,
         sizes,
         namespace: namespace.clone(),

@@ -48,6 +48,8 @@ pub struct Context {
     pub feeds: Mutex<BTreeMap<String, Feed>>,
     /// The `ownerConfigMap` as an owner reference, once its uid is known.
     pub owner: Mutex<Option<OwnerReference>>,
+    /// Wall-clock ms of the last successful look for unwanted objects (0: never).
+    pub pruned_at: AtomicI64,
 }
 
 pub fn now_ms() -> Millis {
@@ -377,10 +379,21 @@ pub async fn carry_out(ctx: &Context, decision: &Decision) {
             }
         }
     }
-    if let Err(e) = delete_unwanted(ctx).await {
-        fail(e, "delete unwanted");
+    // Listing three kinds on every reconcile (which runs on every pod change) would load
+    // the API server for what changes only with the config: once at start, then every
+    // PRUNE_INTERVAL.
+    let now = now_ms();
+    let last = ctx.pruned_at.load(Ordering::Acquire);
+    if last == 0 || now - last >= PRUNE_INTERVAL_MS {
+        match delete_unwanted(ctx).await {
+            Ok(()) => ctx.pruned_at.store(now, Ordering::Release),
+            Err(e) => fail(e, "delete unwanted"),
+        }
     }
 }
+
+/// How often owned objects no pool wants are looked for (and at start).
+const PRUNE_INTERVAL_MS: Millis = 60_000;
 
 /// The `ownerConfigMap` as an owner reference (looked up once; without it, or while it
 /// cannot be read, objects are written without an owner).
@@ -541,6 +554,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         if leading && !was_leading {
             // Another replica may have written since: apply everything afresh.
             ctx.applier.forget();
+            ctx.pruned_at.store(0, Ordering::Release);
             reported.clear();
         }
         was_leading = leading;
@@ -591,6 +605,7 @@ mod tests {
             heartbeat: Arc::new(AtomicI64::new(0)),
             feeds: Mutex::new(BTreeMap::new()),
             owner: Mutex::new(None),
+            pruned_at: AtomicI64::new(0),
             config: cfg,
         }
     }
