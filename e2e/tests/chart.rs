@@ -706,8 +706,10 @@ fn dockerfile_passes_hadolint() {
 }
 
 /// The controller's RBAC (the events + calendar example) probed with SubjectAccessReviews:
-/// it writes its own objects by name, and cannot touch the chart's own Deployments, the
-/// scheduler's Lease, any Secret (no calendar Secret is named) or system PriorityClasses.
+/// it writes its own objects by name, deletes the placeholder Deployments, PDBs and pre-pull
+/// DaemonSets of pools no longer configured (the one grant without names), and cannot write
+/// the chart's own Deployments, the scheduler's Lease, any Secret (no calendar Secret is
+/// named), its config ConfigMap or system PriorityClasses.
 #[tokio::test]
 async fn chart_rbac_keeps_the_controller_to_its_own_objects() {
     let cluster = hubpack_e2e::shared_cluster!().unwrap();
@@ -723,6 +725,7 @@ async fn chart_rbac_keeps_the_controller_to_its_own_objects() {
     let placeholder_class = format!("{release}-hubpack-placeholder");
     let scheduler_deployment = format!("{release}-hubpack-scheduler");
     let placeholder = "hubpack-placeholder-user";
+    let owner_config_map = format!("{release}-hubpack-placeholder-ctl");
     let must_allow: Vec<Probe> = vec![
         ("create", "apps", "deployments", None, ns, placeholder),
         ("patch", "apps", "deployments", None, ns, placeholder),
@@ -759,6 +762,26 @@ async fn chart_rbac_keeps_the_controller_to_its_own_objects() {
             "hubpack-placeholder-user-abc",
         ),
         ("watch", "", "configmaps", None, ns, ""),
+        // A pool removed or renamed: its objects are deleted (the controller deletes only
+        // objects labelled as its own), and its config ConfigMap owns the rest.
+        ("delete", "apps", "deployments", None, ns, placeholder),
+        (
+            "delete",
+            "policy",
+            "poddisruptionbudgets",
+            None,
+            ns,
+            placeholder,
+        ),
+        (
+            "delete",
+            "apps",
+            "daemonsets",
+            None,
+            ns,
+            "hubpack-prepuller-user",
+        ),
+        ("get", "", "configmaps", None, ns, &owner_config_map),
         (
             "patch",
             "coordination.k8s.io",
@@ -781,7 +804,16 @@ async fn chart_rbac_keeps_the_controller_to_its_own_objects() {
             &scheduler_deployment,
         ),
         ("create", "apps", "deployments", None, ns, "anything"),
-        ("delete", "apps", "deployments", None, ns, placeholder),
+        ("delete", "", "configmaps", None, ns, &owner_config_map),
+        ("get", "", "configmaps", None, ns, "hub-config"),
+        (
+            "delete",
+            "scheduling.k8s.io",
+            "priorityclasses",
+            None,
+            "",
+            &placeholder_class,
+        ),
         (
             "patch",
             "scheduling.k8s.io",

@@ -11,7 +11,8 @@
 //! placeholder, a user preempts it (eviction, nomination, bind), a replacement waits
 //! Unschedulable, a WaitForFirstConsumer claim is pre-bound to its static volume and another
 //! gets its selected node, a kubelet rejection is counted, an event ConfigMap and a user pod
-//! without requests reach the controller. Then, per binary:
+//! without requests reach the controller, and the objects of a pool renamed away are deleted.
+//! Then, per binary:
 //! - sufficient: the scenario passed and the API server refused (403) no request;
 //! - minimal: every verb its roles grant was used, except the few listed in
 //!   [`SCHEDULER_NOT_EXERCISED`] / [`CONTROLLER_NOT_EXERCISED`] with the code using them;
@@ -364,6 +365,36 @@ async fn binaries_on_the_charts_service_accounts_need_and_use_exactly_their_gran
         .await
         .unwrap();
 
+    // What a pool renamed away left behind: the controller deletes these (labelled as this
+    // release's) objects, which exercises its delete grants.
+    let leftover_labels = json!({
+        "app.kubernetes.io/managed-by": "hubpack-placeholder-ctl",
+        "app.kubernetes.io/instance": release,
+        "hubpack.io/pool": "renamed",
+    });
+    let leftover_pod = json!({
+        "metadata": {"labels": {"e2e.hubpack.dev/leftover": "renamed"}},
+        "spec": {"nodeSelector": {"e2e.hubpack.dev/nowhere": "true"},
+                 "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]},
+    });
+    let selector = json!({"matchLabels": {"e2e.hubpack.dev/leftover": "renamed"}});
+    let leftovers = [
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "hubpack-placeholder-renamed", "labels": leftover_labels},
+               "spec": {"replicas": 0, "selector": selector, "template": leftover_pod}}),
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+               "metadata": {"name": "hubpack-placeholder-renamed", "labels": leftover_labels},
+               "spec": {"maxUnavailable": "100%", "selector": selector}}),
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+               "metadata": {"name": "hubpack-prepuller-renamed", "labels": leftover_labels},
+               "spec": {"selector": selector, "template": leftover_pod}}),
+    ];
+    kubectl_ok(
+        kc,
+        &["apply", "--server-side", "-n", &ns, "-f", "-"],
+        &to_stream(&leftovers.iter().collect::<Vec<_>>()),
+    );
+
     // Each binary with the chart's command and args, its rendered config, its own token,
     // through its own recording proxy.
     let start = |suffix: &str, container_name: &str, proxy: &Proxy, token: &str| {
@@ -620,6 +651,19 @@ async fn binaries_on_the_charts_service_accounts_need_and_use_exactly_their_gran
         missing.is_empty(),
         "the dashboard queries metrics no binary exports: {missing:?}\nexported: {exported:?}"
     );
+
+    for (kind, name) in [
+        ("deployment", "hubpack-placeholder-renamed"),
+        ("poddisruptionbudget", "hubpack-placeholder-renamed"),
+        ("daemonset", "hubpack-prepuller-renamed"),
+    ] {
+        wait::until(&format!("the leftover {kind} deleted"), WAIT, || async {
+            let out = kubectl_ok(kc, &["get", kind, "-n", &ns, "-o", "name"], "");
+            (!out.contains(name)).then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", why(&scheduler, &controller)));
+    }
 
     check_grants(
         "hubpack-scheduler",

@@ -18,6 +18,8 @@
 //!   removed live.
 //! - a restarted controller starts from the users created within its observed window (they
 //!   still exist), as one that had been watching would, not from nothing (seconds).
+//! - a pool renamed: the restarted controller deletes the old name's Deployment, PDB and
+//!   pre-puller (its own instance's only) and creates the new name's (seconds).
 
 #![allow(clippy::unwrap_used)] // a test binary
 
@@ -880,6 +882,98 @@ async fn a_restarted_controller_starts_from_the_users_of_its_window() {
     assert!(
         (first - expected).abs() < 1e-6,
         "a fresh controller forecasts {first}, not {expected}: the users created within its window were not counted"
+    );
+    w.stop().await;
+}
+
+/// A pool renamed (`default` → `cpu`): the restarted controller creates the new pool's
+/// placeholder Deployment and pre-puller and deletes the old name's, with its PDB, so no
+/// placeholder of a pool nobody configures keeps holding nodes.
+#[tokio::test]
+async fn a_renamed_pools_objects_are_deleted() {
+    let mut w = World::start("ctl-rename", "user-d", |ns, s, u, port| {
+        format!(
+            "instance: e2e-rename\n{}",
+            ctl_yaml(ns, s, u, port, "user-d", "60", "")
+                .replace("headroom: {z: 0}", "headroom: {z: 0, maxUsers: 0}")
+        )
+    })
+    .await;
+    let deployments = Api::<Deployment>::namespaced(w.client.clone(), &w.ns);
+    let daemonsets =
+        Api::<k8s_openapi::api::apps::v1::DaemonSet>::namespaced(w.client.clone(), &w.ns);
+    let pdbs = Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(
+        w.client.clone(),
+        &w.ns,
+    );
+    let exists = |name: &'static str| {
+        let (d, ds, p) = (deployments.clone(), daemonsets.clone(), pdbs.clone());
+        async move {
+            let d = d.get_opt(name).await.ok().flatten().is_some();
+            let p = p.get_opt(name).await.ok().flatten().is_some();
+            let pre = name.replace("hubpack-placeholder-", "hubpack-prepuller-");
+            let ds = ds.get_opt(&pre).await.ok().flatten().is_some();
+            (d, p, ds)
+        }
+    };
+    wait::until(
+        "the default pool's objects",
+        Duration::from_secs(30),
+        || async {
+            (exists("hubpack-placeholder-default").await == (true, true, true)).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    // Another instance's object of the same kind is left alone.
+    let foreign: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "hubpack-placeholder-other", "labels": {
+            "app.kubernetes.io/managed-by": "hubpack-placeholder-ctl",
+            "app.kubernetes.io/instance": "another-release"}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "other"}},
+                 "template": {"metadata": {"labels": {"app": "other"}},
+                              "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]}}}
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+
+    let yaml = format!(
+        "instance: e2e-rename\n{}",
+        ctl_yaml(
+            &w.ns,
+            &w.scheduler,
+            &w.user_label,
+            w.metrics_port,
+            "user-d",
+            "60",
+            ""
+        )
+        .replace("headroom: {z: 0}", "headroom: {z: 0, maxUsers: 0}")
+        .replace("- name: default", "- name: cpu")
+    );
+    w.ctl_config = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    w.restart_ctl("ctl-1").await;
+    wait::until(
+        "the renamed pool's objects, and none of the old name",
+        Duration::from_secs(30),
+        || async {
+            let new = exists("hubpack-placeholder-cpu").await;
+            let old = exists("hubpack-placeholder-default").await;
+            (new == (true, true, true) && old == (false, false, false)).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        deployments
+            .get_opt("hubpack-placeholder-other")
+            .await
+            .unwrap()
+            .is_some(),
+        "another instance's Deployment was deleted"
     );
     w.stop().await;
 }

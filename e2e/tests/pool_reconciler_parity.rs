@@ -31,6 +31,7 @@ fn ctl_config() -> Config {
          background: {halfLifeSeconds: 1800, observedWindowSeconds: 300}\n\
          pools:\n\
          - name: default\n\
+         \x20 allNodes: true\n\
          \x20 perUser: {cpu: 500m, memory: 1Gi}\n\
          \x20 usersPerPlaceholder: 8\n\
          \x20 lead: 600\n\

@@ -58,6 +58,15 @@ pub struct Config {
     /// Where placeholders, pre-pullers, the Lease and event ConfigMaps live. Defaults to
     /// `$POD_NAMESPACE`, else `default`.
     pub namespace: Option<String>,
+    /// The `app.kubernetes.io/instance` label on every object the controller creates (the
+    /// chart sets the release name): with `app.kubernetes.io/managed-by:
+    /// hubpack-placeholder-ctl` it marks the objects this controller owns, and deletes
+    /// when no configured pool wants them. Unset: objects without the label are its own.
+    pub instance: Option<String>,
+    /// A ConfigMap in `namespace` (the chart's config ConfigMap) that the placeholder
+    /// Deployments and pre-pull DaemonSets name as their owner, so deleting it (`helm
+    /// uninstall`) garbage-collects them. Unset: they have no owner.
+    pub owner_config_map: Option<String>,
     /// `spec.schedulerName` of the placeholders: hubpack-scheduler places them.
     pub scheduler_name: String,
     /// How often the forecast and targets are recomputed (also on every relevant change).
@@ -86,6 +95,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             namespace: None,
+            instance: None,
+            owner_config_map: None,
             scheduler_name: "hubpack-scheduler".into(),
             reconcile_interval_seconds: 10.0,
             metrics_address: SocketAddr::from(([0, 0, 0, 0], 9091)),
@@ -251,7 +262,7 @@ pub struct EventConfig {
     /// One-off: an RFC 3339 time with offset, e.g. `2026-12-01T09:00:00+01:00`.
     #[serde(default)]
     pub start: Option<String>,
-    /// Recurring: a cron expression (5 or 6 fields), e.g. `0 9 * * MON-FRI`.
+    /// Recurring: a cron expression of 5 fields, e.g. `0 9 * * MON-FRI`.
     #[serde(default)]
     pub schedule: Option<String>,
     /// IANA time zone of `schedule`, e.g. `Europe/Berlin`.
@@ -298,8 +309,23 @@ pub struct CalendarConfig {
     /// Time zone of floating times (no TZID, no Z) and all-day events.
     #[serde(default = "utc")]
     pub time_zone: String,
+    /// When users of an all-day event arrive, local time (`HH:MM` in `timeZone`): a day-long
+    /// exam does not fill the hub at midnight.
+    #[serde(default = "default_all_day_arrival")]
+    pub all_day_arrival: String,
     #[serde(default = "default_refresh")]
     pub refresh_seconds: f64,
+}
+
+fn default_all_day_arrival() -> String {
+    "09:00".into()
+}
+
+/// `HH:MM` (24 h) as (hour, minute).
+pub fn parse_hh_mm(text: &str) -> Option<(i8, i8)> {
+    let (h, m) = text.trim().split_once(':')?;
+    let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..24).contains(&h) && (0..60).contains(&m) && text.trim().len() == 5).then_some((h, m))
 }
 
 fn default_refresh() -> f64 {
@@ -378,6 +404,11 @@ pub struct PoolConfig {
     /// The user pods' affinity (Kubernetes form), copied to placeholders.
     #[serde(default)]
     pub affinity: Option<Affinity>,
+    /// Every node of the cluster may take this pool's users: required when the pool has
+    /// neither a `nodeSelector` nor a required node affinity (otherwise refused, since
+    /// seats on the hub's core nodes or another pool's nodes would be counted as warm).
+    #[serde(default)]
+    pub all_nodes: bool,
     /// The user pods' tolerations, copied to placeholders and pre-pullers.
     #[serde(default)]
     pub tolerations: Vec<Toleration>,
@@ -601,6 +632,24 @@ impl Config {
                 "use at most 20, e.g. 10",
             );
         }
+        if let Some(i) = &self.instance
+            && !is_label_value(i)
+        {
+            return invalid(
+                "instance",
+                format!("({i:?}) is not a label value (at most 63 letters, digits, '-', '_', '.')"),
+                "use the Helm release name, e.g. hub",
+            );
+        }
+        if let Some(cm) = &self.owner_config_map
+            && !is_dns_subdomain(cm)
+        {
+            return invalid(
+                "ownerConfigMap",
+                format!("({cm:?}) is not a ConfigMap name"),
+                "name the chart's controller ConfigMap, e.g. hubpack-placeholder-ctl, or drop it",
+            );
+        }
         if self.scheduler_name.trim().is_empty() {
             return invalid(
                 "schedulerName",
@@ -737,6 +786,22 @@ impl Config {
                     "give each pool its own name",
                 );
             }
+            let required_affinity = p
+                .affinity
+                .as_ref()
+                .and_then(|a| a.node_affinity.as_ref())
+                .and_then(|n| {
+                    n.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
+                .is_some_and(|r| !r.node_selector_terms.is_empty());
+            if p.node_selector.is_empty() && !required_affinity && !p.all_nodes {
+                return invalid(
+                    at("nodeSelector"),
+                    "is empty and there is no required node affinity: every node of the cluster (the hub's core nodes, other pools') would count as this pool's",
+                    "give the user nodes' labels, e.g. nodeSelector: {hub.jupyter.org/node-purpose: user}, or set allNodes: true if every node may take these users",
+                );
+            }
             let h = &p.headroom;
             if !(h.min_users >= 0.0 && h.max_users >= h.min_users && h.max_users.is_finite()) {
                 return invalid(
@@ -853,6 +918,13 @@ impl CalendarConfig {
         }
         positive(&f("arrivalWindowSeconds"), self.arrival_window_seconds)?;
         positive(&f("refreshSeconds"), self.refresh_seconds)?;
+        if parse_hh_mm(&self.all_day_arrival).is_none() {
+            return invalid(
+                f("allDayArrival"),
+                format!("({:?}) is not a local time HH:MM", self.all_day_arrival),
+                "use e.g. \"09:00\"",
+            );
+        }
         if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
             return invalid(
                 f("timeZone"),
@@ -912,6 +984,20 @@ fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+fn is_label_value(s: &str) -> bool {
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && edge(s.as_bytes().first())
+        && edge(s.as_bytes().last())
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
@@ -919,6 +1005,7 @@ mod tests {
 
     const POOL: &str = "pools:\n\
         - name: default\n\
+        \x20 allNodes: true\n\
         \x20 perUser: {cpu: 500m, memory: 2Gi}\n\
         \x20 freshNode: {allocatable: {cpu: \"4\", memory: 16Gi, pods: \"110\"}}\n";
 
@@ -1018,6 +1105,18 @@ mod tests {
                 "calendars[0].url",
             ),
             (POOL.replace("500m", "lots"), "pools[0] (default).perUser"),
+            (
+                format!(
+                    "{POOL}calendars:\n- {{name: c, pool: default, defaultUsers: 1, file: c.ics, allDayArrival: \"9am\"}}\n"
+                ),
+                "calendars[0].allDayArrival",
+            ),
+            ("instance: \"-hub\"".into(), "instance"),
+            (
+                POOL.replace("  allNodes: true\n", ""),
+                "pools[0].nodeSelector",
+            ),
+            ("ownerConfigMap: Not_A_Name".into(), "ownerConfigMap"),
         ];
         for (yaml, field) in cases {
             match parse(&yaml) {
@@ -1028,6 +1127,21 @@ mod tests {
                 other => panic!("{yaml}: expected an Invalid error, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_pool_needs_a_selector_a_required_affinity_or_all_nodes() {
+        let bare = POOL.replace("  allNodes: true\n", "");
+        let e = parse(&bare).unwrap_err().to_string();
+        assert!(
+            e.contains("pools[0].nodeSelector") && e.contains("allNodes: true"),
+            "{e}"
+        );
+        parse(&format!("{bare}  nodeSelector: {{pool: user}}\n")).unwrap();
+        let required = "  affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: pool, operator: In, values: [user]}]}]}}}\n";
+        parse(&format!("{bare}{required}")).unwrap();
+        let preferred = "  affinity: {nodeAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 1, preference: {matchExpressions: [{key: pool, operator: In, values: [user]}]}}]}}\n";
+        assert!(parse(&format!("{bare}{preferred}")).is_err());
     }
 
     #[test]

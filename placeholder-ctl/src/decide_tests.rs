@@ -92,6 +92,105 @@ fn free_warm_seats_count_only_warm_ready_nodes_minus_everything_on_them() {
     assert_eq!(d.free_warm_seats, 11);
 }
 
+/// `node` with taints, labels and cordon changed.
+fn shaped(mut n: Node, taints: &[(&str, &str, &str)], purpose: &str, cordoned: bool) -> Node {
+    let spec = n.spec.get_or_insert_default();
+    spec.taints = Some(
+        taints
+            .iter()
+            .map(|(key, value, effect)| k8s_openapi::api::core::v1::Taint {
+                key: key.to_string(),
+                value: (!value.is_empty()).then(|| value.to_string()),
+                effect: effect.to_string(),
+                time_added: None,
+            })
+            .collect(),
+    );
+    spec.unschedulable = Some(cordoned);
+    n.metadata
+        .labels
+        .get_or_insert_default()
+        .insert("hub.jupyter.org/node-purpose".into(), purpose.into());
+    n
+}
+
+#[test]
+fn warm_seats_count_only_where_a_user_pod_of_the_pool_would_be_scheduled() {
+    let img = "quay.io/jupyter/scipy-notebook:2024-12-02";
+    let nodes = || {
+        vec![
+            // Tainted for users, and the pool tolerates it: counted (8 seats).
+            shaped(
+                node("user", 0, Some(0), &[img]),
+                &[("hub.jupyter.org/dedicated", "user", "NoSchedule")],
+                "user",
+                false,
+            ),
+            // The hub's core node, labelled like a user node by mistake: its taint keeps
+            // users off.
+            shaped(
+                node("core", 0, Some(0), &[img]),
+                &[("hub.jupyter.org/dedicated", "core", "NoSchedule")],
+                "user",
+                false,
+            ),
+            // Being removed by the cluster autoscaler.
+            shaped(
+                node("leaving", 0, Some(0), &[img]),
+                &[("ToBeDeletedByClusterAutoscaler", "1733480000", "NoSchedule")],
+                "user",
+                false,
+            ),
+            shaped(node("cordoned", 0, Some(0), &[img]), &[], "user", true),
+            // A PreferNoSchedule taint does not keep users off.
+            shaped(
+                node("preferred", 0, Some(0), &[img]),
+                &[("example.com/busy", "", "PreferNoSchedule")],
+                "user",
+                false,
+            ),
+        ]
+    };
+    let c = cfg(
+        "  tolerations: [{key: hub.jupyter.org/dedicated, operator: Equal, value: user, effect: NoSchedule}]
+",
+    );
+    let w = World {
+        nodes: nodes(),
+        pods: vec![],
+    };
+    let d = w.step(&c, &mut Controller::new(&c), 0, &[], 0);
+    assert_eq!(d.free_warm_seats, 16, "user + preferred: 8 seats each");
+
+    // The same pool without the toleration: only the untainted-for-users node counts.
+    let c = cfg("");
+    let d = w.step(&c, &mut Controller::new(&c), 0, &[], 0);
+    assert_eq!(d.free_warm_seats, 8, "preferred only");
+
+    // Required node affinity excludes the nodes it does not select.
+    let c = cfg(
+        "  tolerations: [{key: hub.jupyter.org/dedicated, operator: Exists}]
+  affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: kubernetes.io/hostname, operator: NotIn, values: [user]}]}]}}}
+",
+    );
+    let mut w = World {
+        nodes: nodes(),
+        pods: vec![],
+    };
+    for n in &mut w.nodes {
+        let name = n.metadata.name.clone().unwrap();
+        n.metadata
+            .labels
+            .get_or_insert_default()
+            .insert("kubernetes.io/hostname".into(), name);
+    }
+    let d = w.step(&c, &mut Controller::new(&c), 0, &[], 0);
+    assert_eq!(
+        d.free_warm_seats, 16,
+        "core (tolerated by Exists) + preferred; user excluded by affinity"
+    );
+}
+
 #[test]
 fn a_user_nominated_to_a_node_already_takes_its_seat() {
     let c = cfg("");

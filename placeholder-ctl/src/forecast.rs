@@ -117,6 +117,7 @@ mod tests {
             &format!(
                 "pools:\n\
                  - name: default\n\
+                 \x20 allNodes: true\n\
                  \x20 perUser: {{cpu: 100m, memory: 500Mi}}\n\
                  \x20 usersPerPlaceholder: 64\n\
                  \x20 freshNode: {{allocatable: {{cpu: \"16\", memory: 64Gi, pods: \"110\"}}}}\n{extra}"

@@ -141,6 +141,7 @@ mod tests {
         let cfg = Config::parse(
             "pools:\n\
              - name: default\n\
+             \x20 allNodes: true\n\
              \x20 perUser: {cpu: \"1\", memory: 1Gi}\n\
              \x20 usersPerPlaceholder: 10\n\
              \x20 lead: 600\n\

@@ -15,6 +15,7 @@
 //! - [`observe`]: the cluster as one pool sees it (free warm seats, placeholders, users);
 //! - [`decide`]: the controller's memory (each pool's core `PoolReconciler`, learned
 //!   images) and its decision per reconcile, a value; [`objects`]: the objects it owns, as values;
+//!   [`prune`]: which owned objects no configured pool wants (deleted);
 //! - [`adapter`]: watches, calendar fetching, server-side apply, Events, metrics, the
 //!   reconcile loop, leader election and `/metrics` `/healthz` `/readyz` ([`adapter::app`]).
 
@@ -25,6 +26,7 @@ pub mod decide;
 pub mod forecast;
 pub mod objects;
 pub mod observe;
+pub mod prune;
 pub mod resources;
 pub mod sources;
 

@@ -7,7 +7,7 @@ use crate::config::{Config, PoolConfig, PoolSizes, prepuller_request};
 use crate::resources::to_quantities;
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec,
-    RollingUpdateDaemonSet,
+    DeploymentStrategy, RollingUpdateDaemonSet, RollingUpdateDeployment,
 };
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -22,6 +22,9 @@ pub const USER_IMAGES_ANNOTATION: &str = "hubpack.io/user-images";
 pub const POOL_LABEL: &str = "hubpack.io/pool";
 pub const ZONE_LABEL: &str = "hubpack.io/zone";
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+/// With [`INSTANCE_LABEL`], marks the objects this controller owns (and may delete).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub const PLACEHOLDER_COMPONENT: &str = "user-placeholder";
 pub const PREPULLER_COMPONENT: &str = "image-prepuller";
 pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
@@ -38,20 +41,35 @@ pub fn prepuller_name(pool: &str) -> String {
     format!("hubpack-prepuller-{pool}")
 }
 
-fn labels(component: &str, pool: &str, zone: Option<&str>) -> BTreeMap<String, String> {
+/// The labels of every object the controller creates: its component, pool and zone, and
+/// the ownership pair (managed-by, instance) that [`crate::prune`] selects by.
+pub fn owner_labels(
+    cfg: &Config,
+    component: &str,
+    pool: &str,
+    zone: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut l: BTreeMap<String, String> = [
         (COMPONENT_LABEL.to_string(), component.to_string()),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            MANAGER.to_string(),
-        ),
+        (MANAGED_BY_LABEL.to_string(), MANAGER.to_string()),
         (POOL_LABEL.to_string(), pool.to_string()),
     ]
     .into();
+    if let Some(i) = &cfg.instance {
+        l.insert(INSTANCE_LABEL.to_string(), i.clone());
+    }
     if let Some(z) = zone {
         l.insert(ZONE_LABEL.to_string(), z.to_string());
     }
     l
+}
+
+/// The label selector of the objects this controller owns.
+pub fn owner_selector(cfg: &Config) -> String {
+    match &cfg.instance {
+        Some(i) => format!("{MANAGED_BY_LABEL}={MANAGER},{INSTANCE_LABEL}={i}"),
+        None => format!("{MANAGED_BY_LABEL}={MANAGER},!{INSTANCE_LABEL}"),
+    }
 }
 
 /// Placeholders at −10 that never preempt; pre-pullers at −5.
@@ -59,7 +77,7 @@ pub fn priority_classes(cfg: &Config) -> Vec<PriorityClass> {
     let mut out = vec![PriorityClass {
         metadata: ObjectMeta {
             name: Some(cfg.placeholders.priority_class_name.clone()),
-            labels: Some(labels(PLACEHOLDER_COMPONENT, "all", None)),
+            labels: Some(owner_labels(cfg, PLACEHOLDER_COMPONENT, "all", None)),
             ..Default::default()
         },
         value: cfg.placeholders.priority,
@@ -73,7 +91,7 @@ pub fn priority_classes(cfg: &Config) -> Vec<PriorityClass> {
         out.push(PriorityClass {
             metadata: ObjectMeta {
                 name: Some(cfg.pre_puller.priority_class_name.clone()),
-                labels: Some(labels(PREPULLER_COMPONENT, "all", None)),
+                labels: Some(owner_labels(cfg, PREPULLER_COMPONENT, "all", None)),
                 ..Default::default()
             },
             value: cfg.pre_puller.priority,
@@ -106,7 +124,7 @@ pub fn placeholder_deployment(
     owner: Option<&OwnerReference>,
 ) -> Deployment {
     let name = placeholder_name(&pool.name, zone);
-    let labels = labels(PLACEHOLDER_COMPONENT, &pool.name, zone);
+    let labels = owner_labels(cfg, PLACEHOLDER_COMPONENT, &pool.name, zone);
     let mut pod_labels = labels.clone();
     pod_labels.insert("hubpack.io/placeholder".into(), name.clone());
     let requests = to_quantities(&sizes.placeholder_request);
@@ -124,6 +142,15 @@ pub fn placeholder_deployment(
                 match_labels: Some([("hubpack.io/placeholder".to_string(), name.clone())].into()),
                 ..Default::default()
             },
+            // Never surge: an extra placeholder during a rollout is one more pending pod
+            // the autoscaler adds a node for. A replaced one frees its seat for its successor.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_surge: Some(IntOrString::Int(0)),
+                    max_unavailable: Some(IntOrString::String("25%".into())),
+                }),
+            }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
@@ -173,7 +200,7 @@ pub fn placeholder_pdb(
         metadata: ObjectMeta {
             name: Some(name.clone()),
             namespace: Some(cfg.namespace()),
-            labels: Some(labels(PLACEHOLDER_COMPONENT, &pool.name, zone)),
+            labels: Some(owner_labels(cfg, PLACEHOLDER_COMPONENT, &pool.name, zone)),
             owner_references: deployment_owner.map(|o| vec![o.clone()]),
             ..Default::default()
         },
@@ -198,7 +225,7 @@ pub fn prepuller_daemonset(
     owner: Option<&OwnerReference>,
 ) -> DaemonSet {
     let name = prepuller_name(&pool.name);
-    let labels = labels(PREPULLER_COMPONENT, &pool.name, None);
+    let labels = owner_labels(cfg, PREPULLER_COMPONENT, &pool.name, None);
     let mut pod_labels = labels.clone();
     pod_labels.insert("hubpack.io/prepuller".into(), name.clone());
     let small = Some(ResourceRequirements {
@@ -338,6 +365,14 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(labels[COMPONENT_LABEL], PLACEHOLDER_COMPONENT);
+        let rolling = spec
+            .strategy
+            .as_ref()
+            .unwrap()
+            .rolling_update
+            .as_ref()
+            .unwrap();
+        assert_eq!(rolling.max_surge, Some(IntOrString::Int(0)), "never surge");
     }
 
     #[test]

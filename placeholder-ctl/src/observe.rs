@@ -1,17 +1,22 @@
 //! What the cluster looks like to one pool, computed from the watched objects (pure over
-//! k8s-openapi values): free warm seats per zone, the pool's placeholders and the users on
+//! k8s-openapi values): free warm seats per zone (counted only on nodes where a user pod
+//! of the pool would be scheduled: the core's filters), the pool's placeholders and the users on
 //! their nodes, user images by use, user-pod creations, and bad user pods.
 
 use crate::config::{Config, PoolConfig, PoolSizes};
 use crate::objects::{
     COMPONENT_LABEL, PLACEHOLDER_COMPONENT, POOL_LABEL, PREPULLER_COMPONENT, ZONE_LABEL,
 };
+use hubpack_core::filter::static_pre;
 use hubpack_core::headroom::{seats_in, validate_placeholder};
-use hubpack_core::model::{ImageName, Millis, PodRole, Resources};
+use hubpack_core::model::{
+    ImageName, Millis, Node as CoreNode, Pod as CorePod, PodRole, Resources,
+};
 use hubpack_core::policy::warmth::images_warm;
 use hubpack_kube::convert::condition::{self, Condition as _};
 use hubpack_kube::convert::{PodContext, VolumeIndex, node_is_ready, pod_from_k8s, time_millis};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Container, Node, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One of our placeholder pods.
@@ -117,8 +122,9 @@ pub fn observe_pool(
     };
     let mut view = PoolView::default();
     let tally = tally_pods(cfg, pool, &namespace, &ctx, pods, &mut view);
+    let user = user_pod_of(cfg, pool, &ctx);
     for n in nodes {
-        observe_node(pool, sizes, n, &tally, &mut view);
+        observe_node(pool, sizes, user.as_ref(), n, &tally, &mut view);
     }
     observe_placeholders(pool, &namespace, nodes, pods, &tally.users_on, &mut view);
     view
@@ -224,6 +230,38 @@ fn observe_user_pod(p: &Pod, ctx: &PodContext<'_>, view: &mut PoolView) {
     }
 }
 
+/// A user pod of the pool as the core sees it: the pool's node selector, affinity and
+/// tolerations (what its user pods carry, and its placeholders copy).
+fn user_pod_of(cfg: &Config, pool: &PoolConfig, ctx: &PodContext<'_>) -> Option<CorePod> {
+    let pod = Pod {
+        metadata: ObjectMeta {
+            name: Some(format!("{}-user", pool.name)),
+            namespace: Some(cfg.namespace()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            scheduler_name: Some(cfg.scheduler_name.clone()),
+            node_selector: (!pool.node_selector.is_empty()).then(|| pool.node_selector.clone()),
+            affinity: pool.affinity.clone(),
+            tolerations: (!pool.tolerations.is_empty()).then(|| pool.tolerations.clone()),
+            containers: vec![Container {
+                name: "user".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    };
+    pod_from_k8s(&pod, ctx).ok()
+}
+
+/// Whether a user pod of the pool would be scheduled on the node, as far as the node's
+/// labels, taints and cordon say (core's [`static_pre`]: NodeUnschedulable, taints and
+/// tolerations, node selector and required affinity). Resources are counted separately.
+fn takes_users(user: Option<&CorePod>, node: &CoreNode) -> bool {
+    user.is_some_and(|u| static_pre(node, u).is_none())
+}
+
 /// The node's zone label when the pool is split by zone.
 fn zone_of(pool: &PoolConfig, n: &Node) -> Option<String> {
     let split = pool.zones.as_ref()?;
@@ -235,6 +273,7 @@ fn zone_of(pool: &PoolConfig, n: &Node) -> Option<String> {
 fn observe_node(
     pool: &PoolConfig,
     sizes: &PoolSizes,
+    user: Option<&CorePod>,
     n: &Node,
     tally: &PodTally<'_>,
     view: &mut PoolView,
@@ -251,7 +290,8 @@ fn observe_node(
     if let Some(t) = tally.prepull_ready.get(name) {
         view.warm_since.insert(name.to_string(), *t);
     }
-    if let Ok(core) = hubpack_kube::convert::node_from_k8s(n, None, false)
+    let core = hubpack_kube::convert::node_from_k8s(n, None, false).ok();
+    if let Some(core) = &core
         && core.allocatable.pods > 0
         && let Err(e) = validate_placeholder(
             &core.allocatable,
@@ -261,12 +301,8 @@ fn observe_node(
     {
         view.misfits.push((name.to_string(), e.to_string()));
     }
-    let unschedulable = n
-        .spec
-        .as_ref()
-        .and_then(|s| s.unschedulable)
-        .unwrap_or(false);
-    if unschedulable
+    let takes_users = core.as_ref().is_some_and(|c| takes_users(user, c));
+    if !takes_users
         || node_is_ready(n).is_none()
         || !is_warm_for_pool(pool, n, tally.prepull_ready.contains_key(name))
     {
@@ -277,9 +313,7 @@ fn observe_node(
         return;
     }
     view.warm_nodes.insert(name.to_string(), zone.clone());
-    let alloc = hubpack_kube::convert::node_from_k8s(n, None, false)
-        .map(|c| c.allocatable)
-        .unwrap_or_default();
+    let alloc = core.map(|c| c.allocatable).unwrap_or_default();
     let free = &alloc - tally.used.get(name).unwrap_or(&Resources::default());
     *view.free_warm_seats.entry(zone).or_default() += seats_in(&free, &sizes.per_user);
 }

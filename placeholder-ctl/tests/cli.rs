@@ -24,7 +24,7 @@ fn run(args: &[&str], yaml: &str) -> (Option<i32>, String, String) {
     )
 }
 
-const POOL: &str = "pools:\n- name: default\n  perUser: {cpu: \"1\", memory: 2Gi}\n  freshNode: {allocatable: {cpu: \"4\", memory: 16Gi, pods: \"110\"}}\n";
+const POOL: &str = "pools:\n- name: default\n  allNodes: true\n  perUser: {cpu: \"1\", memory: 2Gi}\n  freshNode: {allocatable: {cpu: \"4\", memory: 16Gi, pods: \"110\"}}\n";
 
 #[test]
 fn a_placeholder_that_cannot_fit_a_fresh_node_exits_2_naming_the_pool() {

@@ -151,6 +151,14 @@ affinity: {{- toYaml . | nindent 2 }}
 {{- if not (hasKey $config "schedulerName") -}}
 {{- $_ := set $config "schedulerName" (include "hubpack.schedulerName" .) -}}
 {{- end -}}
+{{- /* Ownership: the release's objects carry app.kubernetes.io/instance=<release>, and
+       deleting the config ConfigMap (helm uninstall) garbage-collects them. */ -}}
+{{- if not (hasKey $config "instance") -}}
+{{- $_ := set $config "instance" .Release.Name -}}
+{{- end -}}
+{{- if not (hasKey $config "ownerConfigMap") -}}
+{{- $_ := set $config "ownerConfigMap" (printf "%s-placeholder-ctl" (include "hubpack.fullname" .)) -}}
+{{- end -}}
 {{- if not (hasKey $config "metricsAddress") -}}
 {{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.controller.metrics.port) -}}
 {{- end -}}

@@ -60,6 +60,8 @@ pub async fn run(
         synced: synced.clone(),
         heartbeat: heartbeat.clone(),
         feeds: Default::default(),
+        owner: Default::default(),
+        pruned_at: AtomicI64::new(0),
         stores,
         sizes,
         namespace: namespace.clone(),

@@ -1,14 +1,17 @@
 //! Writes by server-side apply (field manager `hubpack-placeholder-ctl`, forced: the
 //! controller owns these fields), and only when the object differs from what this process
-//! last applied, so a quiet cluster sees no writes.
+//! last applied, so a quiet cluster sees no writes. Also lists and deletes the owned objects
+//! no configured pool wants ([`crate::prune`]).
 
 use crate::error::Result;
 use crate::objects::{DELETION_COST, MANAGER};
+use crate::prune::{Found, OwnedKind};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -34,6 +37,10 @@ impl Applier {
             namespace,
             last: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
     }
 
     /// Forget what was applied (on gaining leadership: another replica may have written).
@@ -94,6 +101,84 @@ impl Applier {
         let name = ds.metadata.name.clone().unwrap_or_default();
         let api = Api::namespaced(self.client.clone(), &self.namespace);
         self.apply(api, "DaemonSet", &name, ds).await
+    }
+
+    /// The objects of `kind` in the namespace that carry `selector` (the ownership labels),
+    /// as the pure [`crate::prune`] step reads them.
+    pub async fn list_owned(&self, kind: OwnedKind, selector: &str) -> Result<Vec<Found>> {
+        let lp = ListParams::default().labels(selector);
+        let metas: Vec<ObjectMeta> = match kind {
+            OwnedKind::Deployment => self
+                .namespaced::<Deployment>()
+                .list_metadata(&lp)
+                .await?
+                .items
+                .into_iter()
+                .map(|m| m.metadata)
+                .collect(),
+            OwnedKind::PodDisruptionBudget => self
+                .namespaced::<PodDisruptionBudget>()
+                .list_metadata(&lp)
+                .await?
+                .items
+                .into_iter()
+                .map(|m| m.metadata)
+                .collect(),
+            OwnedKind::DaemonSet => self
+                .namespaced::<DaemonSet>()
+                .list_metadata(&lp)
+                .await?
+                .items
+                .into_iter()
+                .map(|m| m.metadata)
+                .collect(),
+        };
+        Ok(metas
+            .into_iter()
+            .map(|m| Found {
+                kind,
+                name: m.name.unwrap_or_default(),
+                labels: m.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Deletes one owned object (its dependents in the background: a Deployment's
+    /// ReplicaSets and pods); an object already gone is not an error.
+    pub async fn delete(&self, kind: OwnedKind, name: &str) -> Result<()> {
+        let dp = DeleteParams::background();
+        let result = match kind {
+            OwnedKind::Deployment => self
+                .namespaced::<Deployment>()
+                .delete(name, &dp)
+                .await
+                .map(|_| ()),
+            OwnedKind::PodDisruptionBudget => self
+                .namespaced::<PodDisruptionBudget>()
+                .delete(name, &dp)
+                .await
+                .map(|_| ()),
+            OwnedKind::DaemonSet => self
+                .namespaced::<DaemonSet>()
+                .delete(name, &dp)
+                .await
+                .map(|_| ()),
+        };
+        if let Ok(mut l) = self.last.lock() {
+            l.remove(&format!("{}/{name}", kind.as_str()));
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn namespaced<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
     }
 
     /// Sets `controller.kubernetes.io/pod-deletion-cost` on one placeholder pod (the

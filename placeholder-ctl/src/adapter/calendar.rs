@@ -1,6 +1,7 @@
 //! Fetches calendar feeds (a local file, or an http(s) URL with a timeout), each on its own
-//! refresh period. The last good text is kept: an unreachable feed keeps its previous
-//! events and is reported (warning Event, metric), never stops the controller.
+//! refresh period. The last good text is kept: an unreachable feed, or one that answers
+//! with something that is not iCalendar (a login page, a truncated file), keeps its
+//! previous events and is reported (warning Event, metric), never stops the controller.
 
 use crate::config::CalendarConfig;
 use crate::error::{Error, Result};
@@ -17,9 +18,53 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// One feed's cached text.
 #[derive(Debug, Clone, Default)]
 pub struct Feed {
+    /// The last body that was an iCalendar document.
     pub text: Option<String>,
     pub fetched_at: Option<Millis>,
+    /// Why the last fetch failed, or why its body was refused.
     pub last_error: Option<String>,
+    /// The last fetch answered, but not with iCalendar (`last_error` says why).
+    pub rejected: bool,
+}
+
+/// What one fetch did to a feed's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new good copy.
+    Accepted,
+    /// An answer that is not iCalendar: the last good copy is kept.
+    Rejected,
+    /// No answer: the last good copy is kept.
+    Failed,
+}
+
+impl Feed {
+    /// Takes one fetch's result: only a body that is an iCalendar document replaces the
+    /// last good copy.
+    pub fn take(&mut self, result: Result<String>, now: Millis) -> Outcome {
+        match result {
+            Ok(text) => match crate::sources::ics::check_document(&text) {
+                Ok(()) => {
+                    self.text = Some(text.trim_start_matches('\u{feff}').to_string());
+                    self.fetched_at = Some(now);
+                    self.last_error = None;
+                    self.rejected = false;
+                    Outcome::Accepted
+                }
+                Err(e) => {
+                    self.last_error =
+                        Some(format!("the feed answered, but not with iCalendar: {e}"));
+                    self.rejected = true;
+                    Outcome::Rejected
+                }
+            },
+            Err(e) => {
+                self.last_error = Some(e.to_string());
+                self.rejected = false;
+                Outcome::Failed
+            }
+        }
+    }
 }
 
 /// The feed's URL, and how errors show it: a URL read from `urlFile` (a mounted Secret) may
@@ -114,8 +159,58 @@ mod tests {
             default_users: 10.0,
             arrival_window_seconds: 600.0,
             time_zone: "UTC".into(),
+            all_day_arrival: "09:00".into(),
             refresh_seconds: 300.0,
         }
+    }
+
+    const GOOD: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20261201T080000Z\r\nDTSTART:20261201T090000Z\r\nSUMMARY:Lab\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+
+    #[test]
+    fn a_login_page_or_a_truncated_file_keeps_the_last_good_copy() {
+        let mut feed = Feed::default();
+        assert_eq!(feed.take(Ok(GOOD.into()), 1), Outcome::Accepted);
+        let login = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Sign in</body></html>\n";
+        let truncated = &GOOD[..GOOD.find("END:VEVENT").unwrap()];
+        for garbage in [
+            login,
+            truncated,
+            "",
+            "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\ntrailing junk\r\n",
+        ] {
+            assert_eq!(
+                feed.take(Ok(garbage.into()), 2),
+                Outcome::Rejected,
+                "{garbage:?}"
+            );
+            assert_eq!(feed.text.as_deref(), Some(GOOD), "{garbage:?}");
+            assert_eq!(feed.fetched_at, Some(1));
+            assert!(feed.rejected);
+            let why = feed.last_error.as_deref().unwrap();
+            assert!(why.contains("not with iCalendar"), "{why}");
+        }
+        // An unreachable feed keeps it too; the next good answer clears the problem.
+        let unreachable = Err(Error::Calendar {
+            name: "course".into(),
+            message: "HTTP 502".into(),
+        });
+        assert_eq!(feed.take(unreachable, 3), Outcome::Failed);
+        assert_eq!(feed.text.as_deref(), Some(GOOD));
+        let newer = GOOD.replace("SUMMARY:Lab", "SUMMARY:Exam");
+        assert_eq!(feed.take(Ok(newer.clone()), 4), Outcome::Accepted);
+        assert_eq!(feed.text, Some(newer));
+        assert_eq!(feed.last_error, None);
+        assert!(!feed.rejected);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_still_icalendar_and_is_dropped() {
+        let mut feed = Feed::default();
+        assert_eq!(
+            feed.take(Ok(format!("\u{feff}{GOOD}")), 1),
+            Outcome::Accepted
+        );
+        assert_eq!(feed.text.as_deref(), Some(GOOD));
     }
 
     #[tokio::test]

@@ -34,6 +34,11 @@ pub struct InputLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CalendarLabels {
+    pub calendar: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -50,6 +55,10 @@ pub struct Metrics {
     /// Bad input currently present, by source and field (1 while present).
     pub bad_input: Family<InputLabels, Gauge>,
     pub errors: Family<KindLabels, Counter>,
+    /// Feed answers refused because they were not iCalendar (the last good copy kept).
+    pub calendar_rejected: Family<CalendarLabels, Counter>,
+    /// Owned objects deleted because no configured pool wants them, by kind.
+    pub objects_deleted: Family<KindLabels, Counter>,
     pub reconciles: Counter,
     pub is_leader: Gauge,
 }
@@ -67,6 +76,8 @@ impl Metrics {
             lead_time_samples: Family::default(),
             bad_input: Family::default(),
             errors: Family::default(),
+            calendar_rejected: Family::default(),
+            objects_deleted: Family::default(),
             reconciles: Counter::default(),
             is_leader: Gauge::default(),
         };
@@ -117,6 +128,16 @@ impl Metrics {
             m.bad_input.clone(),
         );
         r.register("errors", "Errors by kind", m.errors.clone());
+        r.register(
+            "calendar_rejected",
+            "Calendar feed answers that were not iCalendar (the last good copy is kept)",
+            m.calendar_rejected.clone(),
+        );
+        r.register(
+            "objects_deleted",
+            "Owned objects deleted because no configured pool wants them, by kind",
+            m.objects_deleted.clone(),
+        );
         r.register("reconciles", "Reconciles carried out", m.reconciles.clone());
         r.register(
             "is_leader",

@@ -13,10 +13,12 @@ use crate::config::{Config, PoolSizes};
 use crate::decide::{Controller, Decision};
 use crate::objects;
 use crate::observe::observe_pool;
+use crate::prune::{self, OwnedKind};
 use crate::sources::{Source, SourcedEvent, configmap, expand_calendar, expand_events, secs};
 use hubpack_core::model::Millis;
 use hubpack_kube::leader::LeaderGate;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -44,6 +46,10 @@ pub struct Context {
     pub heartbeat: Arc<AtomicI64>,
     /// Calendar name → its last fetched text.
     pub feeds: Mutex<BTreeMap<String, Feed>>,
+    /// The `ownerConfigMap` as an owner reference, once its uid is known.
+    pub owner: Mutex<Option<OwnerReference>>,
+    /// Wall-clock ms of the last successful look for unwanted objects (0: never).
+    pub pruned_at: AtomicI64,
 }
 
 pub fn now_ms() -> Millis {
@@ -101,15 +107,20 @@ pub fn gather_events(
         );
         let feed = feeds.get(&cal.name).cloned().unwrap_or_default();
         if let Some(e) = &feed.last_error {
+            let location = match (&cal.url, &cal.url_file) {
+                (Some(_), _) => "url",
+                (None, Some(_)) => "urlFile",
+                (None, None) => "file",
+            };
+            let (field, what) = if feed.rejected {
+                ("body".to_string(), "calendar refused")
+            } else {
+                (location.to_string(), "calendar unreachable")
+            };
             bad.push(BadInput {
                 source: source.clone(),
-                field: match (&cal.url, &cal.url_file) {
-                    (Some(_), _) => "url",
-                    (None, Some(_)) => "urlFile",
-                    (None, None) => "file",
-                }
-                .into(),
-                message: format!("calendar unreachable (its last good copy is still used): {e}"),
+                field,
+                message: format!("{what} (its last good copy is still used): {e}"),
                 regarding: pool_deployment.clone(),
             });
         }
@@ -311,6 +322,7 @@ pub async fn carry_out(ctx: &Context, decision: &Decision) {
         .iter()
         .filter_map(|d| Some((d.name_any(), d.metadata.uid.clone()?)))
         .collect();
+    let owner = owner_reference(ctx).await;
     for (p, (pool, sizes)) in decision.pools.iter().zip(cfg.pools.iter().zip(&ctx.sizes)) {
         // The placeholders' warmth is judged by the configured images (stable: a change
         // would roll every placeholder); the learned ones only when none are configured.
@@ -328,7 +340,7 @@ pub async fn carry_out(ctx: &Context, decision: &Decision) {
                 pl.zone.as_deref(),
                 replicas,
                 &user_images,
-                None,
+                owner.as_ref(),
             );
             let uid = match ctx.applier.deployment(&d).await {
                 Ok(Some(written)) => written.metadata.uid,
@@ -361,12 +373,94 @@ pub async fn carry_out(ctx: &Context, decision: &Decision) {
             }
         }
         if cfg.pre_puller.enabled {
-            let ds = objects::prepuller_daemonset(cfg, pool, &p.prepull_images, None);
+            let ds = objects::prepuller_daemonset(cfg, pool, &p.prepull_images, owner.as_ref());
             if let Err(e) = ctx.applier.daemonset(&ds).await {
                 fail(e, "DaemonSet");
             }
         }
     }
+    // Listing three kinds on every reconcile (which runs on every pod change) would load
+    // the API server for what changes only with the config: once at start, then every
+    // PRUNE_INTERVAL.
+    let now = now_ms();
+    let last = ctx.pruned_at.load(Ordering::Acquire);
+    if last == 0 || now - last >= PRUNE_INTERVAL_MS {
+        match delete_unwanted(ctx).await {
+            Ok(()) => ctx.pruned_at.store(now, Ordering::Release),
+            Err(e) => fail(e, "delete unwanted"),
+        }
+    }
+}
+
+/// How often owned objects no pool wants are looked for (and at start).
+const PRUNE_INTERVAL_MS: Millis = 60_000;
+
+/// The `ownerConfigMap` as an owner reference (looked up once; without it, or while it
+/// cannot be read, objects are written without an owner).
+async fn owner_reference(ctx: &Context) -> Option<OwnerReference> {
+    let name = ctx.config.owner_config_map.as_deref()?;
+    if let Some(known) = ctx.owner.lock().ok().and_then(|o| o.clone()) {
+        return Some(known);
+    }
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(ctx.applier.client(), &ctx.namespace);
+    match api.get(name).await {
+        Ok(cm) => {
+            let uid = cm.metadata.uid?;
+            let mut owner = objects::owner_of("ConfigMap", "v1", name, &uid);
+            // Owned, not controlled: the Deployment's controller is this process.
+            owner.controller = Some(false);
+            if let Ok(mut o) = ctx.owner.lock() {
+                *o = Some(owner.clone());
+            }
+            Some(owner)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, configmap = name, "cannot read ownerConfigMap; objects are written without an owner for now");
+            None
+        }
+    }
+}
+
+/// Deletes the owned Deployments, PDBs and DaemonSets no configured pool wants (a removed
+/// or renamed pool), each with an Event.
+pub async fn delete_unwanted(ctx: &Context) -> crate::error::Result<()> {
+    let selector = objects::owner_selector(&ctx.config);
+    let mut found = Vec::new();
+    for kind in [
+        OwnedKind::Deployment,
+        OwnedKind::PodDisruptionBudget,
+        OwnedKind::DaemonSet,
+    ] {
+        found.extend(ctx.applier.list_owned(kind, &selector).await?);
+    }
+    for gone in prune::unwanted(&ctx.config, &found) {
+        ctx.applier.delete(gone.kind, &gone.name).await?;
+        ctx.metrics
+            .objects_deleted
+            .get_or_create(&super::metrics::KindLabels {
+                kind: gone.kind.as_str().into(),
+            })
+            .inc();
+        tracing::info!(kind = gone.kind.as_str(), name = %gone.name, "deleted: no configured pool wants it");
+        ctx.events
+            .publish(
+                &reference(
+                    gone.kind.api_version(),
+                    gone.kind.as_str(),
+                    Some(&ctx.namespace),
+                    &gone.name,
+                ),
+                false,
+                "Deleted",
+                format!(
+                    "{} {} deleted: no configured pool wants it (pool removed or renamed)",
+                    gone.kind.as_str(),
+                    gone.name
+                ),
+            )
+            .await;
+    }
+    Ok(())
 }
 
 /// Reports bad input: the metric for every present problem, a warning Event for each new one.
@@ -414,16 +508,18 @@ pub async fn calendars(ctx: Arc<Context>, shutdown: CancellationToken) {
             }
             due.insert(cal.name.clone(), now + secs(cal.refresh_seconds));
             let result = super::calendar::fetch(cal).await;
-            if let Ok(mut feeds) = ctx.feeds.lock() {
-                let feed = feeds.entry(cal.name.clone()).or_default();
-                match result {
-                    Ok(text) => {
-                        feed.text = Some(text);
-                        feed.fetched_at = Some(now);
-                        feed.last_error = None;
-                    }
-                    Err(e) => feed.last_error = Some(e.to_string()),
-                }
+            let outcome = ctx
+                .feeds
+                .lock()
+                .map(|mut feeds| feeds.entry(cal.name.clone()).or_default().take(result, now))
+                .ok();
+            if outcome == Some(super::calendar::Outcome::Rejected) {
+                ctx.metrics
+                    .calendar_rejected
+                    .get_or_create(&super::metrics::CalendarLabels {
+                        calendar: cal.name.clone(),
+                    })
+                    .inc();
             }
             ctx.wake.notify_one();
         }
@@ -458,6 +554,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         if leading && !was_leading {
             // Another replica may have written since: apply everything afresh.
             ctx.applier.forget();
+            ctx.pruned_at.store(0, Ordering::Release);
             reported.clear();
         }
         was_leading = leading;
@@ -507,6 +604,8 @@ mod tests {
             synced: Arc::new(AtomicUsize::new(0)),
             heartbeat: Arc::new(AtomicI64::new(0)),
             feeds: Mutex::new(BTreeMap::new()),
+            owner: Mutex::new(None),
+            pruned_at: AtomicI64::new(0),
             config: cfg,
         }
     }
@@ -524,6 +623,7 @@ mod tests {
             default_users: 10.0,
             arrival_window_seconds: 600.0,
             time_zone: "UTC".into(),
+            all_day_arrival: "09:00".into(),
             refresh_seconds: 300.0,
         });
         c
@@ -603,6 +703,137 @@ mod tests {
                 "bad_input{source=\"configmap/hub/lab\",field=\"data.events.yaml[1].start\"} 1"
             ),
             "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_feed_answer_is_bad_input_and_the_last_good_copy_still_forecasts() {
+        let (client, _handle) = mock_client();
+        let ctx = context(client, cfg(), vec![]);
+        let good = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20261201T080000Z\r\nDTSTART:20261201T090000Z\r\nSUMMARY:Lab\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let mut feed = Feed::default();
+        feed.take(Ok(good.into()), 1);
+        let outcome = feed.take(Ok("<html><body>Sign in</body></html>".into()), 2);
+        assert_eq!(outcome, crate::adapter::calendar::Outcome::Rejected);
+        ctx.feeds.lock().unwrap().insert("course".into(), feed);
+        let t = jiff::Timestamp::from_str("2026-12-01T09:00:00Z")
+            .unwrap()
+            .as_millisecond();
+        let (events, bad) = gather_events(&ctx, t - 1, t + 1);
+        assert_eq!(events.len(), 1, "the last good copy's event");
+        assert_eq!(events[0].name, "Lab");
+        assert_eq!(bad.len(), 1);
+        assert_eq!(
+            (bad[0].source.as_str(), bad[0].field.as_str()),
+            ("calendar/course", "body")
+        );
+        assert!(
+            bad[0].message.contains("last good copy"),
+            "{}",
+            bad[0].message
+        );
+        assert!(
+            bad[0].message.contains("BEGIN:VCALENDAR"),
+            "{}",
+            bad[0].message
+        );
+    }
+
+    fn metadata_list(kind: &str, items: &[(&str, &str)]) -> serde_json::Value {
+        let items: Vec<_> = items
+            .iter()
+            .map(|(name, pool)| {
+                serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                    "metadata": {"name": name, "namespace": "hub", "labels": {
+                        "app.kubernetes.io/managed-by": "hubpack-placeholder-ctl",
+                        "app.kubernetes.io/instance": "hub",
+                        "hubpack.io/pool": pool}}})
+            })
+            .collect();
+        serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": format!("{kind}List"),
+            "metadata": {"resourceVersion": "1"}, "items": items})
+    }
+
+    #[tokio::test]
+    async fn a_renamed_pools_objects_are_deleted_with_an_event() {
+        let (client, mut handle) = mock_client();
+        let mut c = cfg();
+        c.instance = Some("hub".into());
+        let ctx = context(client, c, vec![]);
+        let server = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            seen.push(
+                next(
+                    &mut handle,
+                    200,
+                    metadata_list(
+                        "PartialObjectMetadata",
+                        &[
+                            ("hubpack-placeholder-default", "default"),
+                            ("hubpack-placeholder-user", "user"),
+                        ],
+                    ),
+                )
+                .await,
+            );
+            seen.push(
+                next(
+                    &mut handle,
+                    200,
+                    metadata_list("PartialObjectMetadata", &[]),
+                )
+                .await,
+            );
+            seen.push(
+                next(
+                    &mut handle,
+                    200,
+                    metadata_list(
+                        "PartialObjectMetadata",
+                        &[("hubpack-prepuller-user", "user")],
+                    ),
+                )
+                .await,
+            );
+            for _ in 0..4 {
+                seen.push(next(&mut handle, 200, hubpack_kube::test_support::status_ok()).await);
+            }
+            seen
+        });
+        delete_unwanted(&ctx).await.unwrap();
+        let seen = server.await.unwrap();
+        let selector = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dhubpack-placeholder-ctl%2Capp.kubernetes.io%2Finstance%3Dhub";
+        assert_eq!(seen[0].path, "/apis/apps/v1/namespaces/hub/deployments");
+        assert!(seen[0].query.contains(selector), "{}", seen[0].query);
+        assert_eq!(
+            seen[1].path,
+            "/apis/policy/v1/namespaces/hub/poddisruptionbudgets"
+        );
+        assert_eq!(seen[2].path, "/apis/apps/v1/namespaces/hub/daemonsets");
+        let calls: Vec<(&str, &str)> = seen[3..]
+            .iter()
+            .map(|s| (s.method.as_str(), s.path.as_str()))
+            .collect();
+        assert_eq!(
+            calls,
+            vec![
+                (
+                    "DELETE",
+                    "/apis/apps/v1/namespaces/hub/deployments/hubpack-placeholder-user"
+                ),
+                ("POST", "/apis/events.k8s.io/v1/namespaces/hub/events"),
+                (
+                    "DELETE",
+                    "/apis/apps/v1/namespaces/hub/daemonsets/hubpack-prepuller-user"
+                ),
+                ("POST", "/apis/events.k8s.io/v1/namespaces/hub/events"),
+            ]
+        );
+        assert_eq!(seen[3].body["propagationPolicy"], "Background");
+        assert_eq!(seen[4].body["reason"], "Deleted");
+        assert_eq!(
+            seen[4].body["regarding"]["name"],
+            "hubpack-placeholder-user"
         );
     }
 }

@@ -89,7 +89,15 @@ pub fn expand_calendar(
     to: Millis,
 ) -> Result<(Vec<SourcedEvent>, Vec<String>), ics::IcsError> {
     let window = secs(cal.arrival_window_seconds).max(1);
-    let found = ics::occurrences(text, &cal.time_zone, cal.default_users, from - window, to)?;
+    let arrival = crate::config::parse_hh_mm(&cal.all_day_arrival).unwrap_or((9, 0));
+    let found = ics::occurrences_arriving(
+        text,
+        &cal.time_zone,
+        cal.default_users,
+        arrival,
+        from - window,
+        to,
+    )?;
     let events = found
         .occurrences
         .into_iter()

@@ -43,6 +43,16 @@ impl EventSchedule {
             return Ok(EventSchedule::OneOff(t.as_millisecond()));
         }
         let pattern = schedule.unwrap_or_default();
+        // croner reads a sixth leading field as seconds: `* * * * * *` would be an event
+        // every second, never what a course schedule means.
+        let fields = pattern.split_whitespace().count();
+        if fields != 5 {
+            return Err(ScheduleError {
+                field: "schedule",
+                message: format!("({pattern}) has {fields} fields, not 5"),
+                fix: "use 5 fields (minute hour day-of-month month day-of-week), e.g. \"0 9 * * MON-FRI\"",
+            });
+        }
         let cron = Cron::from_str(pattern).map_err(|err| ScheduleError {
             field: "schedule",
             message: format!("({pattern}) is not a cron expression: {err}"),
@@ -137,5 +147,15 @@ mod tests {
         assert_eq!(e.field, "schedule");
         let e = ev(None, Some("0 9 * * *"), "Nowhere/City").unwrap_err();
         assert_eq!(e.field, "timeZone");
+    }
+
+    #[test]
+    fn a_six_field_cron_is_refused() {
+        for pattern in ["* * * * * *", "0 0 9 * * MON", "0 9 * *"] {
+            let e = ev(None, Some(pattern), "UTC").unwrap_err();
+            assert_eq!(e.field, "schedule", "{pattern}");
+            assert!(e.message.contains("not 5"), "{pattern}: {}", e.message);
+        }
+        ev(None, Some("0 9 * * MON-FRI"), "UTC").unwrap();
     }
 }
