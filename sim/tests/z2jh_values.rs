@@ -178,7 +178,14 @@ fn plan_recommends_a_setting_for_every_fixture() {
             p.baseline.p95() >= r.p95(),
             "{name}: z2jh as configured is faster"
         );
-        assert!(!plan::output::values_yaml(&p).is_empty());
+        let values = plan::output::values_yaml(&p);
+        assert!(!values.is_empty());
+        // The controller refuses a pool without a node selector (or `allNodes`).
+        assert_eq!(
+            values.contains("pools:"),
+            values.contains("nodeSelector: {hub.jupyter.org/node-purpose: user}"),
+            "{name}: {values}"
+        );
         assert!(plan::output::scenario_yaml(&p).contains("name: test"));
     }
 }

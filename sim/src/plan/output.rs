@@ -217,6 +217,9 @@ pub fn values_yaml(plan: &Plan) -> String {
                 "# hubpack-placeholder-ctl sizes the placeholders from the calendar below.\n\
                  controller:\n  enabled: true\n  config:\n    placeholders:\n      \
                  scaleDownAfterSeconds: {remove:.0}\n    pools:\n      - name: {pool_name}\n        \
+                 # the labels of your user nodes (z2jh's node-purpose label); the controller counts\n        \
+                 # warm seats only on nodes this pool's users can use\n        \
+                 nodeSelector: {{hub.jupyter.org/node-purpose: user}}\n        \
                  perUser: {{cpu: {cpu_m}m, memory: {mem_mi}Mi}}\n        \
                  usersPerPlaceholder: {n}\n        freshNode:\n          \
                  allocatable: {{cpu: \"{acpu}m\", memory: {amem}Mi, pods: \"{apods}\"}}\n          \
