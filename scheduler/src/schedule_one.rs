@@ -119,12 +119,11 @@ fn look_up(ctx: &Arc<Context>, key: PodKey) -> Result<Queued, Attempt> {
         // Queued from a re-list the cache has not published yet (the store swaps in a
         // re-list only at its end): look again later. A deleted pod leaves the queue on
         // its DELETE, so this cannot spin on a pod that is gone.
-        let (priority, created) = ctx
-            .state()
-            .snapshot
-            .pod(&key)
-            .map_or((0, 0), |p| (p.priority, p.created));
-        ctx.queue().retry(key, priority, created, now);
+        let priority = ctx.state().snapshot.pod(&key).map_or(0, |p| p.priority);
+        let mut queue = ctx.queue();
+        // Keeps the creation time it was queued with (the oldest-pending age reads it).
+        let created = queue.created_of(&key).unwrap_or(now);
+        queue.retry(key, priority, created, now);
         return Err(Attempt::Waiting);
     };
     let (priority, created) = priority_and_created(&raw);
@@ -191,7 +190,7 @@ fn continue_provisioning(ctx: &Arc<Context>, q: &Queued, flight: &InFlight) -> A
     });
     if all_bound {
         ctx.state().in_flight.end(&q.key);
-        ctx.queue().done(&q.key);
+        ctx.queue().binding(&q.key);
         spawn_bind(ctx, q.key.clone(), q.raw.clone(), node.clone(), q.created);
         return Attempt::Binding { node: node.clone() };
     }
@@ -281,7 +280,7 @@ fn bind(ctx: &Arc<Context>, q: Queued, pod: &Pod, node: String) -> Attempt {
     match steps {
         Some(Ok(steps)) if steps.is_empty() => {
             ctx.status_lane.cancel(&q.key);
-            ctx.queue().done(&q.key);
+            ctx.queue().binding(&q.key);
             spawn_bind(ctx, q.key, q.raw, node.clone(), q.created);
             Attempt::Binding { node }
         }

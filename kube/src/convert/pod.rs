@@ -172,6 +172,49 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
     })
 }
 
+/// A pod already on a node whose full conversion failed (a toleration operator such as
+/// `Gt`, behind upstream's `TaintTolerationComparisonOperators`, an affinity operator this
+/// version does not read): counted by what it holds on its node, its requests and host
+/// ports, with no constraints. kube-scheduler counts every assigned pod in its node's
+/// `NodeInfo` whatever else it says (pkg/scheduler/framework/types.go `NodeInfo.AddPod`);
+/// leaving it out would overcommit the node. Its role is `Other`: never a victim.
+/// `None` when the pod is not placed, or its requests themselves cannot be read.
+pub fn placed_pod_by_resources(p: &k8s::Pod) -> Option<Pod> {
+    let spec = p.spec.as_ref()?;
+    let node_name = spec.node_name.clone().filter(|n| !n.is_empty())?;
+    let request = pod_request(spec).ok()?;
+    Some(Pod {
+        key: PodKey::new(
+            p.metadata.namespace.as_deref().unwrap_or("default"),
+            p.metadata.name.as_deref()?,
+        ),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        role: PodRole::Other,
+        priority: spec.priority.unwrap_or(0),
+        preemption_policy: PreemptionPolicy::default(),
+        requests: request.effective(),
+        score_requests: request.for_scoring(),
+        images: Vec::new(),
+        tolerations: Vec::new(),
+        node_selector: BTreeMap::new(),
+        required_affinity: None,
+        preferred_affinity: Vec::new(),
+        host_ports: host_ports(spec).unwrap_or_default(),
+        volumes: Vec::new(),
+        unsupported: Vec::new(),
+        scheduling_gated: false,
+        deleting: p.metadata.deletion_timestamp.is_some(),
+        created: p
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(time_millis)
+            .unwrap_or(0),
+        node_name: Some(node_name),
+        nominated_node: None,
+    })
+}
+
 /// Kubernetes resource names → core [`Resources`]; anything not cpu/memory/storage/pods is
 /// an extended resource (e.g. `nvidia.com/gpu`, `hugepages-2Mi`).
 pub fn resources(

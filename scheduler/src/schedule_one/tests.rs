@@ -209,6 +209,42 @@ async fn a_failed_bind_forgets_the_assumption_and_requeues() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_pod_deleted_while_its_bind_is_in_flight_is_not_retried() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    let alice = e.pod(user("alice", "1"));
+    schedule_one(&e.ctx, pop(&e.ctx)).await;
+    // An update while the bind is out does not queue it a second time.
+    e.pod(user("alice", "1"));
+    assert_eq!(e.ctx.queue().pop(i64::MAX / 2), None);
+    e.delete(&alice);
+    next(&mut e.handle, 404, status_err(404, "NotFound")).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let key = PodKey::new("hub", "alice");
+    assert!(!e.ctx.queue().contains(&key), "gone: not retried");
+    assert_eq!(e.ctx.queue().oldest_created(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_bind_of_a_pod_already_bound_elsewhere_is_dropped() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    e.pod(user("alice", "1"));
+    schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let mut bound = user("alice", "1");
+    bound["spec"]["nodeName"] = json!("n1");
+    e.pod(bound);
+    next(&mut e.handle, 409, status_err(409, "Conflict")).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(!e.ctx.queue().contains(&PodKey::new("hub", "alice")));
+    assert_eq!(
+        e.ctx.state().snapshot.requested("n1").cpu_milli,
+        1000,
+        "the confirmed placement stays counted"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn preemption_nominates_evicts_and_binds_only_after_the_victims_delete() {
     let mut e = env(true);
     e.node("n1", "4");
@@ -525,6 +561,33 @@ async fn a_standby_never_writes() {
     assert_eq!(attempt, Attempt::NotLeader);
     e.silent().await;
     assert!(e.ctx.queue().contains(&PodKey::new("hub", "alice")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_drops_its_status_writes_without_spinning_and_does_not_replay_them() {
+    let gate = LeaderGate::new();
+    let mut e = env_with_gate(gate);
+    let rejected = || StatusWrite::KubeletRejected {
+        pod: Box::new(crate::actions::events::pod_ref(
+            &serde_json::from_value::<K8sPod>(user("alice", "1")).unwrap(),
+        )),
+        reason: "OutOfcpu".into(),
+        node: "n1".into(),
+    };
+    // The watch reports a rejection in the standby too (the leader writes its Event).
+    e.ctx
+        .status_lane
+        .push(PodKey::new("hub", "alice"), rejected());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(e.ctx.status_lane.is_empty(), "dropped, not held for later");
+    // Leading now: nothing stale is replayed; a new write goes out.
+    e.ctx.leader.extend(i64::MAX);
+    e.silent().await;
+    e.ctx
+        .status_lane
+        .push(PodKey::new("hub", "bob"), rejected());
+    let ev = next(&mut e.handle, 201, event_reply()).await;
+    assert_eq!(ev.body["reason"], "RejectedByKubelet");
 }
 
 #[tokio::test(start_paused = true)]

@@ -292,6 +292,31 @@ fn unknown_toleration_operator_is_an_error() {
     );
 }
 
+#[test]
+fn a_placed_pod_that_cannot_be_converted_is_still_counted_by_its_requests() {
+    let mut v = user_pod(json!({"nodeName": "n1", "priority": 5,
+        "containers": [{"name": "c", "image": "x",
+                        "resources": {"requests": {"cpu": "1500m", "memory": "2Gi"}},
+                        "ports": [{"containerPort": 80, "hostPort": 8080}]}],
+        "tolerations": [{"key": "k", "operator": "Gt", "value": "3"}]}));
+    assert!(convert(v.clone()).is_err(), "Gt is not read");
+    let pod: k8s::Pod = serde_json::from_value(v.clone()).unwrap();
+    let counted = placed_pod_by_resources(&pod).expect("placed: counted");
+    assert_eq!(counted.node_name.as_deref(), Some("n1"));
+    assert_eq!(counted.requests.cpu_milli, 1500);
+    assert_eq!(counted.requests.memory, 2 << 30);
+    assert_eq!(counted.requests.pods, 1);
+    assert_eq!(counted.host_ports.len(), 1);
+    assert_eq!(counted.role, PodRole::Other, "never a victim");
+    v["spec"]["nodeName"] = json!(null);
+    let pending: k8s::Pod = serde_json::from_value(v).unwrap();
+    assert_eq!(
+        placed_pod_by_resources(&pending),
+        None,
+        "not placed: not counted"
+    );
+}
+
 fn volume_fixture() -> VolumeIndex {
     let mut idx = VolumeIndex::default();
     let pvc = |name: &str, class: &str, volume: Option<&str>| -> Arc<PersistentVolumeClaim> {
