@@ -4,7 +4,9 @@
 //! pods wait `initial × 2^(attempts−1)` capped at `max`; and a parking area for
 //! Unschedulable pods, which leave it on a cluster event that may help them (see
 //! `requeue.rs`: a node they could use added or changed, resources freed on one, their
-//! claim changed) or after `park_flush`. Waiting pods are indexed by when they are due, so
+//! claim changed), straight to the active heap whatever remains of their backoff, so the
+//! pods that waited longest get a new seat first; or after `park_flush`, a periodic retry
+//! whose failure does not lengthen the backoff. Waiting pods are indexed by when they are due, so
 //! a pop, the depth and the next due time cost O(log W), not a scan of W waiting pods.
 //! Pure: the caller passes the time.
 
