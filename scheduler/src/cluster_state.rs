@@ -1,6 +1,6 @@
 //! The cluster as the scheduler knows it: the core [`Snapshot`] fed from watch events, plus
 //! the scheduler's own in-flight work that the snapshot must respect (nominations while
-//! victims are deleted, claims being provisioned: [`crate::flight`]). Pure state machinery: watch wiring is in
+//! victims are deleted, claims being provisioned: [`crate::in_flight`]). Pure state machinery: watch wiring is in
 //! `watch.rs`, API writes in `actions/`; this is tested by feeding objects.
 
 use crate::in_flight::Flights;
