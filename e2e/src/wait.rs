@@ -1,6 +1,6 @@
 //! Readiness probes and a generic "poll until" for tests.
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, Toleration};
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -8,6 +8,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// The NoSchedule taint the TaintNodesByCondition admission plugin puts on new nodes; the
 /// controller-manager lifts it once the node is Ready.
 pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+
+/// The node lifecycle controller's taint on a node whose kubelet stopped reporting.
+pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 
 #[derive(Debug, thiserror::Error)]
 #[error("timed out after {timeout:?} waiting for {what}")]
@@ -60,14 +63,43 @@ pub fn node_ready(node: &Node) -> bool {
     condition_true(conditions, "Ready")
 }
 
-/// Ready and without the not-ready taint, i.e. a scheduler may place pods there.
+/// The tolerations the `DefaultTolerationSeconds` admission plugin gives every pod that
+/// does not say otherwise: `not-ready` and `unreachable`, NoExecute, for 300 s
+/// (plugin/pkg/admission/defaulttolerationseconds/admission.go).
+pub fn default_tolerations() -> Vec<Toleration> {
+    [NOT_READY_TAINT, UNREACHABLE_TAINT]
+        .into_iter()
+        .map(|key| Toleration {
+            key: Some(key.into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoExecute".into()),
+            toleration_seconds: Some(300),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Ready, and a scheduler may place a pod with the default tolerations there. See
+/// [`node_schedulable_for`].
 pub fn node_schedulable(node: &Node) -> bool {
-    let tainted = node
+    node_schedulable_for(node, &default_tolerations())
+}
+
+/// Ready, and a scheduler may place a pod with `tolerations` there, judged as the schedulers
+/// do (kube-scheduler's TaintToleration filter, hubpack's alike): every node-condition taint
+/// (`node.kubernetes.io/…`) with effect NoSchedule or NoExecute is tolerated. Once a node
+/// turns Ready the node lifecycle controller lifts `not-ready:NoSchedule` at once but its
+/// NoExecute twin only at its next pass, seconds later: pods tolerate that one for 300 s by
+/// default, so binding in that window is right. The pool's own taints are the tests' to
+/// check.
+pub fn node_schedulable_for(node: &Node, tolerations: &[Toleration]) -> bool {
+    let blocked = node
         .spec
         .iter()
         .flat_map(|s| s.taints.iter().flatten())
-        .any(|t| t.key == NOT_READY_TAINT);
-    node_ready(node) && !tainted
+        .filter(|t| t.key.starts_with("node.kubernetes.io/"))
+        .any(|t| !crate::placement::tolerates(tolerations, t) && t.effect != "PreferNoSchedule");
+    node_ready(node) && !blocked
 }
 
 pub fn pod_ready(pod: &Pod) -> bool {
@@ -133,6 +165,25 @@ mod tests {
         assert!(!node_schedulable(&node));
         node.spec = None;
         assert!(node_schedulable(&node));
+    }
+
+    #[test]
+    fn a_ready_node_keeping_its_not_ready_no_execute_taint_is_schedulable_for_default_pods() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n"},
+            "spec": {"taints": [{"key": NOT_READY_TAINT, "effect": "NoExecute"},
+                                {"key": "hub.jupyter.org/dedicated", "value": "user", "effect": "NoSchedule"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+        assert!(node_schedulable(&node), "tolerated for 300 s by default");
+        assert!(
+            !node_schedulable_for(&node, &[]),
+            "a pod without the default toleration is kept off"
+        );
+        let mut unready = node.clone();
+        unready.status = None;
+        assert!(!node_schedulable(&unready));
     }
 
     #[tokio::test]

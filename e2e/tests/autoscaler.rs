@@ -409,9 +409,18 @@ async fn autoscaler_adds_a_user_pool_node_for_a_pod_hubpack_marks_unschedulable(
         !before.contains(&bound_to),
         "bound to an old node {bound_to}"
     );
+    // Judged by the pod's own tolerations (the admission defaults included), as the
+    // schedulers judge it: the NoExecute not-ready taint may outlive Ready by seconds.
+    let bound = w.pods().get("student-1").await.unwrap();
+    let tolerations = bound
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default();
     assert!(
-        wait::node_schedulable(&node),
-        "bound to a node not yet Ready"
+        wait::node_schedulable_for(&node, &tolerations),
+        "bound to a node not yet Ready: {:?}",
+        node.spec.as_ref().map(|s| &s.taints)
     );
     let labels = node.metadata.labels.clone().unwrap();
     assert_eq!(labels["hub.jupyter.org/node-purpose"], "user");

@@ -257,6 +257,7 @@ pub async fn run(
     // Re-read the Lease twice per renewal window so a renewal is seen well before the
     // previous deadline passes.
     let poll = Duration::from_millis((cfg.renew_grace_seconds * 1000 / 2).max(500));
+    let mut tenure = Tenure::default();
     loop {
         let held = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -268,7 +269,7 @@ pub async fn run(
                 let now_leading = *leading.borrow_and_update();
                 tracing::info!(leading = now_leading, "leadership changed");
                 if now_leading {
-                    refresh(&leases, &cfg.lease_name, identity, gate).await
+                    refresh(&leases, &cfg.lease_name, identity, gate, &mut tenure).await
                 } else {
                     // The manager says so only when another replica holds the lease (on
                     // API errors it keeps trying and says nothing).
@@ -277,12 +278,22 @@ pub async fn run(
             }
             _ = tokio::time::sleep(poll) => {
                 if *leading.borrow() {
-                    refresh(&leases, &cfg.lease_name, identity, gate).await
+                    refresh(&leases, &cfg.lease_name, identity, gate, &mut tenure).await
                 } else {
                     Held::Unknown
                 }
             }
         };
+        if held == Held::Reacquired {
+            // Lost and won again between two looks (the manager's channel keeps only its
+            // latest value, so a false→true flip can pass unseen): another replica may have
+            // acted meanwhile, so what this replica has in flight is stale.
+            gate.revoke();
+            return Err(Error::LeaseLost(format!(
+                "lease {}/{} was acquired anew since this replica last saw it",
+                namespace, cfg.lease_name
+            )));
+        }
         if held == Held::ByOther && gate.leading_until() > 0 {
             // We led, and another replica leads now: fail-stop. What this replica assumed
             // or started is not to be finished by it; a restart begins from fresh caches.
@@ -313,11 +324,48 @@ enum Held {
     /// Ours, and the deadline was extended (or ours but expired: the manager will renew).
     ByUs,
     ByOther,
+    /// Ours, but acquired anew since we led: the tenure changed.
+    Reacquired,
     /// Not read (API unreachable) or not asked.
     Unknown,
 }
 
-async fn refresh(leases: &Api<Lease>, name: &str, identity: &str, gate: &LeaderGate) -> Held {
+/// The Lease's `acquireTime` of the tenure this replica leads in: set on every
+/// acquisition and never on renewal (kube-lease-manager's `state.rs` `lock`), so it is the
+/// lease's epoch. A different one on re-read means the lease was lost and won again in
+/// between, whatever the leadership channel said.
+#[derive(Debug, Default)]
+struct Tenure {
+    acquired: Option<i64>,
+}
+
+impl Tenure {
+    /// Records the acquisition seen on re-read while leading; `false` if it is not the
+    /// one recorded before (a new tenure).
+    fn same(&mut self, acquired: Option<i64>) -> bool {
+        match (self.acquired, acquired) {
+            (Some(before), Some(now)) if before != now => false,
+            (_, Some(now)) => {
+                self.acquired = Some(now);
+                true
+            }
+            (_, None) => true,
+        }
+    }
+
+    /// Not leading: the next tenure starts afresh.
+    fn reset(&mut self) {
+        self.acquired = None;
+    }
+}
+
+async fn refresh(
+    leases: &Api<Lease>,
+    name: &str,
+    identity: &str,
+    gate: &LeaderGate,
+    tenure: &mut Tenure,
+) -> Held {
     match leases.get(name).await {
         Ok(lease) => {
             let holder = lease
@@ -326,7 +374,22 @@ async fn refresh(leases: &Api<Lease>, name: &str, identity: &str, gate: &LeaderG
                 .and_then(|s| s.holder_identity.as_deref());
             if holder.is_some_and(|h| h != identity) {
                 tracing::warn!(?holder, "the lease is held by another replica");
+                tenure.reset();
                 return Held::ByOther;
+            }
+            let acquired = lease
+                .spec
+                .as_ref()
+                .and_then(|s| s.acquire_time.as_ref())
+                .map(|t| t.0.as_millisecond());
+            if gate.leading_until() > 0 {
+                if !tenure.same(acquired) {
+                    return Held::Reacquired;
+                }
+            } else {
+                // Not led yet (or revoked): this tenure is the one to remember.
+                tenure.reset();
+                tenure.same(acquired);
             }
             match lease_valid_until(&lease, identity) {
                 Some(until) if until > now_ms() => gate.extend(until),
@@ -353,6 +416,20 @@ mod tests {
         serde_json::from_value(json!({"metadata": {"name": "l"},
             "spec": {"holderIdentity": holder, "renewTime": renew, "leaseDurationSeconds": 15}}))
         .unwrap()
+    }
+
+    #[test]
+    fn a_lease_acquired_anew_is_a_new_tenure_however_the_signal_read() {
+        let mut t = Tenure::default();
+        assert!(t.same(Some(1_000)), "the first tenure seen");
+        assert!(t.same(Some(1_000)), "renewals keep acquireTime");
+        assert!(t.same(None), "not said: nothing to compare");
+        assert!(!t.same(Some(9_000)), "lost and won again in between");
+        t.reset();
+        assert!(
+            t.same(Some(9_000)),
+            "after a reset, the next tenure is recorded"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@
 
 pub mod convert;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod leader;
 pub mod process;

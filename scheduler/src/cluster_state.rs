@@ -7,7 +7,8 @@ use crate::in_flight::Flights;
 use hubpack_core::model::{Millis, PodKey};
 use hubpack_core::snapshot::Snapshot;
 use hubpack_kube::convert::{
-    LabelMatch, PodContext, VolumeCatalog, condition, node_from_k8s, pod_from_k8s,
+    LabelMatch, PodContext, VolumeCatalog, condition, node_from_k8s, placed_pod_by_resources,
+    pod_from_k8s,
 };
 use k8s_openapi::api::core::v1 as k8s;
 use k8s_openapi::api::storage::v1::CSINode;
@@ -143,8 +144,12 @@ impl ClusterState {
                 self.snapshot.upsert_pod(pod);
             }
             Err(e) => {
-                // Ours gets reported when the scheduler tries it; others cannot be counted.
-                if !cls.is_ours(p) {
+                // A placed pod holds its requests whatever else fails to parse; a pending
+                // one of ours gets reported when the scheduler tries it.
+                if let Some(pod) = placed_pod_by_resources(p) {
+                    tracing::warn!(pod = %key, error = %e, "cannot convert pod; counted by its requests only");
+                    self.snapshot.upsert_pod(pod);
+                } else if !cls.is_ours(p) {
                     tracing::warn!(pod = %key, error = %e, "cannot convert pod; not counted");
                 }
             }

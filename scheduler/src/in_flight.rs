@@ -24,6 +24,9 @@ pub enum InFlight {
         node: String,
         steps: Vec<VolumeStep>,
         deadline: Millis,
+        /// Claims whose write (selected-node, claimRef) the cache has shown: its removal
+        /// from now on is a reset, not the cache lagging.
+        writes_seen: BTreeSet<String>,
     },
 }
 
@@ -96,8 +99,16 @@ impl Flights {
                 node,
                 steps,
                 deadline,
+                writes_seen: BTreeSet::new(),
             },
         );
+    }
+
+    /// The cache showed our write for these claims of the provisioning pod.
+    pub fn writes_seen(&mut self, key: &PodKey, claims: impl IntoIterator<Item = String>) {
+        if let Some(InFlight::Provisioning { writes_seen, .. }) = self.pods.get_mut(key) {
+            writes_seen.extend(claims);
+        }
     }
 
     /// No longer in flight (bound, given up, or gone); what it was.

@@ -4,7 +4,9 @@
 //! pods wait `initial × 2^(attempts−1)` capped at `max`; and a parking area for
 //! Unschedulable pods, which leave it on a cluster event that may help them (see
 //! `requeue.rs`: a node they could use added or changed, resources freed on one, their
-//! claim changed) or after `park_flush`. Waiting pods are indexed by when they are due, so
+//! claim changed), straight to the active heap whatever remains of their backoff, so the
+//! pods that waited longest get a new seat first; or after `park_flush`, a periodic retry
+//! whose failure does not lengthen the backoff. Waiting pods are indexed by when they are due, so
 //! a pop, the depth and the next due time cost O(log W), not a scan of W waiting pods.
 //! Pure: the caller passes the time.
 
@@ -94,6 +96,12 @@ pub struct SchedulingQueue {
     attempts: HashMap<PodKey, u32>,
     /// Popped and not yet done, retried or parked.
     popped: HashSet<PodKey>,
+    /// Handed to a bind in flight: left to the bind's outcome ([`Self::done`] or
+    /// [`Self::retry`]), so an update meanwhile does not queue it a second time.
+    binding: HashSet<PodKey>,
+    /// Popped by the periodic flush, not by an event or the end of a backoff: its next
+    /// failure does not count toward the backoff.
+    flushed: HashSet<PodKey>,
     /// (creation time, key) of every pod the queue holds, for the oldest's age.
     by_created: BTreeSet<(Millis, PodKey)>,
     created: HashMap<PodKey, Millis>,
@@ -141,7 +149,7 @@ impl SchedulingQueue {
     /// queued keeps its place (its priority is refreshed); a waiting pod keeps waiting; a
     /// pod being scheduled right now is left to its attempt's outcome.
     pub fn add(&mut self, key: PodKey, priority: i32, created: Millis) {
-        if self.popped.contains(&key) {
+        if self.popped.contains(&key) || self.binding.contains(&key) {
             return;
         }
         if let Some(w) = self.waiting.get_mut(&key) {
@@ -177,6 +185,11 @@ impl SchedulingQueue {
         }
     }
 
+    /// The creation time the queue holds for the pod.
+    pub fn created_of(&self, key: &PodKey) -> Option<Millis> {
+        self.created.get(key).copied()
+    }
+
     /// Creation time of the oldest pod the queue holds (waiting, active or popped).
     pub fn oldest_created(&self) -> Option<Millis> {
         self.by_created.first().map(|(t, _)| *t)
@@ -189,6 +202,8 @@ impl SchedulingQueue {
         self.take_waiting(key);
         self.attempts.remove(key);
         self.popped.remove(key);
+        self.flushed.remove(key);
+        self.binding.remove(key);
     }
 
     /// The next pod to schedule, after moving every waiting pod that is due to the heap.
@@ -203,7 +218,9 @@ impl SchedulingQueue {
             };
             if let Some(w) = self.waiting.remove(&key) {
                 if w.parked_at.is_some() {
+                    // Still parked when due: the periodic flush, not a change that may help.
                     self.parked -= 1;
+                    self.flushed.insert(key.clone());
                 }
                 self.active.push(key, w.order);
             }
@@ -213,11 +230,29 @@ impl SchedulingQueue {
         Some(key)
     }
 
-    /// Scheduled (bound, or handed to the API): forget its failures.
+    /// Handed to a bind in flight: no longer counted as pending, and not queued again by
+    /// an update until the bind ends ([`Self::done`] or, if it failed, [`Self::retry`]).
+    pub fn binding(&mut self, key: &PodKey) {
+        self.release(key);
+        self.popped.remove(key);
+        self.flushed.remove(key);
+        self.active.remove(key);
+        self.take_waiting(key);
+        self.binding.insert(key.clone());
+    }
+
+    /// Whether a bind is in flight for the pod.
+    pub fn is_binding(&self, key: &PodKey) -> bool {
+        self.binding.contains(key)
+    }
+
+    /// Scheduled (bound): forget its failures.
     pub fn done(&mut self, key: &PodKey) {
         self.release(key);
         self.popped.remove(key);
         self.attempts.remove(key);
+        self.flushed.remove(key);
+        self.binding.remove(key);
     }
 
     /// Failed for a reason that may pass by itself (API error, waiting for victims or a
@@ -236,6 +271,8 @@ impl SchedulingQueue {
     pub fn defer(&mut self, key: PodKey, priority: i32, created: Millis, until: Millis) {
         self.hold(&key, created);
         self.popped.remove(&key);
+        self.flushed.remove(&key);
+        self.binding.remove(&key);
         self.active.remove(&key);
         let order = self.order(priority, created);
         self.insert_waiting(
@@ -251,9 +288,14 @@ impl SchedulingQueue {
     fn wait(&mut self, key: PodKey, priority: i32, created: Millis, now: Millis, parked: bool) {
         self.hold(&key, created);
         self.popped.remove(&key);
+        self.binding.remove(&key);
         self.active.remove(&key);
         let attempts = self.attempts.entry(key.clone()).or_insert(0);
-        *attempts += 1;
+        // A periodic retry is the queue's own initiative: failing it again says nothing
+        // new, and a doubled backoff would let later arrivals overtake the pod.
+        if !self.flushed.remove(&key) || *attempts == 0 {
+            *attempts += 1;
+        }
         let ready_at = now + self.backoff.delay(*attempts);
         let order = self.order(priority, created);
         self.insert_waiting(
@@ -266,13 +308,17 @@ impl SchedulingQueue {
         );
     }
 
-    /// Something changed that may make any parked pod schedulable: they leave as soon as
-    /// their backoff ends. Prefer [`Self::unpark_where`] when the change helps only some.
+    /// Something changed that may make any parked pod schedulable: they go back to the
+    /// active heap at once. Prefer [`Self::unpark_where`] when the change helps only some.
     pub fn cluster_changed(&mut self) {
         self.unpark_where(|_| true);
     }
 
     /// Unparks the parked pods for which `helps` says the change may help; returns how many.
+    /// They go straight to the active heap, whatever remains of their backoff: the pods
+    /// that waited longest are tried first on the new seat (the heap's order), not those
+    /// whose backoff happens to end first. A parked pod failed as Unschedulable, not on an
+    /// error that retrying too soon would repeat, so the backoff has nothing to protect.
     pub fn unpark_where(&mut self, mut helps: impl FnMut(&PodKey) -> bool) -> usize {
         if self.parked == 0 {
             return 0;
@@ -284,9 +330,8 @@ impl SchedulingQueue {
             .map(|(k, _)| k.clone())
             .collect();
         for key in &keys {
-            if let Some(mut w) = self.take_waiting(key) {
-                w.parked_at = None;
-                self.insert_waiting(key.clone(), w);
+            if let Some(w) = self.take_waiting(key) {
+                self.active.push(key.clone(), w.order);
             }
         }
         keys.len()
@@ -431,12 +476,115 @@ mod tests {
             woken, 2,
             "only parked pods are asked, and only those helped leave"
         );
-        assert_eq!(q.depth(), (0, 3, 1));
+        assert_eq!(q.depth(), (2, 1, 1), "the helped ones are active at once");
         let mut popped: Vec<_> = std::iter::from_fn(|| q.pop(5_000)).map(|p| p.0).collect();
         popped.sort();
         assert_eq!(popped, ["backing-off", "small-a", "small-b"]);
         assert_eq!(q.depth(), (0, 0, 1));
         assert_eq!(q.next_ready_at(), Some(30_000), "huge waits for the flush");
+    }
+
+    /// Parks `name` after `failures` event-driven attempts ending at `now`.
+    fn park_after(
+        q: &mut SchedulingQueue,
+        name: &str,
+        created: Millis,
+        failures: u32,
+        now: Millis,
+    ) {
+        q.add(k(name), 0, created);
+        for _ in 0..failures {
+            q.unpark_where(|p| p.0 == name);
+            let p = q.pop(now).unwrap();
+            assert_eq!(p, k(name));
+            q.park(p, 0, created, now);
+        }
+    }
+
+    #[test]
+    fn a_helpful_change_releases_parked_pods_oldest_first_whatever_their_backoff() {
+        let mut q = SchedulingQueue::new(Backoff::default());
+        // The oldest user failed 4 times (8 s backoff), the newest once (1 s).
+        park_after(&mut q, "oldest", 1, 4, 0);
+        park_after(&mut q, "middle", 2, 2, 0);
+        park_after(&mut q, "newest", 3, 1, 0);
+        assert_eq!(q.depth(), (0, 0, 3));
+        // A node turns Ready 1.5 s later: only the newest's backoff is over.
+        q.cluster_changed();
+        let order: Vec<_> = std::iter::from_fn(|| q.pop(1_500)).map(|p| p.0).collect();
+        assert_eq!(order, ["oldest", "middle", "newest"]);
+    }
+
+    #[test]
+    fn periodic_retries_do_not_count_toward_the_backoff() {
+        let mut q = SchedulingQueue::new(Backoff::default());
+        q.add(k("a"), 0, 1);
+        let a = q.pop(0).unwrap();
+        q.park(a, 0, 1, 0);
+        // Flushed at 30 s and again at 60 s with no change in the cluster.
+        for flush in [30_000, 60_000] {
+            assert_eq!(q.pop(flush - 1), None);
+            let a = q.pop(flush).unwrap();
+            q.park(a, 0, 1, flush);
+        }
+        assert_eq!(
+            q.attempts.get(&k("a")),
+            Some(&1),
+            "only the first failure counts"
+        );
+        // A retry for another reason after a flushed attempt backs off as after one failure.
+        let a = q.pop(90_000).unwrap();
+        q.retry(a, 0, 1, 90_000);
+        assert_eq!(q.next_ready_at(), Some(91_000));
+        let a = q.pop(91_000).unwrap();
+        q.retry(a, 0, 1, 91_000);
+        assert_eq!(
+            q.next_ready_at(),
+            Some(93_000),
+            "a non-periodic failure counts"
+        );
+    }
+
+    #[test]
+    fn a_new_arrival_does_not_overtake_an_older_pod_released_by_a_change() {
+        let mut q = SchedulingQueue::new(Backoff::default());
+        park_after(&mut q, "waited", 1, 5, 0);
+        q.add(k("arrived"), 0, 2);
+        q.cluster_changed();
+        assert_eq!(q.pop(100), Some(k("waited")));
+    }
+
+    #[test]
+    fn an_update_during_a_bind_does_not_queue_the_pod_again_nor_erase_a_failed_binds_retry() {
+        let mut q = SchedulingQueue::new(Backoff::default());
+        q.add(k("a"), 0, 1);
+        let a = q.pop(0).unwrap();
+        q.binding(&a);
+        assert!(q.is_binding(&a));
+        // The pod's own status write comes back as an update while the bind is out.
+        q.add(k("a"), 0, 1);
+        assert_eq!(q.pop(0), None, "not re-popped while its bind is in flight");
+        // The bind fails: the retry stands, and a later update does not cut it short.
+        q.retry(k("a"), 0, 1, 0);
+        assert!(!q.is_binding(&a));
+        q.add(k("a"), 0, 1);
+        assert_eq!(q.pop(999), None);
+        assert_eq!(q.pop(1_000), Some(k("a")));
+        q.binding(&a);
+        q.done(&a);
+        assert!(!q.contains(&a) && !q.is_binding(&a));
+        // Deleted while binding: gone for good.
+        q.add(k("b"), 0, 2);
+        let b = q.pop(0).unwrap();
+        q.binding(&b);
+        q.remove(&b);
+        assert!(!q.is_binding(&b));
+        q.add(k("b"), 0, 3);
+        assert_eq!(
+            q.pop(0),
+            Some(k("b")),
+            "a pod of the same name created anew is queued"
+        );
     }
 
     #[test]

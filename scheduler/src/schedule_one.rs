@@ -8,8 +8,9 @@
 //! requeues the pod.
 
 use crate::actions::condition::NotScheduled;
+use crate::actions::events::pod_ref;
 use crate::actions::status_lane::StatusWrite;
-use crate::actions::volumes::{claim_is_bound, plan};
+use crate::actions::volumes::{ClaimCheck, VolumeStep, check_step, plan};
 use crate::context::Context;
 use crate::in_flight::InFlight;
 use crate::metrics::AttemptResult;
@@ -119,12 +120,11 @@ fn look_up(ctx: &Arc<Context>, key: PodKey) -> Result<Queued, Attempt> {
         // Queued from a re-list the cache has not published yet (the store swaps in a
         // re-list only at its end): look again later. A deleted pod leaves the queue on
         // its DELETE, so this cannot spin on a pod that is gone.
-        let (priority, created) = ctx
-            .state()
-            .snapshot
-            .pod(&key)
-            .map_or((0, 0), |p| (p.priority, p.created));
-        ctx.queue().retry(key, priority, created, now);
+        let priority = ctx.state().snapshot.pod(&key).map_or(0, |p| p.priority);
+        let mut queue = ctx.queue();
+        // Keeps the creation time it was queued with (the oldest-pending age reads it).
+        let created = queue.created_of(&key).unwrap_or(now);
+        queue.retry(key, priority, created, now);
         return Err(Attempt::Waiting);
     };
     let (priority, created) = priority_and_created(&raw);
@@ -173,39 +173,88 @@ fn continue_in_flight(ctx: &Arc<Context>, q: &Queued) -> Option<Attempt> {
     }
 }
 
-/// Binds once every claim is Bound; waits until the deadline; then gives the node up.
+/// Binds once every claim is Bound; waits until the deadline; gives the node up at once
+/// when a claim will not become usable there (upstream volumebinding's `checkBindings`:
+/// the provisioner removed or moved `selected-node`, a pre-bound volume's claimRef was
+/// reset, the provisioned volume's node affinity excludes the node), or at the deadline.
 fn continue_provisioning(ctx: &Arc<Context>, q: &Queued, flight: &InFlight) -> Attempt {
     let InFlight::Provisioning {
         node,
         steps,
         deadline,
+        writes_seen,
     } = flight
     else {
         unreachable!("called for a provisioning only")
     };
-    let all_bound = flight.claims().all(|c| {
-        ctx.stores
+    let assumed_on = ctx.state().snapshot.node(node).cloned();
+    let volume = |name: &str| ctx.stores.volumes.get(&ObjectRef::new(name));
+    let mut all_bound = true;
+    let mut seen_now = Vec::new();
+    let mut failure = match assumed_on {
+        None => Some(format!("node {node:?} is gone")),
+        Some(_) => None,
+    };
+    for step in steps {
+        let (None, Some(n)) = (&failure, &assumed_on) else {
+            break;
+        };
+        let pvc = ctx
+            .stores
             .claims
-            .get(&ObjectRef::new(c).within(&q.ns))
-            .is_some_and(|pvc| claim_is_bound(&pvc))
-    });
+            .get(&ObjectRef::new(step.claim()).within(&q.ns));
+        let seen = writes_seen.contains(step.claim());
+        match check_step(step, n, pvc.as_deref(), &volume, seen) {
+            ClaimCheck::Bound => {}
+            ClaimCheck::Waiting { write_seen } => {
+                all_bound = false;
+                if write_seen && !seen {
+                    seen_now.push(step.claim().to_string());
+                }
+            }
+            ClaimCheck::Failed(why) => failure = Some(why),
+        }
+    }
+    if let Some(why) = failure {
+        return give_up_provisioning(ctx, q, node, steps, &why);
+    }
     if all_bound {
         ctx.state().in_flight.end(&q.key);
-        ctx.queue().done(&q.key);
+        ctx.status_lane.cancel(&q.key);
+        ctx.queue().binding(&q.key);
         spawn_bind(ctx, q.key.clone(), q.raw.clone(), node.clone(), q.created);
         return Attempt::Binding { node: node.clone() };
+    }
+    if !seen_now.is_empty() {
+        ctx.state().in_flight.writes_seen(&q.key, seen_now);
     }
     if q.now < *deadline {
         q.retry(ctx);
         return Attempt::Waiting;
     }
-    tracing::warn!(pod = %q.key, %node, "claims not bound in time; rescheduling");
+    give_up_provisioning(ctx, q, node, steps, "claims not bound in time")
+}
+
+/// The pod's volumes will not be ready on `node`: forget the assumption, take back our
+/// `selected-node`s, say why on the pod (an Event naming the claim), and decide again.
+fn give_up_provisioning(
+    ctx: &Arc<Context>,
+    q: &Queued,
+    node: &str,
+    steps: &[VolumeStep],
+    why: &str,
+) -> Attempt {
+    tracing::warn!(pod = %q.key, %node, reason = why, "volumes not ready on the node; rescheduling");
     {
         let mut st = ctx.state();
         st.in_flight.end(&q.key);
         st.snapshot.forget(&q.key);
     }
     unselect_nodes(ctx, &q.ns, node, steps);
+    let message = format!("volumes on node {node} failed: {why}; scheduling again");
+    let events = ctx.clone();
+    let pod = pod_ref(&q.raw);
+    tokio::spawn(async move { events.events.failed_scheduling(&pod, &message).await });
     q.retry(ctx);
     ctx.metrics.attempt(AttemptResult::Error);
     Attempt::Waiting
@@ -281,11 +330,23 @@ fn bind(ctx: &Arc<Context>, q: Queued, pod: &Pod, node: String) -> Attempt {
     match steps {
         Some(Ok(steps)) if steps.is_empty() => {
             ctx.status_lane.cancel(&q.key);
-            ctx.queue().done(&q.key);
+            ctx.queue().binding(&q.key);
             spawn_bind(ctx, q.key, q.raw, node.clone(), q.created);
             Attempt::Binding { node }
         }
         Some(Ok(steps)) => {
+            // Silent otherwise (kube-scheduler is): the user sees why the pod waits.
+            let claims: Vec<_> = steps.iter().map(|s| format!("{:?}", s.claim())).collect();
+            ctx.status_lane.push(
+                q.key.clone(),
+                StatusWrite::NotScheduled {
+                    reason: NotScheduled::WaitingForVolumes,
+                    message: format!(
+                        "waiting for claim(s) {} to be bound on node {node}",
+                        claims.join(", ")
+                    ),
+                },
+            );
             start_provisioning(ctx, q.key.clone(), &q.ns, node.clone(), steps, q.now);
             ctx.queue()
                 .retry(pod.key.clone(), q.priority, q.created, q.now);

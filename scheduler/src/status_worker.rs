@@ -14,8 +14,23 @@ use tokio_util::sync::CancellationToken;
 
 /// The lane's worker, until `stop`.
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) -> crate::error::Result<()> {
+    let mut leadership = ctx.leader.subscribe();
     loop {
         let lane = &ctx.status_lane;
+        if !ctx.may_write() {
+            // A standby (or a leader whose lease lapsed) writes nothing. What it queued is
+            // stale by the time it leads (the leader of the meantime wrote its own, so a
+            // replay would duplicate Events); dropped. It sleeps until leadership changes
+            // (or a second passes: a lapsed deadline is not signalled) instead of spinning
+            // on a limiter that refuses it.
+            lane.clear();
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = leadership.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
         // Registered before looking, so a push between the look and the wait is not missed.
         let ready = lane.notified();
         if lane.is_empty() {

@@ -354,6 +354,15 @@ fn pod_request_math_matches_kubernetes() {
         ..r.clone()
     };
     assert_eq!(r2.effective().cpu_milli, 2010);
+    // Pod-level hugepages override the containers' too.
+    let r3 = PodRequest {
+        containers: vec![ContainerRequest::new(
+            Resources::new(500, 100).with_extended("hugepages-2Mi", 1 << 21),
+        )],
+        pod_level_hugepages: [("hugepages-2Mi".to_string(), 4 << 21)].into(),
+        ..Default::default()
+    };
+    assert_eq!(r3.effective().extended("hugepages-2Mi"), 4 << 21);
     // A container without requests scores as 100m / 200Mi.
     let bare = PodRequest {
         containers: vec![ContainerRequest {

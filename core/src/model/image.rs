@@ -31,7 +31,23 @@ impl ImageName {
         let first = repo.split('/').next().unwrap_or("");
         let has_registry = repo.contains('/')
             && (first.contains('.') || first.contains(':') || first == "localhost");
-        let mut full = if has_registry {
+        // Docker Hub under its own or its legacy name: the runtime (and so the kubelet's
+        // `status.images`) says `docker.io`, with `library/` for an official image
+        // (github.com/distribution/reference normalize.go `splitDockerDomain`).
+        let hub_path = if has_registry {
+            repo.split_once('/')
+                .filter(|(registry, _)| *registry == "docker.io" || *registry == "index.docker.io")
+                .map(|(_, path)| path)
+        } else {
+            None
+        };
+        let mut full = if let Some(path) = hub_path {
+            if path.contains('/') {
+                format!("docker.io/{path}")
+            } else {
+                format!("docker.io/library/{path}")
+            }
+        } else if has_registry {
             repo.to_string()
         } else if repo.contains('/') {
             format!("docker.io/{repo}")
@@ -72,6 +88,19 @@ mod tests {
         let cases = [
             ("python", "docker.io/library/python:latest"),
             ("python:3.12", "docker.io/library/python:3.12"),
+            ("docker.io/python:3.12", "docker.io/library/python:3.12"),
+            (
+                "index.docker.io/python:3.12",
+                "docker.io/library/python:3.12",
+            ),
+            (
+                "index.docker.io/jupyter/base-notebook:x",
+                "docker.io/jupyter/base-notebook:x",
+            ),
+            (
+                "docker.io/library/python",
+                "docker.io/library/python:latest",
+            ),
             (
                 "jupyter/scipy-notebook:2024",
                 "docker.io/jupyter/scipy-notebook:2024",

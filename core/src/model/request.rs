@@ -5,6 +5,7 @@
 //! override cpu/memory; pod overhead is added last.
 
 use super::Resources;
+use std::collections::BTreeMap;
 
 /// kube-scheduler's NonZeroRequested defaults (pkg/scheduler/util): a container without a
 /// cpu or memory request counts as this much when scoring.
@@ -53,6 +54,9 @@ pub struct PodRequest {
     /// `spec.resources.requests` (pod-level resources), cpu and memory only.
     pub pod_level_cpu_milli: Option<i64>,
     pub pod_level_memory: Option<i64>,
+    /// `spec.resources.requests` of `hugepages-<size>`: upstream's pod-level resources
+    /// cover them too (pkg/apis/core/v1/helper/qos `IsSupportedPodLevelResource`).
+    pub pod_level_hugepages: BTreeMap<String, i64>,
 }
 
 impl PodRequest {
@@ -90,6 +94,9 @@ impl PodRequest {
         }
         if let Some(mem) = self.pod_level_memory {
             reqs.memory = mem;
+        }
+        for (name, amount) in &self.pod_level_hugepages {
+            reqs.extended.insert(name.clone(), *amount);
         }
         reqs += &self.overhead;
         reqs.pods = 1;

@@ -10,7 +10,7 @@ pub mod selector;
 pub mod volume;
 
 pub use node::{node_from_k8s, node_is_ready};
-pub use pod::{LabelMatch, PodContext, pod_from_k8s};
+pub use pod::{LabelMatch, PodContext, placed_pod_by_resources, pod_from_k8s};
 pub use volume::{VolumeCatalog, VolumeIndex, pod_volumes};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

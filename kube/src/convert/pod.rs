@@ -70,7 +70,7 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
     let spec = p.spec.as_ref().ok_or_else(|| ConvertError::Missing {
         field: "spec".into(),
     })?;
-    let request = pod_request(spec)?;
+    let request = pod_request(spec, p.status.as_ref())?;
 
     let labels = p.metadata.labels.as_ref();
     let role = if ctx.placeholder_selectors.iter().any(|s| s.matches(labels)) {
@@ -172,6 +172,49 @@ pub fn pod_from_k8s(p: &k8s::Pod, ctx: &PodContext<'_>) -> Result<Pod, ConvertEr
     })
 }
 
+/// A pod already on a node whose full conversion failed (a toleration operator such as
+/// `Gt`, behind upstream's `TaintTolerationComparisonOperators`, an affinity operator this
+/// version does not read): counted by what it holds on its node, its requests and host
+/// ports, with no constraints. kube-scheduler counts every assigned pod in its node's
+/// `NodeInfo` whatever else it says (pkg/scheduler/framework/types.go `NodeInfo.AddPod`);
+/// leaving it out would overcommit the node. Its role is `Other`: never a victim.
+/// `None` when the pod is not placed, or its requests themselves cannot be read.
+pub fn placed_pod_by_resources(p: &k8s::Pod) -> Option<Pod> {
+    let spec = p.spec.as_ref()?;
+    let node_name = spec.node_name.clone().filter(|n| !n.is_empty())?;
+    let request = pod_request(spec, p.status.as_ref()).ok()?;
+    Some(Pod {
+        key: PodKey::new(
+            p.metadata.namespace.as_deref().unwrap_or("default"),
+            p.metadata.name.as_deref()?,
+        ),
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        role: PodRole::Other,
+        priority: spec.priority.unwrap_or(0),
+        preemption_policy: PreemptionPolicy::default(),
+        requests: request.effective(),
+        score_requests: request.for_scoring(),
+        images: Vec::new(),
+        tolerations: Vec::new(),
+        node_selector: BTreeMap::new(),
+        required_affinity: None,
+        preferred_affinity: Vec::new(),
+        host_ports: host_ports(spec).unwrap_or_default(),
+        volumes: Vec::new(),
+        unsupported: Vec::new(),
+        scheduling_gated: false,
+        deleting: p.metadata.deletion_timestamp.is_some(),
+        created: p
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(time_millis)
+            .unwrap_or(0),
+        node_name: Some(node_name),
+        nominated_node: None,
+    })
+}
+
 /// Kubernetes resource names → core [`Resources`]; anything not cpu/memory/storage/pods is
 /// an extended resource (e.g. `nvidia.com/gpu`, `hugepages-2Mi`).
 pub fn resources(
@@ -198,9 +241,37 @@ pub fn resources(
     Ok(out)
 }
 
-fn container_request(field: &str, c: &k8s::Container) -> Result<ContainerRequest, ConvertError> {
+/// The status the kubelet reports for the container `name`.
+fn status_of<'a>(
+    list: Option<&'a Vec<k8s::ContainerStatus>>,
+    name: &str,
+) -> Option<&'a k8s::ContainerStatus> {
+    list.into_iter().flatten().find(|cs| cs.name == name)
+}
+
+/// A container's request for fit: its spec's, or, once the kubelet reports the container's
+/// resources (in-place resize, `InPlacePodVerticalScaling`, GA), the largest of the spec's,
+/// the allocated (`allocatedResources`) and the actuated (`resources.requests`) per
+/// resource, as upstream counts an assigned pod while a resize is pending or under way
+/// (pkg/api/v1/resource/helpers.go `determineContainerReqs`).
+fn container_request(
+    field: &str,
+    c: &k8s::Container,
+    status: Option<&k8s::ContainerStatus>,
+) -> Result<ContainerRequest, ConvertError> {
     let requests = c.resources.as_ref().and_then(|r| r.requests.as_ref());
     let mut req = resources(&format!("{field}.resources.requests"), requests)?;
+    if let Some(cs) = status.filter(|cs| cs.resources.is_some()) {
+        let allocated = resources(
+            &format!("status.containerStatuses[{:?}].allocatedResources", cs.name),
+            cs.allocated_resources.as_ref(),
+        )?;
+        let actuated = resources(
+            &format!("status.containerStatuses[{:?}].resources.requests", cs.name),
+            cs.resources.as_ref().and_then(|r| r.requests.as_ref()),
+        )?;
+        req = req.max(&allocated).max(&actuated);
+    }
     // A container's "pods" request is meaningless; the pod takes exactly one slot.
     req.pods = 0;
     Ok(ContainerRequest {
@@ -211,19 +282,36 @@ fn container_request(field: &str, c: &k8s::Container) -> Result<ContainerRequest
     })
 }
 
-fn pod_request(spec: &k8s::PodSpec) -> Result<PodRequest, ConvertError> {
+fn pod_request(
+    spec: &k8s::PodSpec,
+    status: Option<&k8s::PodStatus>,
+) -> Result<PodRequest, ConvertError> {
+    let statuses = status.and_then(|s| s.container_statuses.as_ref());
+    let init_statuses = status.and_then(|s| s.init_container_statuses.as_ref());
     let containers = spec
         .containers
         .iter()
         .enumerate()
-        .map(|(i, c)| container_request(&format!("spec.containers[{i}]"), c))
+        .map(|(i, c)| {
+            container_request(
+                &format!("spec.containers[{i}]"),
+                c,
+                status_of(statuses, &c.name),
+            )
+        })
         .collect::<Result<_, _>>()?;
     let init_containers = spec
         .init_containers
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, c)| container_request(&format!("spec.initContainers[{i}]"), c))
+        .map(|(i, c)| {
+            // Only a sidecar is resized in place; a plain init container has exited.
+            let status = (c.restart_policy.as_deref() == Some("Always"))
+                .then(|| status_of(init_statuses, &c.name))
+                .flatten();
+            container_request(&format!("spec.initContainers[{i}]"), c, status)
+        })
         .collect::<Result<_, _>>()?;
     let overhead = resources("spec.overhead", spec.overhead.as_ref())?;
     let pod_level = spec.resources.as_ref().and_then(|r| r.requests.as_ref());
@@ -244,14 +332,32 @@ fn pod_request(spec: &k8s::PodSpec) -> Result<PodRequest, ConvertError> {
         overhead,
         pod_level_cpu_milli: pod_level_quantity("cpu", parse_milli)?,
         pod_level_memory: pod_level_quantity("memory", parse_units)?,
+        pod_level_hugepages: pod_level
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| name.starts_with("hugepages-"))
+            .map(|(name, _)| {
+                Ok((
+                    name.clone(),
+                    pod_level_quantity(name, parse_units)?.unwrap_or(0),
+                ))
+            })
+            .collect::<Result<_, ConvertError>>()?,
     })
 }
 
-/// Host ports of the (regular) containers: kube-scheduler's NodePorts plugin does not count
-/// init containers' ports, and neither does hubpack, or the two would disagree.
+/// Host ports of the regular containers and of the sidecars (init containers with
+/// `restartPolicy: Always`, which run beside them), as upstream's `GetHostPorts`
+/// (pkg/scheduler/util/utils.go) counts them for the NodePorts plugin; a plain init
+/// container has exited before the pod's containers start, so its ports are not counted.
 fn host_ports(spec: &k8s::PodSpec) -> Result<Vec<HostPort>, ConvertError> {
     let mut out = Vec::new();
-    for c in &spec.containers {
+    let sidecars = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+    for c in spec.containers.iter().chain(sidecars) {
         for p in c.ports.iter().flatten() {
             let Some(port) = p.host_port.filter(|&h| h > 0) else {
                 continue;

@@ -17,6 +17,9 @@ pub enum NotScheduled {
     /// kube-scheduler writes this reason for its internal failures; the cluster autoscaler
     /// acts only on `Unschedulable`, so it adds no node hubpack would never use.
     SchedulerError,
+    /// Assumed on a node, waiting for its claims to be provisioned or bound there. Not
+    /// `Unschedulable`: no node is missing, so the autoscaler must not add one.
+    WaitingForVolumes,
 }
 
 impl NotScheduled {
@@ -24,6 +27,7 @@ impl NotScheduled {
         match self {
             NotScheduled::Unschedulable => "Unschedulable",
             NotScheduled::SchedulerError => "SchedulerError",
+            NotScheduled::WaitingForVolumes => "WaitingForVolumes",
         }
     }
 }

@@ -3,17 +3,19 @@
 //! fatal: events are for people, the condition is the contract.
 
 use super::RateLimiter;
+use hubpack_kube::events::{EventRecord, EventRecorder, EventType};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 pub struct Events {
-    recorder: Recorder,
+    /// One Event per distinct message (see [`EventRecorder`]).
+    recorder: EventRecorder,
     /// Events have their own write budget (kube-scheduler uses a separate event client),
     /// so a burst of events never delays binds.
     limiter: RateLimiter,
 }
 
+/// The pod's reference, UID included (kube's `object_ref` copies `metadata.uid`).
 pub fn pod_ref(pod: &Pod) -> ObjectReference {
     pod.object_ref(&())
 }
@@ -27,13 +29,7 @@ impl Events {
     ) -> Self {
         Events {
             limiter,
-            recorder: Recorder::new(
-                client,
-                Reporter {
-                    controller: scheduler_name.to_string(),
-                    instance,
-                },
-            ),
+            recorder: EventRecorder::new(client, scheduler_name, instance),
         }
     }
 
@@ -49,13 +45,12 @@ impl Events {
             // Not the leader any more: the new leader reports what it does.
             return;
         }
-        let ev = Event {
+        let ev = EventRecord {
             type_,
             reason: reason.to_string(),
             // The Events API caps notes at 1 kB.
-            note: Some(truncate(note, 1000)),
+            note: truncate(note, 1000),
             action: action.to_string(),
-            secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, regarding).await {
             tracing::warn!(error = %e, reason, object = ?regarding.name, "could not write event");

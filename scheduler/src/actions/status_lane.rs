@@ -69,6 +69,14 @@ impl StatusLane {
         self.lock().latest.remove(key);
     }
 
+    /// Drops every pending write (this replica does not lead: they are the leader's to
+    /// make).
+    pub fn clear(&self) {
+        let mut p = self.lock();
+        p.order.clear();
+        p.latest.clear();
+    }
+
     /// Writes waiting.
     pub fn len(&self) -> usize {
         self.lock().latest.len()

@@ -137,6 +137,113 @@ pub async fn unselect_node(
     Ok(true)
 }
 
+/// How one claim of a pod waiting for its volumes stands, judged as upstream's
+/// volumebinding `checkBindings` (pkg/scheduler/framework/plugins/volumebinding/binder.go)
+/// judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimCheck {
+    /// Bound, to a volume the node can use.
+    Bound,
+    /// Not yet. `write_seen`: the cache shows our write (the `selected-node` annotation on
+    /// the claim, the `claimRef` on the static volume); once seen, its removal is a signal.
+    Waiting { write_seen: bool },
+    /// It will not become usable on this node: give the node up now and decide again.
+    Failed(String),
+}
+
+/// Checks one step of a provisioning pod against the cache. `write_seen`: our write was
+/// seen in an earlier check (before it is seen, its absence is only the cache lagging our
+/// write, not a reset).
+pub fn check_step(
+    step: &VolumeStep,
+    node: &Node,
+    pvc: Option<&PersistentVolumeClaim>,
+    volume: &dyn Fn(&str) -> Option<std::sync::Arc<PersistentVolume>>,
+    write_seen: bool,
+) -> ClaimCheck {
+    let claim = step.claim();
+    let Some(pvc) = pvc else {
+        return ClaimCheck::Failed(format!("claim {claim:?} was deleted"));
+    };
+    match step {
+        VolumeStep::SelectNode { .. } => {
+            let bound_to = pvc
+                .spec
+                .as_ref()
+                .and_then(|s| s.volume_name.as_deref())
+                .filter(|n| !n.is_empty());
+            if let Some(pv_name) = bound_to
+                && let Some(pv) = volume(pv_name)
+                && !volume_fits_node(&pv, node)
+            {
+                return ClaimCheck::Failed(format!(
+                    "the volume {pv_name:?} provisioned for claim {claim:?} cannot be used on node {:?}: its node affinity excludes the node",
+                    node.name
+                ));
+            }
+            if claim_is_bound(pvc) {
+                return ClaimCheck::Bound;
+            }
+            let selected = pvc
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(SELECTED_NODE_ANNOTATION));
+            match selected {
+                Some(n) if *n == node.name => ClaimCheck::Waiting { write_seen: true },
+                // The provisioner's way to say "retry elsewhere" (upstream: "provisioning
+                // failed for PVC" / "selectedNode annotation reset for PVC").
+                None if write_seen => ClaimCheck::Failed(format!(
+                    "provisioning failed for claim {claim:?}: the provisioner removed its {SELECTED_NODE_ANNOTATION} annotation"
+                )),
+                Some(other) if write_seen => ClaimCheck::Failed(format!(
+                    "provisioning failed for claim {claim:?}: its {SELECTED_NODE_ANNOTATION} annotation was changed to {other:?}"
+                )),
+                _ => ClaimCheck::Waiting { write_seen: false },
+            }
+        }
+        VolumeStep::BindVolume { volume: name, .. } => {
+            let Some(pv) = volume(name) else {
+                return ClaimCheck::Failed(format!(
+                    "the volume {name:?} chosen for claim {claim:?} was deleted"
+                ));
+            };
+            let claim_ref = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref());
+            let ours = claim_ref.is_some_and(|r| {
+                r.name.as_deref() == Some(claim)
+                    && r.namespace.as_deref() == pvc.metadata.namespace.as_deref()
+            });
+            if ours && claim_is_bound(pvc) {
+                ClaimCheck::Bound
+            } else if ours {
+                ClaimCheck::Waiting { write_seen: true }
+            } else if write_seen {
+                // upstream: "ClaimRef got reset for pv".
+                ClaimCheck::Failed(format!(
+                    "the pre-binding of volume {name:?} to claim {claim:?} was reset"
+                ))
+            } else {
+                ClaimCheck::Waiting { write_seen: false }
+            }
+        }
+    }
+}
+
+/// Whether the volume's required node affinity admits the node (none: any node).
+fn volume_fits_node(pv: &PersistentVolume, node: &Node) -> bool {
+    let required = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_affinity.as_ref())
+        .and_then(|a| a.required.as_ref());
+    let Some(required) = required else {
+        return true;
+    };
+    // A selector hubpack cannot read is not held against the node: the kubelet judges it.
+    hubpack_kube::convert::selector::node_selector("spec.nodeAffinity.required", required)
+        .map_or(true, |sel| selector_matches(node, &sel))
+}
+
 /// A claim is ready for the pod once the PV controller has bound it.
 pub fn claim_is_bound(pvc: &PersistentVolumeClaim) -> bool {
     pvc.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
@@ -318,6 +425,140 @@ mod tests {
             seen.body,
             json!({"metadata": {"resourceVersion": "7",
                 "annotations": {"volume.kubernetes.io/selected-node": null}}})
+        );
+    }
+
+    fn claim(selected: Option<&str>, volume: Option<&str>, bound: bool) -> PersistentVolumeClaim {
+        serde_json::from_value(json!({
+            "metadata": {"name": "home", "namespace": "hub",
+                         "annotations": selected.map(|n| json!({SELECTED_NODE_ANNOTATION: n}))},
+            "spec": {"volumeName": volume},
+            "status": {"phase": if bound { "Bound" } else { "Pending" }},
+        }))
+        .unwrap()
+    }
+
+    fn pv(
+        name: &str,
+        claim_ref: Option<&str>,
+        zone_only: Option<&str>,
+    ) -> std::sync::Arc<PersistentVolume> {
+        let affinity = zone_only.map(|z| {
+            json!({"required": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "zone", "operator": "In", "values": [z]}]}]}})
+        });
+        std::sync::Arc::new(
+            serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {"claimRef": claim_ref.map(|c| json!({"namespace": "hub", "name": c})),
+                         "nodeAffinity": affinity},
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn node_in(zone: &str) -> Node {
+        let mut node = Node::new("n1", Resources::new(1000, 1 << 30));
+        node.labels.insert("zone".into(), zone.into());
+        node
+    }
+
+    #[test]
+    fn provisioning_fails_at_once_when_the_provisioner_resets_or_moves_the_selected_node() {
+        let step = VolumeStep::SelectNode {
+            claim: "home".into(),
+        };
+        let node = node_in("z1");
+        let none = |_: &str| None;
+        let check =
+            |pvc: &PersistentVolumeClaim, seen| check_step(&step, &node, Some(pvc), &none, seen);
+        // Our annotation not in the cache yet: the cache lags our write, not a reset.
+        assert_eq!(
+            check(&claim(None, None, false), false),
+            ClaimCheck::Waiting { write_seen: false }
+        );
+        assert_eq!(
+            check(&claim(Some("n1"), None, false), false),
+            ClaimCheck::Waiting { write_seen: true }
+        );
+        let removed = check(&claim(None, None, false), true);
+        assert!(
+            matches!(&removed, ClaimCheck::Failed(m) if m.contains("\"home\"") && m.contains("removed")),
+            "{removed:?}"
+        );
+        let moved = check(&claim(Some("n2"), None, false), true);
+        assert!(
+            matches!(&moved, ClaimCheck::Failed(m) if m.contains("\"n2\"")),
+            "{moved:?}"
+        );
+        assert!(
+            matches!(check_step(&step, &node, None, &none, true), ClaimCheck::Failed(m) if m.contains("deleted"))
+        );
+        let pvs = |n: &str| (n == "pv-a").then(|| pv("pv-a", Some("home"), Some("z1")));
+        assert_eq!(
+            check_step(
+                &step,
+                &node,
+                Some(&claim(Some("n1"), Some("pv-a"), true)),
+                &pvs,
+                true
+            ),
+            ClaimCheck::Bound
+        );
+    }
+
+    #[test]
+    fn a_provisioned_volume_whose_node_affinity_excludes_the_node_fails_at_once() {
+        let step = VolumeStep::SelectNode {
+            claim: "home".into(),
+        };
+        let pvs = |_: &str| Some(pv("pv-a", Some("home"), Some("z2")));
+        let got = check_step(
+            &step,
+            &node_in("z1"),
+            Some(&claim(Some("n1"), Some("pv-a"), true)),
+            &pvs,
+            true,
+        );
+        assert!(
+            matches!(&got, ClaimCheck::Failed(m) if m.contains("node affinity")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_reset_claim_ref_on_a_pre_bound_volume_fails_at_once() {
+        let step = VolumeStep::BindVolume {
+            claim: "home".into(),
+            volume: "pv-a".into(),
+            resource_version: None,
+        };
+        let node = node_in("z1");
+        let pending = claim(None, None, false);
+        let unbound = |_: &str| Some(pv("pv-a", None, None));
+        let ours = |_: &str| Some(pv("pv-a", Some("home"), None));
+        assert_eq!(
+            check_step(&step, &node, Some(&pending), &unbound, false),
+            ClaimCheck::Waiting { write_seen: false }
+        );
+        assert_eq!(
+            check_step(&step, &node, Some(&pending), &ours, false),
+            ClaimCheck::Waiting { write_seen: true }
+        );
+        let reset = check_step(&step, &node, Some(&pending), &unbound, true);
+        assert!(
+            matches!(&reset, ClaimCheck::Failed(m) if m.contains("reset")),
+            "{reset:?}"
+        );
+        assert_eq!(
+            check_step(
+                &step,
+                &node,
+                Some(&claim(None, Some("pv-a"), true)),
+                &ours,
+                true
+            ),
+            ClaimCheck::Bound
         );
     }
 }

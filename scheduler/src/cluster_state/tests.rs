@@ -258,3 +258,23 @@ fn a_placed_pods_required_anti_affinity_is_tracked_against_incoming_pods() {
         None
     );
 }
+
+#[test]
+fn a_placed_pod_that_cannot_be_converted_still_counts_on_its_node() {
+    let mut st = ClusterState::default();
+    let vols = VolumeIndex::default();
+    st.apply_node(&node("n1"), None).unwrap();
+    // A DaemonSet pod tolerating with an operator hubpack does not read.
+    let mut ds = pod("ds-1", json!({}), Some("n1"), json!({}));
+    ds.spec.as_mut().unwrap().scheduler_name = Some("default-scheduler".into());
+    ds.spec.as_mut().unwrap().tolerations = Some(vec![k8s::Toleration {
+        key: Some("k".into()),
+        operator: Some("Gt".into()),
+        value: Some("3".into()),
+        ..Default::default()
+    }]);
+    st.apply_pod(&ds, &cls(), &vols);
+    assert_eq!(st.snapshot.requested("n1").cpu_milli, 1000);
+    st.delete_pod(&ds, &cls());
+    assert_eq!(st.snapshot.requested("n1").cpu_milli, 0);
+}

@@ -57,6 +57,7 @@ pub(super) fn spawn_bind(
         drop(permit);
         match result {
             Ok(()) => {
+                ctx.queue().done(&key);
                 tracing::info!(pod = %key, %node, "bound");
                 ctx.metrics.attempt(AttemptResult::Scheduled);
                 let e2e_ms = (ctx.now() - created).max(0);
@@ -74,12 +75,35 @@ pub(super) fn spawn_bind(
                 ctx.state().snapshot.forget(&key);
                 // The seat it was assumed on is free again.
                 crate::requeue::node_changed(&ctx, &node);
-                let now = ctx.now();
-                ctx.queue().retry(key, priority, created, now);
-                ctx.wake.notify_one();
+                after_failed_bind(&ctx, key, &uid, priority, created);
             }
         }
     });
+}
+
+/// A failed bind retries the pod only if the cache still has it pending ours, the same
+/// pod (same UID): one deleted meanwhile (its DELETE already took it out of the queue) or
+/// bound (the bind went through after all) is dropped, and a pod created anew under the
+/// name is queued as itself. kube-scheduler's `handleSchedulingFailure`
+/// (pkg/scheduler/schedule_one.go) re-reads its informer the same way.
+fn after_failed_bind(ctx: &Context, key: PodKey, uid: &str, priority: i32, created: Millis) {
+    let (ns, name) = split(&key);
+    let cached = ctx.stores.pods.get(&ObjectRef::new(&name).within(&ns));
+    let Some(cached) = cached.filter(|p| ctx.classifier.is_pending_ours(p)) else {
+        tracing::debug!(pod = %key, "gone or bound meanwhile; not retried");
+        ctx.queue().remove(&key);
+        return;
+    };
+    if cached.metadata.uid.as_deref().unwrap_or_default() != uid {
+        let (priority, created) = priority_and_created(&cached);
+        let mut q = ctx.queue();
+        q.remove(&key);
+        q.add(key, priority, created);
+    } else {
+        let now = ctx.now();
+        ctx.queue().retry(key, priority, created, now);
+    }
+    ctx.wake.notify_one();
 }
 
 pub(super) fn spawn_preemption(

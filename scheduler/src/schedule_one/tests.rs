@@ -174,6 +174,28 @@ async fn preemption_writes(e: &mut Env) -> PreemptionWrites {
     }
 }
 
+/// The next request to `path`, answering first the status lane's writes (a condition
+/// patch, its Event) that may go out before it.
+async fn next_to(e: &mut Env, path: &str, status: u16, reply: Value) -> Seen {
+    loop {
+        let seen = next_with(&mut e.handle, |p| {
+            if p == path {
+                (status, reply.clone())
+            } else if p.ends_with("/status") {
+                (200, pod_json("hub", "alice"))
+            } else if p.ends_with("/events") {
+                (201, event_reply())
+            } else {
+                (404, status_err(404, "NotFound"))
+            }
+        })
+        .await;
+        if seen.path == path {
+            return seen;
+        }
+    }
+}
+
 fn pop(ctx: &Context) -> PodKey {
     ctx.queue().pop(i64::MAX / 2).expect("a queued pod")
 }
@@ -206,6 +228,42 @@ async fn a_failed_bind_forgets_the_assumption_and_requeues() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(e.ctx.state().snapshot.requested("n1").cpu_milli, 0);
     assert!(e.ctx.queue().contains(&PodKey::new("hub", "alice")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_deleted_while_its_bind_is_in_flight_is_not_retried() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    let alice = e.pod(user("alice", "1"));
+    schedule_one(&e.ctx, pop(&e.ctx)).await;
+    // An update while the bind is out does not queue it a second time.
+    e.pod(user("alice", "1"));
+    assert_eq!(e.ctx.queue().pop(i64::MAX / 2), None);
+    e.delete(&alice);
+    next(&mut e.handle, 404, status_err(404, "NotFound")).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let key = PodKey::new("hub", "alice");
+    assert!(!e.ctx.queue().contains(&key), "gone: not retried");
+    assert_eq!(e.ctx.queue().oldest_created(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_bind_of_a_pod_already_bound_elsewhere_is_dropped() {
+    let mut e = env(true);
+    e.node("n1", "8");
+    e.pod(user("alice", "1"));
+    schedule_one(&e.ctx, pop(&e.ctx)).await;
+    let mut bound = user("alice", "1");
+    bound["spec"]["nodeName"] = json!("n1");
+    e.pod(bound);
+    next(&mut e.handle, 409, status_err(409, "Conflict")).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(!e.ctx.queue().contains(&PodKey::new("hub", "alice")));
+    assert_eq!(
+        e.ctx.state().snapshot.requested("n1").cpu_milli,
+        1000,
+        "the confirmed placement stays counted"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -528,6 +586,33 @@ async fn a_standby_never_writes() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_standby_drops_its_status_writes_without_spinning_and_does_not_replay_them() {
+    let gate = LeaderGate::new();
+    let mut e = env_with_gate(gate);
+    let rejected = || StatusWrite::KubeletRejected {
+        pod: Box::new(crate::actions::events::pod_ref(
+            &serde_json::from_value::<K8sPod>(user("alice", "1")).unwrap(),
+        )),
+        reason: "OutOfcpu".into(),
+        node: "n1".into(),
+    };
+    // The watch reports a rejection in the standby too (the leader writes its Event).
+    e.ctx
+        .status_lane
+        .push(PodKey::new("hub", "alice"), rejected());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(e.ctx.status_lane.is_empty(), "dropped, not held for later");
+    // Leading now: nothing stale is replayed; a new write goes out.
+    e.ctx.leader.extend(i64::MAX);
+    e.silent().await;
+    e.ctx
+        .status_lane
+        .push(PodKey::new("hub", "bob"), rejected());
+    let ev = next(&mut e.handle, 201, event_reply()).await;
+    assert_eq!(ev.body["reason"], "RejectedByKubelet");
+}
+
+#[tokio::test(start_paused = true)]
 async fn leadership_lost_before_the_bind_goes_out_means_no_bind() {
     let gate = LeaderGate::new();
     gate.extend(i64::MAX);
@@ -675,8 +760,9 @@ async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(crate::scheduler_loop::run(e.ctx.clone(), shutdown.clone()));
 
-    let select = next(
-        &mut e.handle,
+    let select = next_to(
+        &mut e,
+        "/api/v1/namespaces/hub/persistentvolumeclaims/home",
         200,
         json!({"apiVersion": "v1",
         "kind": "PersistentVolumeClaim", "metadata": {"name": "home", "namespace": "hub"}}),
@@ -700,7 +786,13 @@ async fn a_lease_lapse_and_renewal_mid_provisioning_still_binds_the_pod() {
         .apply_watcher_event(&Event::Apply(bound.clone()));
     watch::on_claim(&e.ctx, Change::Applied(&bound));
     e.ctx.wake.notify_one();
-    let bind = next(&mut e.handle, 201, status_ok()).await;
+    let bind = next_to(
+        &mut e,
+        "/api/v1/namespaces/hub/pods/alice/binding",
+        201,
+        status_ok(),
+    )
+    .await;
     assert_eq!(bind.path, "/api/v1/namespaces/hub/pods/alice/binding");
     assert_eq!(bind.body["target"]["name"], "n1");
     shutdown.cancel();
@@ -742,8 +834,9 @@ async fn a_static_volume_being_pre_bound_is_reserved_for_its_pod() {
     }
     let first = schedule_one(&e.ctx, pop(&e.ctx)).await;
     assert_eq!(first, Attempt::Provisioning { node: "n1".into() });
-    let prebind = next(
-        &mut e.handle,
+    let prebind = next_to(
+        &mut e,
+        "/api/v1/persistentvolumes/pv-1",
         200,
         json!({"apiVersion": "v1",
         "kind": "PersistentVolume", "metadata": {"name": "pv-1"}}),
@@ -823,4 +916,89 @@ async fn preemption_writes_answering_429(e: &mut Env) {
         }
     })
     .await;
+}
+
+/// While its claim is provisioned the pod says so (condition and Event); when the
+/// provisioner removes `selected-node` (its "retry elsewhere"), the pod gives the node up
+/// at once, with an Event naming the claim, instead of waiting out the 600 s deadline.
+#[tokio::test(start_paused = true)]
+async fn a_provisioning_the_provisioner_gives_up_fails_at_once_with_an_event_naming_the_claim() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::api::storage::v1::StorageClass;
+    let mut e = env(true);
+    e.node("n1", "8");
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "wffc"}, "provisioner": "example.com/disk",
+        "volumeBindingMode": "WaitForFirstConsumer"}))
+    .unwrap();
+    e.writers.classes.apply_watcher_event(&Event::Apply(class));
+    let claim = |selected: Option<&str>| -> PersistentVolumeClaim {
+        serde_json::from_value(json!({"metadata": {"name": "home", "namespace": "hub",
+                "annotations": selected.map(|n| json!({"volume.kubernetes.io/selected-node": n}))},
+            "spec": {"storageClassName": "wffc", "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}}))
+        .unwrap()
+    };
+    let apply = |e: &mut Env, c: PersistentVolumeClaim| {
+        e.writers
+            .claims
+            .apply_watcher_event(&Event::Apply(c.clone()));
+        watch::on_claim(&e.ctx, Change::Applied(&c));
+    };
+    apply(&mut e, claim(None));
+    let mut pod = user("alice", "1");
+    pod["spec"]["volumes"] =
+        json!([{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}]);
+    e.pod(pod);
+    let key = PodKey::new("hub", "alice");
+    assert_eq!(
+        schedule_one(&e.ctx, pop(&e.ctx)).await,
+        Attempt::Provisioning { node: "n1".into() }
+    );
+    // The select-node write, and the pod's condition saying why it waits, with its Event.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(
+            next_with(&mut e.handle, |p| {
+                if p.ends_with("/status") {
+                    (200, pod_json("hub", "alice"))
+                } else if p.ends_with("/events") {
+                    (201, event_reply())
+                } else {
+                    (
+                        200,
+                        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                        "metadata": {"name": "home", "namespace": "hub"}}),
+                    )
+                }
+            })
+            .await,
+        );
+    }
+    let condition = seen
+        .iter()
+        .find(|s| s.path.ends_with("/status"))
+        .expect("a condition");
+    let conditions = condition.body["status"]["conditions"].to_string();
+    assert!(conditions.contains("WaitingForVolumes"), "{conditions}");
+    assert!(conditions.contains("home"), "{conditions}");
+    assert!(seen.iter().any(|s| s.path.ends_with("/events")));
+    // The cache shows our annotation, then the provisioner takes it away.
+    apply(&mut e, claim(Some("n1")));
+    assert_eq!(schedule_one(&e.ctx, key.clone()).await, Attempt::Waiting);
+    assert!(e.ctx.state().in_flight.get(&key).is_some(), "still waiting");
+    apply(&mut e, claim(None));
+    assert_eq!(schedule_one(&e.ctx, key.clone()).await, Attempt::Waiting);
+    assert!(
+        e.ctx.state().in_flight.get(&key).is_none(),
+        "gave the node up"
+    );
+    assert_eq!(e.ctx.state().snapshot.requested("n1").cpu_milli, 0);
+    let event = next(&mut e.handle, 201, event_reply()).await;
+    assert_eq!(event.body["reason"], "FailedScheduling");
+    let note = event.body["note"].as_str().unwrap_or_default().to_string();
+    assert!(
+        note.contains("\"home\"") && note.contains("removed"),
+        "{note}"
+    );
 }

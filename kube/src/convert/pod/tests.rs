@@ -106,6 +106,45 @@ fn pod_level_resources_override_the_container_sum() {
 }
 
 #[test]
+fn pod_level_hugepages_override_the_containers() {
+    let p = convert(user_pod(json!({
+        "resources": {"requests": {"cpu": "1", "hugepages-2Mi": "8Mi"}},
+        "containers": [{"name": "c", "image": "x",
+            "resources": {"requests": {"cpu": "500m", "hugepages-2Mi": "2Mi"}}}]})))
+    .unwrap();
+    assert_eq!(p.requests.extended("hugepages-2Mi"), 8 << 20);
+    assert_eq!(p.requests.cpu_milli, 1000);
+}
+
+#[test]
+fn an_assigned_pod_counts_the_largest_of_spec_allocated_and_actuated_requests() {
+    let mut v = user_pod(json!({"nodeName": "n1",
+        "initContainers": [{"name": "proxy", "image": "x", "restartPolicy": "Always",
+            "resources": {"requests": {"cpu": "100m"}}}],
+        "containers": [{"name": "c", "image": "x",
+            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}));
+    // Resized down in the spec; the kubelet still holds (allocated) 2 cpus and runs with
+    // (actuated) 3Gi; the sidecar was resized up to 300m.
+    v["status"] = json!({
+        "containerStatuses": [{"name": "c", "image": "x", "imageID": "", "ready": true,
+            "restartCount": 0, "allocatedResources": {"cpu": "2", "memory": "1Gi"},
+            "resources": {"requests": {"cpu": "1500m", "memory": "3Gi"}}}],
+        "initContainerStatuses": [{"name": "proxy", "image": "x", "imageID": "", "ready": true,
+            "restartCount": 0, "allocatedResources": {"cpu": "300m"},
+            "resources": {"requests": {"cpu": "300m"}}}]});
+    let p = convert(v.clone()).unwrap();
+    assert_eq!(p.requests.cpu_milli, 2300);
+    assert_eq!(p.requests.memory, 3 << 30);
+    // Without `resources` reported the kubelet says nothing about a resize: the spec counts.
+    v["status"]["containerStatuses"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("resources");
+    let p = convert(v).unwrap();
+    assert_eq!(p.requests.cpu_milli, 1300);
+}
+
+#[test]
 fn missing_requests_count_as_defaults_only_for_scoring() {
     let p = convert(user_pod(
         json!({"containers": [{"name": "app", "image": "python"}]}),
@@ -262,6 +301,23 @@ fn init_container_host_ports_are_not_counted_as_kube_scheduler_does_not() {
 }
 
 #[test]
+fn sidecar_host_ports_are_counted_as_upstream_get_host_ports_does() {
+    let p = convert(user_pod(json!({
+        "initContainers": [
+            {"name": "setup", "image": "x", "ports": [{"containerPort": 80, "hostPort": 9000}]},
+            {"name": "proxy", "image": "x", "restartPolicy": "Always",
+             "ports": [{"containerPort": 81, "hostPort": 9001, "protocol": "UDP"}]}],
+        "containers": [{"name": "c", "image": "x"}]})))
+    .unwrap();
+    let ports: Vec<_> = p
+        .host_ports
+        .iter()
+        .map(|h| (h.port, h.protocol.as_str()))
+        .collect();
+    assert_eq!(ports, [(9001, "UDP")]);
+}
+
+#[test]
 fn malformed_quantity_is_an_error_naming_the_field() {
     let e = convert(user_pod(json!({"containers": [{"name": "c", "image": "x",
         "resources": {"requests": {"memory": "1Gb"}}}]})))
@@ -289,6 +345,31 @@ fn unknown_toleration_operator_is_an_error() {
     assert!(
         e.to_string().contains("spec.tolerations[0].operator"),
         "{e}"
+    );
+}
+
+#[test]
+fn a_placed_pod_that_cannot_be_converted_is_still_counted_by_its_requests() {
+    let mut v = user_pod(json!({"nodeName": "n1", "priority": 5,
+        "containers": [{"name": "c", "image": "x",
+                        "resources": {"requests": {"cpu": "1500m", "memory": "2Gi"}},
+                        "ports": [{"containerPort": 80, "hostPort": 8080}]}],
+        "tolerations": [{"key": "k", "operator": "Gt", "value": "3"}]}));
+    assert!(convert(v.clone()).is_err(), "Gt is not read");
+    let pod: k8s::Pod = serde_json::from_value(v.clone()).unwrap();
+    let counted = placed_pod_by_resources(&pod).expect("placed: counted");
+    assert_eq!(counted.node_name.as_deref(), Some("n1"));
+    assert_eq!(counted.requests.cpu_milli, 1500);
+    assert_eq!(counted.requests.memory, 2 << 30);
+    assert_eq!(counted.requests.pods, 1);
+    assert_eq!(counted.host_ports.len(), 1);
+    assert_eq!(counted.role, PodRole::Other, "never a victim");
+    v["spec"]["nodeName"] = json!(null);
+    let pending: k8s::Pod = serde_json::from_value(v).unwrap();
+    assert_eq!(
+        placed_pod_by_resources(&pending),
+        None,
+        "not placed: not counted"
     );
 }
 
