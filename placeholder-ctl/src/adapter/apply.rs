@@ -107,31 +107,12 @@ impl Applier {
     /// as the pure [`crate::prune`] step reads them.
     pub async fn list_owned(&self, kind: OwnedKind, selector: &str) -> Result<Vec<Found>> {
         let lp = ListParams::default().labels(selector);
-        let metas: Vec<ObjectMeta> = match kind {
-            OwnedKind::Deployment => self
-                .namespaced::<Deployment>()
-                .list_metadata(&lp)
-                .await?
-                .items
-                .into_iter()
-                .map(|m| m.metadata)
-                .collect(),
-            OwnedKind::PodDisruptionBudget => self
-                .namespaced::<PodDisruptionBudget>()
-                .list_metadata(&lp)
-                .await?
-                .items
-                .into_iter()
-                .map(|m| m.metadata)
-                .collect(),
-            OwnedKind::DaemonSet => self
-                .namespaced::<DaemonSet>()
-                .list_metadata(&lp)
-                .await?
-                .items
-                .into_iter()
-                .map(|m| m.metadata)
-                .collect(),
+        let metas = match kind {
+            OwnedKind::Deployment => self.list_metadata::<Deployment>(&lp).await?,
+            OwnedKind::PodDisruptionBudget => {
+                self.list_metadata::<PodDisruptionBudget>(&lp).await?
+            }
+            OwnedKind::DaemonSet => self.list_metadata::<DaemonSet>(&lp).await?,
         };
         Ok(metas
             .into_iter()
@@ -172,6 +153,18 @@ impl Applier {
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The metadata of the namespace's objects of one kind that match `lp`.
+    async fn list_metadata<K>(&self, lp: &ListParams) -> Result<Vec<ObjectMeta>>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let list = self.namespaced::<K>().list_metadata(lp).await?;
+        Ok(list.items.into_iter().map(|m| m.metadata).collect())
     }
 
     fn namespaced<K>(&self) -> Api<K>
