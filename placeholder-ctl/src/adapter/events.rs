@@ -1,11 +1,13 @@
 //! events.k8s.io Events: the target changing (and why) on the placeholder Deployment, bad
-//! input on the object it came from (warning). A failed Event write is logged, never fatal.
+//! input on the object it came from (warning). One Event per distinct message (hubpack-kube's
+//! recorder keys series on the note too), so a new problem is never folded into an older
+//! one's count. A failed Event write is logged, never fatal.
 
+use hubpack_kube::events::{EventRecord, EventRecorder, EventType};
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 pub struct Events {
-    recorder: Recorder,
+    recorder: EventRecorder,
 }
 
 pub fn reference(
@@ -26,13 +28,7 @@ pub fn reference(
 impl Events {
     pub fn new(client: kube::Client, instance: Option<String>) -> Self {
         Events {
-            recorder: Recorder::new(
-                client,
-                Reporter {
-                    controller: crate::objects::MANAGER.to_string(),
-                    instance,
-                },
-            ),
+            recorder: EventRecorder::new(client, crate::objects::MANAGER, instance),
         }
     }
 
@@ -52,16 +48,15 @@ impl Events {
             note.truncate(cut);
             note.push_str("...");
         }
-        let ev = Event {
+        let ev = EventRecord {
             type_: if warning {
                 EventType::Warning
             } else {
                 EventType::Normal
             },
             reason: reason.to_string(),
-            note: Some(note),
+            note,
             action: "Reconcile".to_string(),
-            secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, regarding).await {
             tracing::warn!(error = %e, reason, object = ?regarding.name, "could not write event");
