@@ -179,7 +179,8 @@ pub async fn start(cluster: &Cluster, which: &Scheduler, name: &str) -> Running 
                 format!("--config={}", config.display()),
                 "--bind-address=127.0.0.1".into(),
                 format!("--secure-port={port}"),
-                // z2jh's flag (its issue #1894); harmless here.
+                // As z2jh runs its user-scheduler: don't read kube-system's
+                // extension-apiserver-authentication ConfigMap (no RBAC needed for it).
                 "--authentication-skip-lookup=true".into(),
             ];
             (bin, args, vec![], None)

@@ -492,7 +492,8 @@ async fn start_user_scheduler(cluster: &Cluster, plan: &Plan) -> Result<Managed,
         format!("--config={}", config.display()),
         "--bind-address=127.0.0.1".into(),
         format!("--secure-port={port}"),
-        // z2jh's flag (its issue #1894).
+        // As z2jh runs its user-scheduler: don't read kube-system's
+        // extension-apiserver-authentication ConfigMap (no RBAC needed for it).
         "--authentication-skip-lookup=true".into(),
     ];
     let process =
