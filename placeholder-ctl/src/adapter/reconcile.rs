@@ -262,6 +262,9 @@ pub fn report(ctx: &Context, decision: &Decision) {
             m.placeholders_pending
                 .get_or_create(&labels)
                 .set(n(pl.pending));
+            m.placeholders_capped
+                .get_or_create(&labels)
+                .set(n(pl.capped_from.map_or(0, |w| w.saturating_sub(pl.replicas))));
             // One line per decision: at info when the count or target moves (or a lead
             // sample came in), else at debug.
             let moved = pl.previous != Some(pl.replicas) || !p.new_lead_samples.is_empty();
@@ -497,6 +500,41 @@ pub async fn report_bad_input(
     }
 }
 
+/// A warning Event on each placeholder Deployment whose target the pool's cost guard
+/// (`maxNodes`) cuts, once per capping episode (`capped` holds the Deployments reported
+/// and still capped).
+pub async fn report_caps(
+    ctx: &Context,
+    decision: &Decision,
+    capped: &mut BTreeSet<String>,
+    leading: bool,
+) {
+    for p in &decision.pools {
+        for pl in &p.placements {
+            let Some(wanted) = pl.capped_from else {
+                capped.remove(&pl.name);
+                continue;
+            };
+            if !leading || capped.contains(&pl.name) {
+                continue;
+            }
+            tracing::warn!(pool = %p.pool, deployment = %pl.name, wanted, replicas = pl.replicas, "placeholders capped by maxNodes");
+            ctx.events
+                .publish(
+                    &reference("apps/v1", "Deployment", Some(&ctx.namespace), &pl.name),
+                    true,
+                    "TargetCapped",
+                    format!(
+                        "the forecast asks for {wanted} placeholders; pool {} is capped at {} by maxNodes (raise pools[].maxNodes if this hub needs more headroom)",
+                        p.pool, pl.replicas
+                    ),
+                )
+                .await;
+            capped.insert(pl.name.clone());
+        }
+    }
+}
+
 /// Refreshes calendar feeds on their periods until `shutdown`.
 pub async fn calendars(ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut due: BTreeMap<String, Millis> = BTreeMap::new();
@@ -536,6 +574,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let interval = Duration::from_secs_f64(ctx.config.reconcile_interval_seconds);
     let mut was_leading = false;
     let mut reported = BTreeSet::new();
+    let mut capped = BTreeSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -556,11 +595,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             ctx.applier.forget();
             ctx.pruned_at.store(0, Ordering::Release);
             reported.clear();
+            capped.clear();
         }
         was_leading = leading;
         let (decision, bad) = decide_once(&ctx, &mut controller, now);
         report(&ctx, &decision);
         report_bad_input(&ctx, &bad, &mut reported, leading).await;
+        report_caps(&ctx, &decision, &mut capped, leading).await;
         ctx.metrics.reconciles.inc();
         if leading && ctx.leader.is_leading(now_ms()) {
             carry_out(&ctx, &decision).await;
