@@ -513,15 +513,24 @@ mod tests {
         let mut c = cfg();
         let sizes = c.pool_sizes().unwrap();
         let d = placeholder_deployment(&c, &c.pools[0], &sizes[0], None, 1, &[], None);
-        assert_eq!(d.spec.unwrap().template.spec.unwrap().image_pull_secrets, None);
+        assert_eq!(
+            d.spec.unwrap().template.spec.unwrap().image_pull_secrets,
+            None
+        );
         c.pools[0].image_pull_secrets = vec!["registry".into()];
         let d = placeholder_deployment(&c, &c.pools[0], &sizes[0], None, 1, &[], None);
         let want = Some(vec![LocalObjectReference {
             name: "registry".into(),
         }]);
-        assert_eq!(d.spec.unwrap().template.spec.unwrap().image_pull_secrets, want);
+        assert_eq!(
+            d.spec.unwrap().template.spec.unwrap().image_pull_secrets,
+            want
+        );
         let ds = prepuller_daemonset(&c, &c.pools[0], &["a:1".to_string()], None);
-        assert_eq!(ds.spec.unwrap().template.spec.unwrap().image_pull_secrets, want);
+        assert_eq!(
+            ds.spec.unwrap().template.spec.unwrap().image_pull_secrets,
+            want
+        );
     }
 
     #[test]

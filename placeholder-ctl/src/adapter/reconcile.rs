@@ -262,9 +262,9 @@ pub fn report(ctx: &Context, decision: &Decision) {
             m.placeholders_pending
                 .get_or_create(&labels)
                 .set(n(pl.pending));
-            m.placeholders_capped
-                .get_or_create(&labels)
-                .set(n(pl.capped_from.map_or(0, |w| w.saturating_sub(pl.replicas))));
+            m.placeholders_capped.get_or_create(&labels).set(n(pl
+                .capped_from
+                .map_or(0, |w| w.saturating_sub(pl.replicas))));
             // One line per decision: at info when the count or target moves (or a lead
             // sample came in), else at debug.
             let moved = pl.previous != Some(pl.replicas) || !p.new_lead_samples.is_empty();

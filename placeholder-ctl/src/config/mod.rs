@@ -513,9 +513,7 @@ impl Config {
                 return invalid(
                     at("maxNodes"),
                     "(0) leaves the pool no placeholder at all",
-                    format!(
-                        "use at least 1 (default {DEFAULT_MAX_NODES}), or drop the pool"
-                    ),
+                    format!("use at least 1 (default {DEFAULT_MAX_NODES}), or drop the pool"),
                 );
             }
             for (j, secret) in p.image_pull_secrets.iter().enumerate() {
