@@ -10,7 +10,7 @@ use super::events::{Events, reference};
 use super::metrics::{InputLabels, Metrics, PlacementLabels, PoolLabels, SourceLabels};
 use super::watch::{Stores, WATCHED_KINDS};
 use crate::config::{Config, PoolSizes};
-use crate::decide::{Controller, Decision};
+use crate::decide::{Controller, Decision, PlacementDecision, PoolDecision};
 use crate::objects;
 use crate::observe::observe_pool;
 use crate::prune::{self, OwnedKind};
@@ -300,6 +300,24 @@ pub fn report(ctx: &Context, decision: &Decision) {
     }
 }
 
+/// The TargetChanged Event's note: the change and the values it was decided on now (each
+/// change is its own Event, so the note is never an older change's).
+pub fn target_changed_note(p: &PoolDecision, pl: &PlacementDecision) -> String {
+    let from = pl.previous.map_or("none".into(), |v| v.to_string());
+    format!(
+        "placeholders {from} -> {} (target {}, {} ready, {} pending; expected {:.1} users, headroom {:.1}, free warm seats {}, lead {:.0} s): {}",
+        pl.replicas,
+        pl.target,
+        pl.placed,
+        pl.pending,
+        p.forecast.expected,
+        p.forecast.headroom,
+        p.free_warm_seats,
+        p.forecast.lead as f64 / 1000.0,
+        pl.reason
+    )
+}
+
 /// Writes the decision: PriorityClasses, per placement the Deployment (+ PDB owned by it)
 /// and deletion costs, per pool the pre-pull DaemonSet; Events where the count changes.
 pub async fn carry_out(ctx: &Context, decision: &Decision) {
@@ -354,13 +372,12 @@ pub async fn carry_out(ctx: &Context, decision: &Decision) {
                 }
             };
             if pl.previous != Some(pl.replicas) {
-                let from = pl.previous.map_or("none".into(), |v| v.to_string());
                 ctx.events
                     .publish(
                         &reference("apps/v1", "Deployment", Some(&ctx.namespace), &pl.name),
                         false,
                         "TargetChanged",
-                        format!("placeholders {from} -> {}: {}", pl.replicas, pl.reason),
+                        target_changed_note(p, pl),
                     )
                     .await;
             }
@@ -876,5 +893,52 @@ mod tests {
             seen[4].body["regarding"]["name"],
             "hubpack-placeholder-user"
         );
+    }
+
+    #[test]
+    fn a_target_change_note_shows_the_current_values() {
+        let c = cfg();
+        let mut ctl = Controller::new(&c);
+        let sizes = c.pool_sizes().unwrap();
+        let view = crate::observe::PoolView::default();
+        let step = |ctl: &mut Controller, users: f64, replicas: usize| {
+            let t = 30 * 60_000;
+            let ev = SourcedEvent {
+                source: Source::Config,
+                pool: "default".into(),
+                name: "class".into(),
+                event: hubpack_core::headroom::ScheduledEvent {
+                    start: t,
+                    window: 300_000,
+                    users,
+                    weekly: false,
+                },
+            };
+            let current: BTreeMap<String, usize> =
+                [("hubpack-placeholder-default".to_string(), replicas)].into();
+            ctl.step(t - 60_000, &c, &sizes, &[view.clone()], &[ev], &current)
+        };
+        let d = step(&mut ctl, 40.0, 0);
+        let (p, pl) = (&d.pools[0], &d.pools[0].placements[0]);
+        let note = target_changed_note(p, pl);
+        assert!(
+            note.starts_with(&format!(
+                "placeholders 0 -> {} (target {}",
+                pl.replicas, pl.target
+            )),
+            "{note}"
+        );
+        assert!(note.contains("expected 40.0 users"), "{note}");
+        // A second change names the new values, not the first one's.
+        let d2 = step(&mut ctl, 80.0, pl.replicas);
+        let (p2, pl2) = (&d2.pools[0], &d2.pools[0].placements[0]);
+        assert!(pl2.replicas > pl.replicas);
+        let note2 = target_changed_note(p2, pl2);
+        assert!(
+            note2.starts_with(&format!("placeholders {} -> {}", pl.replicas, pl2.replicas)),
+            "{note2}"
+        );
+        assert!(note2.contains("expected 80.0 users"), "{note2}");
+        assert_ne!(note, note2);
     }
 }
