@@ -14,7 +14,7 @@ use crate::decide::{Controller, Decision, PlacementDecision, PoolDecision};
 use crate::objects;
 use crate::observe::observe_pool;
 use crate::prune::{self, OwnedKind};
-use crate::sources::{Source, SourcedEvent, configmap, expand_calendar, expand_events, secs};
+use crate::sources::{Source, SourcedEvent, configmap, expand_events, expand_parsed, secs};
 use hubpack_core::model::Millis;
 use hubpack_kube::leader::LeaderGate;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
@@ -96,7 +96,27 @@ pub fn gather_events(
             ),
         }));
     }
-    let feeds = ctx.feeds.lock().map(|f| f.clone()).unwrap_or_default();
+    // Each feed's state without its text (megabytes): the document parsed when it came.
+    let feeds: BTreeMap<String, Feed> = ctx
+        .feeds
+        .lock()
+        .map(|mut feeds| {
+            feeds
+                .iter_mut()
+                .map(|(name, f)| {
+                    let document = f.parsed();
+                    let state = Feed {
+                        text: None,
+                        document,
+                        fetched_at: f.fetched_at,
+                        last_error: f.last_error.clone(),
+                        rejected: f.rejected,
+                    };
+                    (name.clone(), state)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     for cal in &cfg.calendars {
         let source = Source::Calendar(cal.name.clone()).label();
         let pool_deployment = (
@@ -124,8 +144,10 @@ pub fn gather_events(
                 regarding: pool_deployment.clone(),
             });
         }
-        let Some(text) = feed.text else { continue };
-        match expand_calendar(cal, &text, from, to) {
+        let Some(document) = feed.document else {
+            continue;
+        };
+        match expand_parsed(cal, &document, from, to) {
             Ok((found, problems)) => {
                 events.extend(found);
                 bad.extend(problems.into_iter().map(|message| BadInput {
@@ -552,37 +574,62 @@ pub async fn report_caps(
     }
 }
 
-/// Refreshes calendar feeds on their periods until `shutdown`.
+/// Refreshes calendar feeds on their periods until `shutdown`, each fetch a task of its own:
+/// a feed that hangs (up to the fetch timeout) delays no other feed's refresh.
 pub async fn calendars(ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut due: BTreeMap<String, Millis> = BTreeMap::new();
+    // Fetch task → its calendar (a task that panicked frees its calendar too).
+    let mut in_flight: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
+    let mut fetches = tokio::task::JoinSet::new();
     loop {
         let now = now_ms();
         for cal in &ctx.config.calendars {
-            if due.get(&cal.name).is_some_and(|t| *t > now) {
+            let fetching = in_flight.values().any(|n| *n == cal.name);
+            if fetching || due.get(&cal.name).is_some_and(|t| *t > now) {
                 continue;
             }
             due.insert(cal.name.clone(), now + secs(cal.refresh_seconds));
-            let result = super::calendar::fetch(cal).await;
-            let outcome = ctx
-                .feeds
-                .lock()
-                .map(|mut feeds| feeds.entry(cal.name.clone()).or_default().take(result, now))
-                .ok();
-            if outcome == Some(super::calendar::Outcome::Rejected) {
-                ctx.metrics
-                    .calendar_rejected
-                    .get_or_create(&super::metrics::CalendarLabels {
-                        calendar: cal.name.clone(),
-                    })
-                    .inc();
-            }
-            ctx.wake.notify_one();
+            let config = cal.clone();
+            let task = fetches.spawn(async move { super::calendar::fetch(&config).await });
+            in_flight.insert(task.id(), cal.name.clone());
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            Some(done) = fetches.join_next_with_id() => {
+                let (id, result) = match done {
+                    Ok((id, result)) => (id, Some(result)),
+                    Err(e) => (e.id(), None),
+                };
+                if let (Some(name), Some(result)) = (in_flight.remove(&id), result) {
+                    take_feed(&ctx, &name, result);
+                }
+            }
         }
     }
+}
+
+/// One fetch's result into the feed's cache (parsed here, once per new body).
+fn take_feed(ctx: &Context, name: &str, result: crate::error::Result<String>) {
+    let outcome = ctx
+        .feeds
+        .lock()
+        .map(|mut feeds| {
+            feeds
+                .entry(name.to_string())
+                .or_default()
+                .take(result, now_ms())
+        })
+        .ok();
+    if outcome == Some(super::calendar::Outcome::Rejected) {
+        ctx.metrics
+            .calendar_rejected
+            .get_or_create(&super::metrics::CalendarLabels {
+                calendar: name.to_string(),
+            })
+            .inc();
+    }
+    ctx.wake.notify_one();
 }
 
 /// The loop, until `shutdown`.
