@@ -988,4 +988,96 @@ mod tests {
         assert!(note2.contains("expected 80.0 users"), "{note2}");
         assert_ne!(note, note2);
     }
+
+    #[tokio::test]
+    async fn a_feed_is_parsed_once_per_new_body_not_per_reconcile() {
+        use crate::sources::ics::PARSES;
+        let (client, _handle) = mock_client();
+        let ctx = context(client, cfg(), vec![]);
+        let good = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20261201T080000Z\r\nDTSTART:20261201T090000Z\r\nSUMMARY:Lab\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let before = PARSES.with(|p| p.get());
+        take_feed(&ctx, "course", Ok(good.into()));
+        assert_eq!(PARSES.with(|p| p.get()) - before, 1);
+        let t = jiff::Timestamp::from_str("2026-12-01T09:00:00Z")
+            .unwrap()
+            .as_millisecond();
+        for i in 0..3 {
+            let (events, _) = gather_events(&ctx, t - 1 - i, t + 1 + i);
+            assert_eq!(events.len(), 1);
+        }
+        assert_eq!(
+            PARSES.with(|p| p.get()) - before,
+            1,
+            "parsed again on reconcile"
+        );
+        // A copy known only as text (restored from elsewhere) is parsed once, then kept.
+        ctx.feeds
+            .lock()
+            .unwrap()
+            .get_mut("course")
+            .unwrap()
+            .document = None;
+        for _ in 0..3 {
+            assert_eq!(gather_events(&ctx, t - 1, t + 1).0.len(), 1);
+        }
+        assert_eq!(PARSES.with(|p| p.get()) - before, 2);
+    }
+
+    #[tokio::test]
+    async fn a_hanging_feed_delays_no_other() {
+        // One feed's server accepts and never answers; the other is a file.
+        let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = hang.local_addr().unwrap().port();
+        let _held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = hang.accept().await {
+                open.push(s);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lab.ics");
+        std::fs::write(
+            &file,
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nEND:VCALENDAR\r\n",
+        )
+        .unwrap();
+        let mut c = cfg();
+        c.calendars[0].url = Some(format!("http://127.0.0.1:{port}/course.ics"));
+        let mut lab = c.calendars[0].clone();
+        lab.name = "lab".into();
+        lab.url = None;
+        lab.file = Some(file);
+        c.calendars.push(lab);
+        let (client, _handle) = mock_client();
+        let ctx = Arc::new(context(client, c, vec![]));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(calendars(ctx.clone(), stop.clone()));
+        let t0 = std::time::Instant::now();
+        loop {
+            let lab = ctx
+                .feeds
+                .lock()
+                .unwrap()
+                .get("lab")
+                .and_then(|f| f.fetched_at);
+            if lab.is_some() {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the file feed waited for the hanging one"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            ctx.feeds
+                .lock()
+                .unwrap()
+                .get("course")
+                .is_none_or(|f| f.fetched_at.is_none()),
+            "the hanging feed answered"
+        );
+        stop.cancel();
+        task.await.unwrap();
+    }
 }
