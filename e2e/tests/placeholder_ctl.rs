@@ -1104,6 +1104,7 @@ async fn a_restricted_namespace_accepts_the_controllers_pods() {
         .await
         .expect("the controller stops within 30 s")
         .unwrap();
+    delete_namespace(&client, &ns).await;
 }
 
 /// Forwards TCP connections from `listener` to `target` (TLS passes through untouched).
@@ -1206,6 +1207,15 @@ async fn a_controller_started_before_the_api_server_answers_waits_and_becomes_re
         .await
         .expect("the controller stops within 30 s")
         .unwrap();
+    delete_namespace(&admin, &ns).await;
+}
+
+/// Deletes a test's namespace, so what the controller left there (pending placeholders on
+/// no node) is gone for the tests after it.
+async fn delete_namespace(client: &kube::Client, ns: &str) {
+    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .delete(ns, &DeleteParams::default())
+        .await;
 }
 
 /// A renamed pool's nodes go: its placeholders held a node the autoscaler added; after the

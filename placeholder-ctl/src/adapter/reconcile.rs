@@ -963,7 +963,14 @@ mod tests {
             };
             let current: BTreeMap<String, usize> =
                 [("hubpack-placeholder-default".to_string(), replicas)].into();
-            ctl.step(t - 60_000, &c, &sizes, std::slice::from_ref(&view), &[ev], &current)
+            ctl.step(
+                t - 60_000,
+                &c,
+                &sizes,
+                std::slice::from_ref(&view),
+                &[ev],
+                &current,
+            )
         };
         let d = step(&mut ctl, 40.0, 0);
         let (p, pl) = (&d.pools[0], &d.pools[0].placements[0]);
