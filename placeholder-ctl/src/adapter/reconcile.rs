@@ -1087,4 +1087,68 @@ mod tests {
         stop.cancel();
         task.await.unwrap();
     }
+
+    #[tokio::test]
+    async fn a_capped_target_is_one_warning_event_and_a_metric() {
+        let (client, mut handle) = mock_client();
+        let mut c = cfg();
+        c.pools[0].max_nodes = 1;
+        let ctx = context(client, c.clone(), vec![]);
+        let mut ctl = Controller::new(&c);
+        let t = 30 * 60_000;
+        let ev = SourcedEvent {
+            source: Source::Config,
+            pool: "default".into(),
+            name: "exam".into(),
+            event: hubpack_core::headroom::ScheduledEvent {
+                start: t,
+                window: 300_000,
+                users: 300.0,
+                weekly: false,
+            },
+        };
+        let view = crate::observe::PoolView::default();
+        let d = ctl.step(
+            t - 60_000,
+            &c,
+            &ctx.sizes,
+            std::slice::from_ref(&view),
+            &[ev],
+            &BTreeMap::new(),
+        );
+        let pl = &d.pools[0].placements[0];
+        assert_eq!(pl.replicas, 1);
+        let wanted = pl.capped_from.unwrap();
+        report(&ctx, &d);
+        let mut text = String::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("capped", "", ctx.metrics.placeholders_capped.clone());
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(&format!(
+                "capped{{pool=\"default\",zone=\"\"}} {}",
+                wanted - 1
+            )),
+            "{text}"
+        );
+        let server =
+            tokio::spawn(async move { next(&mut handle, 201, serde_json::json!({})).await });
+        let mut capped = BTreeSet::new();
+        report_caps(&ctx, &d, &mut capped, true).await;
+        report_caps(&ctx, &d, &mut capped, true).await; // the same episode: no second Event
+        let event = server.await.unwrap();
+        assert_eq!(event.body["type"], "Warning");
+        assert_eq!(event.body["reason"], "TargetCapped");
+        assert_eq!(
+            event.body["regarding"]["name"],
+            "hubpack-placeholder-default"
+        );
+        let note = event.body["note"].as_str().unwrap();
+        assert!(
+            note.contains(&format!("asks for {wanted} placeholders")),
+            "{note}"
+        );
+        assert!(note.contains("maxNodes"), "{note}");
+        assert!(capped.contains("hubpack-placeholder-default"));
+    }
 }
