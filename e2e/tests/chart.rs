@@ -884,3 +884,185 @@ fn service_monitor_selects_both_metrics_services() {
         assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
     }
 }
+
+/// The controller's rendered config file, parsed.
+fn controller_config(docs: &[Value]) -> hubpack_placeholder_ctl::config::Config {
+    let cm = find(docs, "ConfigMap", "-placeholder-ctl");
+    let text = cm["data"]["config.yaml"].as_str().unwrap();
+    hubpack_placeholder_ctl::config::Config::parse(text, "rendered").unwrap()
+}
+
+/// Two hubs in one cluster: two releases in two namespaces render no cluster-scoped object
+/// of the same name (ClusterRoles, their bindings, PriorityClasses, the controller's own
+/// PriorityClasses), answer to distinct scheduler names, and each controller watches its own
+/// hub's user pods.
+#[test]
+fn two_releases_in_two_namespaces_share_no_cluster_scoped_name_nor_scheduler_name() {
+    let one_pool = chart_dir().join("examples/one-pool.yaml");
+    let statics = [
+        "placeholders.enabled=true",
+        "prePuller.enabled=true",
+        "prePuller.images={quay.io/jupyter/base-notebook:2024-12-02}",
+    ];
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    let mut scheduler_names = std::collections::BTreeSet::new();
+    for (release, ns) in [("hub-a", "ns-a"), ("hub-b", "ns-b")] {
+        let mut cluster_scoped: Vec<String> = Vec::new();
+        for sets in [&[][..], &statics[..]] {
+            let files: Vec<&std::path::Path> = if sets.is_empty() {
+                vec![&one_pool]
+            } else {
+                vec![]
+            };
+            let docs = documents(&render(release, ns, &files, sets));
+            for d in &docs {
+                if matches!(
+                    kind(d),
+                    "ClusterRole" | "ClusterRoleBinding" | "PriorityClass"
+                ) {
+                    cluster_scoped.push(format!("{}/{}", kind(d), name(d)));
+                }
+            }
+            let sched = find(&docs, "ConfigMap", "-scheduler");
+            let sched: hubpack_scheduler::config::Config =
+                hubpack_scheduler::config::Config::parse(
+                    sched["data"]["config.yaml"].as_str().unwrap(),
+                    "rendered",
+                )
+                .unwrap();
+            scheduler_names.insert(sched.scheduler_name.clone());
+            if sets.is_empty() {
+                let ctl = controller_config(&docs);
+                assert_eq!(ctl.scheduler_name, sched.scheduler_name, "{release}");
+                assert_eq!(ctl.user_pods.namespace.as_deref(), Some(ns), "{release}");
+                assert_eq!(ctl.instance.as_deref(), Some(release));
+                cluster_scoped.push(format!(
+                    "PriorityClass/{}",
+                    ctl.placeholders.priority_class_name
+                ));
+                cluster_scoped.push(format!(
+                    "PriorityClass/{}",
+                    ctl.pre_puller.priority_class_name
+                ));
+            } else {
+                let placeholders = find(&docs, "Deployment", "-user-placeholder");
+                assert_eq!(
+                    placeholders["spec"]["template"]["spec"]["schedulerName"],
+                    sched.scheduler_name.as_str()
+                );
+            }
+        }
+        cluster_scoped.sort();
+        cluster_scoped.dedup();
+        assert!(cluster_scoped.len() >= 6, "{cluster_scoped:?}");
+        for n in cluster_scoped {
+            if let Some(other) = seen.insert(n.clone(), release.to_string()) {
+                panic!("{n} rendered by both {other} and {release}");
+            }
+        }
+    }
+    assert_eq!(
+        scheduler_names,
+        ["hub-a-hubpack-scheduler", "hub-b-hubpack-scheduler"]
+            .map(String::from)
+            .into(),
+    );
+    // Release `hubpack` keeps the name the docs show.
+    let docs = documents(&render("hubpack", "jhub", &[&one_pool], &[]));
+    assert_eq!(controller_config(&docs).scheduler_name, "hubpack-scheduler");
+}
+
+/// Placeholders in a namespace of their own: the controller's object rights (patch pods
+/// included) are granted there, the release namespace grants it only its Lease, and a
+/// ConfigMap of the chart's in that namespace owns the objects for `helm uninstall`.
+#[test]
+fn a_placeholder_namespace_takes_the_pod_rights_out_of_the_hubs_namespace() {
+    let one_pool = chart_dir().join("examples/one-pool.yaml");
+    let docs = documents(&render(
+        "hub",
+        "jhub",
+        &[&one_pool],
+        &["controller.placeholderNamespace=hub-placeholders"],
+    ));
+    let ctl = controller_config(&docs);
+    assert_eq!(ctl.namespace.as_deref(), Some("hub-placeholders"));
+    assert_eq!(ctl.leader_election.namespace.as_deref(), Some("jhub"));
+    assert_eq!(ctl.user_pods.namespace.as_deref(), Some("jhub"));
+    let owner = ctl.owner_config_map.clone().unwrap();
+    let owner_cm = find(&docs, "ConfigMap", "-placeholder-ctl-owner");
+    assert_eq!(name(owner_cm), owner);
+    assert_eq!(owner_cm["metadata"]["namespace"], "hub-placeholders");
+    let roles = of_kind(&docs, "Role");
+    let ctl_roles: Vec<&&Value> = roles
+        .iter()
+        .filter(|r| name(r).contains("-placeholder-ctl"))
+        .collect();
+    assert_eq!(ctl_roles.len(), 2, "{ctl_roles:?}");
+    for role in ctl_roles {
+        let in_objects = role["metadata"]["namespace"] == "hub-placeholders";
+        let g = grants(&[role]);
+        let patch_pods = ("patch".to_string(), "/pods".to_string(), String::new());
+        assert_eq!(g.contains(&patch_pods), in_objects, "{}: {g:?}", name(role));
+        let lease = g.iter().any(|(_, r, _)| r == "coordination.k8s.io/leases");
+        assert_eq!(lease, !in_objects, "{}: {g:?}", name(role));
+        if in_objects {
+            assert!(g.contains(&("get".into(), "/configmaps".into(), owner.clone())));
+        }
+    }
+    for binding in of_kind(&docs, "RoleBinding")
+        .into_iter()
+        .filter(|b| name(b).contains("-placeholder-ctl"))
+    {
+        let role = of_kind(&docs, "Role")
+            .into_iter()
+            .find(|r| name(r) == binding["roleRef"]["name"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            binding["metadata"]["namespace"],
+            role["metadata"]["namespace"],
+            "{}",
+            name(binding)
+        );
+        assert_eq!(binding["subjects"][0]["namespace"], "jhub");
+    }
+}
+
+/// The chart's static placeholders and pre-puller pass PodSecurity `restricted` and take
+/// their pull Secrets.
+#[test]
+fn static_placeholders_and_prepuller_are_restricted_and_take_pull_secrets() {
+    let docs = documents(&render(
+        "hub",
+        "jhub",
+        &[],
+        &[
+            "placeholders.enabled=true",
+            "placeholders.imagePullSecrets[0].name=mirror",
+            "prePuller.enabled=true",
+            "prePuller.images={registry.example/lab:1}",
+            "prePuller.imagePullSecrets[0].name=registry",
+        ],
+    ));
+    for (k, suffix, secret) in [
+        ("Deployment", "-user-placeholder", "mirror"),
+        ("DaemonSet", "-image-prepuller", "registry"),
+    ] {
+        let pod = &find(&docs, k, suffix)["spec"]["template"]["spec"];
+        assert_eq!(pod["imagePullSecrets"][0]["name"], secret, "{k}");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{k}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{k}"
+        );
+        let containers = pod["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(pod["initContainers"].as_array().into_iter().flatten());
+        for c in containers {
+            let sc = &c["securityContext"];
+            assert_eq!(sc["allowPrivilegeEscalation"], false, "{k} {}", c["name"]);
+            assert_eq!(sc["capabilities"]["drop"][0], "ALL", "{k} {}", c["name"]);
+        }
+    }
+}

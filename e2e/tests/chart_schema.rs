@@ -343,6 +343,24 @@ fn refused() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "calendars[0].defaultUsers",
             "/controller/config/calendars/0/defaultUsers",
         ),
+        (
+            "a cost guard of 0 nodes",
+            pool("  maxNodes: 0\n"),
+            "pools[0].maxNodes",
+            "/controller/config/pools/0/maxNodes",
+        ),
+        (
+            "a cost guard of a fraction of a node",
+            pool("  maxNodes: 1.5\n"),
+            "maxNodes",
+            "/controller/config/pools/0/maxNodes",
+        ),
+        (
+            "a pull Secret that is not a Secret name",
+            pool("  imagePullSecrets: [\"My Registry\"]\n"),
+            "pools[0].imagePullSecrets[0]",
+            "/controller/config/pools/0/imagePullSecrets/0",
+        ),
     ]
 }
 
@@ -355,7 +373,7 @@ fn the_base_config_is_accepted_by_both() {
             "events:\n- {name: lab, pool: user, users: 10, start: \"2026-12-01T09:00:00Z\"}\n\
              calendars:\n- {name: c, pool: user, defaultUsers: 1, url: \"https://calendar.example/c.ics\"}\n\
              prePuller: {enabled: false, priority: -10, command: []}",
-            "  allNodes: true\n  zones: {key: topology.kubernetes.io/zone, values: [a, b]}\n",
+            "  allNodes: true\n  zones: {key: topology.kubernetes.io/zone, values: [a, b]}\n  maxNodes: 1\n  imagePullSecrets: [registry]\n",
         ),
     ] {
         Config::parse(&config, "base").unwrap_or_else(|e| panic!("{e}\n{config}"));

@@ -977,3 +977,318 @@ async fn a_renamed_pools_objects_are_deleted() {
     );
     w.stop().await;
 }
+
+/// The status code of `GET path` on the controller's HTTP port (None: no answer).
+async fn http_status(port: u16, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    out.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A namespace enforcing PodSecurity `restricted` accepts the controller's pods: the
+/// placeholder pods are created by their ReplicaSet (no FailedCreate), and the pre-puller's
+/// pod template (init containers included) passes a server-side dry-run there, where a pod
+/// without the restricted settings is refused (the admission is on).
+#[tokio::test]
+async fn a_restricted_namespace_accepts_the_controllers_pods() {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use k8s_openapi::api::core::v1::Namespace;
+    let cluster = shared_cluster_with_autoscaler!().unwrap_or_else(|e| panic!("{e}"));
+    let client = cluster.client().await.unwrap();
+    let ns = harness::create_namespace(&client, "ctl-restricted")
+        .await
+        .unwrap();
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            &ns,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest"}}})),
+        )
+        .await
+        .unwrap();
+    let port = hubpack_e2e::processes::free_port().unwrap();
+    // Two placeholders wanted at all times (minUsers), on no node (a selector nothing has):
+    // the pods are created and stay pending; the autoscaler has no group for them.
+    let yaml = ctl_yaml(
+        &ns,
+        "hubpack-restricted",
+        "restricted-users",
+        port,
+        "no-such-group",
+        "60",
+        "",
+    )
+    .replace("headroom: {z: 0}", "headroom: {z: 0, minUsers: 5}")
+    .replace("usersPerPlaceholder: auto", "usersPerPlaceholder: 3");
+    let config = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let stop = CancellationToken::new();
+    let task = spawn_ctl(&client, config, "ctl-restricted", &stop);
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    wait::until(
+        "two placeholder pods created in the restricted namespace",
+        Duration::from_secs(60),
+        || async {
+            let n = pods
+                .list(&ListParams::default().labels("app.kubernetes.io/component=user-placeholder"))
+                .await
+                .map(|l| l.items.len())
+                .unwrap_or(0);
+            (n == 2).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let ds = wait::until("the pre-puller DaemonSet", Duration::from_secs(30), || {
+        let api = Api::<DaemonSet>::namespaced(client.clone(), &ns);
+        async move {
+            api.get_opt("hubpack-prepuller-default")
+                .await
+                .ok()
+                .flatten()
+        }
+    })
+    .await
+    .unwrap();
+    let template = ds.spec.unwrap().template;
+    assert!(
+        template
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_ref())
+            .is_some_and(|i| !i.is_empty()),
+        "the pre-puller has its pull init containers"
+    );
+    let as_pod = |spec| Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some("prepuller-dry-run".into()),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    };
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    pods.create(&dry_run, &as_pod(template.spec.clone().unwrap()))
+        .await
+        .unwrap_or_else(|e| {
+            panic!("the pre-puller's pod is refused in a restricted namespace: {e}")
+        });
+    // The control: the same pod without its security settings is refused there.
+    let mut bare = template.spec.unwrap();
+    bare.security_context = None;
+    for c in bare
+        .containers
+        .iter_mut()
+        .chain(bare.init_containers.iter_mut().flatten())
+    {
+        c.security_context = None;
+    }
+    let refused = pods.create(&dry_run, &as_pod(bare)).await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(e)) if e.message.contains("restricted")),
+        "PodSecurity admission is not enforcing: {refused:?}"
+    );
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the controller stops within 30 s")
+        .unwrap();
+    delete_namespace(&client, &ns).await;
+}
+
+/// Forwards TCP connections from `listener` to `target` (TLS passes through untouched).
+fn forward(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+/// A controller started while the API server is unreachable stays up (alive, not ready) and
+/// waits, its watches backing off; once the API server answers it becomes ready, wins its
+/// Lease and writes its Deployment.
+#[tokio::test]
+async fn a_controller_started_before_the_api_server_answers_waits_and_becomes_ready() {
+    let cluster = shared_cluster_with_autoscaler!().unwrap_or_else(|e| panic!("{e}"));
+    let admin = cluster.client().await.unwrap();
+    let ns = harness::create_namespace(&admin, "ctl-unreachable")
+        .await
+        .unwrap();
+    // The controller's client goes through a port nothing listens on yet.
+    let kubeconfig = kube::config::Kubeconfig::read_from(&cluster.kubeconfig).unwrap();
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let real: std::net::SocketAddr = format!(
+        "{}:{}",
+        config.cluster_url.host().unwrap(),
+        config.cluster_url.port_u16().unwrap()
+    )
+    .parse()
+    .unwrap();
+    let proxy_port = hubpack_e2e::processes::free_port().unwrap();
+    config.cluster_url = format!("https://127.0.0.1:{proxy_port}").parse().unwrap();
+    let client = kube::Client::try_from(config).unwrap();
+    let port = hubpack_e2e::processes::free_port().unwrap();
+    let yaml = ctl_yaml(
+        &ns,
+        "hubpack-unreachable",
+        "unreachable-users",
+        port,
+        "no-such-group",
+        "60",
+        "",
+    )
+    .replace(
+        "leaderElection: {enabled: false}",
+        "leaderElection: {enabled: true, leaseDurationSeconds: 15, renewGraceSeconds: 5}",
+    )
+    .replace("headroom: {z: 0}", "headroom: {z: 0, minUsers: 1}");
+    let ctl_config = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let stop = CancellationToken::new();
+    let task = spawn_ctl(&client, ctl_config, "ctl-unreachable", &stop);
+    wait::until("/healthz answers", Duration::from_secs(20), || async {
+        (http_status(port, "/healthz").await == Some(200)).then_some(())
+    })
+    .await
+    .unwrap();
+    // Unreachable for a while: up, not ready, nothing written, still running.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        !task.is_finished(),
+        "the controller ended without an API server"
+    );
+    assert_eq!(http_status(port, "/healthz").await, Some(200));
+    assert_ne!(http_status(port, "/readyz").await, Some(200));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", proxy_port))
+        .await
+        .unwrap();
+    forward(listener, real);
+    wait::until(
+        "/readyz once the API server answers",
+        Duration::from_secs(90),
+        || async { (http_status(port, "/readyz").await == Some(200)).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let deployments = Api::<Deployment>::namespaced(admin.clone(), &ns);
+    wait::until(
+        "the leader's placeholder Deployment",
+        Duration::from_secs(60),
+        || async {
+            deployments
+                .get_opt("hubpack-placeholder-default")
+                .await
+                .ok()
+                .flatten()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!task.is_finished());
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the controller stops within 30 s")
+        .unwrap();
+    delete_namespace(&admin, &ns).await;
+}
+
+/// Deletes a test's namespace, so what the controller left there (pending placeholders on
+/// no node) is gone for the tests after it.
+async fn delete_namespace(client: &kube::Client, ns: &str) {
+    let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .delete(ns, &DeleteParams::default())
+        .await;
+}
+
+/// A renamed pool's nodes go: its placeholders held a node the autoscaler added; after the
+/// rename the controller deletes the old name's Deployment and pre-puller, and the
+/// autoscaler removes the emptied node (placeholders at -10 are not expendable to it, so a
+/// leftover Deployment would have kept the node forever).
+#[tokio::test]
+async fn a_renamed_pools_nodes_scale_down() {
+    let pool_yaml = |ns: &str, s: &str, u: &str, port: u16, name: &str, headroom: &str| {
+        format!(
+            "instance: e2e-rename-ca\n{}",
+            ctl_yaml(ns, s, u, port, "user-e", "60", "")
+                .replace("headroom: {z: 0}", headroom)
+                .replace("- name: default", &format!("- name: {name}"))
+        )
+    };
+    let mut w = World::start("ctl-rename-ca", "user-e", |ns, s, u, port| {
+        pool_yaml(ns, s, u, port, "default", "headroom: {z: 0, minUsers: 3}")
+    })
+    .await;
+    wait::until(
+        "the default pool's placeholder placed on a node the autoscaler added",
+        Duration::from_secs(180),
+        || async {
+            let nodes = w.autoscaled_nodes().await;
+            let placed = w
+                .placeholders()
+                .await
+                .iter()
+                .filter_map(pod_node)
+                .any(|n| nodes.iter().any(|m| m.metadata.name.as_deref() == Some(&n)));
+            placed.then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let yaml = pool_yaml(
+        &w.ns,
+        &w.scheduler,
+        &w.user_label,
+        w.metrics_port,
+        "cpu",
+        "headroom: {z: 0, maxUsers: 0}",
+    );
+    w.ctl_config = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    w.restart_ctl("ctl-rename-ca-1").await;
+    let deployments = Api::<Deployment>::namespaced(w.client.clone(), &w.ns);
+    wait::until(
+        "the old pool's Deployment deleted",
+        Duration::from_secs(30),
+        || async {
+            deployments
+                .get_opt("hubpack-placeholder-default")
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let t0 = Instant::now();
+    wait::until(
+        "the autoscaler removing the renamed pool's emptied node",
+        Duration::from_secs(240),
+        || async { w.autoscaled_nodes().await.is_empty().then_some(()) },
+    )
+    .await
+    .unwrap();
+    println!(
+        "renamed pool's node removed {:.0} s after the rename",
+        t0.elapsed().as_secs_f64()
+    );
+    w.stop().await;
+}

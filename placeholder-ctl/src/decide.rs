@@ -34,6 +34,9 @@ pub struct PlacementDecision {
     pub deletion_costs: Vec<(String, i32)>,
     pub placed: usize,
     pub pending: usize,
+    /// The replicas the forecast asked for when the pool's cost guard (`maxNodes`) cut
+    /// them to `replicas`; None when not capped.
+    pub capped_from: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,10 +175,12 @@ impl Controller {
             let step = mem
                 .reconciler
                 .step(now, &pool_events(pool, events), size.seats_each, &obs);
+            let caps = placement_caps(size.max_placeholders, step.placements.len());
             let placements = step
                 .placements
                 .iter()
-                .map(|pl| {
+                .zip(caps)
+                .map(|(pl, cap)| {
                     let name = placeholder_name(&pool.name, pl.zone.as_deref());
                     let mine = placeholders_in(pool, view, &pl.zone);
                     let placed = mine.iter().filter(|p| p.node.is_some()).count();
@@ -187,16 +192,24 @@ impl Controller {
                             (p.deletion_cost != Some(cost)).then(|| (p.name.clone(), cost))
                         })
                         .collect();
+                    let capped_from = (pl.replicas > cap).then_some(pl.replicas);
                     PlacementDecision {
                         previous: replicas.get(&name).copied(),
                         name,
                         zone: pl.zone.clone(),
-                        target: pl.target,
-                        replicas: pl.replicas,
-                        reason: pl.reason.clone(),
+                        target: pl.target.min(cap),
+                        replicas: pl.replicas.min(cap),
+                        reason: match capped_from {
+                            Some(wanted) => format!(
+                                "{}; capped from {wanted} by maxNodes ({} placeholders at most)",
+                                pl.reason, size.max_placeholders
+                            ),
+                            None => pl.reason.clone(),
+                        },
                         deletion_costs,
                         placed,
                         pending: mine.len() - placed,
+                        capped_from,
                     }
                 })
                 .collect();
@@ -231,6 +244,15 @@ impl Controller {
         }
         Decision { now, pools: out }
     }
+}
+
+/// The cost guard per placement: `max` placeholders shared over `placements` zones, the
+/// remainder to the first ones, so the pool's total never exceeds `max`.
+pub fn placement_caps(max: usize, placements: usize) -> Vec<usize> {
+    let n = placements.max(1);
+    (0..placements)
+        .map(|i| max / n + usize::from(i < max % n))
+        .collect()
 }
 
 /// The pool's placeholders in one placement (all of them when the pool is not split).

@@ -451,3 +451,55 @@ fn prepull_images_are_configured_then_most_used_and_change_rarely() {
         &["docker.io/x/a:1", "docker.io/x/b:1", "docker.io/x/c:1"]
     );
 }
+
+#[test]
+fn the_cost_guard_caps_the_target_at_max_nodes_and_says_from_what() {
+    // auto: 7 users per placeholder (8 cpu, 1 for DaemonSets and the pre-puller); maxNodes 2
+    // → at most 2 placeholders however large the event.
+    let c = cfg("  lead: 600\n  maxNodes: 2\n");
+    let w = World {
+        nodes: vec![],
+        pods: vec![],
+    };
+    let mut ctl = Controller::new(&c);
+    let ev = [event(30 * MIN, 200.0)];
+    let d = w.step(&c, &mut ctl, 25 * MIN, &ev, 0);
+    let pl = &d.placements[0];
+    assert_eq!(pl.replicas, 2);
+    assert_eq!(pl.target, 2);
+    let wanted = pl.capped_from.expect("capped");
+    assert!(wanted > 2, "{wanted}");
+    assert!(pl.reason.contains("maxNodes"), "{}", pl.reason);
+    // A small event stays under the cap: not capped.
+    let mut ctl = Controller::new(&c);
+    let d = w.step(&c, &mut ctl, 25 * MIN, &[event(30 * MIN, 3.0)], 0);
+    assert_eq!(d.placements[0].capped_from, None);
+    assert!(d.placements[0].replicas <= 2);
+}
+
+#[test]
+fn the_cost_guard_counts_nodes_worth_of_seats_with_smaller_placeholders() {
+    // 2 users per placeholder; a fresh node seats 7: 3 nodes' worth = 21 seats = 10.
+    let c = cfg("  usersPerPlaceholder: 2\n  lead: 600\n  maxNodes: 3\n");
+    let sizes = c.pool_sizes().unwrap();
+    assert_eq!(sizes[0].max_placeholders, 3 * 7 / 2);
+    let w = World {
+        nodes: vec![],
+        pods: vec![],
+    };
+    let d = w.step(
+        &c,
+        &mut Controller::new(&c),
+        25 * MIN,
+        &[event(30 * MIN, 200.0)],
+        0,
+    );
+    assert_eq!(d.placements[0].replicas, 10);
+}
+
+#[test]
+fn the_cost_guard_is_shared_over_zones_without_exceeding_it() {
+    assert_eq!(crate::decide::placement_caps(5, 2), vec![3, 2]);
+    assert_eq!(crate::decide::placement_caps(1, 3), vec![1, 0, 0]);
+    assert_eq!(crate::decide::placement_caps(10, 1), vec![10]);
+}

@@ -9,7 +9,10 @@ use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetUpdateStrategy, Deployment, DeploymentSpec,
     DeploymentStrategy, RollingUpdateDaemonSet, RollingUpdateDeployment,
 };
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, LocalObjectReference, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext,
+};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -103,6 +106,52 @@ pub fn priority_classes(cfg: &Config) -> Vec<PriorityClass> {
     out
 }
 
+/// The user every container of the pods it creates runs as: `nobody`, present in every
+/// base image, so the pre-puller's no-op runs in any user image, root-built ones included.
+pub const RUN_AS_USER: i64 = 65534;
+
+/// Pod-level settings of PodSecurity `restricted`: non-root, the runtime's seccomp profile.
+fn restricted_pod() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS_USER),
+        run_as_group: Some(RUN_AS_USER),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        ..Default::default()
+    }
+}
+
+/// Container-level settings of PodSecurity `restricted`, as the chart's own pods have them.
+fn restricted_container() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: None,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The pool's `imagePullSecrets`, in the pod's form.
+fn pull_secrets(pool: &PoolConfig) -> Option<Vec<LocalObjectReference>> {
+    (!pool.image_pull_secrets.is_empty()).then(|| {
+        pool.image_pull_secrets
+            .iter()
+            .map(|name| LocalObjectReference { name: name.clone() })
+            .collect()
+    })
+}
+
 /// The pool's node selector, plus the zone label when split.
 fn node_selector(pool: &PoolConfig, zone: Option<&str>) -> Option<BTreeMap<String, String>> {
     let mut sel = pool.node_selector.clone();
@@ -168,6 +217,8 @@ pub fn placeholder_deployment(
                     node_selector: node_selector(pool, zone),
                     affinity: pool.affinity.clone(),
                     tolerations: (!pool.tolerations.is_empty()).then(|| pool.tolerations.clone()),
+                    security_context: Some(restricted_pod()),
+                    image_pull_secrets: pull_secrets(pool),
                     containers: vec![Container {
                         name: "pause".into(),
                         image: Some(cfg.placeholders.image.clone()),
@@ -176,6 +227,7 @@ pub fn placeholder_deployment(
                             limits: Some(requests),
                             ..Default::default()
                         }),
+                        security_context: Some(restricted_container()),
                         ..Default::default()
                     }],
                     ..Default::default()
@@ -242,6 +294,7 @@ pub fn prepuller_daemonset(
             command: Some(cfg.pre_puller.command.clone()),
             image_pull_policy: Some("IfNotPresent".into()),
             resources: small.clone(),
+            security_context: Some(restricted_container()),
             ..Default::default()
         })
         .collect();
@@ -279,11 +332,14 @@ pub fn prepuller_daemonset(
                     node_selector: node_selector(pool, None),
                     affinity: pool.affinity.clone(),
                     tolerations: (!pool.tolerations.is_empty()).then(|| pool.tolerations.clone()),
+                    security_context: Some(restricted_pod()),
+                    image_pull_secrets: pull_secrets(pool),
                     init_containers: (!init.is_empty()).then_some(init),
                     containers: vec![Container {
                         name: "pause".into(),
                         image: Some(cfg.pre_puller.image.clone()),
                         resources: small,
+                        security_context: Some(restricted_container()),
                         ..Default::default()
                     }],
                     ..Default::default()
@@ -412,6 +468,68 @@ mod tests {
         assert_eq!(
             pod.priority_class_name.as_deref(),
             Some("hubpack-prepuller")
+        );
+    }
+
+    /// Every container of `pod` meets PodSecurity `restricted` as the apiserver checks it.
+    fn assert_restricted(pod: &PodSpec) {
+        let psc = pod.security_context.as_ref().unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert!(psc.run_as_user.unwrap() > 0);
+        assert_eq!(
+            psc.seccomp_profile.as_ref().unwrap().type_,
+            "RuntimeDefault"
+        );
+        let all = pod
+            .containers
+            .iter()
+            .chain(pod.init_containers.iter().flatten());
+        for c in all {
+            let sc = c.security_context.as_ref().unwrap();
+            assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+            assert_eq!(
+                sc.capabilities.as_ref().unwrap().drop.as_deref(),
+                Some(&["ALL".to_string()][..]),
+                "{}",
+                c.name
+            );
+        }
+    }
+
+    #[test]
+    fn placeholder_and_prepuller_pods_are_podsecurity_restricted() {
+        let c = cfg();
+        let sizes = c.pool_sizes().unwrap();
+        let d = placeholder_deployment(&c, &c.pools[0], &sizes[0], None, 1, &[], None);
+        assert_restricted(d.spec.unwrap().template.spec.as_ref().unwrap());
+        let ds = prepuller_daemonset(&c, &c.pools[0], &["a:1".to_string()], None);
+        let pod = ds.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.init_containers.as_ref().unwrap().len(), 1);
+        assert_restricted(&pod);
+    }
+
+    #[test]
+    fn the_pools_image_pull_secrets_reach_placeholder_and_prepuller_pods() {
+        let mut c = cfg();
+        let sizes = c.pool_sizes().unwrap();
+        let d = placeholder_deployment(&c, &c.pools[0], &sizes[0], None, 1, &[], None);
+        assert_eq!(
+            d.spec.unwrap().template.spec.unwrap().image_pull_secrets,
+            None
+        );
+        c.pools[0].image_pull_secrets = vec!["registry".into()];
+        let d = placeholder_deployment(&c, &c.pools[0], &sizes[0], None, 1, &[], None);
+        let want = Some(vec![LocalObjectReference {
+            name: "registry".into(),
+        }]);
+        assert_eq!(
+            d.spec.unwrap().template.spec.unwrap().image_pull_secrets,
+            want
+        );
+        let ds = prepuller_daemonset(&c, &c.pools[0], &["a:1".to_string()], None);
+        assert_eq!(
+            ds.spec.unwrap().template.spec.unwrap().image_pull_secrets,
+            want
         );
     }
 

@@ -132,14 +132,32 @@ affinity: {{- toYaml . | nindent 2 }}
      Service always find it. */}}
 {{- define "hubpack.scheduler.config" -}}
 {{- $config := deepCopy (.Values.scheduler.config | default dict) -}}
+{{- if not (hasKey $config "schedulerName") -}}
+{{- $_ := set $config "schedulerName" (include "hubpack.schedulerName" .) -}}
+{{- end -}}
 {{- if not (hasKey $config "metricsAddress") -}}
 {{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.scheduler.metrics.port) -}}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
 
+{{/* The scheduler's name (user pods' spec.schedulerName): scheduler.config.schedulerName,
+     else its Deployment's name, `<fullname>-scheduler` (release "hubpack":
+     "hubpack-scheduler"), so two releases in one cluster never answer to the same name. */}}
 {{- define "hubpack.schedulerName" -}}
-{{- (.Values.scheduler.config).schedulerName | default "hubpack-scheduler" -}}
+{{- (.Values.scheduler.config).schedulerName | default (printf "%s-scheduler" (include "hubpack.fullname" .)) -}}
+{{- end -}}
+
+{{/* Where the controller's placeholders and pre-pullers live: controller.placeholderNamespace,
+     else the release namespace. */}}
+{{- define "hubpack.controller.objectNamespace" -}}
+{{- .Values.controller.placeholderNamespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{/* The ConfigMap owning the controller's objects when they live outside the release
+     namespace (an owner must share its dependents' namespace). */}}
+{{- define "hubpack.controller.ownerName" -}}
+{{- printf "%s-placeholder-ctl-owner" (include "hubpack.fullname" .) -}}
 {{- end -}}
 
 {{/* The controller's config file as rendered from controller.config, with the chart's
@@ -156,9 +174,29 @@ affinity: {{- toYaml . | nindent 2 }}
 {{- if not (hasKey $config "instance") -}}
 {{- $_ := set $config "instance" .Release.Name -}}
 {{- end -}}
+{{- $objects := include "hubpack.controller.objectNamespace" . -}}
+{{- if ne $objects .Release.Namespace -}}
+{{- /* Placeholders in a namespace of their own: the Lease stays in the release namespace,
+       and a ConfigMap of the chart's there owns them. */ -}}
+{{- $_ := set $config "namespace" $objects -}}
+{{- $le := $config.leaderElection | default dict -}}
+{{- if not (hasKey $le "namespace") -}}
+{{- $_ := set $le "namespace" .Release.Namespace -}}
+{{- end -}}
+{{- $_ := set $config "leaderElection" $le -}}
+{{- if not (hasKey $config "ownerConfigMap") -}}
+{{- $_ := set $config "ownerConfigMap" (include "hubpack.controller.ownerName" .) -}}
+{{- end -}}
+{{- end -}}
 {{- if not (hasKey $config "ownerConfigMap") -}}
 {{- $_ := set $config "ownerConfigMap" (printf "%s-placeholder-ctl" (include "hubpack.fullname" .)) -}}
 {{- end -}}
+{{- /* User pods are the release namespace's (the hub's), not every hub's of the cluster. */ -}}
+{{- $users := $config.userPods | default dict -}}
+{{- if not (hasKey $users "namespace") -}}
+{{- $_ := set $users "namespace" .Release.Namespace -}}
+{{- end -}}
+{{- $_ := set $config "userPods" $users -}}
 {{- if not (hasKey $config "metricsAddress") -}}
 {{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.controller.metrics.port) -}}
 {{- end -}}

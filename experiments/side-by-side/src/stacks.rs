@@ -567,6 +567,7 @@ pools:
       daemonSets: {{cpu: 200m, memory: \"0\", pods: \"2\"}}
     lead: {lead}
     images: [{image}]
+    maxNodes: {max_nodes}
 ",
         reconcile = secs(plan.reconcile),
         remove_after = secs(plan.remove_after),
@@ -577,8 +578,27 @@ pools:
         node_cpu = plan.cpu(plan.node_cpu),
         node_mem = plan.gib(plan.node_memory_gib),
         node_pods = plan.node_pods,
+        // The cost guard at the node group's size: the scenario's own bound.
+        max_nodes = plan.max_nodes.max(1),
         lead = secs(plan.predictive_lead),
         z = plan.predictive_z,
         image = plan.image,
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_controllers_cost_guard_is_the_scenarios_node_group_size() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let file = root.join("sim/scenarios/side-by-side/class-burst.yaml");
+        let sc = hubpack_sim::scenario::Scenario::load(&file).unwrap();
+        let plan = Plan::new(&sc, 10.0).unwrap();
+        let yaml = ctl_config(&plan, 0).unwrap();
+        let config = hubpack_placeholder_ctl::config::Config::parse(&yaml, "t").unwrap();
+        assert_eq!(config.pools[0].max_nodes as usize, plan.max_nodes.max(1));
+    }
 }

@@ -15,7 +15,8 @@ use hubpack_kube::leader::{self, LeaderGate};
 use hubpack_kube::reflect::Signals;
 use hubpack_kube::supervise::Supervisor;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -70,7 +71,7 @@ pub async fn run(
     let http = {
         let state = HttpState {
             registry: Arc::new(registry),
-            synced,
+            synced: synced.clone(),
             kinds: WATCHED_KINDS,
             heartbeat,
         };
@@ -88,7 +89,14 @@ pub async fn run(
         let election_cfg = config.leader_election.clone();
         let client = client.clone();
         let identity = identity.clone();
+        let synced = synced.clone();
         supervisor.spawn("leader election", async move {
+            // The lease manager's first request fails (and would end the replica) while
+            // the API server is unreachable; the watches retry with backoff until it
+            // answers, so the election starts once every cache is filled.
+            if !wait_synced(&synced, &stop).await {
+                return Ok(());
+            }
             leader::run(client, &election_cfg, &lease_ns, &identity, &gate, stop).await?;
             Ok(())
         })
@@ -121,4 +129,49 @@ pub async fn run(
     }
     let _ = http.await;
     supervisor.take_failure().map_or(Ok(()), Err)
+}
+
+/// Waits until every watched kind has listed once (false: `stop` came first).
+async fn wait_synced(synced: &AtomicUsize, stop: &CancellationToken) -> bool {
+    let mut logged = false;
+    loop {
+        if synced.load(Ordering::Acquire) >= WATCHED_KINDS {
+            return true;
+        }
+        if !logged {
+            tracing::info!(
+                "waiting for the API server (every watch's first list) before the election"
+            );
+            logged = true;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_election_waits_for_every_cache_and_gives_up_on_stop() {
+        let synced = Arc::new(AtomicUsize::new(0));
+        let stop = CancellationToken::new();
+        let waiting = tokio::spawn({
+            let (synced, stop) = (synced.clone(), stop.clone());
+            async move { wait_synced(&synced, &stop).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !waiting.is_finished(),
+            "started before the caches were filled"
+        );
+        synced.store(WATCHED_KINDS, Ordering::Release);
+        assert!(waiting.await.unwrap_or(false));
+        let never = Arc::new(AtomicUsize::new(WATCHED_KINDS - 1));
+        stop.cancel();
+        assert!(!wait_synced(&never, &stop).await);
+    }
 }

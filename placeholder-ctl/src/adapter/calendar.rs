@@ -9,7 +9,37 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hubpack_core::model::Millis;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Redirects followed per fetch (a calendar service moving its feeds, http → https).
+const MAX_REDIRECTS: usize = 5;
+
+/// Where a redirect's `Location` points, from `current`: absolute, or relative to its
+/// host (`/path`) or its directory. Never from https to http (the URL may carry a token).
+fn redirect_target(current: &http::Uri, location: &str) -> std::result::Result<http::Uri, String> {
+    let scheme = current.scheme_str().unwrap_or("https");
+    let authority = current.authority().map(|a| a.as_str()).unwrap_or_default();
+    let target = if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else if let Some(rest) = location.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        let path = current.path();
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        let dir = if dir.is_empty() { "/" } else { dir };
+        format!("{scheme}://{authority}{dir}{location}")
+    };
+    let uri: http::Uri = target
+        .parse()
+        .map_err(|e| format!("redirect to an unusable Location: {e}"))?;
+    if scheme == "https" && uri.scheme_str() != Some("https") {
+        return Err("redirect from https to plain http refused".into());
+    }
+    Ok(uri)
+}
 
 /// Larger feeds are refused (a course calendar is kilobytes).
 const MAX_BYTES: usize = 8 << 20;
@@ -20,6 +50,8 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Feed {
     /// The last body that was an iCalendar document.
     pub text: Option<String>,
+    /// `text`, parsed: once per new body, shared by every reconcile's expansion.
+    pub document: Option<Arc<icalendar::Calendar>>,
     pub fetched_at: Option<Millis>,
     /// Why the last fetch failed, or why its body was refused.
     pub last_error: Option<String>,
@@ -39,13 +71,25 @@ pub enum Outcome {
 }
 
 impl Feed {
+    /// The parsed last good copy: parsed here when only its text is known (a copy restored
+    /// from elsewhere), once.
+    pub fn parsed(&mut self) -> Option<Arc<icalendar::Calendar>> {
+        if self.document.is_none()
+            && let Some(text) = &self.text
+        {
+            self.document = crate::sources::ics::parse_text(text).ok().map(Arc::new);
+        }
+        self.document.clone()
+    }
+
     /// Takes one fetch's result: only a body that is an iCalendar document replaces the
     /// last good copy.
     pub fn take(&mut self, result: Result<String>, now: Millis) -> Outcome {
         match result {
-            Ok(text) => match crate::sources::ics::check_document(&text) {
-                Ok(()) => {
+            Ok(text) => match crate::sources::ics::parse_document(&text) {
+                Ok(document) => {
                     self.text = Some(text.trim_start_matches('\u{feff}').to_string());
+                    self.document = Some(Arc::new(document));
                     self.fetched_at = Some(now);
                     self.last_error = None;
                     self.rejected = false;
@@ -102,7 +146,7 @@ pub async fn fetch(cal: &CalendarConfig) -> Result<String> {
             .map_err(|e| err(format!("cannot read {}: {e}", path.display())));
     }
     let (url, shown) = feed_url(cal).await.map_err(err)?;
-    let uri: http::Uri = url
+    let mut uri: http::Uri = url
         .parse()
         .map_err(|e| err(format!("bad URL {shown}: {e}")))?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -112,19 +156,42 @@ pub async fn fetch(cal: &CalendarConfig) -> Result<String> {
         .enable_http1()
         .build();
     let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build(https);
-    let request = http::Request::get(uri)
-        .header("user-agent", "hubpack-placeholder-ctl")
-        .body(Empty::new())
-        .map_err(|e| err(e.to_string()))?;
-    let response = tokio::time::timeout(TIMEOUT, client.request(request))
-        .await
-        .map_err(|_| {
-            err(format!(
-                "GET {shown}: no answer within {} s",
-                TIMEOUT.as_secs()
-            ))
-        })?
-        .map_err(|e| err(format!("GET {shown}: {e}")))?;
+    let mut redirects = 0;
+    let response = loop {
+        let request = http::Request::get(uri.clone())
+            .header("user-agent", "hubpack-placeholder-ctl")
+            .body(Empty::new())
+            .map_err(|e| err(e.to_string()))?;
+        let response = tokio::time::timeout(TIMEOUT, client.request(request))
+            .await
+            .map_err(|_| {
+                err(format!(
+                    "GET {shown}: no answer within {} s",
+                    TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| err(format!("GET {shown}: {e}")))?;
+        if !response.status().is_redirection() {
+            break response;
+        }
+        redirects += 1;
+        if redirects > MAX_REDIRECTS {
+            return Err(err(format!(
+                "GET {shown}: more than {MAX_REDIRECTS} redirects"
+            )));
+        }
+        let location = response
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .ok_or_else(|| {
+                err(format!(
+                    "GET {shown}: HTTP {} without a Location",
+                    response.status()
+                ))
+            })?;
+        uri = redirect_target(&uri, location).map_err(|e| err(format!("GET {shown}: {e}")))?;
+    };
     if !response.status().is_success() {
         return Err(err(format!("GET {shown}: HTTP {}", response.status())));
     }
@@ -255,5 +322,91 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/c.ics"));
+    }
+
+    /// A one-route-table HTTP/1.0 server on loopback: path → (status, Location, body).
+    async fn serve(routes: Vec<(&'static str, u16, &'static str, String)>) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (status, location, body) = routes
+                    .iter()
+                    .find(|r| r.0 == path)
+                    .map(|r| (r.1, r.2, r.3.clone()))
+                    .unwrap_or((404, "", String::new()));
+                let location = if location.is_empty() {
+                    String::new()
+                } else {
+                    format!("Location: {location}\r\n")
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_and_bounded() {
+        let port = serve(vec![
+            ("/old.ics", 301, "/moved/feed.ics", String::new()),
+            ("/moved/feed.ics", 302, "final.ics", String::new()),
+            ("/moved/final.ics", 200, "", GOOD.to_string()),
+            ("/loop.ics", 302, "/loop.ics", String::new()),
+            ("/nowhere.ics", 302, "", String::new()),
+        ])
+        .await;
+        let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+        let body = fetch(&cal(None, Some(&url("/old.ics")))).await.unwrap();
+        assert_eq!(body, GOOD);
+        let e = fetch(&cal(None, Some(&url("/loop.ics"))))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 5 redirects"), "{e}");
+        let e = fetch(&cal(None, Some(&url("/nowhere.ics"))))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("without a Location"), "{e}");
+    }
+
+    #[test]
+    fn a_redirect_target_resolves_relative_locations_and_never_downgrades() {
+        let from: http::Uri = "https://cal.example/feeds/a/course.ics?t=1"
+            .parse()
+            .unwrap();
+        let to = |l: &str| redirect_target(&from, l).map(|u| u.to_string());
+        assert_eq!(to("/x.ics").unwrap(), "https://cal.example/x.ics");
+        assert_eq!(to("b.ics").unwrap(), "https://cal.example/feeds/a/b.ics");
+        assert_eq!(
+            to("//other.example/c.ics").unwrap(),
+            "https://other.example/c.ics"
+        );
+        assert_eq!(
+            to("https://other.example/d.ics").unwrap(),
+            "https://other.example/d.ics"
+        );
+        assert!(
+            to("http://cal.example/x.ics")
+                .unwrap_err()
+                .contains("https to plain http")
+        );
+        let plain: http::Uri = "http://cal.example/a.ics".parse().unwrap();
+        assert_eq!(
+            redirect_target(&plain, "https://cal.example/a.ics")
+                .unwrap()
+                .to_string(),
+            "https://cal.example/a.ics"
+        );
     }
 }

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub placeholders_desired: Family<PlacementLabels, Gauge>,
     pub placeholders_ready: Family<PlacementLabels, Gauge>,
     pub placeholders_pending: Family<PlacementLabels, Gauge>,
+    /// Placeholders the forecast asked for beyond the pool's `maxNodes` cost guard.
+    pub placeholders_capped: Family<PlacementLabels, Gauge>,
     pub lead_time_seconds: Family<PoolLabels, FloatGauge>,
     pub lead_time_samples: Family<PoolLabels, Gauge>,
     /// Bad input currently present, by source and field (1 while present).
@@ -72,6 +74,7 @@ impl Metrics {
             placeholders_desired: Family::default(),
             placeholders_ready: Family::default(),
             placeholders_pending: Family::default(),
+            placeholders_capped: Family::default(),
             lead_time_seconds: Family::default(),
             lead_time_samples: Family::default(),
             bad_input: Family::default(),
@@ -111,6 +114,11 @@ impl Metrics {
             "placeholders_pending",
             "Placeholders not yet bound",
             m.placeholders_pending.clone(),
+        );
+        r.register(
+            "placeholders_capped",
+            "Placeholders asked for beyond the pool's maxNodes cost guard (0: not capped)",
+            m.placeholders_capped.clone(),
         );
         r.register(
             "lead_time_seconds",

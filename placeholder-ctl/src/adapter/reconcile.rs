@@ -10,11 +10,11 @@ use super::events::{Events, reference};
 use super::metrics::{InputLabels, Metrics, PlacementLabels, PoolLabels, SourceLabels};
 use super::watch::{Stores, WATCHED_KINDS};
 use crate::config::{Config, PoolSizes};
-use crate::decide::{Controller, Decision};
+use crate::decide::{Controller, Decision, PlacementDecision, PoolDecision};
 use crate::objects;
 use crate::observe::observe_pool;
 use crate::prune::{self, OwnedKind};
-use crate::sources::{Source, SourcedEvent, configmap, expand_calendar, expand_events, secs};
+use crate::sources::{Source, SourcedEvent, configmap, expand_events, expand_parsed, secs};
 use hubpack_core::model::Millis;
 use hubpack_kube::leader::LeaderGate;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
@@ -96,7 +96,27 @@ pub fn gather_events(
             ),
         }));
     }
-    let feeds = ctx.feeds.lock().map(|f| f.clone()).unwrap_or_default();
+    // Each feed's state without its text (megabytes): the document parsed when it came.
+    let feeds: BTreeMap<String, Feed> = ctx
+        .feeds
+        .lock()
+        .map(|mut feeds| {
+            feeds
+                .iter_mut()
+                .map(|(name, f)| {
+                    let document = f.parsed();
+                    let state = Feed {
+                        text: None,
+                        document,
+                        fetched_at: f.fetched_at,
+                        last_error: f.last_error.clone(),
+                        rejected: f.rejected,
+                    };
+                    (name.clone(), state)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     for cal in &cfg.calendars {
         let source = Source::Calendar(cal.name.clone()).label();
         let pool_deployment = (
@@ -124,8 +144,10 @@ pub fn gather_events(
                 regarding: pool_deployment.clone(),
             });
         }
-        let Some(text) = feed.text else { continue };
-        match expand_calendar(cal, &text, from, to) {
+        let Some(document) = feed.document else {
+            continue;
+        };
+        match expand_parsed(cal, &document, from, to) {
             Ok((found, problems)) => {
                 events.extend(found);
                 bad.extend(problems.into_iter().map(|message| BadInput {
@@ -262,6 +284,9 @@ pub fn report(ctx: &Context, decision: &Decision) {
             m.placeholders_pending
                 .get_or_create(&labels)
                 .set(n(pl.pending));
+            m.placeholders_capped.get_or_create(&labels).set(n(pl
+                .capped_from
+                .map_or(0, |w| w.saturating_sub(pl.replicas))));
             // One line per decision: at info when the count or target moves (or a lead
             // sample came in), else at debug.
             let moved = pl.previous != Some(pl.replicas) || !p.new_lead_samples.is_empty();
@@ -295,6 +320,24 @@ pub fn report(ctx: &Context, decision: &Decision) {
             }
         }
     }
+}
+
+/// The TargetChanged Event's note: the change and the values it was decided on now (each
+/// change is its own Event, so the note is never an older change's).
+pub fn target_changed_note(p: &PoolDecision, pl: &PlacementDecision) -> String {
+    let from = pl.previous.map_or("none".into(), |v| v.to_string());
+    format!(
+        "placeholders {from} -> {} (target {}, {} ready, {} pending; expected {:.1} users, headroom {:.1}, free warm seats {}, lead {:.0} s): {}",
+        pl.replicas,
+        pl.target,
+        pl.placed,
+        pl.pending,
+        p.forecast.expected,
+        p.forecast.headroom,
+        p.free_warm_seats,
+        p.forecast.lead as f64 / 1000.0,
+        pl.reason
+    )
 }
 
 /// Writes the decision: PriorityClasses, per placement the Deployment (+ PDB owned by it)
@@ -351,13 +394,12 @@ pub async fn carry_out(ctx: &Context, decision: &Decision) {
                 }
             };
             if pl.previous != Some(pl.replicas) {
-                let from = pl.previous.map_or("none".into(), |v| v.to_string());
                 ctx.events
                     .publish(
                         &reference("apps/v1", "Deployment", Some(&ctx.namespace), &pl.name),
                         false,
                         "TargetChanged",
-                        format!("placeholders {from} -> {}: {}", pl.replicas, pl.reason),
+                        target_changed_note(p, pl),
                     )
                     .await;
             }
@@ -497,37 +539,97 @@ pub async fn report_bad_input(
     }
 }
 
-/// Refreshes calendar feeds on their periods until `shutdown`.
+/// A warning Event on each placeholder Deployment whose target the pool's cost guard
+/// (`maxNodes`) cuts, once per capping episode (`capped` holds the Deployments reported
+/// and still capped).
+pub async fn report_caps(
+    ctx: &Context,
+    decision: &Decision,
+    capped: &mut BTreeSet<String>,
+    leading: bool,
+) {
+    for p in &decision.pools {
+        for pl in &p.placements {
+            let Some(wanted) = pl.capped_from else {
+                capped.remove(&pl.name);
+                continue;
+            };
+            if !leading || capped.contains(&pl.name) {
+                continue;
+            }
+            tracing::warn!(pool = %p.pool, deployment = %pl.name, wanted, replicas = pl.replicas, "placeholders capped by maxNodes");
+            ctx.events
+                .publish(
+                    &reference("apps/v1", "Deployment", Some(&ctx.namespace), &pl.name),
+                    true,
+                    "TargetCapped",
+                    format!(
+                        "the forecast asks for {wanted} placeholders; pool {} is capped at {} by maxNodes (raise pools[].maxNodes if this hub needs more headroom)",
+                        p.pool, pl.replicas
+                    ),
+                )
+                .await;
+            capped.insert(pl.name.clone());
+        }
+    }
+}
+
+/// Refreshes calendar feeds on their periods until `shutdown`, each fetch a task of its own:
+/// a feed that hangs (up to the fetch timeout) delays no other feed's refresh.
 pub async fn calendars(ctx: Arc<Context>, shutdown: CancellationToken) {
     let mut due: BTreeMap<String, Millis> = BTreeMap::new();
+    // Fetch task → its calendar (a task that panicked frees its calendar too).
+    let mut in_flight: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
+    let mut fetches = tokio::task::JoinSet::new();
     loop {
         let now = now_ms();
         for cal in &ctx.config.calendars {
-            if due.get(&cal.name).is_some_and(|t| *t > now) {
+            let fetching = in_flight.values().any(|n| *n == cal.name);
+            if fetching || due.get(&cal.name).is_some_and(|t| *t > now) {
                 continue;
             }
             due.insert(cal.name.clone(), now + secs(cal.refresh_seconds));
-            let result = super::calendar::fetch(cal).await;
-            let outcome = ctx
-                .feeds
-                .lock()
-                .map(|mut feeds| feeds.entry(cal.name.clone()).or_default().take(result, now))
-                .ok();
-            if outcome == Some(super::calendar::Outcome::Rejected) {
-                ctx.metrics
-                    .calendar_rejected
-                    .get_or_create(&super::metrics::CalendarLabels {
-                        calendar: cal.name.clone(),
-                    })
-                    .inc();
-            }
-            ctx.wake.notify_one();
+            let config = cal.clone();
+            let task = fetches.spawn(async move { super::calendar::fetch(&config).await });
+            in_flight.insert(task.id(), cal.name.clone());
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            Some(done) = fetches.join_next_with_id() => {
+                let (id, result) = match done {
+                    Ok((id, result)) => (id, Some(result)),
+                    Err(e) => (e.id(), None),
+                };
+                if let (Some(name), Some(result)) = (in_flight.remove(&id), result) {
+                    take_feed(&ctx, &name, result);
+                }
+            }
         }
     }
+}
+
+/// One fetch's result into the feed's cache (parsed here, once per new body).
+fn take_feed(ctx: &Context, name: &str, result: crate::error::Result<String>) {
+    let outcome = ctx
+        .feeds
+        .lock()
+        .map(|mut feeds| {
+            feeds
+                .entry(name.to_string())
+                .or_default()
+                .take(result, now_ms())
+        })
+        .ok();
+    if outcome == Some(super::calendar::Outcome::Rejected) {
+        ctx.metrics
+            .calendar_rejected
+            .get_or_create(&super::metrics::CalendarLabels {
+                calendar: name.to_string(),
+            })
+            .inc();
+    }
+    ctx.wake.notify_one();
 }
 
 /// The loop, until `shutdown`.
@@ -536,6 +638,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let interval = Duration::from_secs_f64(ctx.config.reconcile_interval_seconds);
     let mut was_leading = false;
     let mut reported = BTreeSet::new();
+    let mut capped = BTreeSet::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -556,11 +659,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             ctx.applier.forget();
             ctx.pruned_at.store(0, Ordering::Release);
             reported.clear();
+            capped.clear();
         }
         was_leading = leading;
         let (decision, bad) = decide_once(&ctx, &mut controller, now);
         report(&ctx, &decision);
         report_bad_input(&ctx, &bad, &mut reported, leading).await;
+        report_caps(&ctx, &decision, &mut capped, leading).await;
         ctx.metrics.reconciles.inc();
         if leading && ctx.leader.is_leading(now_ms()) {
             carry_out(&ctx, &decision).await;
@@ -835,5 +940,215 @@ mod tests {
             seen[4].body["regarding"]["name"],
             "hubpack-placeholder-user"
         );
+    }
+
+    #[test]
+    fn a_target_change_note_shows_the_current_values() {
+        let c = cfg();
+        let mut ctl = Controller::new(&c);
+        let sizes = c.pool_sizes().unwrap();
+        let view = crate::observe::PoolView::default();
+        let step = |ctl: &mut Controller, users: f64, replicas: usize| {
+            let t = 30 * 60_000;
+            let ev = SourcedEvent {
+                source: Source::Config,
+                pool: "default".into(),
+                name: "class".into(),
+                event: hubpack_core::headroom::ScheduledEvent {
+                    start: t,
+                    window: 300_000,
+                    users,
+                    weekly: false,
+                },
+            };
+            let current: BTreeMap<String, usize> =
+                [("hubpack-placeholder-default".to_string(), replicas)].into();
+            ctl.step(
+                t - 60_000,
+                &c,
+                &sizes,
+                std::slice::from_ref(&view),
+                &[ev],
+                &current,
+            )
+        };
+        let d = step(&mut ctl, 40.0, 0);
+        let (p, pl) = (&d.pools[0], &d.pools[0].placements[0]);
+        let note = target_changed_note(p, pl);
+        assert!(
+            note.starts_with(&format!(
+                "placeholders 0 -> {} (target {}",
+                pl.replicas, pl.target
+            )),
+            "{note}"
+        );
+        assert!(note.contains("expected 40.0 users"), "{note}");
+        // A second change names the new values, not the first one's.
+        let d2 = step(&mut ctl, 80.0, pl.replicas);
+        let (p2, pl2) = (&d2.pools[0], &d2.pools[0].placements[0]);
+        assert!(pl2.replicas > pl.replicas);
+        let note2 = target_changed_note(p2, pl2);
+        assert!(
+            note2.starts_with(&format!("placeholders {} -> {}", pl.replicas, pl2.replicas)),
+            "{note2}"
+        );
+        assert!(note2.contains("expected 80.0 users"), "{note2}");
+        assert_ne!(note, note2);
+    }
+
+    #[tokio::test]
+    async fn a_feed_is_parsed_once_per_new_body_not_per_reconcile() {
+        use crate::sources::ics::PARSES;
+        let (client, _handle) = mock_client();
+        let ctx = context(client, cfg(), vec![]);
+        let good = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nBEGIN:VEVENT\r\nUID:1\r\nDTSTAMP:20261201T080000Z\r\nDTSTART:20261201T090000Z\r\nSUMMARY:Lab\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        let before = PARSES.with(|p| p.get());
+        take_feed(&ctx, "course", Ok(good.into()));
+        assert_eq!(PARSES.with(|p| p.get()) - before, 1);
+        let t = jiff::Timestamp::from_str("2026-12-01T09:00:00Z")
+            .unwrap()
+            .as_millisecond();
+        for i in 0..3 {
+            let (events, _) = gather_events(&ctx, t - 1 - i, t + 1 + i);
+            assert_eq!(events.len(), 1);
+        }
+        assert_eq!(
+            PARSES.with(|p| p.get()) - before,
+            1,
+            "parsed again on reconcile"
+        );
+        // A copy known only as text (restored from elsewhere) is parsed once, then kept.
+        ctx.feeds
+            .lock()
+            .unwrap()
+            .get_mut("course")
+            .unwrap()
+            .document = None;
+        for _ in 0..3 {
+            assert_eq!(gather_events(&ctx, t - 1, t + 1).0.len(), 1);
+        }
+        assert_eq!(PARSES.with(|p| p.get()) - before, 2);
+    }
+
+    #[tokio::test]
+    async fn a_hanging_feed_delays_no_other() {
+        // One feed's server accepts and never answers; the other is a file.
+        let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = hang.local_addr().unwrap().port();
+        let _held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = hang.accept().await {
+                open.push(s);
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lab.ics");
+        std::fs::write(
+            &file,
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//t//EN\r\nEND:VCALENDAR\r\n",
+        )
+        .unwrap();
+        let mut c = cfg();
+        c.calendars[0].url = Some(format!("http://127.0.0.1:{port}/course.ics"));
+        let mut lab = c.calendars[0].clone();
+        lab.name = "lab".into();
+        lab.url = None;
+        lab.file = Some(file);
+        c.calendars.push(lab);
+        let (client, _handle) = mock_client();
+        let ctx = Arc::new(context(client, c, vec![]));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(calendars(ctx.clone(), stop.clone()));
+        let t0 = std::time::Instant::now();
+        loop {
+            let lab = ctx
+                .feeds
+                .lock()
+                .unwrap()
+                .get("lab")
+                .and_then(|f| f.fetched_at);
+            if lab.is_some() {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the file feed waited for the hanging one"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            ctx.feeds
+                .lock()
+                .unwrap()
+                .get("course")
+                .is_none_or(|f| f.fetched_at.is_none()),
+            "the hanging feed answered"
+        );
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_capped_target_is_one_warning_event_and_a_metric() {
+        let (client, mut handle) = mock_client();
+        let mut c = cfg();
+        c.pools[0].max_nodes = 1;
+        let ctx = context(client, c.clone(), vec![]);
+        let mut ctl = Controller::new(&c);
+        let t = 30 * 60_000;
+        let ev = SourcedEvent {
+            source: Source::Config,
+            pool: "default".into(),
+            name: "exam".into(),
+            event: hubpack_core::headroom::ScheduledEvent {
+                start: t,
+                window: 300_000,
+                users: 300.0,
+                weekly: false,
+            },
+        };
+        let view = crate::observe::PoolView::default();
+        let d = ctl.step(
+            t - 60_000,
+            &c,
+            &ctx.sizes,
+            std::slice::from_ref(&view),
+            &[ev],
+            &BTreeMap::new(),
+        );
+        let pl = &d.pools[0].placements[0];
+        assert_eq!(pl.replicas, 1);
+        let wanted = pl.capped_from.unwrap();
+        report(&ctx, &d);
+        let mut text = String::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("capped", "", ctx.metrics.placeholders_capped.clone());
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(&format!(
+                "capped{{pool=\"default\",zone=\"\"}} {}",
+                wanted - 1
+            )),
+            "{text}"
+        );
+        let server =
+            tokio::spawn(async move { next(&mut handle, 201, serde_json::json!({})).await });
+        let mut capped = BTreeSet::new();
+        report_caps(&ctx, &d, &mut capped, true).await;
+        report_caps(&ctx, &d, &mut capped, true).await; // the same episode: no second Event
+        let event = server.await.unwrap();
+        assert_eq!(event.body["type"], "Warning");
+        assert_eq!(event.body["reason"], "TargetCapped");
+        assert_eq!(
+            event.body["regarding"]["name"],
+            "hubpack-placeholder-default"
+        );
+        let note = event.body["note"].as_str().unwrap();
+        assert!(
+            note.contains(&format!("asks for {wanted} placeholders")),
+            "{note}"
+        );
+        assert!(note.contains("maxNodes"), "{note}");
+        assert!(capped.contains("hubpack-placeholder-default"));
     }
 }

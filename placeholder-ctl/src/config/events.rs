@@ -102,39 +102,54 @@ impl Default for EventConfigMapsConfig {
 }
 
 impl EventConfig {
+    /// The first problem (the config file stops at it).
     pub fn validate(&self, at: &str, pools: &BTreeSet<&str>) -> Result<(), ConfigError> {
+        match self.problems(at, pools).into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem, one per field: an event ConfigMap's author sees them all at once.
+    pub fn problems(&self, at: &str, pools: &BTreeSet<&str>) -> Vec<ConfigError> {
         let f = |x: &str| format!("{at}.{x}");
-        nonempty(&f("name"), &self.name)?;
-        known_pool(&f("pool"), &self.pool, pools)?;
+        let mut out: Vec<ConfigError> = Vec::new();
+        out.extend(nonempty(&f("name"), &self.name).err());
+        out.extend(known_pool(&f("pool"), &self.pool, pools).err());
         match (&self.start, &self.schedule) {
-            (Some(_), Some(_)) | (None, None) => {
-                return invalid(
+            (Some(_), Some(_)) | (None, None) => out.extend(
+                invalid::<()>(
                     f("start"),
                     "and `schedule`: exactly one must be set",
                     "use start: 2026-12-01T09:00:00+01:00 for a one-off event, or schedule: \"0 9 * * MON\" for a recurring one",
-                );
+                )
+                .err(),
+            ),
+            _ => {
+                if let Err(e) = crate::sources::schedule::EventSchedule::parse(
+                    self.start.as_deref(),
+                    self.schedule.as_deref(),
+                    &self.time_zone,
+                ) {
+                    out.extend(invalid::<()>(f(e.field), e.message, e.fix).err());
+                }
             }
-            _ => {}
-        }
-        if let Err(e) = crate::sources::schedule::EventSchedule::parse(
-            self.start.as_deref(),
-            self.schedule.as_deref(),
-            &self.time_zone,
-        ) {
-            return invalid(f(e.field), e.message, e.fix);
         }
         if !(self.users >= 0.0 && self.users.is_finite()) {
-            return invalid(
-                f("users"),
-                format!("({}) must be ≥ 0", self.users),
-                "use e.g. 30",
+            out.extend(
+                invalid::<()>(
+                    f("users"),
+                    format!("({}) must be ≥ 0", self.users),
+                    "use e.g. 30",
+                )
+                .err(),
             );
         }
-        positive(&f("arrivalWindowSeconds"), self.arrival_window_seconds)?;
+        out.extend(positive(&f("arrivalWindowSeconds"), self.arrival_window_seconds).err());
         if let Some(d) = self.duration_seconds {
-            non_negative(&f("durationSeconds"), d)?;
+            out.extend(non_negative(&f("durationSeconds"), d).err());
         }
-        Ok(())
+        out
     }
 }
 

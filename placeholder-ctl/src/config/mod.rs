@@ -509,6 +509,22 @@ impl Config {
             for (j, img) in p.images.iter().enumerate() {
                 nonempty(&at(&format!("images[{j}]")), img)?;
             }
+            if p.max_nodes == 0 {
+                return invalid(
+                    at("maxNodes"),
+                    "(0) leaves the pool no placeholder at all",
+                    format!("use at least 1 (default {DEFAULT_MAX_NODES}), or drop the pool"),
+                );
+            }
+            for (j, secret) in p.image_pull_secrets.iter().enumerate() {
+                if !is_dns_subdomain(secret) {
+                    return invalid(
+                        at(&format!("imagePullSecrets[{j}]")),
+                        format!("({secret:?}) is not a Secret name"),
+                        "name a Secret of type kubernetes.io/dockerconfigjson in the controller's namespace",
+                    );
+                }
+            }
             p.sizes(i, self.pre_puller.enabled)?;
         }
         Ok(())

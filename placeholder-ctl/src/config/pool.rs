@@ -97,6 +97,23 @@ pub struct PoolConfig {
     /// Split the pool per zone: one Deployment per zone, the forecast shared evenly.
     #[serde(default)]
     pub zones: Option<ZoneSplit>,
+    /// The cost guard: the pool's placeholders together hold at most this many fresh
+    /// nodes' worth of seats (with `usersPerPlaceholder: auto`, at most this many
+    /// placeholders). A forecast asking for more is capped, with a warning Event.
+    #[serde(default = "default_max_nodes")]
+    pub max_nodes: u32,
+    /// Secrets (in the controller's namespace) the kubelet uses to pull the placeholder,
+    /// pre-puller and user images: the user pods' `imagePullSecrets`.
+    #[serde(default)]
+    pub image_pull_secrets: Vec<String>,
+}
+
+/// The default cost guard: ten idle nodes of headroom per pool at most. A class of a few
+/// hundred users fits; a larger hub raises it knowingly.
+pub const DEFAULT_MAX_NODES: u32 = 10;
+
+fn default_max_nodes() -> u32 {
+    DEFAULT_MAX_NODES
 }
 
 fn auto_users() -> UsersPerPlaceholder {
@@ -166,6 +183,8 @@ pub struct PoolSizes {
     pub seats_each: i64,
     /// One placeholder's request: N × per-user, one pod slot.
     pub placeholder_request: Resources,
+    /// The cost guard in placeholders: `maxNodes` fresh nodes' seats ÷ N.
+    pub max_placeholders: usize,
 }
 
 impl PoolConfig {
@@ -234,12 +253,19 @@ impl PoolConfig {
                 "use `auto` or a smaller number, so one placeholder fits a new node",
             )
         })?;
+        // The seats of one fresh node (N with `auto`): what a node costs, in seats.
+        let seats_per_node = seats_per_placeholder(&allocatable, &daemonsets, &per_user)
+            .unwrap_or(seats_each)
+            .max(seats_each);
+        let max_seats = i64::from(self.max_nodes) * seats_per_node;
+        let max_placeholders = usize::try_from(max_seats / seats_each.max(1)).unwrap_or(0);
         Ok(PoolSizes {
             per_user,
             allocatable,
             daemonsets,
             seats_each,
             placeholder_request,
+            max_placeholders,
         })
     }
 

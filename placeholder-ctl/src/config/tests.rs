@@ -149,3 +149,24 @@ fn the_example_file_is_valid() {
     assert!(!c.events.is_empty());
     c.pool_sizes().unwrap();
 }
+
+#[test]
+fn max_nodes_defaults_and_zero_and_bad_pull_secrets_are_refused() {
+    let c = parse(POOL).unwrap();
+    assert_eq!(c.pools[0].max_nodes, DEFAULT_MAX_NODES);
+    // auto: a placeholder is a node, so the guard is maxNodes placeholders.
+    assert_eq!(c.pool_sizes().unwrap()[0].max_placeholders, 10);
+    match parse(&format!("{POOL}  maxNodes: 0\n")) {
+        Err(ConfigError::Invalid { field, .. }) => assert_eq!(field, "pools[0].maxNodes"),
+        other => panic!("{other:?}"),
+    }
+    assert!(parse(&format!("{POOL}  maxNodes: -1\n")).is_err());
+    let c = parse(&format!("{POOL}  imagePullSecrets: [registry]\n")).unwrap();
+    assert_eq!(c.pools[0].image_pull_secrets, vec!["registry".to_string()]);
+    match parse(&format!("{POOL}  imagePullSecrets: [\"Not A Name\"]\n")) {
+        Err(ConfigError::Invalid { field, .. }) => {
+            assert_eq!(field, "pools[0].imagePullSecrets[0]")
+        }
+        other => panic!("{other:?}"),
+    }
+}

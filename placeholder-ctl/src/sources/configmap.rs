@@ -16,7 +16,9 @@ pub struct EntryProblem {
     pub message: String,
 }
 
-/// The valid events of one ConfigMap's `data`, and the problems of the rest.
+/// The valid events of one ConfigMap's `data`, and the problems of the rest: every field
+/// of every entry (one problem does not hide the next), each entry parsed on its own (a
+/// misspelt key drops that entry only).
 pub fn parse_events(
     data: &BTreeMap<String, String>,
     pools: &BTreeSet<&str>,
@@ -24,7 +26,7 @@ pub fn parse_events(
     let mut events = Vec::new();
     let mut problems = Vec::new();
     for (key, text) in data {
-        let list: Vec<EventConfig> = match serde_saphyr::from_str(text) {
+        let list: Vec<serde_json::Value> = match serde_saphyr::from_str(text) {
             Ok(l) => l,
             Err(e) => {
                 problems.push(EntryProblem {
@@ -34,22 +36,36 @@ pub fn parse_events(
                 continue;
             }
         };
-        for (i, e) in list.into_iter().enumerate() {
-            match e.validate(&format!("data.{key}[{i}]"), pools) {
-                Ok(()) => events.push(e),
-                Err(ConfigError::Invalid {
+        for (i, entry) in list.into_iter().enumerate() {
+            let at = format!("data.{key}[{i}]");
+            let e: EventConfig = match serde_json::from_value(entry) {
+                Ok(e) => e,
+                Err(err) => {
+                    problems.push(EntryProblem {
+                        field: at,
+                        message: format!("not an event: {err}"),
+                    });
+                    continue;
+                }
+            };
+            let found = e.problems(&at, pools);
+            if found.is_empty() {
+                events.push(e);
+            }
+            problems.extend(found.into_iter().map(|p| match p {
+                ConfigError::Invalid {
                     field,
                     problem,
                     fix,
-                }) => problems.push(EntryProblem {
+                } => EntryProblem {
                     field,
                     message: format!("{problem}; fix: {fix}"),
-                }),
-                Err(other) => problems.push(EntryProblem {
-                    field: format!("data.{key}[{i}]"),
+                },
+                other => EntryProblem {
+                    field: at.clone(),
                     message: other.to_string(),
-                }),
-            }
+                },
+            }));
         }
     }
     (events, problems)
@@ -85,6 +101,38 @@ mod tests {
                 "data.class.yaml[2].pool",
                 "data.junk"
             ]
+        );
+    }
+
+    #[test]
+    fn every_bad_field_of_every_entry_is_its_own_problem_and_a_misspelt_entry_drops_alone() {
+        let pools: BTreeSet<&str> = ["default"].into();
+        let data: BTreeMap<String, String> = [(
+            "lab.yaml".to_string(),
+            "- {name: ok, pool: default, users: 5, start: \"2026-12-01T09:00:00Z\"}\n\
+             - {name: two, pool: gpu, users: -3, start: \"2026-12-01T09:00:00Z\", arrivalWindowSeconds: 0}\n\
+             - {name: typo, pool: default, userz: 5, start: \"2026-12-01T09:00:00Z\"}\n\
+             - {name: also-ok, pool: default, users: 1, schedule: \"0 9 * * MON\"}\n"
+                .to_string(),
+        )]
+        .into();
+        let (events, problems) = parse_events(&data, &pools);
+        let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, vec!["ok", "also-ok"]);
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "data.lab.yaml[1].pool",
+                "data.lab.yaml[1].users",
+                "data.lab.yaml[1].arrivalWindowSeconds",
+                "data.lab.yaml[2]",
+            ]
+        );
+        assert!(
+            problems[3].message.contains("userz"),
+            "{}",
+            problems[3].message
         );
     }
 }

@@ -41,6 +41,12 @@ pub enum IcsError {
 /// answers 200 with anything else (a login page, half a file) must not replace its last
 /// good copy.
 pub fn check_document(text: &str) -> Result<(), IcsError> {
+    parse_document(text).map(|_| ())
+}
+
+/// [`check_document`], keeping the parsed document: a feed is parsed once per new body and
+/// only expanded on each reconcile ([`occurrences_in`]).
+pub fn parse_document(text: &str) -> Result<Calendar, IcsError> {
     let body = text.trim_start_matches('\u{feff}').trim();
     let first = body.lines().next().unwrap_or("").trim();
     if !first.eq_ignore_ascii_case("BEGIN:VCALENDAR") {
@@ -55,9 +61,19 @@ pub fn check_document(text: &str) -> Result<(), IcsError> {
             "does not end with END:VCALENDAR (truncated?)".into(),
         ));
     }
-    Calendar::from_str(body)
-        .map(|_| ())
-        .map_err(IcsError::Malformed)
+    parse(body)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Documents parsed by this thread (tests count parses per feed change).
+    pub static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn parse(text: &str) -> Result<Calendar, IcsError> {
+    #[cfg(test)]
+    PARSES.with(|p| p.set(p.get() + 1));
+    Calendar::from_str(text).map_err(IcsError::Malformed)
 }
 
 /// At most this many occurrences per recurring event and query.
@@ -74,9 +90,21 @@ pub fn occurrences_arriving(
     from: Millis,
     to: Millis,
 ) -> Result<IcsResult, IcsError> {
+    occurrences_arriving_in(&parse_text(text)?, zone, default_users, arrival, from, to)
+}
+
+/// [`occurrences_arriving`] of a parsed document.
+pub fn occurrences_arriving_in(
+    calendar: &Calendar,
+    zone: &str,
+    default_users: f64,
+    arrival: (i8, i8),
+    from: Millis,
+    to: Millis,
+) -> Result<IcsResult, IcsError> {
     const DAY: Millis = 86_400_000;
     let tz = TimeZone::get(zone).map_err(|_| IcsError::TimeZone(zone.to_string()))?;
-    let mut found = occurrences(text, zone, default_users, from - DAY, to)?;
+    let mut found = occurrences_in(calendar, zone, default_users, from - DAY, to)?;
     for o in found.occurrences.iter_mut().filter(|o| o.all_day) {
         let day = jiff::Timestamp::from_millisecond(o.start)
             .map(|t| t.to_zoned(tz.clone()).date())
@@ -99,11 +127,27 @@ pub fn occurrences(
     from: Millis,
     to: Millis,
 ) -> Result<IcsResult, IcsError> {
-    let tz = TimeZone::get(zone).map_err(|_| IcsError::TimeZone(zone.to_string()))?;
+    occurrences_in(&parse_text(text)?, zone, default_users, from, to)
+}
+
+/// Parses a document that at least names `BEGIN:VCALENDAR` (the lenient reading of a local
+/// file; fetched bodies go through [`parse_document`]).
+pub fn parse_text(text: &str) -> Result<Calendar, IcsError> {
     if !text.contains("BEGIN:VCALENDAR") {
         return Err(IcsError::Malformed("no BEGIN:VCALENDAR".into()));
     }
-    let calendar = Calendar::from_str(text).map_err(IcsError::Malformed)?;
+    parse(text)
+}
+
+/// [`occurrences`] of a parsed document.
+pub fn occurrences_in(
+    calendar: &Calendar,
+    zone: &str,
+    default_users: f64,
+    from: Millis,
+    to: Millis,
+) -> Result<IcsResult, IcsError> {
+    let tz = TimeZone::get(zone).map_err(|_| IcsError::TimeZone(zone.to_string()))?;
     let mut out = IcsResult::default();
     // An instance of a series that was moved or cancelled is a VEVENT of its own, with the
     // series' UID and the instance's original start in RECURRENCE-ID: the series no longer

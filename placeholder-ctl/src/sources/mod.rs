@@ -88,10 +88,20 @@ pub fn expand_calendar(
     from: Millis,
     to: Millis,
 ) -> Result<(Vec<SourcedEvent>, Vec<String>), ics::IcsError> {
+    expand_parsed(cal, &ics::parse_text(text)?, from, to)
+}
+
+/// [`expand_calendar`] of a document parsed when it was fetched.
+pub fn expand_parsed(
+    cal: &CalendarConfig,
+    document: &icalendar::Calendar,
+    from: Millis,
+    to: Millis,
+) -> Result<(Vec<SourcedEvent>, Vec<String>), ics::IcsError> {
     let window = secs(cal.arrival_window_seconds).max(1);
     let arrival = crate::config::parse_hh_mm(&cal.all_day_arrival).unwrap_or((9, 0));
-    let found = ics::occurrences_arriving(
-        text,
+    let found = ics::occurrences_arriving_in(
+        document,
         &cal.time_zone,
         cal.default_users,
         arrival,
