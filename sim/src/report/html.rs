@@ -2,9 +2,10 @@
 //! external assets). At the top a headline (the best policy against z2jh as shipped, or
 //! the plan's recommendation against z2jh as configured) and, from `plan`, its text and
 //! values.yaml, and each policy's node-hours against the clairvoyant bound; then the table
-//! (the bound's rows last); then charts that stay readable: a wait CDF per scheduler
-//! (at most one line per placeholder mode), nodes and users over time for the best policy
-//! against z2jh only (and the oracle's nodes), and cost against p95 wait with one colour per scheduler.
+//! (the bound's rows last); then charts that stay readable: a wait CDF per scheduler (at
+//! most one line per placeholder mode), nodes and users over time for the best policy
+//! against z2jh only (and the oracle's nodes), and cost against p95 wait with one colour
+//! per scheduler.
 
 use super::summary::{PolicySummary, Summary, waits};
 use super::table::{HEADERS, bound_rows, rows};
