@@ -403,19 +403,19 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
         .and_then(|r| r.first())
         .and_then(|r| crate::oracle::bound(sc, r.seed).ok())
     {
-        let every = crate::clock::secs(sc.sample_s).max(1000);
         let end = crate::clock::secs(sc.duration_h * 3600.0);
+        // Drawn as steps: a corner at each change.
+        let mut points = vec![(0.0, b.nodes.at(0) as f64)];
+        for &(t, v) in b.nodes.points.iter().filter(|p| p.0 > 0 && p.0 < end) {
+            let h = t as f64 / 3.6e6;
+            points.push((h, points[points.len() - 1].1));
+            points.push((h, v as f64));
+        }
+        points.push((end as f64 / 3.6e6, b.nodes.at(end) as f64));
         nodes.push(Line {
             name: crate::oracle::ORACLE.into(),
             color: RGBColor(44, 160, 44),
-            points: (0..=end / every)
-                .map(|i| {
-                    (
-                        i as f64 * every as f64 / 3.6e6,
-                        b.nodes.at(i * every) as f64,
-                    )
-                })
-                .collect(),
+            points,
         });
     }
     out += &line_chart(
