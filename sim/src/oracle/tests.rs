@@ -124,3 +124,53 @@ fn sessions_past_the_end_are_cut() {
     let b = bound_of(&sc, &pods(31, 1.0, 4.0, 10 * H, 12 * H));
     assert_eq!(b.users, 0);
 }
+
+/// A feasible packing: first-fit-decreasing by the largest share of a node any resource
+/// takes. The bound can never need more nodes than a packing that exists.
+fn first_fit_decreasing(pods: &[Occupancy], cap: &Resources) -> usize {
+    let share = |r: &Resources| {
+        [
+            r.cpu_milli as f64 / cap.cpu_milli as f64,
+            r.memory as f64 / cap.memory as f64,
+            r.pods as f64 / cap.pods as f64,
+        ]
+        .into_iter()
+        .fold(0.0, f64::max)
+    };
+    let mut sorted: Vec<&Resources> = pods.iter().map(|o| &o.request).collect();
+    sorted.sort_by(|a, b| share(b).total_cmp(&share(a)));
+    let mut free: Vec<Resources> = Vec::new();
+    for r in sorted {
+        match free.iter_mut().find(|f| r.fits_in(f)) {
+            Some(f) => *f -= r,
+            None => free.push(cap - r),
+        }
+    }
+    free.len()
+}
+
+proptest::proptest! {
+    #[test]
+    fn the_bound_never_needs_more_nodes_than_a_real_packing(
+        sizes in proptest::collection::vec((1u32..=64, 1u32..=60), 0..120)
+    ) {
+        let sc = scenario("");
+        let cap = per_node(&sc, 0);
+        // Pods of 0.25..16 CPU and 1..60 GiB, all alive for the first hour.
+        let all: Vec<Occupancy> = sizes
+            .iter()
+            .map(|&(quarters, gib)| Occupancy {
+                pool: 0,
+                request: Resources::new(i64::from(quarters) * 250, i64::from(gib) << 30)
+                    .with_pods(1),
+                start: 0,
+                end: H,
+            })
+            .filter(|o| o.request.fits_in(&cap))
+            .collect();
+        let b = bound_of(&sc, &all);
+        let packed = first_fit_decreasing(&all, &cap);
+        proptest::prop_assert!(b.peak_nodes as usize <= packed, "{} > {packed}", b.peak_nodes);
+        proptest::prop_assert!(close(b.node_hours, b.peak_nodes as f64));
+    }
+}
