@@ -3,11 +3,14 @@
 //! (3 schedulers × 4 placeholder modes × 20 seeds, in parallel) and `plan` on the class
 //! burst with 20 seeds (`plan_s`, goal < 10 s on 2 cores), `plan` on the class burst with
 //! each real hub's layered values files in tests/z2jh/real/ (`plan_real_hubs_s`, all of
-//! them), and prints a JSON line last.
+//! them), and prints a JSON line last. `hubpack_predictive_vs_oracle_node_hours` holds, for
+//! the class burst (mean over its 20 seeds) and the university week (seed 0), hubpack with
+//! predictive placeholders' node-hours as a ratio of the clairvoyant bound's.
 
 #![allow(clippy::unwrap_used)] // a benchmark may unwrap
 
 use hubpack_sim::engine::run_one;
+use hubpack_sim::oracle;
 use hubpack_sim::plan;
 use hubpack_sim::runner::{grid, run_grid};
 use hubpack_sim::scenario::z2jh_values::apply_layers;
@@ -35,13 +38,16 @@ fn main() {
     let mut week_s = f64::INFINITY;
     let mut week_events = 0;
     let mut week_users = 0;
+    let mut week_node_hours = 0.0;
     for _ in 0..3 {
         let t = Instant::now();
         let r = run_one(&week, policy.clone(), 0).unwrap();
         week_s = week_s.min(t.elapsed().as_secs_f64());
         week_events = r.events;
         week_users = r.users.len();
+        week_node_hours = r.node_hours;
     }
+    let week_vs_oracle = week_node_hours / oracle::bound(&week, 0).unwrap().node_hours;
     eprintln!("week of {week_users} users: {week_events} events in {week_s:.3} s");
 
     let burst = load("class-burst.yaml");
@@ -54,6 +60,16 @@ fn main() {
         "class-burst grid: {} policies x 20 seeds, {grid_events} events in {grid_s:.3} s on {} threads",
         policies.len(),
         rayon::current_num_threads()
+    );
+    let predictive = policies.iter().position(|p| *p == policy).unwrap();
+    let ratios: Vec<f64> = runs[predictive]
+        .iter()
+        .map(|r| r.node_hours / oracle::bound(&burst, r.seed).unwrap().node_hours)
+        .collect();
+    let burst_vs_oracle = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    eprintln!(
+        "hubpack / predictive vs the oracle's node-hours: class burst {burst_vs_oracle:.3}x, \
+         university week {week_vs_oracle:.3}x"
     );
     let events = week_events + grid_events;
     let events_per_s = events as f64 / (week_s + grid_s);
@@ -109,6 +125,6 @@ fn main() {
         hubs.len()
     );
     println!(
-        "{{\"bench\":\"sim\",\"events\":{events},\"events_per_s\":{events_per_s:.0},\"week_3000_users_s\":{week_s:.4},\"compare_grid_s\":{grid_s:.3},\"plan_s\":{plan_s:.3},\"plan_real_hubs_s\":{plan_real_hubs_s:.3}}}"
+        "{{\"bench\":\"sim\",\"events\":{events},\"events_per_s\":{events_per_s:.0},\"week_3000_users_s\":{week_s:.4},\"compare_grid_s\":{grid_s:.3},\"plan_s\":{plan_s:.3},\"plan_real_hubs_s\":{plan_real_hubs_s:.3},\"hubpack_predictive_vs_oracle_node_hours\":{{\"class_burst\":{burst_vs_oracle:.3},\"university_week\":{week_vs_oracle:.3}}}}}"
     );
 }

@@ -12,7 +12,8 @@
 //!   scheduler; [`engine`]: one deterministic run, the event loop that dispatches to them
 //!   and the scheduling pass; [`outcome`]: what a run records; [`runner`]: the
 //!   policy × seed grid in parallel; [`plan`]: the cheapest placeholder setting meeting a
-//!   p95 target, next to z2jh as configured; [`report`]: summary.json, pods.csv,
+//!   p95 target, next to z2jh as configured; [`oracle`]: the clairvoyant lower bound of
+//!   node-hours every report compares against; [`report`]: summary.json, pods.csv,
 //!   timeseries.csv, report.html and the terminal table.
 //!
 //! ## What the model leaves out (read results with these in mind)
@@ -41,6 +42,7 @@ pub mod cluster_state;
 pub mod engine;
 pub mod events;
 pub mod models;
+pub mod oracle;
 pub mod outcome;
 pub mod plan;
 pub mod policy;

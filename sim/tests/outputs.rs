@@ -48,6 +48,7 @@ fn compare_writes_every_output() {
         "placement_hol",
         "hub_queue_hol",
         "node_hours",
+        "node_hours_vs_bound",
         "cost",
         "peak_nodes",
         "scale_ups",
@@ -55,6 +56,19 @@ fn compare_writes_every_output() {
     ] {
         assert!(p[key]["mean"].is_number(), "{key}");
         assert!(p[key]["ci95"].is_number(), "{key}");
+    }
+
+    // The clairvoyant bound's rows, below every policy's node-hours.
+    let bounds = json["bounds"].as_array().unwrap();
+    assert_eq!(bounds.len(), 2);
+    assert_eq!(bounds[0]["label"], "oracle");
+    assert_eq!(bounds[1]["label"], "oracle+ca-unneeded");
+    let oracle = bounds[0]["node_hours"]["mean"].as_f64().unwrap();
+    assert!(oracle > 0.0);
+    assert!(bounds[1]["node_hours"]["mean"].as_f64().unwrap() >= oracle);
+    for p in json["policies"].as_array().unwrap() {
+        assert!(p["node_hours"]["mean"].as_f64().unwrap() >= oracle);
+        assert!(p["node_hours_vs_bound"]["mean"].as_f64().unwrap() >= 1.0);
     }
 
     let pods = std::fs::read_to_string(dir.path().join("pods.csv")).unwrap();
@@ -69,12 +83,24 @@ fn compare_writes_every_output() {
 
     let ts = std::fs::read_to_string(dir.path().join("timeseries.csv")).unwrap();
     let samples: usize = runs.iter().map(|seeds| seeds[0].samples.len()).sum();
-    assert_eq!(ts.lines().count(), samples + 1);
+    // Every policy's samples, then the oracle's at the same times.
+    let oracle_rows = runs[0][0].samples.len();
+    assert_eq!(ts.lines().count(), samples + oracle_rows + 1);
+    assert_eq!(
+        ts.lines().filter(|l| l.starts_with("oracle,")).count(),
+        oracle_rows
+    );
 
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     // CDFs for z2jh and hubpack, nodes and users over time, cost vs p95.
     assert_eq!(html.matches("<svg").count(), 5);
     assert!(html.contains("<table>") && html.contains("hubpack / predictive / no pre-pull"));
+    assert!(html.contains("<tr class=\"bound\"><td>oracle</td>"));
+    assert!(html.contains("<tr class=\"bound\"><td>oracle+ca-unneeded</td>"));
+    assert!(
+        html.contains("hubpack / predictive / no pre-pull: ")
+            && html.contains("× the bound at p95 wait")
+    );
     // Self-contained: no scripts, no external assets.
     assert!(!html.contains("<script") && !html.contains("src=") && !html.contains("href="));
 }

@@ -11,6 +11,7 @@ mod common;
 use hubpack_sim::report::write_all;
 use hubpack_sim::runner::run_grid;
 use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, SchedulerKind};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -56,6 +57,17 @@ fn load(page: &Path) -> (String, Vec<String>) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Both pipes are drained while Chromium runs: a DOM larger than a pipe's buffer would
+    // otherwise block it before it exits.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let deadline = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -64,18 +76,19 @@ fn load(page: &Path) -> (String, Vec<String>) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let out = child.wait_with_output().unwrap();
+    let status = child.wait().unwrap();
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
     assert!(
-        out.status.success(),
+        status.success(),
         "chromium failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&stderr)
     );
-    let console = String::from_utf8_lossy(&out.stderr)
+    let console = String::from_utf8_lossy(&stderr)
         .lines()
         .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
         .map(str::to_string)
         .collect();
-    (String::from_utf8_lossy(&out.stdout).into_owned(), console)
+    (String::from_utf8_lossy(&stdout).into_owned(), console)
 }
 
 #[test]

@@ -76,6 +76,7 @@ pub fn render(plan: &Plan) -> String {
     out += &table(&rows);
     out.push('\n');
     out += &headline(plan);
+    out += &bound_lines(plan);
     let failed = plan.baseline.summary.failed_spawns.mean;
     if failed > 0.0 {
         let _ = writeln!(
@@ -181,6 +182,26 @@ pub fn headline(plan: &Plan) -> String {
             )
         }
     }
+}
+
+/// Node-hours of z2jh as configured and of the recommendation as ratios of the clairvoyant
+/// bound ([`crate::oracle`]), each at its p95 wait.
+pub fn bound_lines(plan: &Plan) -> String {
+    let mut out = String::from(
+        "Against the clairvoyant bound (nodes Ready exactly when needed, perfect packing, \
+         given back once empty):\n",
+    );
+    let mut line = |name: &str, c: &Candidate| {
+        out += &format!(
+            "  {}\n",
+            crate::report::vs_bound(&format!("{name} ({})", c.label), &c.summary)
+        );
+    };
+    line("z2jh as configured", &plan.baseline);
+    if let Some(r) = &plan.recommended {
+        line("recommended", r);
+    }
+    out
 }
 
 /// One user's request (the pool's mean user, as the simulated placeholders use) in the

@@ -1,7 +1,10 @@
 //! pods.csv (one row per user session, every policy and seed) and timeseries.csv (the
-//! cluster sampled over time, every policy, first seed).
+//! cluster sampled over time, every policy, first seed, then the oracle's nodes and users).
 
+use crate::clock::secs;
+use crate::oracle;
 use crate::outcome::RunResult;
+use crate::scenario::Scenario;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -80,10 +83,49 @@ pub fn timeseries_csv(runs: &[Vec<RunResult>]) -> String {
     out
 }
 
+/// timeseries.csv rows of the clairvoyant bound for the first seed: its Ready nodes and
+/// running users (nothing boots, pends or holds a seat), every `sample_s`.
+pub fn bound_timeseries_csv(sc: &Scenario, runs: &[Vec<RunResult>]) -> String {
+    let Some(b) = runs
+        .iter()
+        .find_map(|r| r.first())
+        .and_then(|r| oracle::bound(sc, r.seed).ok())
+    else {
+        return String::new();
+    };
+    let every = secs(sc.sample_s).max(1000);
+    let end = secs(sc.duration_h * 3600.0);
+    let mut out = String::new();
+    let mut t = 0;
+    // At the policies' sample times: 0, every, … up to the end.
+    while t <= end {
+        let _ = writeln!(
+            out,
+            "{},{},{:.0},{},0,{},0,0,0,,",
+            oracle::ORACLE,
+            b.seed,
+            t as f64 / 1000.0,
+            b.nodes.at(t),
+            b.users_running.at(t),
+        );
+        t += every;
+    }
+    out
+}
+
 pub fn write_pods(path: &Path, runs: &[Vec<RunResult>]) -> std::io::Result<()> {
     std::fs::write(path, pods_csv(runs))
 }
 
 pub fn write_timeseries(path: &Path, runs: &[Vec<RunResult>]) -> std::io::Result<()> {
     std::fs::write(path, timeseries_csv(runs))
+}
+
+/// timeseries.csv with the bound's rows after the policies'.
+pub fn write_timeseries_with_bound(
+    path: &Path,
+    sc: &Scenario,
+    runs: &[Vec<RunResult>],
+) -> std::io::Result<()> {
+    std::fs::write(path, timeseries_csv(runs) + &bound_timeseries_csv(sc, runs))
 }

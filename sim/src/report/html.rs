@@ -1,12 +1,14 @@
 //! report.html: one self-contained page (inline SVG drawn with plotters, no scripts or
 //! external assets). At the top a headline (the best policy against z2jh as shipped, or
 //! the plan's recommendation against z2jh as configured) and, from `plan`, its text and
-//! values.yaml; then the table; then charts that stay readable: a wait CDF per scheduler
-//! (at most one line per placeholder mode), nodes and users over time for the best policy
-//! against z2jh only, and cost against p95 wait with one colour per scheduler.
+//! values.yaml, and each policy's node-hours against the clairvoyant bound; then the table
+//! (the bound's rows last); then charts that stay readable: a wait CDF per scheduler (at
+//! most one line per placeholder mode), nodes and users over time for the best policy
+//! against z2jh only (and the oracle's nodes), and cost against p95 wait with one colour
+//! per scheduler.
 
 use super::summary::{PolicySummary, Summary, waits};
-use super::table::{HEADERS, rows};
+use super::table::{HEADERS, bound_rows, rows};
 use crate::outcome::RunResult;
 use crate::scenario::{Scenario, SchedulerKind};
 use plotters::prelude::*;
@@ -276,9 +278,11 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
          .headline{{font-size:1.25em;background:#eef5fb;padding:.6em 1em;border-left:4px solid #1f77b4}}\
          pre{{background:#f6f6f6;padding:.8em;overflow:auto}}\
          .plots{{display:flex;flex-wrap:wrap;gap:1em}}</style></head><body>\
-         <h1>hubpack-sim: {name}</h1><p class=\"headline\" id=\"headline\">{headline}</p>",
+         <h1>hubpack-sim: {name}</h1><p class=\"headline\" id=\"headline\">{headline}</p>\
+         <p id=\"bound\">{bound}</p>",
         name = esc(&sc.name),
         headline = esc(headline.trim()),
+        bound = esc(super::bound_lines(summary).trim()).replace('\n', "<br>"),
     );
     if let Some(t) = &extra.plan_text {
         let _ = write!(out, "<h2>Plan</h2><pre id=\"plan\">{}</pre>", esc(t));
@@ -298,7 +302,11 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
          Waits are arrival → running server; ± is a 95% confidence interval over seeds. \
          Placement HOL: users sent to a cold node while a warm seat they fit (free or held by a \
          placeholder) existed, the scheduler's doing; hub-queue HOL: users held by the hub's \
-         spawn limit while warm seats existed. Both are users per run.</p><table><tr>",
+         spawn limit while warm seats existed. Both are users per run. × bound: node-hours as \
+         a multiple of the oracle's, a clairvoyant cluster (every node Ready exactly when its \
+         first user needs it, perfect packing, given back once empty), a lower bound of what \
+         starting every user warm costs; oracle+ca-unneeded keeps each node the autoscaler's \
+         scale-down-unneeded time.</p><table><tr>",
         seeds = summary.seeds,
         price = sc.price_per_node_hour,
     );
@@ -319,6 +327,13 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
             "<td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
             p.cost.mean, p.scale_ups.mean, p.scale_downs.mean
         );
+    }
+    for (r, b) in bound_rows(summary).iter().zip(&summary.bounds) {
+        out.push_str("<tr class=\"bound\">");
+        for c in r {
+            let _ = write!(out, "<td>{}</td>", esc(c));
+        }
+        let _ = write!(out, "<td>{:.1}</td><td>-</td><td>-</td></tr>", b.cost.mean);
     }
     out.push_str("</table><h2>Charts</h2><div class=\"plots\">");
 
@@ -382,9 +397,30 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
             })
             .collect()
     };
+    let mut nodes = over_time(&|x| (x.nodes_ready + x.nodes_booting) as f64);
+    if let Some(b) = runs
+        .first()
+        .and_then(|r| r.first())
+        .and_then(|r| crate::oracle::bound(sc, r.seed).ok())
+    {
+        let end = crate::clock::secs(sc.duration_h * 3600.0);
+        // Drawn as steps: a corner at each change.
+        let mut points = vec![(0.0, b.nodes.at(0) as f64)];
+        for &(t, v) in b.nodes.points.iter().filter(|p| p.0 > 0 && p.0 < end) {
+            let h = t as f64 / 3.6e6;
+            points.push((h, points[points.len() - 1].1));
+            points.push((h, v as f64));
+        }
+        points.push((end as f64 / 3.6e6, b.nodes.at(end) as f64));
+        nodes.push(Line {
+            name: crate::oracle::ORACLE.into(),
+            color: RGBColor(44, 160, 44),
+            points,
+        });
+    }
     out += &line_chart(
         "Nodes over time (seed 0)",
-        &over_time(&|x| (x.nodes_ready + x.nodes_booting) as f64),
+        &nodes,
         "hours since the start",
         "nodes (booting + Ready)",
         false,

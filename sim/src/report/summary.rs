@@ -1,7 +1,9 @@
 //! summary.json: per policy, wait percentiles with 95% CIs over seeds, shares of long
 //! waits, failed spawns, head-of-line-blocked users (placement and hub queue apart), node-hours and cost, peak nodes and
-//! autoscaler activity.
+//! autoscaler activity; node-hours as a ratio of the clairvoyant bound ([`crate::oracle`]),
+//! whose rows follow the policies.
 
+use crate::oracle::{self, Bound};
 use crate::outcome::{RunResult, WaitCause};
 use crate::scenario::{PolicySpec, Scenario};
 use crate::stats::{Estimate, quantile};
@@ -13,6 +15,23 @@ pub struct Summary {
     pub seeds: usize,
     pub price_per_node_hour: f64,
     pub policies: Vec<PolicySummary>,
+    /// The clairvoyant bound on the same seeds: [`oracle::ORACLE`], then
+    /// [`oracle::ORACLE_CA_UNNEEDED`].
+    pub bounds: Vec<BoundSummary>,
+}
+
+/// A row of the clairvoyant bound (see [`crate::oracle`]): every user starts with a warm
+/// start's wait, on the fewest nodes that hold them.
+#[derive(Debug, Clone, Serialize)]
+pub struct BoundSummary {
+    pub label: String,
+    /// Users per seed it serves (mean).
+    pub users: f64,
+    /// Every user's wait: a warm start.
+    pub wait_s: f64,
+    pub node_hours: Estimate,
+    pub cost: Estimate,
+    pub peak_nodes: Estimate,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +62,8 @@ pub struct PolicySummary {
     /// for every user not yet placed.
     pub hub_queue_hol: Estimate,
     pub node_hours: Estimate,
+    /// Node-hours ÷ the clairvoyant bound's ([`oracle::ORACLE`]) on the same seed.
+    pub node_hours_vs_bound: Estimate,
     pub cost: Estimate,
     pub peak_nodes: Estimate,
     pub scale_ups: Estimate,
@@ -64,22 +85,59 @@ pub fn waits(run: &RunResult) -> Vec<f64> {
 
 impl Summary {
     pub fn of(sc: &Scenario, runs: &[Vec<RunResult>]) -> Summary {
+        let seeds: Vec<u64> = runs
+            .iter()
+            .find(|r| !r.is_empty())
+            .map(|r| r.iter().map(|x| x.seed).collect())
+            .unwrap_or_default();
+        // A seed whose arrivals cannot be drawn has no run either.
+        let bounds: Vec<Bound> = seeds
+            .iter()
+            .filter_map(|&s| oracle::bound(sc, s).ok())
+            .collect();
         let policies = runs
             .iter()
             .filter(|r| !r.is_empty())
-            .map(|seeds| PolicySummary::of(sc, seeds))
+            .map(|seeds| PolicySummary::of(sc, seeds, &bounds))
             .collect();
         Summary {
             scenario: sc.name.clone(),
             seeds: runs.first().map_or(0, Vec::len),
             price_per_node_hour: sc.price_per_node_hour,
             policies,
+            bounds: BoundSummary::of(sc, &bounds),
         }
     }
 }
 
+impl BoundSummary {
+    /// The two rows of the bound over these seeds (none without seeds).
+    fn of(sc: &Scenario, bounds: &[Bound]) -> Vec<BoundSummary> {
+        if bounds.is_empty() {
+            return Vec::new();
+        }
+        let per = |f: &dyn Fn(&Bound) -> f64| -> Estimate {
+            Estimate::of(&bounds.iter().map(f).collect::<Vec<_>>())
+        };
+        let users = per(&|b| b.users as f64).mean;
+        let wait_s = sc.hub.spawn_overhead_s + sc.hub.container_start_s;
+        let row = |label: &str, hours: &dyn Fn(&Bound) -> f64| BoundSummary {
+            label: label.to_string(),
+            users,
+            wait_s,
+            node_hours: per(hours),
+            cost: per(&|b| hours(b) * sc.price_per_node_hour),
+            peak_nodes: per(&|b| b.peak_nodes as f64),
+        };
+        vec![
+            row(oracle::ORACLE, &|b| b.node_hours),
+            row(oracle::ORACLE_CA_UNNEEDED, &|b| b.node_hours_ca_unneeded),
+        ]
+    }
+}
+
 impl PolicySummary {
-    fn of(sc: &Scenario, seeds: &[RunResult]) -> PolicySummary {
+    fn of(sc: &Scenario, seeds: &[RunResult], bounds: &[Bound]) -> PolicySummary {
         let per = |f: &dyn Fn(&RunResult) -> f64| -> Estimate {
             Estimate::of(&seeds.iter().map(f).collect::<Vec<_>>())
         };
@@ -119,6 +177,12 @@ impl PolicySummary {
             placement_hol: per(&|r| r.users.iter().filter(|u| u.placement_hol).count() as f64),
             hub_queue_hol: per(&|r| r.users.iter().filter(|u| u.hub_queue_hol).count() as f64),
             node_hours: per(&|r| r.node_hours),
+            node_hours_vs_bound: per(&|r| {
+                bounds
+                    .iter()
+                    .find(|b| b.seed == r.seed && b.node_hours > 0.0)
+                    .map_or(f64::NAN, |b| r.node_hours / b.node_hours)
+            }),
             cost: per(&|r| r.node_hours * sc.price_per_node_hour),
             peak_nodes: per(&|r| r.peak_nodes as f64),
             scale_ups: per(&|r| r.scale_ups as f64),
