@@ -108,11 +108,13 @@ impl EventArgs {
                     cpu: self.node_cpu,
                     memory_gib: self.node_memory_gib,
                     pods: self.node_pods,
+                    ..Default::default()
                 },
                 daemonset_overhead: ResourceSpec {
                     cpu: self.daemonset_cpu,
                     memory_gib: self.daemonset_memory_gib,
                     pods: 0,
+                    ..Default::default()
                 },
                 min_nodes: self.initial_nodes.min(1),
                 max_nodes: self.max_nodes.max(self.initial_nodes),
@@ -121,6 +123,8 @@ impl EventArgs {
                     median_s: self.boot,
                     sigma: 0.2,
                 },
+                node_labels: Vec::new(),
+                image_pull: None,
                 serialize_image_pulls: true,
             }],
             images: vec![ImageSpec {
@@ -137,6 +141,7 @@ impl EventArgs {
                     cpu: self.user_cpu,
                     memory_gib: self.user_memory_gib,
                     pods: 0,
+                    ..Default::default()
                 },
                 image: self.image.clone(),
                 pool: "user".into(),

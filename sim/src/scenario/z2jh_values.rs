@@ -91,6 +91,7 @@ struct Guarantee {
 #[serde(default)]
 struct ExtraResource {
     guarantees: BTreeMap<String, Value>,
+    limits: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +188,11 @@ pub struct Applied {
     pub unused: Vec<String>,
     /// Which profiles (and choices) arrivals pick, by what weight, and why.
     pub mix: String,
+    /// Which pool each modelled profile runs on, and why (one line per pool).
+    pub pools: Vec<String>,
+    /// Profiles users pick whose nodes no pool describes: not simulated (their users are
+    /// left out of the arrivals), each line saying how to describe those nodes.
+    pub undescribed: Vec<String>,
 }
 
 /// Reads `path` and applies it to `sc` (the z2jh block at the file's top level).
@@ -253,9 +259,27 @@ pub fn apply_value(
     };
     let mut unused = Vec::new();
     let su = &values.singleuser;
-    let default_user = default_user(sc, su, &mut unused).map_err(invalid)?;
+    let default_user = default_user(su).map_err(invalid)?;
     let modelled = profiles::profiles(sc, su, &default_user, mix, &mut unused).map_err(invalid)?;
+    let kept: f64 = modelled.profiles.iter().map(|p| p.weight).sum();
+    if modelled.profiles.is_empty() {
+        return Err(Z2jhError::Invalid {
+            path: source.to_path_buf(),
+            field: "--pool".into(),
+            message: format!(
+                "no profile users pick runs on a pool the simulation knows: {}",
+                modelled.undescribed.join("; ")
+            ),
+        });
+    }
     use_profiles(sc, modelled.profiles);
+    if kept < 1.0 - 1e-9 {
+        // The users of undescribed pools are left out, not moved to another pool.
+        for p in &mut sc.profiles {
+            p.weight /= kept;
+        }
+        super::scale_users(sc, kept);
+    }
     apply_hub(sc, &values.hub, su);
     apply_cull(sc, &values.cull);
     apply_user_placeholder(sc, &values.scheduling, &default_user.request).map_err(invalid)?;
@@ -265,6 +289,8 @@ pub fn apply_value(
         description,
         unused,
         mix: modelled.mix,
+        pools: modelled.pools,
+        undescribed: modelled.undescribed,
     })
 }
 
@@ -286,16 +312,13 @@ struct DefaultUser {
     cpu: profiles::Quantity,
     memory: profiles::Quantity,
     image: String,
-    pool: String,
+    /// `singleuser.nodeSelector` as `key=value` pairs.
+    pub selection: Vec<(String, String)>,
 }
 
 /// `singleuser`: its guarantees and limits (z2jh: memory guarantee 1G, no cpu guarantee),
 /// image and node selector.
-fn default_user(
-    sc: &Scenario,
-    su: &Singleuser,
-    unused: &mut Vec<String>,
-) -> Result<DefaultUser, Invalid> {
+fn default_user(su: &Singleuser) -> Result<DefaultUser, Invalid> {
     let opt = |v: &Option<Value>, f: fn(&Value) -> Result<f64, String>, at: &str| {
         v.as_ref()
             .filter(|v| !v.is_null())
@@ -318,9 +341,19 @@ fn default_user(
     };
     cpu.check("singleuser.cpu.limit")?;
     memory.check("singleuser.memory.limit")?;
-    for k in su.extra_resource.guarantees.keys() {
-        unused.push(format!("singleuser.extraResource.guarantees.{k}"));
-    }
+    let extended = extended_of(
+        [
+            (
+                "singleuser.extraResource.limits",
+                &su.extra_resource.limits,
+            ),
+            (
+                "singleuser.extraResource.guarantees",
+                &su.extra_resource.guarantees,
+            ),
+        ]
+        .into_iter(),
+    )?;
     // The chart's own tag is written at release (`set-by-chartpress`) and deploy tools
     // often set the hub's at deploy time: never guess one.
     let tag = su
@@ -336,17 +369,21 @@ fn default_user(
             .unwrap_or("quay.io/jupyterhub/k8s-singleuser-sample"),
         tag.unwrap_or(UNKNOWN_TAG)
     );
-    let pool = pool_for(sc, &su.node_selector, "singleuser.nodeSelector", unused);
     Ok(DefaultUser {
         request: ResourceSpec {
             cpu: cpu.request(),
             memory_gib: memory.request(),
             pods: 0,
+            extended,
         },
         cpu,
         memory,
         image,
-        pool,
+        selection: su
+            .node_selector
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     })
 }
 
@@ -465,28 +502,62 @@ fn policy_of(values: &Values) -> (PolicySpec, String) {
     (policy, description)
 }
 
-/// The scenario pool a node selector points at: the pool whose name is one of its values,
-/// else the first pool (noted as unused).
+/// Extended resources (`nvidia.com/gpu`) from KubeSpawner's `extra_resource_limits` and
+/// `extra_resource_guarantees` (or z2jh's `singleuser.extraResource`), first layer first:
+/// Kubernetes requires an extended resource's request to equal its limit, and takes the
+/// limit as the request when only the limit is set.
+fn extended_of<'a>(
+    layers: impl Iterator<Item = (&'a str, &'a BTreeMap<String, Value>)>,
+) -> Result<BTreeMap<String, i64>, Invalid> {
+    let mut out = BTreeMap::new();
+    for (at, map) in layers {
+        for (k, v) in map {
+            if v.is_null() {
+                continue;
+            }
+            let n = match v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            }
+            .filter(|x| *x >= 0.0 && x.fract() == 0.0)
+            .ok_or_else(|| Invalid {
+                field: format!("{at}.{k}"),
+                message: format!("{v} is not a whole number of {k}, e.g. 1"),
+            })?;
+            out.insert(k.clone(), n as i64);
+        }
+    }
+    Ok(out)
+}
+
+/// Where a profile's node selection (`key=value` pairs of its node selector and required
+/// node affinity) runs: a pool whose name or `node_labels` names one of its labels; else,
+/// if it selects nothing or what the hub's default profile selects, the first pool (the
+/// nodes the event flags or the scenario's first pool describe); else no pool (`Err`).
 fn pool_for(
     sc: &Scenario,
-    selector: &BTreeMap<String, String>,
-    field: &str,
-    unused: &mut Vec<String>,
-) -> String {
+    selection: &[(String, String)],
+    default_selection: &[(String, String)],
+) -> Result<String, ()> {
+    let names = |p: &crate::scenario::PoolSpec, k: &str, v: &str| {
+        p.name == v
+            || p
+                .node_labels
+                .iter()
+                .any(|l| l == v || *l == format!("{k}={v}"))
+    };
     if let Some(p) = sc
         .pools
         .iter()
-        .find(|p| selector.values().any(|v| *v == p.name))
+        .find(|p| selection.iter().any(|(k, v)| names(p, k, v)))
     {
-        return p.name.clone();
+        return Ok(p.name.clone());
     }
-    if !selector.is_empty() {
-        unused.push(format!(
-            "{field} (no scenario pool named after its values; using pool {:?})",
-            sc.pools[0].name
-        ));
+    if selection.is_empty() || selection == default_selection {
+        return Ok(sc.pools[0].name.clone());
     }
-    sc.pools[0].name.clone()
+    Err(())
 }
 
 /// CPU as Kubernetes and KubeSpawner write it: a number of cores or a quantity (`500m`).
