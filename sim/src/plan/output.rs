@@ -76,6 +76,7 @@ pub fn render(plan: &Plan) -> String {
     out += &table(&rows);
     out.push('\n');
     out += &headline(plan);
+    out += &at_expected(plan);
     let failed = plan.baseline.summary.failed_spawns.mean;
     if failed > 0.0 {
         let _ = writeln!(
@@ -141,8 +142,44 @@ pub fn render(plan: &Plan) -> String {
     out
 }
 
+/// With a margin: what the search ran at, and the two settings at the expected users.
+fn at_expected(plan: &Plan) -> String {
+    if (plan.expect_error - 1.0).abs() < 1e-9 {
+        return String::new();
+    }
+    let mut out = format!(
+        "Margin: every setting above ran with {}× the expected users ({} instead of {}; \
+         --expect-error {}), so the recommendation still meets the target if that many come.\n",
+        plan.expect_error, plan.users_searched, plan.users_expected, plan.expect_error
+    );
+    if let Some(a) = &plan.at_expected {
+        let _ = writeln!(
+            out,
+            "At the expected {} users: recommended p95 wait {:.0} s, {:.1} node-hours, cost {:.2}; \
+             z2jh as configured p95 wait {:.0} s, {:.1} node-hours, cost {:.2}.",
+            a.users,
+            a.recommended.wait_p95_s.mean,
+            a.recommended.node_hours.mean,
+            a.recommended.cost.mean,
+            a.baseline.wait_p95_s.mean,
+            a.baseline.node_hours.mean,
+            a.baseline.cost.mean,
+        );
+    }
+    out
+}
+
 /// The headline: the recommendation vs z2jh as configured, or why there is none.
 pub fn headline(plan: &Plan) -> String {
+    let margin = if (plan.expect_error - 1.0).abs() < 1e-9 {
+        String::new()
+    } else {
+        format!(" (at {}× the expected users: --expect-error)", plan.expect_error)
+    };
+    headline_at(plan).replacen(".\n", &format!("{margin}.\n"), 1)
+}
+
+fn headline_at(plan: &Plan) -> String {
     let b = &plan.baseline;
     match &plan.recommended {
         Some(r) => {

@@ -152,20 +152,24 @@ impl Default for UserPlaceholder {
 #[serde(default)]
 struct Resources {
     requests: BTreeMap<String, Value>,
+    limits: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct PrePuller {
     continuous: Enabled,
+    hook: Enabled,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(default)]
+#[serde(rename_all = "camelCase")]
 struct Cull {
     enabled: bool,
     timeout: f64,
     every: f64,
+    max_age: f64,
 }
 
 impl Default for Cull {
@@ -174,6 +178,7 @@ impl Default for Cull {
             enabled: true,
             timeout: 3600.0,
             every: 600.0,
+            max_age: 0.0,
         }
     }
 }
@@ -193,6 +198,9 @@ pub struct Applied {
     /// Profiles users pick whose nodes no pool describes: not simulated (their users are
     /// left out of the arrivals), each line saying how to describe those nodes.
     pub undescribed: Vec<String>,
+    /// How values the model reads indirectly were modelled (the hook pre-puller, 2i2c's
+    /// node placeholders).
+    pub notes: Vec<String>,
 }
 
 /// Reads `path` and applies it to `sc` (the z2jh block at the file's top level).
@@ -225,8 +233,54 @@ pub fn apply_layers(
         .collect::<Vec<_>>()
         .join(" + ");
     let (block, found) = super::values_layers::find_block(&merged, key, &files)?;
-    let applied = apply_value(block, Path::new(&files), &found.at, mix, sc)?;
+    let mut applied = apply_value(block, Path::new(&files), &found.at, mix, sc)?;
+    node_placeholders(&merged, &found.at, sc, &mut applied);
     Ok((applied, found))
+}
+
+/// 2i2c basehub's `nodePlaceholder` (beside the z2jh block): pause pods without requests,
+/// one per node by anti-affinity, that keep that many user nodes up. Modelled as the
+/// default pool's minimum (and initial) nodes, in every setting.
+fn node_placeholders(merged: &Value, at: &str, sc: &mut Scenario, applied: &mut Applied) {
+    let mut parent = merged;
+    let mut path = Vec::new();
+    let keys: Vec<&str> = at.split('.').filter(|k| !k.is_empty()).collect();
+    for k in keys.iter().take(keys.len().saturating_sub(1)) {
+        match parent.get(*k) {
+            Some(v) => {
+                parent = v;
+                path.push(*k);
+            }
+            None => return,
+        }
+    }
+    let Some(np) = parent.get("nodePlaceholder") else {
+        return;
+    };
+    path.push("nodePlaceholder");
+    let at = path.join(".");
+    let enabled = np.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+    let replicas = np.get("replicas").map(|v| v.as_u64());
+    match replicas {
+        _ if !enabled => {}
+        Some(Some(0)) | None => {}
+        Some(Some(n)) => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            let pool = &mut sc.pools[0];
+            pool.min_nodes = pool.min_nodes.max(n);
+            pool.initial_nodes = pool.initial_nodes.max(n);
+            pool.max_nodes = pool.max_nodes.max(n);
+            applied.notes.push(format!(
+                "{at}.replicas {n}: node placeholders keep {n} nodes of pool {} up and warm, \
+                 in every setting (hubpack's placeholders can replace them: drop them to save \
+                 those node-hours)",
+                pool.name
+            ));
+        }
+        Some(None) => applied
+            .unused
+            .push(format!("{at}.replicas (not a whole number)")),
+    }
 }
 
 /// Applies the z2jh block `values` (found at `at` in `source`, "" for the top level).
@@ -282,6 +336,22 @@ pub fn apply_value(
     }
     apply_hub(sc, &values.hub, su);
     apply_cull(sc, &values.cull);
+    if values.cull.enabled && values.cull.max_age > 0.0 {
+        unused.push(format!(
+            "cull.maxAge {:.0} s (servers culled at that age even when active; here a server \
+             ends only when idle)",
+            values.cull.max_age
+        ));
+    }
+    let mut notes = Vec::new();
+    if values.pre_puller.hook.enabled {
+        notes.push(
+            "prePuller.hook: the nodes up before the event start with every image (the hook \
+             pulls at helm upgrade onto the nodes that exist then); nodes added later pull \
+             at first use, or by the continuous puller"
+                .to_string(),
+        );
+    }
     apply_user_placeholder(sc, &values.scheduling, &default_user.request).map_err(invalid)?;
     let (policy, description) = policy_of(&values);
     Ok(Applied {
@@ -291,6 +361,7 @@ pub fn apply_value(
         mix: modelled.mix,
         pools: modelled.pools,
         undescribed: modelled.undescribed,
+        notes,
     })
 }
 
@@ -447,17 +518,47 @@ fn apply_user_placeholder(
     default_request: &ResourceSpec,
 ) -> Result<(), Invalid> {
     let ph = &sched.user_placeholder;
-    let mut request = default_request.clone();
-    if let Some(v) = ph.resources.requests.get("cpu") {
-        request.cpu = cpu_cores(v).map_err(invalid_at(
-            "scheduling.userPlaceholder.resources.requests.cpu",
-        ))?;
-    }
-    if let Some(v) = ph.resources.requests.get("memory") {
-        request.memory_gib = k8s_bytes(v).map_err(invalid_at(
-            "scheduling.userPlaceholder.resources.requests.memory",
-        ))? / GIB;
-    }
+    let res = &ph.resources;
+    // z2jh takes userPlaceholder.resources verbatim when set (a request it does not name is
+    // none, or its limit as Kubernetes defaults it), singleuser's otherwise.
+    let request = if res.requests.is_empty() && res.limits.is_empty() {
+        default_request.clone()
+    } else {
+        let get = |k: &str| {
+            res.requests
+                .get(k)
+                .map(|v| (v, format!("scheduling.userPlaceholder.resources.requests.{k}")))
+                .or_else(|| {
+                    res.limits
+                        .get(k)
+                        .map(|v| (v, format!("scheduling.userPlaceholder.resources.limits.{k}")))
+                })
+                .filter(|(v, _)| !v.is_null())
+        };
+        let mut r = ResourceSpec::default();
+        if let Some((v, at)) = get("cpu") {
+            r.cpu = cpu_cores(v).map_err(invalid_at(at))?;
+        }
+        if let Some((v, at)) = get("memory") {
+            r.memory_gib = k8s_bytes(v).map_err(invalid_at(at))? / GIB;
+        }
+        for k in res.requests.keys().chain(res.limits.keys()) {
+            if k.contains('/')
+                && let Some((v, at)) = get(k)
+            {
+                let n = extended_of(std::iter::once((
+                    "scheduling.userPlaceholder.resources",
+                    &BTreeMap::from([(k.clone(), v.clone())]),
+                )))
+                .map_err(|e| Invalid {
+                    field: at,
+                    message: e.message,
+                })?;
+                r.extended.extend(n);
+            }
+        }
+        r
+    };
     sc.placeholder.request = Some(request);
     sc.placeholder.priority = Some(if sched.pod_priority.enabled {
         sched.pod_priority.user_placeholder_priority
