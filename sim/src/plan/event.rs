@@ -94,6 +94,30 @@ impl EventArgs {
         Ok(())
     }
 
+    /// The event and its default pool in one line (for the report's inputs).
+    pub fn describe(&self, users: usize) -> String {
+        format!(
+            "--users {users} --window {:.0}m --start {:.0}m --session {:.0}m; pool user: \
+             {} CPU, {} GiB, {} pods per node (DaemonSets {} CPU, {} GiB), boot {:.0}s, pull \
+             {:.0}s, {}..{} nodes; users {} CPU, {} GiB; image {}",
+            self.window / 60.0,
+            self.start / 60.0,
+            self.session / 60.0,
+            self.node_cpu,
+            self.node_memory_gib,
+            self.node_pods,
+            self.daemonset_cpu,
+            self.daemonset_memory_gib,
+            self.boot,
+            self.pull,
+            self.initial_nodes,
+            self.max_nodes.max(self.initial_nodes),
+            self.user_cpu,
+            self.user_memory_gib,
+            self.image
+        )
+    }
+
     /// The scenario these flags describe (`users` must be set).
     pub fn scenario(&self, users: usize) -> Scenario {
         let duration_h = (self.start + self.window + 3.0 * self.session) / 3600.0 + 1.0;

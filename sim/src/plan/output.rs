@@ -345,3 +345,81 @@ pub fn values_yaml(plan: &Plan) -> String {
 pub fn scenario_yaml(plan: &Plan) -> String {
     serde_saphyr::to_string(&plan.scenario).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
 }
+
+/// The z2jh values that adopt the recommendation: user pods to hubpack-scheduler (z2jh
+/// 4.x has no `singleuser.schedulerName`; KubeSpawner's `extra_pod_config` sets
+/// `spec.schedulerName`), z2jh's own user-scheduler and placeholders off. Empty without a
+/// recommendation.
+pub fn adoption(plan: &Plan, configured: crate::scenario::SchedulerKind) -> String {
+    if plan.recommended.is_none() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "# z2jh values (your hub's release; helm upgrade … -f this)\n\
+         scheduling:\n  \
+         userScheduler:\n    enabled: false     # hubpack-scheduler places user pods instead\n  \
+         userPlaceholder:\n    enabled: false     # hubpack's placeholders replace z2jh's\n  \
+         podPriority:\n    enabled: true      # users (0) above hubpack's pre-pullers (-5) and placeholders (-10)\n\
+         singleuser:\n  \
+         extraPodConfig:\n    schedulerName: hubpack-scheduler   # = charts/hubpack scheduler.config.schedulerName\n\
+         # A profile whose kubespawner_override sets extra_pod_config replaces this one: add\n\
+         # schedulerName: hubpack-scheduler there too.\n\
+         # z2jh's continuous pre-puller may stay on, or give way to hubpack's (prePuller.continuous.enabled: false).\n",
+    );
+    if configured == crate::scenario::SchedulerKind::Spread {
+        out += "# (userScheduler was already off: pods went to kube-scheduler's default spread.)\n";
+    }
+    out
+}
+
+/// Every pool's plan in one table, and their sum (the pools are disjoint clusters: their
+/// node-hours and costs add up; the event's p95 is at most the worst pool's).
+pub fn total(plans: &[&Plan]) -> String {
+    let mut out = String::from("Per pool and in total (each pool simulated as its own cluster):\n");
+    let (mut bn, mut bc, mut rn, mut rc) = (0.0, 0.0, 0.0, 0.0);
+    let (mut bp, mut rp) = (0.0f64, 0.0f64);
+    let mut all_recommended = true;
+    for p in plans {
+        let b = &p.baseline;
+        bn += b.summary.node_hours.mean;
+        bc += b.cost();
+        bp = bp.max(b.p95());
+        let rec = match &p.recommended {
+            Some(r) => {
+                rn += r.summary.node_hours.mean;
+                rc += r.cost();
+                rp = rp.max(r.p95());
+                format!(
+                    "{}: p95 {:.0} s, {:.1} node-hours, cost {:.2}",
+                    r.label,
+                    r.p95(),
+                    r.summary.node_hours.mean,
+                    r.cost()
+                )
+            }
+            None => {
+                all_recommended = false;
+                "no setting met the target".to_string()
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  {}: z2jh as configured p95 {:.0} s, {:.1} node-hours, cost {:.2}; recommended {}",
+            p.scenario.pools[0].name,
+            b.p95(),
+            b.summary.node_hours.mean,
+            b.cost(),
+            rec
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  total: z2jh as configured {bn:.1} node-hours, cost {bc:.2}, worst pool p95 {bp:.0} s{}",
+        if all_recommended {
+            format!("; recommended {rn:.1} node-hours, cost {rc:.2}, worst pool p95 {rp:.0} s")
+        } else {
+            "; some pool has no recommendation".to_string()
+        }
+    );
+    out
+}
