@@ -375,6 +375,8 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
                 let cap = plan::capacity::check(&at_margin)?;
                 if !cap.fits() {
                     refusals.push(cap.refusal(&part.scenario, expect_error));
+                } else if !cap.searchable() {
+                    refusals.push(cap.too_large(expect_error));
                 }
             }
             if !refusals.is_empty() {

@@ -2,12 +2,18 @@
 //! (the first seed's sessions, at the load the plan is checked against) against the pool's
 //! maximum nodes × the users a fresh node seats. A pool that cannot is refused with the
 //! numbers and the fix, per pool, before any run: no setting could meet the target, and a
-//! large event would only spend minutes showing it.
+//! large event would only spend minutes showing it. An event too large to search in
+//! reasonable time is refused too, saying how to plan it in slices.
 
 use crate::models::arrivals::generate;
 use crate::models::placeholders::mean_user;
 use crate::scenario::{Scenario, human};
 use hubpack_core::headroom::seats_in;
+
+/// Users per pool beyond which the search (dozens of runs of the whole event) takes far
+/// too long: one run of 5,000 users takes seconds on two cores, and the time grows faster
+/// than the users.
+pub const MAX_USERS_PER_POOL: usize = 20_000;
 
 /// What the pool holds and what the event needs at its peak.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -30,6 +36,27 @@ impl Capacity {
         self.peak_users <= self.seats()
     }
 
+    /// Whether the search can run in reasonable time.
+    pub fn searchable(&self) -> bool {
+        self.users <= MAX_USERS_PER_POOL
+    }
+
+    /// Why the event is too large to search, and how to plan it anyway.
+    pub fn too_large(&self, load: f64) -> String {
+        let k = self.users.div_ceil(MAX_USERS_PER_POOL / 2).max(2);
+        format!(
+            "pool {pool}: {users} users ({load}× the expected users) are more than plan \
+             searches in reasonable time (at most {max} per pool: the search runs the whole \
+             event dozens of times, and one run of 5,000 users already takes seconds). Plan \
+             a 1/{k} slice instead (--users and --max-nodes divided by {k}, the same window) \
+             and multiply its placeholder count by {k}: the headroom needed grows with the \
+             arrival rate",
+            pool = self.pool,
+            users = self.users,
+            max = MAX_USERS_PER_POOL,
+        )
+    }
+
     /// Why the pool cannot hold the event, and what to change.
     pub fn refusal(&self, sc: &Scenario, load: f64) -> String {
         let per = self.seats_per_node.max(1) as usize;
@@ -41,8 +68,8 @@ impl Capacity {
             "pool {pool}: at most {max} nodes × {per} users ({request} each) = {seats} seats, \
              but about {peak} users are on at once at the peak ({load}× the expected users): \
              the event cannot fit, so no setting could meet the target. Give the pool at least \
-             {need} nodes (--max-nodes, --pool {pool}=…,max:{need}, or pools[{pool}].max_nodes), \
-             or larger nodes",
+             {need} nodes (--max-nodes {need} for the event's pool, max:{need} in its --pool \
+             flag, or pools[{pool}].max_nodes in the scenario), or larger nodes",
             pool = self.pool,
             max = self.max_nodes,
             seats = self.seats(),

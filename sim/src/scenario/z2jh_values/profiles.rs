@@ -72,16 +72,30 @@ impl std::str::FromStr for ProfileMix {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let mut out = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        // Display names may hold commas ("NVIDIA Tesla T4, ~16 GB"): a piece without `=`
+        // belongs to the next one.
+        let mut pending = String::new();
+        for piece in s.split(',') {
+            if !piece.contains('=') {
+                pending.push_str(piece);
+                pending.push(',');
+                continue;
+            }
+            let whole = std::mem::take(&mut pending) + piece;
+            let part = whole.trim();
             let Some((name, w)) = part.rsplit_once('=') else {
-                return Err(format!(
-                    "{part:?} has no share; write name=share, e.g. \"small=0.7,large=0.3\""
-                ));
+                continue;
             };
             match w.trim().parse::<f64>() {
                 Ok(w) if w >= 0.0 && w.is_finite() => out.push((name.trim().to_string(), w)),
                 _ => return Err(format!("{w:?} (for {name:?}) is not a share ≥ 0, e.g. 0.3")),
             }
+        }
+        let rest = pending.trim_end_matches(',').trim();
+        if !rest.is_empty() {
+            return Err(format!(
+                "{rest:?} has no share; write name=share, e.g. \"small=0.7,large=0.3\""
+            ));
         }
         if out.iter().all(|(_, w)| *w <= 0.0) {
             return Err("give at least one profile a share > 0, e.g. \"small=1\"".into());
