@@ -211,3 +211,90 @@ fn plan_recommends_a_setting_for_every_fixture() {
         assert!(plan::output::scenario_yaml(&p).contains("name: test"));
     }
 }
+
+/// Applies `yaml` (one values file, z2jh block auto-detected) to the class burst.
+fn applied_text(yaml: &str) -> (Scenario, Applied) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("values.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let mut sc = common::shipped("class-burst.yaml");
+    let (a, _) = apply_layers(&[path], None, None, &mut sc).unwrap();
+    (sc, a)
+}
+
+#[test]
+fn user_placeholder_resources_are_taken_verbatim_as_z2jh_does() {
+    // Only memory set: no cpu request, not singleuser's cpu topped up.
+    let (sc, _) = applied_text(
+        "singleuser:\n  cpu: {guarantee: 2}\n  memory: {guarantee: 4G}\n\
+         scheduling:\n  userPlaceholder:\n    replicas: 2\n    resources:\n      requests: {memory: 57350076Ki}\n",
+    );
+    let r = sc.placeholder.request.unwrap();
+    assert_eq!(r.cpu, 0.0);
+    assert!((r.memory_gib - 57350076.0 / 1048576.0).abs() < 1e-9);
+    // Limits alone are the requests, as Kubernetes defaults them.
+    let (sc, _) = applied_text(
+        "scheduling:\n  userPlaceholder:\n    resources:\n      limits: {cpu: 1, memory: 2Gi}\n",
+    );
+    let r = sc.placeholder.request.unwrap();
+    assert_eq!((r.cpu, r.memory_gib), (1.0, 2.0));
+    // Unset: singleuser's guarantees (its GPU included).
+    let (sc, _) = applied_text(
+        "singleuser:\n  cpu: {guarantee: 0.5}\n  extraResource:\n    guarantees: {nvidia.com/gpu: 1}\n",
+    );
+    let r = sc.placeholder.request.unwrap();
+    assert_eq!((r.cpu, r.memory_gib), (0.5, 1.0));
+    assert_eq!(r.extended.get("nvidia.com/gpu"), Some(&1));
+}
+
+#[test]
+fn node_placeholders_cull_max_age_and_the_hook_are_modelled_or_said() {
+    // 2i2c basehub's node placeholders beside the z2jh block: nodes kept up.
+    let (sc, a) = applied_text(
+        "basehub:\n  nodePlaceholder:\n    enabled: true\n    replicas: 3\n  jupyterhub:\n    \
+         cull:\n      maxAge: 28800\n    prePuller:\n      hook: {enabled: true}\n",
+    );
+    assert_eq!(
+        (sc.pools[0].min_nodes, sc.pools[0].initial_nodes),
+        (3, 3)
+    );
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.contains("basehub.nodePlaceholder.replicas 3")),
+        "{:?}",
+        a.notes
+    );
+    assert!(
+        a.notes.iter().any(|n| n.starts_with("prePuller.hook")),
+        "{:?}",
+        a.notes
+    );
+    assert!(
+        a.unused.iter().any(|u| u.contains("cull.maxAge 28800 s")),
+        "{:?}",
+        a.unused
+    );
+    // Disabled, or without the culler: nothing of either.
+    let (sc, a) = applied_text(
+        "basehub:\n  nodePlaceholder: {enabled: false, replicas: 3}\n  jupyterhub:\n    \
+         cull: {enabled: false, maxAge: 100}\n    prePuller: {hook: {enabled: false}}\n",
+    );
+    assert_eq!(sc.pools[0].min_nodes, 1);
+    assert!(a.notes.is_empty(), "{:?}", a.notes);
+    assert!(!a.unused.iter().any(|u| u.contains("maxAge")));
+}
+
+#[test]
+fn a_profile_mix_names_display_names_with_commas() {
+    let m: ProfileMix = "Small=0.8,NVIDIA Tesla T4, ~16 GB, ~4 CPUs=0.2".parse().unwrap();
+    assert_eq!(
+        m.0,
+        vec![
+            ("Small".to_string(), 0.8),
+            ("NVIDIA Tesla T4, ~16 GB, ~4 CPUs".to_string(), 0.2)
+        ]
+    );
+    let err = "Small=1,trailing".parse::<ProfileMix>().unwrap_err();
+    assert!(err.contains("\"trailing\" has no share"), "{err}");
+}
