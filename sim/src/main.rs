@@ -230,7 +230,10 @@ fn apply_values(
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(" + ");
-    said.input("z2jh values", format!("{files}: using {}", found.describe()));
+    said.input(
+        "z2jh values",
+        format!("{files}: using {}", found.describe()),
+    );
     said.input("profiles", applied.mix.clone());
     for line in &applied.pools {
         said.input("pools", line.clone());

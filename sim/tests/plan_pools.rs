@@ -53,7 +53,11 @@ fn pool_sizes(sc: &Scenario) -> PoolSizes {
                             pr.name.clone(),
                             pr.request.cpu,
                             (pr.request.memory_gib * 100.0).round() / 100.0,
-                            pr.request.extended.get("nvidia.com/gpu").copied().unwrap_or(0),
+                            pr.request
+                                .extended
+                                .get("nvidia.com/gpu")
+                                .copied()
+                                .unwrap_or(0),
                         )
                     })
                     .collect(),

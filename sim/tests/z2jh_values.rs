@@ -85,7 +85,12 @@ fn profiles_with_overrides_and_what_cannot_be_modelled() {
     let names: Vec<&str> = sc.profiles.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["Minimal environment", "datascience", "large", "choose/scipy"]
+        [
+            "Minimal environment",
+            "datascience",
+            "large",
+            "choose/scipy"
+        ]
     );
     assert!(sc.profiles.iter().all(|p| (p.weight - 0.25).abs() < 1e-9));
     assert!(sc.profiles.iter().all(|p| p.pool == "user"));
@@ -135,7 +140,11 @@ fn profiles_with_overrides_and_what_cannot_be_modelled() {
         sc.image_index("quay.io/jupyter/pytorch-notebook:cuda12-2025-01-01")
             .is_some()
     );
-    assert!(a.pools.iter().any(|l| l.starts_with("pool t4: gpu")), "{:?}", a.pools);
+    assert!(
+        a.pools.iter().any(|l| l.starts_with("pool t4: gpu")),
+        "{:?}",
+        a.pools
+    );
     // Without a mix: the `default: true` profile only, and said so.
     let (sc, a) = fixture("profiles.yaml");
     assert_eq!(sc.profiles.len(), 1);
@@ -254,10 +263,7 @@ fn node_placeholders_cull_max_age_and_the_hook_are_modelled_or_said() {
         "basehub:\n  nodePlaceholder:\n    enabled: true\n    replicas: 3\n  jupyterhub:\n    \
          cull:\n      maxAge: 28800\n    prePuller:\n      hook: {enabled: true}\n",
     );
-    assert_eq!(
-        (sc.pools[0].min_nodes, sc.pools[0].initial_nodes),
-        (3, 3)
-    );
+    assert_eq!((sc.pools[0].min_nodes, sc.pools[0].initial_nodes), (3, 3));
     assert!(
         a.notes
             .iter()
@@ -287,7 +293,9 @@ fn node_placeholders_cull_max_age_and_the_hook_are_modelled_or_said() {
 
 #[test]
 fn a_profile_mix_names_display_names_with_commas() {
-    let m: ProfileMix = "Small=0.8,NVIDIA Tesla T4, ~16 GB, ~4 CPUs=0.2".parse().unwrap();
+    let m: ProfileMix = "Small=0.8,NVIDIA Tesla T4, ~16 GB, ~4 CPUs=0.2"
+        .parse()
+        .unwrap();
     assert_eq!(
         m.0,
         vec![

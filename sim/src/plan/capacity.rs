@@ -60,10 +60,12 @@ impl Capacity {
     /// Why the pool cannot hold the event, and what to change.
     pub fn refusal(&self, sc: &Scenario, load: f64) -> String {
         let per = self.seats_per_node.max(1) as usize;
-        let request = sc.profile_index(&sc.profiles[0].name).map_or_else(String::new, |_| {
-            let pool = sc.pool_index(&self.pool).unwrap_or(0);
-            human(&mean_user(sc, pool))
-        });
+        let request = sc
+            .profile_index(&sc.profiles[0].name)
+            .map_or_else(String::new, |_| {
+                let pool = sc.pool_index(&self.pool).unwrap_or(0);
+                human(&mean_user(sc, pool))
+            });
         format!(
             "pool {pool}: at most {max} nodes × {per} users ({request} each) = {seats} seats, \
              but about {peak} users are on at once at the peak ({load}× the expected users): \

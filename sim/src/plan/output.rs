@@ -174,7 +174,10 @@ pub fn headline(plan: &Plan) -> String {
     let margin = if (plan.expect_error - 1.0).abs() < 1e-9 {
         String::new()
     } else {
-        format!(" (at {}× the expected users: --expect-error)", plan.expect_error)
+        format!(
+            " (at {}× the expected users: --expect-error)",
+            plan.expect_error
+        )
     };
     headline_at(plan).replacen(".\n", &format!("{margin}.\n"), 1)
 }
@@ -228,6 +231,18 @@ fn user_request(sc: &Scenario) -> (i64, i64) {
     (r.cpu_milli, (r.memory as f64 / 1048576.0).ceil() as i64)
 }
 
+/// The node labels that pick the pool's nodes: a `node_labels` `key=value`; z2jh's
+/// node-purpose label for the event's user pool; else the pool's name under a key to fill in.
+fn pool_selector(pool: &crate::scenario::PoolSpec) -> String {
+    if let Some((k, v)) = pool.node_labels.iter().find_map(|l| l.split_once('=')) {
+        return format!("{k}: {v}");
+    }
+    if pool.name == "user" {
+        return "hub.jupyter.org/node-purpose: user".into();
+    }
+    format!("LABEL-KEY-fill-in: {}", pool.name)
+}
+
 /// The values.yaml snippet for `charts/hubpack` that applies the recommendation.
 pub fn values_yaml(plan: &Plan) -> String {
     let Some(r) = &plan.recommended else {
@@ -256,7 +271,7 @@ pub fn values_yaml(plan: &Plan) -> String {
                  scaleDownAfterSeconds: {remove:.0}\n    pools:\n      - name: {pool_name}\n        \
                  # the labels of your user nodes (z2jh's node-purpose label); the controller counts\n        \
                  # warm seats only on nodes this pool's users can use\n        \
-                 nodeSelector: {{hub.jupyter.org/node-purpose: user}}\n        \
+                 nodeSelector: {{{selector}}}\n        \
                  perUser: {{cpu: {cpu_m}m, memory: {mem_mi}Mi}}\n        \
                  usersPerPlaceholder: {n}\n        freshNode:\n          \
                  allocatable: {{cpu: \"{acpu}m\", memory: {amem}Mi, pods: \"{apods}\"}}\n          \
@@ -266,6 +281,7 @@ pub fn values_yaml(plan: &Plan) -> String {
                  lead: {lead}\n        images: {images}\n    events:\n",
                 remove = p.remove_after_min * 60.0,
                 pool_name = pool.name,
+                selector = pool_selector(pool),
                 acpu = (pool.allocatable.cpu * 1000.0).round() as i64,
                 amem = (pool.allocatable.memory_gib * 1024.0).round() as i64,
                 apods = pool.allocatable.pods,

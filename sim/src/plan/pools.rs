@@ -50,7 +50,9 @@ impl std::str::FromStr for PoolArg {
         let mut boot = false;
         for part in rest.split(',').map(str::trim).filter(|x| !x.is_empty()) {
             let Some((key, value)) = part.split_once(':') else {
-                return Err(format!("pool {name}: {part:?} is not key:value; {POOL_HELP}"));
+                return Err(format!(
+                    "pool {name}: {part:?} is not key:value; {POOL_HELP}"
+                ));
             };
             let bad = |what: &str| format!("pool {name}: {key}:{value}: {what}");
             let positive = |v: &str| {
@@ -63,9 +65,9 @@ impl std::str::FromStr for PoolArg {
             match key.trim() {
                 "cpu" => p.cpu = positive(value).ok_or_else(|| bad("cores > 0, e.g. cpu:8"))?,
                 "memory" => {
-                    let bytes = crate::scenario::z2jh_values::k8s_bytes(&serde_json::Value::String(
-                        value.trim().to_string(),
-                    ))
+                    let bytes = crate::scenario::z2jh_values::k8s_bytes(
+                        &serde_json::Value::String(value.trim().to_string()),
+                    )
                     .ok()
                     .filter(|b| *b > 0.0)
                     .ok_or_else(|| bad("a memory quantity > 0, e.g. memory:52Gi"))?;
@@ -183,7 +185,8 @@ pub fn split(sc: &Scenario) -> Vec<PoolPart> {
         let mut part = sc.clone();
         if sc.pools.len() > 1 || pool.image_pull.is_some() {
             part.pools = vec![pool.clone()];
-            part.images.retain(|i| profiles.iter().any(|p| p.image == i.name));
+            part.images
+                .retain(|i| profiles.iter().any(|p| p.image == i.name));
             if let Some(pull) = &pool.image_pull {
                 for i in &mut part.images {
                     i.pull = pull.clone();
@@ -233,7 +236,10 @@ mod tests {
         assert_eq!((p.pull_s, p.max_nodes), (Some(300.0), 4));
         assert_eq!(p.labels, vec!["a/b=c".to_string()]);
         let p: PoolArg = "x=cpu:4,memory:16,boot:5m,amd.com/gpu:2".parse().unwrap();
-        assert_eq!((p.memory_gib, p.extended.get("amd.com/gpu")), (16.0, Some(&2)));
+        assert_eq!(
+            (p.memory_gib, p.extended.get("amd.com/gpu")),
+            (16.0, Some(&2))
+        );
         for (bad, says) in [
             ("cpu:8", "no pool name"),
             ("g=cpu:8,memory:1Gi", "boot are needed"),

@@ -414,10 +414,7 @@ fn default_user(su: &Singleuser) -> Result<DefaultUser, Invalid> {
     memory.check("singleuser.memory.limit")?;
     let extended = extended_of(
         [
-            (
-                "singleuser.extraResource.limits",
-                &su.extra_resource.limits,
-            ),
+            ("singleuser.extraResource.limits", &su.extra_resource.limits),
             (
                 "singleuser.extraResource.guarantees",
                 &su.extra_resource.guarantees,
@@ -527,11 +524,19 @@ fn apply_user_placeholder(
         let get = |k: &str| {
             res.requests
                 .get(k)
-                .map(|v| (v, format!("scheduling.userPlaceholder.resources.requests.{k}")))
+                .map(|v| {
+                    (
+                        v,
+                        format!("scheduling.userPlaceholder.resources.requests.{k}"),
+                    )
+                })
                 .or_else(|| {
-                    res.limits
-                        .get(k)
-                        .map(|v| (v, format!("scheduling.userPlaceholder.resources.limits.{k}")))
+                    res.limits.get(k).map(|v| {
+                        (
+                            v,
+                            format!("scheduling.userPlaceholder.resources.limits.{k}"),
+                        )
+                    })
                 })
                 .filter(|(v, _)| !v.is_null())
         };
@@ -643,8 +648,7 @@ fn pool_for(
 ) -> Result<String, ()> {
     let names = |p: &crate::scenario::PoolSpec, k: &str, v: &str| {
         p.name == v
-            || p
-                .node_labels
+            || p.node_labels
                 .iter()
                 .any(|l| l == v || *l == format!("{k}={v}"))
     };

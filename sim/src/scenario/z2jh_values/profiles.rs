@@ -159,7 +159,12 @@ pub(super) fn profiles(
         return Ok(Modelled {
             profiles: vec![spec],
             mix: "no singleuser.profileList: every user gets singleuser's size".into(),
-            pools: vec![pool_line(&pool, &["default".into()], &default_user.selection, "singleuser.nodeSelector")],
+            pools: vec![pool_line(
+                &pool,
+                &["default".into()],
+                &default_user.selection,
+                "singleuser.nodeSelector",
+            )],
             undescribed: Vec::new(),
         });
     }
@@ -218,9 +223,8 @@ pub(super) fn profiles(
     let mut out = Vec::new();
     let mut no_size_names = Vec::new();
     // Pool → its profiles, and selection → the profiles no pool describes (with share).
-    let mut on_pool: Vec<(String, Vec<String>, Vec<(String, String)>, String)> = Vec::new();
-    let mut missing: Vec<(Vec<(String, String)>, String, Vec<String>, f64, BTreeMap<String, i64>)> =
-        Vec::new();
+    let mut on_pool: Vec<Placed> = Vec::new();
+    let mut missing: Vec<Placed> = Vec::new();
     for (c, w) in combos.into_iter().zip(weights) {
         if w <= 0.0 {
             continue;
@@ -228,30 +232,33 @@ pub(super) fn profiles(
         let pool = match pool_for(sc, &c.selection, &default_selection) {
             Ok(pool) => pool,
             Err(()) => {
-                match missing.iter_mut().find(|m| m.0 == c.selection) {
+                match missing.iter_mut().find(|m| m.selection == c.selection) {
                     Some(m) => {
-                        m.2.push(c.name.clone());
-                        m.3 += w / total;
+                        m.names.push(c.name.clone());
+                        m.share += w / total;
                     }
-                    None => missing.push((
-                        c.selection.clone(),
-                        c.selection_at.clone(),
-                        vec![c.name.clone()],
-                        w / total,
-                        c.spec.request.extended.clone(),
-                    )),
+                    None => missing.push(Placed {
+                        pool: String::new(),
+                        names: vec![c.name.clone()],
+                        selection: c.selection.clone(),
+                        at: c.selection_at.clone(),
+                        share: w / total,
+                        extended: c.spec.request.extended.clone(),
+                    }),
                 }
                 continue;
             }
         };
-        match on_pool.iter_mut().find(|p| p.0 == pool) {
-            Some(p) => p.1.push(c.name.clone()),
-            None => on_pool.push((
-                pool.clone(),
-                vec![c.name.clone()],
-                c.selection.clone(),
-                c.selection_at.clone(),
-            )),
+        match on_pool.iter_mut().find(|p| p.pool == pool) {
+            Some(p) => p.names.push(c.name.clone()),
+            None => on_pool.push(Placed {
+                pool: pool.clone(),
+                names: vec![c.name.clone()],
+                selection: c.selection.clone(),
+                at: c.selection_at.clone(),
+                share: w / total,
+                extended: BTreeMap::new(),
+            }),
         }
         if c.no_size {
             no_size_names.push(c.name.clone());
@@ -282,12 +289,9 @@ pub(super) fn profiles(
     said.push_str(&format!(" → {}", shares.join(", ")));
     let pools = on_pool
         .iter()
-        .map(|(pool, names, sel, at)| pool_line(pool, names, sel, at))
+        .map(|p| pool_line(&p.pool, &p.names, &p.selection, &p.at))
         .collect();
-    let undescribed = missing
-        .iter()
-        .map(|(sel, at, names, share, extended)| undescribed_line(sel, at, names, *share, extended))
-        .collect();
+    let undescribed = missing.iter().map(undescribed_line).collect();
     Ok(Modelled {
         profiles: out,
         mix: said,
@@ -308,18 +312,28 @@ fn pool_line(pool: &str, names: &[String], sel: &[(String, String)], at: &str) -
     if sel.is_empty() {
         format!("pool {pool}: {} (no node selector)", names.join(", "))
     } else {
-        format!("pool {pool}: {} (selects {} at {at})", names.join(", "), labels(sel))
+        format!(
+            "pool {pool}: {} (selects {} at {at})",
+            names.join(", "),
+            labels(sel)
+        )
     }
 }
 
-/// What to say about profiles whose nodes no pool describes, and how to describe them.
-fn undescribed_line(
-    sel: &[(String, String)],
-    at: &str,
-    names: &[String],
+/// Profiles that select the same nodes: the pool they run on (empty if none), their
+/// selection and where it is set, their share of users, and their extended resources.
+struct Placed {
+    pool: String,
+    names: Vec<String>,
+    selection: Vec<(String, String)>,
+    at: String,
     share: f64,
-    extended: &BTreeMap<String, i64>,
-) -> String {
+    extended: BTreeMap<String, i64>,
+}
+
+/// What to say about profiles whose nodes no pool describes, and how to describe them.
+fn undescribed_line(m: &Placed) -> String {
+    let (sel, at, names, share, extended) = (&m.selection, &m.at, &m.names, m.share, &m.extended);
     let name = sel.last().map(|(_, v)| v.as_str()).unwrap_or("pool");
     let gpu = extended
         .get("nvidia.com/gpu")
@@ -333,7 +347,9 @@ fn undescribed_line(
         names.join(", "),
         share * 100.0,
         labels(sel),
-        sel.last().map(|(k, v)| format!("{k}={v}")).unwrap_or_default()
+        sel.last()
+            .map(|(k, v)| format!("{k}={v}"))
+            .unwrap_or_default()
     )
 }
 
@@ -548,7 +564,12 @@ fn spec_of(
                 let key = e.get("key").and_then(Value::as_str);
                 let op = e.get("operator").and_then(Value::as_str);
                 if let (Some(key), Some("In")) = (key, op) {
-                    for val in e.get("values").and_then(Value::as_array).into_iter().flatten() {
+                    for val in e
+                        .get("values")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         if let Some(val) = val.as_str() {
                             selection.push((key.to_string(), val.to_string()));
                             any = true;
@@ -565,17 +586,18 @@ fn spec_of(
     }
     // Extended resources: the limit layers first, so a guarantee set too wins.
     let mut extended = du.request.extended.clone();
-    let maps: Vec<(String, BTreeMap<String, Value>)> = ["extra_resource_limits", "extra_resource_guarantees"]
-        .iter()
-        .filter_map(|k| last(layers, k))
-        .map(|(v, at)| {
-            let m: BTreeMap<String, Value> = v
-                .as_object()
-                .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default();
-            (at, m)
-        })
-        .collect();
+    let maps: Vec<(String, BTreeMap<String, Value>)> =
+        ["extra_resource_limits", "extra_resource_guarantees"]
+            .iter()
+            .filter_map(|k| last(layers, k))
+            .map(|(v, at)| {
+                let m: BTreeMap<String, Value> = v
+                    .as_object()
+                    .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                (at, m)
+            })
+            .collect();
     extended.extend(extended_of(maps.iter().map(|(at, m)| (at.as_str(), m)))?);
     Ok((
         ProfileSpec {
