@@ -91,11 +91,13 @@ enum Command {
     Run {
         #[command(flatten)]
         common: Common,
+        /// The scheduler placing user pods.
         #[arg(long, value_enum, default_value = "hubpack")]
         scheduler: SchedulerArg,
         /// none | per-user:K | n-user:K | n-user:NxK | predictive
         #[arg(long, default_value = "predictive")]
         placeholders: PlaceholderMode,
+        /// No pre-puller: a fresh node pulls the image when its first user needs it.
         #[arg(long)]
         no_prepull: bool,
     },
@@ -128,8 +130,11 @@ fn parse_expect_error(s: &str) -> Result<f64, String> {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SchedulerArg {
+    /// kube-scheduler's default (least allocated: spread).
     Spread,
+    /// z2jh's user-scheduler (most allocated: packing).
     Z2jh,
+    /// hubpack-scheduler (warm-first packing).
     Hubpack,
 }
 

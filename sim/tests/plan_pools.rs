@@ -346,3 +346,51 @@ fn report_html_shows_inputs_warnings_and_the_z2jh_changes() {
         assert!(html.contains(needle), "report.html lacks {needle:?}");
     }
 }
+
+#[test]
+fn plan_reports_each_pool_with_its_own_snippet_and_the_total() {
+    let files = layers("2i2c-awi-ciroh-prod");
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "plan".as_ref(),
+        "--users".as_ref(),
+        "8".as_ref(),
+        "--window".as_ref(),
+        "2m".as_ref(),
+        "--session".as_ref(),
+        "10m".as_ref(),
+        "--seeds".as_ref(),
+        "1".as_ref(),
+        "--node-cpu".as_ref(),
+        "15.9".as_ref(),
+        "--node-memory-gib".as_ref(),
+        "120".as_ref(),
+        "--profile-mix".as_ref(),
+        "Small=0.5,NVIDIA Tesla T4, ~16 GB, ~4 CPUs=0.5".as_ref(),
+        "--pool".as_ref(),
+        "n1-highmem-8=cpu:7.9,memory:48Gi,gpu:1,boot:6m,pull:5m,max:8".as_ref(),
+    ];
+    for f in &files {
+        args.push("-f".as_ref());
+        args.push(f.as_os_str());
+    }
+    let (code, stdout, stderr) = hubpack_sim(&args);
+    assert_eq!(code, Some(0), "{stderr}");
+    for needle in [
+        "=== pool user (50% of the users) ===",
+        "=== pool n1-highmem-8 (50% of the users) ===",
+        // each pool knows its nodes as the profiles select them, and the chart values
+        // name them
+        "- node.kubernetes.io/instance-type=n2-highmem-16",
+        "nodeSelector: {node.kubernetes.io/instance-type: n1-highmem-8}",
+        // and the GPU a user and a node have
+        "nvidia.com/gpu: \"1\"}",
+        "Per pool and in total",
+        "  total: z2jh as configured",
+    ] {
+        assert!(stdout.contains(needle), "stdout lacks {needle:?}:\n{stdout}");
+    }
+    assert!(
+        stderr.contains("pool n1-highmem-8: 50% of the users, simulated as its own cluster"),
+        "{stderr}"
+    );
+}

@@ -54,6 +54,7 @@ pub struct EventArgs {
         default_value = "quay.io/jupyter/datascience-notebook:2025-01-01"
     )]
     pub image: String,
+    /// The most nodes the autoscaler may add to the pool.
     #[arg(long, default_value_t = 20)]
     pub max_nodes: usize,
     /// Warm nodes before the event.

@@ -231,6 +231,17 @@ fn user_request(sc: &Scenario) -> (i64, i64) {
     (r.cpu_milli, (r.memory as f64 / 1048576.0).ceil() as i64)
 }
 
+/// The pool's mean user's extended resources (a GPU per user, say).
+fn user_extended(sc: &Scenario) -> std::collections::BTreeMap<String, i64> {
+    let pool = sc.pool_index(&sc.profiles[0].pool).unwrap_or(0);
+    crate::models::placeholders::mean_user(sc, pool).extended
+}
+
+/// `, nvidia.com/gpu: "1"` for each extended resource.
+fn extended_yaml(e: &std::collections::BTreeMap<String, i64>) -> String {
+    e.iter().map(|(k, v)| format!(", {k}: \"{v}\"")).collect()
+}
+
 /// The node labels that pick the pool's nodes: a `node_labels` `key=value`; z2jh's
 /// node-purpose label for the event's user pool; else the pool's name under a key to fill in.
 fn pool_selector(pool: &crate::scenario::PoolSpec) -> String {
@@ -272,9 +283,9 @@ pub fn values_yaml(plan: &Plan) -> String {
                  # the labels of your user nodes (z2jh's node-purpose label); the controller counts\n        \
                  # warm seats only on nodes this pool's users can use\n        \
                  nodeSelector: {{{selector}}}\n        \
-                 perUser: {{cpu: {cpu_m}m, memory: {mem_mi}Mi}}\n        \
+                 perUser: {{cpu: {cpu_m}m, memory: {mem_mi}Mi{user_ext}}}\n        \
                  usersPerPlaceholder: {n}\n        freshNode:\n          \
-                 allocatable: {{cpu: \"{acpu}m\", memory: {amem}Mi, pods: \"{apods}\"}}\n          \
+                 allocatable: {{cpu: \"{acpu}m\", memory: {amem}Mi, pods: \"{apods}\"{node_ext}}}\n          \
                  # every DaemonSet but the pre-puller (the controller adds its own)\n          \
                  daemonSets: {{cpu: {dcpu}m, memory: {dmem}Mi, pods: \"{dpods}\"}}\n        \
                  headroom: {{minUsers: {min:.0}, maxUsers: {max:.0}, z: {z}}}\n        \
@@ -282,6 +293,8 @@ pub fn values_yaml(plan: &Plan) -> String {
                 remove = p.remove_after_min * 60.0,
                 pool_name = pool.name,
                 selector = pool_selector(pool),
+                user_ext = extended_yaml(&user_extended(sc)),
+                node_ext = extended_yaml(&pool.allocatable.extended),
                 acpu = (pool.allocatable.cpu * 1000.0).round() as i64,
                 amem = (pool.allocatable.memory_gib * 1024.0).round() as i64,
                 apods = pool.allocatable.pods,

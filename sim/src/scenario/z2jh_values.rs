@@ -2,10 +2,13 @@
 //! models that hub as configured: `singleuser` cpu/memory guarantees (a limit alone is the
 //! request, as Kubernetes takes it) and image, `singleuser.profileList` with its
 //! `profile_options` choices (each profile × choice a profile, weighted by
-//! `--profile-mix`), `scheduling.userScheduler.enabled`, `scheduling.userPlaceholder`
-//! (enabled, replicas, resources), `scheduling.podPriority`,
-//! `prePuller.continuous.enabled`, `cull` (enabled, timeout, every),
-//! `hub.concurrentSpawnLimit` and `singleuser.startTimeout`. Several files are merged and
+//! `--profile-mix`; each on the pool its node selector or required node affinity names,
+//! with its extended resources such as `nvidia.com/gpu`), `scheduling.userScheduler.enabled`,
+//! `scheduling.userPlaceholder` (enabled, replicas, resources taken verbatim),
+//! `scheduling.podPriority`, `prePuller.continuous.enabled`, `prePuller.hook` (noted),
+//! `cull` (enabled, timeout, every; `maxAge` warned), 2i2c's `nodePlaceholder` beside the
+//! z2jh block, `hub.concurrentSpawnLimit` and `singleuser.startTimeout`. Profiles on nodes
+//! no pool describes are left out with their users, and said. Several files are merged and
 //! the z2jh block found as [`super::values_layers`] says. Unknown keys are ignored (a
 //! values file has hundreds); values the model cannot use are collected into one warning.
 //! Defaults are z2jh's own.
@@ -327,6 +330,16 @@ pub fn apply_value(
         });
     }
     use_profiles(sc, modelled.profiles);
+    // The labels the pool's profiles select are how the chart finds its nodes too.
+    for (pool, labels) in &modelled.labels {
+        if let Some(p) = sc.pools.iter_mut().find(|p| p.name == *pool) {
+            for l in labels {
+                if !p.node_labels.contains(l) {
+                    p.node_labels.push(l.clone());
+                }
+            }
+        }
+    }
     if kept < 1.0 - 1e-9 {
         // The users of undescribed pools are left out, not moved to another pool.
         for p in &mut sc.profiles {

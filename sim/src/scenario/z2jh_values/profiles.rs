@@ -111,6 +111,8 @@ pub(super) struct Modelled {
     pub mix: String,
     pub pools: Vec<String>,
     pub undescribed: Vec<String>,
+    /// Per pool, the node labels its profiles select (`key=value`).
+    pub labels: Vec<(String, Vec<String>)>,
 }
 
 /// One profile × choices combination, before weighting.
@@ -166,6 +168,7 @@ pub(super) fn profiles(
                 "singleuser.nodeSelector",
             )],
             undescribed: Vec::new(),
+            labels: vec![(pool, labels_of(&default_user.selection))],
         });
     }
     // KubeSpawner's default profile: the first with `default: true`, else the first.
@@ -292,12 +295,21 @@ pub(super) fn profiles(
         .map(|p| pool_line(&p.pool, &p.names, &p.selection, &p.at))
         .collect();
     let undescribed = missing.iter().map(undescribed_line).collect();
+    let labels = on_pool
+        .iter()
+        .map(|p| (p.pool.clone(), labels_of(&p.selection)))
+        .collect();
     Ok(Modelled {
         profiles: out,
         mix: said,
         pools,
         undescribed,
+        labels,
     })
+}
+
+fn labels_of(sel: &[(String, String)]) -> Vec<String> {
+    sel.iter().map(|(k, v)| format!("{k}={v}")).collect()
 }
 
 fn labels(sel: &[(String, String)]) -> String {
