@@ -382,7 +382,9 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
                 at_margin.forecast.actual_factor *= expect_error;
                 let cap = plan::capacity::check(&at_margin)?;
                 if !cap.fits() {
-                    refusals.push(cap.refusal(&part.scenario, expect_error));
+                    let expected = plan::capacity::check(&part.scenario)?;
+                    let fits_expected = expected.fits().then_some(expected.peak_users);
+                    refusals.push(cap.refusal(&part.scenario, expect_error, fits_expected));
                 } else if !cap.searchable() {
                     refusals.push(cap.too_large(expect_error));
                 }
