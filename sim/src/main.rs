@@ -64,10 +64,11 @@ enum Command {
         /// "small=0.7,large=0.3" (default: the `default: true` profile and choices).
         #[arg(long, requires = "z2jh_values")]
         profile_mix: Option<z2jh_values::ProfileMix>,
-        /// Another node pool (repeatable), e.g. gpu=cpu:8,memory:52Gi,gpu:1,boot:6m
-        /// [,pull:5m][,max:10][,pods:110][,label:KEY=VALUE]. A profile whose node selector
-        /// (or required node affinity) names the pool (its name or a label:) runs there;
-        /// each pool is simulated as its own cluster with its share of the users.
+        /// Another node pool (repeatable):
+        /// NAME=cpu:8,memory:52Gi,boot:6m[,gpu:1][,pull:5m][,max:10][,pods:110][,label:K=V].
+        /// A profile whose node selector (or required node affinity) names the pool (its
+        /// name, or a label:) runs there; each pool is simulated as its own cluster with
+        /// its share of the users. The --node-* flags describe the default profile's nodes.
         #[arg(long = "pool", value_name = "NAME=cpu:…,memory:…,boot:…")]
         pools: Vec<PoolArg>,
         /// The recommendation must still meet the target with this many times the expected
