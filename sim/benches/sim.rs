@@ -3,9 +3,12 @@
 //! (3 schedulers × 4 placeholder modes × 20 seeds, in parallel) and `plan` on the class
 //! burst with 20 seeds (`plan_s`, goal < 10 s on 2 cores), `plan` on the class burst with
 //! each real hub's layered values files in tests/z2jh/real/ (`plan_real_hubs_s`, all of
-//! them), and prints a JSON line last. `hubpack_predictive_vs_oracle_node_hours` holds, for
-//! the class burst (mean over its 20 seeds) and the university week (seed 0), hubpack with
-//! predictive placeholders' node-hours as a ratio of the clairvoyant bound's.
+//! them), both with the CLI's default margin (`--expect-error 1.25`), the time
+//! `hubpack-sim plan --users 100000 --max-nodes 5000` takes to answer
+//! (`plan_100k_users_s`: a refusal saying why, before any run), and prints a JSON line last.
+//! `hubpack_predictive_vs_oracle_node_hours` holds, for the class burst (mean over its 20
+//! seeds) and the university week (seed 0), hubpack with predictive placeholders' node-hours
+//! as a ratio of the clairvoyant bound's.
 
 #![allow(clippy::unwrap_used)] // a benchmark may unwrap
 
@@ -80,8 +83,13 @@ fn main() {
         p95_s: 30.0,
         seeds: 20,
     };
+    // The CLI's default margin: the search runs at 1.25× the expected users.
+    let opts = plan::Options {
+        expect_error: 1.25,
+        progress: false,
+    };
     let t = Instant::now();
-    let p = plan::plan(&burst, baseline, description, &target, false).unwrap();
+    let p = plan::plan_with(&burst, baseline, description, &target, &opts).unwrap();
     let plan_s = t.elapsed().as_secs_f64();
     eprintln!(
         "plan: {} settings, {} runs in {plan_s:.2} s; recommended {}",
@@ -109,7 +117,7 @@ fn main() {
         files.sort();
         let mut sc = burst.clone();
         let (a, _) = apply_layers(&files, None, None, &mut sc).unwrap();
-        let p = plan::plan(&sc, a.policy, a.description, &target, false).unwrap();
+        let p = plan::plan_with(&sc, a.policy, a.description, &target, &opts).unwrap();
         eprintln!(
             "plan {}: {} runs; recommended {}",
             hub.file_name().unwrap_or_default().to_string_lossy(),
@@ -124,7 +132,22 @@ fn main() {
         "plan on {} real hubs in {plan_real_hubs_s:.2} s",
         hubs.len()
     );
+    // A 100,000-user event, as a user would ask for it.
+    let t = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hubpack-sim"))
+        .args(["plan", "--users", "100000", "--max-nodes", "5000"])
+        .output()
+        .unwrap();
+    let plan_100k_users_s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "plan --users 100000: exit {:?} in {plan_100k_users_s:.3} s: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or_default()
+    );
     println!(
-        "{{\"bench\":\"sim\",\"events\":{events},\"events_per_s\":{events_per_s:.0},\"week_3000_users_s\":{week_s:.4},\"compare_grid_s\":{grid_s:.3},\"plan_s\":{plan_s:.3},\"plan_real_hubs_s\":{plan_real_hubs_s:.3},\"hubpack_predictive_vs_oracle_node_hours\":{{\"class_burst\":{burst_vs_oracle:.3},\"university_week\":{week_vs_oracle:.3}}}}}"
+        "{{\"bench\":\"sim\",\"events\":{events},\"events_per_s\":{events_per_s:.0},\"week_3000_users_s\":{week_s:.4},\"compare_grid_s\":{grid_s:.3},\"plan_s\":{plan_s:.3},\"plan_real_hubs_s\":{plan_real_hubs_s:.3},\"plan_100k_users_s\":{plan_100k_users_s:.3},\"hubpack_predictive_vs_oracle_node_hours\":{{\"class_burst\":{burst_vs_oracle:.3},\"university_week\":{week_vs_oracle:.3}}}}}"
     );
 }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use hubpack_sim::engine::RunError;
 use hubpack_sim::plan::event::{EventArgs, EventError, parse_duration_s};
+use hubpack_sim::plan::pools::{self as plan_pools, PoolArg};
 use hubpack_sim::plan::{self, Target, output};
 use hubpack_sim::report;
 use hubpack_sim::runner::{grid, resolve_n, run_grid};
@@ -63,6 +64,17 @@ enum Command {
         /// "small=0.7,large=0.3" (default: the `default: true` profile and choices).
         #[arg(long, requires = "z2jh_values")]
         profile_mix: Option<z2jh_values::ProfileMix>,
+        /// Another node pool (repeatable):
+        /// NAME=cpu:8,memory:52Gi,boot:6m[,gpu:1][,pull:5m][,max:10][,pods:110][,label:K=V].
+        /// A profile whose node selector (or required node affinity) names the pool (its
+        /// name, or a label:) runs there; each pool is simulated as its own cluster with
+        /// its share of the users. The --node-* flags describe the default profile's nodes.
+        #[arg(long = "pool", value_name = "NAME=cpu:…,memory:…,boot:…")]
+        pools: Vec<PoolArg>,
+        /// The recommendation must still meet the target with this many times the expected
+        /// users (a margin for a short forecast; 1 = none).
+        #[arg(long, default_value_t = 1.25, value_parser = parse_expect_error)]
+        expect_error: f64,
         /// The p95 wait (arrival → running server) to meet, e.g. 30s or 2m.
         #[arg(long, default_value = "30s", value_parser = parse_duration_s)]
         target_p95: f64,
@@ -80,11 +92,13 @@ enum Command {
     Run {
         #[command(flatten)]
         common: Common,
+        /// The scheduler placing user pods.
         #[arg(long, value_enum, default_value = "hubpack")]
         scheduler: SchedulerArg,
         /// none | per-user:K | n-user:K | n-user:NxK | predictive
         #[arg(long, default_value = "predictive")]
         placeholders: PlaceholderMode,
+        /// No pre-puller: a fresh node pulls the image when its first user needs it.
         #[arg(long)]
         no_prepull: bool,
     },
@@ -106,10 +120,22 @@ enum Command {
     },
 }
 
+fn parse_expect_error(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x >= 1.0 && x.is_finite() => Ok(x),
+        _ => Err(format!(
+            "{s:?}: a factor ≥ 1 of the expected users, e.g. 1.25 (1 = no margin)"
+        )),
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SchedulerArg {
+    /// kube-scheduler's default (least allocated: spread).
     Spread,
+    /// z2jh's user-scheduler (most allocated: packing).
     Z2jh,
+    /// hubpack-scheduler (warm-first packing).
     Hubpack,
 }
 
@@ -172,6 +198,26 @@ fn load(path: &Path) -> anyhow::Result<Scenario> {
     Ok(Scenario::load(path)?)
 }
 
+/// What the values files were taken as, said on stderr and in report.html.
+#[derive(Default)]
+struct Said {
+    /// Inputs: where the z2jh block was, the profile mix, the pools.
+    inputs: Vec<(String, String)>,
+    /// Notes and warnings, one line each.
+    warnings: Vec<String>,
+}
+
+impl Said {
+    fn input(&mut self, name: &str, value: String) {
+        eprintln!("{name}: {value}");
+        self.inputs.push((name.to_string(), value));
+    }
+    fn warn(&mut self, line: String) {
+        eprintln!("{line}");
+        self.warnings.push(line);
+    }
+}
+
 /// Applies the values files to `sc` (none: `None`), saying on stderr where the z2jh block
 /// was found and what the model could not use.
 fn apply_values(
@@ -179,6 +225,7 @@ fn apply_values(
     key: Option<&str>,
     mix: Option<&z2jh_values::ProfileMix>,
     sc: &mut Scenario,
+    said: &mut Said,
 ) -> anyhow::Result<Option<z2jh_values::Applied>> {
     if paths.is_empty() {
         return Ok(None);
@@ -189,8 +236,14 @@ fn apply_values(
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(" + ");
-    eprintln!("z2jh values: {files}: using {}", found.describe());
-    eprintln!("profiles: {}", applied.mix);
+    said.input(
+        "z2jh values",
+        format!("{files}: using {}", found.describe()),
+    );
+    said.input("profiles", applied.mix.clone());
+    for line in &applied.pools {
+        said.input("pools", line.clone());
+    }
     let unknown: Vec<&str> = sc
         .images
         .iter()
@@ -198,19 +251,25 @@ fn apply_values(
         .filter(|n| n.ends_with(z2jh_values::UNKNOWN_TAG))
         .collect();
     if !unknown.is_empty() {
-        eprintln!(
+        said.warn(format!(
             "note: these files do not say the tag of {} (singleuser.image.tag unset, or set at \
              deploy time): it is modelled as an unknown image; fill the tag in where the \
              output says {}",
             unknown.join(", "),
             z2jh_values::UNKNOWN_TAG
-        );
+        ));
+    }
+    for n in &applied.notes {
+        said.warn(format!("note: {n}"));
+    }
+    for u in &applied.undescribed {
+        said.warn(format!("warning: {u}"));
     }
     if !applied.unused.is_empty() {
-        eprintln!(
+        said.warn(format!(
             "warning: {files}: not modelled, ignored: {}",
             applied.unused.join("; ")
-        );
+        ));
     }
     Ok(Some(applied))
 }
@@ -223,21 +282,21 @@ struct Typed {
 
 /// A typed `--user-cpu`/`--user-memory-gib` wins over the sizes from the values files;
 /// each conflict is said on stderr.
-fn flags_win(sc: &mut Scenario, event: &EventArgs, typed: &Typed) {
+fn flags_win(sc: &mut Scenario, event: &EventArgs, typed: &Typed, said: &mut Said) {
     for p in &mut sc.profiles {
         if typed.user_cpu && p.request.cpu != event.user_cpu {
-            eprintln!(
+            said.warn(format!(
                 "conflict: --user-cpu {} (flag) wins over profile {}'s cpu {} (values files)",
                 event.user_cpu, p.name, p.request.cpu
-            );
+            ));
             p.request.cpu = event.user_cpu;
         }
         if typed.user_memory_gib && p.request.memory_gib != event.user_memory_gib {
-            eprintln!(
+            said.warn(format!(
                 "conflict: --user-memory-gib {} (flag) wins over profile {}'s memory {} GiB \
                  (values files)",
                 event.user_memory_gib, p.name, p.request.memory_gib
-            );
+            ));
             p.request.memory_gib = event.user_memory_gib;
         }
     }
@@ -251,15 +310,22 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
             z2jh_values,
             values_key,
             profile_mix,
+            pools,
+            expect_error,
             target_p95,
             seeds,
             out,
             json,
         } => {
+            let mut said = Said::default();
             let mut sc = match (&scenario, event.users) {
-                (Some(path), None) => load(path)?,
+                (Some(path), None) => {
+                    said.input("scenario", path.display().to_string());
+                    load(path)?
+                }
                 (None, Some(users)) => {
                     event.check(users)?;
+                    said.input("event", event.describe(users));
                     event.scenario(users)
                 }
                 (Some(_), Some(_)) => anyhow::bail!(
@@ -270,55 +336,163 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
                      event: --users 300 --window 8m --user-cpu 0.5 --user-memory-gib 1.8 …"
                 ),
             };
-            let (baseline, description) = match apply_values(
+            plan_pools::add_pools(&mut sc, &pools);
+            let applied = apply_values(
                 &z2jh_values,
                 values_key.as_deref(),
                 profile_mix.as_ref(),
                 &mut sc,
-            )? {
+                &mut said,
+            )?;
+            let (baseline, description) = match applied {
                 Some(applied) => {
                     if event.users.is_some() {
-                        flags_win(&mut sc, &event, typed);
+                        flags_win(&mut sc, &event, typed, &mut said);
                     }
                     (applied.policy, applied.description)
                 }
                 None => plan::z2jh_as_shipped(),
             };
-            let baseline = PolicySpec {
-                placeholders: resolve_n(&sc, &baseline.placeholders, baseline.scheduler),
-                ..baseline
-            };
+            for idle in plan_pools::idle_pools(&sc) {
+                said.warn(format!(
+                    "warning: pool {idle} is described, but no profile users pick runs on it \
+                     (a profile's node selector must name the pool or one of its label: values)"
+                ));
+            }
+            let parts = plan_pools::split(&sc);
+            if parts.len() > 1 {
+                for p in &parts {
+                    said.input(
+                        "pools",
+                        format!(
+                            "pool {}: {:.0}% of the users, simulated as its own cluster",
+                            p.pool,
+                            p.share * 100.0
+                        ),
+                    );
+                }
+            }
             let target = Target {
                 p95_s: target_p95,
                 seeds: seeds.unwrap_or(sc.seeds).max(1),
             };
-            let p = plan::plan(&sc, baseline, description, &target, !json)?;
-            if let Some(dir) = &out {
-                let policies: Vec<PolicySpec> = std::iter::once(p.baseline.policy.clone())
-                    .chain(p.recommended.iter().map(|r| r.policy.clone()))
-                    .collect();
-                let runs = run_grid(&p.scenario, &policies, target.seeds, false)?;
-                let extra = report::html::Extra {
-                    headline: Some(output::headline(&p)),
-                    plan_text: Some(output::render(&p)),
-                    values_yaml: Some(output::values_yaml(&p)),
+            // Every pool's capacity first: a refusal before any run. A pool that holds the
+            // expected users but not the margin's is planned at the largest margin it holds.
+            let mut refusals = Vec::new();
+            let mut margins = Vec::new();
+            for part in &parts {
+                let mut at_margin = part.scenario.clone();
+                at_margin.forecast.actual_factor *= expect_error;
+                let cap = plan::capacity::check(&at_margin)?;
+                let mut margin = expect_error;
+                if !cap.fits() {
+                    let expected = plan::capacity::check(&part.scenario)?;
+                    if expected.fits() && expected.peak_users > 0 {
+                        margin = plan::capacity::largest_margin(&cap, &expected, expect_error);
+                        said.warn(format!(
+                            "pool {}: {} nodes hold the expected users ({} on at once at the \
+                             peak) but not {expect_error}× them ({}): planned at {margin:.2}× \
+                             instead, the most the pool holds. Raise the pool's max nodes for \
+                             the full margin",
+                            cap.pool, cap.max_nodes, expected.peak_users, cap.peak_users
+                        ));
+                    } else {
+                        refusals.push(cap.refusal(&part.scenario, expect_error, None));
+                    }
+                } else if !cap.searchable() {
+                    refusals.push(cap.too_large(expect_error));
+                }
+                margins.push(margin);
+            }
+            if !refusals.is_empty() {
+                return Err(EventError(refusals.join("\n")).into());
+            }
+            let mut plans = Vec::new();
+            for (i, part) in parts.iter().enumerate() {
+                let opts = plan::Options {
+                    expect_error: margins[i],
+                    progress: !json,
                 };
-                report::write_all_with(dir, &p.scenario, &runs, &extra)
-                    .with_context(|| format!("writing {}", dir.display()))?;
+                // z2jh's user placeholders follow singleuser's nodes: the first pool.
+                let mut base = baseline.clone();
+                if i > 0 || part.pool != sc.pools[0].name {
+                    base.placeholders = PlaceholderMode::None;
+                }
+                let base = PolicySpec {
+                    placeholders: resolve_n(&part.scenario, &base.placeholders, base.scheduler),
+                    ..base
+                };
+                let p = plan::plan_with(&part.scenario, base, description.clone(), &target, &opts)?;
+                plans.push((part, p));
+            }
+            let several = plans.len() > 1;
+            let mut wrote = Vec::new();
+            if let Some(dir) = &out {
+                for (part, p) in &plans {
+                    let dir = if several {
+                        dir.join(&part.pool)
+                    } else {
+                        dir.clone()
+                    };
+                    let policies: Vec<PolicySpec> = std::iter::once(p.baseline.policy.clone())
+                        .chain(p.recommended.iter().map(|r| r.policy.clone()))
+                        .collect();
+                    let runs = run_grid(&p.scenario, &policies, target.seeds, false)?;
+                    let mut inputs = said.inputs.clone();
+                    inputs.extend(flag_inputs(&pools, expect_error, &target));
+                    let extra = report::html::Extra {
+                        headline: Some(output::headline(p)),
+                        plan_text: Some(output::render(p)),
+                        values_yaml: Some(output::values_yaml(p)),
+                        inputs,
+                        warnings: said.warnings.clone(),
+                        adoption: Some(output::adoption(p, baseline.scheduler)),
+                    };
+                    report::write_all_with(&dir, &p.scenario, &runs, &extra)
+                        .with_context(|| format!("writing {}", dir.display()))?;
+                    wrote.push(dir.join("report.html"));
+                }
             }
             let text = if json {
-                format!("{}\n", serde_json::to_string(&p)?)
-            } else {
-                let mut t = output::render(&p);
-                if p.recommended.is_some() {
-                    t += "\nvalues.yaml for charts/hubpack (helm upgrade … -f this):\n---\n";
-                    t += &output::values_yaml(&p);
+                if several {
+                    let v: Vec<serde_json::Value> = plans
+                        .iter()
+                        .map(|(part, p)| {
+                            serde_json::json!({"pool": part.pool, "share": part.share, "plan": p})
+                        })
+                        .collect();
+                    format!("{}\n", serde_json::json!({ "pools": v }))
+                } else {
+                    format!("{}\n", serde_json::to_string(&plans[0].1)?)
                 }
-                t += "\nThe scenario this plan ran (save it, e.g. as event.yaml; rerun: \
-                      hubpack-sim compare event.yaml):\n---\n";
-                t += &output::scenario_yaml(&p);
-                if let Some(dir) = &out {
-                    t += &format!("\nwrote {}\n", dir.display());
+            } else {
+                let mut t = String::new();
+                for (part, p) in &plans {
+                    if several {
+                        t += &format!(
+                            "=== pool {} ({:.0}% of the users) ===\n",
+                            part.pool,
+                            part.share * 100.0
+                        );
+                    }
+                    t += &output::render(p);
+                    if p.recommended.is_some() {
+                        t += "\nvalues.yaml for charts/hubpack (helm upgrade … -f this):\n---\n";
+                        t += &output::values_yaml(p);
+                        t += "\nz2jh values to adopt it (helm upgrade your hub … -f this):\n---\n";
+                        t += &output::adoption(p, baseline.scheduler);
+                    }
+                    t += "\nThe scenario this plan ran (save it, e.g. as event.yaml; rerun: \
+                          hubpack-sim compare event.yaml):\n---\n";
+                    t += &output::scenario_yaml(p);
+                    t.push('\n');
+                }
+                if several {
+                    let ps: Vec<&plan::Plan> = plans.iter().map(|(_, p)| p).collect();
+                    t += &output::total(&ps);
+                }
+                for w in &wrote {
+                    t += &format!("wrote {}\n", w.display());
                 }
                 t
             };
@@ -356,6 +530,7 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
                 values_key.as_deref(),
                 profile_mix.as_ref(),
                 &mut sc,
+                &mut Said::default(),
             )? {
                 policies.push(applied.policy);
             }
@@ -367,6 +542,33 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
             simulate(&sc, policies, &common)
         }
     }
+}
+
+/// The plan's own flags, for report.html.
+fn flag_inputs(pools: &[PoolArg], expect_error: f64, target: &Target) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("--target-p95".to_string(), format!("{:.0} s", target.p95_s)),
+        ("--seeds".to_string(), target.seeds.to_string()),
+        ("--expect-error".to_string(), expect_error.to_string()),
+    ];
+    for p in pools {
+        v.push((
+            "--pool".to_string(),
+            format!(
+                "{}: {} CPU, {} GiB{}, boot {:.0} s, max {} nodes",
+                p.name,
+                p.cpu,
+                p.memory_gib,
+                p.extended
+                    .iter()
+                    .map(|(k, n)| format!(", {n} {k}"))
+                    .collect::<String>(),
+                p.boot_s,
+                p.max_nodes
+            ),
+        ));
+    }
+    v
 }
 
 fn simulate(sc: &Scenario, policies: Vec<PolicySpec>, common: &Common) -> anyhow::Result<()> {

@@ -73,9 +73,15 @@ fn profiles_with_overrides_and_what_cannot_be_modelled() {
     let mix: ProfileMix = "Minimal environment=1,datascience=1,large=1,gpu=1,choose/scipy=1"
         .parse()
         .unwrap();
-    let mut sc = common::shipped("class-burst.yaml");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/z2jh/profiles.yaml");
-    let (a, _) = apply_layers(&[path], None, Some(&mix), &mut sc).unwrap();
+    let mut sc = common::shipped("class-burst.yaml");
+    let users = |sc: &hubpack_sim::scenario::Scenario| match &sc.arrivals[0] {
+        hubpack_sim::scenario::ArrivalSpec::Burst(b) => b.users,
+        _ => 0,
+    };
+    let all_users = users(&sc);
+    let (a, _) = apply_layers(std::slice::from_ref(&path), None, Some(&mix), &mut sc).unwrap();
+    // The GPU profile selects nodes no pool describes: left out, never put on the user pool.
     let names: Vec<&str> = sc.profiles.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
@@ -83,37 +89,62 @@ fn profiles_with_overrides_and_what_cannot_be_modelled() {
             "Minimal environment",
             "datascience",
             "large",
-            "gpu",
             "choose/scipy"
         ]
     );
-    assert!(sc.profiles.iter().all(|p| (p.weight - 0.2).abs() < 1e-9));
+    assert!(sc.profiles.iter().all(|p| (p.weight - 0.25).abs() < 1e-9));
+    assert!(sc.profiles.iter().all(|p| p.pool == "user"));
+    // Its users are left out of the arrivals too.
+    assert_eq!(users(&sc), (all_users as f64 * 0.8).round() as usize);
+    assert_eq!(a.undescribed.len(), 1, "{:?}", a.undescribed);
+    let u = &a.undescribed[0];
+    assert!(
+        u.contains("gpu (20% of users)")
+            && u.contains("cloud.google.com/gke-accelerator=nvidia-tesla-t4")
+            && u.contains("profileList[3].kubespawner_override.node_selector")
+            && u.contains("--pool nvidia-tesla-t4=cpu:…,memory:…Gi,gpu:1,boot:…m"),
+        "{u}"
+    );
     let ds = &sc.profiles[1];
     assert_eq!((ds.request.cpu, ds.request.memory_gib), (1.0, 4.0));
     assert_eq!(ds.image, "quay.io/jupyter/datascience-notebook:2025-01-01");
     assert_eq!(sc.profiles[2].request.memory_gib, 16.0);
+    // The choice's image is modelled.
+    assert_eq!(
+        sc.profiles[3].image,
+        "quay.io/jupyter/scipy-notebook:2025-01-01"
+    );
+    // One list: the profiles that set no size (they use singleuser's).
+    assert_eq!(a.unused.len(), 1, "{:?}", a.unused);
+    assert!(
+        a.unused[0].contains("Minimal environment, choose/scipy")
+            && a.unused[0].contains("singleuser's size (0 CPU, 1 GiB)"),
+        "{}",
+        a.unused[0]
+    );
+    // The large profile's selector names the scenario's pool: no warning for it.
+    assert!(!a.unused.iter().any(|u| u.contains("profileList[2]")));
+    // With the GPU nodes described, the GPU profile runs there, with its GPU.
+    let mut sc = common::shipped("class-burst.yaml");
+    let gpu: hubpack_sim::plan::pools::PoolArg = "t4=cpu:4,memory:15Gi,gpu:1,boot:6m,\
+        label:cloud.google.com/gke-accelerator=nvidia-tesla-t4"
+        .parse()
+        .unwrap();
+    hubpack_sim::plan::pools::add_pools(&mut sc, &[gpu]);
+    let (a, _) = apply_layers(&[path], None, Some(&mix), &mut sc).unwrap();
+    assert!(a.undescribed.is_empty(), "{:?}", a.undescribed);
+    let g = &sc.profiles[3];
+    assert_eq!((g.name.as_str(), g.pool.as_str()), ("gpu", "t4"));
+    assert_eq!(g.request.extended.get("nvidia.com/gpu"), Some(&1));
     assert!(
         sc.image_index("quay.io/jupyter/pytorch-notebook:cuda12-2025-01-01")
             .is_some()
     );
-    // The choice's image is modelled.
-    assert_eq!(
-        sc.profiles[4].image,
-        "quay.io/jupyter/scipy-notebook:2025-01-01"
-    );
-    // One list: the GPU node selector (no such pool), the GPU guarantee, and the profiles
-    // that set no size (they use singleuser's).
-    assert_eq!(a.unused.len(), 3, "{:?}", a.unused);
-    assert!(a.unused[0].contains("profileList[3].kubespawner_override.node_selector"));
-    assert!(a.unused[1].contains("profileList[3].kubespawner_override.extra_resource_guarantees"));
     assert!(
-        a.unused[2].contains("Minimal environment, gpu, choose/scipy")
-            && a.unused[2].contains("singleuser's size (0 CPU, 1 GiB)"),
-        "{}",
-        a.unused[2]
+        a.pools.iter().any(|l| l.starts_with("pool t4: gpu")),
+        "{:?}",
+        a.pools
     );
-    // The large profile's selector names the scenario's pool: no warning for it.
-    assert!(!a.unused.iter().any(|u| u.contains("profileList[2]")));
     // Without a mix: the `default: true` profile only, and said so.
     let (sc, a) = fixture("profiles.yaml");
     assert_eq!(sc.profiles.len(), 1);
@@ -188,4 +219,90 @@ fn plan_recommends_a_setting_for_every_fixture() {
         );
         assert!(plan::output::scenario_yaml(&p).contains("name: test"));
     }
+}
+
+/// Applies `yaml` (one values file, z2jh block auto-detected) to the class burst.
+fn applied_text(yaml: &str) -> (Scenario, Applied) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("values.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let mut sc = common::shipped("class-burst.yaml");
+    let (a, _) = apply_layers(&[path], None, None, &mut sc).unwrap();
+    (sc, a)
+}
+
+#[test]
+fn user_placeholder_resources_are_taken_verbatim_as_z2jh_does() {
+    // Only memory set: no cpu request, not singleuser's cpu topped up.
+    let (sc, _) = applied_text(
+        "singleuser:\n  cpu: {guarantee: 2}\n  memory: {guarantee: 4G}\n\
+         scheduling:\n  userPlaceholder:\n    replicas: 2\n    resources:\n      requests: {memory: 57350076Ki}\n",
+    );
+    let r = sc.placeholder.request.unwrap();
+    assert_eq!(r.cpu, 0.0);
+    assert!((r.memory_gib - 57350076.0 / 1048576.0).abs() < 1e-9);
+    // Limits alone are the requests, as Kubernetes defaults them.
+    let (sc, _) = applied_text(
+        "scheduling:\n  userPlaceholder:\n    resources:\n      limits: {cpu: 1, memory: 2Gi}\n",
+    );
+    let r = sc.placeholder.request.unwrap();
+    assert_eq!((r.cpu, r.memory_gib), (1.0, 2.0));
+    // Unset: singleuser's guarantees (its GPU included).
+    let (sc, _) = applied_text(
+        "singleuser:\n  cpu: {guarantee: 0.5}\n  extraResource:\n    guarantees: {nvidia.com/gpu: 1}\n",
+    );
+    let r = sc.placeholder.request.unwrap();
+    assert_eq!((r.cpu, r.memory_gib), (0.5, 1.0));
+    assert_eq!(r.extended.get("nvidia.com/gpu"), Some(&1));
+}
+
+#[test]
+fn node_placeholders_cull_max_age_and_the_hook_are_modelled_or_said() {
+    // 2i2c basehub's node placeholders beside the z2jh block: nodes kept up.
+    let (sc, a) = applied_text(
+        "basehub:\n  nodePlaceholder:\n    enabled: true\n    replicas: 3\n  jupyterhub:\n    \
+         cull:\n      maxAge: 28800\n    prePuller:\n      hook: {enabled: true}\n",
+    );
+    assert_eq!((sc.pools[0].min_nodes, sc.pools[0].initial_nodes), (3, 3));
+    assert!(
+        a.notes
+            .iter()
+            .any(|n| n.contains("basehub.nodePlaceholder.replicas 3")),
+        "{:?}",
+        a.notes
+    );
+    assert!(
+        a.notes.iter().any(|n| n.starts_with("prePuller.hook")),
+        "{:?}",
+        a.notes
+    );
+    assert!(
+        a.unused.iter().any(|u| u.contains("cull.maxAge 28800 s")),
+        "{:?}",
+        a.unused
+    );
+    // Disabled, or without the culler: nothing of either.
+    let (sc, a) = applied_text(
+        "basehub:\n  nodePlaceholder: {enabled: false, replicas: 3}\n  jupyterhub:\n    \
+         cull: {enabled: false, maxAge: 100}\n    prePuller: {hook: {enabled: false}}\n",
+    );
+    assert_eq!(sc.pools[0].min_nodes, 1);
+    assert!(a.notes.is_empty(), "{:?}", a.notes);
+    assert!(!a.unused.iter().any(|u| u.contains("maxAge")));
+}
+
+#[test]
+fn a_profile_mix_names_display_names_with_commas() {
+    let m: ProfileMix = "Small=0.8,NVIDIA Tesla T4, ~16 GB, ~4 CPUs=0.2"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        m.0,
+        vec![
+            ("Small".to_string(), 0.8),
+            ("NVIDIA Tesla T4, ~16 GB, ~4 CPUs".to_string(), 0.2)
+        ]
+    );
+    let err = "Small=1,trailing".parse::<ProfileMix>().unwrap_err();
+    assert!(err.contains("\"trailing\" has no share"), "{err}");
 }

@@ -242,6 +242,14 @@ pub fn mean_user(sc: &Scenario, pool: usize) -> Resources {
         cpu: (cpu * 1000.0).ceil() / 1000.0,
         memory_gib: (mem * 1024.0).ceil() / 1024.0,
         pods: 0,
+        // A seat must hold any of the pool's users: the most of each extended resource.
+        extended: in_pool.iter().fold(Default::default(), |mut e, p| {
+            for (k, v) in &p.request.extended {
+                let x: &mut i64 = e.entry(k.clone()).or_default();
+                *x = (*x).max(*v);
+            }
+            e
+        }),
     }
     .to_resources()
     .with_pods(1)

@@ -54,6 +54,7 @@ pub struct EventArgs {
         default_value = "quay.io/jupyter/datascience-notebook:2025-01-01"
     )]
     pub image: String,
+    /// The most nodes the autoscaler may add to the pool.
     #[arg(long, default_value_t = 20)]
     pub max_nodes: usize,
     /// Warm nodes before the event.
@@ -94,6 +95,30 @@ impl EventArgs {
         Ok(())
     }
 
+    /// The event and its default pool in one line (for the report's inputs).
+    pub fn describe(&self, users: usize) -> String {
+        format!(
+            "--users {users} --window {:.0}m --start {:.0}m --session {:.0}m; pool user: \
+             {} CPU, {} GiB, {} pods per node (DaemonSets {} CPU, {} GiB), boot {:.0}s, pull \
+             {:.0}s, {}..{} nodes; users {} CPU, {} GiB; image {}",
+            self.window / 60.0,
+            self.start / 60.0,
+            self.session / 60.0,
+            self.node_cpu,
+            self.node_memory_gib,
+            self.node_pods,
+            self.daemonset_cpu,
+            self.daemonset_memory_gib,
+            self.boot,
+            self.pull,
+            self.initial_nodes,
+            self.max_nodes.max(self.initial_nodes),
+            self.user_cpu,
+            self.user_memory_gib,
+            self.image
+        )
+    }
+
     /// The scenario these flags describe (`users` must be set).
     pub fn scenario(&self, users: usize) -> Scenario {
         let duration_h = (self.start + self.window + 3.0 * self.session) / 3600.0 + 1.0;
@@ -108,11 +133,13 @@ impl EventArgs {
                     cpu: self.node_cpu,
                     memory_gib: self.node_memory_gib,
                     pods: self.node_pods,
+                    ..Default::default()
                 },
                 daemonset_overhead: ResourceSpec {
                     cpu: self.daemonset_cpu,
                     memory_gib: self.daemonset_memory_gib,
                     pods: 0,
+                    ..Default::default()
                 },
                 min_nodes: self.initial_nodes.min(1),
                 max_nodes: self.max_nodes.max(self.initial_nodes),
@@ -121,6 +148,8 @@ impl EventArgs {
                     median_s: self.boot,
                     sigma: 0.2,
                 },
+                node_labels: Vec::new(),
+                image_pull: None,
                 serialize_image_pulls: true,
             }],
             images: vec![ImageSpec {
@@ -137,6 +166,7 @@ impl EventArgs {
                     cpu: self.user_cpu,
                     memory_gib: self.user_memory_gib,
                     pods: 0,
+                    ..Default::default()
                 },
                 image: self.image.clone(),
                 pool: "user".into(),

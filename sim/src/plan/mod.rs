@@ -9,9 +9,15 @@
 //! floor of one placeholder if no z is enough), bounded by the pool's capacity. Waits and
 //! cost grow monotonically enough in K and z for the first setting that meets the target
 //! to be the cheapest of its family; the cheapest over families is recommended.
+//!
+//! The search runs at `--expect-error` × the expected users (a margin for a forecast that
+//! is short), so the recommendation still meets the target if more users come; the
+//! recommendation and z2jh as configured are then also run at the expected users.
 
+pub mod capacity;
 pub mod event;
 pub mod output;
+pub mod pools;
 
 use crate::engine::RunError;
 use crate::models::placeholders::PlaceholderState;
@@ -69,6 +75,24 @@ impl Candidate {
     }
 }
 
+/// How the search runs besides its target.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The recommendation must meet the target with this many times the expected users.
+    pub expect_error: f64,
+    /// A spinner on stderr (drawn only on a terminal).
+    pub progress: bool,
+}
+
+/// The baseline and the recommendation at the expected users (the search ran at the
+/// margin's load).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AtExpected {
+    pub users: usize,
+    pub baseline: PolicySummary,
+    pub recommended: PolicySummary,
+}
+
 /// The predictive recommendation's p95 when arrivals are `factor` × the calendar.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Sensitivity {
@@ -92,6 +116,13 @@ pub struct Plan {
     pub sensitivity: Vec<Sensitivity>,
     pub runs: u64,
     pub elapsed_s: f64,
+    /// The search ran at this many times the expected users (`--expect-error`).
+    pub expect_error: f64,
+    /// Users arriving in the first seed: expected, and at the margin's load.
+    pub users_expected: usize,
+    pub users_searched: usize,
+    /// With a margin: the baseline and the recommendation at the expected users.
+    pub at_expected: Option<AtExpected>,
     /// The scenario with the recommendation in it, to save and rerun.
     #[serde(skip)]
     pub scenario: Scenario,
@@ -308,7 +339,8 @@ fn run_seeds(
         .collect()
 }
 
-/// Runs the search. `baseline` is z2jh as configured (its description says how).
+/// Runs the search with no margin. `baseline` is z2jh as configured (its description
+/// says how).
 pub fn plan(
     sc: &Scenario,
     baseline: PolicySpec,
@@ -316,8 +348,27 @@ pub fn plan(
     target: &Target,
     progress: bool,
 ) -> Result<Plan, RunError> {
+    let opts = Options {
+        expect_error: 1.0,
+        progress,
+    };
+    plan_with(sc, baseline, baseline_description, target, &opts)
+}
+
+/// Runs the search at `opts.expect_error` × the expected users.
+pub fn plan_with(
+    expected: &Scenario,
+    baseline: PolicySpec,
+    baseline_description: String,
+    target: &Target,
+    opts: &Options,
+) -> Result<Plan, RunError> {
     let started = Instant::now();
-    let bar = if progress {
+    let margin = opts.expect_error.max(0.0);
+    let mut searched = expected.clone();
+    searched.forecast.actual_factor *= margin;
+    let sc = &searched;
+    let bar = if opts.progress {
         let b = ProgressBar::new_spinner();
         if let Ok(style) =
             ProgressStyle::with_template("{spinner} {pos} settings tried, {elapsed}: {msg}")
@@ -392,8 +443,31 @@ pub fn plan(
         })
         .cloned();
 
-    // The scenario to save: the recommendation's settings, compared with z2jh.
-    let mut scenario = sc.clone();
+    let users_expected = crate::models::arrivals::generate(expected, 0)?.len();
+    let at_expected = match &recommended {
+        Some(r) if (margin - 1.0).abs() > 1e-9 => {
+            s.bar.set_message("at the expected users");
+            let mut variant = expected.clone();
+            if let Some(p) = &r.predictive {
+                variant.predictive = p.clone();
+            }
+            let policies = [base.policy.clone(), r.policy.clone()];
+            let runs = run_grid(&variant, &policies, target.seeds, false)?;
+            s.runs += 2 * target.seeds;
+            let mut sum = Summary::of(&variant, &runs).policies;
+            let recommended = sum.remove(1);
+            Some(AtExpected {
+                users: users_expected,
+                baseline: sum.remove(0),
+                recommended,
+            })
+        }
+        _ => None,
+    };
+
+    // The scenario to save (at the expected users): the recommendation's settings,
+    // compared with z2jh.
+    let mut scenario = expected.clone();
     let mut sensitivity = Vec::new();
     if let Some(r) = &recommended {
         if let Some(p) = &r.predictive {
@@ -437,6 +511,10 @@ pub fn plan(
         sensitivity,
         runs: s.runs,
         elapsed_s: started.elapsed().as_secs_f64(),
+        expect_error: margin,
+        users_expected,
+        users_searched: users,
+        at_expected,
         scenario,
     })
 }

@@ -76,6 +76,7 @@ pub fn render(plan: &Plan) -> String {
     out += &table(&rows);
     out.push('\n');
     out += &headline(plan);
+    out += &at_expected(plan);
     out += &bound_lines(plan);
     let failed = plan.baseline.summary.failed_spawns.mean;
     if failed > 0.0 {
@@ -142,8 +143,47 @@ pub fn render(plan: &Plan) -> String {
     out
 }
 
+/// With a margin: what the search ran at, and the two settings at the expected users.
+fn at_expected(plan: &Plan) -> String {
+    if (plan.expect_error - 1.0).abs() < 1e-9 {
+        return String::new();
+    }
+    let mut out = format!(
+        "Margin: every setting above ran with {}× the expected users ({} instead of {}; \
+         --expect-error {}), so the recommendation still meets the target if that many come.\n",
+        plan.expect_error, plan.users_searched, plan.users_expected, plan.expect_error
+    );
+    if let Some(a) = &plan.at_expected {
+        let _ = writeln!(
+            out,
+            "At the expected {} users: recommended p95 wait {:.0} s, {:.1} node-hours, cost {:.2}; \
+             z2jh as configured p95 wait {:.0} s, {:.1} node-hours, cost {:.2}.",
+            a.users,
+            a.recommended.wait_p95_s.mean,
+            a.recommended.node_hours.mean,
+            a.recommended.cost.mean,
+            a.baseline.wait_p95_s.mean,
+            a.baseline.node_hours.mean,
+            a.baseline.cost.mean,
+        );
+    }
+    out
+}
+
 /// The headline: the recommendation vs z2jh as configured, or why there is none.
 pub fn headline(plan: &Plan) -> String {
+    let margin = if (plan.expect_error - 1.0).abs() < 1e-9 {
+        String::new()
+    } else {
+        format!(
+            " (at {}× the expected users: --expect-error)",
+            plan.expect_error
+        )
+    };
+    headline_at(plan).replacen(".\n", &format!("{margin}.\n"), 1)
+}
+
+fn headline_at(plan: &Plan) -> String {
     let b = &plan.baseline;
     match &plan.recommended {
         Some(r) => {
@@ -212,6 +252,29 @@ fn user_request(sc: &Scenario) -> (i64, i64) {
     (r.cpu_milli, (r.memory as f64 / 1048576.0).ceil() as i64)
 }
 
+/// The pool's mean user's extended resources (a GPU per user, say).
+fn user_extended(sc: &Scenario) -> std::collections::BTreeMap<String, i64> {
+    let pool = sc.pool_index(&sc.profiles[0].pool).unwrap_or(0);
+    crate::models::placeholders::mean_user(sc, pool).extended
+}
+
+/// `, nvidia.com/gpu: "1"` for each extended resource.
+fn extended_yaml(e: &std::collections::BTreeMap<String, i64>) -> String {
+    e.iter().map(|(k, v)| format!(", {k}: \"{v}\"")).collect()
+}
+
+/// The node labels that pick the pool's nodes: a `node_labels` `key=value`; z2jh's
+/// node-purpose label for the event's user pool; else the pool's name under a key to fill in.
+fn pool_selector(pool: &crate::scenario::PoolSpec) -> String {
+    if let Some((k, v)) = pool.node_labels.iter().find_map(|l| l.split_once('=')) {
+        return format!("{k}: {v}");
+    }
+    if pool.name == "user" {
+        return "hub.jupyter.org/node-purpose: user".into();
+    }
+    format!("LABEL-KEY-fill-in: {}", pool.name)
+}
+
 /// The values.yaml snippet for `charts/hubpack` that applies the recommendation.
 pub fn values_yaml(plan: &Plan) -> String {
     let Some(r) = &plan.recommended else {
@@ -240,16 +303,22 @@ pub fn values_yaml(plan: &Plan) -> String {
                  scaleDownAfterSeconds: {remove:.0}\n    pools:\n      - name: {pool_name}\n        \
                  # the labels of your user nodes (z2jh's node-purpose label); the controller counts\n        \
                  # warm seats only on nodes this pool's users can use\n        \
-                 nodeSelector: {{hub.jupyter.org/node-purpose: user}}\n        \
-                 perUser: {{cpu: {cpu_m}m, memory: {mem_mi}Mi}}\n        \
-                 usersPerPlaceholder: {n}\n        freshNode:\n          \
-                 allocatable: {{cpu: \"{acpu}m\", memory: {amem}Mi, pods: \"{apods}\"}}\n          \
+                 nodeSelector: {{{selector}}}\n        \
+                 perUser: {{cpu: {cpu_m}m, memory: {mem_mi}Mi{user_ext}}}\n        \
+                 usersPerPlaceholder: {n}\n        \
+                 # the cost guard: placeholders hold at most this many fresh nodes\n        \
+                 maxNodes: {max_nodes}\n        freshNode:\n          \
+                 allocatable: {{cpu: \"{acpu}m\", memory: {amem}Mi, pods: \"{apods}\"{node_ext}}}\n          \
                  # every DaemonSet but the pre-puller (the controller adds its own)\n          \
                  daemonSets: {{cpu: {dcpu}m, memory: {dmem}Mi, pods: \"{dpods}\"}}\n        \
                  headroom: {{minUsers: {min:.0}, maxUsers: {max:.0}, z: {z}}}\n        \
                  lead: {lead}\n        images: {images}\n    events:\n",
                 remove = p.remove_after_min * 60.0,
                 pool_name = pool.name,
+                max_nodes = pool.max_nodes.max(1),
+                selector = pool_selector(pool),
+                user_ext = extended_yaml(&user_extended(sc)),
+                node_ext = extended_yaml(&pool.allocatable.extended),
                 acpu = (pool.allocatable.cpu * 1000.0).round() as i64,
                 amem = (pool.allocatable.memory_gib * 1024.0).round() as i64,
                 apods = pool.allocatable.pods,
@@ -328,4 +397,82 @@ pub fn values_yaml(plan: &Plan) -> String {
 /// The scenario the plan ran, with the recommendation in its policy grid.
 pub fn scenario_yaml(plan: &Plan) -> String {
     serde_saphyr::to_string(&plan.scenario).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+}
+
+/// The z2jh values that adopt the recommendation: user pods to hubpack-scheduler (z2jh
+/// 4.x has no `singleuser.schedulerName`; KubeSpawner's `extra_pod_config` sets
+/// `spec.schedulerName`), z2jh's own user-scheduler and placeholders off. Empty without a
+/// recommendation.
+pub fn adoption(plan: &Plan, configured: crate::scenario::SchedulerKind) -> String {
+    if plan.recommended.is_none() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "# z2jh values (your hub's release; helm upgrade … -f this)\n\
+         scheduling:\n  \
+         userScheduler:\n    enabled: false     # hubpack-scheduler places user pods instead\n  \
+         userPlaceholder:\n    enabled: false     # hubpack's placeholders replace z2jh's\n  \
+         podPriority:\n    enabled: true      # users (0) above hubpack's pre-pullers (-5) and placeholders (-10)\n\
+         singleuser:\n  \
+         extraPodConfig:\n    schedulerName: hubpack-scheduler   # = charts/hubpack scheduler.config.schedulerName\n\
+         # A profile whose kubespawner_override sets extra_pod_config replaces this one: add\n\
+         # schedulerName: hubpack-scheduler there too.\n\
+         # z2jh's continuous pre-puller may stay on, or give way to hubpack's (prePuller.continuous.enabled: false).\n",
+    );
+    if configured == crate::scenario::SchedulerKind::Spread {
+        out += "# (userScheduler was already off: pods went to kube-scheduler's default spread.)\n";
+    }
+    out
+}
+
+/// Every pool's plan in one table, and their sum (the pools are disjoint clusters: their
+/// node-hours and costs add up; the event's p95 is at most the worst pool's).
+pub fn total(plans: &[&Plan]) -> String {
+    let mut out = String::from("Per pool and in total (each pool simulated as its own cluster):\n");
+    let (mut bn, mut bc, mut rn, mut rc) = (0.0, 0.0, 0.0, 0.0);
+    let (mut bp, mut rp) = (0.0f64, 0.0f64);
+    let mut all_recommended = true;
+    for p in plans {
+        let b = &p.baseline;
+        bn += b.summary.node_hours.mean;
+        bc += b.cost();
+        bp = bp.max(b.p95());
+        let rec = match &p.recommended {
+            Some(r) => {
+                rn += r.summary.node_hours.mean;
+                rc += r.cost();
+                rp = rp.max(r.p95());
+                format!(
+                    "{}: p95 {:.0} s, {:.1} node-hours, cost {:.2}",
+                    r.label,
+                    r.p95(),
+                    r.summary.node_hours.mean,
+                    r.cost()
+                )
+            }
+            None => {
+                all_recommended = false;
+                "no setting met the target".to_string()
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  {}: z2jh as configured p95 {:.0} s, {:.1} node-hours, cost {:.2}; recommended {}",
+            p.scenario.pools[0].name,
+            b.p95(),
+            b.summary.node_hours.mean,
+            b.cost(),
+            rec
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  total: z2jh as configured {bn:.1} node-hours, cost {bc:.2}, worst pool p95 {bp:.0} s{}",
+        if all_recommended {
+            format!("; recommended {rn:.1} node-hours, cost {rc:.2}, worst pool p95 {rp:.0} s")
+        } else {
+            "; some pool has no recommendation".to_string()
+        }
+    );
+    out
 }

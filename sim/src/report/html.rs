@@ -21,6 +21,44 @@ pub struct Extra {
     pub headline: Option<String>,
     pub plan_text: Option<String>,
     pub values_yaml: Option<String>,
+    /// What the plan was given: files, flags, pools, the profile mix (name, value).
+    pub inputs: Vec<(String, String)>,
+    /// Notes and warnings about the inputs, one line each.
+    pub warnings: Vec<String>,
+    /// The z2jh values that adopt the recommendation.
+    pub adoption: Option<String>,
+}
+
+/// `plan`'s inputs, warnings and the z2jh changes that adopt the recommendation.
+fn plan_inputs(out: &mut String, extra: &Extra) {
+    if !extra.inputs.is_empty() {
+        out.push_str("<h3>Inputs</h3><table id=\"inputs\">");
+        for (name, value) in &extra.inputs {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+                esc(name),
+                esc(value)
+            );
+        }
+        out.push_str("</table>");
+    }
+    if !extra.warnings.is_empty() {
+        out.push_str("<h3>Warnings and notes</h3><ul id=\"warnings\">");
+        for w in &extra.warnings {
+            let _ = write!(out, "<li>{}</li>", esc(w));
+        }
+        out.push_str("</ul>");
+    }
+    if let Some(a) = &extra.adoption
+        && !a.is_empty()
+    {
+        let _ = write!(
+            out,
+            "<h3>z2jh values to adopt it</h3><pre id=\"adoption\">{}</pre>",
+            esc(a)
+        );
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -287,6 +325,7 @@ pub fn render(sc: &Scenario, summary: &Summary, runs: &[Vec<RunResult>], extra: 
     if let Some(t) = &extra.plan_text {
         let _ = write!(out, "<h2>Plan</h2><pre id=\"plan\">{}</pre>", esc(t));
     }
+    plan_inputs(&mut out, extra);
     if let Some(v) = &extra.values_yaml
         && !v.is_empty()
     {

@@ -187,6 +187,26 @@ fn default_sample_s() -> f64 {
     60.0
 }
 
+/// Scales the scenario's users by `factor` (a pool's share of them): every burst and
+/// weekly class (rounded), every Poisson rate and the forecast's calendar. A trace is
+/// replayed as recorded.
+pub fn scale_users(sc: &mut Scenario, factor: f64) {
+    let users = |u: usize| (u as f64 * factor).round() as usize;
+    for a in &mut sc.arrivals {
+        match a {
+            ArrivalSpec::Poisson(p) => p.rate_per_h *= factor,
+            ArrivalSpec::Burst(b) => b.users = users(b.users),
+            ArrivalSpec::Weekly(w) => w.users = users(w.users),
+            ArrivalSpec::Trace(_) => {}
+        }
+    }
+    if let Some(cal) = &mut sc.forecast.calendar {
+        for e in cal {
+            e.users *= factor;
+        }
+    }
+}
+
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {

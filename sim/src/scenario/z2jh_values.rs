@@ -2,10 +2,13 @@
 //! models that hub as configured: `singleuser` cpu/memory guarantees (a limit alone is the
 //! request, as Kubernetes takes it) and image, `singleuser.profileList` with its
 //! `profile_options` choices (each profile × choice a profile, weighted by
-//! `--profile-mix`), `scheduling.userScheduler.enabled`, `scheduling.userPlaceholder`
-//! (enabled, replicas, resources), `scheduling.podPriority`,
-//! `prePuller.continuous.enabled`, `cull` (enabled, timeout, every),
-//! `hub.concurrentSpawnLimit` and `singleuser.startTimeout`. Several files are merged and
+//! `--profile-mix`; each on the pool its node selector or required node affinity names,
+//! with its extended resources such as `nvidia.com/gpu`), `scheduling.userScheduler.enabled`,
+//! `scheduling.userPlaceholder` (enabled, replicas, resources taken verbatim),
+//! `scheduling.podPriority`, `prePuller.continuous.enabled`, `prePuller.hook` (noted),
+//! `cull` (enabled, timeout, every; `maxAge` warned), 2i2c's `nodePlaceholder` beside the
+//! z2jh block, `hub.concurrentSpawnLimit` and `singleuser.startTimeout`. Profiles on nodes
+//! no pool describes are left out with their users, and said. Several files are merged and
 //! the z2jh block found as [`super::values_layers`] says. Unknown keys are ignored (a
 //! values file has hundreds); values the model cannot use are collected into one warning.
 //! Defaults are z2jh's own.
@@ -91,6 +94,7 @@ struct Guarantee {
 #[serde(default)]
 struct ExtraResource {
     guarantees: BTreeMap<String, Value>,
+    limits: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,20 +155,24 @@ impl Default for UserPlaceholder {
 #[serde(default)]
 struct Resources {
     requests: BTreeMap<String, Value>,
+    limits: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct PrePuller {
     continuous: Enabled,
+    hook: Enabled,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(default)]
+#[serde(rename_all = "camelCase")]
 struct Cull {
     enabled: bool,
     timeout: f64,
     every: f64,
+    max_age: f64,
 }
 
 impl Default for Cull {
@@ -173,6 +181,7 @@ impl Default for Cull {
             enabled: true,
             timeout: 3600.0,
             every: 600.0,
+            max_age: 0.0,
         }
     }
 }
@@ -187,6 +196,14 @@ pub struct Applied {
     pub unused: Vec<String>,
     /// Which profiles (and choices) arrivals pick, by what weight, and why.
     pub mix: String,
+    /// Which pool each modelled profile runs on, and why (one line per pool).
+    pub pools: Vec<String>,
+    /// Profiles users pick whose nodes no pool describes: not simulated (their users are
+    /// left out of the arrivals), each line saying how to describe those nodes.
+    pub undescribed: Vec<String>,
+    /// How values the model reads indirectly were modelled (the hook pre-puller, 2i2c's
+    /// node placeholders).
+    pub notes: Vec<String>,
 }
 
 /// Reads `path` and applies it to `sc` (the z2jh block at the file's top level).
@@ -219,8 +236,54 @@ pub fn apply_layers(
         .collect::<Vec<_>>()
         .join(" + ");
     let (block, found) = super::values_layers::find_block(&merged, key, &files)?;
-    let applied = apply_value(block, Path::new(&files), &found.at, mix, sc)?;
+    let mut applied = apply_value(block, Path::new(&files), &found.at, mix, sc)?;
+    node_placeholders(&merged, &found.at, sc, &mut applied);
     Ok((applied, found))
+}
+
+/// 2i2c basehub's `nodePlaceholder` (beside the z2jh block): pause pods without requests,
+/// one per node by anti-affinity, that keep that many user nodes up. Modelled as the
+/// default pool's minimum (and initial) nodes, in every setting.
+fn node_placeholders(merged: &Value, at: &str, sc: &mut Scenario, applied: &mut Applied) {
+    let mut parent = merged;
+    let mut path = Vec::new();
+    let keys: Vec<&str> = at.split('.').filter(|k| !k.is_empty()).collect();
+    for k in keys.iter().take(keys.len().saturating_sub(1)) {
+        match parent.get(*k) {
+            Some(v) => {
+                parent = v;
+                path.push(*k);
+            }
+            None => return,
+        }
+    }
+    let Some(np) = parent.get("nodePlaceholder") else {
+        return;
+    };
+    path.push("nodePlaceholder");
+    let at = path.join(".");
+    let enabled = np.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+    let replicas = np.get("replicas").map(|v| v.as_u64());
+    match replicas {
+        _ if !enabled => {}
+        Some(Some(0)) | None => {}
+        Some(Some(n)) => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            let pool = &mut sc.pools[0];
+            pool.min_nodes = pool.min_nodes.max(n);
+            pool.initial_nodes = pool.initial_nodes.max(n);
+            pool.max_nodes = pool.max_nodes.max(n);
+            applied.notes.push(format!(
+                "{at}.replicas {n}: node placeholders keep {n} nodes of pool {} up and warm, \
+                 in every setting (hubpack's placeholders can replace them: drop them to save \
+                 those node-hours)",
+                pool.name
+            ));
+        }
+        Some(None) => applied
+            .unused
+            .push(format!("{at}.replicas (not a whole number)")),
+    }
 }
 
 /// Applies the z2jh block `values` (found at `at` in `source`, "" for the top level).
@@ -253,11 +316,55 @@ pub fn apply_value(
     };
     let mut unused = Vec::new();
     let su = &values.singleuser;
-    let default_user = default_user(sc, su, &mut unused).map_err(invalid)?;
+    let default_user = default_user(su).map_err(invalid)?;
     let modelled = profiles::profiles(sc, su, &default_user, mix, &mut unused).map_err(invalid)?;
+    let kept: f64 = modelled.profiles.iter().map(|p| p.weight).sum();
+    if modelled.profiles.is_empty() {
+        return Err(Z2jhError::Invalid {
+            path: source.to_path_buf(),
+            field: "--pool".into(),
+            message: format!(
+                "no profile users pick runs on a pool the simulation knows: {}",
+                modelled.undescribed.join("; ")
+            ),
+        });
+    }
     use_profiles(sc, modelled.profiles);
+    // The labels the pool's profiles select are how the chart finds its nodes too.
+    for (pool, labels) in &modelled.labels {
+        if let Some(p) = sc.pools.iter_mut().find(|p| p.name == *pool) {
+            for l in labels {
+                if !p.node_labels.contains(l) {
+                    p.node_labels.push(l.clone());
+                }
+            }
+        }
+    }
+    if kept < 1.0 - 1e-9 {
+        // The users of undescribed pools are left out, not moved to another pool.
+        for p in &mut sc.profiles {
+            p.weight /= kept;
+        }
+        super::scale_users(sc, kept);
+    }
     apply_hub(sc, &values.hub, su);
     apply_cull(sc, &values.cull);
+    if values.cull.enabled && values.cull.max_age > 0.0 {
+        unused.push(format!(
+            "cull.maxAge {:.0} s (servers culled at that age even when active; here a server \
+             ends only when idle)",
+            values.cull.max_age
+        ));
+    }
+    let mut notes = Vec::new();
+    if values.pre_puller.hook.enabled {
+        notes.push(
+            "prePuller.hook: the nodes up before the event start with every image (the hook \
+             pulls at helm upgrade onto the nodes that exist then); nodes added later pull \
+             at first use, or by the continuous puller"
+                .to_string(),
+        );
+    }
     apply_user_placeholder(sc, &values.scheduling, &default_user.request).map_err(invalid)?;
     let (policy, description) = policy_of(&values);
     Ok(Applied {
@@ -265,6 +372,9 @@ pub fn apply_value(
         description,
         unused,
         mix: modelled.mix,
+        pools: modelled.pools,
+        undescribed: modelled.undescribed,
+        notes,
     })
 }
 
@@ -286,16 +396,13 @@ struct DefaultUser {
     cpu: profiles::Quantity,
     memory: profiles::Quantity,
     image: String,
-    pool: String,
+    /// `singleuser.nodeSelector` as `key=value` pairs.
+    pub selection: Vec<(String, String)>,
 }
 
 /// `singleuser`: its guarantees and limits (z2jh: memory guarantee 1G, no cpu guarantee),
 /// image and node selector.
-fn default_user(
-    sc: &Scenario,
-    su: &Singleuser,
-    unused: &mut Vec<String>,
-) -> Result<DefaultUser, Invalid> {
+fn default_user(su: &Singleuser) -> Result<DefaultUser, Invalid> {
     let opt = |v: &Option<Value>, f: fn(&Value) -> Result<f64, String>, at: &str| {
         v.as_ref()
             .filter(|v| !v.is_null())
@@ -318,9 +425,16 @@ fn default_user(
     };
     cpu.check("singleuser.cpu.limit")?;
     memory.check("singleuser.memory.limit")?;
-    for k in su.extra_resource.guarantees.keys() {
-        unused.push(format!("singleuser.extraResource.guarantees.{k}"));
-    }
+    let extended = extended_of(
+        [
+            ("singleuser.extraResource.limits", &su.extra_resource.limits),
+            (
+                "singleuser.extraResource.guarantees",
+                &su.extra_resource.guarantees,
+            ),
+        ]
+        .into_iter(),
+    )?;
     // The chart's own tag is written at release (`set-by-chartpress`) and deploy tools
     // often set the hub's at deploy time: never guess one.
     let tag = su
@@ -336,17 +450,21 @@ fn default_user(
             .unwrap_or("quay.io/jupyterhub/k8s-singleuser-sample"),
         tag.unwrap_or(UNKNOWN_TAG)
     );
-    let pool = pool_for(sc, &su.node_selector, "singleuser.nodeSelector", unused);
     Ok(DefaultUser {
         request: ResourceSpec {
             cpu: cpu.request(),
             memory_gib: memory.request(),
             pods: 0,
+            extended,
         },
         cpu,
         memory,
         image,
-        pool,
+        selection: su
+            .node_selector
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     })
 }
 
@@ -410,17 +528,55 @@ fn apply_user_placeholder(
     default_request: &ResourceSpec,
 ) -> Result<(), Invalid> {
     let ph = &sched.user_placeholder;
-    let mut request = default_request.clone();
-    if let Some(v) = ph.resources.requests.get("cpu") {
-        request.cpu = cpu_cores(v).map_err(invalid_at(
-            "scheduling.userPlaceholder.resources.requests.cpu",
-        ))?;
-    }
-    if let Some(v) = ph.resources.requests.get("memory") {
-        request.memory_gib = k8s_bytes(v).map_err(invalid_at(
-            "scheduling.userPlaceholder.resources.requests.memory",
-        ))? / GIB;
-    }
+    let res = &ph.resources;
+    // z2jh takes userPlaceholder.resources verbatim when set (a request it does not name is
+    // none, or its limit as Kubernetes defaults it), singleuser's otherwise.
+    let request = if res.requests.is_empty() && res.limits.is_empty() {
+        default_request.clone()
+    } else {
+        let get = |k: &str| {
+            res.requests
+                .get(k)
+                .map(|v| {
+                    (
+                        v,
+                        format!("scheduling.userPlaceholder.resources.requests.{k}"),
+                    )
+                })
+                .or_else(|| {
+                    res.limits.get(k).map(|v| {
+                        (
+                            v,
+                            format!("scheduling.userPlaceholder.resources.limits.{k}"),
+                        )
+                    })
+                })
+                .filter(|(v, _)| !v.is_null())
+        };
+        let mut r = ResourceSpec::default();
+        if let Some((v, at)) = get("cpu") {
+            r.cpu = cpu_cores(v).map_err(invalid_at(at))?;
+        }
+        if let Some((v, at)) = get("memory") {
+            r.memory_gib = k8s_bytes(v).map_err(invalid_at(at))? / GIB;
+        }
+        for k in res.requests.keys().chain(res.limits.keys()) {
+            if k.contains('/')
+                && let Some((v, at)) = get(k)
+            {
+                let n = extended_of(std::iter::once((
+                    "scheduling.userPlaceholder.resources",
+                    &BTreeMap::from([(k.clone(), v.clone())]),
+                )))
+                .map_err(|e| Invalid {
+                    field: at,
+                    message: e.message,
+                })?;
+                r.extended.extend(n);
+            }
+        }
+        r
+    };
     sc.placeholder.request = Some(request);
     sc.placeholder.priority = Some(if sched.pod_priority.enabled {
         sched.pod_priority.user_placeholder_priority
@@ -465,28 +621,61 @@ fn policy_of(values: &Values) -> (PolicySpec, String) {
     (policy, description)
 }
 
-/// The scenario pool a node selector points at: the pool whose name is one of its values,
-/// else the first pool (noted as unused).
+/// Extended resources (`nvidia.com/gpu`) from KubeSpawner's `extra_resource_limits` and
+/// `extra_resource_guarantees` (or z2jh's `singleuser.extraResource`), first layer first:
+/// Kubernetes requires an extended resource's request to equal its limit, and takes the
+/// limit as the request when only the limit is set.
+fn extended_of<'a>(
+    layers: impl Iterator<Item = (&'a str, &'a BTreeMap<String, Value>)>,
+) -> Result<BTreeMap<String, i64>, Invalid> {
+    let mut out = BTreeMap::new();
+    for (at, map) in layers {
+        for (k, v) in map {
+            if v.is_null() {
+                continue;
+            }
+            let n = match v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            }
+            .filter(|x| *x >= 0.0 && x.fract() == 0.0)
+            .ok_or_else(|| Invalid {
+                field: format!("{at}.{k}"),
+                message: format!("{v} is not a whole number of {k}, e.g. 1"),
+            })?;
+            out.insert(k.clone(), n as i64);
+        }
+    }
+    Ok(out)
+}
+
+/// Where a profile's node selection (`key=value` pairs of its node selector and required
+/// node affinity) runs: a pool whose name or `node_labels` names one of its labels; else,
+/// if it selects nothing or what the hub's default profile selects, the first pool (the
+/// nodes the event flags or the scenario's first pool describe); else no pool (`Err`).
 fn pool_for(
     sc: &Scenario,
-    selector: &BTreeMap<String, String>,
-    field: &str,
-    unused: &mut Vec<String>,
-) -> String {
+    selection: &[(String, String)],
+    default_selection: &[(String, String)],
+) -> Result<String, ()> {
+    let names = |p: &crate::scenario::PoolSpec, k: &str, v: &str| {
+        p.name == v
+            || p.node_labels
+                .iter()
+                .any(|l| l == v || *l == format!("{k}={v}"))
+    };
     if let Some(p) = sc
         .pools
         .iter()
-        .find(|p| selector.values().any(|v| *v == p.name))
+        .find(|p| selection.iter().any(|(k, v)| names(p, k, v)))
     {
-        return p.name.clone();
+        return Ok(p.name.clone());
     }
-    if !selector.is_empty() {
-        unused.push(format!(
-            "{field} (no scenario pool named after its values; using pool {:?})",
-            sc.pools[0].name
-        ));
+    if selection.is_empty() || selection == default_selection {
+        return Ok(sc.pools[0].name.clone());
     }
-    sc.pools[0].name.clone()
+    Err(())
 }
 
 /// CPU as Kubernetes and KubeSpawner write it: a number of cores or a quantity (`500m`).

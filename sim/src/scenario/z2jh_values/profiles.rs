@@ -4,7 +4,9 @@
 //! modelled profile (`small`, `small/new`, `gpu/pytorch`); arrivals pick among them by
 //! `--profile-mix`, or take the `default: true` profile and choices.
 
-use super::{DefaultUser, Invalid, Singleuser, byte_spec, cpu_cores, invalid_at, pool_for};
+use super::{
+    DefaultUser, Invalid, Singleuser, byte_spec, cpu_cores, extended_of, invalid_at, pool_for,
+};
 use crate::scenario::{ProfileSpec, ResourceSpec, Scenario};
 use serde::Deserialize;
 use serde_json::Value;
@@ -70,16 +72,30 @@ impl std::str::FromStr for ProfileMix {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let mut out = Vec::new();
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        // Display names may hold commas ("NVIDIA Tesla T4, ~16 GB"): a piece without `=`
+        // belongs to the next one.
+        let mut pending = String::new();
+        for piece in s.split(',') {
+            if !piece.contains('=') {
+                pending.push_str(piece);
+                pending.push(',');
+                continue;
+            }
+            let whole = std::mem::take(&mut pending) + piece;
+            let part = whole.trim();
             let Some((name, w)) = part.rsplit_once('=') else {
-                return Err(format!(
-                    "{part:?} has no share; write name=share, e.g. \"small=0.7,large=0.3\""
-                ));
+                continue;
             };
             match w.trim().parse::<f64>() {
                 Ok(w) if w >= 0.0 && w.is_finite() => out.push((name.trim().to_string(), w)),
                 _ => return Err(format!("{w:?} (for {name:?}) is not a share ≥ 0, e.g. 0.3")),
             }
+        }
+        let rest = pending.trim_end_matches(',').trim();
+        if !rest.is_empty() {
+            return Err(format!(
+                "{rest:?} has no share; write name=share, e.g. \"small=0.7,large=0.3\""
+            ));
         }
         if out.iter().all(|(_, w)| *w <= 0.0) {
             return Err("give at least one profile a share > 0, e.g. \"small=1\"".into());
@@ -88,10 +104,15 @@ impl std::str::FromStr for ProfileMix {
     }
 }
 
-/// The modelled profiles (only those users pick) and a sentence on the mix.
+/// The modelled profiles (only those users pick, on pools the scenario describes), a
+/// sentence on the mix, where each runs, and those on nodes no pool describes.
 pub(super) struct Modelled {
     pub profiles: Vec<ProfileSpec>,
     pub mix: String,
+    pub pools: Vec<String>,
+    pub undescribed: Vec<String>,
+    /// Per pool, the node labels its profiles select (`key=value`).
+    pub labels: Vec<(String, Vec<String>)>,
 }
 
 /// One profile × choices combination, before weighting.
@@ -108,6 +129,9 @@ struct Combo {
     no_size: bool,
     /// What the model cannot use in it (warned only if users pick it).
     unused: Vec<String>,
+    /// Its node selector and required node affinity as `key=value`, and where set.
+    selection: Vec<(String, String)>,
+    selection_at: String,
 }
 
 pub(super) fn profiles(
@@ -118,11 +142,13 @@ pub(super) fn profiles(
     unused: &mut Vec<String>,
 ) -> Result<Modelled, Invalid> {
     if su.profile_list.is_empty() {
+        let pool = pool_for(sc, &default_user.selection, &default_user.selection)
+            .unwrap_or_else(|()| sc.pools[0].name.clone());
         let spec = ProfileSpec {
             name: "default".into(),
             request: default_user.request.clone(),
             image: default_user.image.clone(),
-            pool: default_user.pool.clone(),
+            pool: pool.clone(),
             weight: 1.0,
         };
         if mix.is_some() {
@@ -135,6 +161,14 @@ pub(super) fn profiles(
         return Ok(Modelled {
             profiles: vec![spec],
             mix: "no singleuser.profileList: every user gets singleuser's size".into(),
+            pools: vec![pool_line(
+                &pool,
+                &["default".into()],
+                &default_user.selection,
+                "singleuser.nodeSelector",
+            )],
+            undescribed: Vec::new(),
+            labels: vec![(pool, labels_of(&default_user.selection))],
         });
     }
     // KubeSpawner's default profile: the first with `default: true`, else the first.
@@ -144,7 +178,6 @@ pub(super) fn profiles(
     for (i, p) in su.profile_list.iter().enumerate() {
         let is_default = default_profile.unwrap_or(0) == i;
         combos.extend(combos_of(
-            sc,
             i,
             p,
             default_user,
@@ -184,11 +217,51 @@ pub(super) fn profiles(
         }
     };
     let total: f64 = weights.iter().sum();
+    // The hub's default nodes: what the default profile with its default choices selects.
+    let default_selection = combos
+        .iter()
+        .find(|c| c.is_default)
+        .map(|c| c.selection.clone())
+        .unwrap_or_default();
     let mut out = Vec::new();
     let mut no_size_names = Vec::new();
+    // Pool → its profiles, and selection → the profiles no pool describes (with share).
+    let mut on_pool: Vec<Placed> = Vec::new();
+    let mut missing: Vec<Placed> = Vec::new();
     for (c, w) in combos.into_iter().zip(weights) {
         if w <= 0.0 {
             continue;
+        }
+        let pool = match pool_for(sc, &c.selection, &default_selection) {
+            Ok(pool) => pool,
+            Err(()) => {
+                match missing.iter_mut().find(|m| m.selection == c.selection) {
+                    Some(m) => {
+                        m.names.push(c.name.clone());
+                        m.share += w / total;
+                    }
+                    None => missing.push(Placed {
+                        pool: String::new(),
+                        names: vec![c.name.clone()],
+                        selection: c.selection.clone(),
+                        at: c.selection_at.clone(),
+                        share: w / total,
+                        extended: c.spec.request.extended.clone(),
+                    }),
+                }
+                continue;
+            }
+        };
+        match on_pool.iter_mut().find(|p| p.pool == pool) {
+            Some(p) => p.names.push(c.name.clone()),
+            None => on_pool.push(Placed {
+                pool: pool.clone(),
+                names: vec![c.name.clone()],
+                selection: c.selection.clone(),
+                at: c.selection_at.clone(),
+                share: w / total,
+                extended: BTreeMap::new(),
+            }),
         }
         if c.no_size {
             no_size_names.push(c.name.clone());
@@ -200,6 +273,7 @@ pub(super) fn profiles(
         }
         let mut spec = c.spec;
         spec.weight = w / total;
+        spec.pool = pool;
         out.push(spec);
     }
     if !no_size_names.is_empty() {
@@ -216,10 +290,79 @@ pub(super) fn profiles(
         .map(|p| format!("{} {:.0}%", p.name, p.weight * 100.0))
         .collect();
     said.push_str(&format!(" → {}", shares.join(", ")));
+    let pools = on_pool
+        .iter()
+        .map(|p| pool_line(&p.pool, &p.names, &p.selection, &p.at))
+        .collect();
+    let undescribed = missing.iter().map(undescribed_line).collect();
+    let labels = on_pool
+        .iter()
+        .map(|p| (p.pool.clone(), labels_of(&p.selection)))
+        .collect();
     Ok(Modelled {
         profiles: out,
         mix: said,
+        pools,
+        undescribed,
+        labels,
     })
+}
+
+fn labels_of(sel: &[(String, String)]) -> Vec<String> {
+    sel.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+fn labels(sel: &[(String, String)]) -> String {
+    sel.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// "pool gpu: gpu/pytorch (node.kubernetes.io/instance-type=g4dn.xlarge, at …)".
+fn pool_line(pool: &str, names: &[String], sel: &[(String, String)], at: &str) -> String {
+    if sel.is_empty() {
+        format!("pool {pool}: {} (no node selector)", names.join(", "))
+    } else {
+        format!(
+            "pool {pool}: {} (selects {} at {at})",
+            names.join(", "),
+            labels(sel)
+        )
+    }
+}
+
+/// Profiles that select the same nodes: the pool they run on (empty if none), their
+/// selection and where it is set, their share of users, and their extended resources.
+struct Placed {
+    pool: String,
+    names: Vec<String>,
+    selection: Vec<(String, String)>,
+    at: String,
+    share: f64,
+    extended: BTreeMap<String, i64>,
+}
+
+/// What to say about profiles whose nodes no pool describes, and how to describe them.
+fn undescribed_line(m: &Placed) -> String {
+    let (sel, at, names, share, extended) = (&m.selection, &m.at, &m.names, m.share, &m.extended);
+    let name = sel.last().map(|(_, v)| v.as_str()).unwrap_or("pool");
+    let gpu = extended
+        .get("nvidia.com/gpu")
+        .map(|g| format!(",gpu:{g}"))
+        .unwrap_or_default();
+    format!(
+        "profiles {} ({:.0}% of users) select {} ({at}), which no pool describes: they are \
+         not simulated (their users are left out). Describe those nodes with --pool \
+         {name}=cpu:…,memory:…Gi{gpu},boot:…m (a pool named after the label's value), or a \
+         scenario pool with node_labels: [\"{}\"]",
+        names.join(", "),
+        share * 100.0,
+        labels(sel),
+        sel.last()
+            .map(|(k, v)| format!("{k}={v}"))
+            .unwrap_or_default()
+    )
 }
 
 fn show(m: &ProfileMix) -> String {
@@ -267,7 +410,6 @@ type OptionChoices<'a> = (String, Vec<(&'a String, &'a Choice)>, usize);
 
 /// Profile `i` and its choices as combinations.
 fn combos_of(
-    sc: &Scenario,
     i: usize,
     p: &Profile,
     du: &DefaultUser,
@@ -340,7 +482,7 @@ fn combos_of(
             all_default &= c == *d;
         }
         let mut notes = Vec::new();
-        let (spec, no_size) = spec_of(sc, &name, &layers, du, &mut notes)?;
+        let (spec, no_size, (selection, selection_at)) = spec_of(&name, &layers, du, &mut notes)?;
         out.push(Combo {
             name,
             profile: profile.clone(),
@@ -349,6 +491,8 @@ fn combos_of(
             is_default: profile_is_default && all_default,
             no_size,
             unused: notes,
+            selection,
+            selection_at,
         });
     }
     Ok(out)
@@ -366,14 +510,16 @@ fn last<'a>(
     })
 }
 
-/// The modelled profile of one combination's override layers; `true` if no layer sizes it.
+/// The modelled profile of one combination's override layers (its pool left to the
+/// caller); `true` if no layer sizes it; its node selection and where that is set.
+type Selection = (Vec<(String, String)>, String);
+
 fn spec_of(
-    sc: &Scenario,
     name: &str,
     layers: &[(String, &BTreeMap<String, Value>)],
     du: &DefaultUser,
     unused: &mut Vec<String>,
-) -> Result<(ProfileSpec, bool), Invalid> {
+) -> Result<(ProfileSpec, bool, Selection), Invalid> {
     let num = |key: &str, f: fn(&Value) -> Result<f64, String>, scale: f64| {
         last(layers, key)
             .map(|(v, at)| f(v).map(|x| x / scale).map_err(invalid_at(at)))
@@ -404,26 +550,67 @@ fn spec_of(
         }
         None => du.image.clone(),
     };
-    let pool = match last(layers, "node_selector") {
-        Some((Value::Object(m), at)) => {
-            let sel = m
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect();
-            pool_for(sc, &sel, &at, unused)
+    // KubeSpawner's node_selector trait: the last layer's replaces singleuser's.
+    let mut selection: Vec<(String, String)> = du.selection.clone();
+    let mut selection_at = "singleuser.nodeSelector".to_string();
+    if let Some((v, at)) = last(layers, "node_selector") {
+        let Value::Object(m) = v else {
+            return Err(invalid_at(at)("must be a map of node labels".into()));
+        };
+        selection = m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        selection_at = at;
+    }
+    // Required node affinity: every `In` value is a label the nodes may have.
+    if let Some((v, at)) = last(layers, "node_affinity_required") {
+        let mut any = false;
+        for term in v.as_array().into_iter().flatten() {
+            let exprs = term
+                .get("matchExpressions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_else(|| vec![term.clone()]);
+            for e in exprs {
+                let key = e.get("key").and_then(Value::as_str);
+                let op = e.get("operator").and_then(Value::as_str);
+                if let (Some(key), Some("In")) = (key, op) {
+                    for val in e
+                        .get("values")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(val) = val.as_str() {
+                            selection.push((key.to_string(), val.to_string()));
+                            any = true;
+                        }
+                    }
+                }
+            }
         }
-        _ => du.pool.clone(),
-    };
-    for k in [
-        "extra_resource_guarantees",
-        "extra_resource_limits",
-        "tolerations",
-        "node_affinity_required",
-    ] {
-        if let Some((_, at)) = last(layers, k) {
-            unused.push(at);
+        if any {
+            selection_at = at;
+        } else {
+            unused.push(format!("{at} (no `In` expression: not modelled)"));
         }
     }
+    // Extended resources: the limit layers first, so a guarantee set too wins.
+    let mut extended = du.request.extended.clone();
+    let maps: Vec<(String, BTreeMap<String, Value>)> =
+        ["extra_resource_limits", "extra_resource_guarantees"]
+            .iter()
+            .filter_map(|k| last(layers, k))
+            .map(|(v, at)| {
+                let m: BTreeMap<String, Value> = v
+                    .as_object()
+                    .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                (at, m)
+            })
+            .collect();
+    extended.extend(extended_of(maps.iter().map(|(at, m)| (at.as_str(), m)))?);
     Ok((
         ProfileSpec {
             name: name.to_string(),
@@ -431,11 +618,13 @@ fn spec_of(
                 cpu: cpu.request(),
                 memory_gib: memory.request(),
                 pods: 0,
+                extended,
             },
             image,
-            pool,
+            pool: String::new(),
             weight: 1.0,
         },
         no_size,
+        (selection, selection_at),
     ))
 }
