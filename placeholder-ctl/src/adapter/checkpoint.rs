@@ -231,3 +231,162 @@ pub async fn write(ctx: &Context, controller: &Controller, progress: &mut Progre
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use crate::adapter::apply::Applier;
+    use crate::adapter::events::Events;
+    use crate::adapter::metrics::Metrics;
+    use crate::adapter::watch::Stores;
+    use crate::config::Config;
+    use hubpack_kube::leader::LeaderGate;
+    use hubpack_kube::test_support::{mock_client, next, status_err};
+    use kube::runtime::reflector;
+    use std::sync::atomic::{AtomicI64, AtomicUsize};
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::Notify;
+
+    fn context(client: kube::Client) -> Context {
+        let cfg = Config::parse(
+            "namespace: hub\n\
+             instance: hub\n\
+             calendars:\n\
+             - {name: course, pool: default, defaultUsers: 10, url: \"https://calendar.example/c.ics\"}\n\
+             pools:\n\
+             - name: default\n\
+             \x20 allNodes: true\n\
+             \x20 perUser: {cpu: 500m, memory: 2Gi}\n\
+             \x20 freshNode: {allocatable: {cpu: \"4\", memory: 16Gi, pods: \"110\"}}\n",
+            "t",
+        )
+        .unwrap();
+        let mut registry = prometheus_client::registry::Registry::default();
+        Context {
+            sizes: cfg.pool_sizes().unwrap(),
+            namespace: "hub".into(),
+            stores: Stores {
+                pods: reflector::store().0,
+                nodes: reflector::store().0,
+                configmaps: reflector::store().0,
+                deployments: reflector::store().0,
+            },
+            applier: Applier::new(client.clone(), "hub".into()),
+            events: Events::new(client, Some("test".into())),
+            metrics: Metrics::new(&mut registry),
+            leader: Arc::new(LeaderGate::always()),
+            wake: Arc::new(Notify::new()),
+            synced: Arc::new(AtomicUsize::new(0)),
+            heartbeat: Arc::new(AtomicI64::new(0)),
+            feeds: Mutex::new(BTreeMap::new()),
+            owner: Mutex::new(None),
+            pruned_at: AtomicI64::new(0),
+            config: cfg,
+        }
+    }
+
+    fn configmap(text: &str) -> serde_json::Value {
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "hubpack-placeholder-ctl-state", "namespace": "hub"},
+            "data": {DATA_KEY: text}})
+    }
+
+    const CAL: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n";
+
+    #[tokio::test]
+    async fn written_by_server_side_apply_and_read_back_at_start() {
+        let (client, mut handle) = mock_client();
+        let ctx = context(client);
+        ctx.feeds
+            .lock()
+            .unwrap()
+            .entry("course".into())
+            .or_default()
+            .take(Ok(CAL.into()), 7);
+        let controller = Controller::new(&ctx.config);
+        let mut progress = Progress::new("ctl-0".into());
+        progress.read = true;
+        assert!(progress.due(&ctx, 1));
+        let server = tokio::spawn(async move {
+            let seen = next(&mut handle, 200, serde_json::json!({})).await;
+            (seen, handle)
+        });
+        write(&ctx, &controller, &mut progress).await;
+        let (seen, _handle) = server.await.unwrap();
+        assert!(!progress.due(&ctx, progress.written_at + 59_000));
+        assert!(progress.due(&ctx, progress.written_at + 60_000));
+        assert_eq!(seen.method, "PATCH");
+        assert_eq!(
+            seen.path,
+            "/api/v1/namespaces/hub/configmaps/hubpack-placeholder-ctl-state"
+        );
+        assert!(
+            seen.query.contains("fieldManager=hubpack-placeholder-ctl"),
+            "{}",
+            seen.query
+        );
+        assert_eq!(seen.content_type, "application/apply-patch+yaml");
+        let labels = &seen.body["metadata"]["labels"];
+        assert_eq!(
+            labels["app.kubernetes.io/managed-by"],
+            "hubpack-placeholder-ctl"
+        );
+        assert_eq!(labels["app.kubernetes.io/instance"], "hub");
+        let text = seen.body["data"][DATA_KEY].as_str().unwrap().to_string();
+        let saved = checkpoint::decode(&text).unwrap();
+        assert_eq!(saved.writer, "ctl-0");
+        assert!(saved.pools.contains_key("default"));
+        assert_eq!(saved.calendars["course"].text, CAL);
+
+        // A new process: the calendar's copy is there before its first fetch answers.
+        let (client, mut handle2) = mock_client();
+        let fresh = context(client);
+        let mut controller = Controller::new(&fresh.config);
+        let mut progress = Progress::new("ctl-1".into());
+        let server = tokio::spawn(async move { next(&mut handle2, 200, configmap(&text)).await });
+        load(&fresh, &mut controller, &mut progress).await;
+        let seen = server.await.unwrap();
+        assert_eq!(seen.method, "GET");
+        assert!(progress.read);
+        let feeds = fresh.feeds.lock().unwrap();
+        assert_eq!(feeds["course"].text.as_deref(), Some(CAL));
+        assert_eq!(feeds["course"].fetched_at, Some(7));
+    }
+
+    #[tokio::test]
+    async fn an_unusable_checkpoint_is_evented_and_ignored_and_a_missing_one_is_a_first_start() {
+        let (client, mut handle) = mock_client();
+        let ctx = context(client);
+        let mut controller = Controller::new(&ctx.config);
+        let mut progress = Progress::new("ctl-0".into());
+        let newer = r#"{"version":2,"writtenAt":1}"#;
+        let server = tokio::spawn(async move {
+            next(&mut handle, 200, configmap(newer)).await;
+            let event = next(&mut handle, 201, serde_json::json!({})).await;
+            (event, handle)
+        });
+        load(&ctx, &mut controller, &mut progress).await;
+        let (event, mut handle) = server.await.unwrap();
+        assert!(progress.read, "ignored, not retried");
+        assert_eq!(event.body["reason"], "CheckpointIgnored");
+        assert_eq!(event.body["type"], "Warning");
+        assert_eq!(event.body["regarding"]["kind"], "ConfigMap");
+        assert!(
+            event.body["note"].as_str().unwrap().contains("version 2"),
+            "{}",
+            event.body
+        );
+        assert_eq!(controller.lead_of(&ctx.config, "default"), 600_000);
+        // Missing: read, nothing restored, no Event.
+        let mut progress = Progress::new("ctl-0".into());
+        let server = tokio::spawn(async move {
+            next(&mut handle, 404, status_err(404, "NotFound")).await;
+            handle
+        });
+        load(&ctx, &mut controller, &mut progress).await;
+        let _handle = server.await.unwrap();
+        assert!(progress.read);
+        assert!(progress.due(&ctx, 1), "the first write is due at once");
+    }
+}

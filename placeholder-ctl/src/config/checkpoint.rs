@@ -41,3 +41,37 @@ impl CheckpointConfig {
         positive("checkpoint.intervalSeconds", self.interval_seconds)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn on_by_default_and_its_name_and_interval_are_checked() {
+        let c = Config::parse("", "t").unwrap();
+        assert!(c.checkpoint.enabled);
+        assert_eq!(
+            c.checkpoint.config_map_name,
+            "hubpack-placeholder-ctl-state"
+        );
+        assert_eq!(c.checkpoint.interval_seconds, 60.0);
+        let c = Config::parse(
+            "checkpoint: {configMapName: hub-state, intervalSeconds: 30}",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.checkpoint.config_map_name, "hub-state");
+        for (bad, field) in [
+            ("{configMapName: Hub_State}", "checkpoint.configMapName"),
+            ("{configMapName: \"\"}", "checkpoint.configMapName"),
+            ("{intervalSeconds: 0}", "checkpoint.intervalSeconds"),
+            ("{intervalSeconds: .inf}", "checkpoint.intervalSeconds"),
+        ] {
+            let e = Config::parse(&format!("checkpoint: {bad}"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
+    }
+}
