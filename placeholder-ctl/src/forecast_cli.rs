@@ -1,7 +1,9 @@
 //! `hubpack-placeholder-ctl plan`: the forecast and placeholder target per pool for the
-//! coming hours, from the config's events, its calendar feeds and (with a cluster) the
-//! event ConfigMaps. Writes nothing. The learned background is not known offline, so the
-//! table shows scheduled arrivals only, with no free warm seats (an empty pool), and the
+//! coming hours, or for hours from any moment (`--from "2026-12-14T08:00"` in
+//! `--time-zone`: what it will do on exam day), from the config's events, its calendar feeds
+//! and (with a cluster) the event ConfigMaps. Writes nothing. The learned background is not
+//! known offline, so the table shows scheduled arrivals plus each pool's
+//! `background.initialUsersPerHour`, with no free warm seats (an empty pool), and the
 //! configured lead time (`leadTime.initialSeconds` for `lead: auto`).
 
 use crate::adapter::calendar;
@@ -69,7 +71,34 @@ pub async fn gather(
     (events, problems)
 }
 
-/// The table for `hours` from `now`, one row per pool every `step` ms.
+/// When the table starts: `from` as a local time without offset in `time_zone`
+/// (`2026-12-14T08:00`, seconds optional; the zone's rules on that day, daylight saving
+/// included), or an RFC 3339 time with its own offset; `now` when absent.
+pub fn plan_start(from: Option<&str>, time_zone: &str, now: Millis) -> Result<Millis, String> {
+    let tz = zone(time_zone)?;
+    let Some(text) = from.map(str::trim) else {
+        return Ok(now);
+    };
+    if let Ok(ts) = text.parse::<jiff::Timestamp>() {
+        return Ok(ts.as_millisecond());
+    }
+    let civil: jiff::civil::DateTime = text.parse().map_err(|e| {
+        format!("--from {text:?} is neither a local time like 2026-12-14T08:00 nor an RFC 3339 time: {e}")
+    })?;
+    civil
+        .to_zoned(tz)
+        .map(|z| z.timestamp().as_millisecond())
+        .map_err(|e| format!("--from {text:?} in {time_zone}: {e}"))
+}
+
+/// An IANA time zone by name (`UTC` included).
+pub fn zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get(name).map_err(|e| {
+        format!("--time-zone {name:?} is not an IANA time zone (e.g. Europe/Berlin): {e}")
+    })
+}
+
+/// The table for `hours` from `now`, one row per pool every `step` ms, times in UTC.
 pub fn table(
     cfg: &Config,
     events: &[SourcedEvent],
@@ -77,16 +106,34 @@ pub fn table(
     hours: f64,
     step: Millis,
 ) -> String {
+    table_in(cfg, events, now, hours, step, &jiff::tz::TimeZone::UTC)
+}
+
+/// The table for `hours` from `now`, one row per pool every `step` ms, times shown in `tz`.
+pub fn table_in(
+    cfg: &Config,
+    events: &[SourcedEvent],
+    now: Millis,
+    hours: f64,
+    step: Millis,
+    tz: &jiff::tz::TimeZone,
+) -> String {
     let sizes = match cfg.pool_sizes() {
         Ok(s) => s,
         Err(e) => return format!("{e}\n"),
     };
     let end = now + (hours * 3_600_000.0) as Millis;
     let mut out = String::new();
+    let zone_name = tz.iana_name().unwrap_or("UTC");
     let _ = writeln!(
         out,
         "{:<20} {:<12} {:>8} {:>9} {:>9} {:>12}  sources",
-        "time (UTC)", "pool", "lead s", "expected", "headroom", "placeholders"
+        format!("time ({zone_name})"),
+        "pool",
+        "lead s",
+        "expected",
+        "headroom",
+        "placeholders"
     );
     let mut t = now;
     while t <= end {
@@ -101,7 +148,10 @@ pub fn table(
                 pool,
                 size,
                 events,
-                LearnedArrivals::default(),
+                LearnedArrivals {
+                    rate: pool.background.initial_rate_per_ms(),
+                    ..LearnedArrivals::default()
+                },
                 &BTreeMap::new(),
             );
             let sources: Vec<String> = f
@@ -111,7 +161,11 @@ pub fn table(
                 .map(|(k, v)| format!("{k}={v:.1}"))
                 .collect();
             let time = jiff::Timestamp::from_millisecond(t)
-                .map(|ts| ts.strftime("%Y-%m-%d %H:%M").to_string())
+                .map(|ts| {
+                    ts.to_zoned(tz.clone())
+                        .strftime("%Y-%m-%d %H:%M")
+                        .to_string()
+                })
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
@@ -174,5 +228,80 @@ mod tests {
             "{t}"
         );
         assert!(lines[3].contains("config=50.0"), "{t}");
+    }
+
+    fn exam_day() -> Config {
+        Config::parse(
+            "pools:\n\
+             - name: default\n\
+             \x20 allNodes: true\n\
+             \x20 perUser: {cpu: \"1\", memory: 1Gi}\n\
+             \x20 usersPerPlaceholder: 10\n\
+             \x20 lead: 600\n\
+             \x20 headroom: {z: 0}\n\
+             \x20 background: {initialUsersPerHour: 60}\n\
+             \x20 freshNode: {allocatable: {cpu: \"16\", memory: 64Gi, pods: \"110\"}}\n\
+             events:\n\
+             - {name: exam, pool: default, users: 200, start: \"2026-12-14T09:00:00+01:00\", arrivalWindowSeconds: 600}\n",
+            "t",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn from_is_a_local_time_in_the_zone_or_an_rfc3339_time() {
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        assert_eq!(
+            plan_start(Some("2026-12-14T08:00"), "Europe/Berlin", 0),
+            Ok(at("2026-12-14T07:00:00Z"))
+        );
+        // Summer time: +2.
+        assert_eq!(
+            plan_start(Some("2026-07-01T08:00:30"), "Europe/Berlin", 0),
+            Ok(at("2026-07-01T06:00:30Z"))
+        );
+        assert_eq!(
+            plan_start(Some("2026-12-14T08:00"), "UTC", 0),
+            Ok(at("2026-12-14T08:00:00Z"))
+        );
+        assert_eq!(
+            plan_start(Some("2026-12-14T08:00:00-05:00"), "Europe/Berlin", 0),
+            Ok(at("2026-12-14T13:00:00Z"))
+        );
+        assert_eq!(plan_start(None, "UTC", 42), Ok(42));
+        let e = plan_start(Some("exam day"), "UTC", 0).unwrap_err();
+        assert!(e.contains("2026-12-14T08:00"), "{e}");
+        let e = plan_start(Some("2026-12-14T08:00"), "Mars/Olympus", 0).unwrap_err();
+        assert!(e.contains("--time-zone"), "{e}");
+    }
+
+    #[test]
+    fn plan_from_exam_day_shows_the_targets_around_the_exam_in_its_zone() {
+        let cfg = exam_day();
+        let tz = zone("Europe/Berlin").unwrap();
+        let from = plan_start(Some("2026-12-14T08:00"), "Europe/Berlin", 0).unwrap();
+        let events = expand_events(
+            &cfg.events,
+            &Source::Config,
+            from - 3_600_000,
+            from + 4 * 3_600_000,
+        );
+        let t = table_in(&cfg, &events, from, 1.5, 15 * 60_000, &tz);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("time (Europe/Berlin)"), "{t}");
+        assert_eq!(lines.len(), 1 + 7, "{t}");
+        // 08:00 local: only the assumed background, 60 an hour = 10 over the 10-min lead.
+        assert!(lines[1].starts_with("2026-12-14 08:00"), "{t}");
+        assert!(lines[1].contains("background=10.0"), "{t}");
+        assert!(lines[1].contains("    1 × 10"), "{t}");
+        // 08:45: the lead (10 min) ends before the exam.
+        assert!(lines[4].starts_with("2026-12-14 08:45"), "{t}");
+        assert!(!lines[4].contains("config="), "{t}");
+        // 09:00: the whole exam: 200 + 10 → 21 placeholders of 10.
+        assert!(lines[5].starts_with("2026-12-14 09:00"), "{t}");
+        assert!(lines[5].contains("config=200.0"), "{t}");
+        assert!(lines[5].contains("   21 × 10"), "{t}");
+        // 09:15: over.
+        assert!(lines[6].contains("    1 × 10"), "{t}");
     }
 }
