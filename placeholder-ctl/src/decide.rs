@@ -229,6 +229,11 @@ impl Controller {
         }
     }
 
+    /// A pool's learned background (rate and weekly shape, not the live window).
+    pub fn background_of(&self, pool: &str) -> Option<hubpack_core::headroom::LearnedArrivals> {
+        self.pools.get(pool).map(|m| m.reconciler.background())
+    }
+
     /// One reconcile. `views[i]` and `sizes[i]` belong to `cfg.pools[i]`; `replicas` maps
     /// Deployment names to their current `spec.replicas`.
     pub fn step(

@@ -1,13 +1,16 @@
 //! `hubpack-placeholder-ctl plan`: the forecast and placeholder target per pool for the
 //! coming hours, or for hours from any moment (`--from "2026-12-14T08:00"` in
 //! `--time-zone`: what it will do on exam day), from the config's events, its calendar feeds
-//! and (with a cluster) the event ConfigMaps. Writes nothing. The learned background is not
-//! known offline, so the table shows scheduled arrivals plus each pool's
-//! `background.initialUsersPerHour`, with no free warm seats (an empty pool), and the
-//! configured lead time (`leadTime.initialSeconds` for `lead: auto`).
+//! and (with a cluster) the event ConfigMaps and the controller's checkpoint: its learned
+//! lead time and background. Writes nothing. Offline (or without a checkpoint) the table
+//! shows scheduled arrivals plus each pool's `background.initialUsersPerHour` and the
+//! configured lead time (`leadTime.initialSeconds` for `lead: auto`); always with no free
+//! warm seats (an empty pool).
 
 use crate::adapter::calendar;
+use crate::checkpoint::Checkpoint;
 use crate::config::{Config, Lead};
+use crate::decide::Controller;
 use crate::forecast::forecast_pool;
 use crate::sources::{Source, SourcedEvent, configmap, expand_calendar, expand_events, secs};
 use hubpack_core::headroom::LearnedArrivals;
@@ -71,6 +74,30 @@ pub async fn gather(
     (events, problems)
 }
 
+/// What the cluster's controller has learned, as `plan` uses it: per pool, the lead time and
+/// the background (its rate and weekly shape; the live rate says nothing about another day).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Learned {
+    pub pools: BTreeMap<String, (Millis, LearnedArrivals)>,
+}
+
+impl Learned {
+    /// From the controller's checkpoint, read under `cfg` (pools it does not name keep
+    /// their configured values).
+    pub fn from_checkpoint(cfg: &Config, saved: &Checkpoint) -> Learned {
+        let mut controller = Controller::new(cfg);
+        let restored = controller.restore(&saved.pools);
+        let pools = restored
+            .into_iter()
+            .filter_map(|name| {
+                let background = controller.background_of(&name)?;
+                Some((name.clone(), (controller.lead_of(cfg, &name), background)))
+            })
+            .collect();
+        Learned { pools }
+    }
+}
+
 /// When the table starts: `from` as a local time without offset in `time_zone`
 /// (`2026-12-14T08:00`, seconds optional; the zone's rules on that day, daylight saving
 /// included), or an RFC 3339 time with its own offset; `now` when absent.
@@ -106,10 +133,19 @@ pub fn table(
     hours: f64,
     step: Millis,
 ) -> String {
-    table_in(cfg, events, now, hours, step, &jiff::tz::TimeZone::UTC)
+    table_in(
+        cfg,
+        events,
+        now,
+        hours,
+        step,
+        &jiff::tz::TimeZone::UTC,
+        &Learned::default(),
+    )
 }
 
-/// The table for `hours` from `now`, one row per pool every `step` ms, times shown in `tz`.
+/// The table for `hours` from `now`, one row per pool every `step` ms, times shown in `tz`,
+/// with what was `learned` where known.
 pub fn table_in(
     cfg: &Config,
     events: &[SourcedEvent],
@@ -117,6 +153,7 @@ pub fn table_in(
     hours: f64,
     step: Millis,
     tz: &jiff::tz::TimeZone,
+    learned: &Learned,
 ) -> String {
     let sizes = match cfg.pool_sizes() {
         Ok(s) => s,
@@ -138,22 +175,18 @@ pub fn table_in(
     let mut t = now;
     while t <= end {
         for (pool, size) in cfg.pools.iter().zip(&sizes) {
-            let lead = match pool.lead {
+            let configured = match pool.lead {
                 Lead::Seconds(s) => secs(s),
                 Lead::Auto => secs(cfg.lead_time.initial_seconds),
             };
-            let f = forecast_pool(
-                t,
-                lead,
-                pool,
-                size,
-                events,
+            let (lead, background) = learned.pools.get(&pool.name).cloned().unwrap_or((
+                configured,
                 LearnedArrivals {
                     rate: pool.background.initial_rate_per_ms(),
                     ..LearnedArrivals::default()
                 },
-                &BTreeMap::new(),
-            );
+            ));
+            let f = forecast_pool(t, lead, pool, size, events, background, &BTreeMap::new());
             let sources: Vec<String> = f
                 .per_source
                 .iter()
@@ -286,7 +319,15 @@ mod tests {
             from - 3_600_000,
             from + 4 * 3_600_000,
         );
-        let t = table_in(&cfg, &events, from, 1.5, 15 * 60_000, &tz);
+        let t = table_in(
+            &cfg,
+            &events,
+            from,
+            1.5,
+            15 * 60_000,
+            &tz,
+            &Learned::default(),
+        );
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("time (Europe/Berlin)"), "{t}");
         assert_eq!(lines.len(), 1 + 7, "{t}");
@@ -303,5 +344,48 @@ mod tests {
         assert!(lines[5].contains("   21 × 10"), "{t}");
         // 09:15: over.
         assert!(lines[6].contains("    1 × 10"), "{t}");
+    }
+
+    #[test]
+    fn with_the_checkpoint_plan_uses_the_learned_lead_and_background() {
+        let cfg = Config::parse(
+            "leadTime: {reactionSeconds: 15}\n\
+             pools:\n\
+             - name: default\n\
+             \x20 allNodes: true\n\
+             \x20 perUser: {cpu: \"1\", memory: 1Gi}\n\
+             \x20 usersPerPlaceholder: 10\n\
+             \x20 headroom: {z: 0}\n\
+             \x20 background: {initialUsersPerHour: 600}\n\
+             \x20 freshNode: {allocatable: {cpu: \"16\", memory: 64Gi, pods: \"110\"}}\n",
+            "t",
+        )
+        .unwrap();
+        let mut saved = Checkpoint::default();
+        let pool = saved.pools.entry("default".into()).or_default();
+        // Five scale-ups of 285 s: 300 s with the reaction; 36 users an hour observed.
+        pool.reconciler.lead_samples = vec![285_000; 5];
+        pool.reconciler.learner.background_arrivals = 36.0;
+        pool.reconciler.learner.background_observed_ms = 3_600_000.0;
+        pool.reconciler.learner.last = Some(0);
+        let learned = Learned::from_checkpoint(&cfg, &saved);
+        let t = table_in(
+            &cfg,
+            &[],
+            0,
+            0.0,
+            60_000,
+            &jiff::tz::TimeZone::UTC,
+            &learned,
+        );
+        let row = t.lines().nth(1).unwrap();
+        // 36 an hour over 300 s: 3 users (not the initial 600 an hour over 600 s: 100).
+        assert!(row.contains(" 300 "), "{t}");
+        assert!(row.contains("background=3.0"), "{t}");
+        let t = table(&cfg, &[], 0, 0.0, 60_000);
+        assert!(
+            t.lines().nth(1).unwrap().contains("background=100.0"),
+            "{t}"
+        );
     }
 }

@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use hubpack_kube::process;
 use hubpack_placeholder_ctl::adapter::app;
+use hubpack_placeholder_ctl::checkpoint;
 use hubpack_placeholder_ctl::config::Config;
 use hubpack_placeholder_ctl::forecast_cli;
 use hubpack_placeholder_ctl::sources::secs;
@@ -152,6 +153,10 @@ async fn plan(config: Config, kubeconfig: Option<PathBuf>, args: PlanArgs) -> an
         None => None,
     };
     let horizon = (hours * 3_600_000.0) as i64 + secs(config.lead_time.max_seconds);
+    let learned = match &client {
+        Some(c) if config.checkpoint.enabled => learned(c, &config).await,
+        _ => forecast_cli::Learned::default(),
+    };
     let (events, problems) =
         forecast_cli::gather(&config, client, now - 3_600_000, now + horizon).await;
     for p in &problems {
@@ -165,8 +170,49 @@ async fn plan(config: Config, kubeconfig: Option<PathBuf>, args: PlanArgs) -> an
             now,
             hours,
             (step_minutes * 60_000.0) as i64,
-            &tz
+            &tz,
+            &learned
         )
     );
     Ok(())
+}
+
+/// The controller's learned lead and background from its checkpoint; none (with a warning)
+/// when it cannot be read.
+async fn learned(client: &kube::Client, config: &Config) -> forecast_cli::Learned {
+    let name = &config.checkpoint.config_map_name;
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &config.namespace());
+    let text = match api.get_opt(name).await {
+        Ok(Some(cm)) => cm
+            .data
+            .and_then(|mut d| d.remove(checkpoint::DATA_KEY))
+            .unwrap_or_default(),
+        Ok(None) => {
+            eprintln!(
+                "note: no checkpoint {name} yet: configured lead time and initial background"
+            );
+            return forecast_cli::Learned::default();
+        }
+        Err(e) => {
+            eprintln!("warning: cannot read the checkpoint {name}: {e}");
+            return forecast_cli::Learned::default();
+        }
+    };
+    match checkpoint::decode(&text) {
+        Ok(saved) => {
+            eprintln!(
+                "learned lead time and background from the checkpoint {name} (written by {} at {})",
+                saved.writer,
+                jiff::Timestamp::from_millisecond(saved.written_at)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            );
+            forecast_cli::Learned::from_checkpoint(config, &saved)
+        }
+        Err(e) => {
+            eprintln!("warning: {e}");
+            forecast_cli::Learned::default()
+        }
+    }
 }

@@ -207,6 +207,19 @@ impl PoolReconciler {
         self.arrivals.last_step()
     }
 
+    /// The learned background (rate and weekly shape) without the live window: what a
+    /// forecast for another day can use.
+    pub fn background(&self) -> LearnedArrivals {
+        let learned = self
+            .arrivals
+            .learned(self.arrivals.last_step().unwrap_or(0));
+        LearnedArrivals {
+            rate: learned.rate,
+            weekly_profile: learned.weekly_profile,
+            ..LearnedArrivals::default()
+        }
+    }
+
     /// What has been learned, as plain data (a checkpoint).
     pub fn state(&self) -> ReconcilerState {
         ReconcilerState {
