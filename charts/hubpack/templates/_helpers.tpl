@@ -132,12 +132,6 @@ affinity: {{- toYaml . | nindent 2 }}
      Service always find it. */}}
 {{- define "hubpack.scheduler.config" -}}
 {{- $config := deepCopy (.Values.scheduler.config | default dict) -}}
-{{- /* The learned state's ConfigMap: per release, the one name the Role grants. */ -}}
-{{- $cp := $config.checkpoint | default dict -}}
-{{- if not (hasKey $cp "configMapName") -}}
-{{- $_ := set $cp "configMapName" (printf "%s-placeholder-ctl-state" (include "hubpack.fullname" .)) -}}
-{{- end -}}
-{{- $_ := set $config "checkpoint" $cp -}}
 {{- if not (hasKey $config "metricsAddress") -}}
 {{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.scheduler.metrics.port) -}}
 {{- end -}}
@@ -165,6 +159,12 @@ affinity: {{- toYaml . | nindent 2 }}
 {{- if not (hasKey $config "ownerConfigMap") -}}
 {{- $_ := set $config "ownerConfigMap" (printf "%s-placeholder-ctl" (include "hubpack.fullname" .)) -}}
 {{- end -}}
+{{- /* The learned state's ConfigMap: per release, the one name the Role grants. */ -}}
+{{- $cp := $config.checkpoint | default dict -}}
+{{- if not (hasKey $cp "configMapName") -}}
+{{- $_ := set $cp "configMapName" (printf "%s-placeholder-ctl-state" (include "hubpack.fullname" .)) -}}
+{{- end -}}
+{{- $_ := set $config "checkpoint" $cp -}}
 {{- if not (hasKey $config "metricsAddress") -}}
 {{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.controller.metrics.port) -}}
 {{- end -}}
