@@ -187,6 +187,7 @@ mod tests {
                 },
             )]
             .into(),
+            judged: ["uid-3".to_string()].into(),
             first_seen_warm: [("n0".to_string(), 400)].into(),
         };
         Checkpoint {

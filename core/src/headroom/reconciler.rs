@@ -158,6 +158,10 @@ pub struct PoolReconciler {
     /// the placeholder is evicted meanwhile (a burst takes seats on nodes still pulling),
     /// so the slow scale-ups of a burst are not left out of the quantile.
     landed: BTreeMap<String, LandedPlaceholder>,
+    /// Placeholders whose wait has been judged (landed on a new node, or on one that already
+    /// existed): a pod never moves, so each yields at most one sample, even when its
+    /// Unschedulable condition outlives its binding.
+    judged: BTreeSet<String>,
     /// When a node was first seen warm (used when no pre-puller reports it).
     first_seen_warm: BTreeMap<String, Millis>,
 }
@@ -171,6 +175,7 @@ impl PoolReconciler {
             hysteresis: BTreeMap::new(),
             waiting: BTreeMap::new(),
             landed: BTreeMap::new(),
+            judged: BTreeSet::new(),
             first_seen_warm: BTreeMap::new(),
             config,
         }
@@ -232,6 +237,7 @@ impl PoolReconciler {
                 .collect(),
             waiting: self.waiting.clone(),
             landed: self.landed.clone(),
+            judged: self.judged.clone(),
             first_seen_warm: self.first_seen_warm.clone(),
         }
     }
@@ -257,6 +263,7 @@ impl PoolReconciler {
         }
         self.waiting = state.waiting.clone();
         self.landed = state.landed.clone();
+        self.judged = state.judged.clone();
         self.first_seen_warm = state.first_seen_warm.clone();
     }
 
@@ -375,6 +382,9 @@ impl PoolReconciler {
             .retain(|n, _| obs.node_created.contains_key(n));
         let alive: BTreeSet<&str> = obs.placeholders.iter().map(|p| p.uid.as_str()).collect();
         for p in &obs.placeholders {
+            if self.judged.contains(&p.uid) {
+                continue;
+            }
             if let Some(t0) = p.unschedulable_since {
                 self.waiting.entry(p.uid.clone()).or_insert(t0);
             }
@@ -382,6 +392,7 @@ impl PoolReconciler {
                 continue;
             };
             self.waiting.remove(&p.uid);
+            self.judged.insert(p.uid.clone());
             if obs.node_created.get(node).is_some_and(|c| *c < t0) {
                 // It waited, but for a node that already existed: not a scale-up.
                 continue;
@@ -395,6 +406,7 @@ impl PoolReconciler {
             );
         }
         self.waiting.retain(|uid, _| alive.contains(uid.as_str()));
+        self.judged.retain(|uid| alive.contains(uid.as_str()));
         // A wait longer than twice the bound says nothing the bound does not.
         let give_up = 2 * self.config.lead_time.max.max(self.config.lead_time.min);
         let mut samples = Vec::new();
@@ -564,6 +576,32 @@ mod tests {
         obs.node_created.clear();
         r.step(13 * MIN, &[], 1, &obs);
         assert!(r.state().landed.is_empty());
+    }
+
+    #[test]
+    fn a_bound_placeholder_whose_unschedulable_condition_stays_is_one_sample() {
+        let mut r = reconciler(None);
+        let mut obs = seen(1, 0, 0);
+        obs.placeholders = vec![PlaceholderObservation {
+            uid: "p".into(),
+            node: None,
+            unschedulable_since: Some(MIN),
+        }];
+        r.step(2 * MIN, &[], 1, &obs);
+        // Bound, its condition not (yet) updated: still says Unschedulable since 1 min.
+        obs.placeholders[0].node = Some("n".into());
+        obs.node_created = [("n".to_string(), 2 * MIN)].into();
+        obs.warm_nodes = ["n".to_string()].into();
+        obs.warm_since = [("n".to_string(), 4 * MIN)].into();
+        assert_eq!(r.step(5 * MIN, &[], 1, &obs).lead_samples, vec![3 * MIN]);
+        for at in [6 * MIN, 7 * MIN] {
+            assert!(r.step(at, &[], 1, &obs).lead_samples.is_empty(), "at {at}");
+        }
+        // Nor after a restart.
+        let mut again = reconciler(None);
+        again.restore(&r.state());
+        assert!(again.step(8 * MIN, &[], 1, &obs).lead_samples.is_empty());
+        assert_eq!(again.lead_estimator().sample_count(), 1);
     }
 
     #[test]

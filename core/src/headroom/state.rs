@@ -8,7 +8,7 @@
 
 use crate::model::Millis;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// An [`ArrivalLearner`](super::ArrivalLearner)'s memory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -50,6 +50,8 @@ pub struct ReconcilerState {
     pub waiting: BTreeMap<String, Millis>,
     /// Placeholder uid → the new node it landed on, until that node is warm.
     pub landed: BTreeMap<String, LandedPlaceholder>,
+    /// Placeholders whose wait has been sampled or judged not a scale-up.
+    pub judged: BTreeSet<String>,
     /// Node → when it was first seen warm.
     pub first_seen_warm: BTreeMap<String, Millis>,
 }
