@@ -189,9 +189,22 @@ async fn both_replicas_restarted_mid_event_keep_the_learned_lead_and_the_target(
     )
     .await
     .unwrap();
-    // Settled: the target of the learned lead, the second placeholder held by the hysteresis.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = replicas[0].learned().await.unwrap();
+    // Settled: the target of the learned lead, the second placeholder held by the
+    // hysteresis, nothing learned for 5 s by either replica.
+    let mut before = replicas[0].learned().await.unwrap();
+    let mut unchanged_since = std::time::Instant::now();
+    while unchanged_since.elapsed() < Duration::from_secs(5) {
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "still learning: {before:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let a = replicas[0].learned().await.unwrap();
+        let b = replicas[1].learned().await.unwrap();
+        if a != before || b != before {
+            (before, unchanged_since) = (a, std::time::Instant::now());
+        }
+    }
     let replicas_before = placeholder_replicas().await;
     println!(
         "before the restart ({:.0} s in): lead {:.1} s from {} samples (configured {INITIAL_LEAD_S} s), headroom {:.2} users, {replicas_before:?} placeholders",
