@@ -219,7 +219,10 @@ pub async fn write(ctx: &Context, controller: &Controller, progress: &mut Progre
         .await
         .map_err(Into::into);
     match written {
-        Ok(_) => tracing::debug!(configmap = %name, "checkpoint written"),
+        Ok(_) => {
+            ctx.metrics.checkpoint_written.set(now / 1000);
+            tracing::debug!(configmap = %name, "checkpoint written");
+        }
         Err(e) => {
             ctx.metrics
                 .errors
@@ -314,6 +317,10 @@ mod tests {
         });
         write(&ctx, &controller, &mut progress).await;
         let (seen, _handle) = server.await.unwrap();
+        assert_eq!(
+            ctx.metrics.checkpoint_written.get(),
+            progress.written_at / 1000
+        );
         assert!(!progress.due(&ctx, progress.written_at + 59_000));
         assert!(progress.due(&ctx, progress.written_at + 60_000));
         assert_eq!(seen.method, "PATCH");
