@@ -5,7 +5,8 @@
 //! 60 s), then both are stopped and two fresh ones started, as a rolling upgrade does. The
 //! fresh replicas start from the leader's checkpoint ConfigMap: the same learned lead time
 //! and samples, the same headroom target and the same placeholder count as before. Without
-//! the checkpoint they would start from the configured 60 s, and a 5× higher target.
+//! the checkpoint they would start from the configured 60 s: a headroom of 5 users instead
+//! of about 1.2.
 //! About 1 min.
 
 #![allow(clippy::unwrap_used)] // a test binary
