@@ -11,7 +11,8 @@
 //! placeholder, a user preempts it (eviction, nomination, bind), a replacement waits
 //! Unschedulable, a WaitForFirstConsumer claim is pre-bound to its static volume and another
 //! gets its selected node, a kubelet rejection is counted, an event ConfigMap and a user pod
-//! without requests reach the controller, and the objects of a pool renamed away are deleted.
+//! without requests reach the controller, the objects of a pool renamed away are deleted, and
+//! a restarted controller reads the checkpoint its predecessor wrote.
 //! Then, per binary:
 //! - sufficient: the scenario passed and the API server refused (403) no request;
 //! - minimal: every verb its roles grant was used, except the few listed in
@@ -664,6 +665,36 @@ async fn binaries_on_the_charts_service_accounts_need_and_use_exactly_their_gran
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", why(&scheduler, &controller)));
     }
+
+    // The leader checkpoints what it learned; a restarted controller reads it (the first
+    // start found none).
+    let state = format!("{release}-hubpack-placeholder-ctl-state");
+    wait::until("the checkpoint written", WAIT, || async {
+        let out = kubectl_ok(kc, &["get", "configmap", "-n", &ns, "-o", "name"], "");
+        out.contains(&state).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", why(&scheduler, &controller)));
+    drop(controller);
+    controller = start(
+        "-placeholder-ctl",
+        "placeholder-ctl",
+        &controller_proxy,
+        &token(&format!("{release}-hubpack-placeholder-ctl")),
+    );
+    wait::until(
+        "the restarted controller read the checkpoint",
+        WAIT,
+        || async {
+            controller_proxy
+                .seen()
+                .iter()
+                .any(|s| s.verb == "get" && s.name == state && s.status == 200)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", why(&scheduler, &controller)));
 
     check_grants(
         "hubpack-scheduler",

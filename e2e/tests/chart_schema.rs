@@ -361,6 +361,24 @@ fn refused() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "pools[0].imagePullSecrets[0]",
             "/controller/config/pools/0/imagePullSecrets/0",
         ),
+        (
+            "a negative initial background rate",
+            pool("  background: {initialUsersPerHour: -1}\n"),
+            "pools[0].background.initialUsersPerHour",
+            "/controller/config/pools/0/background/initialUsersPerHour",
+        ),
+        (
+            "a checkpoint ConfigMap name that is not a name",
+            top("checkpoint: {configMapName: Hub_State}"),
+            "checkpoint.configMapName",
+            "/controller/config/checkpoint/configMapName",
+        ),
+        (
+            "a checkpoint every 0 s",
+            top("checkpoint: {intervalSeconds: 0}"),
+            "checkpoint.intervalSeconds",
+            "/controller/config/checkpoint/intervalSeconds",
+        ),
     ]
 }
 
@@ -372,8 +390,9 @@ fn the_base_config_is_accepted_by_both() {
         config(
             "events:\n- {name: lab, pool: user, users: 10, start: \"2026-12-01T09:00:00Z\"}\n\
              calendars:\n- {name: c, pool: user, defaultUsers: 1, url: \"https://calendar.example/c.ics\"}\n\
-             prePuller: {enabled: false, priority: -10, command: []}",
-            "  allNodes: true\n  zones: {key: topology.kubernetes.io/zone, values: [a, b]}\n  maxNodes: 1\n  imagePullSecrets: [registry]\n",
+             prePuller: {enabled: false, priority: -10, command: []}\n\
+             checkpoint: {enabled: false, configMapName: hub-state, intervalSeconds: 30}",
+            "  allNodes: true\n  zones: {key: topology.kubernetes.io/zone, values: [a, b]}\n  maxNodes: 1\n  imagePullSecrets: [registry]\n  background: {initialUsersPerHour: 12.5}\n",
         ),
     ] {
         Config::parse(&config, "base").unwrap_or_else(|e| panic!("{e}\n{config}"));

@@ -828,17 +828,25 @@ async fn a_wanted_replacement_scales_up_and_a_surplus_one_does_not() {
     w.stop().await;
 }
 
-/// A restarted controller (an upgrade, a failover to a fresh replica) starts from the users
-/// created within its observed window, which still exist, as one that had been watching
-/// would: its forecast is 10 users over the 5-min window, 2 over the 60-s lead, from its
+/// A restarted controller without a checkpoint (`checkpoint.enabled: false`, or a first start
+/// after its ConfigMap was lost) starts from the users created within its observed window,
+/// which still exist, as one that had been watching would: its forecast is 10 users over the 5-min window, 2 over the 60-s lead, from its
 /// first decision on, not 0 until new users come. Headroom is capped at 0 users, so no
 /// placeholder is made and the autoscaler stays out of it.
 #[tokio::test]
 async fn a_restarted_controller_starts_from_the_users_of_its_window() {
     const USERS: usize = 10;
     let mut w = World::start("ctl-restart", "user-c", |ns, s, u, port| {
-        ctl_yaml(ns, s, u, port, "user-c", "60", "")
-            .replace("headroom: {z: 0}", "headroom: {z: 0, maxUsers: 0}")
+        ctl_yaml(
+            ns,
+            s,
+            u,
+            port,
+            "user-c",
+            "60",
+            "checkpoint: {enabled: false}\n",
+        )
+        .replace("headroom: {z: 0}", "headroom: {z: 0, maxUsers: 0}")
     })
     .await;
     let forecast = "hubpack_placeholder_ctl_forecast_users{pool=\"default\",source=\"background\"}";

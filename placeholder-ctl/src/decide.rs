@@ -5,6 +5,7 @@
 //! costs, pre-pull images, problems). The adapter carries the [`Decision`] out; tests
 //! drive [`Controller::step`] directly.
 
+use crate::checkpoint::PoolCheckpoint;
 use crate::config::{Config, Lead, PoolConfig, PoolSizes};
 use crate::forecast::{PoolForecast, headroom_config, pool_events, with_sources};
 use crate::objects::placeholder_name;
@@ -68,13 +69,24 @@ struct PoolMemory {
     reconciler: PoolReconciler,
     learned_images: Vec<String>,
     images_changed_at: Option<Millis>,
+    /// After a restore: users created up to this time were counted by the process that
+    /// wrote the checkpoint, so the first step does not count them again.
+    counted_through: Option<Millis>,
 }
+
+/// A user pod not seen for this long is forgotten (a pod that is gone does not come back
+/// with its uid; the margin covers a watch that relists).
+pub const FORGET_USERS_AFTER: Millis = 3_600_000;
+/// At most this many users are remembered; the least recently seen go first.
+pub const MAX_SEEN_USERS: usize = 200_000;
 
 /// The controller's memory across reconciles.
 #[derive(Debug, Clone)]
 pub struct Controller {
     pools: BTreeMap<String, PoolMemory>,
-    seen_users: BTreeSet<String>,
+    /// User pod uid → when it was last seen.
+    seen_users: BTreeMap<String, Millis>,
+    max_seen_users: usize,
 }
 
 /// How arrivals are learned, from the config.
@@ -126,16 +138,89 @@ impl Controller {
                 (
                     p.name.clone(),
                     PoolMemory {
-                        reconciler: PoolReconciler::new(reconciler_config(cfg, p)),
+                        reconciler: {
+                            let mut r = PoolReconciler::new(reconciler_config(cfg, p));
+                            r.assume_background(p.background.initial_rate_per_ms());
+                            r
+                        },
                         learned_images: Vec::new(),
                         images_changed_at: None,
+                        counted_through: None,
                     },
                 )
             })
             .collect();
         Controller {
             pools,
-            seen_users: BTreeSet::new(),
+            seen_users: BTreeMap::new(),
+            max_seen_users: MAX_SEEN_USERS,
+        }
+    }
+
+    /// The same, remembering at most `max` users (tests of the bound).
+    #[cfg(test)]
+    pub(crate) fn with_max_seen_users(mut self, max: usize) -> Controller {
+        self.max_seen_users = max;
+        self
+    }
+
+    /// What each pool has learned, for the checkpoint.
+    pub fn checkpoint(&self) -> BTreeMap<String, PoolCheckpoint> {
+        self.pools
+            .iter()
+            .map(|(name, m)| {
+                (
+                    name.clone(),
+                    PoolCheckpoint {
+                        reconciler: m.reconciler.state(),
+                        learned_images: m.learned_images.clone(),
+                        images_changed_at: m.images_changed_at,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Continues from a checkpoint: each configured pool from its saved state (pools it
+    /// does not name keep what they have). Returns the pools restored.
+    pub fn restore(&mut self, pools: &BTreeMap<String, PoolCheckpoint>) -> Vec<String> {
+        let mut restored = Vec::new();
+        for (name, saved) in pools {
+            let Some(mem) = self.pools.get_mut(name) else {
+                continue;
+            };
+            mem.reconciler.restore(&saved.reconciler);
+            mem.learned_images = saved.learned_images.clone();
+            mem.images_changed_at = saved.images_changed_at;
+            mem.counted_through = mem.reconciler.last_step();
+            restored.push(name.clone());
+        }
+        restored
+    }
+
+    /// User pods remembered as seen (bounded by [`FORGET_USERS_AFTER`] and
+    /// [`MAX_SEEN_USERS`]).
+    pub fn seen_user_count(&self) -> usize {
+        self.seen_users.len()
+    }
+
+    /// Forgets users not seen for [`FORGET_USERS_AFTER`], then the least recently seen
+    /// beyond [`MAX_SEEN_USERS`] (a user forgotten while it still exists is counted as an
+    /// arrival again: rarer than the memory a hub's whole history would take).
+    fn forget_users(&mut self, now: Millis) {
+        self.seen_users
+            .retain(|_, seen| now - *seen <= FORGET_USERS_AFTER);
+        if self.seen_users.len() > self.max_seen_users {
+            let mut by_age: Vec<(Millis, String)> = self
+                .seen_users
+                .iter()
+                .map(|(uid, seen)| (*seen, uid.clone()))
+                .collect();
+            by_age.sort();
+            let excess = by_age.len() - self.max_seen_users;
+            for (_, uid) in by_age.into_iter().take(excess) {
+                self.seen_users.remove(&uid);
+            }
         }
     }
 
@@ -145,6 +230,11 @@ impl Controller {
             Some(m) => m.reconciler.lead(),
             None => secs(cfg.lead_time.initial_seconds),
         }
+    }
+
+    /// A pool's learned background (rate and weekly shape, not the live window).
+    pub fn background_of(&self, pool: &str) -> Option<hubpack_core::headroom::LearnedArrivals> {
+        self.pools.get(pool).map(|m| m.reconciler.background())
     }
 
     /// One reconcile. `views[i]` and `sizes[i]` belong to `cfg.pools[i]`; `replicas` maps
@@ -162,9 +252,15 @@ impl Controller {
         for ((pool, size), view) in cfg.pools.iter().zip(sizes).zip(views) {
             // Arrivals: user pods not seen before (at the first step, every one: the learner
             // takes those created within its window as that window's arrivals).
+            let counted_through = self
+                .pools
+                .get_mut(&pool.name)
+                .and_then(|m| m.counted_through.take());
             let mut new_arrivals = Vec::new();
             for (uid, created) in &view.user_creations {
-                if self.seen_users.insert(uid.clone()) {
+                if self.seen_users.insert(uid.clone(), now).is_none()
+                    && counted_through.is_none_or(|t| *created > t)
+                {
                     new_arrivals.push(*created);
                 }
             }
@@ -242,6 +338,7 @@ impl Controller {
                 new_lead_samples: step.lead_samples,
             });
         }
+        self.forget_users(now);
         Decision { now, pools: out }
     }
 }

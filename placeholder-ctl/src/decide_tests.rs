@@ -503,3 +503,127 @@ fn the_cost_guard_is_shared_over_zones_without_exceeding_it() {
     assert_eq!(crate::decide::placement_caps(1, 3), vec![1, 0, 0]);
     assert_eq!(crate::decide::placement_caps(10, 1), vec![10]);
 }
+
+/// Two scale-ups (240 s and 300 s) and ten users arriving: what a checkpoint has to carry.
+fn learned_world(c: &Config, ctl: &mut Controller) -> World {
+    let mut w = World {
+        nodes: vec![],
+        pods: vec![
+            placeholder("p1", None, Some(10 * S), 1000),
+            placeholder("p2", None, Some(20 * S), 1000),
+        ],
+    };
+    w.step(c, ctl, 30 * S, &[], 2);
+    w.nodes.push(node("n1", 60 * S, Some(120 * S), &[]));
+    w.nodes.push(node("n2", 60 * S, Some(120 * S), &[]));
+    w.pods = vec![
+        placeholder("p1", Some("n1"), None, 1000),
+        placeholder("p2", Some("n2"), None, 1000),
+        prepuller("n1", Some(250 * S)),
+        prepuller("n2", Some(320 * S)),
+    ];
+    for i in 0..10 {
+        w.pods
+            .push(user(&format!("u{i}"), None, 200 * S + i * S, Some("1")));
+    }
+    w.step(c, ctl, 330 * S, &[], 2);
+    w
+}
+
+#[test]
+fn a_controller_restored_from_a_checkpoint_decides_as_the_one_that_wrote_it() {
+    let c = cfg("");
+    let mut first = Controller::new(&c);
+    let w = learned_world(&c, &mut first);
+    assert_eq!(first.lead_of(&c, "default"), 300 * S, "learned, not 600 s");
+    let text = crate::checkpoint::encode(&crate::checkpoint::Checkpoint {
+        pools: first.checkpoint(),
+        ..Default::default()
+    })
+    .unwrap()
+    .text;
+    let mut second = Controller::new(&c);
+    let saved = crate::checkpoint::decode(&text).unwrap();
+    assert_eq!(second.restore(&saved.pools), vec!["default".to_string()]);
+    assert_eq!(second.lead_of(&c, "default"), 300 * S);
+    // Both see the same cluster from here on: the same decision, the users the first had
+    // already counted not counted again by the second.
+    for now in [340 * S, 400 * S, 900 * S] {
+        let a = w.step(&c, &mut first, now, &[], 2);
+        let b = w.step(&c, &mut second, now, &[], 2);
+        assert_eq!(a, b, "at {now}");
+    }
+    // Without the checkpoint, a fresh controller starts from the configured lead.
+    let mut fresh = Controller::new(&c);
+    let d = w.step(&c, &mut fresh, 900 * S, &[], 2);
+    assert_eq!(d.forecast.lead, 600 * S);
+}
+
+#[test]
+fn a_checkpoint_of_another_pool_is_ignored() {
+    let c = cfg("");
+    let mut first = Controller::new(&c);
+    learned_world(&c, &mut first);
+    let mut pools = first.checkpoint();
+    let saved = pools.remove("default").unwrap();
+    pools.insert("renamed".into(), saved);
+    let mut second = Controller::new(&c);
+    assert!(second.restore(&pools).is_empty());
+    assert_eq!(second.lead_of(&c, "default"), 600 * S);
+}
+
+#[test]
+fn seen_users_are_forgotten_when_gone_and_bounded() {
+    let c = cfg("  lead: 600\n");
+    let mut ctl = Controller::new(&c).with_max_seen_users(5);
+    let mut w = World {
+        nodes: vec![],
+        pods: (0..3)
+            .map(|i| user(&format!("a{i}"), None, 0, Some("1")))
+            .collect(),
+    };
+    w.step(&c, &mut ctl, MIN, &[], 0);
+    assert_eq!(ctl.seen_user_count(), 3);
+    // Gone: remembered for a while (a relisting watch), then forgotten.
+    w.pods.clear();
+    w.step(&c, &mut ctl, 30 * MIN, &[], 0);
+    assert_eq!(ctl.seen_user_count(), 3);
+    w.step(
+        &c,
+        &mut ctl,
+        MIN + crate::decide::FORGET_USERS_AFTER + 1,
+        &[],
+        0,
+    );
+    assert_eq!(ctl.seen_user_count(), 0);
+    // Never more than the cap, however many exist.
+    w.pods = (0..8)
+        .map(|i| user(&format!("b{i}"), None, 2 * 60 * MIN, Some("1")))
+        .collect();
+    w.step(&c, &mut ctl, 2 * 60 * MIN + 1, &[], 0);
+    assert_eq!(ctl.seen_user_count(), 5);
+}
+
+#[test]
+fn initial_users_per_hour_is_the_background_until_there_is_history() {
+    let c = cfg("  lead: 600\n  background: {initialUsersPerHour: 60}\n");
+    let mut ctl = Controller::new(&c);
+    let w = World {
+        nodes: vec![],
+        pods: vec![],
+    };
+    // No user seen yet: 60 an hour, 10 over the 10-min lead.
+    let d = w.step(&c, &mut ctl, 0, &[], 0);
+    assert!(
+        (d.forecast.expected - 10.0).abs() < 1e-9,
+        "{}",
+        d.forecast.expected
+    );
+    // Hours of a quiet hub bring it down.
+    let d = w.step(&c, &mut ctl, 3 * 60 * MIN, &[], 0);
+    assert!(d.forecast.expected < 2.0, "{}", d.forecast.expected);
+    // Without it, nothing until users are seen.
+    let c = cfg("  lead: 600\n");
+    let d = w.step(&c, &mut Controller::new(&c), 0, &[], 0);
+    assert_eq!(d.forecast.expected, 0.0);
+}

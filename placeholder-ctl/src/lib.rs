@@ -15,12 +15,15 @@
 //! - [`observe`]: the cluster as one pool sees it (free warm seats, placeholders, users);
 //! - [`decide`]: the controller's memory (each pool's core `PoolReconciler`, learned
 //!   images) and its decision per reconcile, a value; [`objects`]: the objects it owns, as values;
-//!   [`prune`]: which owned objects no configured pool wants (deleted);
+//!   [`prune`]: which owned objects no configured pool wants (deleted); [`checkpoint`]:
+//!   what it has learned and the calendars' last good copies as one bounded, versioned
+//!   document (state ⇄ text), which the leader keeps in a ConfigMap across restarts;
 //! - [`adapter`]: watches, calendar fetching, server-side apply, Events, metrics, the
 //!   reconcile loop, leader election and `/metrics` `/healthz` `/readyz` ([`adapter::app`]).
 
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 pub mod config;
 pub mod decide;
 pub mod forecast;

@@ -1,11 +1,13 @@
 //! `hubpack-placeholder-ctl [run] --config FILE` runs the controller;
-//! `hubpack-placeholder-ctl plan --config FILE [--hours 24]` prints the forecast and the
-//! placeholder target per pool for the coming hours and writes nothing.
+//! `hubpack-placeholder-ctl plan --config FILE [--hours 24] [--from 2026-12-14T08:00
+//! --time-zone Europe/Berlin]` prints the forecast and the placeholder target per pool for
+//! the coming hours (or those from `--from`) and writes nothing.
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use hubpack_kube::process;
 use hubpack_placeholder_ctl::adapter::app;
+use hubpack_placeholder_ctl::checkpoint;
 use hubpack_placeholder_ctl::config::Config;
 use hubpack_placeholder_ctl::forecast_cli;
 use hubpack_placeholder_ctl::sources::secs;
@@ -48,6 +50,13 @@ enum Command {
         /// Minutes between rows.
         #[arg(long, default_value_t = 15.0)]
         step_minutes: f64,
+        /// Start at this moment instead of now: a local time such as 2026-12-14T08:00 (in
+        /// --time-zone), or an RFC 3339 time with its offset.
+        #[arg(long)]
+        from: Option<String>,
+        /// The IANA time zone of --from and of the table's times.
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
     },
 }
 
@@ -80,7 +89,18 @@ fn main() -> std::process::ExitCode {
         Command::Plan {
             hours,
             step_minutes,
-        } => runtime.block_on(plan(config, cli.common.kubeconfig, hours, step_minutes)),
+            from,
+            time_zone,
+        } => runtime.block_on(plan(
+            config,
+            cli.common.kubeconfig,
+            PlanArgs {
+                hours,
+                step_minutes,
+                from,
+                time_zone,
+            },
+        )),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -99,15 +119,30 @@ async fn run(config: Config, kubeconfig: Option<PathBuf>) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn plan(
-    config: Config,
-    kubeconfig: Option<PathBuf>,
+struct PlanArgs {
     hours: f64,
     step_minutes: f64,
-) -> anyhow::Result<()> {
+    from: Option<String>,
+    time_zone: String,
+}
+
+async fn plan(config: Config, kubeconfig: Option<PathBuf>, args: PlanArgs) -> anyhow::Result<()> {
+    let PlanArgs {
+        hours,
+        step_minutes,
+        from,
+        time_zone,
+    } = args;
     if !(hours > 0.0 && hours.is_finite() && step_minutes > 0.0 && step_minutes.is_finite()) {
         anyhow::bail!("--hours and --step-minutes must be positive numbers");
     }
+    let tz = forecast_cli::zone(&time_zone).map_err(anyhow::Error::msg)?;
+    let now = forecast_cli::plan_start(
+        from.as_deref(),
+        &time_zone,
+        jiff::Timestamp::now().as_millisecond(),
+    )
+    .map_err(anyhow::Error::msg)?;
     // Event ConfigMaps only when a cluster was named: plan must work offline.
     let client = match kubeconfig {
         Some(_) => Some(
@@ -117,8 +152,11 @@ async fn plan(
         ),
         None => None,
     };
-    let now = jiff::Timestamp::now().as_millisecond();
     let horizon = (hours * 3_600_000.0) as i64 + secs(config.lead_time.max_seconds);
+    let learned = match &client {
+        Some(c) if config.checkpoint.enabled => learned(c, &config).await,
+        _ => forecast_cli::Learned::default(),
+    };
     let (events, problems) =
         forecast_cli::gather(&config, client, now - 3_600_000, now + horizon).await;
     for p in &problems {
@@ -126,13 +164,55 @@ async fn plan(
     }
     print!(
         "{}",
-        forecast_cli::table(
+        forecast_cli::table_in(
             &config,
             &events,
             now,
             hours,
-            (step_minutes * 60_000.0) as i64
+            (step_minutes * 60_000.0) as i64,
+            &tz,
+            &learned
         )
     );
     Ok(())
+}
+
+/// The controller's learned lead and background from its checkpoint; none (with a warning)
+/// when it cannot be read.
+async fn learned(client: &kube::Client, config: &Config) -> forecast_cli::Learned {
+    let name = &config.checkpoint.config_map_name;
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), &config.namespace());
+    let text = match api.get_opt(name).await {
+        Ok(Some(cm)) => cm
+            .data
+            .and_then(|mut d| d.remove(checkpoint::DATA_KEY))
+            .unwrap_or_default(),
+        Ok(None) => {
+            eprintln!(
+                "note: no checkpoint {name} yet: configured lead time and initial background"
+            );
+            return forecast_cli::Learned::default();
+        }
+        Err(e) => {
+            eprintln!("warning: cannot read the checkpoint {name}: {e}");
+            return forecast_cli::Learned::default();
+        }
+    };
+    match checkpoint::decode(&text) {
+        Ok(saved) => {
+            eprintln!(
+                "learned lead time and background from the checkpoint {name} (written by {} at {})",
+                saved.writer,
+                jiff::Timestamp::from_millisecond(saved.written_at)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            );
+            forecast_cli::Learned::from_checkpoint(config, &saved)
+        }
+        Err(e) => {
+            eprintln!("warning: {e}");
+            forecast_cli::Learned::default()
+        }
+    }
 }

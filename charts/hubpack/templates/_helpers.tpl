@@ -197,6 +197,12 @@ affinity: {{- toYaml . | nindent 2 }}
 {{- $_ := set $users "namespace" .Release.Namespace -}}
 {{- end -}}
 {{- $_ := set $config "userPods" $users -}}
+{{- /* The learned state's ConfigMap: per release, the one name the Role grants. */ -}}
+{{- $cp := $config.checkpoint | default dict -}}
+{{- if not (hasKey $cp "configMapName") -}}
+{{- $_ := set $cp "configMapName" (printf "%s-placeholder-ctl-state" (include "hubpack.fullname" .)) -}}
+{{- end -}}
+{{- $_ := set $config "checkpoint" $cp -}}
 {{- if not (hasKey $config "metricsAddress") -}}
 {{- $_ := set $config "metricsAddress" (printf "0.0.0.0:%v" .Values.controller.metrics.port) -}}
 {{- end -}}

@@ -19,6 +19,17 @@ impl Hysteresis {
         }
     }
 
+    /// Since when the target has been lower than the count (None: it is not).
+    pub fn lower_since(&self) -> Option<Millis> {
+        self.lower_since
+    }
+
+    /// Continues a timer started at `since` (a previous process's
+    /// [`lower_since`](Self::lower_since)): on the same clock, it runs out when it would have.
+    pub fn resume(&mut self, since: Option<Millis>) {
+        self.lower_since = since;
+    }
+
     /// The count to have now, given the `current` count (running + pending) and the fresh
     /// `target`. Removal goes down to the target once it has been lower long enough.
     pub fn step(&mut self, current: usize, target: usize, now: Millis) -> usize {
@@ -78,6 +89,16 @@ mod tests {
         assert_eq!(h.step(3, 1, 500_000), 3);
         assert_eq!(h.step(3, 1, 900_000), 3);
         assert_eq!(h.step(3, 1, 1_100_000), 1);
+    }
+
+    #[test]
+    fn a_resumed_timer_runs_out_when_the_first_would_have() {
+        let mut first = Hysteresis::new(600_000);
+        assert_eq!(first.step(3, 1, 0), 3);
+        let mut resumed = Hysteresis::new(600_000);
+        resumed.resume(first.lower_since());
+        assert_eq!(resumed.step(3, 1, 599_000), 3);
+        assert_eq!(resumed.step(3, 1, 600_000), 1);
     }
 
     #[test]

@@ -78,6 +78,12 @@ impl LeadTimeEstimator {
         self.samples.push_back(duration);
     }
 
+    /// The samples in the window, oldest first (what a restarted controller observes
+    /// again to continue from).
+    pub fn samples(&self) -> Vec<Millis> {
+        self.samples.iter().copied().collect()
+    }
+
     /// Samples currently in the window.
     pub fn sample_count(&self) -> usize {
         self.samples.len()

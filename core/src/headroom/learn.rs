@@ -5,6 +5,7 @@
 //! controller.
 
 use super::forecast::{HOUR_MS, LearnedArrivals, ScheduledEvent, WEEK_MS, WeeklyProfile};
+use super::state::{LearnerState, sane};
 use crate::model::Millis;
 
 /// Users created this long before an event's start (early logins) or after its window (the
@@ -42,6 +43,16 @@ impl Ewma {
         let keep = 0.5f64.powf(elapsed as f64 / self.half_life as f64);
         self.arrivals = keep * self.arrivals + arrivals.max(0.0);
         self.observed = keep * self.observed + elapsed as f64;
+    }
+
+    /// Starts from `rate` (users per ms) as if it had been observed for one half-life, so
+    /// real arrivals replace it gradually (half its weight after a half-life). A rate that
+    /// is not finite and positive leaves it unchanged.
+    pub fn assume_rate(&mut self, rate: f64) {
+        if rate.is_finite() && rate > 0.0 {
+            self.observed = self.half_life as f64;
+            self.arrivals = rate * self.observed;
+        }
     }
 
     /// Users per millisecond (0 before any observation).
@@ -86,6 +97,20 @@ impl WeeklyLearner {
         self.last = Some(self.last.map_or(at, |l| l.max(at)));
         let i = usize::try_from(at.rem_euclid(WEEK_MS) / HOUR_MS).unwrap_or(0) % 168;
         self.hourly[i] += arrivals;
+    }
+
+    /// Decayed arrivals per hour of the week, and the time of the last one.
+    pub fn hourly(&self) -> (&[f64], Option<Millis>) {
+        (&self.hourly, self.last)
+    }
+
+    /// Takes back what [`hourly`](Self::hourly) gave; ignored unless it is 168 finite
+    /// counts ≥ 0.
+    pub fn restore(&mut self, hourly: &[f64], last: Option<Millis>) {
+        if hourly.len() == self.hourly.len() && hourly.iter().all(|h| sane(*h) == *h) {
+            self.hourly = hourly.to_vec();
+            self.last = last;
+        }
     }
 
     /// The learned shape, or None before any arrival.
@@ -141,6 +166,56 @@ impl ArrivalLearner {
             last: None,
             config,
         }
+    }
+
+    /// The background rate until arrivals have been observed: `rate` users per ms (see
+    /// [`Ewma::assume_rate`]).
+    pub fn assume_background(&mut self, rate: f64) {
+        self.background.assume_rate(rate);
+    }
+
+    /// The last step's time (None before the first).
+    pub fn last_step(&self) -> Option<Millis> {
+        self.last
+    }
+
+    /// What has been learned, as plain data.
+    pub fn state(&self) -> LearnerState {
+        LearnerState {
+            background_arrivals: self.background.arrivals,
+            background_observed_ms: self.background.observed,
+            weekly_hourly: self.weekly.as_ref().map(|w| w.hourly().0.to_vec()),
+            weekly_last: self.weekly.as_ref().and_then(|w| w.hourly().1),
+            recent: self.recent.clone(),
+            started: self.started,
+            last: self.last,
+        }
+    }
+
+    /// Continues from `state` (a previous process's [`state`](Self::state)): the next step
+    /// counts the time since its last step. A background never observed keeps the assumed
+    /// rate; unusable values are dropped.
+    pub fn restore(&mut self, state: &LearnerState) {
+        let observed = sane(state.background_observed_ms);
+        if observed > 0.0 {
+            self.background.arrivals = sane(state.background_arrivals);
+            self.background.observed = observed;
+        }
+        if let (Some(w), Some(hourly)) = (self.weekly.as_mut(), &state.weekly_hourly) {
+            w.restore(hourly, state.weekly_last);
+        }
+        let Some(last) = state.last else {
+            return;
+        };
+        let window = self.config.observed_window;
+        self.recent = state
+            .recent
+            .iter()
+            .map(|t| (*t).min(last))
+            .filter(|t| last - t <= window)
+            .collect();
+        self.started = state.started.map(|s| s.min(last));
+        self.last = Some(last);
     }
 
     /// One reconcile at `now`: `arrivals` are the creation times of the users seen for the
@@ -277,6 +352,52 @@ mod tests {
         let mut e = Ewma::new(10 * MIN, 30_000);
         e.observe(1.0, 1_000);
         assert!((e.rate() - 1.0 / 30_000.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn an_assumed_rate_holds_until_arrivals_replace_it() {
+        let mut e = Ewma::new(10 * MIN, 30_000);
+        e.assume_rate(6.0 / MIN as f64);
+        assert!((e.rate() * MIN as f64 - 6.0).abs() < 1e-9);
+        // A quiet half-life: about halfway down (6 × 0.5 over 1 + 1/(2 ln 2)... below 6).
+        for _ in 0..10 {
+            e.observe(0.0, MIN);
+        }
+        let after = e.rate() * MIN as f64;
+        assert!(after < 3.5 && after > 1.0, "{after}");
+        // Nonsense is ignored.
+        let mut e = Ewma::new(10 * MIN, 0);
+        e.assume_rate(f64::NAN);
+        e.assume_rate(-1.0);
+        assert_eq!(e.rate(), 0.0);
+    }
+
+    #[test]
+    fn a_restored_learner_continues_where_the_first_stopped() {
+        let cfg = LearnerConfig {
+            half_life: 30 * MIN,
+            observed_window: 5 * MIN,
+            min_span: 30_000,
+            weekly_profile: true,
+        };
+        let mut first = ArrivalLearner::new(cfg.clone());
+        first.observe(0, &[], &[]);
+        first.observe(MIN, &[30_000; 4], &[]);
+        first.observe(2 * MIN, &[90_000; 2], &[]);
+        let mut second = ArrivalLearner::new(cfg.clone());
+        second.restore(&first.state());
+        assert_eq!(second.state(), first.state());
+        first.observe(3 * MIN, &[150_000], &[]);
+        second.observe(3 * MIN, &[150_000], &[]);
+        assert_eq!(second.learned(3 * MIN), first.learned(3 * MIN));
+        // Unusable values are dropped, never trusted.
+        let mut bad = first.state();
+        bad.background_arrivals = f64::INFINITY;
+        bad.weekly_hourly = Some(vec![1.0; 3]);
+        let mut third = ArrivalLearner::new(cfg);
+        third.restore(&bad);
+        assert_eq!(third.learned(3 * MIN).rate, 0.0);
+        assert!(third.learned(3 * MIN).weekly_profile.is_none());
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! - [`hysteresis`]: add at once, remove only after the target stayed lower for a while, and
 //!   which placeholders to remove first;
 //! - [`reconciler`]: the chain above as one step per reconcile of one pool, with its memory
-//!   (the one the controller and the simulator both run).
+//!   (the one the controller and the simulator both run);
+//! - [`state`]: what a reconciler has learned, as plain data, for a controller to keep
+//!   across restarts.
 
 pub mod forecast;
 pub mod hysteresis;
@@ -20,6 +22,7 @@ pub mod lead_time;
 pub mod learn;
 pub mod reconciler;
 pub mod sizing;
+pub mod state;
 
 #[cfg(test)]
 mod props;
@@ -40,3 +43,4 @@ pub use sizing::{
     HeadroomConfig, HeadroomError, Misfit, headroom_seats, placeholder_request, placeholder_target,
     seats_in, seats_per_placeholder, validate_placeholder,
 };
+pub use state::{LandedPlaceholder, LearnerState, ReconcilerState};

@@ -9,6 +9,7 @@ use super::hysteresis::{Hysteresis, trim_pending_above_target};
 use super::lead_time::{LeadTimeConfig, LeadTimeEstimator};
 use super::learn::{ArrivalLearner, LearnerConfig, arrived_since};
 use super::sizing::{HeadroomConfig, headroom_seats, placeholder_target};
+use super::state::{LandedPlaceholder, ReconcilerState};
 use crate::model::Millis;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -151,8 +152,16 @@ pub struct PoolReconciler {
     /// The scheduled events and what was learned at the last step.
     forecast: ArrivalForecast,
     hysteresis: BTreeMap<Option<String>, Hysteresis>,
-    /// Placeholder uid → when it was marked Unschedulable, until its node is warm.
+    /// Pending placeholder uid → when it was marked Unschedulable, until it is bound.
     waiting: BTreeMap<String, Millis>,
+    /// Placeholder uid → the new node it was bound to, until that node is warm: kept when
+    /// the placeholder is evicted meanwhile (a burst takes seats on nodes still pulling),
+    /// so the slow scale-ups of a burst are not left out of the quantile.
+    landed: BTreeMap<String, LandedPlaceholder>,
+    /// Placeholders whose wait has been judged (landed on a new node, or on one that already
+    /// existed): a pod never moves, so each yields at most one sample, even when its
+    /// Unschedulable condition outlives its binding.
+    judged: BTreeSet<String>,
     /// When a node was first seen warm (used when no pre-puller reports it).
     first_seen_warm: BTreeMap<String, Millis>,
 }
@@ -165,6 +174,8 @@ impl PoolReconciler {
             forecast: ArrivalForecast::default(),
             hysteresis: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            landed: BTreeMap::new(),
+            judged: BTreeSet::new(),
             first_seen_warm: BTreeMap::new(),
             config,
         }
@@ -188,6 +199,72 @@ impl PoolReconciler {
 
     pub fn lead_estimator(&self) -> &LeadTimeEstimator {
         &self.lead
+    }
+
+    /// Starts the background from `rate` users per ms until arrivals have been observed
+    /// (see [`Ewma::assume_rate`](super::Ewma::assume_rate)).
+    pub fn assume_background(&mut self, rate: f64) {
+        self.arrivals.assume_background(rate);
+    }
+
+    /// The last step's time (None before the first).
+    pub fn last_step(&self) -> Option<Millis> {
+        self.arrivals.last_step()
+    }
+
+    /// The learned background (rate and weekly shape) without the live window: what a
+    /// forecast for another day can use.
+    pub fn background(&self) -> LearnedArrivals {
+        let learned = self
+            .arrivals
+            .learned(self.arrivals.last_step().unwrap_or(0));
+        LearnedArrivals {
+            rate: learned.rate,
+            weekly_profile: learned.weekly_profile,
+            ..LearnedArrivals::default()
+        }
+    }
+
+    /// What has been learned, as plain data (a checkpoint).
+    pub fn state(&self) -> ReconcilerState {
+        ReconcilerState {
+            learner: self.arrivals.state(),
+            lead_samples: self.lead.samples(),
+            lower_since: self
+                .hysteresis
+                .iter()
+                .filter_map(|(zone, h)| Some((zone.clone(), h.lower_since()?)))
+                .collect(),
+            waiting: self.waiting.clone(),
+            landed: self.landed.clone(),
+            judged: self.judged.clone(),
+            first_seen_warm: self.first_seen_warm.clone(),
+        }
+    }
+
+    /// Continues from `state` (see [`state`](Self::state)), under this reconciler's own
+    /// config: samples beyond its window are forgotten, timers of placements it does not
+    /// have are dropped.
+    pub fn restore(&mut self, state: &ReconcilerState) {
+        self.arrivals.restore(&state.learner);
+        let mut lead = LeadTimeEstimator::new(self.config.lead_time.clone());
+        for sample in &state.lead_samples {
+            lead.observe(*sample);
+        }
+        self.lead = lead;
+        let remove_after = self.config.scale_down_after;
+        for (zone, since) in &state.lower_since {
+            if self.config.zones.contains(zone) {
+                self.hysteresis
+                    .entry(zone.clone())
+                    .or_insert_with(|| Hysteresis::new(remove_after))
+                    .resume(Some(*since));
+            }
+        }
+        self.waiting = state.waiting.clone();
+        self.landed = state.landed.clone();
+        self.judged = state.judged.clone();
+        self.first_seen_warm = state.first_seen_warm.clone();
     }
 
     /// One lead-time sample measured by the caller (a scale-up from a placeholder's
@@ -293,43 +370,65 @@ impl PoolReconciler {
         )
     }
 
-    /// Samples the wait of each placeholder that was Unschedulable and then landed on a
+    /// Samples the wait of each placeholder that was Unschedulable and then was bound to a
     /// node created after that moment, once the node is warm: warm time − Unschedulable
-    /// time.
+    /// time. The sample is taken even when the placeholder is gone by then (a user evicted
+    /// it from the node still pulling): the node's warm time says how long the scale-up took.
     fn learn_lead(&mut self, obs: &PoolObservation, now: Millis) -> Vec<Millis> {
         for node in &obs.warm_nodes {
             self.first_seen_warm.entry(node.clone()).or_insert(now);
         }
         self.first_seen_warm
             .retain(|n, _| obs.node_created.contains_key(n));
-        let mut samples = Vec::new();
         let alive: BTreeSet<&str> = obs.placeholders.iter().map(|p| p.uid.as_str()).collect();
         for p in &obs.placeholders {
+            if self.judged.contains(&p.uid) {
+                continue;
+            }
             if let Some(t0) = p.unschedulable_since {
                 self.waiting.entry(p.uid.clone()).or_insert(t0);
             }
             let (Some(node), Some(&t0)) = (p.node.as_deref(), self.waiting.get(&p.uid)) else {
                 continue;
             };
-            let created = obs.node_created.get(node).copied();
-            if created.is_some_and(|c| c < t0) {
+            self.waiting.remove(&p.uid);
+            self.judged.insert(p.uid.clone());
+            if obs.node_created.get(node).is_some_and(|c| *c < t0) {
                 // It waited, but for a node that already existed: not a scale-up.
-                self.waiting.remove(&p.uid);
                 continue;
             }
+            self.landed.insert(
+                p.uid.clone(),
+                LandedPlaceholder {
+                    node: node.to_string(),
+                    since: t0,
+                },
+            );
+        }
+        self.waiting.retain(|uid, _| alive.contains(uid.as_str()));
+        self.judged.retain(|uid| alive.contains(uid.as_str()));
+        // A wait longer than twice the bound says nothing the bound does not.
+        let give_up = 2 * self.config.lead_time.max.max(self.config.lead_time.min);
+        let mut samples = Vec::new();
+        let (lead, warm_seen) = (&mut self.lead, &self.first_seen_warm);
+        self.landed.retain(|uid, landed| {
+            let node = landed.node.as_str();
             let warm_at = obs
                 .warm_since
                 .get(node)
-                .or_else(|| self.first_seen_warm.get(node))
-                .copied();
-            if let Some(t1) = warm_at.filter(|_| obs.warm_nodes.contains(node)) {
-                let sample = (t1 - t0).max(0);
-                self.lead.observe(sample);
+                .or_else(|| warm_seen.get(node))
+                .copied()
+                .filter(|_| obs.warm_nodes.contains(node));
+            if let Some(t1) = warm_at {
+                let sample = (t1 - landed.since).max(0);
+                lead.observe(sample);
                 samples.push(sample);
-                self.waiting.remove(&p.uid);
+                return false;
             }
-        }
-        self.waiting.retain(|uid, _| alive.contains(uid.as_str()));
+            // Keep it while its node exists (or, unknown yet, while it does), not forever.
+            (obs.node_created.contains_key(node) || alive.contains(uid.as_str()))
+                && now - landed.since <= give_up
+        });
         samples
     }
 }
@@ -436,6 +535,109 @@ mod tests {
         assert_eq!(step.lead_samples, vec![4 * MIN]);
         assert_eq!(step.lead, r.lead());
         assert!(r.lead_estimator().is_learned());
+    }
+
+    #[test]
+    fn a_placeholder_evicted_before_its_node_is_warm_is_still_a_sample() {
+        let mut r = reconciler(None);
+        let mut obs = seen(1, 0, 0);
+        obs.placeholders = vec![PlaceholderObservation {
+            uid: "p".into(),
+            node: None,
+            unschedulable_since: Some(MIN),
+        }];
+        r.step(2 * MIN, &[], 1, &obs);
+        // Bound to the new node while it still pulls...
+        obs.placeholders[0].node = Some("n".into());
+        obs.placeholders[0].unschedulable_since = None;
+        obs.node_created = [("n".to_string(), 2 * MIN)].into();
+        assert!(r.step(3 * MIN, &[], 1, &obs).lead_samples.is_empty());
+        // ... evicted by a user before the node is warm: the node's warm time still counts.
+        obs.placeholders.clear();
+        assert!(r.step(4 * MIN, &[], 1, &obs).lead_samples.is_empty());
+        obs.warm_nodes = ["n".to_string()].into();
+        obs.warm_since = [("n".to_string(), 7 * MIN)].into();
+        assert_eq!(r.step(8 * MIN, &[], 1, &obs).lead_samples, vec![6 * MIN]);
+        // Once only.
+        assert!(r.step(9 * MIN, &[], 1, &obs).lead_samples.is_empty());
+        // A node removed before it was warm yields nothing, and is forgotten.
+        let mut obs = seen(1, 0, 0);
+        obs.placeholders = vec![PlaceholderObservation {
+            uid: "q".into(),
+            node: None,
+            unschedulable_since: Some(10 * MIN),
+        }];
+        r.step(10 * MIN, &[], 1, &obs);
+        obs.placeholders[0].node = Some("m".into());
+        obs.node_created = [("m".to_string(), 11 * MIN)].into();
+        r.step(12 * MIN, &[], 1, &obs);
+        assert_eq!(r.state().landed.len(), 1);
+        obs.placeholders.clear();
+        obs.node_created.clear();
+        r.step(13 * MIN, &[], 1, &obs);
+        assert!(r.state().landed.is_empty());
+    }
+
+    #[test]
+    fn a_bound_placeholder_whose_unschedulable_condition_stays_is_one_sample() {
+        let mut r = reconciler(None);
+        let mut obs = seen(1, 0, 0);
+        obs.placeholders = vec![PlaceholderObservation {
+            uid: "p".into(),
+            node: None,
+            unschedulable_since: Some(MIN),
+        }];
+        r.step(2 * MIN, &[], 1, &obs);
+        // Bound, its condition not (yet) updated: still says Unschedulable since 1 min.
+        obs.placeholders[0].node = Some("n".into());
+        obs.node_created = [("n".to_string(), 2 * MIN)].into();
+        obs.warm_nodes = ["n".to_string()].into();
+        obs.warm_since = [("n".to_string(), 4 * MIN)].into();
+        assert_eq!(r.step(5 * MIN, &[], 1, &obs).lead_samples, vec![3 * MIN]);
+        for at in [6 * MIN, 7 * MIN] {
+            assert!(r.step(at, &[], 1, &obs).lead_samples.is_empty(), "at {at}");
+        }
+        // Nor after a restart.
+        let mut again = reconciler(None);
+        again.restore(&r.state());
+        assert!(again.step(8 * MIN, &[], 1, &obs).lead_samples.is_empty());
+        assert_eq!(again.lead_estimator().sample_count(), 1);
+    }
+
+    #[test]
+    fn a_restored_reconciler_decides_as_the_first_would_have() {
+        let mut first = reconciler(None);
+        let mut obs = seen(0, 0, 0);
+        obs.placeholders = vec![PlaceholderObservation {
+            uid: "p".into(),
+            node: None,
+            unschedulable_since: Some(MIN),
+        }];
+        first.step(2 * MIN, &[], 1, &obs);
+        obs.placeholders[0].node = Some("n".into());
+        obs.node_created = [("n".to_string(), 2 * MIN)].into();
+        obs.warm_nodes = ["n".to_string()].into();
+        obs.warm_since = [("n".to_string(), 4 * MIN)].into();
+        obs.new_arrivals = vec![4 * MIN; 6];
+        first.step(5 * MIN, &[], 1, &obs);
+        assert_eq!(first.lead(), 3 * MIN, "learned, not the configured 10 min");
+        // The target drops: the hysteresis timer starts at 6 min.
+        obs.new_arrivals.clear();
+        let held = first.step(6 * MIN, &[], 1, &seen(5, 5, 0));
+        assert_eq!(held.placements[0].replicas, 5);
+        let mut second = reconciler(None);
+        second.restore(&first.state());
+        assert_eq!(second.state(), first.state());
+        assert_eq!(second.lead(), first.lead());
+        for at in [7 * MIN, 10 * MIN, 11 * MIN + 1] {
+            let a = first.step(at, &[], 1, &seen(5, 5, 0));
+            let b = second.step(at, &[], 1, &seen(5, 5, 0));
+            assert_eq!(a, b, "at {at}");
+        }
+        assert_eq!(
+            second.step(12 * MIN, &[], 1, &seen(5, 5, 0)).placements[0].replicas,
+            first.step(12 * MIN, &[], 1, &seen(5, 5, 0)).placements[0].replicas
+        );
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub async fn run(
         }
     });
     let reconciler = supervisor.spawn("reconcile loop", {
-        let run = reconcile::run(ctx.clone(), shutdown.clone());
+        let run = reconcile::run(ctx.clone(), identity.clone(), shutdown.clone());
         async move {
             run.await;
             Ok(())

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub objects_deleted: Family<KindLabels, Counter>,
     pub reconciles: Counter,
     pub is_leader: Gauge,
+    /// Unix time (s) of the last checkpoint this replica wrote (0: none).
+    pub checkpoint_written: Gauge,
 }
 
 impl Metrics {
@@ -83,6 +85,7 @@ impl Metrics {
             objects_deleted: Family::default(),
             reconciles: Counter::default(),
             is_leader: Gauge::default(),
+            checkpoint_written: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("hubpack_placeholder_ctl");
         r.register(
@@ -151,6 +154,11 @@ impl Metrics {
             "is_leader",
             "1 while this replica holds the lease",
             m.is_leader.clone(),
+        );
+        r.register(
+            "checkpoint_written_timestamp_seconds",
+            "Unix time of the last checkpoint of the learned state this replica wrote (0: none)",
+            m.checkpoint_written.clone(),
         );
         m
     }

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod apply;
 pub mod calendar;
+pub mod checkpoint;
 pub mod events;
 pub mod metrics;
 pub mod reconcile;

@@ -2,10 +2,12 @@
 //! `reconcileIntervalSeconds`, gather the sources and the pool views, let
 //! [`Controller::step`] decide, report the decision (metrics, one log line per placement,
 //! Events), and, while leading, carry it out. Every replica decides (so a standby's learned
-//! state is warm); only the leader writes.
+//! state is warm); only the leader writes. Before its first decision each replica starts
+//! from the checkpoint; the leader writes it ([`super::checkpoint`]).
 
 use super::apply::Applier;
 use super::calendar::Feed;
+use super::checkpoint;
 use super::events::{Events, reference};
 use super::metrics::{InputLabels, Metrics, PlacementLabels, PoolLabels, SourceLabels};
 use super::watch::{Stores, WATCHED_KINDS};
@@ -439,7 +441,7 @@ const PRUNE_INTERVAL_MS: Millis = 60_000;
 
 /// The `ownerConfigMap` as an owner reference (looked up once; without it, or while it
 /// cannot be read, objects are written without an owner).
-async fn owner_reference(ctx: &Context) -> Option<OwnerReference> {
+pub(super) async fn owner_reference(ctx: &Context) -> Option<OwnerReference> {
     let name = ctx.config.owner_config_map.as_deref()?;
     if let Some(known) = ctx.owner.lock().ok().and_then(|o| o.clone()) {
         return Some(known);
@@ -632,16 +634,26 @@ fn take_feed(ctx: &Context, name: &str, result: crate::error::Result<String>) {
     ctx.wake.notify_one();
 }
 
-/// The loop, until `shutdown`.
-pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+/// The loop, until `shutdown`. `identity` names this replica in the checkpoint it writes.
+pub async fn run(ctx: Arc<Context>, identity: String, shutdown: CancellationToken) {
     let mut controller = Controller::new(&ctx.config);
     let interval = Duration::from_secs_f64(ctx.config.reconcile_interval_seconds);
     let mut was_leading = false;
     let mut reported = BTreeSet::new();
     let mut capped = BTreeSet::new();
+    let mut saved = checkpoint::Progress::new(identity);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                // What was learned since the last write is kept for the next leader.
+                if saved.read && ctx.config.checkpoint.enabled && ctx.leader.is_leading(now_ms()) {
+                    let last = checkpoint::write(&ctx, &controller, &mut saved);
+                    if tokio::time::timeout(SHUTDOWN_WRITE, last).await.is_err() {
+                        tracing::warn!("the checkpoint could not be written on shutdown in time");
+                    }
+                }
+                return;
+            }
             _ = tokio::time::sleep(interval) => {}
             _ = ctx.wake.notified() => {
                 tokio::time::sleep(DEBOUNCE).await;
@@ -651,6 +663,14 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         ctx.heartbeat.store(now, Ordering::Release);
         if ctx.synced.load(Ordering::Acquire) < WATCHED_KINDS {
             continue;
+        }
+        if !saved.read {
+            // Decide only from the last leader's state: a first step from nothing would
+            // count every existing user as a new arrival.
+            checkpoint::load(&ctx, &mut controller, &mut saved).await;
+            if !saved.read {
+                continue;
+            }
         }
         let leading = ctx.leader.is_leading(now);
         ctx.metrics.is_leader.set(i64::from(leading));
@@ -669,9 +689,15 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         ctx.metrics.reconciles.inc();
         if leading && ctx.leader.is_leading(now_ms()) {
             carry_out(&ctx, &decision).await;
+            if saved.due(&ctx, now_ms()) && ctx.leader.is_leading(now_ms()) {
+                checkpoint::write(&ctx, &controller, &mut saved).await;
+            }
         }
     }
 }
+
+/// How long the last checkpoint write may hold up a shutdown.
+const SHUTDOWN_WRITE: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap

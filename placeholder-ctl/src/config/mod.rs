@@ -11,13 +11,17 @@ use std::net::SocketAddr;
 use std::path::Path;
 use thiserror::Error;
 
+mod checkpoint;
 mod checks;
 mod events;
 mod pool;
+mod pool_background;
 
+pub use checkpoint::CheckpointConfig;
 use checks::*;
 pub use events::*;
 pub use pool::*;
+pub use pool_background::PoolBackgroundConfig;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -83,6 +87,8 @@ pub struct Config {
     pub pre_puller: PrePullerConfig,
     pub lead_time: LeadTimeConfig,
     pub background: BackgroundConfig,
+    /// The learned state kept across restarts.
+    pub checkpoint: CheckpointConfig,
     /// Scheduled events: one-off (`start`) or recurring (`schedule`, cron).
     pub events: Vec<EventConfig>,
     /// iCalendar feeds (files or URLs).
@@ -108,6 +114,7 @@ impl Default for Config {
             pre_puller: PrePullerConfig::default(),
             lead_time: LeadTimeConfig::default(),
             background: BackgroundConfig::default(),
+            checkpoint: CheckpointConfig::default(),
             events: Vec::new(),
             calendars: Vec::new(),
             event_config_maps: EventConfigMapsConfig::default(),
@@ -424,6 +431,7 @@ impl Config {
             "background.observedWindowSeconds",
             self.background.observed_window_seconds,
         )?;
+        self.checkpoint.validate()?;
         self.validate_pools()?;
         let pools: BTreeSet<&str> = self.pools.iter().map(|p| p.name.as_str()).collect();
         for (i, e) in self.events.iter().enumerate() {
@@ -490,6 +498,7 @@ impl Config {
             if let Lead::Seconds(s) = p.lead {
                 positive(&at("lead"), s)?;
             }
+            p.background.validate(&at("background"))?;
             if let Some(z) = &p.zones {
                 if z.values.is_empty() || z.key.trim().is_empty() {
                     return invalid(

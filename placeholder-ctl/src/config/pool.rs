@@ -91,6 +91,9 @@ pub struct PoolConfig {
     pub headroom: HeadroomSettings,
     #[serde(default = "auto_lead")]
     pub lead: Lead,
+    /// What the pool assumes before it has history.
+    #[serde(default)]
+    pub background: super::PoolBackgroundConfig,
     /// Images to pre-pull (plus the most used among running user pods).
     #[serde(default)]
     pub images: Vec<String>,
