@@ -89,7 +89,16 @@ pub async fn run(
         let client = client.clone();
         let identity = identity.clone();
         supervisor.spawn("leader election", async move {
-            leader::run(client, &election_cfg, &lease_ns, &identity, &gate, stop).await?;
+            leader::run(
+                client,
+                &election_cfg,
+                &lease_ns,
+                &identity,
+                "hubpack-placeholder-ctl",
+                &gate,
+                stop,
+            )
+            .await?;
             Ok(())
         })
     });
