@@ -34,8 +34,9 @@ pub struct OverflowKnobs {
     pub full_nodes: usize,
     /// The class arrives evenly over this window (`BENCH_OVERFLOW_WINDOW_S`).
     pub window: Duration,
-    /// The new nodes turn Ready this far apart, the first this long after the window
-    /// (`BENCH_OVERFLOW_NODE_GAP_S`).
+    /// The new nodes turn Ready this far apart, the first halfway through the window
+    /// (`BENCH_OVERFLOW_NODE_GAP_S`): users who failed on an earlier new node and users who
+    /// just arrived wait for the next one together.
     pub node_gap: Duration,
     /// Binds closer than this count as simultaneous (`BENCH_OVERFLOW_SIMULTANEOUS_MS`).
     pub simultaneous: Duration,
@@ -151,11 +152,11 @@ pub async fn overflow(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let seated_n = observe::lock(&seen).bound.len();
 
-    // The new nodes register now and turn Ready one by one after the window.
+    // The new nodes register now and turn Ready one by one from halfway through the window.
     let new_nodes = k.users.div_ceil(SEATS_PER_NODE);
     let start = Instant::now();
     for i in 0..new_nodes {
-        let boot = k.window + k.node_gap * (i as u32 + 1);
+        let boot = k.window / 2 + k.node_gap * i as u32;
         nodes
             .create(
                 &PostParams::default(),

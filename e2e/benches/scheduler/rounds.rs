@@ -41,8 +41,8 @@ impl Knobs {
             overflow: OverflowKnobs {
                 users: knob("BENCH_OVERFLOW_USERS", 40),
                 full_nodes: knob("BENCH_OVERFLOW_FULL_NODES", 3),
-                window: Duration::from_secs(knob("BENCH_OVERFLOW_WINDOW_S", 6) as u64),
-                node_gap: Duration::from_secs(knob("BENCH_OVERFLOW_NODE_GAP_S", 4) as u64),
+                window: Duration::from_secs(knob("BENCH_OVERFLOW_WINDOW_S", 8) as u64),
+                node_gap: Duration::from_secs(knob("BENCH_OVERFLOW_NODE_GAP_S", 2) as u64),
                 simultaneous: Duration::from_millis(
                     knob("BENCH_OVERFLOW_SIMULTANEOUS_MS", 250) as u64
                 ),
