@@ -34,9 +34,13 @@ pub struct OverflowKnobs {
     pub full_nodes: usize,
     /// The class arrives evenly over this window (`BENCH_OVERFLOW_WINDOW_S`).
     pub window: Duration,
-    /// The new nodes turn Ready this far apart, the first halfway through the window
-    /// (`BENCH_OVERFLOW_NODE_GAP_S`): users who failed on an earlier new node and users who
-    /// just arrived wait for the next one together.
+    /// The first new node turns Ready this long after the class starts arriving
+    /// (`BENCH_OVERFLOW_FIRST_READY_S`; longer than the scheduler's periodic retry of parked
+    /// pods, so the first users have been retried by it)...
+    pub first_ready: Duration,
+    /// ... and the others this far apart (`BENCH_OVERFLOW_NODE_GAP_S`), while users are still
+    /// arriving: users who failed on an earlier new node and users who just arrived wait for
+    /// the next one together.
     pub node_gap: Duration,
     /// Binds closer than this count as simultaneous (`BENCH_OVERFLOW_SIMULTANEOUS_MS`).
     pub simultaneous: Duration,
@@ -49,6 +53,8 @@ pub struct Overflow {
     pub bind_p50_ms: f64,
     pub bind_p99_ms: f64,
     pub inversions: usize,
+    /// Inversions counting every bind order, however close (concurrent binds included).
+    pub strict_inversions: usize,
     pub overcommitted: Vec<String>,
 }
 
@@ -152,11 +158,11 @@ pub async fn overflow(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let seated_n = observe::lock(&seen).bound.len();
 
-    // The new nodes register now and turn Ready one by one from halfway through the window.
+    // The new nodes register now and turn Ready one by one from `first_ready` on.
     let new_nodes = k.users.div_ceil(SEATS_PER_NODE);
     let start = Instant::now();
     for i in 0..new_nodes {
-        let boot = k.window / 2 + k.node_gap * i as u32;
+        let boot = k.first_ready + k.node_gap * i as u32;
         nodes
             .create(
                 &PostParams::default(),
@@ -180,7 +186,8 @@ pub async fn overflow(
         .buffer_unordered(k.users.max(1))
         .collect()
         .await;
-    let deadline = start + k.window + k.node_gap * (new_nodes as u32 + 1) + limit;
+    let deadline =
+        start + k.window.max(k.first_ready) + k.node_gap * (new_nodes as u32 + 1) + limit;
     let timed_out =
         workload::wait_bound(&seen, seated_n + k.users, deadline, tag, "overflow").await;
     for w in watches {
@@ -212,6 +219,7 @@ pub async fn overflow(
         bind_p50_ms: quantile(&bind, 0.5),
         bind_p99_ms: quantile(&bind, 0.99),
         inversions: order_inversions(&served, k.simultaneous),
+        strict_inversions: order_inversions(&served, Duration::ZERO),
         overcommitted,
     };
     workload::clean(client, &ns).await;

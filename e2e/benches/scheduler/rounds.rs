@@ -41,7 +41,8 @@ impl Knobs {
             overflow: OverflowKnobs {
                 users: knob("BENCH_OVERFLOW_USERS", 40),
                 full_nodes: knob("BENCH_OVERFLOW_FULL_NODES", 3),
-                window: Duration::from_secs(knob("BENCH_OVERFLOW_WINDOW_S", 8) as u64),
+                window: Duration::from_secs(knob("BENCH_OVERFLOW_WINDOW_S", 40) as u64),
+                first_ready: Duration::from_secs(knob("BENCH_OVERFLOW_FIRST_READY_S", 32) as u64),
                 node_gap: Duration::from_secs(knob("BENCH_OVERFLOW_NODE_GAP_S", 2) as u64),
                 simultaneous: Duration::from_millis(
                     knob("BENCH_OVERFLOW_SIMULTANEOUS_MS", 250) as u64
@@ -173,13 +174,14 @@ async fn round(
     let overflow = if k.overflow.users > 0 {
         let o = overflow::overflow(&client, tag, &k.overflow, BURST_LIMIT).await;
         eprintln!(
-            "[{tag}] overflow: {}/{} bound{}, creation→bound p50 {:.0} ms p99 {:.0} ms, {} order inversions, overcommitted {:?}",
+            "[{tag}] overflow: {}/{} bound{}, creation→bound p50 {:.0} ms p99 {:.0} ms, {} order inversions ({} counting concurrent binds), overcommitted {:?}",
             o.bound,
             o.users,
             if o.timed_out { " (TIMED OUT)" } else { "" },
             o.bind_p50_ms,
             o.bind_p99_ms,
             o.inversions,
+            o.strict_inversions,
             o.overcommitted,
         );
         Some(o)
