@@ -1,5 +1,5 @@
 //! The overflow round: a full user pool, then a class larger than its free seats created over
-//! a short window while new nodes turn Ready one by one. Users who waited longest should be
+//! a window while new nodes turn Ready one by one. Users who waited longest should be
 //! bound first: the round counts pairs of users bound in the opposite order of their creation
 //! ([`hubpack_e2e::ordering::order_inversions`]) and reports creation→bound.
 
