@@ -19,7 +19,16 @@
 //! 3. backlog (hubpack only): a burst of 200 schedulable users created at once on the idle
 //!    scheduler, then the same burst with 10,000 unschedulable pods parked in its queue (their
 //!    status writes queued too): creation→bound p99 of both (`BENCH_BACKLOG`,
-//!    `BENCH_BACKLOG_BURST`; 0 skips the phase). The goal is at most 2× the idle p99.
+//!    `BENCH_BACKLOG_BURST`; 0 skips the phase). The goal is at most 2× the idle p99;
+//! 4. overflow: a user pool of 3 nodes, full, then a class of 40 users arriving over 40 s
+//!    while three new nodes register NotReady (with the not-ready taint) and turn Ready 2 s
+//!    apart from 32 s on (after a periodic retry of the first users), so users who failed on
+//!    one new node and users who just came wait for the next one together. Reports
+//!    creation→bound and order inversions: pairs of users of one priority bound in the
+//!    opposite order of their creation (binds less than 250 ms apart count as simultaneous),
+//!    goal 0 (`BENCH_OVERFLOW_USERS`, 0 skips the phase; `BENCH_OVERFLOW_FULL_NODES`,
+//!    `BENCH_OVERFLOW_WINDOW_S`, `BENCH_OVERFLOW_FIRST_READY_S`, `BENCH_OVERFLOW_NODE_GAP_S`,
+//!    `BENCH_OVERFLOW_SIMULTANEOUS_MS`).
 //!
 //! After each phase the bench checks that no node's pods request more than it has. Each phase
 //! is bounded in time and says so when it runs out. Scheduler RSS is read from /proc after the
@@ -33,6 +42,8 @@
 
 #[path = "scheduler/observe.rs"]
 mod observe;
+#[path = "scheduler/overflow.rs"]
+mod overflow;
 #[path = "scheduler/rounds.rs"]
 mod rounds;
 #[path = "scheduler/setup.rs"]

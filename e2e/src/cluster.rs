@@ -27,6 +27,7 @@ pub const ORDER: &[&str] = &[
     "kube-controller-manager",
     "kwok",
     "image-model",
+    "provisioner",
     "kube-scheduler",
     "cluster-autoscaler",
 ];
@@ -49,6 +50,10 @@ pub struct ClusterOptions {
     /// pods (e.g. image pre-pullers) and any pod not given another scheduler, as in a real
     /// cluster. On by default; turn it off to compare schedulers one at a time.
     pub kube_scheduler: bool,
+    /// Run the dynamic provisioner process (`hubpack-e2e-model provisioner`) with its default
+    /// WaitForFirstConsumer StorageClass ([`crate::provisioner::DEFAULT_CLASS`]). Off by
+    /// default: tests start their own [`crate::provisioner::Provisioner`] for their classes.
+    pub provisioner: bool,
     /// The `hubpack-e2e-model` binary (tests: `env!("CARGO_BIN_EXE_hubpack-e2e-model")`).
     pub model_bin: PathBuf,
     /// How long each component may take to become ready.
@@ -65,6 +70,7 @@ impl ClusterOptions {
             autoscaler: None,
             autoscaler_timings: AutoscalerTimings::default(),
             kube_scheduler: true,
+            provisioner: false,
             model_bin: model_bin.into(),
             ready_timeout: Duration::from_secs(120),
         }
@@ -238,6 +244,17 @@ impl Cluster {
             &image_args,
             &[("RUST_LOG", "info".into())],
         )?;
+        if opts.provisioner {
+            self.start_process(
+                "provisioner",
+                &opts.model_bin,
+                &[
+                    format!("--kubeconfig={}", self.kubeconfig.display()),
+                    "provisioner".into(),
+                ],
+                &[("RUST_LOG", "info".into())],
+            )?;
+        }
 
         let nodes: Api<Node> = Api::all(client.clone());
         for (name, template) in &opts.nodes {

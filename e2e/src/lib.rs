@@ -82,6 +82,7 @@ pub mod images;
 pub mod in_process;
 pub mod kwok;
 pub mod nodes;
+pub mod ordering;
 pub mod pki;
 pub mod placement;
 pub mod processes;

@@ -6,7 +6,12 @@
 //! claim's requested size, pre-bound to the claim (`claimRef` with its uid). The
 //! kube-controller-manager's PV binder then binds claim and volume, as with a real driver.
 //!
-//! Started in-process by a test ([`Provisioner::start`]); it stops when dropped.
+//! Started in-process by a test ([`Provisioner::start`]; it stops when dropped), or as the
+//! `provisioner` process of a cluster whose options ask for it
+//! ([`crate::cluster::ClusterOptions::provisioner`], on in `cargo xtask cluster up`): the
+//! `hubpack-e2e-model provisioner` mode, which also creates the default StorageClass
+//! [`DEFAULT_CLASS`] (WaitForFirstConsumer, served by [`DEFAULT_PROVISIONER`]), so a claim
+//! with no `storageClassName`, as z2jh renders a user's home, is provisioned out of the box.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
@@ -17,6 +22,13 @@ use serde_json::json;
 
 /// The claim annotation a scheduler sets to start provisioning on a node.
 pub const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+
+/// The default StorageClass of a cluster that runs the provisioner process.
+pub const DEFAULT_CLASS: &str = "standard";
+/// The provisioner name [`DEFAULT_CLASS`] names.
+pub const DEFAULT_PROVISIONER: &str = "e2e.hubpack.dev/local-disk";
+/// The annotation that makes a StorageClass the cluster's default.
+const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
 
 /// A running provisioner; aborted on drop.
 pub struct Provisioner {
@@ -33,19 +45,48 @@ impl Provisioner {
     /// Serves claims of classes whose `provisioner` is `name`.
     pub fn start(client: kube::Client, name: &str) -> Provisioner {
         let name = name.to_string();
-        let task = tokio::spawn(async move {
-            let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
-            let mut stream =
-                std::pin::pin!(watcher(claims, watcher::Config::default()).applied_objects());
-            while let Some(ev) = stream.next().await {
-                let Ok(pvc) = ev else { continue };
-                if let Err(e) = provision(&client, &name, &pvc).await {
-                    tracing::warn!(claim = ?pvc.metadata.name, error = %e, "provisioning failed");
-                }
-            }
-        });
+        let task = tokio::spawn(async move { run(client, &name).await });
         Provisioner { task }
     }
+}
+
+/// Serves claims of classes whose `provisioner` is `name`, until the watch ends.
+pub async fn run(client: kube::Client, name: &str) {
+    let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
+    let mut stream = std::pin::pin!(watcher(claims, watcher::Config::default()).applied_objects());
+    while let Some(ev) = stream.next().await {
+        let Ok(pvc) = ev else { continue };
+        if let Err(e) = provision(&client, name, &pvc).await {
+            tracing::warn!(claim = ?pvc.metadata.name, error = %e, "provisioning failed");
+        }
+    }
+}
+
+/// Creates the cluster's default StorageClass `name` (WaitForFirstConsumer, served by
+/// `provisioner`), unless a class of that name exists.
+pub async fn create_default_class(
+    client: &kube::Client,
+    name: &str,
+    provisioner: &str,
+) -> Result<(), kube::Error> {
+    let sc = default_class(name, provisioner).map_err(kube::Error::SerdeError)?;
+    match Api::<StorageClass>::all(client.clone())
+        .create(&PostParams::default(), &sc)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn default_class(name: &str, provisioner: &str) -> Result<StorageClass, serde_json::Error> {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
+        "provisioner": provisioner,
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "reclaimPolicy": "Delete",
+    }))
 }
 
 /// Creates a WaitForFirstConsumer StorageClass served by `provisioner`
@@ -166,6 +207,17 @@ async fn provision(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_class_is_marked_default_and_waits_for_the_first_consumer() {
+        let sc = serde_json::to_value(default_class("standard", "p").unwrap()).unwrap();
+        assert_eq!(
+            sc["metadata"]["annotations"][DEFAULT_CLASS_ANNOTATION],
+            "true"
+        );
+        assert_eq!(sc["volumeBindingMode"], "WaitForFirstConsumer");
+        assert_eq!(sc["provisioner"], "p");
+    }
 
     #[test]
     fn the_volume_is_pinned_to_the_node_sized_and_pre_bound() {

@@ -16,9 +16,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use replica::Replica;
 use std::time::{Duration, Instant};
 
-/// kube-lease-manager has no retry-period setting: a standby sleeps until the lease it last
-/// read expires, clears it, and waits up to 1 s (its `MAX_RELEASE_WAITING_MILLIS`) before
-/// taking it; that wait plays client-go's retry period.
+/// A standby looks again when the lease it last read expires (or after half the renew grace,
+/// whichever is first) and takes it then; this plays client-go's retry period, with room for
+/// a loaded machine.
 const RETRY_PERIOD: Duration = Duration::from_secs(1);
 /// The bound on a takeover, from the crash to the standby's first bind.
 const TAKEOVER_BOUND: Duration = LEASE_DURATION

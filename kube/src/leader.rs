@@ -1,16 +1,23 @@
-//! Leader election on a Lease (kube-lease-manager), with our own deadline: the crate reports
-//! only changes of leadership and keeps believing it leads while the API server is
-//! unreachable (see docs/design.md), so the gate trusts leadership only until the lease's
-//! last observed renewal plus its duration, minus a safety margin, and re-reads the Lease to
-//! extend that. A replica that is not leader keeps its caches warm and never writes.
+//! Leader election on a Lease, with our own deadline: the campaign reports only changes of
+//! leadership and keeps believing it leads while the API server is unreachable (see
+//! docs/design.md), so the gate trusts leadership only until the lease's last observed
+//! renewal plus its duration, minus a safety margin, and re-reads the Lease to extend that. A
+//! replica that is not leader keeps its caches warm and never writes.
+//!
+//! Every Lease write is a compare-and-swap: a merge patch carrying the `resourceVersion` it
+//! was decided on, so a write decided on a stale read (a standby taking a lease the leader
+//! just renewed, a release after another replica took over) fails with a conflict instead of
+//! clearing someone else's lease. Merge patches are Update operations: they never conflict
+//! with fields another field manager owns, so each binary writes under its own manager.
 //!
 //! [`LeaderElectionConfig`] is the one config both binaries embed (under their own key) and
 //! [`LeaderElectionConfig::validate`] its one validation.
 
 use crate::error::{Error, Result};
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Api;
-use kube_lease_manager::LeaseManagerBuilder;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use serde::{Deserialize, Deserializer};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -20,10 +27,6 @@ use tokio_util::sync::CancellationToken;
 /// Stop acting this long before the lease could expire: time for an in-flight bind to
 /// leave, and for clock drift between renewals.
 pub const SAFETY_MARGIN_MS: i64 = 2_000;
-
-/// The field manager of every hubpack Lease write (both binaries use the same one: a
-/// different name would own the Lease's fields apart from the existing owner's).
-pub const LEASE_FIELD_MANAGER: &str = "hubpack-scheduler";
 
 /// Longest lease duration accepted: longer ones are mistakes (and would overflow
 /// millisecond arithmetic).
@@ -234,29 +237,62 @@ fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-/// Runs the election until `shutdown`, keeping `gate` current; releases the lease on exit.
+/// Who campaigns for which Lease, on which terms, and under which field manager (each
+/// binary its own, e.g. its name).
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub lease_name: String,
+    pub identity: String,
+    pub duration_seconds: u64,
+    pub renew_grace_seconds: u64,
+    pub field_manager: String,
+}
+
+impl Campaign {
+    /// How often the Lease is looked at, at most: twice per renewal window.
+    fn period(&self) -> Duration {
+        Duration::from_millis((self.renew_grace_seconds * 1000 / 2).max(500))
+    }
+
+    fn duration_ms(&self) -> i64 {
+        i64::try_from(self.duration_seconds * 1000).unwrap_or(i64::MAX)
+    }
+
+    fn grace_ms(&self) -> i64 {
+        i64::try_from(self.renew_grace_seconds * 1000).unwrap_or(i64::MAX)
+    }
+}
+
+/// Runs the election until `shutdown`, keeping `gate` current; releases the lease on exit
+/// (only if it is still ours). `field_manager` names this binary's Lease writes.
 pub async fn run(
     client: kube::Client,
     cfg: &LeaderElectionConfig,
     namespace: &str,
     identity: &str,
+    field_manager: &str,
     gate: &LeaderGate,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let manager = LeaseManagerBuilder::new(client.clone(), &cfg.lease_name)
-        .with_namespace(namespace)
-        .with_identity(identity)
-        .with_duration(cfg.lease_duration_seconds)
-        .with_grace(cfg.renew_grace_seconds)
-        .with_field_manager(LEASE_FIELD_MANAGER)
-        .build()
-        .await
-        .map_err(|e| Error::Lease(e.to_string()))?;
-    let (mut leading, task) = manager.watch().await;
+    let campaign = Campaign {
+        lease_name: cfg.lease_name.clone(),
+        identity: identity.to_string(),
+        duration_seconds: cfg.lease_duration_seconds,
+        renew_grace_seconds: cfg.renew_grace_seconds,
+        field_manager: field_manager.to_string(),
+    };
     let leases: Api<Lease> = Api::namespaced(client, namespace);
+    let (signal, mut leading) = watch::channel(false);
+    let stop_campaign = CancellationToken::new();
+    let task = tokio::spawn(campaign_loop(
+        leases.clone(),
+        campaign.clone(),
+        signal,
+        stop_campaign.clone(),
+    ));
     // Re-read the Lease twice per renewal window so a renewal is seen well before the
     // previous deadline passes.
-    let poll = Duration::from_millis((cfg.renew_grace_seconds * 1000 / 2).max(500));
+    let poll = campaign.period();
     let mut tenure = Tenure::default();
     loop {
         let held = tokio::select! {
@@ -264,14 +300,14 @@ pub async fn run(
             changed = leading.changed() => {
                 if changed.is_err() {
                     gate.revoke();
-                    return Err(Error::Lease("lease manager task ended".into()));
+                    return Err(Error::Lease("the lease campaign ended".into()));
                 }
                 let now_leading = *leading.borrow_and_update();
                 tracing::info!(leading = now_leading, "leadership changed");
                 if now_leading {
                     refresh(&leases, &cfg.lease_name, identity, gate, &mut tenure).await
                 } else {
-                    // The manager says so only when another replica holds the lease (on
+                    // The campaign says so only when another replica holds the lease (on
                     // API errors it keeps trying and says nothing).
                     Held::ByOther
                 }
@@ -285,7 +321,7 @@ pub async fn run(
             }
         };
         if held == Held::Reacquired {
-            // Lost and won again between two looks (the manager's channel keeps only its
+            // Lost and won again between two looks (the campaign's channel keeps only its
             // latest value, so a false→true flip can pass unseen): another replica may have
             // acted meanwhile, so what this replica has in flight is stale.
             gate.revoke();
@@ -308,14 +344,203 @@ pub async fn run(
         }
     }
     gate.revoke();
-    // Dropping the receiver makes the manager release the lease and return.
-    drop(leading);
-    match task.await {
-        Ok(Ok(_)) => tracing::info!("lease released"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "lease release failed"),
-        Err(e) => tracing::warn!(error = %e, "lease task panicked"),
+    stop_campaign.cancel();
+    if let Err(e) = task.await {
+        tracing::warn!(error = %e, "lease campaign panicked");
+    }
+    match release(&leases, &campaign).await {
+        Ok(true) => tracing::info!("lease released"),
+        Ok(false) => tracing::info!("lease not ours any more: left as it is"),
+        Err(e) => tracing::warn!(error = %e, "lease release failed"),
     }
     Ok(())
+}
+
+/// What one look at the Lease decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Ours (renewed if it was due); look again after this long.
+    Leading(Duration),
+    /// Another replica's, valid; look again after this long (when it expires, at most the
+    /// campaign's period).
+    NotLeading(Duration),
+    /// Not read, or a write lost a race: look again soon, leadership unchanged.
+    Unknown,
+}
+
+/// Acquires or renews the Lease until `stop`, saying on `leading` whether this replica holds it.
+async fn campaign_loop(
+    leases: Api<Lease>,
+    campaign: Campaign,
+    leading: watch::Sender<bool>,
+    stop: CancellationToken,
+) {
+    loop {
+        let step = campaign_step(&leases, &campaign, now_ms()).await;
+        let wait = match step {
+            Step::Leading(wait) => {
+                leading.send_if_modified(|l| !std::mem::replace(l, true));
+                wait
+            }
+            Step::NotLeading(wait) => {
+                leading.send_if_modified(|l| std::mem::replace(l, false));
+                wait
+            }
+            Step::Unknown => campaign.period(),
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait.min(campaign.period())) => {}
+        }
+    }
+}
+
+/// One look at the Lease at `now` (ms): create it, renew it when due, or take it when free or
+/// expired, each write conditional on what was read.
+async fn campaign_step(leases: &Api<Lease>, c: &Campaign, now: i64) -> Step {
+    let lease = match leases.get_opt(&c.lease_name).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => return create_lease(leases, c, now).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the lease");
+            return Step::Unknown;
+        }
+    };
+    let spec = lease.spec.clone().unwrap_or_default();
+    let holder = spec.holder_identity.as_deref().filter(|h| !h.is_empty());
+    let renewed = spec
+        .renew_time
+        .as_ref()
+        .or(spec.acquire_time.as_ref())
+        .map(|t| t.0.as_millisecond());
+    let expires = match (renewed, spec.lease_duration_seconds) {
+        (Some(r), Some(d)) => r + i64::from(d) * 1000,
+        _ => i64::MIN,
+    };
+    let until = |t: i64| Duration::from_millis(u64::try_from(t - now).unwrap_or(0));
+    if holder == Some(c.identity.as_str()) {
+        let renew_at = expires.saturating_sub(c.grace_ms());
+        if now < renew_at {
+            return Step::Leading(until(renew_at));
+        }
+        let body = serde_json::json!({"spec": {
+            "renewTime": micro_time(now),
+            "leaseDurationSeconds": c.duration_seconds,
+        }});
+        return match cas_patch(leases, c, &lease, body).await {
+            Ok(()) => Step::Leading(until(now + c.duration_ms() - c.grace_ms())),
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing the lease failed");
+                Step::Unknown
+            }
+        };
+    }
+    if holder.is_some() && now < expires {
+        return Step::NotLeading(until(expires));
+    }
+    // Free, or its holder let it expire: take it, unless it changed since read.
+    let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(holder.is_some());
+    let body = serde_json::json!({"spec": {
+        "holderIdentity": c.identity,
+        "acquireTime": micro_time(now),
+        "renewTime": micro_time(now),
+        "leaseDurationSeconds": c.duration_seconds,
+        "leaseTransitions": transitions,
+    }});
+    match cas_patch(leases, c, &lease, body).await {
+        Ok(()) => {
+            tracing::info!(previous = ?holder, "lease acquired");
+            Step::Leading(until(now + c.duration_ms() - c.grace_ms()))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Step::NotLeading(Duration::ZERO),
+        Err(e) => {
+            tracing::warn!(error = %e, "taking the lease failed");
+            Step::Unknown
+        }
+    }
+}
+
+async fn create_lease(leases: &Api<Lease>, c: &Campaign, now: i64) -> Step {
+    let spec = serde_json::json!({
+        "holderIdentity": c.identity,
+        "acquireTime": micro_time(now),
+        "renewTime": micro_time(now),
+        "leaseDurationSeconds": c.duration_seconds,
+        "leaseTransitions": 0,
+    });
+    let lease = Lease {
+        metadata: ObjectMeta {
+            name: Some(c.lease_name.clone()),
+            ..Default::default()
+        },
+        spec: serde_json::from_value(spec).ok(),
+    };
+    let params = PostParams {
+        field_manager: Some(c.field_manager.clone()),
+        ..Default::default()
+    };
+    match leases.create(&params, &lease).await {
+        Ok(_) => {
+            tracing::info!("lease created and acquired");
+            Step::Leading(Duration::ZERO)
+        }
+        // Another replica created it first: read it next time.
+        Err(kube::Error::Api(s)) if s.code == 409 => Step::NotLeading(Duration::ZERO),
+        Err(e) => {
+            tracing::warn!(error = %e, "creating the lease failed");
+            Step::Unknown
+        }
+    }
+}
+
+/// Gives the lease up if it is still ours: clears the holder, conditional on the Lease being
+/// as read. `false` when it was not ours or changed in between (another replica renewed or
+/// took it: not ours to clear).
+async fn release(leases: &Api<Lease>, c: &Campaign) -> std::result::Result<bool, kube::Error> {
+    let Some(lease) = leases.get_opt(&c.lease_name).await? else {
+        return Ok(false);
+    };
+    let holder = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref());
+    if holder != Some(c.identity.as_str()) {
+        return Ok(false);
+    }
+    let body = serde_json::json!({"spec": {
+        "holderIdentity": null,
+        "acquireTime": null,
+        "renewTime": null,
+    }});
+    match cas_patch(leases, c, &lease, body).await {
+        Ok(()) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A merge patch of `body` on `lease`, applied only if the Lease still has the
+/// `resourceVersion` it was read with (else 409 Conflict).
+async fn cas_patch(
+    leases: &Api<Lease>,
+    c: &Campaign,
+    lease: &Lease,
+    mut body: serde_json::Value,
+) -> std::result::Result<(), kube::Error> {
+    body["metadata"] = serde_json::json!({"resourceVersion": lease.metadata.resource_version});
+    let params = PatchParams {
+        field_manager: Some(c.field_manager.clone()),
+        ..Default::default()
+    };
+    leases
+        .patch(&c.lease_name, &params, &Patch::Merge(&body))
+        .await
+        .map(|_| ())
+}
+
+fn micro_time(ms: i64) -> serde_json::Value {
+    let t = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    serde_json::to_value(MicroTime(t)).unwrap_or(serde_json::Value::Null)
 }
 
 /// What a re-read of the Lease says.
@@ -331,7 +556,7 @@ enum Held {
 }
 
 /// The Lease's `acquireTime` of the tenure this replica leads in: set on every
-/// acquisition and never on renewal (kube-lease-manager's `state.rs` `lock`), so it is the
+/// acquisition and never on renewal ([`campaign_step`]), so it is the
 /// lease's epoch. A different one on re-read means the lease was lost and won again in
 /// between, whatever the leadership channel said.
 #[derive(Debug, Default)]
@@ -416,6 +641,159 @@ mod tests {
         serde_json::from_value(json!({"metadata": {"name": "l"},
             "spec": {"holderIdentity": holder, "renewTime": renew, "leaseDurationSeconds": 15}}))
         .unwrap()
+    }
+
+    use crate::test_support::{mock_client, next, status_err};
+
+    fn campaign(identity: &str, field_manager: &str) -> Campaign {
+        Campaign {
+            lease_name: "l".into(),
+            identity: identity.into(),
+            duration_seconds: 15,
+            renew_grace_seconds: 5,
+            field_manager: field_manager.into(),
+        }
+    }
+
+    /// The Lease as the API server returns it: `holder`, renewed at `renewed_ms`, at `rv`.
+    fn stored(holder: Option<&str>, renewed_ms: i64, rv: &str) -> serde_json::Value {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "l", "namespace": "ns", "resourceVersion": rv},
+            "spec": {"holderIdentity": holder, "renewTime": micro_time(renewed_ms),
+                     "acquireTime": micro_time(renewed_ms), "leaseDurationSeconds": 15,
+                     "leaseTransitions": 1}})
+    }
+
+    #[tokio::test]
+    async fn a_release_after_another_replica_renewed_leaves_the_lease_alone() {
+        let (client, mut handle) = mock_client();
+        let leases: Api<Lease> = Api::namespaced(client, "ns");
+        let c = campaign("me", "hubpack-scheduler");
+        // Held by another replica by the time we read it: no write at all.
+        let releasing = tokio::spawn({
+            let (leases, c) = (leases.clone(), c.clone());
+            async move { release(&leases, &c).await }
+        });
+        let get = next(&mut handle, 200, stored(Some("other"), now_ms(), "7")).await;
+        assert_eq!(get.method, "GET");
+        assert!(!releasing.await.unwrap().unwrap(), "not ours: not released");
+
+        // Ours when read, renewed by another replica before our write: the write is
+        // conditional on what was read, so it loses and nothing is retried.
+        let releasing = tokio::spawn({
+            let (leases, c) = (leases.clone(), c.clone());
+            async move { release(&leases, &c).await }
+        });
+        next(&mut handle, 200, stored(Some("me"), now_ms(), "7")).await;
+        let patch = next(&mut handle, 409, status_err(409, "Conflict")).await;
+        assert_eq!(patch.method, "PATCH");
+        assert_eq!(patch.content_type, "application/merge-patch+json");
+        assert_eq!(patch.body["metadata"]["resourceVersion"], "7");
+        assert_eq!(
+            patch.body["spec"]["holderIdentity"],
+            serde_json::Value::Null
+        );
+        assert!(
+            !releasing.await.unwrap().unwrap(),
+            "lost the race: not released"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_standby_takes_an_expired_lease_only_as_it_read_it() {
+        let (client, mut handle) = mock_client();
+        let leases: Api<Lease> = Api::namespaced(client, "ns");
+        let c = campaign("standby", "hubpack-scheduler");
+        let now = now_ms();
+        // Valid: left alone, and looked at again when it expires.
+        let stepping = tokio::spawn({
+            let (leases, c) = (leases.clone(), c.clone());
+            async move { campaign_step(&leases, &c, now).await }
+        });
+        next(&mut handle, 200, stored(Some("leader"), now - 1_000, "3")).await;
+        assert_eq!(
+            stepping.await.unwrap(),
+            Step::NotLeading(Duration::from_millis(14_000))
+        );
+        // Expired as read; the leader renews before our write lands: we lose, it keeps it.
+        let stepping = tokio::spawn({
+            let (leases, c) = (leases.clone(), c.clone());
+            async move { campaign_step(&leases, &c, now).await }
+        });
+        next(&mut handle, 200, stored(Some("leader"), now - 20_000, "4")).await;
+        let patch = next(&mut handle, 409, status_err(409, "Conflict")).await;
+        assert_eq!(patch.body["metadata"]["resourceVersion"], "4");
+        assert_eq!(patch.body["spec"]["holderIdentity"], "standby");
+        assert_eq!(patch.body["spec"]["leaseTransitions"], 2);
+        assert!(matches!(stepping.await.unwrap(), Step::NotLeading(_)));
+    }
+
+    #[tokio::test]
+    async fn the_holder_renews_when_due_under_its_own_field_manager() {
+        let (client, mut handle) = mock_client();
+        let leases: Api<Lease> = Api::namespaced(client, "ns");
+        let c = campaign("ctl-0", "hubpack-placeholder-ctl");
+        let now = now_ms();
+        // Renewed by the scheduler's field manager (e.g. before an upgrade), as an apply:
+        // a merge patch is an Update, which never conflicts with another manager's fields.
+        let mut lease = stored(Some("ctl-0"), now - 11_000, "9");
+        lease["metadata"]["managedFields"] = json!([{"manager": "hubpack-scheduler",
+            "operation": "Apply", "apiVersion": "coordination.k8s.io/v1",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:holderIdentity": {}}}}]);
+        let stepping = tokio::spawn({
+            let (leases, c) = (leases.clone(), c.clone());
+            async move { campaign_step(&leases, &c, now).await }
+        });
+        next(&mut handle, 200, lease.clone()).await;
+        let patch = next(&mut handle, 200, lease).await;
+        assert_eq!(patch.method, "PATCH");
+        assert_eq!(patch.content_type, "application/merge-patch+json");
+        assert!(
+            patch.query.contains("fieldManager=hubpack-placeholder-ctl"),
+            "{}",
+            patch.query
+        );
+        assert_eq!(patch.body["metadata"]["resourceVersion"], "9");
+        assert_eq!(patch.body["spec"]["renewTime"], micro_time(now));
+        assert!(
+            patch.body["spec"].get("holderIdentity").is_none(),
+            "a renewal keeps the holder and acquireTime"
+        );
+        assert_eq!(
+            stepping.await.unwrap(),
+            Step::Leading(Duration::from_millis(10_000))
+        );
+        // Not due yet: no write.
+        let stepping = tokio::spawn({
+            let (leases, c) = (leases.clone(), c.clone());
+            async move { campaign_step(&leases, &c, now).await }
+        });
+        next(&mut handle, 200, stored(Some("ctl-0"), now - 2_000, "10")).await;
+        assert_eq!(
+            stepping.await.unwrap(),
+            Step::Leading(Duration::from_millis(8_000))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_lease_is_created_by_its_field_manager() {
+        let (client, mut handle) = mock_client();
+        let leases: Api<Lease> = Api::namespaced(client, "ns");
+        let c = campaign("ctl-0", "hubpack-placeholder-ctl");
+        let stepping = tokio::spawn({
+            let (leases, c) = (leases.clone(), c.clone());
+            async move { campaign_step(&leases, &c, now_ms()).await }
+        });
+        next(&mut handle, 404, status_err(404, "NotFound")).await;
+        let create = next(&mut handle, 201, stored(Some("ctl-0"), now_ms(), "1")).await;
+        assert_eq!(create.method, "POST");
+        assert!(
+            create
+                .query
+                .contains("fieldManager=hubpack-placeholder-ctl")
+        );
+        assert_eq!(create.body["spec"]["holderIdentity"], "ctl-0");
+        assert!(matches!(stepping.await.unwrap(), Step::Leading(_)));
     }
 
     #[test]

@@ -8,20 +8,82 @@ use tokio_util::sync::CancellationToken;
 
 /// Logs through `tracing` to `writer` (the scheduler: stdout; the controller: stderr, its
 /// `plan` table owns stdout), as JSON lines when `json`, filtered by `RUST_LOG` (default
-/// `info`).
-pub fn init_tracing<W>(json: bool, writer: W)
+/// `info`). Every line names `program`: the shared crates log under their own targets
+/// (`hubpack_kube::…`) in both binaries.
+pub fn init_tracing<W>(program: &str, json: bool, writer: W)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second init (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::util::SubscriberInitExt::try_init(subscriber(
+        program, json, writer, filter,
+    ));
+}
+
+/// The subscriber [`init_tracing`] installs.
+fn subscriber<W>(
+    program: &str,
+    json: bool,
+    writer: W,
+    filter: tracing_subscriber::EnvFilter,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
     if json {
-        builder.json().init();
+        let format = Named::new(program, true, tracing_subscriber::fmt::format().json());
+        Box::new(builder.event_format(format).finish())
     } else {
-        builder.init();
+        let format = Named::new(program, false, tracing_subscriber::fmt::format());
+        Box::new(builder.event_format(format).finish())
+    }
+}
+
+/// An event format that names the binary: a `"binary"` key first in a JSON line, the name
+/// first in a text line.
+struct Named<F> {
+    program: String,
+    json: bool,
+    inner: F,
+}
+
+impl<F> Named<F> {
+    fn new(program: &str, json: bool, inner: F) -> Self {
+        Named {
+            program: program.to_string(),
+            json,
+            inner,
+        }
+    }
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Named<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        let inner = tracing_subscriber::fmt::format::Writer::new(&mut line);
+        self.inner.format_event(ctx, inner, event)?;
+        match line.strip_prefix('{') {
+            Some(rest) if self.json => {
+                let name = serde_json::Value::from(self.program.as_str());
+                write!(writer, "{{\"binary\":{name},{rest}")
+            }
+            _ => write!(writer, "{} {line}", self.program),
+        }
     }
 }
 
@@ -214,6 +276,58 @@ mod tests {
         let path = dir.path().join("c.yaml");
         std::fs::write(&path, "n: 3\n").unwrap();
         assert_eq!(load_yaml(&path, below_ten).unwrap(), Doc { n: 3 });
+    }
+
+    /// Captures what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'w self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn the_shared_crates_lines_name_the_binary_they_come_from() {
+        for json in [false, true] {
+            let out = Captured::default();
+            let sub = subscriber(
+                "hubpack-placeholder-ctl",
+                json,
+                out.clone(),
+                tracing_subscriber::EnvFilter::new("info"),
+            );
+            tracing::subscriber::with_default(sub, || {
+                // The controller's HTTP and leader election lines come from this crate.
+                tracing::info!(target: "hubpack_kube::http", addr = "0.0.0.0:8080", "serving /metrics /healthz /readyz");
+                tracing::info!(target: "hubpack_kube::leader", leading = true, "leadership changed");
+            });
+            let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 2, "{text}");
+            for line in lines {
+                assert!(!line.contains("hubpack_scheduler"), "{line}");
+                if json {
+                    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                    assert_eq!(v["binary"], "hubpack-placeholder-ctl", "{line}");
+                    assert!(v["target"].as_str().unwrap().starts_with("hubpack_kube::"));
+                } else {
+                    assert!(line.starts_with("hubpack-placeholder-ctl "), "{line}");
+                }
+            }
+        }
     }
 
     #[tokio::test]

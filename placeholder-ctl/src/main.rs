@@ -62,7 +62,11 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    process::init_tracing(cli.common.log_json, std::io::stderr);
+    process::init_tracing(
+        "hubpack-placeholder-ctl",
+        cli.common.log_json,
+        std::io::stderr,
+    );
     let Some(path) = cli.common.config.as_deref() else {
         eprintln!("hubpack-placeholder-ctl: --config FILE is required (see config.example.yaml)");
         return std::process::ExitCode::from(2);

@@ -78,6 +78,7 @@ pub async fn run(
                 &ctx.config.leader_election,
                 &namespace,
                 &identity,
+                "hubpack-scheduler",
                 &ctx.leader,
                 election_stop,
             )

@@ -28,7 +28,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    process::init_tracing(args.log_json, std::io::stdout);
+    process::init_tracing("hubpack-scheduler", args.log_json, std::io::stdout);
     // Config errors are the operator's to fix: say what and how, exit 2, no backtrace.
     let config = match args.config.as_deref() {
         Some(path) => Config::load(path),

@@ -15,7 +15,8 @@ use priority_queue::PriorityQueue;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-/// Heap order: higher priority, then older, then first enqueued.
+/// Heap order: higher priority, then older, then first seen (creation times have a second's
+/// resolution: pods created within one second keep the order they arrived in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Order {
     priority: i32,
@@ -105,6 +106,9 @@ pub struct SchedulingQueue {
     /// (creation time, key) of every pod the queue holds, for the oldest's age.
     by_created: BTreeSet<(Millis, PodKey)>,
     created: HashMap<PodKey, Millis>,
+    /// When each pod was first enqueued (a counter), kept across its retries until it is
+    /// bound or gone: the tie-break among pods created within the same second.
+    arrival: HashMap<PodKey, u64>,
     seq: u64,
 }
 
@@ -116,12 +120,19 @@ impl SchedulingQueue {
         }
     }
 
-    fn order(&mut self, priority: i32, created: Millis) -> Order {
-        self.seq += 1;
+    fn order(&mut self, key: &PodKey, priority: i32, created: Millis) -> Order {
+        let seq = match self.arrival.get(key) {
+            Some(seq) => *seq,
+            None => {
+                self.seq += 1;
+                self.arrival.insert(key.clone(), self.seq);
+                self.seq
+            }
+        };
         Order {
             priority,
             created,
-            seq: self.seq,
+            seq,
         }
     }
 
@@ -167,7 +178,7 @@ impl SchedulingQueue {
             );
             return;
         }
-        let order = self.order(priority, created);
+        let order = self.order(&key, priority, created);
         self.hold(&key, created);
         self.active.push(key, order);
     }
@@ -201,6 +212,7 @@ impl SchedulingQueue {
         self.active.remove(key);
         self.take_waiting(key);
         self.attempts.remove(key);
+        self.arrival.remove(key);
         self.popped.remove(key);
         self.flushed.remove(key);
         self.binding.remove(key);
@@ -251,6 +263,7 @@ impl SchedulingQueue {
         self.release(key);
         self.popped.remove(key);
         self.attempts.remove(key);
+        self.arrival.remove(key);
         self.flushed.remove(key);
         self.binding.remove(key);
     }
@@ -274,7 +287,7 @@ impl SchedulingQueue {
         self.flushed.remove(&key);
         self.binding.remove(&key);
         self.active.remove(&key);
-        let order = self.order(priority, created);
+        let order = self.order(&key, priority, created);
         self.insert_waiting(
             key,
             Waiting {
@@ -297,7 +310,7 @@ impl SchedulingQueue {
             *attempts += 1;
         }
         let ready_at = now + self.backoff.delay(*attempts);
-        let order = self.order(priority, created);
+        let order = self.order(&key, priority, created);
         self.insert_waiting(
             key,
             Waiting {
@@ -394,6 +407,26 @@ mod tests {
                 "low-old"
             ]
         );
+    }
+
+    #[test]
+    fn pods_created_within_one_second_keep_their_arrival_order_across_retries() {
+        let mut q = SchedulingQueue::new(Backoff::default());
+        // Creation times have a second's resolution: both say 10 s.
+        q.add(k("first"), 0, 10_000);
+        q.add(k("second"), 0, 10_000);
+        assert_eq!(q.pop(0), Some(k("first")));
+        q.park(k("first"), 0, 10_000, 0);
+        assert_eq!(q.pop(0), Some(k("second")));
+        q.park(k("second"), 0, 10_000, 0);
+        // The first is retried alone (e.g. its claim changed) and fails again, later.
+        q.wake(&k("first"));
+        assert_eq!(q.pop(100), Some(k("first")));
+        q.park(k("first"), 0, 10_000, 100);
+        // A node turns Ready: both are tried again, the first to arrive first.
+        q.cluster_changed();
+        assert_eq!(q.pop(200), Some(k("first")));
+        assert_eq!(q.pop(200), Some(k("second")));
     }
 
     #[test]

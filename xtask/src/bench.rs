@@ -30,7 +30,8 @@ pub enum Which {
     Sim,
     /// hubpack-scheduler vs kube-scheduler (z2jh's profile) on the local control plane:
     /// 500 kwok nodes, 5,000 pods at once, a 300-user class burst onto placeholders (bind and
-    /// Ready), and hubpack's burst behind 10,000 pending unschedulable pods vs idle.
+    /// Ready), hubpack's burst behind 10,000 pending unschedulable pods vs idle, and a class
+    /// overflowing a full pool while new nodes turn Ready one by one (order inversions).
     Scheduler,
     /// hubpack vs the z2jh stack on fresh local clusters with the real cluster-autoscaler,
     /// and hubpack-sim against those runs (report in out/side-by-side/).

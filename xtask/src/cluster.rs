@@ -72,6 +72,10 @@ pub struct UpArgs {
     /// Do not run the stock kube-scheduler (it places DaemonSet pods and default-scheduler pods).
     #[arg(long)]
     no_kube_scheduler: bool,
+    /// Do not run the dynamic provisioner (it serves the default StorageClass `standard`,
+    /// WaitForFirstConsumer: a claim gets a PersistentVolume on the node its pod was given).
+    #[arg(long)]
+    no_provisioner: bool,
     /// Boot time of nodes added later (e.g. by the autoscaler), a Go duration.
     #[arg(long, default_value = "30s")]
     boot_delay: String,
@@ -187,6 +191,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     opts.kube_scheduler = !args.no_kube_scheduler;
+    opts.provisioner = !args.no_provisioner;
     if args.autoscaler {
         build(&[Component::Autoscaler])?;
         opts.autoscaler = Some(

@@ -1,5 +1,6 @@
 //! The bench's rounds (one fresh cluster per scheduler) and its report.
 
+use crate::overflow::{self, Overflow, OverflowKnobs};
 use crate::setup::{self, Scheduler};
 use crate::workload::{self, Backlog, Burst, Throughput};
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ struct Knobs {
     burst: u32,
     backlog: usize,
     backlog_burst: usize,
+    overflow: OverflowKnobs,
 }
 
 fn knob(name: &str, default: usize) -> usize {
@@ -36,6 +38,16 @@ impl Knobs {
             burst: knob("BENCH_BURST", 400) as u32,
             backlog: knob("BENCH_BACKLOG", 10_000),
             backlog_burst: knob("BENCH_BACKLOG_BURST", 200),
+            overflow: OverflowKnobs {
+                users: knob("BENCH_OVERFLOW_USERS", 40),
+                full_nodes: knob("BENCH_OVERFLOW_FULL_NODES", 3),
+                window: Duration::from_secs(knob("BENCH_OVERFLOW_WINDOW_S", 40) as u64),
+                first_ready: Duration::from_secs(knob("BENCH_OVERFLOW_FIRST_READY_S", 32) as u64),
+                node_gap: Duration::from_secs(knob("BENCH_OVERFLOW_NODE_GAP_S", 2) as u64),
+                simultaneous: Duration::from_millis(
+                    knob("BENCH_OVERFLOW_SIMULTANEOUS_MS", 250) as u64
+                ),
+            },
         }
     }
 }
@@ -47,6 +59,7 @@ const BURST_LIMIT: Duration = Duration::from_secs(180);
 struct Full {
     burst: Burst,
     backlog: Option<Backlog>,
+    overflow: Option<Overflow>,
     throughput: Throughput,
     rss_mib: (f64, f64),
     overcommitted: usize,
@@ -158,8 +171,27 @@ async fn round(
         "[{tag}] scheduler RSS now {:.0} MiB, peak {:.0} MiB; mean decision {decide_us:.0} µs",
         rss_mib.0, rss_mib.1
     );
+    let overflow = if k.overflow.users > 0 {
+        let o = overflow::overflow(&client, tag, &k.overflow, BURST_LIMIT).await;
+        eprintln!(
+            "[{tag}] overflow: {}/{} bound{}, creation→bound p50 {:.0} ms p99 {:.0} ms, {} order inversions ({} counting concurrent binds), overcommitted {:?}",
+            o.bound,
+            o.users,
+            if o.timed_out { " (TIMED OUT)" } else { "" },
+            o.bind_p50_ms,
+            o.bind_p99_ms,
+            o.inversions,
+            o.strict_inversions,
+            o.overcommitted,
+        );
+        Some(o)
+    } else {
+        None
+    };
     running.stop(&cluster.state_dir);
-    let mut overcommitted = burst.overcommitted.len() + throughput.overcommitted.len();
+    let mut overcommitted = burst.overcommitted.len()
+        + throughput.overcommitted.len()
+        + overflow.as_ref().map_or(0, |o| o.overcommitted.len());
     let mut extras = vec![];
     for (name, sched) in extra {
         let tag2 = format!("{tag}-{name}");
@@ -176,6 +208,7 @@ async fn round(
         Full {
             burst,
             backlog,
+            overflow,
             throughput,
             rss_mib,
             overcommitted,
@@ -279,6 +312,8 @@ pub async fn bench() {
         "backlog_pending_pods": backlog_pending,
         "backlog_burst_bind_p99_ms": round0(backlog_p99),
         "idle_burst_bind_p99_ms": round0(idle_p99),
+        "hubpack_overflow_order_inversions": ours.overflow.as_ref().map(|o| o.inversions),
+        "kube_scheduler_overflow_order_inversions": theirs.overflow.as_ref().map(|o| o.inversions),
         "overcommitted_nodes": ours.overcommitted + theirs.overcommitted,
     });
     println!("{summary}");

@@ -19,7 +19,7 @@ pub const USER_CPU: &str = "500m";
 pub const USER_MEMORY: &str = "2Gi";
 const PAUSE_IMAGE: &str = "registry.k8s.io/pause:3.10";
 
-fn requests() -> ResourceRequirements {
+pub fn requests() -> ResourceRequirements {
     ResourceRequirements {
         requests: Some(BTreeMap::from([
             ("cpu".to_string(), Quantity(USER_CPU.into())),
@@ -116,7 +116,7 @@ pub async fn throughput(
 
 /// Creates a pod, retrying what an overloaded API server answers now and then (a timeout,
 /// 429, 5xx) for up to a minute; a pod already there (an earlier try that did land) counts.
-async fn create(api: &Api<Pod>, pod: &Pod) {
+pub async fn create(api: &Api<Pod>, pod: &Pod) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match api.create(&PostParams::default(), pod).await {
@@ -477,7 +477,13 @@ pub async fn backlog(
 }
 
 /// Waits until `n` pods are seen bound or `deadline`; true when it timed out.
-async fn wait_bound(seen: &Shared, n: usize, deadline: Instant, tag: &str, phase: &str) -> bool {
+pub async fn wait_bound(
+    seen: &Shared,
+    n: usize,
+    deadline: Instant,
+    tag: &str,
+    phase: &str,
+) -> bool {
     loop {
         let bound = observe::lock(seen).bound.len();
         if bound >= n {
@@ -492,7 +498,7 @@ async fn wait_bound(seen: &Shared, n: usize, deadline: Instant, tag: &str, phase
 }
 
 /// Deletes every pod of the namespace at once (grace 0) and waits until they are gone.
-async fn clean(client: &kube::Client, ns: &str) {
+pub async fn clean(client: &kube::Client, ns: &str) {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let _ = api
         .delete_collection(
@@ -510,6 +516,6 @@ async fn clean(client: &kube::Client, ns: &str) {
     .await;
 }
 
-fn ms(d: Duration) -> f64 {
+pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -1,11 +1,14 @@
-//! The e2e cluster's model of what kwok lacks, as a process the harness starts (so a detached
-//! `cargo xtask cluster up` cluster has it too): `images`, image pulls and node image caches
-//! (`hubpack_e2e::images`). Autoscaling is the real cluster-autoscaler, not a model.
+//! The e2e cluster's model of what kwok lacks, as processes the harness starts (so a detached
+//! `cargo xtask cluster up` cluster has them too): `images`, image pulls and node image caches
+//! (`hubpack_e2e::images`); `provisioner`, a dynamic provisioner with a default
+//! WaitForFirstConsumer StorageClass (`hubpack_e2e::provisioner`). Autoscaling is the real
+//! cluster-autoscaler, not a model.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hubpack_e2e::images::{self, ImageModelConfig};
 use hubpack_e2e::kwok::parse_go_duration;
+use hubpack_e2e::provisioner;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +28,15 @@ enum Model {
         /// Pull time of an image a node lacks, a Go duration (e.g. `20s`, `1m30s`).
         #[arg(long, default_value = "20s")]
         pull_time: String,
+    },
+    /// Provision PersistentVolumes for claims of `--class` (created as the default
+    /// StorageClass, WaitForFirstConsumer) on the node a scheduler selected.
+    Provisioner {
+        #[arg(long, default_value = provisioner::DEFAULT_CLASS)]
+        class: String,
+        /// The class's `provisioner` name, which this process serves.
+        #[arg(long, default_value = provisioner::DEFAULT_PROVISIONER)]
+        name: String,
     },
 }
 
@@ -46,6 +58,13 @@ async fn main() -> anyhow::Result<()> {
                 default_pull_time: duration("pull-time", &pull_time)?,
             };
             images::run(client, config).await?;
+        }
+        Model::Provisioner { class, name } => {
+            provisioner::create_default_class(&client, &class, &name)
+                .await
+                .with_context(|| format!("creating the default StorageClass {class}"))?;
+            tracing::info!(%class, provisioner = %name, "serving claims");
+            provisioner::run(client, &name).await;
         }
     }
     Ok(())

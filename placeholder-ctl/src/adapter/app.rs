@@ -91,13 +91,21 @@ pub async fn run(
         let identity = identity.clone();
         let synced = synced.clone();
         supervisor.spawn("leader election", async move {
-            // The lease manager's first request fails (and would end the replica) while
-            // the API server is unreachable; the watches retry with backoff until it
-            // answers, so the election starts once every cache is filled.
+            // The election starts once every cache is filled: a replica started while the
+            // API server is unreachable waits for it with the watches' backoff.
             if !wait_synced(&synced, &stop).await {
                 return Ok(());
             }
-            leader::run(client, &election_cfg, &lease_ns, &identity, &gate, stop).await?;
+            leader::run(
+                client,
+                &election_cfg,
+                &lease_ns,
+                &identity,
+                "hubpack-placeholder-ctl",
+                &gate,
+                stop,
+            )
+            .await?;
             Ok(())
         })
     });
