@@ -696,6 +696,23 @@ async fn binaries_on_the_charts_service_accounts_need_and_use_exactly_their_gran
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", why(&scheduler, &controller)));
 
+    // A lease is renewed (a patch) once its renew interval has passed: wait for one from
+    // each binary, so the check below does not depend on how long the steps above took.
+    for proxy in [&scheduler_proxy, &controller_proxy] {
+        wait::until("the lease renewed", WAIT, || async {
+            proxy
+                .seen()
+                .iter()
+                .any(|s| {
+                    s.verb == "patch"
+                        && s.resource == "coordination.k8s.io/leases"
+                        && s.status < 400
+                })
+                .then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", why(&scheduler, &controller)));
+    }
     check_grants(
         "hubpack-scheduler",
         &grants(&roles_of(&docs, "-scheduler")),
