@@ -19,8 +19,15 @@ pub struct Timeout {
     pub timeout: Duration,
 }
 
-/// Plain HTTP GET on loopback; true on a 200 answer (etcd /health, autoscaler /health-check).
-pub async fn http_ok(addr: &str, path: &str) -> bool {
+/// An HTTP answer: its status code and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Plain HTTP/1.0 GET on loopback (`addr`: `host:port`); None when nothing answers within 5 s.
+pub async fn http_get(addr: &str, path: &str) -> Option<HttpAnswer> {
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
         let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
@@ -28,13 +35,28 @@ pub async fn http_ok(addr: &str, path: &str) -> bool {
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.ok()?;
         let text = String::from_utf8_lossy(&response);
-        Some(text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"))
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        Some(HttpAnswer {
+            status,
+            body: body.to_string(),
+        })
     };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
+    tokio::time::timeout(Duration::from_secs(5), attempt)
         .await
         .ok()
         .flatten()
-        .unwrap_or(false)
+}
+
+/// The body of a 200 answer to GET `path` on a loopback port.
+pub async fn http_body(port: u16, path: &str) -> Option<String> {
+    let answer = http_get(&format!("127.0.0.1:{port}"), path).await?;
+    (answer.status == 200).then_some(answer.body)
+}
+
+/// Plain HTTP GET on loopback; true on a 200 answer (etcd /health, autoscaler /health-check).
+pub async fn http_ok(addr: &str, path: &str) -> bool {
+    http_get(addr, path).await.is_some_and(|a| a.status == 200)
 }
 
 /// Whether the apiserver answers `ok` on /readyz.

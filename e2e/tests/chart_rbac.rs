@@ -149,17 +149,7 @@ fn diagnosis(proxy: &Proxy, process: &Process) -> String {
 /// `# TYPE <name> <type>` lines of a Prometheus text scrape.
 async fn scrape_metric_names(port: u16) -> BTreeSet<String> {
     let body = wait::until("a /metrics scrape", WAIT, || async move {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()?;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .ok()?;
-        let mut out = String::new();
-        stream.read_to_string(&mut out).await.ok()?;
-        out.starts_with("HTTP/1.1 200").then_some(out)
+        wait::http_body(port, "/metrics").await
     })
     .await
     .unwrap();

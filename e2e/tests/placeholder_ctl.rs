@@ -199,25 +199,12 @@ impl World {
     }
 
     async fn metric(&self, name: &str) -> Option<f64> {
-        let body = http_get(self.metrics_port, "/metrics").await?;
+        let body = hubpack_e2e::wait::http_body(self.metrics_port, "/metrics").await?;
         body.lines()
             .find(|l| l.starts_with(name) && !l.starts_with('#'))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
     }
-}
-
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
 fn pod_node(p: &Pod) -> Option<String> {
@@ -986,20 +973,6 @@ async fn a_renamed_pools_objects_are_deleted() {
     w.stop().await;
 }
 
-/// The status code of `GET path` on the controller's HTTP port (None: no answer).
-async fn http_status(port: u16, path: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    out.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// A namespace enforcing PodSecurity `restricted` accepts the controller's pods: the
 /// placeholder pods are created by their ReplicaSet (no FailedCreate), and the pre-puller's
 /// pod template (init containers included) passes a server-side dry-run there, where a pod
@@ -1299,4 +1272,10 @@ async fn a_renamed_pools_nodes_scale_down() {
         t0.elapsed().as_secs_f64()
     );
     w.stop().await;
+}
+
+/// The status code of `GET path` on the controller's HTTP port (None: no answer).
+async fn http_status(port: u16, path: &str) -> Option<u16> {
+    let answer = hubpack_e2e::wait::http_get(&format!("127.0.0.1:{port}"), path).await?;
+    Some(answer.status)
 }

@@ -95,7 +95,7 @@ impl Replica {
 
     /// One of its metrics for the pool `default`.
     async fn metric(&self, name: &str) -> Option<f64> {
-        let body = http_get(self.port, "/metrics").await?;
+        let body = hubpack_e2e::wait::http_body(self.port, "/metrics").await?;
         let prefix = format!("{name}{{pool=\"default\"}} ");
         body.lines()
             .find_map(|l| l.strip_prefix(&prefix))
@@ -113,19 +113,6 @@ impl Replica {
                 .await?,
         ))
     }
-}
-
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
 #[tokio::test]

@@ -23,16 +23,7 @@ const TEST_LABEL: &str = "e2e.hubpack.dev/test";
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn metrics(port: u16) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    Some(out)
+    hubpack_e2e::wait::http_body(port, "/metrics").await
 }
 
 async fn wait_is_leader(port: u16, want: bool) {
