@@ -14,7 +14,8 @@
 //!   the live reconcile and by `hubpack-placeholder-ctl plan` ([`forecast_cli`]);
 //! - [`observe`]: the cluster as one pool sees it (free warm seats, placeholders, users);
 //! - [`decide`]: the controller's memory (each pool's core `PoolReconciler`, learned
-//!   images) and its decision per reconcile, a value; [`objects`]: the objects it owns, as values;
+//!   images) and its decision per reconcile, a value; [`objects`]: the objects it owns, as values
+//!   ([`buffer`]: the `capacityBuffer` backend's PodTemplate and CapacityBuffer);
 //!   [`prune`]: which owned objects no configured pool wants (deleted);
 //! - [`adapter`]: watches, calendar fetching, server-side apply, Events, metrics, the
 //!   reconcile loop, leader election and `/metrics` `/healthz` `/readyz` ([`adapter::app`]).
@@ -31,6 +32,7 @@ pub mod resources;
 pub mod sources;
 
 pub mod adapter;
+pub mod buffer;
 pub mod error;
 
 #[cfg(test)]

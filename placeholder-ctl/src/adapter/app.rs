@@ -63,11 +63,13 @@ pub async fn run(
         feeds: Default::default(),
         owner: Default::default(),
         pruned_at: AtomicI64::new(0),
+        buffers: Default::default(),
         stores,
         sizes,
         namespace: namespace.clone(),
         config: config.clone(),
     });
+    super::buffer::start(&ctx).await?;
     let http = {
         let state = HttpState {
             registry: Arc::new(registry),

@@ -7,17 +7,27 @@ use crate::error::Result;
 use crate::objects::{DELETION_COST, MANAGER};
 use crate::prune::{Found, OwnedKind};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::Pod;
+use crate::buffer::CapacityBuffer;
+use k8s_openapi::api::core::v1::{Pod, PodTemplate};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Mutex;
+
+/// The CapacityBuffer API (`autoscaling.x-k8s.io/v1beta1`), served by a CRD.
+pub fn buffer_resource() -> ApiResource {
+    use crate::buffer::{BUFFER_GROUP, BUFFER_KIND, BUFFER_PLURAL, BUFFER_VERSION};
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(BUFFER_GROUP, BUFFER_VERSION, BUFFER_KIND),
+        BUFFER_PLURAL,
+    )
+}
 
 pub struct Applier {
     client: Client,
@@ -103,6 +113,36 @@ impl Applier {
         self.apply(api, "DaemonSet", &name, ds).await
     }
 
+    pub async fn pod_template(&self, t: &PodTemplate) -> Result<Option<PodTemplate>> {
+        let name = t.metadata.name.clone().unwrap_or_default();
+        let api = Api::namespaced(self.client.clone(), &self.namespace);
+        self.apply(api, "PodTemplate", &name, t).await
+    }
+
+    /// Applies the buffer's spec (its status is the autoscaler's).
+    pub async fn capacity_buffer(&self, b: &CapacityBuffer) -> Result<Option<DynamicObject>> {
+        let name = b.metadata.name.clone().unwrap_or_default();
+        let value = serde_json::to_value(b).unwrap_or_default();
+        let obj: DynamicObject = serde_json::from_value(value).map_err(kube::Error::SerdeError)?;
+        self.apply(self.buffers(), "CapacityBuffer", &name, &obj)
+            .await
+    }
+
+    /// One CapacityBuffer as the API server has it; None when absent.
+    pub async fn get_capacity_buffer(&self, name: &str) -> Result<Option<CapacityBuffer>> {
+        let Some(obj) = self.buffers().get_opt(name).await? else {
+            return Ok(None);
+        };
+        let value = serde_json::to_value(obj).unwrap_or_default();
+        Ok(Some(
+            serde_json::from_value(value).map_err(kube::Error::SerdeError)?,
+        ))
+    }
+
+    fn buffers(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &self.namespace, &buffer_resource())
+    }
+
     /// The objects of `kind` in the namespace that carry `selector` (the ownership labels),
     /// as the pure [`crate::prune`] step reads them.
     pub async fn list_owned(&self, kind: OwnedKind, selector: &str) -> Result<Vec<Found>> {
@@ -113,6 +153,11 @@ impl Applier {
                 self.list_metadata::<PodDisruptionBudget>(&lp).await?
             }
             OwnedKind::DaemonSet => self.list_metadata::<DaemonSet>(&lp).await?,
+            OwnedKind::PodTemplate => self.list_metadata::<PodTemplate>(&lp).await?,
+            OwnedKind::CapacityBuffer => {
+                let list = self.buffers().list_metadata(&lp).await?;
+                list.items.into_iter().map(|m| m.metadata).collect()
+            }
         };
         Ok(metas
             .into_iter()
@@ -144,6 +189,12 @@ impl Applier {
                 .delete(name, &dp)
                 .await
                 .map(|_| ()),
+            OwnedKind::PodTemplate => self
+                .namespaced::<PodTemplate>()
+                .delete(name, &dp)
+                .await
+                .map(|_| ()),
+            OwnedKind::CapacityBuffer => self.buffers().delete(name, &dp).await.map(|_| ()),
         };
         if let Ok(mut l) = self.last.lock() {
             l.remove(&format!("{}/{name}", kind.as_str()));

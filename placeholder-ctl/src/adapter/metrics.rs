@@ -43,6 +43,14 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BufferConditionLabels {
+    pub pool: String,
+    pub buffer: String,
+    pub condition: String,
+    pub status: String,
+}
+
 pub struct Metrics {
     pub forecast_users: Family<SourceLabels, FloatGauge>,
     pub headroom_target_users: Family<PoolLabels, FloatGauge>,
@@ -63,6 +71,7 @@ pub struct Metrics {
     pub objects_deleted: Family<KindLabels, Counter>,
     pub reconciles: Counter,
     pub is_leader: Gauge,
+    pub buffer_condition: Family<BufferConditionLabels, Gauge>,
 }
 
 impl Metrics {
@@ -83,6 +92,7 @@ impl Metrics {
             objects_deleted: Family::default(),
             reconciles: Counter::default(),
             is_leader: Gauge::default(),
+            buffer_condition: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("hubpack_placeholder_ctl");
         r.register(
@@ -151,6 +161,11 @@ impl Metrics {
             "is_leader",
             "1 while this replica holds the lease",
             m.is_leader.clone(),
+        );
+        r.register(
+            "buffer_condition",
+            "A capacityBuffer pool's CapacityBuffer status conditions as the autoscaler wrote them (1 per present condition and status)",
+            m.buffer_condition.clone(),
         );
         m
     }

@@ -9,7 +9,7 @@ use super::calendar::Feed;
 use super::events::{Events, reference};
 use super::metrics::{InputLabels, Metrics, PlacementLabels, PoolLabels, SourceLabels};
 use super::watch::{Stores, WATCHED_KINDS};
-use crate::config::{Config, PoolSizes};
+use crate::config::{Backend, Config, PoolSizes};
 use crate::decide::{Controller, Decision, PlacementDecision, PoolDecision};
 use crate::objects;
 use crate::observe::observe_pool;
@@ -50,6 +50,8 @@ pub struct Context {
     pub owner: Mutex<Option<OwnerReference>>,
     /// Wall-clock ms of the last successful look for unwanted objects (0: never).
     pub pruned_at: AtomicI64,
+    /// The `capacityBuffer` backend's state.
+    pub buffers: super::buffer::Buffers,
 }
 
 pub fn now_ms() -> Millis {
@@ -207,6 +209,8 @@ pub fn decide_once(
             Some((d.name_any(), usize::try_from(r).unwrap_or(0)))
         })
         .collect();
+    let mut replicas = replicas;
+    replicas.extend(ctx.buffers.replicas());
     let decision = controller.step(now, cfg, &ctx.sizes, &views, &events, &replicas);
     for p in &decision.pools {
         for (node, why) in &p.misfits {
@@ -374,7 +378,11 @@ pub async fn carry_out(ctx: &Context, decision: &Decision) {
         } else {
             pool.images.clone()
         };
-        for pl in &p.placements {
+        if pool.backend == Backend::CapacityBuffer {
+            super::buffer::carry_out(ctx, pool, sizes, p, &user_images, owner.as_ref()).await;
+        }
+        let placeholders = pool.backend == Backend::Placeholders;
+        for pl in p.placements.iter().filter(|_| placeholders) {
             let replicas = i32::try_from(pl.replicas).unwrap_or(i32::MAX);
             let d = objects::placeholder_deployment(
                 cfg,
@@ -474,6 +482,11 @@ pub async fn delete_unwanted(ctx: &Context) -> crate::error::Result<()> {
         OwnedKind::DaemonSet,
     ] {
         found.extend(ctx.applier.list_owned(kind, &selector).await?);
+    }
+    if ctx.buffers.served() {
+        for kind in [OwnedKind::PodTemplate, OwnedKind::CapacityBuffer] {
+            found.extend(ctx.applier.list_owned(kind, &selector).await?);
+        }
     }
     for gone in prune::unwanted(&ctx.config, &found) {
         ctx.applier.delete(gone.kind, &gone.name).await?;
@@ -660,6 +673,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             ctx.pruned_at.store(0, Ordering::Release);
             reported.clear();
             capped.clear();
+            ctx.buffers.forget_reported();
         }
         was_leading = leading;
         let (decision, bad) = decide_once(&ctx, &mut controller, now);
@@ -711,6 +725,7 @@ mod tests {
             feeds: Mutex::new(BTreeMap::new()),
             owner: Mutex::new(None),
             pruned_at: AtomicI64::new(0),
+            buffers: Default::default(),
             config: cfg,
         }
     }
