@@ -11,6 +11,7 @@ use crate::buffer::{self, BUFFER_API_VERSION, BUFFER_KIND, BUFFER_PLURAL, Buffer
 use crate::config::{Backend, Config, ConfigError, PoolConfig, PoolSizes};
 use crate::decide::{PoolDecision, placement_caps};
 use crate::error::{Error, Result};
+use crate::prune::{Found, OwnedKind};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -134,6 +135,22 @@ pub async fn start(ctx: &Context) -> Result<()> {
     Ok(())
 }
 
+/// The owned PodTemplates and CapacityBuffers (for the prune). A release granted no right
+/// on them (no pool of it uses buffers) has none to delete: refused is none found.
+pub async fn list_owned(ctx: &Context, selector: &str) -> Result<Vec<Found>> {
+    let mut found = Vec::new();
+    for kind in [OwnedKind::PodTemplate, OwnedKind::CapacityBuffer] {
+        match ctx.applier.list_owned(kind, selector).await {
+            Ok(f) => found.extend(f),
+            Err(Error::Kube(kube::Error::Api(e))) if e.code == 403 => {
+                tracing::debug!(kind = kind.as_str(), "not allowed to list; none of ours to delete");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
+}
+
 /// Writes one buffer pool's PodTemplates and CapacityBuffers (per placement), then reads
 /// each buffer back and reports its conditions.
 pub async fn carry_out(
@@ -196,7 +213,7 @@ fn failed(ctx: &Context, e: Error, what: &str) {
 pub fn is_warning(c: &BufferCondition) -> bool {
     match (c.type_.as_str(), c.status.as_str()) {
         ("LimitedByQuotas", "True") => true,
-        ("ReadyForProvisioning" | "Provisioning", "False") => true,
+        ("ReadyForProvisioning", "False") => true,
         _ => false,
     }
 }
@@ -299,6 +316,8 @@ mod tests {
         assert!(!is_warning(&c("LimitedByQuotas", "False")));
         assert!(is_warning(&c("ReadyForProvisioning", "False")));
         assert!(!is_warning(&c("ReadyForProvisioning", "True")));
+        // A buffer at 0 is not provisioning, as asked.
+        assert!(!is_warning(&c("Provisioning", "False")));
         let (warn, reason, note) = condition_event("b", &c("LimitedByQuotas", "True"));
         assert!(warn);
         assert_eq!(reason, "BufferLimitedByQuotas");

@@ -484,9 +484,7 @@ pub async fn delete_unwanted(ctx: &Context) -> crate::error::Result<()> {
         found.extend(ctx.applier.list_owned(kind, &selector).await?);
     }
     if ctx.buffers.served() {
-        for kind in [OwnedKind::PodTemplate, OwnedKind::CapacityBuffer] {
-            found.extend(ctx.applier.list_owned(kind, &selector).await?);
-        }
+        found.extend(super::buffer::list_owned(ctx, &selector).await?);
     }
     for gone in prune::unwanted(&ctx.config, &found) {
         ctx.applier.delete(gone.kind, &gone.name).await?;
