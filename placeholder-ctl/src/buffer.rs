@@ -6,7 +6,7 @@
 //! and reads them.
 
 use crate::config::{Config, PoolConfig, PoolSizes};
-use crate::objects::{self, owner_labels, placeholder_deployment, placeholder_name};
+use crate::objects::{owner_labels, placeholder_deployment, placeholder_name};
 use crate::resources::to_quantities;
 use hubpack_core::model::Resources;
 use k8s_openapi::api::core::v1::PodTemplate;
@@ -181,16 +181,12 @@ pub fn placements(pool: &PoolConfig) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-/// A reference to the buffer for Events (they are the pool's: one buffer per placement).
-pub fn is_buffer_component(labels: &BTreeMap<String, String>) -> bool {
-    labels.get(objects::COMPONENT_LABEL).map(String::as_str) == Some(BUFFER_COMPONENT)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
     use crate::config::Backend;
+    use crate::objects;
 
     fn cfg() -> Config {
         Config::parse(include_str!("../config.example.yaml"), "t").unwrap()
@@ -209,7 +205,10 @@ mod tests {
         assert_eq!(c.pools[0].backend, Backend::CapacityBuffer);
         let bad = text.replace("backend: capacityBuffer", "backend: buffers");
         let e = Config::parse(&bad, "t").unwrap_err().to_string();
-        assert!(e.contains("backend") || e.contains("unknown variant"), "{e}");
+        assert!(
+            e.contains("backend") || e.contains("unknown variant"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -227,7 +226,6 @@ mod tests {
         let labels = pt.metadata.labels.unwrap();
         assert_eq!(labels[objects::COMPONENT_LABEL], BUFFER_COMPONENT);
         assert_eq!(labels[objects::MANAGED_BY_LABEL], objects::MANAGER);
-        assert!(is_buffer_component(&labels));
     }
 
     #[test]

@@ -530,7 +530,10 @@ fn a_buffers_chunks_on_warm_nodes_hold_their_seats_and_go_only_after_the_minimum
     let d = w.step(&c, &mut ctl, 40 * MIN, &ev, 2);
     assert_eq!(d.placements[0].target, 0);
     assert_eq!(d.placements[0].replicas, 2, "held");
-    assert_eq!(w.step(&c, &mut ctl, 45 * MIN, &ev, 2).placements[0].replicas, 0);
+    assert_eq!(
+        w.step(&c, &mut ctl, 45 * MIN, &ev, 2).placements[0].replicas,
+        0
+    );
     // With the placeholder backend the same warm node's seats are free: target 1.
     let p = cfg("  usersPerPlaceholder: 4\n  lead: 600\n");
     let d = w.step(&p, &mut Controller::new(&p), 25 * MIN, &ev, 2);

@@ -69,6 +69,13 @@ pub async fn run(
         namespace: namespace.clone(),
         config: config.clone(),
     });
+    registry
+        .sub_registry_with_prefix("hubpack_placeholder_ctl")
+        .register(
+            "api_writes",
+            "Writes sent to the API server by kind (applies, deletes, deletion costs)",
+            ctx.applier.writes(),
+        );
     super::buffer::start(&ctx).await?;
     let http = {
         let state = HttpState {

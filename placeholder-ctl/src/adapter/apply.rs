@@ -3,17 +3,22 @@
 //! last applied, so a quiet cluster sees no writes. Also lists and deletes the owned objects
 //! no configured pool wants ([`crate::prune`]).
 
+use super::metrics::KindLabels;
+use crate::buffer::CapacityBuffer;
 use crate::error::Result;
 use crate::objects::{DELETION_COST, MANAGER};
 use crate::prune::{Found, OwnedKind};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use crate::buffer::CapacityBuffer;
 use k8s_openapi::api::core::v1::{Pod, PodTemplate};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::{Api, Client};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -34,6 +39,9 @@ pub struct Applier {
     namespace: String,
     /// Kind/name → the JSON last applied successfully.
     last: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// Writes sent, by kind (the `api_writes` counter): what each backend costs the API
+    /// server.
+    writes: Family<KindLabels, Counter>,
 }
 
 fn params() -> PatchParams {
@@ -46,7 +54,19 @@ impl Applier {
             client,
             namespace,
             last: Mutex::new(BTreeMap::new()),
+            writes: Family::default(),
         }
+    }
+
+    /// The writes counter, for the metrics registry.
+    pub fn writes(&self) -> Family<KindLabels, Counter> {
+        self.writes.clone()
+    }
+
+    fn wrote(&self, kind: &str) {
+        self.writes
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
     }
 
     pub fn client(&self) -> Client {
@@ -84,6 +104,7 @@ impl Applier {
         if self.unchanged(&key, &value) {
             return Ok(None);
         }
+        self.wrote(kind);
         let written = api.patch(name, &params(), &Patch::Apply(obj)).await?;
         self.remember(key, value);
         Ok(Some(written))
@@ -173,6 +194,7 @@ impl Applier {
     /// ReplicaSets and pods); an object already gone is not an error.
     pub async fn delete(&self, kind: OwnedKind, name: &str) -> Result<()> {
         let dp = DeleteParams::background();
+        self.wrote(kind.as_str());
         let result = match kind {
             OwnedKind::Deployment => self
                 .namespaced::<Deployment>()
@@ -234,6 +256,7 @@ impl Applier {
             "kind": "Pod",
             "metadata": {"name": pod, "annotations": {DELETION_COST: cost.to_string()}},
         });
+        self.wrote("Pod");
         api.patch(pod, &params(), &Patch::Apply(body)).await?;
         Ok(())
     }

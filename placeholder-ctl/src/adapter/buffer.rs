@@ -143,7 +143,10 @@ pub async fn list_owned(ctx: &Context, selector: &str) -> Result<Vec<Found>> {
         match ctx.applier.list_owned(kind, selector).await {
             Ok(f) => found.extend(f),
             Err(Error::Kube(kube::Error::Api(e))) if e.code == 403 => {
-                tracing::debug!(kind = kind.as_str(), "not allowed to list; none of ours to delete");
+                tracing::debug!(
+                    kind = kind.as_str(),
+                    "not allowed to list; none of ours to delete"
+                );
             }
             Err(e) => return Err(e),
         }
@@ -183,8 +186,11 @@ pub async fn carry_out(
             &pl.name,
         );
         if pl.previous != Some(pl.replicas) {
-            let note = super::reconcile::target_changed_note(p, pl)
-                .replacen("placeholders", "buffer chunks", 1);
+            let note = super::reconcile::target_changed_note(p, pl).replacen(
+                "placeholders",
+                "buffer chunks",
+                1,
+            );
             ctx.events
                 .publish(&regarding, false, "TargetChanged", note)
                 .await;
@@ -258,18 +264,25 @@ async fn report_conditions(ctx: &Context, name: &str) {
         return;
     };
     let regarding = reference(BUFFER_API_VERSION, BUFFER_KIND, Some(&ctx.namespace), name);
-    for c in conditions {
-        let key = (
+    let key = |c: &BufferCondition| {
+        (
             name.to_string(),
             c.type_.clone(),
             c.status.clone(),
             c.message.clone().unwrap_or_default(),
-        );
+        )
+    };
+    // Only the buffer's present conditions stay remembered: one that comes back is new.
+    let present: BTreeSet<_> = conditions.iter().map(key).collect();
+    if let Ok(mut r) = ctx.buffers.reported.lock() {
+        r.retain(|k| k.0 != name || present.contains(k));
+    }
+    for c in conditions {
         let new = ctx
             .buffers
             .reported
             .lock()
-            .map(|mut r| r.insert(key))
+            .map(|mut r| r.insert(key(c)))
             .unwrap_or(false);
         if !new {
             continue;
