@@ -88,8 +88,7 @@ impl World {
             &user_label,
             metrics_port,
             group,
-            backend,
-            lead,
+            &format!("  backend: {backend}\n  lead: {lead}\n"),
             extra,
         );
         let ctl = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
@@ -235,8 +234,7 @@ fn ctl_yaml(
     users: &str,
     port: u16,
     group: &str,
-    backend: &str,
-    lead: &str,
+    settings: &str,
     extra: &str,
 ) -> String {
     format!(
@@ -250,14 +248,13 @@ fn ctl_yaml(
          prePuller: {{learnedImages: 0}}\n\
          pools:\n\
          - name: default\n\
-         \x20 backend: {backend}\n\
          \x20 nodeSelector: {{{NODE_PURPOSE_LABEL}: user, {NODE_GROUP_LABEL}: {group}}}\n\
          \x20 tolerations: [{{key: {DEDICATED_TAINT}, operator: Equal, value: user, effect: NoSchedule}}]\n\
          \x20 perUser: {{cpu: \"{USER_CPU}\", memory: 1Gi}}\n\
          \x20 usersPerPlaceholder: auto\n\
          \x20 freshNode: {{allocatable: {{cpu: \"4\", memory: 16Gi, pods: \"110\"}}}}\n\
          \x20 headroom: {{z: 0}}\n\
-         \x20 lead: {lead}\n\
+         {settings}\
          \x20 images: [{IMAGE}]\n\
          {extra}"
     )

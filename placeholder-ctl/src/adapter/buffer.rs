@@ -217,11 +217,10 @@ fn failed(ctx: &Context, e: Error, what: &str) {
 /// Whether a condition is one to warn about: the buffer cannot be provisioned, or is
 /// provisioned short of what was asked.
 pub fn is_warning(c: &BufferCondition) -> bool {
-    match (c.type_.as_str(), c.status.as_str()) {
-        ("LimitedByQuotas", "True") => true,
-        ("ReadyForProvisioning", "False") => true,
-        _ => false,
-    }
+    matches!(
+        (c.type_.as_str(), c.status.as_str()),
+        ("LimitedByQuotas", "True") | ("ReadyForProvisioning", "False")
+    )
 }
 
 /// The Event of one condition: reason `Buffer<Type>`, the autoscaler's reason and message.
