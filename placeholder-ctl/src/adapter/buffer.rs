@@ -6,12 +6,13 @@
 //! `buffer_condition` metric.
 
 use super::events::reference;
-use super::reconcile::Context;
+use super::reconcile::{Context, now_ms};
 use crate::buffer::{self, BUFFER_API_VERSION, BUFFER_KIND, BUFFER_PLURAL, BufferCondition};
 use crate::config::{Backend, Config, ConfigError, PoolConfig, PoolSizes};
 use crate::decide::{PoolDecision, placement_caps};
 use crate::error::{Error, Result};
 use crate::prune::{Found, OwnedKind};
+use hubpack_core::model::Millis;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -26,6 +27,8 @@ pub struct Buffers {
     replicas: Mutex<BTreeMap<String, usize>>,
     /// Buffer name → (pool, its status conditions as last read).
     conditions: Mutex<BTreeMap<String, (String, Vec<BufferCondition>)>>,
+    /// Buffer name → since when a raise has been held back (see [`buffer::hold_raise`]).
+    raising_since: Mutex<BTreeMap<String, Millis>>,
     /// (buffer, type, status, message) already reported as an Event.
     reported: Mutex<BTreeSet<(String, String, String, String)>>,
 }
@@ -61,6 +64,32 @@ impl Buffers {
         if let Ok(mut c) = self.conditions.lock() {
             c.insert(name.to_string(), (pool.to_string(), conditions));
         }
+    }
+
+    /// The count to write for `decided` chunks, `current` being written: a raise only
+    /// after it has been wanted for [`buffer::RAISE_GRACE_MS`].
+    pub fn hold_raise(
+        &self,
+        name: &str,
+        current: Option<usize>,
+        decided: usize,
+        now: Millis,
+    ) -> usize {
+        let Ok(mut since) = self.raising_since.lock() else {
+            return decided;
+        };
+        let (written, held) = buffer::hold_raise(
+            current.unwrap_or(0),
+            decided,
+            since.get(name).copied(),
+            now,
+            buffer::RAISE_GRACE_MS,
+        );
+        match held {
+            Some(t) => since.insert(name.to_string(), t),
+            None => since.remove(name),
+        };
+        written
     }
 
     /// Forget Events already written (on gaining leadership).
@@ -173,7 +202,13 @@ pub async fn carry_out(
             failed(ctx, e, "PodTemplate");
             continue;
         }
-        let replicas = i32::try_from(pl.replicas).unwrap_or(i32::MAX);
+        let written = ctx
+            .buffers
+            .hold_raise(&pl.name, pl.previous, pl.replicas, now_ms());
+        if written != pl.replicas {
+            tracing::debug!(buffer = %pl.name, decided = pl.replicas, written, "buffer raise held for the grace");
+        }
+        let replicas = i32::try_from(written).unwrap_or(i32::MAX);
         let b = buffer::capacity_buffer(cfg, pool, sizes, zone, replicas, cap, owner);
         if let Err(e) = ctx.applier.capacity_buffer(&b).await {
             failed(ctx, e, "CapacityBuffer");
@@ -185,8 +220,10 @@ pub async fn carry_out(
             Some(&ctx.namespace),
             &pl.name,
         );
-        if pl.previous != Some(pl.replicas) {
-            let note = super::reconcile::target_changed_note(p, pl).replacen(
+        if pl.previous != Some(written) {
+            let mut pl = pl.clone();
+            pl.replicas = written;
+            let note = super::reconcile::target_changed_note(p, &pl).replacen(
                 "placeholders",
                 "buffer chunks",
                 1,
