@@ -8,6 +8,9 @@
 //!   unneeded time); users bind to the warm seats without any eviction and start without a
 //!   pull; after the event the buffer goes to 0 and the autoscaler removes the nodes. The
 //!   timeline and the controller's API writes are printed (`--nocapture`).
+//! - the same event with `backend: placeholders` (its own node group), for the comparison:
+//!   the controller's writes (`api_writes`), its Events, node-seconds, nodes added after the
+//!   event started, waits (each run prints one summary line).
 //! - a buffer limited by a ResourceQuota: the autoscaler's `LimitedByQuotas` condition
 //!   becomes a warning Event on the pool's CapacityBuffer and the condition metric.
 
@@ -691,8 +694,10 @@ async fn capacity_buffer_limited_by_quota_shows_its_condition_as_an_event() {
             w.events()
                 .await
                 .into_iter()
-                .find(|(reason, kind, _)| {
-                    reason == "BufferLimitedByQuotas" && kind == "CapacityBuffer"
+                .find(|(reason, kind, note)| {
+                    reason == "BufferLimitedByQuotas"
+                        && kind == "CapacityBuffer"
+                        && note.contains("LimitedByQuotas=True")
                 })
                 .map(|(r, _, n)| (r, n))
         },

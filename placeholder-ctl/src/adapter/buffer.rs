@@ -324,6 +324,11 @@ async fn report_conditions(ctx: &Context, name: &str) {
             continue;
         }
         let (warning, reason, note) = condition_event(name, c);
+        // A condition with nothing to say (e.g. LimitedByQuotas=False, no message) is in
+        // the metric only.
+        if !warning && c.message.as_deref().unwrap_or("").is_empty() {
+            continue;
+        }
         if warning {
             tracing::warn!(buffer = name, condition = %c.type_, message = ?c.message, "capacity buffer condition");
         }
