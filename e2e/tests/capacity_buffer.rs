@@ -568,7 +568,10 @@ async fn event_scenario(backend: &str, group: &'static str) -> EventOutcome {
         "a pre-puller was evicted"
     );
 
-    // After the event: the users leave, the headroom goes to 0, CA removes the nodes.
+    // After the event (its arrival window over: users gone within it would be expected
+    // again): the users leave, the headroom goes to 0, CA removes the nodes.
+    let window_end = start + 20_000;
+    tokio::time::sleep(Duration::from_millis((window_end - now_ms()).max(0) as u64)).await;
     for p in &ready {
         users
             .delete(

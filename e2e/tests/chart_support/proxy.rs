@@ -224,6 +224,11 @@ fn request_info_follows_the_api_servers_rules() {
     );
     assert_eq!(
         info(Method::GET, "/apis/autoscaling.x-k8s.io/v1beta1"),
-        t("get", "nonresource:/apis/autoscaling.x-k8s.io/v1beta1", "", "")
+        t(
+            "get",
+            "nonresource:/apis/autoscaling.x-k8s.io/v1beta1",
+            "",
+            ""
+        )
     );
 }
