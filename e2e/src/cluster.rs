@@ -46,6 +46,9 @@ pub struct ClusterOptions {
     pub autoscaler: Option<Vec<NodeGroup>>,
     /// cluster-autoscaler's scan interval, unneeded time, delays, expendable cutoff.
     pub autoscaler_timings: AutoscalerTimings,
+    /// Install the CapacityBuffer CRD and run cluster-autoscaler's buffer controller and
+    /// pod injection ([`crate::capacity_buffers`]).
+    pub capacity_buffers: bool,
     /// Run the stock kube-scheduler (scheduler name `default-scheduler`): it places DaemonSet
     /// pods (e.g. image pre-pullers) and any pod not given another scheduler, as in a real
     /// cluster. On by default; turn it off to compare schedulers one at a time.
@@ -69,6 +72,7 @@ impl ClusterOptions {
             default_pull_time: Duration::from_secs(20),
             autoscaler: None,
             autoscaler_timings: AutoscalerTimings::default(),
+            capacity_buffers: false,
             kube_scheduler: true,
             provisioner: false,
             model_bin: model_bin.into(),
@@ -105,6 +109,8 @@ pub enum ClusterError {
     Kubeconfig { path: PathBuf, reason: String },
     #[error("{what}: {source}")]
     Kube { what: String, source: kube::Error },
+    #[error(transparent)]
+    CapacityBuffers(#[from] crate::capacity_buffers::CrdError),
 }
 
 /// The binaries a cluster with these options runs, all found before anything starts.
@@ -304,12 +310,19 @@ impl Cluster {
                     })?;
             }
         }
+        if opts.capacity_buffers {
+            crate::capacity_buffers::install_crd(&client, timeout).await?;
+        }
         if let Some(ca_bin) = &bins.autoscaler {
             let port = processes::free_port()?;
+            let mut args = autoscaler::args(&self.kubeconfig, port, &opts.autoscaler_timings);
+            if opts.capacity_buffers {
+                args.extend(crate::capacity_buffers::autoscaler_args());
+            }
             self.start_process(
                 "cluster-autoscaler",
                 ca_bin,
-                &autoscaler::args(&self.kubeconfig, port, &opts.autoscaler_timings),
+                &args,
                 &autoscaler::env(&self.kubeconfig),
             )?;
             let addr = format!("127.0.0.1:{port}");

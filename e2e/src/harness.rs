@@ -30,6 +30,8 @@ static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
 pub enum WithAutoscaler {
     No,
     Yes,
+    /// The autoscaler with the CapacityBuffer CRD, buffer controller and pod injection.
+    WithCapacityBuffers,
 }
 
 /// The cluster shared by this test binary, started on first use (call it through
@@ -50,10 +52,11 @@ pub fn shared(model_bin: &str, autoscaler: WithAutoscaler) -> Result<&'static Cl
             let mut opts = ClusterOptions::new(format!("/tmp/hubpack-e2e-{pid}"), bin);
             opts.default_boot_delay = TEST_BOOT_DELAY;
             opts.default_pull_time = TEST_PULL_TIME;
-            if autoscaler == WithAutoscaler::Yes {
+            if autoscaler != WithAutoscaler::No {
                 opts.autoscaler = Some(test_node_groups());
                 opts.autoscaler_timings = test_autoscaler_timings();
             }
+            opts.capacity_buffers = autoscaler == WithAutoscaler::WithCapacityBuffers;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -147,6 +150,19 @@ macro_rules! shared_cluster_with_autoscaler {
         $crate::harness::shared(
             env!("CARGO_BIN_EXE_hubpack-e2e-model"),
             $crate::harness::WithAutoscaler::Yes,
+        )
+    };
+}
+
+/// `shared_cluster_with_capacity_buffers!()`: as
+/// [`shared_cluster_with_autoscaler!`](crate::shared_cluster_with_autoscaler), with the
+/// CapacityBuffer CRD installed and the autoscaler's buffer controller and pod injection on.
+#[macro_export]
+macro_rules! shared_cluster_with_capacity_buffers {
+    () => {
+        $crate::harness::shared(
+            env!("CARGO_BIN_EXE_hubpack-e2e-model"),
+            $crate::harness::WithAutoscaler::WithCapacityBuffers,
         )
     };
 }

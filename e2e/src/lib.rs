@@ -74,6 +74,7 @@
 
 pub mod autoscaler;
 pub mod binaries;
+pub mod capacity_buffers;
 pub mod checks;
 pub mod cluster;
 pub mod components;

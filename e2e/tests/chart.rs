@@ -843,6 +843,89 @@ async fn chart_rbac_keeps_the_controller_to_its_own_objects() {
     check_access(&client, &user, &must_allow, &must_deny).await;
 }
 
+/// A pool with `backend: capacityBuffer` gets its PodTemplate and CapacityBuffer by name
+/// (create, patch, and get for the buffer's status), list and delete to prune them, and
+/// no Deployment or PDB name; a placeholder pool beside it keeps its Deployment.
+#[tokio::test]
+async fn chart_rbac_gives_a_capacity_buffer_pool_its_template_and_buffer_by_name() {
+    let cluster = hubpack_e2e::shared_cluster!().unwrap();
+    let client = cluster.client().await.unwrap();
+    let ns = harness::create_namespace(&client, "chart-buffer")
+        .await
+        .unwrap();
+    let release = harness::unique_name("buf");
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("buffer.yaml");
+    let pool = |name: &str, backend: &str| {
+        format!(
+            "      - name: {name}\n        backend: {backend}\n        nodeSelector: {{pool: {name}}}\n        perUser: {{cpu: 500m, memory: 2Gi}}\n        freshNode: {{allocatable: {{cpu: \"4\", memory: 16Gi, pods: \"110\"}}}}\n"
+        )
+    };
+    std::fs::write(
+        &values,
+        format!(
+            "controller:\n  enabled: true\n  config:\n    pools:\n{}{}",
+            pool("gpu", "capacityBuffer"),
+            pool("cpu", "placeholders")
+        ),
+    )
+    .unwrap();
+    apply_rbac(cluster, &release, &ns, &[&values]);
+    let user = format!("system:serviceaccount:{ns}:{release}-hubpack-placeholder-ctl");
+    let ns: &str = &ns;
+    let buffer = "hubpack-placeholder-gpu";
+    let group = "autoscaling.x-k8s.io";
+    let must_allow: Vec<Probe> = vec![
+        ("create", "", "podtemplates", None, ns, buffer),
+        ("patch", "", "podtemplates", None, ns, buffer),
+        ("create", group, "capacitybuffers", None, ns, buffer),
+        ("patch", group, "capacitybuffers", None, ns, buffer),
+        ("get", group, "capacitybuffers", None, ns, buffer),
+        ("list", group, "capacitybuffers", None, ns, ""),
+        (
+            "delete",
+            group,
+            "capacitybuffers",
+            None,
+            ns,
+            "hubpack-placeholder-old",
+        ),
+        ("list", "", "podtemplates", None, ns, ""),
+        (
+            "delete",
+            "",
+            "podtemplates",
+            None,
+            ns,
+            "hubpack-placeholder-old",
+        ),
+        (
+            "create",
+            "apps",
+            "deployments",
+            None,
+            ns,
+            "hubpack-placeholder-cpu",
+        ),
+    ];
+    let must_deny: Vec<Probe> = vec![
+        ("create", "", "podtemplates", None, ns, "anything"),
+        ("patch", group, "capacitybuffers", None, ns, "anything"),
+        ("get", group, "capacitybuffers", None, ns, "anything"),
+        ("create", "apps", "deployments", None, ns, buffer),
+        ("patch", "policy", "poddisruptionbudgets", None, ns, buffer),
+        (
+            "patch",
+            group,
+            "capacitybuffers",
+            None,
+            ns,
+            "hubpack-placeholder-cpu",
+        ),
+    ];
+    check_access(&client, &user, &must_allow, &must_deny).await;
+}
+
 /// The optional ServiceMonitor selects exactly the two metrics Services, on their `metrics`
 /// port, which targets the containers' `metrics` port.
 #[test]

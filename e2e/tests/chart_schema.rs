@@ -356,6 +356,12 @@ fn refused() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "/controller/config/pools/0/maxNodes",
         ),
         (
+            "a backend that is neither placeholders nor capacityBuffer",
+            pool("  backend: buffers\n"),
+            "backend",
+            "/controller/config/pools/0/backend",
+        ),
+        (
             "a pull Secret that is not a Secret name",
             pool("  imagePullSecrets: [\"My Registry\"]\n"),
             "pools[0].imagePullSecrets[0]",
@@ -394,6 +400,8 @@ fn the_base_config_is_accepted_by_both() {
              checkpoint: {enabled: false, configMapName: hub-state, intervalSeconds: 30}",
             "  allNodes: true\n  zones: {key: topology.kubernetes.io/zone, values: [a, b]}\n  maxNodes: 1\n  imagePullSecrets: [registry]\n  background: {initialUsersPerHour: 12.5}\n",
         ),
+        config("", "  backend: capacityBuffer\n"),
+        config("", "  backend: placeholders\n"),
     ] {
         Config::parse(&config, "base").unwrap_or_else(|e| panic!("{e}\n{config}"));
         let out = helm_template(dir.path(), &config);

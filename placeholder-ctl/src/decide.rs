@@ -5,8 +5,9 @@
 //! costs, pre-pull images, problems). The adapter carries the [`Decision`] out; tests
 //! drive [`Controller::step`] directly.
 
+use crate::buffer;
 use crate::checkpoint::PoolCheckpoint;
-use crate::config::{Config, Lead, PoolConfig, PoolSizes};
+use crate::config::{Backend, Config, Lead, PoolConfig, PoolSizes};
 use crate::forecast::{PoolForecast, headroom_config, pool_events, with_sources};
 use crate::objects::placeholder_name;
 use crate::observe::{PoolView, UserPodProblem};
@@ -267,7 +268,15 @@ impl Controller {
             let Some(mem) = self.pools.get_mut(&pool.name) else {
                 continue;
             };
-            let obs = pool_observation(pool, view, new_arrivals, replicas);
+            let buffered = (pool.backend == Backend::CapacityBuffer)
+                .then(|| buffer_view(pool, size, view, replicas));
+            let view = buffered.as_ref().map_or(view, |(v, _)| v);
+            let mut obs = pool_observation(pool, view, new_arrivals, replicas);
+            if let Some((_, held)) = &buffered {
+                for (zone, seen) in obs.placements.iter_mut() {
+                    seen.placed = held.get(zone).copied().unwrap_or(0);
+                }
+            }
             let step = mem
                 .reconciler
                 .step(now, &pool_events(pool, events), size.seats_each, &obs);
@@ -279,7 +288,11 @@ impl Controller {
                 .map(|(pl, cap)| {
                     let name = placeholder_name(&pool.name, pl.zone.as_deref());
                     let mine = placeholders_in(pool, view, &pl.zone);
-                    let placed = mine.iter().filter(|p| p.node.is_some()).count();
+                    let placed = match &buffered {
+                        Some((_, held)) => held.get(&pl.zone).copied().unwrap_or(0),
+                        None => mine.iter().filter(|p| p.node.is_some()).count(),
+                    };
+                    let previous = replicas.get(&name).copied();
                     // Fewest users first to go: the ReplicaSet deletes the lowest cost first.
                     let deletion_costs = mine
                         .iter()
@@ -290,7 +303,7 @@ impl Controller {
                         .collect();
                     let capped_from = (pl.replicas > cap).then_some(pl.replicas);
                     PlacementDecision {
-                        previous: replicas.get(&name).copied(),
+                        previous,
                         name,
                         zone: pl.zone.clone(),
                         target: pl.target.min(cap),
@@ -304,7 +317,10 @@ impl Controller {
                         },
                         deletion_costs,
                         placed,
-                        pending: mine.len() - placed,
+                        pending: match &buffered {
+                            Some(_) => previous.unwrap_or(0).saturating_sub(placed),
+                            None => mine.len() - placed,
+                        },
                         capped_from,
                     }
                 })
@@ -341,6 +357,27 @@ impl Controller {
         self.forget_users(now);
         Decision { now, pools: out }
     }
+}
+
+/// A `capacityBuffer` pool's view as the pool reconciler reads it: the buffer's chunks
+/// that the autoscaler packs onto warm nodes hold those seats (as placed placeholders
+/// would), so they are not free; returns the view and the chunks held per placement.
+fn buffer_view(
+    pool: &PoolConfig,
+    size: &PoolSizes,
+    view: &PoolView,
+    replicas: &BTreeMap<String, usize>,
+) -> (PoolView, BTreeMap<Option<String>, usize>) {
+    let mut out = view.clone();
+    let mut held = BTreeMap::new();
+    for (name, zone) in buffer::placements(pool) {
+        let current = replicas.get(&name).copied().unwrap_or(0);
+        let free = view.free_warm_seats.get(&zone).copied().unwrap_or(0);
+        let (on_warm, left) = buffer::chunks_on_warm_nodes(current, free, size.seats_each);
+        out.free_warm_seats.insert(zone.clone(), left);
+        held.insert(zone, on_warm);
+    }
+    (out, held)
 }
 
 /// The cost guard per placement: `max` placeholders shared over `placements` zones, the

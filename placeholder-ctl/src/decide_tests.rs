@@ -627,3 +627,40 @@ fn initial_users_per_hour_is_the_background_until_there_is_history() {
     let d = w.step(&c, &mut Controller::new(&c), 0, &[], 0);
     assert_eq!(d.forecast.expected, 0.0);
 }
+
+#[test]
+fn a_buffers_chunks_on_warm_nodes_hold_their_seats_and_go_only_after_the_minimum_time() {
+    // No placeholder pod: the buffer's 2 chunks of 4 sit in the autoscaler's simulation on
+    // the warm node's 8 free seats. The forecast must not see those seats as free (or it
+    // would drop the buffer the moment its nodes come up), and the chunks on warm nodes
+    // are held like placed placeholders.
+    let c = cfg("  usersPerPlaceholder: 4\n  lead: 600\n  backend: capacityBuffer\n");
+    let img = "quay.io/jupyter/scipy-notebook:2024-12-02";
+    let w = World {
+        nodes: vec![node("warm", 0, Some(0), &[img])],
+        pods: vec![],
+    };
+    let mut ctl = Controller::new(&c);
+    let ev = [event(30 * MIN, 6.0)];
+    // 6 + 1.64·√6 = 10.0 → 3 chunks of 4 with nothing free; 8 seats held by the 2
+    // current chunks, so still 3 (not 1: the warm seats are the buffer's).
+    let d = w.step(&c, &mut ctl, 25 * MIN, &ev, 2);
+    assert_eq!(d.free_warm_seats, 0, "the chunks' seats are not free");
+    assert_eq!(d.placements[0].target, 3);
+    assert_eq!(d.placements[0].replicas, 3);
+    assert_eq!(d.placements[0].placed, 2);
+    assert_eq!(d.placements[0].pending, 0, "0 of the 2 current chunks wait");
+    // After the event: the 2 chunks on the warm node are held for scaleDownAfter, then go.
+    let d = w.step(&c, &mut ctl, 40 * MIN, &ev, 2);
+    assert_eq!(d.placements[0].target, 0);
+    assert_eq!(d.placements[0].replicas, 2, "held");
+    assert_eq!(
+        w.step(&c, &mut ctl, 45 * MIN, &ev, 2).placements[0].replicas,
+        0
+    );
+    // With the placeholder backend the same warm node's seats are free: target 1.
+    let p = cfg("  usersPerPlaceholder: 4\n  lead: 600\n");
+    let d = w.step(&p, &mut Controller::new(&p), 25 * MIN, &ev, 2);
+    assert_eq!(d.free_warm_seats, 8);
+    assert_eq!(d.placements[0].target, 1);
+}

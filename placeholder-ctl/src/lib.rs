@@ -14,7 +14,8 @@
 //!   the live reconcile and by `hubpack-placeholder-ctl plan` ([`forecast_cli`]);
 //! - [`observe`]: the cluster as one pool sees it (free warm seats, placeholders, users);
 //! - [`decide`]: the controller's memory (each pool's core `PoolReconciler`, learned
-//!   images) and its decision per reconcile, a value; [`objects`]: the objects it owns, as values;
+//!   images) and its decision per reconcile, a value; [`objects`]: the objects it owns, as values
+//!   ([`buffer`]: the `capacityBuffer` backend's PodTemplate and CapacityBuffer);
 //!   [`prune`]: which owned objects no configured pool wants (deleted); [`checkpoint`]:
 //!   what it has learned and the calendars' last good copies as one bounded, versioned
 //!   document (state ⇄ text), which the leader keeps in a ConfigMap across restarts;
@@ -34,6 +35,7 @@ pub mod resources;
 pub mod sources;
 
 pub mod adapter;
+pub mod buffer;
 pub mod error;
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! Which of the objects the controller owns no configured pool wants (pure): a pool that
 //! was removed or renamed leaves its placeholder Deployment (whose placeholders at −10 keep
 //! nodes from scaling down), its PDB and its pre-pull DaemonSet behind unless they are
-//! deleted. An object is ours when it carries the managed-by label and this controller's
+//! deleted; so does a pool's other backend (placeholders or a CapacityBuffer) when it
+//! switches. An object is ours when it carries the managed-by label and this controller's
 //! instance label (see [`crate::objects::owner_labels`]).
 
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::objects::{INSTANCE_LABEL, MANAGED_BY_LABEL, MANAGER, placeholder_name, prepuller_name};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +16,8 @@ pub enum OwnedKind {
     Deployment,
     PodDisruptionBudget,
     DaemonSet,
+    PodTemplate,
+    CapacityBuffer,
 }
 
 impl OwnedKind {
@@ -23,6 +26,8 @@ impl OwnedKind {
             OwnedKind::Deployment => "Deployment",
             OwnedKind::PodDisruptionBudget => "PodDisruptionBudget",
             OwnedKind::DaemonSet => "DaemonSet",
+            OwnedKind::PodTemplate => "PodTemplate",
+            OwnedKind::CapacityBuffer => "CapacityBuffer",
         }
     }
 
@@ -30,6 +35,8 @@ impl OwnedKind {
         match self {
             OwnedKind::Deployment | OwnedKind::DaemonSet => "apps/v1",
             OwnedKind::PodDisruptionBudget => "policy/v1",
+            OwnedKind::PodTemplate => "v1",
+            OwnedKind::CapacityBuffer => crate::buffer::BUFFER_API_VERSION,
         }
     }
 }
@@ -52,10 +59,16 @@ pub fn is_owned(labels: &BTreeMap<String, String>, instance: Option<&str>) -> bo
 pub fn wanted(cfg: &Config) -> BTreeSet<(OwnedKind, String)> {
     let mut out = BTreeSet::new();
     for pool in &cfg.pools {
+        // A pool holds its headroom one way: switching backend deletes the other's objects.
+        let kinds = match pool.backend {
+            Backend::Placeholders => [OwnedKind::Deployment, OwnedKind::PodDisruptionBudget],
+            Backend::CapacityBuffer => [OwnedKind::PodTemplate, OwnedKind::CapacityBuffer],
+        };
         for zone in pool.zone_values() {
             let name = placeholder_name(&pool.name, zone.as_deref());
-            out.insert((OwnedKind::Deployment, name.clone()));
-            out.insert((OwnedKind::PodDisruptionBudget, name));
+            for kind in kinds {
+                out.insert((kind, name.clone()));
+            }
         }
         if cfg.pre_puller.enabled {
             out.insert((OwnedKind::DaemonSet, prepuller_name(&pool.name)));
@@ -170,6 +183,35 @@ mod tests {
             found(OwnedKind::DaemonSet, "kube-proxy", BTreeMap::new()),
         ];
         assert!(unwanted(&c, &found).is_empty());
+    }
+
+    #[test]
+    fn switching_backend_makes_the_other_backends_objects_unwanted() {
+        let mut c = cfg(Some("hub"));
+        let mine = |c: &Config| objects::owner_labels(c, "user-placeholder", "default", None);
+        let name = "hubpack-placeholder-default";
+        let all = |c: &Config| {
+            [
+                OwnedKind::Deployment,
+                OwnedKind::PodDisruptionBudget,
+                OwnedKind::PodTemplate,
+                OwnedKind::CapacityBuffer,
+            ]
+            .map(|k| found(k, name, mine(c)))
+            .to_vec()
+        };
+        let gone = |c: &Config| -> Vec<OwnedKind> {
+            unwanted(c, &all(c)).into_iter().map(|f| f.kind).collect()
+        };
+        assert_eq!(
+            gone(&c),
+            vec![OwnedKind::PodTemplate, OwnedKind::CapacityBuffer]
+        );
+        c.pools[0].backend = Backend::CapacityBuffer;
+        assert_eq!(
+            gone(&c),
+            vec![OwnedKind::Deployment, OwnedKind::PodDisruptionBudget]
+        );
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub struct UpArgs {
     /// (0..10 nodes each); its nodes boot with --boot-delay and pull with --pull-time.
     #[arg(long)]
     autoscaler: bool,
+    /// With --autoscaler: install the CapacityBuffer CRD and run the autoscaler with
+    /// --capacity-buffer-controller-enabled --capacity-buffer-pod-injection-enabled.
+    #[arg(long, requires = "autoscaler")]
+    capacity_buffers: bool,
     /// cluster-autoscaler `--scan-interval`, a Go duration.
     #[arg(long, default_value = "2s")]
     scan_interval: String,
@@ -192,6 +196,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     opts.kube_scheduler = !args.no_kube_scheduler;
     opts.provisioner = !args.no_provisioner;
+    opts.capacity_buffers = args.capacity_buffers;
     if args.autoscaler {
         build(&[Component::Autoscaler])?;
         opts.autoscaler = Some(

@@ -136,8 +136,9 @@ pub fn request_info(method: &Method, path_and_query: &str, status: u16) -> Seen 
         .any(|kv| kv == "watch=true" || kv == "watch=1");
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, rest) = match segments.as_slice() {
-        ["api", _version, rest @ ..] => ("", rest),
-        ["apis", group, _version, rest @ ..] => (*group, rest),
+        // A group version alone (`/apis/<group>/<version>`) is discovery, not a resource.
+        ["api", _version, rest @ ..] if !rest.is_empty() => ("", rest),
+        ["apis", group, _version, rest @ ..] if !rest.is_empty() => (*group, rest),
         _ => {
             return Seen {
                 verb: method.as_str().to_lowercase(),
@@ -220,5 +221,14 @@ fn request_info_follows_the_api_servers_rules() {
     assert_eq!(
         info(Method::GET, "/api/v1/namespaces/hub"),
         t("get", "/namespaces", "", "hub")
+    );
+    assert_eq!(
+        info(Method::GET, "/apis/autoscaling.x-k8s.io/v1beta1"),
+        t(
+            "get",
+            "nonresource:/apis/autoscaling.x-k8s.io/v1beta1",
+            "",
+            ""
+        )
     );
 }

@@ -63,11 +63,20 @@ pub async fn run(
         feeds: Default::default(),
         owner: Default::default(),
         pruned_at: AtomicI64::new(0),
+        buffers: Default::default(),
         stores,
         sizes,
         namespace: namespace.clone(),
         config: config.clone(),
     });
+    registry
+        .sub_registry_with_prefix("hubpack_placeholder_ctl")
+        .register(
+            "api_writes",
+            "Writes sent to the API server by kind (applies, deletes, deletion costs)",
+            ctx.applier.writes(),
+        );
+    super::buffer::start(&ctx).await?;
     let http = {
         let state = HttpState {
             registry: Arc::new(registry),

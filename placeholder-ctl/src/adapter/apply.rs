@@ -3,27 +3,45 @@
 //! last applied, so a quiet cluster sees no writes. Also lists and deletes the owned objects
 //! no configured pool wants ([`crate::prune`]).
 
+use super::metrics::KindLabels;
+use crate::buffer::CapacityBuffer;
 use crate::error::Result;
 use crate::objects::{DELETION_COST, MANAGER};
 use crate::prune::{Found, OwnedKind};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodTemplate};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::{Api, Client};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Mutex;
 
+/// The CapacityBuffer API (`autoscaling.x-k8s.io/v1beta1`), served by a CRD.
+pub fn buffer_resource() -> ApiResource {
+    use crate::buffer::{BUFFER_GROUP, BUFFER_KIND, BUFFER_PLURAL, BUFFER_VERSION};
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(BUFFER_GROUP, BUFFER_VERSION, BUFFER_KIND),
+        BUFFER_PLURAL,
+    )
+}
+
 pub struct Applier {
     client: Client,
     namespace: String,
     /// Kind/name → the JSON last applied successfully.
     last: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// Writes sent, by kind (the `api_writes` counter): what each backend costs the API
+    /// server.
+    writes: Family<KindLabels, Counter>,
 }
 
 fn params() -> PatchParams {
@@ -36,7 +54,19 @@ impl Applier {
             client,
             namespace,
             last: Mutex::new(BTreeMap::new()),
+            writes: Family::default(),
         }
+    }
+
+    /// The writes counter, for the metrics registry.
+    pub fn writes(&self) -> Family<KindLabels, Counter> {
+        self.writes.clone()
+    }
+
+    fn wrote(&self, kind: &str) {
+        self.writes
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc();
     }
 
     pub fn client(&self) -> Client {
@@ -74,6 +104,7 @@ impl Applier {
         if self.unchanged(&key, &value) {
             return Ok(None);
         }
+        self.wrote(kind);
         let written = api.patch(name, &params(), &Patch::Apply(obj)).await?;
         self.remember(key, value);
         Ok(Some(written))
@@ -103,6 +134,36 @@ impl Applier {
         self.apply(api, "DaemonSet", &name, ds).await
     }
 
+    pub async fn pod_template(&self, t: &PodTemplate) -> Result<Option<PodTemplate>> {
+        let name = t.metadata.name.clone().unwrap_or_default();
+        let api = Api::namespaced(self.client.clone(), &self.namespace);
+        self.apply(api, "PodTemplate", &name, t).await
+    }
+
+    /// Applies the buffer's spec (its status is the autoscaler's).
+    pub async fn capacity_buffer(&self, b: &CapacityBuffer) -> Result<Option<DynamicObject>> {
+        let name = b.metadata.name.clone().unwrap_or_default();
+        let value = serde_json::to_value(b).unwrap_or_default();
+        let obj: DynamicObject = serde_json::from_value(value).map_err(kube::Error::SerdeError)?;
+        self.apply(self.buffers(), "CapacityBuffer", &name, &obj)
+            .await
+    }
+
+    /// One CapacityBuffer as the API server has it; None when absent.
+    pub async fn get_capacity_buffer(&self, name: &str) -> Result<Option<CapacityBuffer>> {
+        let Some(obj) = self.buffers().get_opt(name).await? else {
+            return Ok(None);
+        };
+        let value = serde_json::to_value(obj).unwrap_or_default();
+        Ok(Some(
+            serde_json::from_value(value).map_err(kube::Error::SerdeError)?,
+        ))
+    }
+
+    fn buffers(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), &self.namespace, &buffer_resource())
+    }
+
     /// The objects of `kind` in the namespace that carry `selector` (the ownership labels),
     /// as the pure [`crate::prune`] step reads them.
     pub async fn list_owned(&self, kind: OwnedKind, selector: &str) -> Result<Vec<Found>> {
@@ -113,6 +174,11 @@ impl Applier {
                 self.list_metadata::<PodDisruptionBudget>(&lp).await?
             }
             OwnedKind::DaemonSet => self.list_metadata::<DaemonSet>(&lp).await?,
+            OwnedKind::PodTemplate => self.list_metadata::<PodTemplate>(&lp).await?,
+            OwnedKind::CapacityBuffer => {
+                let list = self.buffers().list_metadata(&lp).await?;
+                list.items.into_iter().map(|m| m.metadata).collect()
+            }
         };
         Ok(metas
             .into_iter()
@@ -128,6 +194,7 @@ impl Applier {
     /// ReplicaSets and pods); an object already gone is not an error.
     pub async fn delete(&self, kind: OwnedKind, name: &str) -> Result<()> {
         let dp = DeleteParams::background();
+        self.wrote(kind.as_str());
         let result = match kind {
             OwnedKind::Deployment => self
                 .namespaced::<Deployment>()
@@ -144,6 +211,12 @@ impl Applier {
                 .delete(name, &dp)
                 .await
                 .map(|_| ()),
+            OwnedKind::PodTemplate => self
+                .namespaced::<PodTemplate>()
+                .delete(name, &dp)
+                .await
+                .map(|_| ()),
+            OwnedKind::CapacityBuffer => self.buffers().delete(name, &dp).await.map(|_| ()),
         };
         if let Ok(mut l) = self.last.lock() {
             l.remove(&format!("{}/{name}", kind.as_str()));
@@ -183,6 +256,7 @@ impl Applier {
             "kind": "Pod",
             "metadata": {"name": pod, "annotations": {DELETION_COST: cost.to_string()}},
         });
+        self.wrote("Pod");
         api.patch(pod, &params(), &Patch::Apply(body)).await?;
         Ok(())
     }

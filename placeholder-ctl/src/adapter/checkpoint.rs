@@ -239,17 +239,8 @@ pub async fn write(ctx: &Context, controller: &Controller, progress: &mut Progre
 #[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
-    use crate::adapter::apply::Applier;
-    use crate::adapter::events::Events;
-    use crate::adapter::metrics::Metrics;
-    use crate::adapter::watch::Stores;
     use crate::config::Config;
-    use hubpack_kube::leader::LeaderGate;
     use hubpack_kube::test_support::{mock_client, next, status_err};
-    use kube::runtime::reflector;
-    use std::sync::atomic::{AtomicI64, AtomicUsize};
-    use std::sync::{Arc, Mutex};
-    use tokio::sync::Notify;
 
     fn context(client: kube::Client) -> Context {
         let cfg = Config::parse(
@@ -265,28 +256,7 @@ mod tests {
             "t",
         )
         .unwrap();
-        let mut registry = prometheus_client::registry::Registry::default();
-        Context {
-            sizes: cfg.pool_sizes().unwrap(),
-            namespace: "hub".into(),
-            stores: Stores {
-                pods: reflector::store().0,
-                nodes: reflector::store().0,
-                configmaps: reflector::store().0,
-                deployments: reflector::store().0,
-            },
-            applier: Applier::new(client.clone(), "hub".into()),
-            events: Events::new(client, Some("test".into())),
-            metrics: Metrics::new(&mut registry),
-            leader: Arc::new(LeaderGate::always()),
-            wake: Arc::new(Notify::new()),
-            synced: Arc::new(AtomicUsize::new(0)),
-            heartbeat: Arc::new(AtomicI64::new(0)),
-            feeds: Mutex::new(BTreeMap::new()),
-            owner: Mutex::new(None),
-            pruned_at: AtomicI64::new(0),
-            config: cfg,
-        }
+        Context::for_tests(client, cfg, vec![])
     }
 
     fn configmap(text: &str) -> serde_json::Value {

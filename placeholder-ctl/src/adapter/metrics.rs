@@ -43,6 +43,14 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BufferConditionLabels {
+    pub pool: String,
+    pub buffer: String,
+    pub condition: String,
+    pub status: String,
+}
+
 pub struct Metrics {
     pub forecast_users: Family<SourceLabels, FloatGauge>,
     pub headroom_target_users: Family<PoolLabels, FloatGauge>,
@@ -65,6 +73,7 @@ pub struct Metrics {
     pub is_leader: Gauge,
     /// Unix time (s) of the last checkpoint this replica wrote (0: none).
     pub checkpoint_written: Gauge,
+    pub buffer_condition: Family<BufferConditionLabels, Gauge>,
 }
 
 impl Metrics {
@@ -86,6 +95,7 @@ impl Metrics {
             reconciles: Counter::default(),
             is_leader: Gauge::default(),
             checkpoint_written: Gauge::default(),
+            buffer_condition: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("hubpack_placeholder_ctl");
         r.register(
@@ -159,6 +169,11 @@ impl Metrics {
             "checkpoint_written_timestamp_seconds",
             "Unix time of the last checkpoint of the learned state this replica wrote (0: none)",
             m.checkpoint_written.clone(),
+        );
+        r.register(
+            "buffer_condition",
+            "A capacityBuffer pool's CapacityBuffer status conditions as the autoscaler wrote them (1 per present condition and status)",
+            m.buffer_condition.clone(),
         );
         m
     }

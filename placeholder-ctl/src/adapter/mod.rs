@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod apply;
+pub mod buffer;
 pub mod calendar;
 pub mod checkpoint;
 pub mod events;

@@ -11,7 +11,7 @@ use super::checkpoint;
 use super::events::{Events, reference};
 use super::metrics::{InputLabels, Metrics, PlacementLabels, PoolLabels, SourceLabels};
 use super::watch::{Stores, WATCHED_KINDS};
-use crate::config::{Config, PoolSizes};
+use crate::config::{Backend, Config, PoolSizes};
 use crate::decide::{Controller, Decision, PlacementDecision, PoolDecision};
 use crate::objects;
 use crate::observe::observe_pool;
@@ -52,6 +52,8 @@ pub struct Context {
     pub owner: Mutex<Option<OwnerReference>>,
     /// Wall-clock ms of the last successful look for unwanted objects (0: never).
     pub pruned_at: AtomicI64,
+    /// The `capacityBuffer` backend's state.
+    pub buffers: super::buffer::Buffers,
 }
 
 pub fn now_ms() -> Millis {
@@ -209,6 +211,8 @@ pub fn decide_once(
             Some((d.name_any(), usize::try_from(r).unwrap_or(0)))
         })
         .collect();
+    let mut replicas = replicas;
+    replicas.extend(ctx.buffers.replicas());
     let decision = controller.step(now, cfg, &ctx.sizes, &views, &events, &replicas);
     for p in &decision.pools {
         for (node, why) in &p.misfits {
@@ -376,7 +380,11 @@ pub async fn carry_out(ctx: &Context, decision: &Decision) {
         } else {
             pool.images.clone()
         };
-        for pl in &p.placements {
+        if pool.backend == Backend::CapacityBuffer {
+            super::buffer::carry_out(ctx, pool, sizes, p, &user_images, owner.as_ref()).await;
+        }
+        let placeholders = pool.backend == Backend::Placeholders;
+        for pl in p.placements.iter().filter(|_| placeholders) {
             let replicas = i32::try_from(pl.replicas).unwrap_or(i32::MAX);
             let d = objects::placeholder_deployment(
                 cfg,
@@ -476,6 +484,9 @@ pub async fn delete_unwanted(ctx: &Context) -> crate::error::Result<()> {
         OwnedKind::DaemonSet,
     ] {
         found.extend(ctx.applier.list_owned(kind, &selector).await?);
+    }
+    if ctx.buffers.served() {
+        found.extend(super::buffer::list_owned(ctx, &selector).await?);
     }
     for gone in prune::unwanted(&ctx.config, &found) {
         ctx.applier.delete(gone.kind, &gone.name).await?;
@@ -680,6 +691,7 @@ pub async fn run(ctx: Arc<Context>, identity: String, shutdown: CancellationToke
             ctx.pruned_at.store(0, Ordering::Release);
             reported.clear();
             capped.clear();
+            ctx.buffers.forget_reported();
         }
         was_leading = leading;
         let (decision, bad) = decide_once(&ctx, &mut controller, now);
@@ -700,21 +712,22 @@ pub async fn run(ctx: Arc<Context>, identity: String, shutdown: CancellationToke
 const SHUTDOWN_WRITE: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests may unwrap
-mod tests {
-    use super::*;
-    use hubpack_kube::test_support::{mock_client, next};
-    use k8s_openapi::api::core::v1::ConfigMap;
-    use kube::runtime::reflector;
-    use kube::runtime::watcher::Event;
-    use std::str::FromStr;
-
-    fn context(client: kube::Client, cfg: Config, cms: Vec<ConfigMap>) -> Context {
+impl Context {
+    /// A context on `client` (a mock), with empty stores but `configmaps`, for the adapter's
+    /// unit tests.
+    #[allow(clippy::unwrap_used)] // tests may unwrap
+    pub(crate) fn for_tests(
+        client: kube::Client,
+        cfg: Config,
+        configmaps: Vec<k8s_openapi::api::core::v1::ConfigMap>,
+    ) -> Context {
+        use kube::runtime::reflector;
+        use kube::runtime::watcher::Event;
         let (pods, _) = reflector::store();
         let (nodes, _) = reflector::store();
         let (deployments, _) = reflector::store();
-        let (configmaps, mut writer) = reflector::store();
-        for cm in cms {
+        let (cms, mut writer) = reflector::store();
+        for cm in configmaps {
             writer.apply_watcher_event(&Event::Apply(cm));
         }
         let mut registry = prometheus_client::registry::Registry::default();
@@ -724,7 +737,7 @@ mod tests {
             stores: Stores {
                 pods,
                 nodes,
-                configmaps,
+                configmaps: cms,
                 deployments,
             },
             applier: Applier::new(client.clone(), "hub".into()),
@@ -737,8 +750,22 @@ mod tests {
             feeds: Mutex::new(BTreeMap::new()),
             owner: Mutex::new(None),
             pruned_at: AtomicI64::new(0),
+            buffers: Default::default(),
             config: cfg,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
+mod tests {
+    use super::*;
+    use hubpack_kube::test_support::{mock_client, next};
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use std::str::FromStr;
+
+    fn context(client: kube::Client, cfg: Config, cms: Vec<ConfigMap>) -> Context {
+        Context::for_tests(client, cfg, cms)
     }
 
     fn cfg() -> Config {

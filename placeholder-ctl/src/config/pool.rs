@@ -109,6 +109,22 @@ pub struct PoolConfig {
     /// pre-puller and user images: the user pods' `imagePullSecrets`.
     #[serde(default)]
     pub image_pull_secrets: Vec<String>,
+    /// How the headroom is held: placeholder pods, or a CapacityBuffer the cluster
+    /// autoscaler provisions with virtual pods.
+    #[serde(default)]
+    pub backend: Backend,
+}
+
+/// `backend`: what holds a pool's headroom.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Backend {
+    /// N-user placeholder pods at a negative priority, evicted by arriving users.
+    #[default]
+    Placeholders,
+    /// One CapacityBuffer (`autoscaling.x-k8s.io/v1beta1`) of N-user chunks: the cluster
+    /// autoscaler keeps room for them with virtual pods, so no pod is ever evicted.
+    CapacityBuffer,
 }
 
 /// The default cost guard: ten idle nodes of headroom per pool at most. A class of a few
