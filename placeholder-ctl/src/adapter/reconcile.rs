@@ -123,12 +123,8 @@ pub fn gather_events(
         .unwrap_or_default();
     for cal in &cfg.calendars {
         let source = Source::Calendar(cal.name.clone()).label();
-        let pool_deployment = (
-            "apps/v1".to_string(),
-            "Deployment".to_string(),
-            Some(ctx.namespace.clone()),
-            objects::placeholder_name(&cal.pool, None),
-        );
+        let pool_deployment =
+            headroom_object(ctx, &cal.pool, objects::placeholder_name(&cal.pool, None));
         let feed = feeds.get(&cal.name).cloned().unwrap_or_default();
         if let Some(e) = &feed.last_error {
             let location = match (&cal.url, &cal.url_file) {
@@ -170,6 +166,29 @@ pub fn gather_events(
         }
     }
     (events, bad)
+}
+
+/// The object a pool's headroom lives in (`name`: the placement's), which its Events are
+/// about: the placeholder Deployment, or the CapacityBuffer for a `capacityBuffer` pool.
+fn headroom_object(
+    ctx: &Context,
+    pool: &str,
+    name: String,
+) -> (String, String, Option<String>, String) {
+    let buffered = ctx
+        .config
+        .pools
+        .iter()
+        .any(|p| p.name == pool && p.backend == crate::config::Backend::CapacityBuffer);
+    let (api, kind) = if buffered {
+        (
+            crate::buffer::BUFFER_API_VERSION,
+            crate::buffer::BUFFER_KIND,
+        )
+    } else {
+        ("apps/v1", "Deployment")
+    };
+    (api.into(), kind.into(), Some(ctx.namespace.clone()), name)
 }
 
 /// One decision from the caches.
@@ -220,12 +239,7 @@ pub fn decide_once(
                 source: format!("pool/{}", p.pool),
                 field: "freshNode.allocatable".into(),
                 message: format!("placeholder cannot fit a new node: node {node} is smaller than configured: {why}"),
-                regarding: (
-                    "apps/v1".into(),
-                    "Deployment".into(),
-                    Some(ctx.namespace.clone()),
-                    objects::placeholder_name(&p.pool, None),
-                ),
+                regarding: headroom_object(ctx, &p.pool, objects::placeholder_name(&p.pool, None)),
             });
         }
         for u in &p.problems {
@@ -302,7 +316,7 @@ pub fn report(ctx: &Context, decision: &Decision) {
                         $level,
                 pool = %p.pool,
                         zone = pl.zone.as_deref().unwrap_or(""),
-                        deployment = %pl.name,
+                        object = %pl.name,
                         target = pl.target,
                         replicas = pl.replicas,
                         previous = ?pl.previous,
@@ -570,10 +584,11 @@ pub async fn report_caps(
             if !leading || capped.contains(&pl.name) {
                 continue;
             }
-            tracing::warn!(pool = %p.pool, deployment = %pl.name, wanted, replicas = pl.replicas, "placeholders capped by maxNodes");
+            tracing::warn!(pool = %p.pool, object = %pl.name, wanted, replicas = pl.replicas, "placeholders capped by maxNodes");
+            let (api, kind, ns, name) = headroom_object(ctx, &p.pool, pl.name.clone());
             ctx.events
                 .publish(
-                    &reference("apps/v1", "Deployment", Some(&ctx.namespace), &pl.name),
+                    &reference(&api, &kind, ns.as_deref(), &name),
                     true,
                     "TargetCapped",
                     format!(
@@ -1203,5 +1218,27 @@ mod tests {
         );
         assert!(note.contains("maxNodes"), "{note}");
         assert!(capped.contains("hubpack-placeholder-default"));
+    }
+
+    #[tokio::test]
+    async fn a_pools_events_are_about_its_deployment_or_its_capacity_buffer() {
+        let (client, _handle) = mock_client();
+        let mut c = cfg();
+        let ctx = context(client.clone(), c.clone(), vec![]);
+        let name = "hubpack-placeholder-default".to_string();
+        let (api, kind, ns, n) = headroom_object(&ctx, "default", name.clone());
+        assert_eq!((api.as_str(), kind.as_str()), ("apps/v1", "Deployment"));
+        assert_eq!((ns.as_deref(), n.as_str()), (Some("hub"), name.as_str()));
+        c.pools[0].backend = crate::config::Backend::CapacityBuffer;
+        let ctx = context(client, c, vec![]);
+        let (api, kind, _, n) = headroom_object(&ctx, "default", name.clone());
+        assert_eq!(
+            (api.as_str(), kind.as_str()),
+            (
+                crate::buffer::BUFFER_API_VERSION,
+                crate::buffer::BUFFER_KIND
+            )
+        );
+        assert_eq!(n, name);
     }
 }
