@@ -9,6 +9,7 @@
 use crate::autoscaler::{self, AutoscalerTimings, NodeGroup};
 use crate::binaries::{self, BinaryError, Component};
 use crate::components;
+use crate::karpenter::{self, KarpenterOptions};
 use crate::kwok;
 use crate::nodes::NodeTemplate;
 use crate::pki::{Pki, PkiError};
@@ -29,6 +30,7 @@ pub const ORDER: &[&str] = &[
     "image-model",
     "kube-scheduler",
     "cluster-autoscaler",
+    "karpenter",
 ];
 
 #[derive(Clone, Debug)]
@@ -45,6 +47,8 @@ pub struct ClusterOptions {
     pub autoscaler: Option<Vec<NodeGroup>>,
     /// cluster-autoscaler's scan interval, unneeded time, delays, expendable cutoff.
     pub autoscaler_timings: AutoscalerTimings,
+    /// The real Karpenter (kwok provider) with its user NodePools; `None` runs no Karpenter.
+    pub karpenter: Option<KarpenterOptions>,
     /// Run the stock kube-scheduler (scheduler name `default-scheduler`): it places DaemonSet
     /// pods (e.g. image pre-pullers) and any pod not given another scheduler, as in a real
     /// cluster. On by default; turn it off to compare schedulers one at a time.
@@ -64,6 +68,7 @@ impl ClusterOptions {
             default_pull_time: Duration::from_secs(20),
             autoscaler: None,
             autoscaler_timings: AutoscalerTimings::default(),
+            karpenter: None,
             kube_scheduler: true,
             model_bin: model_bin.into(),
             ready_timeout: Duration::from_secs(120),
@@ -97,6 +102,8 @@ pub enum ClusterError {
     AlreadyRunning(PathBuf),
     #[error("kubeconfig {path}: {reason}")]
     Kubeconfig { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Karpenter(#[from] karpenter::InstallError),
     #[error("{what}: {source}")]
     Kube { what: String, source: kube::Error },
 }
@@ -109,6 +116,7 @@ struct Bins {
     kwok: PathBuf,
     scheduler: Option<PathBuf>,
     autoscaler: Option<PathBuf>,
+    karpenter: Option<PathBuf>,
 }
 
 impl Bins {
@@ -124,6 +132,10 @@ impl Bins {
             },
             autoscaler: match &opts.autoscaler {
                 Some(_) => Some(binaries::find(Component::Autoscaler, "cluster-autoscaler")?),
+                None => None,
+            },
+            karpenter: match &opts.karpenter {
+                Some(_) => Some(binaries::find(Component::Karpenter, "karpenter")?),
                 None => None,
             },
         })
@@ -301,6 +313,9 @@ impl Cluster {
             })
             .await?;
         }
+        if let (Some(bin), Some(karpenter)) = (&bins.karpenter, &opts.karpenter) {
+            self.start_karpenter(bin, karpenter, timeout).await?;
+        }
         Ok(())
     }
 
@@ -324,7 +339,7 @@ impl Cluster {
         .await
     }
 
-    fn start_process(
+    pub(crate) fn start_process(
         &self,
         name: &str,
         bin: &Path,
@@ -350,7 +365,7 @@ impl Cluster {
     }
 
     /// Polls `ready` until true; fails early with the log tail if the process `component` dies.
-    async fn wait_ready<F, Fut>(
+    pub(crate) async fn wait_ready<F, Fut>(
         &self,
         component: &str,
         timeout: Duration,

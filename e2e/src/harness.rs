@@ -25,11 +25,13 @@ pub const MANUAL_SCHEDULER: &str = "hubpack-e2e-manual";
 
 static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
-/// Whether the shared cluster runs the real cluster-autoscaler over [`test_node_groups`].
+/// Whether the shared cluster runs the real cluster-autoscaler over [`test_node_groups`], or
+/// the real Karpenter over [`karpenter::test_options`](crate::karpenter::test_options)' pools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WithAutoscaler {
     No,
     Yes,
+    Karpenter,
 }
 
 /// The cluster shared by this test binary, started on first use (call it through
@@ -53,6 +55,9 @@ pub fn shared(model_bin: &str, autoscaler: WithAutoscaler) -> Result<&'static Cl
             if autoscaler == WithAutoscaler::Yes {
                 opts.autoscaler = Some(test_node_groups());
                 opts.autoscaler_timings = test_autoscaler_timings();
+            }
+            if autoscaler == WithAutoscaler::Karpenter {
+                opts.karpenter = Some(crate::karpenter::test_options());
             }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -147,6 +152,18 @@ macro_rules! shared_cluster_with_autoscaler {
         $crate::harness::shared(
             env!("CARGO_BIN_EXE_hubpack-e2e-model"),
             $crate::harness::WithAutoscaler::Yes,
+        )
+    };
+}
+
+/// `shared_cluster_with_karpenter!()`: the test binary's shared cluster, with the real
+/// Karpenter (kwok provider) over [`karpenter::test_options`](crate::karpenter::test_options).
+#[macro_export]
+macro_rules! shared_cluster_with_karpenter {
+    () => {
+        $crate::harness::shared(
+            env!("CARGO_BIN_EXE_hubpack-e2e-model"),
+            $crate::harness::WithAutoscaler::Karpenter,
         )
     };
 }

@@ -80,6 +80,7 @@ pub mod components;
 pub mod harness;
 pub mod images;
 pub mod in_process;
+pub mod karpenter;
 pub mod kwok;
 pub mod nodes;
 pub mod pki;

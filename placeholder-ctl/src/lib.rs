@@ -24,6 +24,7 @@
 pub mod config;
 pub mod decide;
 pub mod forecast;
+pub mod karpenter;
 pub mod objects;
 pub mod observe;
 pub mod prune;
