@@ -30,6 +30,7 @@ pub const ORDER: &[&str] = &[
     "image-model",
     "kube-scheduler",
     "cluster-autoscaler",
+    "karpenter-node-model",
     "karpenter",
 ];
 
@@ -314,7 +315,8 @@ impl Cluster {
             .await?;
         }
         if let (Some(bin), Some(karpenter)) = (&bins.karpenter, &opts.karpenter) {
-            self.start_karpenter(bin, karpenter, timeout).await?;
+            self.start_karpenter(bin, karpenter, &opts.model_bin, timeout)
+                .await?;
         }
         Ok(())
     }

@@ -18,9 +18,13 @@
 //!   keeps a pool unready while the class's `Ready` is unknown: the harness sets it `True`.
 //!
 //! The node boot: the class's registration delay, then the node registers with the
-//! `node.kubernetes.io/not-ready:NoSchedule` startup taint and kwok turns it Ready after the
-//! node's own boot-delay annotation; kube-controller-manager lifts the taint once it is Ready
-//! and Karpenter counts the node initialized once its startup taints are gone.
+//! [`BOOTING_TAINT`] startup taint and `Ready=False` (both from the moment it exists:
+//! Karpenter's registration swaps its `unregistered` taint for the pool's taints and startup
+//! taints, and [`run_node_registration`] writes the condition, as a kubelet registers);
+//! kube-controller-manager adds the `node.kubernetes.io/not-ready` taints for `Ready=False`;
+//! kwok turns the node Ready after its boot-delay annotation, kube-controller-manager lifts
+//! its taints and the model lifts the startup taint, and Karpenter counts the node
+//! initialized once its startup taints are gone.
 
 use crate::binaries::{self, Component};
 use crate::cluster::{Cluster, ClusterError};
@@ -29,7 +33,10 @@ use crate::kwok::{BOOT_DELAY_ANNOTATION, go_duration};
 use crate::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
 use crate::processes;
 use crate::wait;
-use crate::wait::NOT_READY_TAINT;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Taint};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,6 +48,12 @@ pub const NODE_POOL_LABEL: &str = "karpenter.sh/nodepool";
 pub const DO_NOT_DISRUPT_ANNOTATION: &str = "karpenter.sh/do-not-disrupt";
 /// The one `KWOKNodeClass` every NodePool of the harness uses.
 pub const NODE_CLASS: &str = "default";
+/// The startup taint of the harness's NodePools: on the node from registration until the node
+/// registration model sees it Ready (as an agent lifts its own startup taint in a real
+/// cluster). kube-controller-manager's not-ready taint cannot serve: kwok's node is created
+/// without conditions, and kube-controller-manager lifts the not-ready taint of such a node at
+/// once, before anyone writes `Ready=False`.
+pub const BOOTING_TAINT: &str = "e2e.hubpack.dev/booting";
 /// The namespace Karpenter treats as its own (events, leases if leader election were on).
 pub const NAMESPACE: &str = "kube-system";
 
@@ -189,7 +202,7 @@ pub fn node_pool(name: &str, opts: &KarpenterOptions) -> Value {
                          "values": ["test-zone-a"]},
                     ],
                     "taints": [{"key": DEDICATED_TAINT, "value": "user", "effect": "NoSchedule"}],
-                    "startupTaints": [{"key": NOT_READY_TAINT, "effect": "NoSchedule"}],
+                    "startupTaints": [{"key": BOOTING_TAINT, "effect": "NoSchedule"}],
                     "nodeClassRef": {"group": "karpenter.kwok.sh", "kind": "KWOKNodeClass",
                                      "name": NODE_CLASS},
                     "expireAfter": "Never",
@@ -319,12 +332,107 @@ pub fn install(
     )
 }
 
+/// Whether `node` is one Karpenter launched (it carries its NodePool's name).
+fn launched(node: &Node) -> bool {
+    node.metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(NODE_POOL_LABEL))
+}
+
+/// Whether a node Karpenter launched still lacks the status a kubelet registers with
+/// (`Ready=False`): kwok's node has no conditions until it boots.
+pub fn needs_registering(node: &Node) -> bool {
+    let has_conditions = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| !c.is_empty());
+    launched(node) && !has_conditions
+}
+
+/// The taints a launched node keeps once it is Ready, if its [`BOOTING_TAINT`] must go.
+pub fn taints_after_boot(node: &Node) -> Option<Vec<Taint>> {
+    let taints = node.spec.as_ref()?.taints.as_ref()?;
+    let booting = taints.iter().any(|t| t.key == BOOTING_TAINT);
+    (launched(node) && booting && wait::node_ready(node)).then(|| {
+        taints
+            .iter()
+            .filter(|t| t.key != BOOTING_TAINT)
+            .cloned()
+            .collect()
+    })
+}
+
+/// The model of a kubelet (and a startup agent) on each node Karpenter launches: it registers
+/// `Ready=False` until kwok turns it Ready after its boot delay, then the [`BOOTING_TAINT`]
+/// goes (`hubpack-e2e-model karpenter-nodes`). Runs until the watch ends.
+pub async fn run_node_registration(client: kube::Client) -> Result<(), kube::Error> {
+    let nodes: Api<Node> = Api::all(client);
+    let mut events = watcher(
+        nodes.clone(),
+        watcher::Config::default().labels(NODE_POOL_LABEL),
+    )
+    .default_backoff()
+    .applied_objects()
+    .boxed();
+    tracing::info!("Karpenter node registration model running");
+    while let Some(event) = events.next().await {
+        let node = match event {
+            Ok(node) => node,
+            Err(error) => {
+                tracing::warn!(%error, "node watch error (retrying)");
+                continue;
+            }
+        };
+        let name = node.metadata.name.clone().unwrap_or_default();
+        if needs_registering(&node) {
+            let now = jiff::Timestamp::now().to_string();
+            let patch = json!({"status": {"conditions": [{
+                "type": "Ready",
+                "status": "False",
+                "reason": "KubeletNotReady",
+                "message": "kubelet is starting (kwok turns the node Ready after its boot delay)",
+                "lastHeartbeatTime": now,
+                "lastTransitionTime": now,
+            }]}});
+            match nodes
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => tracing::info!(node = %name, "registered NotReady"),
+                Err(error) => tracing::warn!(%error, node = %name, "registering failed"),
+            }
+        }
+        if let Some(taints) = taints_after_boot(&node) {
+            // The resourceVersion makes it a compare-and-swap: a concurrent taint change
+            // fails it, and the node's next event tries again.
+            let patch = json!({
+                "metadata": {"resourceVersion": node.metadata.resource_version},
+                "spec": {"taints": taints},
+            });
+            match nodes
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => tracing::info!(node = %name, "booted: startup taint lifted"),
+                Err(error) => {
+                    tracing::warn!(%error, node = %name, "lifting the startup taint failed")
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Cluster {
-    /// Installs Karpenter's objects and starts it; ready once its health probe answers.
+    /// Installs Karpenter's objects, starts the node registration model (`model_bin`) and
+    /// Karpenter; ready once its health probe answers.
     pub(crate) async fn start_karpenter(
         &self,
         bin: &Path,
         opts: &KarpenterOptions,
+        model_bin: &Path,
         timeout: Duration,
     ) -> Result<(), ClusterError> {
         let kubectl = binaries::find(Component::K8s, "kubectl")?;
@@ -334,6 +442,16 @@ impl Cluster {
             &crds_dir(bin),
             &self.state_dir,
             opts,
+        )?;
+        let model_args = vec![
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            "karpenter-nodes".into(),
+        ];
+        self.start_process(
+            "karpenter-node-model",
+            model_bin,
+            &model_args,
+            &[("RUST_LOG", "info".into())],
         )?;
         let metrics_port = processes::free_port()?;
         let health_port = processes::free_port()?;
@@ -371,7 +489,7 @@ mod tests {
         );
         assert_eq!(template["spec"]["taints"][0]["key"], DEDICATED_TAINT);
         assert_eq!(template["spec"]["taints"][0]["value"], "user");
-        assert_eq!(template["spec"]["startupTaints"][0]["key"], NOT_READY_TAINT);
+        assert_eq!(template["spec"]["startupTaints"][0]["key"], BOOTING_TAINT);
         assert_eq!(template["spec"]["nodeClassRef"]["name"], NODE_CLASS);
         let disruption = &pool["spec"]["disruption"];
         assert_eq!(disruption["consolidationPolicy"], "WhenEmpty");
@@ -395,6 +513,43 @@ mod tests {
         assert_eq!(get("BATCH_IDLE_DURATION").as_deref(), Some("500ms"));
         assert_eq!(get("BATCH_MAX_DURATION").as_deref(), Some("10000ms"));
         assert_eq!(get("HEALTH_PROBE_PORT").as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn only_launched_nodes_without_conditions_need_registering() {
+        let node = |labels: serde_json::Value, status: serde_json::Value| -> Node {
+            serde_json::from_value(json!({"metadata": {"name": "n", "labels": labels},
+                                          "status": status}))
+            .unwrap()
+        };
+        assert!(needs_registering(&node(
+            json!({NODE_POOL_LABEL: "user"}),
+            json!({})
+        )));
+        assert!(!needs_registering(&node(
+            json!({NODE_POOL_LABEL: "user"}),
+            json!({"conditions": [{"type": "Ready", "status": "False"}]})
+        )));
+        assert!(!needs_registering(&node(json!({}), json!({}))));
+    }
+
+    #[test]
+    fn the_booting_taint_goes_once_the_node_is_ready_and_only_it() {
+        let node = |ready: &str| -> Node {
+            serde_json::from_value(json!({
+                "metadata": {"name": "n", "labels": {NODE_POOL_LABEL: "user"}},
+                "spec": {"taints": [
+                    {"key": DEDICATED_TAINT, "value": "user", "effect": "NoSchedule"},
+                    {"key": BOOTING_TAINT, "effect": "NoSchedule"},
+                ]},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]},
+            }))
+            .unwrap()
+        };
+        assert_eq!(taints_after_boot(&node("False")), None);
+        let kept = taints_after_boot(&node("True")).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].key, DEDICATED_TAINT);
     }
 
     #[test]

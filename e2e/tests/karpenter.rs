@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used)] // a test binary
 
 use hubpack_e2e::in_process::{InProcessScheduler, test_config};
-use hubpack_e2e::karpenter::{DO_NOT_DISRUPT_ANNOTATION, NODE_POOL_LABEL};
+use hubpack_e2e::karpenter::{BOOTING_TAINT, DO_NOT_DISRUPT_ANNOTATION, NODE_POOL_LABEL};
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
 use hubpack_e2e::{harness, wait};
 use hubpack_placeholder_ctl::config::Config as CtlConfig;
@@ -69,7 +69,12 @@ impl World {
     }
 
     fn start_hubpack(&mut self) {
-        let config = test_config(&self.scheduler);
+        self.start_hubpack_with(|_| {});
+    }
+
+    fn start_hubpack_with(&mut self, tweak: impl FnOnce(&mut hubpack_scheduler::config::Config)) {
+        let mut config = test_config(&self.scheduler);
+        tweak(&mut config);
         let identity = format!("{}-0", self.scheduler);
         self.running = Some(InProcessScheduler::start(&self.client, config, &identity).unwrap());
     }
@@ -281,8 +286,8 @@ fn karpenter_log_about(needle: &str) -> Vec<String> {
 }
 
 /// hubpack marks a user pod that fits no node Unschedulable; Karpenter launches a node of the
-/// user NodePool (z2jh's label and taint), which registers with the not-ready taint; once it
-/// is Ready hubpack binds the pod there. One node, no more.
+/// user NodePool (z2jh's label and taint), which registers NotReady with its startup taint;
+/// once it is Ready hubpack binds the pod there. One node, no more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn karpenter_launches_a_user_pool_node_for_a_pod_hubpack_marks_unschedulable() {
     let mut w = World::new("kp-up", "user-a").await;
@@ -315,9 +320,15 @@ async fn karpenter_launches_a_user_pool_node_for_a_pod_hubpack_marks_unschedulab
                 .spec
                 .as_ref()
                 .and_then(|s| s.taints.as_ref())
-                .is_some_and(|t| t.iter().any(|t| t.key == wait::NOT_READY_TAINT));
+                .is_some_and(|t| {
+                    t.iter()
+                        .any(|t| t.key == wait::NOT_READY_TAINT || t.key == BOOTING_TAINT)
+                });
             if tainted {
-                note(format!("node {name} not-ready taint on"), &mut timeline);
+                note(
+                    format!("node {name} booting/not-ready taint on"),
+                    &mut timeline,
+                );
             }
             if wait::node_ready(&node) {
                 note(format!("node {name} Ready"), &mut timeline);
@@ -367,7 +378,8 @@ async fn karpenter_launches_a_user_pool_node_for_a_pod_hubpack_marks_unschedulab
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn karpenter_launches_no_node_for_a_nominated_user_pod() {
     let mut w = World::new("kp-nominated", "user-b").await;
-    w.start_hubpack();
+    // The victim is held past the quiet period: hubpack keeps the nomination that long.
+    w.start_hubpack_with(|c| c.preemption.timeout_seconds = 120);
     // A warm node: Karpenter launches it for a placeholder the test places there.
     let mut ph = w.user("placeholder-0", "3500m", harness::MANUAL_SCHEDULER, false);
     ph.metadata
@@ -382,6 +394,13 @@ async fn karpenter_launches_no_node_for_a_nominated_user_pod() {
     ph.spec.as_mut().unwrap().priority_class_name = Some(PLACEHOLDER_CLASS.into());
     let ph = w.create(&ph).await;
     let warm = w.place_on_new_node(&ph, &BTreeSet::new()).await;
+    // A protected user already there: while the victim is held (terminating, so not running)
+    // the node must not look empty, or Karpenter consolidates it; with a real eviction the
+    // victim is gone in a moment.
+    let alice = w
+        .create(&w.user("alice", "300m", harness::MANUAL_SCHEDULER, true))
+        .await;
+    harness::bind(&w.client, &w.ns, &alice, &warm).await.unwrap();
     let claims_before = w.node_claims().await;
 
     w.create(&w.user("student-1", "1", &w.scheduler.clone(), true))

@@ -26,6 +26,8 @@ enum Model {
         #[arg(long, default_value = "20s")]
         pull_time: String,
     },
+    /// Register each node Karpenter launches `Ready=False`, as a kubelet does.
+    KarpenterNodes,
 }
 
 fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
@@ -47,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
             };
             images::run(client, config).await?;
         }
+        Model::KarpenterNodes => hubpack_e2e::karpenter::run_node_registration(client).await?,
     }
     Ok(())
 }
