@@ -543,7 +543,9 @@ async fn lone_user_scenario(
 /// A placeholder Deployment exactly as hubpack-placeholder-ctl writes it (its own object
 /// builder), for pool `pool`, scheduled by `scheduler`.
 fn hubpack_placeholders(ns: &str, scheduler: &str, pool: &str, replicas: i32) -> Deployment {
-    let yaml = ctl_yaml(ns, scheduler, "none", 0, pool, "");
+    // One seat per placeholder, so each is as small as the pause pods of the control.
+    let yaml = ctl_yaml(ns, scheduler, "none", 0, pool, "")
+        .replace("usersPerPlaceholder: auto", "usersPerPlaceholder: 1");
     let cfg = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     let sizes = cfg.pool_sizes().unwrap();
     hubpack_placeholder_ctl::objects::placeholder_deployment(
@@ -610,10 +612,11 @@ fn pause_placeholders(pool: &str, cpu: &str, replicas: i32) -> Deployment {
     }
 }
 
-/// Placeholders that have settled beside a user's node, held for [`HOLD`]: hubpack's (as
-/// hubpack-placeholder-ctl writes them) make Karpenter launch and remove no node. The same
-/// check runs against a plain pause-pod Deployment at −10 as a control, printed: it does not
-/// loop on this Karpenter either (docs/design.md says why).
+/// Placeholders that have settled on a node of their own, with room for them appearing on a
+/// user's node, held for [`HOLD`]: hubpack's (as hubpack-placeholder-ctl writes them, one seat
+/// each) make Karpenter launch and remove no node. The same check against a plain pause-pod
+/// Deployment at −10 (the control): Karpenter consolidates their node away, moving them
+/// beside the user; it does not loop (docs/design.md says why).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn karpenter_holds_hubpack_placeholders_at_steady_state_without_churn() {
     let (hubpack, pause) = tokio::join!(
@@ -634,33 +637,43 @@ async fn karpenter_holds_hubpack_placeholders_at_steady_state_without_churn() {
         churn_hubpack.launched.is_empty() && churn_hubpack.removed.is_empty(),
         "hubpack's placeholders churned: {churn_hubpack:?}"
     );
-    // The control is measured, not asserted: on this Karpenter (v1.14.1) the plain pause pods
-    // settled without a loop too (docs/design.md, Karpenter: why), so the upstream loop is
-    // not reproduced here.
+    // The control: Karpenter moves the plain pause pods onto the room beside dave and removes
+    // their node (a warm node lost). It does not loop (docs/design.md, Karpenter: why).
     eprintln!(
         "control (plain pause pods at -10): {} launched, {} removed",
         churn_pause.launched.len(),
         churn_pause.removed.len()
     );
+    assert!(
+        !churn_pause.removed.is_empty(),
+        "the control shows nothing: Karpenter left the plain pause pods' node too: {churn_pause:?}"
+    );
     hubpack.finish().await;
     pause.finish().await;
 }
 
-/// A user (2 CPU, protected) on a node of her own with room beside her, and two placeholders
-/// of 1.5 CPU on nodes Karpenter launched for them; returns once they are all bound.
+/// Two 1-CPU placeholders settled on a node Karpenter launched for them, beside a user's node
+/// that then gets room for both (a filler there leaves): what consolidation looks for.
 async fn settle_placeholders(prefix: &str, pool: &'static str, hubpack: bool) -> World {
     let mut w = World::new(prefix, pool).await;
-    let user = w
-        .create(&w.user("dave", "2", harness::MANUAL_SCHEDULER, true))
-        .await;
-    let dave_node = w.place_on_new_node(&user, &BTreeSet::new()).await;
+    let m = harness::MANUAL_SCHEDULER;
+    let dave = w.create(&w.user("dave", "1", m, true)).await;
+    w.create(&w.user("filler", "2", m, true)).await;
+    harness::mark_unschedulable(&w.client, &w.ns, "filler", "0/1 nodes are available")
+        .await
+        .unwrap();
+    let dave_node = w.place_on_new_node(&dave, &BTreeSet::new()).await;
+    let filler = w.pods().get("filler").await.unwrap();
+    harness::bind(&w.client, &w.ns, &filler, &dave_node)
+        .await
+        .unwrap();
     let deployments: Api<Deployment> = Api::namespaced(w.client.clone(), &w.ns);
     let d = if hubpack {
         w.start_hubpack();
         ensure_ctl_priority_classes(&w.client).await;
         hubpack_placeholders(&w.ns, &w.scheduler, pool, 2)
     } else {
-        pause_placeholders(pool, "1500m", 2)
+        pause_placeholders(pool, "1", 2)
     };
     deployments
         .create(&PostParams::default(), &d)
@@ -673,7 +686,7 @@ async fn settle_placeholders(prefix: &str, pool: &'static str, hubpack: bool) ->
             let pods = w.pods().list(&ListParams::default()).await.unwrap().items;
             let on: Vec<String> = pods
                 .iter()
-                .filter(|p| p.metadata.name.as_deref() != Some("dave"))
+                .filter(|p| !matches!(p.metadata.name.as_deref(), Some("dave" | "filler")))
                 .filter_map(node_of)
                 .collect();
             (on.len() == 2).then_some(on)
@@ -682,8 +695,18 @@ async fn settle_placeholders(prefix: &str, pool: &'static str, hubpack: bool) ->
     .await
     .unwrap();
     eprintln!("{prefix}: dave on {dave_node}, placeholders on {placed:?}");
-    // Let the launches settle (the nodes initialized, the first consolidateAfter passed).
+    // Let the launches settle (nodes initialized), then make room beside dave.
     tokio::time::sleep(Duration::from_secs(10)).await;
+    w.pods()
+        .delete(
+            "filler",
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     w
 }
 
