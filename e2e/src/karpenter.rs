@@ -18,9 +18,9 @@
 //!   keeps a pool unready while the class's `Ready` is unknown: the harness sets it `True`.
 //!
 //! The node boot: the class's registration delay, then the node registers with the
-//! [`BOOTING_TAINT`] startup taint and `Ready=False` (both from the moment it exists:
-//! Karpenter's registration swaps its `unregistered` taint for the pool's taints and startup
-//! taints, and [`run_node_registration`] writes the condition, as a kubelet registers);
+//! [`BOOTING_TAINT`] startup taint (Karpenter's registration swaps its `unregistered` taint
+//! for the pool's taints and startup taints, so no scheduler sees it untainted) and, moments
+//! later, `Ready=False` ([`run_node_registration`] writes it, as a kubelet registers);
 //! kube-controller-manager adds the `node.kubernetes.io/not-ready` taints for `Ready=False`;
 //! kwok turns the node Ready after its boot-delay annotation, kube-controller-manager lifts
 //! its taints and the model lifts the startup taint, and Karpenter counts the node

@@ -485,6 +485,20 @@ mod tests {
         );
     }
 
+    #[test]
+    fn prepullers_never_block_karpenter_disruption() {
+        // A DaemonSet pod with do-not-disrupt would keep every node it runs on.
+        let c = cfg();
+        let ds = prepuller_daemonset(&c, &c.pools[0], &["a:1".to_string()], None);
+        let annotations = ds.spec.unwrap().template.metadata.unwrap().annotations;
+        assert!(
+            annotations
+                .unwrap_or_default()
+                .get(KARPENTER_DO_NOT_DISRUPT)
+                .is_none()
+        );
+    }
+
     /// Every container of `pod` meets PodSecurity `restricted` as the apiserver checks it.
     fn assert_restricted(pod: &PodSpec) {
         let psc = pod.security_context.as_ref().unwrap();
