@@ -492,10 +492,9 @@ mod tests {
         let ds = prepuller_daemonset(&c, &c.pools[0], &["a:1".to_string()], None);
         let annotations = ds.spec.unwrap().template.metadata.unwrap().annotations;
         assert!(
-            annotations
+            !annotations
                 .unwrap_or_default()
-                .get(KARPENTER_DO_NOT_DISRUPT)
-                .is_none()
+                .contains_key(KARPENTER_DO_NOT_DISRUPT)
         );
     }
 
