@@ -15,6 +15,8 @@ pub enum Component {
     /// cluster-autoscaler with its kwok provider.
     Autoscaler,
     Helm,
+    /// Karpenter with its kwok provider (its CRDs sit next to it in `crds/`).
+    Karpenter,
 }
 
 impl Component {
@@ -26,6 +28,7 @@ impl Component {
             Component::K8s => "k8s",
             Component::Autoscaler => "ca",
             Component::Helm => "helm",
+            Component::Karpenter => "karpenter",
         }
     }
 
@@ -37,6 +40,7 @@ impl Component {
             Component::K8s => "k8s-",
             Component::Autoscaler => "ca-",
             Component::Helm => "helm-",
+            Component::Karpenter => "karpenter-",
         }
     }
 
@@ -52,6 +56,7 @@ impl Component {
             ],
             Component::Autoscaler => &["cluster-autoscaler"],
             Component::Helm => &["helm"],
+            Component::Karpenter => &["karpenter"],
         }
     }
 
@@ -62,6 +67,7 @@ impl Component {
             Component::K8s,
             Component::Autoscaler,
             Component::Helm,
+            Component::Karpenter,
         ]
         .into_iter()
         .find(|c| {
@@ -179,6 +185,7 @@ mod tests {
             Component::K8s,
             Component::Autoscaler,
             Component::Helm,
+            Component::Karpenter,
         ] {
             assert_eq!(Component::parse(c.script_name()), Some(c));
         }

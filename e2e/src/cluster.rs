@@ -9,6 +9,7 @@
 use crate::autoscaler::{self, AutoscalerTimings, NodeGroup};
 use crate::binaries::{self, BinaryError, Component};
 use crate::components;
+use crate::karpenter::{self, KarpenterOptions};
 use crate::kwok;
 use crate::nodes::NodeTemplate;
 use crate::pki::{Pki, PkiError};
@@ -30,6 +31,8 @@ pub const ORDER: &[&str] = &[
     "provisioner",
     "kube-scheduler",
     "cluster-autoscaler",
+    "karpenter-node-model",
+    "karpenter",
 ];
 
 #[derive(Clone, Debug)]
@@ -49,6 +52,8 @@ pub struct ClusterOptions {
     /// Install the CapacityBuffer CRD and run cluster-autoscaler's buffer controller and
     /// pod injection ([`crate::capacity_buffers`]).
     pub capacity_buffers: bool,
+    /// The real Karpenter (kwok provider) with its user NodePools; `None` runs no Karpenter.
+    pub karpenter: Option<KarpenterOptions>,
     /// Run the stock kube-scheduler (scheduler name `default-scheduler`): it places DaemonSet
     /// pods (e.g. image pre-pullers) and any pod not given another scheduler, as in a real
     /// cluster. On by default; turn it off to compare schedulers one at a time.
@@ -73,6 +78,7 @@ impl ClusterOptions {
             autoscaler: None,
             autoscaler_timings: AutoscalerTimings::default(),
             capacity_buffers: false,
+            karpenter: None,
             kube_scheduler: true,
             provisioner: false,
             model_bin: model_bin.into(),
@@ -107,6 +113,8 @@ pub enum ClusterError {
     AlreadyRunning(PathBuf),
     #[error("kubeconfig {path}: {reason}")]
     Kubeconfig { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Karpenter(#[from] karpenter::InstallError),
     #[error("{what}: {source}")]
     Kube { what: String, source: kube::Error },
     #[error(transparent)]
@@ -121,6 +129,7 @@ struct Bins {
     kwok: PathBuf,
     scheduler: Option<PathBuf>,
     autoscaler: Option<PathBuf>,
+    karpenter: Option<PathBuf>,
 }
 
 impl Bins {
@@ -136,6 +145,10 @@ impl Bins {
             },
             autoscaler: match &opts.autoscaler {
                 Some(_) => Some(binaries::find(Component::Autoscaler, "cluster-autoscaler")?),
+                None => None,
+            },
+            karpenter: match &opts.karpenter {
+                Some(_) => Some(binaries::find(Component::Karpenter, "karpenter")?),
                 None => None,
             },
         })
@@ -331,6 +344,10 @@ impl Cluster {
             })
             .await?;
         }
+        if let (Some(bin), Some(karpenter)) = (&bins.karpenter, &opts.karpenter) {
+            self.start_karpenter(bin, karpenter, &opts.model_bin, timeout)
+                .await?;
+        }
         Ok(())
     }
 
@@ -354,7 +371,7 @@ impl Cluster {
         .await
     }
 
-    fn start_process(
+    pub(crate) fn start_process(
         &self,
         name: &str,
         bin: &Path,
@@ -380,7 +397,7 @@ impl Cluster {
     }
 
     /// Polls `ready` until true; fails early with the log tail if the process `component` dies.
-    async fn wait_ready<F, Fut>(
+    pub(crate) async fn wait_ready<F, Fut>(
         &self,
         component: &str,
         timeout: Duration,

@@ -25,13 +25,15 @@ pub const MANUAL_SCHEDULER: &str = "hubpack-e2e-manual";
 
 static SHARED: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
-/// Whether the shared cluster runs the real cluster-autoscaler over [`test_node_groups`].
+/// Whether the shared cluster runs the real cluster-autoscaler over [`test_node_groups`], or
+/// the real Karpenter over [`karpenter::test_options`](crate::karpenter::test_options)' pools.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WithAutoscaler {
     No,
     Yes,
     /// The autoscaler with the CapacityBuffer CRD, buffer controller and pod injection.
     WithCapacityBuffers,
+    Karpenter,
 }
 
 /// The cluster shared by this test binary, started on first use (call it through
@@ -52,11 +54,17 @@ pub fn shared(model_bin: &str, autoscaler: WithAutoscaler) -> Result<&'static Cl
             let mut opts = ClusterOptions::new(format!("/tmp/hubpack-e2e-{pid}"), bin);
             opts.default_boot_delay = TEST_BOOT_DELAY;
             opts.default_pull_time = TEST_PULL_TIME;
-            if autoscaler != WithAutoscaler::No {
+            if matches!(
+                autoscaler,
+                WithAutoscaler::Yes | WithAutoscaler::WithCapacityBuffers
+            ) {
                 opts.autoscaler = Some(test_node_groups());
                 opts.autoscaler_timings = test_autoscaler_timings();
             }
             opts.capacity_buffers = autoscaler == WithAutoscaler::WithCapacityBuffers;
+            if autoscaler == WithAutoscaler::Karpenter {
+                opts.karpenter = Some(crate::karpenter::test_options());
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -163,6 +171,18 @@ macro_rules! shared_cluster_with_capacity_buffers {
         $crate::harness::shared(
             env!("CARGO_BIN_EXE_hubpack-e2e-model"),
             $crate::harness::WithAutoscaler::WithCapacityBuffers,
+        )
+    };
+}
+
+/// `shared_cluster_with_karpenter!()`: the test binary's shared cluster, with the real
+/// Karpenter (kwok provider) over [`karpenter::test_options`](crate::karpenter::test_options).
+#[macro_export]
+macro_rules! shared_cluster_with_karpenter {
+    () => {
+        $crate::harness::shared(
+            env!("CARGO_BIN_EXE_hubpack-e2e-model"),
+            $crate::harness::WithAutoscaler::Karpenter,
         )
     };
 }

@@ -9,7 +9,9 @@
 //! caches (a pod on a node lacking its image waits for the pull, then the node lists the image
 //! in `status.images`); and, when asked for, the real cluster-autoscaler 1.36.1 with its kwok
 //! provider ([`autoscaler`]): node groups from templates in a ConfigMap, nodes it adds boot and
-//! pull like any other, with compressed but upstream-meaning timings.
+//! pull like any other, with compressed but upstream-meaning timings; or the real Karpenter
+//! v1.14.1 with its kwok provider ([`karpenter`]): user NodePools, nodes that register
+//! NotReady and boot like the others.
 //!
 //! The Go components are built from their Go modules by `e2e/controlplane/build.sh`
 //! (`cargo xtask cluster build`) and cached in `~/.cache/hubpack/k8s`; cluster-autoscaler, which
@@ -65,7 +67,11 @@
 //! A test runs hubpack-scheduler in-process with [`in_process::InProcessScheduler`] (start
 //! with [`in_process::test_config`], stop and see whether it failed).
 //!
-//! For people: `cargo xtask cluster up [--nodes N] [--pool user=N] [--autoscaler]` starts the
+//! With `shared_cluster_with_karpenter!()` the cluster runs Karpenter over
+//! [`karpenter::test_options`]' NodePools (one per test: a pod selects one by the
+//! node-group label).
+//!
+//! For people: `cargo xtask cluster up [--nodes N] [--pool user=N] [--autoscaler | --karpenter]` starts the
 //! same cluster detached (state in `/tmp/hubpack-cluster`) and prints its kubeconfig and a
 //! kubectl built with the control plane; `cargo xtask cluster down` stops it.
 
@@ -81,6 +87,7 @@ pub mod components;
 pub mod harness;
 pub mod images;
 pub mod in_process;
+pub mod karpenter;
 pub mod kwok;
 pub mod nodes;
 pub mod ordering;

@@ -28,6 +28,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod decide;
 pub mod forecast;
+pub mod karpenter;
 pub mod objects;
 pub mod observe;
 pub mod prune;

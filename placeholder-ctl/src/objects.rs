@@ -31,6 +31,12 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub const PLACEHOLDER_COMPONENT: &str = "user-placeholder";
 pub const PREPULLER_COMPONENT: &str = "image-prepuller";
 pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+/// Karpenter leaves a node alone (no consolidation, no drift replacement) while a running pod
+/// on it carries this annotation `"true"` (`pkg/controllers/state/statenode.go`
+/// `ValidatePodsDisruptable`). Placeholders carry it, so Karpenter never moves them and the
+/// nodes they hold stay; a node they leave is empty and goes. Pre-pullers do not: a DaemonSet
+/// pod with it would keep every node (Karpenter counts DaemonSet pods there).
+pub const KARPENTER_DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
 
 /// Name of the placeholder Deployment (and PDB) of a pool, per zone when split.
 pub fn placeholder_name(pool: &str, zone: Option<&str>) -> String {
@@ -204,7 +210,11 @@ pub fn placeholder_deployment(
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
                     annotations: Some(
-                        [(USER_IMAGES_ANNOTATION.to_string(), user_images.join(","))].into(),
+                        [
+                            (USER_IMAGES_ANNOTATION.to_string(), user_images.join(",")),
+                            (KARPENTER_DO_NOT_DISRUPT.to_string(), "true".to_string()),
+                        ]
+                        .into(),
                     ),
                     ..Default::default()
                 }),
@@ -412,6 +422,10 @@ mod tests {
             .as_ref()
             .unwrap();
         assert_eq!(ann[USER_IMAGES_ANNOTATION], images[0]);
+        assert_eq!(
+            ann[KARPENTER_DO_NOT_DISRUPT], "true",
+            "Karpenter never moves them"
+        );
         let labels = spec
             .template
             .metadata
@@ -468,6 +482,19 @@ mod tests {
         assert_eq!(
             pod.priority_class_name.as_deref(),
             Some("hubpack-prepuller")
+        );
+    }
+
+    #[test]
+    fn prepullers_never_block_karpenter_disruption() {
+        // A DaemonSet pod with do-not-disrupt would keep every node it runs on.
+        let c = cfg();
+        let ds = prepuller_daemonset(&c, &c.pools[0], &["a:1".to_string()], None);
+        let annotations = ds.spec.unwrap().template.metadata.unwrap().annotations;
+        assert!(
+            !annotations
+                .unwrap_or_default()
+                .contains_key(KARPENTER_DO_NOT_DISRUPT)
         );
     }
 

@@ -5,28 +5,30 @@ use clap::{Args, Subcommand};
 use hubpack_e2e::autoscaler::{AutoscalerTimings, NodeGroup};
 use hubpack_e2e::binaries::{self, Component};
 use hubpack_e2e::cluster::{Cluster, ClusterOptions, stop_state_dir};
+use hubpack_e2e::karpenter::{ConsolidationPolicy, KarpenterOptions};
 use hubpack_e2e::kwok::parse_go_duration;
 use hubpack_e2e::nodes::{NodeTemplate, Pool};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const DEFAULT_STATE_DIR: &str = "/tmp/hubpack-cluster";
 /// What the CI end-to-end suite needs: the control plane, cluster-autoscaler (from the upstream
-/// source bundle in ../shared/upstream), and helm to render the chart.
+/// source bundle in ../shared/upstream), Karpenter's kwok provider, and helm to render the chart.
 const CI_COMPONENTS: &[Component] = &[
     Component::Etcd,
     Component::Kwok,
     Component::K8s,
     Component::Autoscaler,
+    Component::Karpenter,
     Component::Helm,
 ];
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
-    /// Build and cache the control-plane binaries (default: etcd kwok k8s ca helm).
+    /// Build and cache the control-plane binaries (default: etcd kwok k8s ca karpenter helm).
     Build {
-        /// Components: etcd, kwok, k8s, ca, helm.
+        /// Components: etcd, kwok, k8s, ca, karpenter, helm.
         components: Vec<String>,
     },
     /// Start a local cluster detached and print its kubeconfig.
@@ -73,6 +75,26 @@ pub struct UpArgs {
     /// scale-up; z2jh's placeholders sit at -10).
     #[arg(long, default_value_t = -10, allow_hyphen_values = true)]
     expendable_pods_priority_cutoff: i32,
+    /// Run the real Karpenter (kwok provider) with a `user` NodePool (z2jh's user-pool label
+    /// and taint); its nodes register after --boot-delay minus --karpenter-ready-delay, then
+    /// turn Ready after --karpenter-ready-delay.
+    #[arg(long)]
+    karpenter: bool,
+    /// The NodePool's consolidationPolicy: WhenEmpty or WhenEmptyOrUnderutilized.
+    #[arg(long, default_value = "WhenEmptyOrUnderutilized")]
+    consolidation_policy: String,
+    /// The NodePool's consolidateAfter (whole seconds).
+    #[arg(long, default_value = "30s")]
+    consolidate_after: String,
+    /// Karpenter's BATCH_IDLE_DURATION.
+    #[arg(long, default_value = "1s")]
+    batch_idle_duration: String,
+    /// Karpenter's BATCH_MAX_DURATION.
+    #[arg(long, default_value = "10s")]
+    batch_max_duration: String,
+    /// How long a Karpenter node is registered but NotReady (not-ready taint on).
+    #[arg(long, default_value = "5s")]
+    karpenter_ready_delay: String,
     /// Do not run the stock kube-scheduler (it places DaemonSet pods and default-scheduler pods).
     #[arg(long)]
     no_kube_scheduler: bool,
@@ -100,7 +122,7 @@ pub fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
                     .iter()
                     .map(|c| {
                         Component::parse(c).with_context(|| {
-                            format!("unknown component {c:?} (expected etcd, kwok, k8s, ca, helm)")
+                            format!("unknown component {c:?} (expected etcd, kwok, k8s, ca, karpenter, helm)")
                         })
                     })
                     .collect::<anyhow::Result<_>>()?
@@ -227,6 +249,10 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             ..AutoscalerTimings::default()
         };
     }
+    if args.karpenter {
+        build(&[Component::Karpenter])?;
+        opts.karpenter = Some(karpenter_options(&args, opts.default_boot_delay)?);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -247,6 +273,26 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     println!("stop:       cargo xtask cluster down");
     cluster.detach();
     Ok(())
+}
+
+fn karpenter_options(args: &UpArgs, boot_delay: Duration) -> anyhow::Result<KarpenterOptions> {
+    let ready_delay = duration("--karpenter-ready-delay", &args.karpenter_ready_delay)?;
+    Ok(KarpenterOptions {
+        consolidation_policy: ConsolidationPolicy::parse(&args.consolidation_policy).with_context(
+            || {
+                format!(
+                    "--consolidation-policy {:?}: WhenEmpty or WhenEmptyOrUnderutilized",
+                    args.consolidation_policy
+                )
+            },
+        )?,
+        consolidate_after: duration("--consolidate-after", &args.consolidate_after)?,
+        batch_idle_duration: duration("--batch-idle-duration", &args.batch_idle_duration)?,
+        batch_max_duration: duration("--batch-max-duration", &args.batch_max_duration)?,
+        registration_delay: boot_delay.saturating_sub(ready_delay),
+        ready_delay,
+        ..KarpenterOptions::default()
+    })
 }
 
 fn duration(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {

@@ -38,6 +38,8 @@ enum Model {
         #[arg(long, default_value = provisioner::DEFAULT_PROVISIONER)]
         name: String,
     },
+    /// Register each node Karpenter launches `Ready=False`, as a kubelet does.
+    KarpenterNodes,
 }
 
 fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
@@ -66,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(%class, provisioner = %name, "serving claims");
             provisioner::run(client, &name).await;
         }
+        Model::KarpenterNodes => hubpack_e2e::karpenter::run_node_registration(client).await?,
     }
     Ok(())
 }

@@ -13,8 +13,9 @@ use super::metrics::{InputLabels, Metrics, PlacementLabels, PoolLabels, SourceLa
 use super::watch::{Stores, WATCHED_KINDS};
 use crate::config::{Backend, Config, PoolSizes};
 use crate::decide::{Controller, Decision, PlacementDecision, PoolDecision};
+use crate::karpenter;
 use crate::objects;
-use crate::observe::observe_pool;
+use crate::observe::{is_user_of, observe_pool};
 use crate::prune::{self, OwnedKind};
 use crate::sources::{Source, SourcedEvent, configmap, expand_events, expand_parsed, secs};
 use hubpack_core::model::Millis;
@@ -256,9 +257,31 @@ pub fn decide_once(
             });
         }
     }
+    bad.extend(karpenter_warnings(cfg, &nodes, &pods));
     bad.sort();
     bad.dedup();
     (decision, bad)
+}
+
+/// User pods Karpenter may consolidate away (no `karpenter.sh/do-not-disrupt`), as bad input
+/// on the pod: a warning Event and the `bad_input` metric while it lasts.
+fn karpenter_warnings(cfg: &Config, nodes: &[&Node], pods: &[&Pod]) -> Vec<BadInput> {
+    let users = pods
+        .iter()
+        .copied()
+        .filter(|p| cfg.pools.iter().any(|pool| is_user_of(cfg, pool, p)));
+    karpenter::unprotected_user_pods(nodes, users)
+        .into_iter()
+        .map(|u| BadInput {
+            source: format!("pod/{}/{}", u.namespace, u.name),
+            field: format!("metadata.annotations[{}]", objects::KARPENTER_DO_NOT_DISRUPT),
+            message: format!(
+                "user pod on Karpenter node {} (NodePool {}) lacks {}: \"true\"; Karpenter may consolidate the node and end the session (z2jh: singleuser.extraAnnotations)",
+                u.node, u.node_pool, objects::KARPENTER_DO_NOT_DISRUPT
+            ),
+            regarding: ("v1".into(), "Pod".into(), Some(u.namespace), u.name),
+        })
+        .collect()
 }
 
 /// Metrics and one structured log line per placement.
@@ -1240,5 +1263,45 @@ mod tests {
             )
         );
         assert_eq!(n, name);
+    }
+
+    #[test]
+    fn a_user_pod_on_a_karpenter_node_without_do_not_disrupt_is_bad_input_on_the_pod() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "k-1", "labels": {"karpenter.sh/nodepool": "user"}}
+        }))
+        .unwrap();
+        let pod = |name: &str, component: &str, annotations: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "hub",
+                             "labels": {"component": component}, "annotations": annotations},
+                "spec": {"nodeName": "k-1", "containers": []},
+                "status": {"phase": "Running"}
+            }))
+            .unwrap()
+        };
+        let pods = [
+            pod("jupyter-ada", "singleuser-server", serde_json::json!({})),
+            pod(
+                "jupyter-bob",
+                "singleuser-server",
+                serde_json::json!({"karpenter.sh/do-not-disrupt": "true"}),
+            ),
+            pod("proxy", "proxy", serde_json::json!({})),
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        let bad = karpenter_warnings(&cfg(), &[&node], &refs);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].source, "pod/hub/jupyter-ada");
+        assert_eq!(
+            bad[0].field,
+            "metadata.annotations[karpenter.sh/do-not-disrupt]"
+        );
+        assert!(
+            bad[0].message.contains("NodePool user"),
+            "{}",
+            bad[0].message
+        );
+        assert_eq!(bad[0].regarding.1, "Pod");
     }
 }
