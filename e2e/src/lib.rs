@@ -93,6 +93,7 @@ pub mod nodes;
 pub mod ordering;
 pub mod pki;
 pub mod placement;
+pub mod pod_facts;
 pub mod processes;
 pub mod provisioner;
 pub mod resources;

@@ -12,6 +12,7 @@
 
 use hubpack_e2e::in_process::{InProcessScheduler, test_config};
 use hubpack_e2e::nodes::{NODE_GROUP_LABEL, NodeTemplate, Pool};
+use hubpack_e2e::pod_facts::node_of;
 use hubpack_e2e::{harness, wait};
 use hubpack_scheduler::config::Config;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -235,10 +236,6 @@ fn ca_log_about(node: &str) -> Vec<String> {
         })
         .map(|l| l.chars().take(240).collect())
         .collect()
-}
-
-fn node_of(pod: &Pod) -> Option<String> {
-    pod.spec.as_ref().and_then(|s| s.node_name.clone())
 }
 
 fn pod_condition<'a>(

@@ -19,6 +19,7 @@
 use hubpack_e2e::harness::{self, TEST_PULL_TIME};
 use hubpack_e2e::in_process::{InProcessScheduler, test_config};
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
+use hubpack_e2e::pod_facts::{created_at, node_of, ready_at};
 use hubpack_e2e::{shared_cluster_with_capacity_buffers, wait};
 use hubpack_placeholder_ctl::buffer::RAISE_GRACE_MS;
 use hubpack_placeholder_ctl::config::Config as CtlConfig;
@@ -194,7 +195,7 @@ impl World {
     }
 
     async fn metrics(&self) -> String {
-        http_get(self.metrics_port, "/metrics")
+        hubpack_e2e::wait::http_body(self.metrics_port, "/metrics")
             .await
             .unwrap_or_default()
     }
@@ -217,19 +218,6 @@ impl World {
             })
             .collect()
     }
-}
-
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
 fn ctl_yaml(
@@ -262,30 +250,6 @@ fn ctl_yaml(
          \x20 images: [{IMAGE}]\n\
          {extra}"
     )
-}
-
-fn ready_at(p: &Pod) -> Option<i64> {
-    p.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")?
-        .last_transition_time
-        .as_ref()
-        .map(|t| t.0.as_millisecond())
-}
-
-fn created_at(p: &Pod) -> i64 {
-    p.metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0.as_millisecond())
-        .unwrap_or(0)
-}
-
-fn node_of(p: &Pod) -> Option<String> {
-    p.spec.as_ref()?.node_name.clone()
 }
 
 /// What the watcher saw: placeholder pods (must stay none), nodes removed, pod deletions.

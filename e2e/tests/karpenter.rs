@@ -14,6 +14,7 @@
 use hubpack_e2e::in_process::{InProcessScheduler, test_config};
 use hubpack_e2e::karpenter::{BOOTING_TAINT, DO_NOT_DISRUPT_ANNOTATION, NODE_POOL_LABEL};
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
+use hubpack_e2e::pod_facts::node_of;
 use hubpack_e2e::{harness, wait};
 use hubpack_placeholder_ctl::config::Config as CtlConfig;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -193,10 +194,6 @@ impl World {
 
 fn names(items: impl Iterator<Item = Option<String>>) -> BTreeSet<String> {
     items.flatten().collect()
-}
-
-fn node_of(pod: &Pod) -> Option<String> {
-    pod.spec.as_ref().and_then(|s| s.node_name.clone())
 }
 
 fn unschedulable(pod: &Pod) -> bool {

@@ -26,6 +26,7 @@
 use hubpack_e2e::harness::{self, TEST_BOOT_DELAY, TEST_PULL_TIME};
 use hubpack_e2e::in_process::{InProcessScheduler, test_config};
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
+use hubpack_e2e::pod_facts::{created_at, ready_at};
 use hubpack_e2e::{shared_cluster_with_autoscaler, wait};
 use hubpack_placeholder_ctl::config::Config as CtlConfig;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -209,26 +210,6 @@ impl World {
 
 fn pod_node(p: &Pod) -> Option<String> {
     p.spec.as_ref()?.node_name.clone()
-}
-
-fn ready_at(p: &Pod) -> Option<i64> {
-    p.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")?
-        .last_transition_time
-        .as_ref()
-        .map(|t| t.0.as_millisecond())
-}
-
-fn created_at(p: &Pod) -> i64 {
-    p.metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0.as_millisecond())
-        .unwrap_or(0)
 }
 
 fn unschedulable_at(p: &Pod) -> Option<i64> {
