@@ -68,13 +68,12 @@ pub async fn run(
     // previous deadline passes.
     let poll = campaign.period();
     let mut tenure = Tenure::default();
-    loop {
+    let outcome = loop {
         let held = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break Ok(()),
             changed = leading.changed() => {
                 if changed.is_err() {
-                    gate.revoke();
-                    return Err(Error::Lease("the lease campaign ended".into()));
+                    break Err(Error::Lease("the lease campaign ended".into()));
                 }
                 let now_leading = *leading.borrow_and_update();
                 tracing::info!(leading = now_leading, "leadership changed");
@@ -98,8 +97,7 @@ pub async fn run(
             // Lost and won again between two looks (the campaign's channel keeps only its
             // latest value, so a false→true flip can pass unseen): another replica may have
             // acted meanwhile, so what this replica has in flight is stale.
-            gate.revoke();
-            return Err(Error::LeaseLost(format!(
+            break Err(Error::LeaseLost(format!(
                 "lease {}/{} was acquired anew since this replica last saw it",
                 namespace, cfg.lease_name
             )));
@@ -107,8 +105,7 @@ pub async fn run(
         if held == Held::ByOther && gate.leading_until() > 0 {
             // We led, and another replica leads now: fail-stop. What this replica assumed
             // or started is not to be finished by it; a restart begins from fresh caches.
-            gate.revoke();
-            return Err(Error::LeaseLost(format!(
+            break Err(Error::LeaseLost(format!(
                 "lease {}/{} is held by another replica",
                 namespace, cfg.lease_name
             )));
@@ -116,18 +113,22 @@ pub async fn run(
         if held == Held::ByOther {
             gate.revoke();
         }
-    }
+    };
+    // However it ends, the campaign ends with it: a replica that fail-stops must not go on
+    // renewing (or retaking) the lease in the background, or its successor never leads.
     gate.revoke();
     stop_campaign.cancel();
     if let Err(e) = task.await {
         tracing::warn!(error = %e, "lease campaign panicked");
     }
-    match release(&leases, &campaign).await {
-        Ok(true) => tracing::info!("lease released"),
-        Ok(false) => tracing::info!("lease not ours any more: left as it is"),
-        Err(e) => tracing::warn!(error = %e, "lease release failed"),
+    if outcome.is_ok() {
+        match release(&leases, &campaign).await {
+            Ok(true) => tracing::info!("lease released"),
+            Ok(false) => tracing::info!("lease not ours any more: left as it is"),
+            Err(e) => tracing::warn!(error = %e, "lease release failed"),
+        }
     }
-    Ok(())
+    outcome
 }
 
 /// What one look at the Lease decided.
