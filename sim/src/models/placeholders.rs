@@ -186,7 +186,7 @@ impl PlaceholderState {
             PlaceholderMode::None => (1, 0),
             PlaceholderMode::PerUser { k } => (1, *k),
             PlaceholderMode::NUser { n, k } => (n.map_or_else(node_worth, Ok)?, *k),
-            PlaceholderMode::Predictive => (
+            PlaceholderMode::Predictive | PlaceholderMode::PredictiveBuffer => (
                 sc.predictive
                     .users_per_placeholder
                     .map_or_else(node_worth, Ok)?,

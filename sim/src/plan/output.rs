@@ -286,8 +286,16 @@ pub fn values_yaml(plan: &Plan) -> String {
     let images = format!("[{}]", images.join(", "));
     let mut out = String::from("scheduler:\n  enabled: true\n");
     match (&r.policy.placeholders, &r.predictive) {
-        (PlaceholderMode::Predictive, Some(p)) => {
+        (mode @ (PlaceholderMode::Predictive | PlaceholderMode::PredictiveBuffer), Some(p)) => {
             let pool = &sc.pools[0];
+            let backend = match mode {
+                PlaceholderMode::PredictiveBuffer => {
+                    "        # headroom as a CapacityBuffer (cluster-autoscaler 1.36 with \
+                     --capacity-buffer-controller-enabled and --capacity-buffer-pod-injection-enabled)\n        \
+                     backend: capacityBuffer\n"
+                }
+                _ => "",
+            };
             let lead = match p.lead_min.minutes() {
                 Some(m) => format!("{:.0}", m * 60.0),
                 None => "auto".into(),
@@ -303,7 +311,7 @@ pub fn values_yaml(plan: &Plan) -> String {
                  scaleDownAfterSeconds: {remove:.0}\n    pools:\n      - name: {pool_name}\n        \
                  # the labels of your user nodes (z2jh's node-purpose label); the controller counts\n        \
                  # warm seats only on nodes this pool's users can use\n        \
-                 nodeSelector: {{{selector}}}\n        \
+                 nodeSelector: {{{selector}}}\n{backend}        \
                  perUser: {{cpu: {cpu_m}m, memory: {mem_mi}Mi{user_ext}}}\n        \
                  usersPerPlaceholder: {n}\n        \
                  # the cost guard: placeholders hold at most this many fresh nodes\n        \
@@ -380,7 +388,7 @@ pub fn values_yaml(plan: &Plan) -> String {
                 PlaceholderMode::None => (false, 0, 1),
                 PlaceholderMode::PerUser { k } => (true, *k, 1),
                 PlaceholderMode::NUser { n, k } => (true, *k, n.unwrap_or(1)),
-                PlaceholderMode::Predictive => (false, 0, 1),
+                PlaceholderMode::Predictive | PlaceholderMode::PredictiveBuffer => (false, 0, 1),
             };
             let _ = write!(
                 out,

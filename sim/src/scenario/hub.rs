@@ -1,4 +1,4 @@
-//! The hub (spawner, culler) and the cluster autoscaler's settings.
+//! The hub: spawner and culler settings.
 
 use super::DurationDist;
 use serde::Deserialize;
@@ -90,85 +90,6 @@ impl Default for HubSpec {
             max_attempts: default_attempts(),
             cull_timeout_min: default_cull_timeout(),
             cull_interval_min: default_cull_interval(),
-        }
-    }
-}
-
-/// cluster-autoscaler 1.36 flags, with upstream defaults.
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct AutoscalerSpec {
-    #[serde(default = "default_scan")]
-    pub scan_interval_s: f64,
-    #[serde(default = "default_ten")]
-    pub scale_down_unneeded_min: f64,
-    #[serde(default = "default_ten")]
-    pub scale_down_delay_after_add_min: f64,
-    #[serde(default = "default_util")]
-    pub scale_down_utilization_threshold: f64,
-    #[serde(default = "default_cutoff")]
-    pub expendable_pods_priority_cutoff: i32,
-    /// `--max-scale-down-parallelism`: nodes deleted per scan at most, empty or not.
-    #[serde(default = "default_parallelism")]
-    pub max_scale_down_parallelism: usize,
-    /// `--max-drain-parallelism`: non-empty nodes (placeholders to move) deleted per scan.
-    #[serde(default = "default_drain")]
-    pub max_drain_parallelism: usize,
-    /// `--unremovable-node-recheck-timeout`: a node whose pods could not be moved elsewhere
-    /// is not looked at again for this long.
-    #[serde(default = "default_recheck")]
-    pub unremovable_node_recheck_timeout_min: f64,
-    #[serde(default = "default_true")]
-    pub scale_down_enabled: bool,
-    /// How long one CA loop takes: after a loop that scaled up, the next starts as soon as
-    /// it ends (loop/trigger.go), not a scan interval later. About a second on a real
-    /// cluster; on the side-by-side bench's time-compressed clusters the loop's wall time
-    /// is multiplied by the compression factor.
-    #[serde(default = "default_loop")]
-    pub loop_s: f64,
-}
-
-fn default_scan() -> f64 {
-    10.0
-}
-fn default_ten() -> f64 {
-    10.0
-}
-fn default_util() -> f64 {
-    0.5
-}
-fn default_cutoff() -> i32 {
-    -10
-}
-fn default_parallelism() -> usize {
-    10
-}
-fn default_drain() -> usize {
-    1
-}
-fn default_recheck() -> f64 {
-    5.0
-}
-fn default_true() -> bool {
-    true
-}
-fn default_loop() -> f64 {
-    1.0
-}
-
-impl Default for AutoscalerSpec {
-    fn default() -> Self {
-        AutoscalerSpec {
-            scan_interval_s: default_scan(),
-            scale_down_unneeded_min: default_ten(),
-            scale_down_delay_after_add_min: default_ten(),
-            scale_down_utilization_threshold: default_util(),
-            expendable_pods_priority_cutoff: default_cutoff(),
-            max_scale_down_parallelism: default_parallelism(),
-            max_drain_parallelism: default_drain(),
-            unremovable_node_recheck_timeout_min: default_recheck(),
-            scale_down_enabled: true,
-            loop_s: default_loop(),
         }
     }
 }

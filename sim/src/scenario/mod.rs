@@ -3,6 +3,7 @@
 //! is an error naming the field, not a silently ignored setting.
 
 mod arrivals;
+mod autoscaler;
 mod cluster;
 mod hub;
 mod policies;
@@ -10,8 +11,9 @@ pub mod values_layers;
 pub mod z2jh_values;
 
 pub use arrivals::{ArrivalSpec, BurstSpec, PoissonSpec, TraceSpec, WeeklySpec};
+pub use autoscaler::{AutoscalerKind, AutoscalerSpec, Budget, ConsolidationPolicy, KarpenterSpec};
 pub use cluster::{DurationDist, ImageSpec, PoolSpec, ProfileSpec, ResourceSpec};
-pub use hub::{AutoscalerSpec, HubSpec};
+pub use hub::HubSpec;
 pub use policies::{
     Lead, PlaceholderMode, PolicyGrid, PolicySpec, PredictiveSpec, PrepullChoice, SchedulerKind,
 };
@@ -47,7 +49,7 @@ pub struct Scenario {
     pub profiles: Vec<ProfileSpec>,
     #[serde(default)]
     pub hub: HubSpec,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "autoscaler::spec_or_kind")]
     pub autoscaler: AutoscalerSpec,
     pub arrivals: Vec<ArrivalSpec>,
     #[serde(default)]
@@ -257,6 +259,7 @@ impl Scenario {
                 ));
             }
         }
+        a.karpenter.validate()?;
         if let Lead::Word(w) = &self.predictive.lead_min
             && w != "auto"
         {

@@ -120,9 +120,20 @@ pub enum PlaceholderMode {
     },
     /// hubpack-core headroom sizing from the scenario's schedule and learned background.
     Predictive,
+    /// The same sizing written to a CapacityBuffer instead of placeholder pods: the
+    /// cluster-autoscaler provisions for the buffer's virtual pods, nothing is preempted.
+    PredictiveBuffer,
 }
 
 impl PlaceholderMode {
+    /// Sized by the predictive controller (placeholder pods or a CapacityBuffer).
+    pub fn is_predictive(&self) -> bool {
+        matches!(
+            self,
+            PlaceholderMode::Predictive | PlaceholderMode::PredictiveBuffer
+        )
+    }
+
     pub fn label(&self) -> String {
         match self {
             PlaceholderMode::None => "none".into(),
@@ -130,23 +141,28 @@ impl PlaceholderMode {
             PlaceholderMode::NUser { n: Some(n), k } => format!("n-user {n}x{k}"),
             PlaceholderMode::NUser { n: None, k } => format!("n-user node x{k}"),
             PlaceholderMode::Predictive => "predictive".into(),
+            PlaceholderMode::PredictiveBuffer => "predictive-buffer".into(),
         }
     }
 }
 
 /// The command line's spelling: `none`, `per-user:K`, `n-user:K`, `n-user:NxK`,
-/// `predictive`.
+/// `predictive`, `predictive-buffer`.
 impl std::str::FromStr for PlaceholderMode {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
-            format!("placeholders {s:?}: use none, per-user:K, n-user:K, n-user:NxK or predictive")
+            format!(
+                "placeholders {s:?}: use none, per-user:K, n-user:K, n-user:NxK, predictive or \
+                 predictive-buffer"
+            )
         };
         let num = |x: &str| x.parse().map_err(|_| bad());
         Ok(match s.split_once(':') {
             None if s == "none" => PlaceholderMode::None,
             None if s == "predictive" => PlaceholderMode::Predictive,
+            None if s == "predictive-buffer" => PlaceholderMode::PredictiveBuffer,
             Some(("per-user", k)) => PlaceholderMode::PerUser { k: num(k)? },
             Some(("n-user", spec)) => match spec.split_once('x') {
                 Some((n, k)) => PlaceholderMode::NUser {
