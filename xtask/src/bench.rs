@@ -19,6 +19,16 @@ pub struct BenchArgs {
     /// real-runs.jsonl), simulated again.
     #[arg(long)]
     pub real_from: Option<std::path::PathBuf>,
+    /// side-by-side: the autoscaler, cluster-autoscaler (default) or karpenter.
+    #[arg(long)]
+    pub autoscaler: Option<String>,
+    /// side-by-side: comma-separated stacks (z2jh, z2jh_nuser, hubpack, hubpack_predictive,
+    /// hubpack_predictive_buffer; default the first four).
+    #[arg(long)]
+    pub stacks: Option<String>,
+    /// side-by-side: the report directory (default out/side-by-side/).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -33,8 +43,8 @@ pub enum Which {
     /// Ready), hubpack's burst behind 10,000 pending unschedulable pods vs idle, and a class
     /// overflowing a full pool while new nodes turn Ready one by one (order inversions).
     Scheduler,
-    /// hubpack vs the z2jh stack on fresh local clusters with the real cluster-autoscaler,
-    /// and hubpack-sim against those runs (report in out/side-by-side/).
+    /// hubpack vs the z2jh stack on fresh local clusters with the real cluster-autoscaler
+    /// (or Karpenter), and hubpack-sim against those runs (report in out/side-by-side/).
     SideBySide,
 }
 
@@ -72,6 +82,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             if let Some(file) = &args.real_from {
                 cmd.arg("--real-from").arg(std::path::absolute(file)?);
+            }
+            if let Some(kind) = &args.autoscaler {
+                cmd.arg(format!("--autoscaler={kind}"));
+            }
+            if let Some(stacks) = &args.stacks {
+                cmd.arg(format!("--stacks={stacks}"));
+            }
+            if let Some(dir) = &args.out {
+                cmd.arg("--out").arg(std::path::absolute(dir)?);
             }
             step("bench side-by-side", &mut cmd)
         }

@@ -1,8 +1,9 @@
-//! `cargo xtask bench side-by-side [--scenario FILE]... [--runs N] [--compression F]`, or
+//! `cargo xtask bench side-by-side [--scenario FILE]... [--runs N] [--compression F]
+//! [--autoscaler cluster-autoscaler|karpenter] [--stacks a,b] [--out DIR]`, or
 //! `cargo run --release -p hubpack-side-by-side -- [ARGS]` (the binary also takes
-//! `--validation-runs N --stacks a,b --parallel N --out DIR --real-from FILE` and the
-//! simulator's parameters): the side-by-side experiment (see the library's doc). The JSON
-//! summary is the last line of stdout.
+//! `--validation-runs N --parallel N --real-from FILE` and the simulator's parameters): the
+//! side-by-side experiment (see the library's doc). The JSON summary is the last line of
+//! stdout.
 //!
 //! To read one run closely: `SBS_KEEP_STATE=1` keeps each cluster's state directory (the
 //! components' logs; `HUBPACK_CA_VERBOSITY=4` for CA's) with `users.tsv` and `nodes.tsv`,
@@ -14,12 +15,12 @@
 use clap::Parser;
 use futures::StreamExt;
 use hubpack_side_by_side::metrics::{self, rel_err};
-use hubpack_side_by_side::plan::{Plan, STACKS, Stack};
+use hubpack_side_by_side::plan::{ALL_STACKS, Plan, STACKS, Stack};
 use hubpack_side_by_side::report;
 use hubpack_side_by_side::run_numbers::RunNumbers;
 use hubpack_side_by_side::simulate::{self, SimParams};
 use hubpack_side_by_side::{frontier, real};
-use hubpack_sim::scenario::Scenario;
+use hubpack_sim::scenario::{AutoscalerKind, Scenario};
 use std::path::PathBuf;
 
 const CALIBRATION: &str = "sbs-class-burst";
@@ -38,9 +39,15 @@ struct Args {
     /// Every duration of the scenario is divided by this for the real runs.
     #[arg(long, default_value_t = 10.0)]
     compression: f64,
-    /// Comma-separated stacks (z2jh, z2jh_nuser, hubpack, hubpack_predictive); default all.
+    /// Comma-separated stacks (z2jh, z2jh_nuser, hubpack, hubpack_predictive,
+    /// hubpack_predictive_buffer); default the first four (with --real-from: those the
+    /// report has real runs of).
     #[arg(long)]
     stacks: Option<String>,
+    /// The autoscaler of the real clusters and the simulator: cluster-autoscaler or
+    /// karpenter (default cluster-autoscaler; with --real-from, the report's).
+    #[arg(long)]
+    autoscaler: Option<AutoscalerKind>,
     /// Real runs at once (each its own cluster).
     #[arg(long, default_value_t = 1)]
     parallel: usize,
@@ -103,24 +110,43 @@ async fn bench(args: Args) -> Result<(), String> {
     } else {
         args.scenario.clone()
     };
-    let stacks: Vec<Stack> = match &args.stacks {
-        None => STACKS.to_vec(),
-        Some(list) => list
+    let earlier = match &args.real_from {
+        Some(file) => Some(earlier_real_runs(file)?),
+        None => None,
+    };
+    let stacks: Vec<Stack> = match (&args.stacks, &earlier) {
+        (Some(list), _) => list
             .split(',')
             .map(|s| {
                 Stack::parse(s.trim()).ok_or(format!(
-                    "--stacks: unknown stack {s:?} (z2jh, z2jh_nuser, hubpack, hubpack_predictive)"
+                    "--stacks: unknown stack {s:?} ({})",
+                    ALL_STACKS.map(Stack::key).join(", ")
                 ))
             })
             .collect::<Result<_, _>>()?,
+        (None, Some(e)) => ALL_STACKS
+            .into_iter()
+            .filter(|s| e.runs.iter().any(|r| r.stack == s.key()))
+            .collect(),
+        (None, None) => STACKS.to_vec(),
     };
+    let autoscaler = args
+        .autoscaler
+        .or(earlier.as_ref().and_then(|e| e.autoscaler))
+        .unwrap_or_default();
+    if let Some(why) = stacks.iter().find_map(|s| s.refused_on(autoscaler)) {
+        return Err(why);
+    }
     let f = args.compression;
     if !(f >= 1.0 && f.is_finite()) {
         return Err(format!("--compression {f}: must be a number ≥ 1"));
     }
     let mut scenarios = Vec::new();
     for file in &files {
-        let sc = Scenario::load(file).map_err(|e| e.to_string())?;
+        let mut sc = Scenario::load(file).map_err(|e| e.to_string())?;
+        // The real clusters and the simulator run the same autoscaler, with the scenario's
+        // settings for it.
+        sc.autoscaler.kind = autoscaler;
         let plan = Plan::new(&sc, f).map_err(|e| format!("{}: {e}", file.display()))?;
         scenarios.push((sc, plan));
     }
@@ -139,8 +165,8 @@ async fn bench(args: Args) -> Result<(), String> {
         .out
         .clone()
         .unwrap_or_else(|| root().join("out/side-by-side"));
-    let (mut all, fitted) = match &args.real_from {
-        Some(file) => earlier_real_runs(file)?,
+    let (mut all, fitted) = match earlier {
+        Some(e) => (e.runs, e.container_start_s),
         None => real_runs(&args, &scenarios, &stacks, &out).await,
     };
     let container_start_s = args
@@ -164,13 +190,16 @@ async fn bench(args: Args) -> Result<(), String> {
     };
     params.loop_s = match args.loop_s {
         Some(l) => l,
+        // The loop is cluster-autoscaler's: nothing to fit on Karpenter.
+        None if autoscaler == AutoscalerKind::Karpenter => params.loop_s,
         None => {
             let (sc, plan) = &scenarios[0];
             simulate::fit_loop_s(sc, plan, &stacks, runs_of(0), params, &all)?
         }
     };
     eprintln!(
-        "simulating with {params:?} (fitted on {}; scenario: boot {} s, pull {} s)",
+        "simulating on {} with {params:?} (fitted on {}; scenario: boot {} s, pull {} s)",
+        autoscaler.name(),
         scenarios[0].0.name,
         scenarios[0].0.pools[0].boot.median_s,
         scenarios[0].0.images[0].pull.median_s,
@@ -242,8 +271,13 @@ async fn bench(args: Args) -> Result<(), String> {
     let p95 = |r: &RunNumbers| r.p95_start_s;
     let nh = |r: &RunNumbers| r.node_hours;
     let hol = |r: &RunNumbers| r.placement_hol_users as f64;
+    let ready_p99 = |r: &RunNumbers| r.p99_create_to_ready_s;
+    let writes = |r: &RunNumbers| r.api_writes.unwrap_or(f64::NAN);
+    let sim = |stack, f: &dyn Fn(&RunNumbers) -> f64| med(&cal_name, stack, "sim", f);
+    let (pred, buf) = (Stack::HubpackPredictive, Stack::HubpackPredictiveBuffer);
     let line = format!(
-        "{{\"bench\":\"side-by-side\",\"z2jh_p95_start_s\":{},\"z2jh_nuser_p95_start_s\":{},\"hubpack_p95_start_s\":{},\"hubpack_predictive_p95_start_s\":{},\"z2jh_node_hours\":{},\"z2jh_nuser_node_hours\":{},\"hubpack_node_hours\":{},\"hubpack_predictive_node_hours\":{},\"z2jh_hol_users\":{},\"hubpack_hol_users\":{},\"sim_vs_real_p95_err\":{},\"sim_vs_real_node_hours_err\":{}}}",
+        "{{\"bench\":\"side-by-side\",\"autoscaler\":\"{}\",\"z2jh_p95_start_s\":{},\"z2jh_nuser_p95_start_s\":{},\"hubpack_p95_start_s\":{},\"hubpack_predictive_p95_start_s\":{},\"z2jh_node_hours\":{},\"z2jh_nuser_node_hours\":{},\"hubpack_node_hours\":{},\"hubpack_predictive_node_hours\":{},\"z2jh_hol_users\":{},\"hubpack_hol_users\":{},\"sim_vs_real_p95_err\":{},\"sim_vs_real_node_hours_err\":{},\"hubpack_predictive_buffer_p95_start_s\":{},\"hubpack_predictive_buffer_node_hours\":{},\"hubpack_predictive_ready_p99_s\":{},\"hubpack_predictive_sim_ready_p99_s\":{},\"hubpack_predictive_api_writes\":{},\"hubpack_predictive_buffer_ready_p99_s\":{},\"hubpack_predictive_buffer_sim_ready_p99_s\":{},\"hubpack_predictive_buffer_api_writes\":{}}}",
+        autoscaler.name(),
         num(real(Stack::Z2jh, &p95)),
         num(real(Stack::Z2jhNuser, &p95)),
         num(real(Stack::Hubpack, &p95)),
@@ -256,13 +290,21 @@ async fn bench(args: Args) -> Result<(), String> {
         num(real(Stack::Hubpack, &hol)),
         num(p95_err),
         num(nh_err),
+        num(real(buf, &p95)),
+        num(real(buf, &nh)),
+        num(real(pred, &ready_p99)),
+        num(sim(pred, &ready_p99)),
+        num(real(pred, &writes)),
+        num(real(buf, &ready_p99)),
+        num(sim(buf, &ready_p99)),
+        num(real(buf, &writes)),
     );
     report::write(&out, &all, &line, params)
         .map_err(|e| format!("writing {}: {e}", out.display()))?;
     // What a static budget costs on each scenario, against the goal (simulator only).
     for (i, (sc, plan)) in scenarios.iter().enumerate() {
         let (points, goal) = frontier::sweep(sc, plan, runs_of(i), params)?;
-        let real_points: Vec<(String, f64, f64)> = STACKS
+        let real_points: Vec<(String, f64, f64)> = ALL_STACKS
             .iter()
             .map(|&s| {
                 let real = |f: &dyn Fn(&RunNumbers) -> f64| med(&sc.name, s, "real", f);
@@ -384,8 +426,17 @@ async fn real_runs(
     (all, fitted)
 }
 
-/// The real runs of an earlier report and the warm start it fitted.
-fn earlier_real_runs(file: &std::path::Path) -> Result<(Vec<RunNumbers>, Option<f64>), String> {
+/// What `--real-from` takes from an earlier report.
+struct Earlier {
+    runs: Vec<RunNumbers>,
+    /// The warm start it fitted (None from real-runs.jsonl).
+    container_start_s: Option<f64>,
+    /// The autoscaler its runs used (None: before the summary said).
+    autoscaler: Option<AutoscalerKind>,
+}
+
+/// The real runs of an earlier report, the warm start it fitted and its autoscaler.
+fn earlier_real_runs(file: &std::path::Path) -> Result<Earlier, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
     if file.extension().is_some_and(|x| x == "jsonl") {
         // real-runs.jsonl: one run a line, no fitted value (give --container-start-s).
@@ -394,14 +445,23 @@ fn earlier_real_runs(file: &std::path::Path) -> Result<(Vec<RunNumbers>, Option<
             .filter(|l| !l.trim().is_empty())
             .map(|l| serde_json::from_str(l).map_err(|e| format!("{}: {e}", file.display())))
             .collect::<Result<_, _>>()?;
-        return Ok((runs, None));
+        return Ok(Earlier {
+            runs,
+            container_start_s: None,
+            autoscaler: None,
+        });
     }
     let earlier: report::Earlier =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let autoscaler = earlier.autoscaler()?;
     let runs = earlier
         .runs
         .into_iter()
         .filter(|r| r.kind == "real")
         .collect();
-    Ok((runs, earlier.container_start_s))
+    Ok(Earlier {
+        runs,
+        container_start_s: earlier.container_start_s,
+        autoscaler,
+    })
 }

@@ -56,6 +56,9 @@ pub struct UserSeen {
 #[derive(Default)]
 pub struct Seen {
     pub nodes: HashMap<String, NodeSeen>,
+    /// Karpenter's NodeClaims by name: when the bench first saw each (the machine's launch;
+    /// its Node registers later).
+    pub node_claims: HashMap<String, f64>,
     pods: HashMap<String, PodSeen>,
     pub users: Vec<UserSeen>,
     /// Users arrived and not yet bound.
@@ -225,8 +228,11 @@ impl Observer {
             .unwrap_or_default();
         let schedulable = hubpack_e2e::wait::node_schedulable(n);
         let mut s = self.lock();
+        // A node Karpenter launched lives from its NodeClaim (the machine), not from its
+        // registration.
+        let created_s = claim_of(&name, &s.node_claims).unwrap_or(now);
         let e = s.nodes.entry(name).or_insert_with(|| NodeSeen {
-            created_s: now,
+            created_s,
             ..Default::default()
         });
         e.user_pool = user_pool;
@@ -240,6 +246,15 @@ impl Observer {
         if deleted && e.deleted_s.is_none() {
             e.deleted_s = Some(now);
         }
+    }
+
+    /// A Karpenter NodeClaim seen (first sight is its launch).
+    pub fn on_node_claim(&self, name: &str) {
+        let now = self.now_s();
+        self.lock()
+            .node_claims
+            .entry(name.to_string())
+            .or_insert(now);
     }
 
     /// Per-user and per-node rows (scenario seconds: compressed × `f`), tab-separated, for
@@ -331,6 +346,20 @@ impl Observer {
     }
 }
 
+/// When the NodeClaim of a node Karpenter's kwok provider launched was first seen: kwok names
+/// the node `kwok-<claim>-<random>-<n>`; the longest matching claim wins.
+pub fn claim_of(node: &str, claims: &HashMap<String, f64>) -> Option<f64> {
+    let rest = node.strip_prefix("kwok-")?;
+    claims
+        .iter()
+        .filter(|(c, _)| {
+            rest.strip_prefix(c.as_str())
+                .is_some_and(|tail| tail.starts_with('-'))
+        })
+        .max_by_key(|(c, _)| c.len())
+        .map(|(_, t)| *t)
+}
+
 fn is_warm(n: &NodeSeen, _now: f64) -> bool {
     n.deleted_s.is_none() && n.schedulable_s.is_some() && n.warm_s.is_some()
 }
@@ -391,6 +420,28 @@ fn requests(p: &Pod) -> Request {
         }
     }
     r
+}
+
+/// Watches Karpenter's NodeClaims until aborted (only on a cluster that has the CRD).
+pub fn watch_node_claims(client: &kube::Client, obs: Shared) -> JoinHandle<()> {
+    let gvk = kube::api::GroupVersionKind::gvk("karpenter.sh", "v1", "NodeClaim");
+    let resource = kube::api::ApiResource::from_gvk(&gvk);
+    let claims: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(watcher(claims, watcher::Config::default()));
+        loop {
+            match stream.try_next().await {
+                Ok(Some(watcher::Event::Apply(c) | watcher::Event::InitApply(c))) => {
+                    if let Some(name) = c.metadata.name.as_deref() {
+                        obs.on_node_claim(name);
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => eprintln!("nodeclaim watch: {e} (retrying)"),
+            }
+        }
+    })
 }
 
 /// Watches every pod and node until aborted.

@@ -3,8 +3,9 @@
 //! sessions drawn by the simulator's own arrival model (so both see the same users).
 
 use hubpack_e2e::autoscaler::AutoscalerTimings;
+use hubpack_e2e::karpenter::{self, KarpenterOptions};
 use hubpack_sim::models::arrivals;
-use hubpack_sim::scenario::{PlaceholderMode, Scenario};
+use hubpack_sim::scenario::{AutoscalerKind, ConsolidationPolicy, PlaceholderMode, Scenario};
 use hubpack_sim::session::Session;
 use std::time::Duration;
 
@@ -20,13 +21,26 @@ pub enum Stack {
     Hubpack,
     /// hubpack-scheduler + hubpack-placeholder-ctl, sized from the scenario's events.
     HubpackPredictive,
+    /// The same controller with its pool's `backend: capacityBuffer`: a CapacityBuffer the
+    /// cluster-autoscaler provisions with virtual pods, no placeholder pod.
+    HubpackPredictiveBuffer,
 }
 
+/// The stacks run when `--stacks` names none.
 pub const STACKS: [Stack; 4] = [
     Stack::Z2jh,
     Stack::Z2jhNuser,
     Stack::Hubpack,
     Stack::HubpackPredictive,
+];
+
+/// Every stack, in report order (the buffer stack runs when `--stacks` names it).
+pub const ALL_STACKS: [Stack; 5] = [
+    Stack::Z2jh,
+    Stack::Z2jhNuser,
+    Stack::Hubpack,
+    Stack::HubpackPredictive,
+    Stack::HubpackPredictiveBuffer,
 ];
 
 impl Stack {
@@ -37,15 +51,131 @@ impl Stack {
             Stack::Z2jhNuser => "z2jh_nuser",
             Stack::Hubpack => "hubpack",
             Stack::HubpackPredictive => "hubpack_predictive",
+            Stack::HubpackPredictiveBuffer => "hubpack_predictive_buffer",
         }
     }
 
     pub fn parse(key: &str) -> Option<Stack> {
-        STACKS.into_iter().find(|s| s.key() == key)
+        ALL_STACKS.into_iter().find(|s| s.key() == key)
     }
 
     pub fn is_hubpack(self) -> bool {
-        matches!(self, Stack::Hubpack | Stack::HubpackPredictive)
+        matches!(
+            self,
+            Stack::Hubpack | Stack::HubpackPredictive | Stack::HubpackPredictiveBuffer
+        )
+    }
+
+    /// Whether hubpack-placeholder-ctl runs (and makes its own pre-puller).
+    pub fn is_predictive(self) -> bool {
+        matches!(
+            self,
+            Stack::HubpackPredictive | Stack::HubpackPredictiveBuffer
+        )
+    }
+
+    /// Whether the stack needs CapacityBuffers (the CRD, CA's buffer controller and pod
+    /// injection).
+    pub fn uses_capacity_buffers(self) -> bool {
+        self == Stack::HubpackPredictiveBuffer
+    }
+
+    /// Why the stack cannot run on `autoscaler`, if it cannot.
+    pub fn refused_on(self, autoscaler: AutoscalerKind) -> Option<String> {
+        (self.uses_capacity_buffers() && autoscaler == AutoscalerKind::Karpenter).then(|| {
+            format!(
+                "stack {}: CapacityBuffers on Karpenter are not run by this bench (Karpenter \
+                 v1.14.1 serves them only behind its CapacityBuffer feature gate, off by \
+                 default); run it with --autoscaler cluster-autoscaler",
+                self.key()
+            )
+        })
+    }
+}
+
+/// Karpenter's settings for a real run, compressed like every other duration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KarpenterPlan {
+    pub consolidation_policy: ConsolidationPolicy,
+    /// `consolidateAfter`, compressed and rounded to whole seconds (the NodePool CRD's unit).
+    pub consolidate_after: Duration,
+    pub batch_idle: Duration,
+    pub batch_max: Duration,
+    /// `disruption.budgets[].nodes`, as the scenario writes it (`"10%"`, `"3"`).
+    pub budget_nodes: String,
+    /// The KWOKNodeClass's registration delay: launch → the Node object exists.
+    pub registration_delay: Duration,
+    /// The node's boot-delay annotation: registration → Ready.
+    pub ready_delay: Duration,
+    /// Whether user pods carry `karpenter.sh/do-not-disrupt: "true"`.
+    pub user_pods_do_not_disrupt: bool,
+}
+
+/// The one kwok instance type of the real Karpenter runs: `s-8x-amd64-linux` (8 CPU,
+/// 32 GiB, 128 pods), the class burst's node. kwok's types are c- (2 GiB per CPU), s- (4)
+/// and m- (8) at 1, 2, 4, 8, 16, 32, 48… CPUs.
+pub const KARPENTER_INSTANCE_TYPE: &str = "s-8x-amd64-linux";
+
+/// kwok's instance types reserve this much for the kubelet (`kubeReserved` in
+/// `kwok/cloudprovider/helpers.go`): a Karpenter node's allocatable is its capacity less it.
+pub const KWOK_KUBE_RESERVED_CPU: f64 = 0.1;
+pub const KWOK_KUBE_RESERVED_MEMORY_GIB: f64 = 10.0 / 1024.0;
+
+/// The share of a node's boot spent before its Node object exists (the machine boots, its
+/// kubelet registers); the rest it is registered and NotReady. Clouds register a node most
+/// of the way into its boot.
+pub const KARPENTER_REGISTRATION_SHARE: f64 = 0.75;
+
+/// A boot split into (registration delay, ready delay): the registration in whole seconds
+/// (the KWOKNodeClass's unit), the ready delay the rest to the millisecond.
+pub fn split_boot(boot: Duration) -> (Duration, Duration) {
+    let ms = boot.as_millis() as u64;
+    let registration = ((ms as f64 * KARPENTER_REGISTRATION_SHARE / 1000.0).round() as u64 * 1000)
+        .min(ms);
+    (
+        Duration::from_millis(registration),
+        Duration::from_millis(ms - registration),
+    )
+}
+
+impl KarpenterPlan {
+    /// The scenario's `autoscaler.karpenter` compressed by `f`, the pool's boot split.
+    pub fn new(sc: &Scenario, boot: Duration, f: f64) -> Result<KarpenterPlan, String> {
+        let k = &sc.autoscaler.karpenter;
+        k.validate()?;
+        let (registration_delay, ready_delay) = split_boot(boot);
+        Ok(KarpenterPlan {
+            consolidation_policy: k.consolidation_policy,
+            consolidate_after: Duration::from_secs((k.consolidate_after_s / f).round() as u64),
+            batch_idle: dur(k.batch_idle_s, f),
+            batch_max: dur(k.batch_max_s, f),
+            budget_nodes: k.budget_nodes.trim().to_string(),
+            registration_delay,
+            ready_delay,
+            user_pods_do_not_disrupt: k.user_pods_do_not_disrupt,
+        })
+    }
+
+    /// The harness's options: one `user` NodePool of [`KARPENTER_INSTANCE_TYPE`], its CPU
+    /// limit `max_new_nodes` nodes.
+    pub fn options(&self, max_new_nodes: usize, node_cpu: f64) -> KarpenterOptions {
+        KarpenterOptions {
+            node_pools: vec!["user".into()],
+            consolidation_policy: match self.consolidation_policy {
+                ConsolidationPolicy::WhenEmpty => karpenter::ConsolidationPolicy::WhenEmpty,
+                ConsolidationPolicy::WhenEmptyOrUnderutilized => {
+                    karpenter::ConsolidationPolicy::WhenEmptyOrUnderutilized
+                }
+            },
+            consolidate_after: self.consolidate_after,
+            disruption_budget: self.budget_nodes.clone(),
+            batch_idle_duration: self.batch_idle,
+            batch_max_duration: self.batch_max,
+            registration_delay: self.registration_delay,
+            ready_delay: self.ready_delay,
+            instance_types: vec![KARPENTER_INSTANCE_TYPE.into()],
+            cpu_limit: (max_new_nodes as f64 * node_cpu).ceil() as u32,
+        }
     }
 }
 
@@ -75,6 +205,10 @@ pub struct Plan {
     pub cull_timeout: Duration,
     pub cull_interval: Duration,
     pub autoscaler: AutoscalerTimings,
+    /// Which autoscaler the runs use (the scenario's `autoscaler.kind`).
+    pub autoscaler_kind: AutoscalerKind,
+    /// Karpenter's settings (used when `autoscaler_kind` is Karpenter).
+    pub karpenter: KarpenterPlan,
     /// z2jh's per-user placeholders (and hubpack's static seat budget).
     pub per_user_seats: usize,
     /// Users on a fresh node (a node-sized placeholder's seats).
@@ -139,6 +273,7 @@ impl Plan {
             })
             .collect();
         let h = &sc.hub;
+        let boot = dur(pool.boot.median_s, f);
         Ok(Plan {
             name: sc.name.clone(),
             compression: f,
@@ -148,7 +283,7 @@ impl Plan {
             node_pods: pool.allocatable.pods,
             initial_nodes: pool.initial_nodes,
             max_nodes: pool.max_nodes,
-            boot: dur(pool.boot.median_s, f),
+            boot,
             image: image.name.clone(),
             pull: dur(image.pull.median_s, f),
             user_cpu: profile.request.cpu,
@@ -177,6 +312,8 @@ impl Plan {
                 max_node_provision_time: dur(900.0, f).max(Duration::from_secs(60)),
                 expendable_pods_priority_cutoff: a.expendable_pods_priority_cutoff,
             },
+            autoscaler_kind: a.kind,
+            karpenter: KarpenterPlan::new(sc, boot, f)?,
             per_user_seats,
             seats_per_node,
             predictive_lead: dur(lead_min * 60.0, f),
@@ -217,6 +354,27 @@ impl Plan {
             .find(|d| n.is_multiple_of(*d))
             .unwrap_or(1);
         (self.per_user_seats.div_ceil(each).max(1), each)
+    }
+
+    /// A fresh user node's allocatable (CPU, GiB): the scenario's node, less kwok's
+    /// `kubeReserved` on Karpenter's instance type.
+    pub fn fresh_node(&self) -> (f64, f64) {
+        match self.autoscaler_kind {
+            AutoscalerKind::ClusterAutoscaler => (self.node_cpu, self.node_memory_gib),
+            AutoscalerKind::Karpenter => (
+                self.node_cpu - KWOK_KUBE_RESERVED_CPU,
+                self.node_memory_gib - KWOK_KUBE_RESERVED_MEMORY_GIB,
+            ),
+        }
+    }
+
+    /// DaemonSet pods' CPU a fresh node's scheduling counts (millicores): the kube-proxy
+    /// DaemonSet's, and on cluster-autoscaler its node templates' own kube-proxy pod too.
+    pub fn fresh_node_daemon_cpu_m(&self) -> u32 {
+        match self.autoscaler_kind {
+            AutoscalerKind::ClusterAutoscaler => 200,
+            AutoscalerKind::Karpenter => 100,
+        }
     }
 
     pub fn gib(&self, g: f64) -> String {

@@ -1,7 +1,9 @@
 //! One real run: a fresh local cluster with the real cluster-autoscaler (one node group of
-//! the scenario's user nodes, booting and pulling in the scenario's times, compressed), the
-//! stack's scheduler, placeholders and pre-puller, and the users of one seed; observed until
-//! the scenario's (compressed) end.
+//! the scenario's user nodes, booting and pulling in the scenario's times, compressed; with
+//! CapacityBuffers for the buffer stack) or the real Karpenter (one user NodePool of one
+//! instance type of the scenario's node, the boot split into registration and ready
+//! delays), the stack's scheduler, placeholders and pre-puller, and the users of one seed;
+//! observed until the scenario's (compressed) end.
 
 use crate::metrics::{self, Request, finite_sorted, node_hours, peak_and_removed_after};
 use crate::observe::{self, Observer, Shared, UserSeen};
@@ -12,6 +14,7 @@ use hubpack_e2e::autoscaler::NodeGroup;
 use hubpack_e2e::cluster::{Cluster, ClusterOptions};
 use hubpack_e2e::nodes::{NodeTemplate, Pool};
 use hubpack_e2e::processes;
+use hubpack_sim::scenario::AutoscalerKind;
 use hubpack_sim::stats::quantile;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -58,6 +61,9 @@ pub async fn run(
     seed: u64,
     sessions: &[(Duration, Duration)],
 ) -> Result<RealRun, String> {
+    if let Some(why) = stack.refused_on(plan.autoscaler_kind) {
+        return Err(why);
+    }
     let tag = format!("{}-{}-{seed}", plan.name, stack.key());
     let dir = format!("/tmp/hubpack-sbs-{}-{tag}", std::process::id());
     let mut opts = ClusterOptions::new(&dir, model_bin()?);
@@ -73,12 +79,17 @@ pub async fn run(
         .collect();
     opts.default_boot_delay = plan.boot;
     opts.default_pull_time = plan.pull;
-    opts.autoscaler = Some(vec![NodeGroup::of_pool(
-        base,
-        0,
-        plan.max_nodes.saturating_sub(plan.initial_nodes) as u32,
-    )]);
-    opts.autoscaler_timings = plan.autoscaler.clone();
+    let max_new = plan.max_nodes.saturating_sub(plan.initial_nodes);
+    match plan.autoscaler_kind {
+        AutoscalerKind::ClusterAutoscaler => {
+            opts.autoscaler = Some(vec![NodeGroup::of_pool(base, 0, max_new as u32)]);
+            opts.autoscaler_timings = plan.autoscaler.clone();
+            opts.capacity_buffers = stack.uses_capacity_buffers();
+        }
+        AutoscalerKind::Karpenter => {
+            opts.karpenter = Some(plan.karpenter.options(max_new, plan.node_cpu));
+        }
+    }
     opts.ready_timeout = Duration::from_secs(300);
     let cluster = Cluster::start(&opts).await.map_err(|e| e.to_string())?;
     processes::spawn_watchdog(&cluster.state_dir, std::process::id()).map_err(|e| e.to_string())?;
@@ -95,7 +106,10 @@ pub async fn run(
         },
         seen: Mutex::new(observe::Seen::for_users(sessions.len())),
     });
-    let watches = observe::watch(&client, obs.clone());
+    let mut watches = observe::watch(&client, obs.clone());
+    if plan.autoscaler_kind == AutoscalerKind::Karpenter {
+        watches.push(observe::watch_node_claims(&client, obs.clone()));
+    }
     let sampler = tokio::spawn({
         let obs = obs.clone();
         async move {
@@ -136,7 +150,11 @@ pub async fn run(
     }
     people.iter().for_each(|p| p.abort());
     sampler.abort();
-    let numbers = numbers(plan, stack, seed, &obs);
+    let api_writes = running.api_writes().await;
+    let numbers = numbers(plan, stack, seed, &obs).map(|mut r| {
+        r.numbers.api_writes = api_writes;
+        r
+    });
     watches.iter().for_each(|w| w.abort());
     running.stop(&cluster.state_dir).await;
     cluster.stop();
@@ -191,6 +209,8 @@ fn numbers(plan: &Plan, stack: Stack, seed: u64, obs: &Observer) -> Result<RealR
             p95_start_s: quantile(&finite_sorted(&waits), 0.95),
             p95_create_to_bound_s: quantile(&finite_sorted(&bound), 0.95),
             p95_create_to_ready_s: quantile(&finite_sorted(&ready), 0.95),
+            p99_create_to_ready_s: quantile(&finite_sorted(&ready), 0.99),
+            api_writes: None,
             node_hours: node_hours(&lives, end_s) * f,
             peak_nodes: peak,
             nodes_removed_after_peak: removed,

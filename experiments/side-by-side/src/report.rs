@@ -6,7 +6,7 @@
 
 use crate::frontier::{self, Goal, Point};
 use crate::metrics::cdf;
-use crate::plan::STACKS;
+use crate::plan::ALL_STACKS;
 use crate::run_numbers::RunNumbers;
 use plotters::prelude::*;
 use serde::Deserialize;
@@ -101,6 +101,19 @@ fn chart(
 pub struct Earlier {
     pub runs: Vec<RunNumbers>,
     pub container_start_s: Option<f64>,
+    /// The JSON summary line, parsed.
+    #[serde(default)]
+    pub summary: serde_json::Value,
+}
+
+impl Earlier {
+    /// The autoscaler the summary names (None: a report from before it did).
+    pub fn autoscaler(&self) -> Result<Option<hubpack_sim::scenario::AutoscalerKind>, String> {
+        match self.summary.get("autoscaler").and_then(|a| a.as_str()) {
+            None => Ok(None),
+            Some(name) => name.parse().map(Some),
+        }
+    }
 }
 
 /// Writes the whole report for these runs.
@@ -148,9 +161,9 @@ pub fn write(
     scenarios.dedup();
     for sc in scenarios {
         let mut html = format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>side by side: {sc}</title></head><body><h1>{sc}</h1><p>Real runs (blue: the local control plane with the real cluster-autoscaler, de-compressed to the scenario's scale) and hubpack-sim runs (orange), per stack. Summary: <code>{summary_line}</code></p>"
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>side by side: {sc}</title></head><body><h1>{sc}</h1><p>Real runs (blue: the local control plane with the real autoscaler the summary names, de-compressed to the scenario's scale) and hubpack-sim runs (orange), per stack. Summary: <code>{summary_line}</code></p>"
         );
-        for stack in STACKS {
+        for stack in ALL_STACKS {
             let of: Vec<&RunNumbers> = runs
                 .iter()
                 .filter(|r| r.scenario == sc && r.stack == stack.key())

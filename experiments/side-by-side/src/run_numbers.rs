@@ -21,6 +21,15 @@ pub struct RunNumbers {
     pub p95_create_to_bound_s: f64,
     #[serde(deserialize_with = "nan_if_null")]
     pub p95_create_to_ready_s: f64,
+    /// Real runs: user pod creation → Ready, p99. Simulated runs: arrival → Ready less the
+    /// spawn overhead, first attempts only (the simulator records no pod creation, so a
+    /// user the hub's spawn limit held counts that wait too).
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub p99_create_to_ready_s: f64,
+    /// hubpack-placeholder-ctl's API writes (`hubpack_placeholder_ctl_api_writes_total`
+    /// summed) at the run's end: real runs of the predictive stacks only.
+    #[serde(default)]
+    pub api_writes: Option<f64>,
     #[serde(deserialize_with = "nan_if_null")]
     pub node_hours: f64,
     pub peak_nodes: usize,
@@ -35,6 +44,10 @@ pub struct RunNumbers {
     pub node_boot_s: Vec<f64>,
     #[serde(default)]
     pub node_pull_s: Vec<f64>,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// JSON has no NaN: serde_json writes it as null; read null back as NaN.

@@ -7,6 +7,7 @@
 use crate::plan::{Plan, Stack};
 use hubpack_e2e::binaries::{self, Component};
 use hubpack_e2e::cluster::Cluster;
+use hubpack_e2e::karpenter::DO_NOT_DISRUPT_ANNOTATION;
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_PURPOSE_LABEL};
 use hubpack_e2e::processes::{self, Managed};
 use k8s_openapi::api::apps::v1::{
@@ -21,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ObjectMeta, PostParams};
 use std::collections::BTreeMap;
+use hubpack_sim::scenario::AutoscalerKind;
 use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -98,7 +100,9 @@ fn resources(cpu: &str, memory: &str) -> ResourceRequirements {
 }
 
 /// A user pod as KubeSpawner renders it in z2jh: its labels, requests = limits, the
-/// scheduler, tolerations and node-purpose affinity.
+/// scheduler, tolerations and node-purpose affinity; on Karpenter also
+/// `karpenter.sh/do-not-disrupt: "true"` (through `singleuser.extraAnnotations`, as the
+/// chart README asks), unless the scenario says the hub does not set it.
 pub fn user_pod(plan: &Plan, stack: Stack, user: usize, attempt: u32) -> Pod {
     let name = format!("jupyter-user-{user}");
     let mut spec = PodSpec {
@@ -131,15 +135,22 @@ pub fn user_pod(plan: &Plan, stack: Stack, user: usize, attempt: u32) -> Pod {
                 ("hub.jupyter.org/username", &format!("user-{user}")),
                 (USER_LABEL, &user.to_string()),
             ])),
-            annotations: Some(labels(&[(
-                "hub.jupyter.org/username",
-                &format!("user-{user}"),
-            )])),
+            annotations: Some(user_annotations(plan, user)),
             ..Default::default()
         },
         spec: Some(spec),
         ..Default::default()
     }
+}
+
+/// A user pod's annotations (see [`user_pod`]).
+pub fn user_annotations(plan: &Plan, user: usize) -> BTreeMap<String, String> {
+    let mut a = labels(&[("hub.jupyter.org/username", &format!("user-{user}"))]);
+    if plan.autoscaler_kind == AutoscalerKind::Karpenter && plan.karpenter.user_pods_do_not_disrupt
+    {
+        a.insert(DO_NOT_DISRUPT_ANNOTATION.into(), "true".into());
+    }
+    a
 }
 
 fn placeholder_template(scheduler: &str, cpu: &str, memory: &str, app: &str) -> PodTemplateSpec {
@@ -194,9 +205,16 @@ fn z2jh_placeholders(replicas: usize, cpu: &str, memory: &str) -> StatefulSet {
     }
 }
 
-/// hubpack's chart's static N-user placeholders: one Deployment of N-user pods.
+/// hubpack's chart's static N-user placeholders: one Deployment of N-user pods, with
+/// `karpenter.sh/do-not-disrupt: "true"` as hubpack-placeholder-ctl's placeholders have it
+/// (Karpenter would otherwise consolidate a placeholder's node and provision it again; the
+/// cluster-autoscaler ignores it). z2jh's placeholders have none.
 fn hubpack_placeholders(replicas: usize, cpu: &str, memory: &str) -> Deployment {
-    let template = placeholder_template(HUBPACK_SCHEDULER, cpu, memory, "hubpack-placeholder");
+    let mut template =
+        placeholder_template(HUBPACK_SCHEDULER, cpu, memory, "hubpack-placeholder");
+    if let Some(meta) = template.metadata.as_mut() {
+        meta.annotations = Some(labels(&[(DO_NOT_DISRUPT_ANNOTATION, "true")]));
+    }
     Deployment {
         metadata: ObjectMeta {
             name: Some("hubpack-placeholder".into()),
@@ -325,9 +343,29 @@ pub struct Running {
     process: Option<Managed>,
     stop: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// hubpack-placeholder-ctl's metrics port, when it runs.
+    ctl_metrics_port: Option<u16>,
+}
+
+/// The controller's `hubpack_placeholder_ctl_api_writes_total`, summed over its kinds, from a
+/// `/metrics` text.
+pub fn api_writes(metrics: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("hubpack_placeholder_ctl_api_writes_total"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+        .sum()
 }
 
 impl Running {
+    /// The controller's API writes so far (None: no controller, or its metrics did not
+    /// answer).
+    pub async fn api_writes(&self) -> Option<f64> {
+        let port = self.ctl_metrics_port?;
+        let text = hubpack_e2e::wait::http_body(port, "/metrics").await?;
+        Some(api_writes(&text))
+    }
+
     pub async fn stop(mut self, state_dir: &Path) {
         self.stop.cancel();
         for t in self.tasks.drain(..) {
@@ -376,7 +414,7 @@ pub async fn start(
     .await?;
     let system: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
     create(&system, &kube_proxy()).await?;
-    if stack != Stack::HubpackPredictive {
+    if !stack.is_predictive() {
         // hubpack-placeholder-ctl makes its own pre-puller.
         let ds: Api<DaemonSet> = Api::namespaced(client.clone(), NAMESPACE);
         create(&ds, &continuous_puller(&plan.image)).await?;
@@ -386,6 +424,7 @@ pub async fn start(
         process: None,
         stop: stop.clone(),
         tasks: vec![],
+        ctl_metrics_port: None,
     };
     if stack.is_hubpack() {
         running
@@ -417,8 +456,15 @@ pub async fn start(
             )
             .await?;
         }
-        Stack::HubpackPredictive => {
-            let yaml = ctl_config(plan, t0_ms)?;
+        Stack::HubpackPredictive | Stack::HubpackPredictiveBuffer => {
+            let metrics_port = processes::free_port().map_err(|e| e.to_string())?;
+            running.ctl_metrics_port = Some(metrics_port);
+            let backend = if stack.uses_capacity_buffers() {
+                "capacityBuffer"
+            } else {
+                "placeholders"
+            };
+            let yaml = ctl_config(plan, t0_ms, metrics_port, backend)?;
             let config = hubpack_placeholder_ctl::config::Config::parse(&yaml, "side-by-side")
                 .map_err(|e| format!("{e}\n{yaml}"))?;
             let c = client.clone();
@@ -511,10 +557,16 @@ async fn start_user_scheduler(cluster: &Cluster, plan: &Plan) -> Result<Managed,
 /// hubpack-placeholder-ctl's config for the scenario: the pool as the users' constraints,
 /// the scenario's events at their compressed times from `t0_ms`, a fixed lead (the
 /// scenario's `predictive.lead_min`) and its headroom z, reconcile and scale-down delay
-/// compressed. A fresh
-/// node as CA's template has it: CA's own kube-proxy pod plus the kube-proxy DaemonSet's
-/// (CA adds DaemonSet pods to templates), 200m.
-fn ctl_config(plan: &Plan, t0_ms: i64) -> Result<String, String> {
+/// compressed, its `backend` (`placeholders` or `capacityBuffer`). A fresh node as the
+/// autoscaler sees it: on cluster-autoscaler the template's own kube-proxy pod plus the
+/// kube-proxy DaemonSet's (CA adds DaemonSet pods to templates), 200m; on Karpenter the
+/// instance type's allocatable and the DaemonSet's 100m.
+pub fn ctl_config(
+    plan: &Plan,
+    t0_ms: i64,
+    metrics_port: u16,
+    backend: &str,
+) -> Result<String, String> {
     let secs = |d: Duration| d.as_secs().max(1);
     let mut events = String::new();
     for (i, (start, window, users)) in plan.events.iter().enumerate() {
@@ -528,7 +580,7 @@ fn ctl_config(plan: &Plan, t0_ms: i64) -> Result<String, String> {
     if events.is_empty() {
         events.push_str("  []\n");
     }
-    let metrics_port = processes::free_port().map_err(|e| e.to_string())?;
+    let (node_cpu, node_mem) = plan.fresh_node();
     Ok(format!(
         "namespace: {NAMESPACE}
 schedulerName: {HUBPACK_SCHEDULER}
@@ -564,10 +616,11 @@ pools:
     headroom: {{z: {z}}}
     freshNode:
       allocatable: {{cpu: \"{node_cpu}\", memory: {node_mem}, pods: \"{node_pods}\"}}
-      daemonSets: {{cpu: 200m, memory: \"0\", pods: \"2\"}}
+      daemonSets: {{cpu: {daemon_cpu}m, memory: \"0\", pods: \"2\"}}
     lead: {lead}
     images: [{image}]
     maxNodes: {max_nodes}
+    backend: {backend}
 ",
         reconcile = secs(plan.reconcile),
         remove_after = secs(plan.remove_after),
@@ -575,8 +628,9 @@ pools:
         observed = secs(Duration::from_secs_f64(300.0 / plan.compression)),
         cpu = plan.cpu(plan.user_cpu),
         mem = plan.gib(plan.user_memory_gib),
-        node_cpu = plan.cpu(plan.node_cpu),
-        node_mem = plan.gib(plan.node_memory_gib),
+        node_cpu = plan.cpu(node_cpu),
+        node_mem = plan.gib(node_mem),
+        daemon_cpu = plan.fresh_node_daemon_cpu_m(),
         node_pods = plan.node_pods,
         // The cost guard at the node group's size: the scenario's own bound.
         max_nodes = plan.max_nodes.max(1),
@@ -597,7 +651,7 @@ mod tests {
         let file = root.join("sim/scenarios/side-by-side/class-burst.yaml");
         let sc = hubpack_sim::scenario::Scenario::load(&file).unwrap();
         let plan = Plan::new(&sc, 10.0).unwrap();
-        let yaml = ctl_config(&plan, 0).unwrap();
+        let yaml = ctl_config(&plan, 0, 1, "placeholders").unwrap();
         let config = hubpack_placeholder_ctl::config::Config::parse(&yaml, "t").unwrap();
         assert_eq!(config.pools[0].max_nodes as usize, plan.max_nodes.max(1));
     }
