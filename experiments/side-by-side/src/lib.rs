@@ -1,5 +1,6 @@
 //! The side-by-side experiment: hubpack against the z2jh stack on fresh local clusters (the
-//! real control plane, the real cluster-autoscaler), and hubpack-sim against those real runs.
+//! real control plane, the real cluster-autoscaler or, with `--autoscaler karpenter`, the real
+//! Karpenter), and hubpack-sim against those real runs.
 //! The binary (`src/main.rs`, run by `cargo xtask bench side-by-side`) drives it; this library
 //! holds its parts.
 //!
@@ -7,10 +8,12 @@
 //! with z2jh's user-scheduler profile, per-user placeholders at −10, the continuous
 //! pre-puller at −5); z2jh as 2i2c tunes it (one node-sized placeholder); hubpack-scheduler
 //! with static N-user placeholders of z2jh's seat budget; hubpack-scheduler with
-//! hubpack-placeholder-ctl sizing from the scenario's events. Scenarios are hubpack-sim
-//! files at real scale (`sim/scenarios/side-by-side/`); one compression factor divides every
-//! duration in them (boot, pull, sessions, culler, spawn limits' retries, CA's scan interval,
-//! unneeded time and delays) for the real runs, whose times and node-hours are multiplied back:
+//! hubpack-placeholder-ctl sizing from the scenario's events; and, opt-in, the same controller
+//! writing a CapacityBuffer instead of placeholder pods (cluster-autoscaler only). Scenarios
+//! are hubpack-sim files at real scale (`sim/scenarios/side-by-side/`); one compression
+//! factor divides every duration in them (boot, pull, sessions, culler, spawn limits'
+//! retries, CA's scan interval, unneeded time and delays, Karpenter's consolidateAfter and
+//! batch windows) for the real runs, whose times and node-hours are multiplied back:
 //! every number reported is at the scenario's real scale.
 //!
 //! The simulator's free parameters ([`simulate::SimParams`]: a warm start, measured, and CA's

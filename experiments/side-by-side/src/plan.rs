@@ -130,8 +130,8 @@ pub const KARPENTER_REGISTRATION_SHARE: f64 = 0.75;
 /// (the KWOKNodeClass's unit), the ready delay the rest to the millisecond.
 pub fn split_boot(boot: Duration) -> (Duration, Duration) {
     let ms = boot.as_millis() as u64;
-    let registration = ((ms as f64 * KARPENTER_REGISTRATION_SHARE / 1000.0).round() as u64 * 1000)
-        .min(ms);
+    let registration =
+        ((ms as f64 * KARPENTER_REGISTRATION_SHARE / 1000.0).round() as u64 * 1000).min(ms);
     (
         Duration::from_millis(registration),
         Duration::from_millis(ms - registration),

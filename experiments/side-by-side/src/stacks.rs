@@ -10,6 +10,7 @@ use hubpack_e2e::cluster::Cluster;
 use hubpack_e2e::karpenter::DO_NOT_DISRUPT_ANNOTATION;
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_PURPOSE_LABEL};
 use hubpack_e2e::processes::{self, Managed};
+use hubpack_sim::scenario::AutoscalerKind;
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, StatefulSet, StatefulSetSpec,
 };
@@ -22,7 +23,6 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, ObjectMeta, PostParams};
 use std::collections::BTreeMap;
-use hubpack_sim::scenario::AutoscalerKind;
 use std::path::Path;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -210,8 +210,7 @@ fn z2jh_placeholders(replicas: usize, cpu: &str, memory: &str) -> StatefulSet {
 /// (Karpenter would otherwise consolidate a placeholder's node and provision it again; the
 /// cluster-autoscaler ignores it). z2jh's placeholders have none.
 fn hubpack_placeholders(replicas: usize, cpu: &str, memory: &str) -> Deployment {
-    let mut template =
-        placeholder_template(HUBPACK_SCHEDULER, cpu, memory, "hubpack-placeholder");
+    let mut template = placeholder_template(HUBPACK_SCHEDULER, cpu, memory, "hubpack-placeholder");
     if let Some(meta) = template.metadata.as_mut() {
         meta.annotations = Some(labels(&[(DO_NOT_DISRUPT_ANNOTATION, "true")]));
     }

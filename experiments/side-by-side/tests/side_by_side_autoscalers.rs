@@ -2,6 +2,8 @@
 //! compressed settings and NodePool, the buffer stack, the annotations each run's pods carry,
 //! the controller's config, and what the report reads back. No cluster; milliseconds.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use hubpack_side_by_side::observe::claim_of;
 use hubpack_side_by_side::plan::{
     ALL_STACKS, KARPENTER_INSTANCE_TYPE, Plan, STACKS, Stack, split_boot,
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 fn class_burst(kind: AutoscalerKind) -> Scenario {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut sc = Scenario::load(root.join("sim/scenarios/side-by-side/class-burst.yaml")).unwrap();
+    let mut sc = Scenario::load(&root.join("sim/scenarios/side-by-side/class-burst.yaml")).unwrap();
     sc.autoscaler.kind = kind;
     sc
 }
@@ -49,10 +51,16 @@ fn karpenter_runs_get_upstream_defaults_compressed_and_one_instance_type_of_the_
     assert_eq!(k.batch_idle, Duration::from_millis(100));
     assert_eq!(k.batch_max, Duration::from_secs(1));
     // The 240 s boot, compressed: 24 s.
-    assert_eq!(k.registration_delay + k.ready_delay, Duration::from_secs(24));
+    assert_eq!(
+        k.registration_delay + k.ready_delay,
+        Duration::from_secs(24)
+    );
     let opts = k.options(plan.max_nodes - plan.initial_nodes, plan.node_cpu);
     assert_eq!(opts.node_pools, vec!["user".to_string()]);
-    assert_eq!(opts.instance_types, vec![KARPENTER_INSTANCE_TYPE.to_string()]);
+    assert_eq!(
+        opts.instance_types,
+        vec![KARPENTER_INSTANCE_TYPE.to_string()]
+    );
     // 39 new nodes of 8 CPUs at most, as CA's node group.
     assert_eq!(opts.cpu_limit, 39 * 8);
     assert_eq!(opts.disruption_budget, "10%");
@@ -121,7 +129,10 @@ fn the_controller_gets_its_backend_and_the_autoscalers_fresh_node() {
     let yaml = ctl_config(&ca, 0, 9100, "capacityBuffer").unwrap();
     let config = Config::parse(&yaml, "t").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     assert_eq!(config.pools[0].backend, Backend::CapacityBuffer);
-    assert!(yaml.contains("cpu: \"8000m\"") && yaml.contains("cpu: 200m"), "{yaml}");
+    assert!(
+        yaml.contains("cpu: \"8000m\"") && yaml.contains("cpu: 200m"),
+        "{yaml}"
+    );
     let placeholders = ctl_config(&ca, 0, 9100, "placeholders").unwrap();
     let config = Config::parse(&placeholders, "t").unwrap();
     assert_eq!(config.pools[0].backend, Backend::Placeholders);
@@ -174,7 +185,10 @@ fn runs_of_earlier_reports_read_without_the_new_numbers() {
     })
     .unwrap();
     let back: RunNumbers = serde_json::from_str(&new).unwrap();
-    assert_eq!((back.api_writes, back.p99_create_to_ready_s), (Some(7.0), 9.0));
+    assert_eq!(
+        (back.api_writes, back.p99_create_to_ready_s),
+        (Some(7.0), 9.0)
+    );
 }
 
 #[test]
