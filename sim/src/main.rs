@@ -421,7 +421,7 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
                             cap.pool, cap.max_nodes, expected.peak_users, cap.peak_users
                         ));
                     } else {
-                        refusals.push(cap.refusal(&part.scenario, expect_error, None));
+                        refusals.push(cap.refusal(&part.scenario, expect_error));
                     }
                 } else if !cap.searchable() {
                     refusals.push(cap.too_large(expect_error));
