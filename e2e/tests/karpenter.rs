@@ -910,7 +910,10 @@ async fn karpenter_serves_a_warm_seat_event_from_a_capacity_buffer() {
     cms.create(&PostParams::default(), &cm).await.unwrap();
     let t0 = Instant::now();
     let replicas = wait::until("the buffer asks for 2 chunks", WAIT, || async {
-        let b = buffers.get_opt("hubpack-placeholder-default").await.ok()??;
+        let b = buffers
+            .get_opt("hubpack-placeholder-default")
+            .await
+            .ok()??;
         (b.data["spec"]["replicas"].as_i64() == Some(2)).then_some(2)
     })
     .await
@@ -926,9 +929,17 @@ async fn karpenter_serves_a_warm_seat_event_from_a_capacity_buffer() {
         "buffer of {replicas} chunks; nodes {warm:?} after {:.1} s (claims {launched:?})",
         t0.elapsed().as_secs_f64()
     );
-    assert_eq!(launched.len(), 2, "one node per 3-user chunk on 3.9-CPU nodes");
+    assert_eq!(
+        launched.len(),
+        2,
+        "one node per 3-user chunk on 3.9-CPU nodes"
+    );
     let placeholders = "app.kubernetes.io/component=user-placeholder";
-    let none = w.pods().list(&ListParams::default().labels(placeholders)).await.unwrap();
+    let none = w
+        .pods()
+        .list(&ListParams::default().labels(placeholders))
+        .await
+        .unwrap();
     assert!(none.items.is_empty(), "no placeholder pod with a buffer");
     // The buffer's nodes are not empty to Karpenter: they stay past consolidateAfter (5 s)
     // and several disruption passes.
@@ -962,7 +973,10 @@ async fn karpenter_serves_a_warm_seat_event_from_a_capacity_buffer() {
         user_nodes.is_subset(&warm),
         "a user went to a node launched for them, not the buffer's: {user_nodes:?} vs {warm:?}"
     );
-    assert!(churn.removed.is_empty(), "a node was removed mid-event: {churn:?}");
+    assert!(
+        churn.removed.is_empty(),
+        "a node was removed mid-event: {churn:?}"
+    );
     // The users (outside the controller's selector) displace the chunks, which the forecast
     // still wants: Karpenter may launch for them again, at most once each.
     let relaunched = churn
@@ -970,7 +984,10 @@ async fn karpenter_serves_a_warm_seat_event_from_a_capacity_buffer() {
         .iter()
         .filter(|l| l.starts_with("nodeclaim/"))
         .count();
-    assert!(relaunched <= 2, "more launches than chunks displaced: {churn:?}");
+    assert!(
+        relaunched <= 2,
+        "more launches than chunks displaced: {churn:?}"
+    );
 
     w.pods()
         .delete_collection(

@@ -206,7 +206,11 @@ mod tests {
         assert_eq!(within_note_limit("abc"), "abc");
         let long = "é".repeat(NOTE_LIMIT);
         let cut = within_note_limit(&long);
-        assert!(cut.len() <= NOTE_LIMIT && cut.ends_with("..."), "{}", cut.len());
+        assert!(
+            cut.len() <= NOTE_LIMIT && cut.ends_with("..."),
+            "{}",
+            cut.len()
+        );
         assert!(cut.trim_end_matches("...").chars().all(|c| c == 'é'));
         let exact = "a".repeat(NOTE_LIMIT);
         assert_eq!(within_note_limit(&exact), exact);

@@ -220,7 +220,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     opts.kube_scheduler = !args.no_kube_scheduler;
     opts.provisioner = !args.no_provisioner;
     if args.capacity_buffers && !args.autoscaler && !args.karpenter {
-        anyhow::bail!("--capacity-buffers needs --autoscaler or --karpenter (whose buffers it enables)");
+        anyhow::bail!(
+            "--capacity-buffers needs --autoscaler or --karpenter (whose buffers it enables)"
+        );
     }
     // Karpenter installs the CRD from its own module.
     opts.capacity_buffers = args.capacity_buffers && args.autoscaler;
