@@ -113,6 +113,10 @@ pub struct KarpenterOptions {
     pub instance_types: Vec<String>,
     /// `limits.cpu` of each pool.
     pub cpu_limit: u32,
+    /// Karpenter's `CapacityBuffer` feature gate (off upstream): its buffer controller turns
+    /// CapacityBuffers (`autoscaling.x-k8s.io/v1beta1`, CRD installed with the others) into
+    /// virtual pods for its provisioner.
+    pub capacity_buffers: bool,
 }
 
 impl Default for KarpenterOptions {
@@ -129,6 +133,7 @@ impl Default for KarpenterOptions {
             ready_delay: Duration::from_secs(10),
             instance_types: vec!["c-4x-amd64-linux".into()],
             cpu_limit: 1000,
+            capacity_buffers: false,
         }
     }
 }
@@ -154,6 +159,8 @@ pub fn test_options() -> KarpenterOptions {
         ready_delay: Duration::from_secs(2),
         instance_types: vec!["c-4x-amd64-linux".into()],
         cpu_limit: 1000,
+        // Only a test that creates a CapacityBuffer on this cluster is affected.
+        capacity_buffers: true,
     }
 }
 
@@ -239,7 +246,18 @@ pub fn env(
         ("BATCH_IDLE_DURATION", go_duration(opts.batch_idle_duration)),
         ("BATCH_MAX_DURATION", go_duration(opts.batch_max_duration)),
         ("LOG_LEVEL", log_level()),
+        ("FEATURE_GATES", feature_gates(opts)),
     ]
+}
+
+/// Karpenter v1.14.1's gates at their defaults (`pkg/operator/options/options.go`), but
+/// `CapacityBuffer` as asked.
+fn feature_gates(opts: &KarpenterOptions) -> String {
+    format!(
+        "NodeRepair=false,ReservedCapacity=true,SpotToSpotConsolidation=false,NodeOverlay=false,\
+         StaticCapacity=false,CapacityBuffer={}",
+        opts.capacity_buffers
+    )
 }
 
 /// Karpenter's log level: `info`, or `HUBPACK_KARPENTER_LOG_LEVEL` (`debug` shows each

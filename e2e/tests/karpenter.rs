@@ -857,3 +857,159 @@ async fn karpenter_serves_a_warm_seat_event_through_placeholder_ctl() {
     let _ = tokio::time::timeout(Duration::from_secs(30), ctl).await;
     w.finish().await;
 }
+
+/// The `capacityBuffer` backend on Karpenter (its `CapacityBuffer` feature gate on, as the
+/// shared test cluster runs it): an event ConfigMap asks for seats; the controller writes a
+/// CapacityBuffer instead of placeholder pods and Karpenter launches nodes for its virtual
+/// pods ahead of the event; users bind to those warm seats with no eviction and no launch of
+/// their own; once the event is dropped and the users leave, the buffer goes to 0 and
+/// Karpenter removes the nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn karpenter_serves_a_warm_seat_event_from_a_capacity_buffer() {
+    let pool = "user-h";
+    let mut w = World::new("kp-buffer", pool).await;
+    w.start_hubpack();
+    let users_label = harness::unique_name("users");
+    let port = hubpack_e2e::processes::free_port().unwrap();
+    let yaml = ctl_yaml(
+        &w.ns,
+        &w.scheduler,
+        &users_label,
+        port,
+        pool,
+        "  backend: capacityBuffer\n",
+    );
+    let cfg = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let stop = CancellationToken::new();
+    let ctl = {
+        let (c, s) = (w.client.clone(), stop.clone());
+        tokio::spawn(async move {
+            hubpack_placeholder_ctl::adapter::app::run(c, cfg, "ctl-0".into(), s)
+                .await
+                .unwrap()
+        })
+    };
+    let buffers: Api<DynamicObject> = Api::namespaced_with(
+        w.client.clone(),
+        &w.ns,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("autoscaling.x-k8s.io", "v1beta1", "CapacityBuffer"),
+            "capacitybuffers",
+        ),
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(w.client.clone(), &w.ns);
+    // Late enough that the buffer's nodes are up and held through QUIET before the class
+    // comes (lead 60 s): users arrive at the event's start, as a class does.
+    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(75);
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "class", "labels": {"hubpack.io/events": "true"}},
+        "data": {"events.yaml": format!(
+            "- {{name: lab, pool: default, start: \"{start}\", users: 6, arrivalWindowSeconds: 10}}\n")}
+    }))
+    .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let t0 = Instant::now();
+    let replicas = wait::until("the buffer asks for 2 chunks", WAIT, || async {
+        let b = buffers
+            .get_opt("hubpack-placeholder-default")
+            .await
+            .ok()??;
+        (b.data["spec"]["replicas"].as_i64() == Some(2)).then_some(2)
+    })
+    .await
+    .unwrap();
+    let warm = wait::until("Karpenter launches nodes for the buffer", WAIT, || async {
+        let nodes = w.nodes().await;
+        (nodes.len() >= replicas).then_some(nodes)
+    })
+    .await
+    .unwrap();
+    let launched = w.node_claims().await;
+    eprintln!(
+        "buffer of {replicas} chunks; nodes {warm:?} after {:.1} s (claims {launched:?})",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        launched.len(),
+        2,
+        "one node per 3-user chunk on 3.9-CPU nodes"
+    );
+    let placeholders = "app.kubernetes.io/component=user-placeholder";
+    let none = w
+        .pods()
+        .list(&ListParams::default().labels(placeholders))
+        .await
+        .unwrap();
+    assert!(none.items.is_empty(), "no placeholder pod with a buffer");
+    // The buffer's nodes are not empty to Karpenter: they stay past consolidateAfter (5 s)
+    // and several disruption passes.
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(w.nodes().await, warm, "Karpenter kept the buffer's nodes");
+    let until_start = start.duration_since(jiff::Timestamp::now());
+    if until_start.is_positive() {
+        tokio::time::sleep(until_start.unsigned_abs()).await;
+    }
+
+    let watcher = async { watch_churn(&w, Duration::from_secs(40)).await };
+    let arrivals = async {
+        for i in 0..6 {
+            let mut pod = w.user(&format!("student-{i}"), "1", &w.scheduler, true);
+            pod.metadata
+                .labels
+                .get_or_insert_default()
+                .insert("e2e.hubpack.dev/class".into(), users_label.clone());
+            w.create(&pod).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut on = BTreeSet::new();
+        for i in 0..6 {
+            on.insert(w.wait_bound(&format!("student-{i}")).await);
+        }
+        on
+    };
+    let (churn, user_nodes) = tokio::join!(watcher, arrivals);
+    eprintln!("users on {user_nodes:?}; during arrivals: {churn:?}");
+    assert!(
+        user_nodes.is_subset(&warm),
+        "a user went to a node launched for them, not the buffer's: {user_nodes:?} vs {warm:?}"
+    );
+    assert!(
+        churn.removed.is_empty(),
+        "a node was removed mid-event: {churn:?}"
+    );
+    // The users (outside the controller's selector) displace the chunks, which the forecast
+    // still wants: Karpenter may launch for them again, at most once each.
+    let relaunched = churn
+        .launched
+        .iter()
+        .filter(|l| l.starts_with("nodeclaim/"))
+        .count();
+    assert!(
+        relaunched <= 2,
+        "more launches than chunks displaced: {churn:?}"
+    );
+
+    w.pods()
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels(&format!("e2e.hubpack.dev/class={users_label}")),
+        )
+        .await
+        .unwrap();
+    cms.delete("class", &DeleteParams::default()).await.unwrap();
+    let t1 = Instant::now();
+    wait::until(
+        "the buffer at 0 and its nodes removed",
+        Duration::from_secs(180),
+        || async { w.nodes().await.is_empty().then_some(()) },
+    )
+    .await
+    .unwrap();
+    eprintln!(
+        "all nodes removed {:.1} s after the users left and the event was dropped",
+        t1.elapsed().as_secs_f64()
+    );
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), ctl).await;
+    w.finish().await;
+}

@@ -88,6 +88,11 @@ impl EventRecorder {
         record: &EventRecord,
         regarding: &ObjectReference,
     ) -> Result<(), kube::Error> {
+        let cut = EventRecord {
+            note: within_note_limit(&record.note),
+            ..record.clone()
+        };
+        let record = &cut;
         let now = Timestamp::now();
         let key = SeriesKey {
             namespace: regarding.namespace.clone(),
@@ -174,11 +179,42 @@ impl EventRecorder {
     }
 }
 
+/// The API server refuses an Event whose note exceeds 1 kB: a longer note is cut at a
+/// character boundary to at most [`NOTE_LIMIT`] bytes, ending in "...".
+pub fn within_note_limit(note: &str) -> String {
+    if note.len() <= NOTE_LIMIT {
+        return note.to_string();
+    }
+    let mut cut = NOTE_LIMIT - 3;
+    while !note.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}...", &note[..cut])
+}
+
+/// The longest note written (the API server's limit is 1024 bytes).
+pub const NOTE_LIMIT: usize = 1000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::*;
     use serde_json::json;
+
+    #[test]
+    fn a_long_note_is_cut_at_a_character_boundary_within_the_limit() {
+        assert_eq!(within_note_limit("abc"), "abc");
+        let long = "é".repeat(NOTE_LIMIT);
+        let cut = within_note_limit(&long);
+        assert!(
+            cut.len() <= NOTE_LIMIT && cut.ends_with("..."),
+            "{}",
+            cut.len()
+        );
+        assert!(cut.trim_end_matches("...").chars().all(|c| c == 'é'));
+        let exact = "a".repeat(NOTE_LIMIT);
+        assert_eq!(within_note_limit(&exact), exact);
+    }
 
     fn reply() -> serde_json::Value {
         json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",

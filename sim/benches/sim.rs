@@ -8,7 +8,10 @@
 //! (`plan_100k_users_s`: a refusal saying why, before any run), and prints a JSON line last.
 //! `hubpack_predictive_vs_oracle_node_hours` holds, for the class burst (mean over its 20
 //! seeds) and the university week (seed 0), hubpack with predictive placeholders' node-hours
-//! as a ratio of the clairvoyant bound's.
+//! as a ratio of the clairvoyant bound's; `hubpack_predictive_buffer_vs_oracle_node_hours`
+//! the same for the CapacityBuffer backend on the class burst. `karpenter_compare_grid_s`
+//! times the class-burst grid under the Karpenter model, and
+//! `hubpack_predictive_karpenter_vs_oracle_node_hours` is its predictive ratio.
 
 #![allow(clippy::unwrap_used)] // a benchmark may unwrap
 
@@ -17,7 +20,7 @@ use hubpack_sim::oracle;
 use hubpack_sim::plan;
 use hubpack_sim::runner::{grid, run_grid};
 use hubpack_sim::scenario::z2jh_values::apply_layers;
-use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
+use hubpack_sim::scenario::{AutoscalerKind, PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use std::path::Path;
 use std::time::Instant;
 
@@ -64,12 +67,34 @@ fn main() {
         policies.len(),
         rayon::current_num_threads()
     );
-    let predictive = policies.iter().position(|p| *p == policy).unwrap();
-    let ratios: Vec<f64> = runs[predictive]
-        .iter()
-        .map(|r| r.node_hours / oracle::bound(&burst, r.seed).unwrap().node_hours)
-        .collect();
-    let burst_vs_oracle = ratios.iter().sum::<f64>() / ratios.len() as f64;
+    let vs_oracle = |sc: &Scenario, policies: &[PolicySpec], runs: &[Vec<_>], p: &PolicySpec| {
+        let i = policies.iter().position(|q| q == p).unwrap();
+        let ratios: Vec<f64> = runs[i]
+            .iter()
+            .map(|r: &hubpack_sim::outcome::RunResult| {
+                r.node_hours / oracle::bound(sc, r.seed).unwrap().node_hours
+            })
+            .collect();
+        ratios.iter().sum::<f64>() / ratios.len() as f64
+    };
+    let burst_vs_oracle = vs_oracle(&burst, &policies, &runs, &policy);
+    let buffer = PolicySpec {
+        placeholders: PlaceholderMode::PredictiveBuffer,
+        ..policy.clone()
+    };
+    let buffer_vs_oracle = vs_oracle(&burst, &policies, &runs, &buffer);
+    let mut on_karpenter = burst.clone();
+    on_karpenter.autoscaler.kind = AutoscalerKind::Karpenter;
+    let k_policies = grid(&on_karpenter);
+    let t = Instant::now();
+    let k_runs = run_grid(&on_karpenter, &k_policies, 20, false).unwrap();
+    let karpenter_grid_s = t.elapsed().as_secs_f64();
+    let karpenter_vs_oracle = vs_oracle(&on_karpenter, &k_policies, &k_runs, &policy);
+    eprintln!(
+        "class-burst grid on Karpenter: {} policies x 20 seeds in {karpenter_grid_s:.3} s; \
+         predictive-buffer {buffer_vs_oracle:.3}x, predictive on Karpenter {karpenter_vs_oracle:.3}x the bound",
+        k_policies.len()
+    );
     eprintln!(
         "hubpack / predictive vs the oracle's node-hours: class burst {burst_vs_oracle:.3}x, \
          university week {week_vs_oracle:.3}x"
@@ -148,6 +173,6 @@ fn main() {
             .unwrap_or_default()
     );
     println!(
-        "{{\"bench\":\"sim\",\"events\":{events},\"events_per_s\":{events_per_s:.0},\"week_3000_users_s\":{week_s:.4},\"compare_grid_s\":{grid_s:.3},\"plan_s\":{plan_s:.3},\"plan_real_hubs_s\":{plan_real_hubs_s:.3},\"plan_100k_users_s\":{plan_100k_users_s:.3},\"hubpack_predictive_vs_oracle_node_hours\":{{\"class_burst\":{burst_vs_oracle:.3},\"university_week\":{week_vs_oracle:.3}}}}}"
+        "{{\"bench\":\"sim\",\"events\":{events},\"events_per_s\":{events_per_s:.0},\"week_3000_users_s\":{week_s:.4},\"compare_grid_s\":{grid_s:.3},\"plan_s\":{plan_s:.3},\"plan_real_hubs_s\":{plan_real_hubs_s:.3},\"plan_100k_users_s\":{plan_100k_users_s:.3},\"hubpack_predictive_vs_oracle_node_hours\":{{\"class_burst\":{burst_vs_oracle:.3},\"university_week\":{week_vs_oracle:.3}}},\"hubpack_predictive_buffer_vs_oracle_node_hours\":{{\"class_burst\":{buffer_vs_oracle:.3}}},\"karpenter_compare_grid_s\":{karpenter_grid_s:.3},\"hubpack_predictive_karpenter_vs_oracle_node_hours\":{{\"class_burst\":{karpenter_vs_oracle:.3}}}}}"
     );
 }

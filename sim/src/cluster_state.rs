@@ -49,6 +49,12 @@ pub struct NodeState {
     /// When the placeholder whose scale-up added this node was marked Unschedulable
     /// (a lead-time sample once the node is warm).
     pub lead_trigger: Option<Millis>,
+    /// Tainted for removal (Karpenter's `karpenter.sh/disrupted:NoSchedule` while its
+    /// replacement boots): no new pod lands on it.
+    pub cordoned: bool,
+    /// When a pod last came to or left the node (Karpenter's `consolidateAfter` counts
+    /// from it).
+    pub last_pod_event: Millis,
 }
 
 impl NodeState {
@@ -198,6 +204,8 @@ impl ClusterState {
             unneeded_since: None,
             unremovable_until: 0,
             lead_trigger: None,
+            cordoned: false,
+            last_pod_event: now,
         });
         self.live_nodes[pool] += 1;
         id
@@ -210,6 +218,8 @@ impl ClusterState {
         let n = &mut self.nodes[id];
         n.phase = NodePhase::Ready;
         n.ready_at = now;
+        // Karpenter counts `consolidateAfter` from initialization until a pod comes.
+        n.last_pod_event = n.last_pod_event.max(now);
         n.requested += &ds;
         n.pull_free_at = n.pull_free_at.max(now);
         if self.snapshot.is_some() {
@@ -248,7 +258,14 @@ impl ClusterState {
             .map(|(i, _)| self.image_names[i].clone())
             .collect();
         node.prepull_ready = node.images.len() == self.image_names.len();
+        node.unschedulable = n.cordoned;
         node
+    }
+
+    /// Taints a node for removal: nothing new is scheduled onto it.
+    pub fn cordon(&mut self, id: NodeId, now: Millis) {
+        self.nodes[id].cordoned = true;
+        self.refresh_node(id, now);
     }
 
     /// Removes a node; returns the pods that were on it (now unbound, not yet deleted).
@@ -321,6 +338,7 @@ impl ClusterState {
         p.unschedulable = false;
         p.core.node_name = Some(self.nodes[node].name.clone());
         let n = &mut self.nodes[node];
+        n.last_pod_event = now;
         n.requested += &p.core.requests;
         n.pods.push(pod);
         match p.kind {
@@ -336,7 +354,7 @@ impl ClusterState {
     }
 
     /// Deletes a pod wherever it is (pending or bound).
-    pub fn delete_pod(&mut self, pod: PodId) {
+    pub fn delete_pod(&mut self, pod: PodId, now: Millis) {
         let p = &mut self.pods[pod];
         if !p.alive {
             return;
@@ -346,6 +364,7 @@ impl ClusterState {
         self.pod_by_key.remove(&p.core.key);
         if let Some(node) = p.node.take() {
             let n = &mut self.nodes[node];
+            n.last_pod_event = now;
             n.requested -= &p.core.requests;
             if let Some(i) = n.pods.iter().position(|&x| x == pod) {
                 n.pods.swap_remove(i);
@@ -371,11 +390,12 @@ impl ClusterState {
         p.unschedulable = true;
     }
 
+    /// Ready nodes that take new pods (not tainted for removal).
     pub fn ready_nodes(&self) -> impl Iterator<Item = (NodeId, &NodeState)> {
         self.nodes
             .iter()
             .enumerate()
-            .filter(|(_, n)| n.phase == NodePhase::Ready)
+            .filter(|(_, n)| n.phase == NodePhase::Ready && !n.cordoned)
     }
 }
 

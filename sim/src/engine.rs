@@ -12,7 +12,7 @@ use crate::models::autoscaler::AutoscalerState;
 use crate::models::placeholders::{PlaceholderError, PlaceholderState};
 use crate::outcome::{RunCounters, RunResult, Sample, UserRun};
 use crate::policy::{Placement, scheduler_for};
-use crate::scenario::{PolicySpec, Scenario, SchedulerKind};
+use crate::scenario::{AutoscalerKind, PolicySpec, Scenario, SchedulerKind};
 use crate::session::Session;
 use hubpack_core::model::{ImageName, Millis};
 use hubpack_core::policy::PolicyConfig;
@@ -62,6 +62,7 @@ impl<'a> Sim<'a> {
             users_unbound: 0,
             schedule_queued: false,
             autoscaler: AutoscalerState::default(),
+            karpenter: Default::default(),
             placeholders,
             samples: Vec::new(),
             end: secs(sc.duration_h * 3600.0),
@@ -79,7 +80,10 @@ impl<'a> Sim<'a> {
             self.agenda.at(u.session.arrival, Event::Arrival(i));
         }
         self.start_placeholders();
-        self.agenda.at(0, Event::AutoscalerScan);
+        match self.sc.autoscaler.kind {
+            AutoscalerKind::ClusterAutoscaler => self.agenda.at(0, Event::AutoscalerScan),
+            AutoscalerKind::Karpenter => self.agenda.at(0, Event::KarpenterDisruption),
+        }
         self.agenda.at(0, Event::Sample);
     }
 
@@ -138,6 +142,8 @@ impl<'a> Sim<'a> {
             Event::Cull(p) => self.on_cull(p, now),
             Event::Schedule => self.schedule_pass(now),
             Event::AutoscalerScan => self.on_autoscaler_scan(now),
+            Event::KarpenterBatch => self.on_karpenter_batch(now),
+            Event::KarpenterDisruption => self.on_karpenter_disruption(now),
             Event::PlaceholderReconcile => self.on_placeholder_reconcile(now),
             Event::PlaceholderSurplusCheck => self.on_placeholder_surplus_check(now),
             Event::PlaceholderGraceOver => self.request_schedule(now),
@@ -191,7 +197,11 @@ impl<'a> Sim<'a> {
     /// holds it back for a placeholder within its grace.
     fn mark_unschedulable(&mut self, pod: PodId, now: Millis) {
         if self.cluster.pods[pod].hold_unschedulable_until <= now {
+            let newly = !self.cluster.pods[pod].unschedulable;
             self.cluster.mark_unschedulable(pod, now);
+            if newly {
+                self.karpenter_saw_unschedulable(now);
+            }
         }
     }
 

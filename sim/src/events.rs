@@ -32,6 +32,10 @@ pub enum Event {
     /// One scheduling pass over the pending queue.
     Schedule,
     AutoscalerScan,
+    /// Karpenter's provisioning batch may have closed.
+    KarpenterBatch,
+    /// A pass of Karpenter's disruption controller.
+    KarpenterDisruption,
     PlaceholderReconcile,
     /// The predictive controller reacts to an evicted placeholder's replacement.
     PlaceholderSurplusCheck,

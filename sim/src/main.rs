@@ -11,7 +11,9 @@ use hubpack_sim::plan::{self, Target, output};
 use hubpack_sim::report;
 use hubpack_sim::runner::{grid, resolve_n, run_grid};
 use hubpack_sim::scenario::z2jh_values::{self, Z2jhError};
-use hubpack_sim::scenario::{PlaceholderMode, PolicySpec, Scenario, ScenarioError, SchedulerKind};
+use hubpack_sim::scenario::{
+    AutoscalerKind, PlaceholderMode, PolicySpec, Scenario, ScenarioError, SchedulerKind,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,7 +23,7 @@ use std::time::Instant;
 #[command(
     name = "hubpack-sim",
     version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("HUBPACK_BUILD_COMMIT"), ")"),
-    about = "Simulate a JupyterHub + cluster autoscaler: plan an event, compare policies"
+    about = "Simulate a JupyterHub + cluster-autoscaler or Karpenter: plan an event, compare policies"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -41,6 +43,10 @@ struct Common {
     /// Print the machine-readable summary (JSON) instead of the table.
     #[arg(long)]
     json: bool,
+    /// The autoscaler: cluster-autoscaler or karpenter (default: the scenario's
+    /// `autoscaler.kind`).
+    #[arg(long)]
+    autoscaler: Option<AutoscalerKind>,
 }
 
 #[derive(Subcommand)]
@@ -87,6 +93,10 @@ enum Command {
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
+        /// The autoscaler: cluster-autoscaler or karpenter (default: the scenario's
+        /// `autoscaler.kind`).
+        #[arg(long)]
+        autoscaler: Option<AutoscalerKind>,
     },
     /// One policy × seeds.
     Run {
@@ -95,7 +105,7 @@ enum Command {
         /// The scheduler placing user pods.
         #[arg(long, value_enum, default_value = "hubpack")]
         scheduler: SchedulerArg,
-        /// none | per-user:K | n-user:K | n-user:NxK | predictive
+        /// none | per-user:K | n-user:K | n-user:NxK | predictive | predictive-buffer
         #[arg(long, default_value = "predictive")]
         placeholders: PlaceholderMode,
         /// No pre-puller: a fresh node pulls the image when its first user needs it.
@@ -182,6 +192,15 @@ fn main() -> ExitCode {
 }
 
 /// Input the user can fix: exit 2, as for invalid config elsewhere in hubpack.
+/// The scenario with the command line's overrides.
+fn load_with(common: &Common) -> anyhow::Result<Scenario> {
+    let mut sc = load(&common.scenario)?;
+    if let Some(kind) = common.autoscaler {
+        sc.autoscaler.kind = kind;
+    }
+    Ok(sc)
+}
+
 fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<ScenarioError>()
@@ -316,6 +335,7 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
             seeds,
             out,
             json,
+            autoscaler,
         } => {
             let mut said = Said::default();
             let mut sc = match (&scenario, event.users) {
@@ -336,6 +356,10 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
                      event: --users 300 --window 8m --user-cpu 0.5 --user-memory-gib 1.8 …"
                 ),
             };
+            if let Some(kind) = autoscaler {
+                sc.autoscaler.kind = kind;
+                said.input("--autoscaler", kind.name().to_string());
+            }
             plan_pools::add_pools(&mut sc, &pools);
             let applied = apply_values(
                 &z2jh_values,
@@ -397,7 +421,7 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
                             cap.pool, cap.max_nodes, expected.peak_users, cap.peak_users
                         ));
                     } else {
-                        refusals.push(cap.refusal(&part.scenario, expect_error, None));
+                        refusals.push(cap.refusal(&part.scenario, expect_error));
                     }
                 } else if !cap.searchable() {
                     refusals.push(cap.too_large(expect_error));
@@ -509,7 +533,7 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
                 SchedulerArg::Z2jh => SchedulerKind::Z2jh,
                 SchedulerArg::Hubpack => SchedulerKind::Hubpack,
             };
-            let sc = load(&common.scenario)?;
+            let sc = load_with(&common)?;
             let policy = PolicySpec {
                 scheduler,
                 placeholders: resolve_n(&sc, &placeholders, scheduler),
@@ -523,7 +547,7 @@ fn run(cli: Cli, typed: &Typed) -> anyhow::Result<()> {
             values_key,
             profile_mix,
         } => {
-            let mut sc = load(&common.scenario)?;
+            let mut sc = load_with(&common)?;
             let mut policies = Vec::new();
             if let Some(applied) = apply_values(
                 &z2jh_values,

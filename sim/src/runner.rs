@@ -4,16 +4,25 @@
 use crate::engine::{RunError, run_one};
 use crate::models::placeholders::PlaceholderState;
 use crate::outcome::RunResult;
-use crate::scenario::{PlaceholderMode, PolicySpec, Scenario};
+use crate::scenario::{AutoscalerKind, PlaceholderMode, PolicySpec, Scenario, SchedulerKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 /// Every point of the scenario's policy grid. An `n-user` mode without N gets the N of
-/// the placeholder pool (a fresh node's worth), so labels show the real size.
+/// the placeholder pool (a fresh node's worth), so labels show the real size. A
+/// CapacityBuffer is hubpack-placeholder-ctl's backend for hubpack-scheduler on
+/// cluster-autoscaler: `predictive_buffer` pairs with the hubpack scheduler only, and is
+/// left out on Karpenter.
 pub fn grid(sc: &Scenario) -> Vec<PolicySpec> {
     let mut out = Vec::new();
     for &scheduler in &sc.policies.schedulers {
         for placeholders in &sc.policies.placeholders {
+            if *placeholders == PlaceholderMode::PredictiveBuffer
+                && (scheduler != SchedulerKind::Hubpack
+                    || sc.autoscaler.kind == AutoscalerKind::Karpenter)
+            {
+                continue;
+            }
             for prepull in sc.policies.prepull.values() {
                 out.push(PolicySpec {
                     scheduler,

@@ -109,7 +109,9 @@ proptest! {
         for scheduler in [SchedulerKind::Spread, SchedulerKind::Z2jh, SchedulerKind::Hubpack] {
             let policy = PolicySpec { scheduler, placeholders: mode(m), prepull: true };
             let r = run_one(&sc, policy.clone(), seed).unwrap();
-            if r.users.iter().any(|u| u.ready_s.is_none()) {
+            // The bound holds for runs that serve everyone and outlast every session: a
+            // server still running at the horizon is cut short there.
+            if r.users.iter().any(|u| u.ready_s.is_none() || u.culled_s.is_none()) {
                 continue;
             }
             prop_assert!(

@@ -53,8 +53,9 @@ pub struct UpArgs {
     #[arg(long)]
     autoscaler: bool,
     /// With --autoscaler: install the CapacityBuffer CRD and run the autoscaler with
-    /// --capacity-buffer-controller-enabled --capacity-buffer-pod-injection-enabled.
-    #[arg(long, requires = "autoscaler")]
+    /// --capacity-buffer-controller-enabled --capacity-buffer-pod-injection-enabled. With
+    /// --karpenter: turn on Karpenter's CapacityBuffer feature gate.
+    #[arg(long)]
     capacity_buffers: bool,
     /// cluster-autoscaler `--scan-interval`, a Go duration.
     #[arg(long, default_value = "2s")]
@@ -218,7 +219,13 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     opts.kube_scheduler = !args.no_kube_scheduler;
     opts.provisioner = !args.no_provisioner;
-    opts.capacity_buffers = args.capacity_buffers;
+    if args.capacity_buffers && !args.autoscaler && !args.karpenter {
+        anyhow::bail!(
+            "--capacity-buffers needs --autoscaler or --karpenter (whose buffers it enables)"
+        );
+    }
+    // Karpenter installs the CRD from its own module.
+    opts.capacity_buffers = args.capacity_buffers && args.autoscaler;
     if args.autoscaler {
         build(&[Component::Autoscaler])?;
         opts.autoscaler = Some(
@@ -291,6 +298,7 @@ fn karpenter_options(args: &UpArgs, boot_delay: Duration) -> anyhow::Result<Karp
         batch_max_duration: duration("--batch-max-duration", &args.batch_max_duration)?,
         registration_delay: boot_delay.saturating_sub(ready_delay),
         ready_delay,
+        capacity_buffers: args.capacity_buffers,
         ..KarpenterOptions::default()
     })
 }

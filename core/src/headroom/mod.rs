@@ -16,6 +16,7 @@
 //! - [`state`]: what a reconciler has learned, as plain data, for a controller to keep
 //!   across restarts.
 
+pub mod buffer;
 pub mod forecast;
 pub mod hysteresis;
 pub mod lead_time;

@@ -39,15 +39,7 @@ impl Events {
         reason: &str,
         note: String,
     ) {
-        let mut note = note;
-        if note.len() > 1000 {
-            let mut cut = 997;
-            while !note.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            note.truncate(cut);
-            note.push_str("...");
-        }
+        // hubpack_kube's recorder keeps the note within the API server's limit.
         let ev = EventRecord {
             type_: if warning {
                 EventType::Warning

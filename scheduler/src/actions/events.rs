@@ -48,8 +48,7 @@ impl Events {
         let ev = EventRecord {
             type_,
             reason: reason.to_string(),
-            // The Events API caps notes at 1 kB.
-            note: truncate(note, 1000),
+            note,
             action: action.to_string(),
         };
         if let Err(e) = self.recorder.publish(&ev, regarding).await {
@@ -107,17 +106,6 @@ impl Events {
     }
 }
 
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,11 +137,5 @@ mod tests {
         assert_eq!(seen.body["note"], "0/2 nodes are available");
         assert_eq!(seen.body["regarding"]["name"], "u");
         assert_eq!(seen.body["reportingController"], "hubpack-scheduler");
-    }
-
-    #[test]
-    fn notes_are_cut_at_a_char_boundary() {
-        assert_eq!(truncate("ééé".into(), 3), "é");
-        assert_eq!(truncate("abc".into(), 10), "abc");
     }
 }

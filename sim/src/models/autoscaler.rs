@@ -31,6 +31,8 @@ pub struct AutoscalerState {
     pub scale_downs: usize,
     /// Most nodes alive (booting or Ready) at once.
     pub peak_nodes: usize,
+    /// A CapacityBuffer's virtual pods the last scan packed onto Ready nodes.
+    pub virtual_on: Vec<(NodeId, Resources)>,
 }
 
 impl Sim<'_> {
@@ -51,6 +53,7 @@ impl Sim<'_> {
     fn scale_up(&mut self, now: Millis) -> usize {
         let cutoff = self.sc.autoscaler.expendable_pods_priority_cutoff;
         let mut added = 0;
+        self.autoscaler.virtual_on.clear();
         for pool in 0..self.sc.pools.len() {
             // The queue order: higher priority first, then older (CA sorts by priority too).
             let pods: Vec<(Resources, bool)> = self
@@ -65,21 +68,26 @@ impl Sim<'_> {
                 })
                 .map(|p| (p.requests().clone(), p.kind == PodKind::Placeholder))
                 .collect();
-            if pods.is_empty() {
+            // A CapacityBuffer's virtual pods, injected after the real ones (they carry
+            // the placeholders' priority); all alike, so CA's "similar pods" applies.
+            let chunks = self.buffer_chunks(pool);
+            if pods.is_empty() && chunks.is_empty() {
                 continue;
             }
             let spec = &self.sc.pools[pool];
-            let template =
-                &spec.allocatable.to_resources() - &spec.daemonset_overhead.to_resources();
+            let template = fresh_node(spec);
             // CA's snapshot: Ready nodes as they are, then each booting node replaced by a
             // fresh template ("upcoming").
             let live = |n: &&crate::cluster_state::NodeState| n.pool == pool;
-            let mut snapshot: Vec<Resources> = self
+            let ready_ids: Vec<NodeId> = self
                 .cluster
-                .nodes
+                .ready_nodes()
+                .filter(|(_, n)| n.pool == pool)
+                .map(|(id, _)| id)
+                .collect();
+            let mut snapshot: Vec<Resources> = ready_ids
                 .iter()
-                .filter(|n| live(n) && n.phase == NodePhase::Ready)
-                .map(|n| n.free())
+                .map(|&id| self.cluster.nodes[id].free())
                 .collect();
             let ready = snapshot.len();
             snapshot.extend(
@@ -89,24 +97,35 @@ impl Sim<'_> {
                     .filter(|n| live(n) && n.phase == NodePhase::Booting)
                     .map(|_| template.clone()),
             );
-            let left = filter_out_schedulable(
+            let mut left = filter_out_schedulable(
                 &pods,
                 &mut snapshot,
                 ready,
                 &mut self.autoscaler.last_match,
                 &mut self.rng,
             );
+            if !chunks.is_empty() {
+                let before: Vec<Resources> = snapshot[..ready].to_vec();
+                left.extend(filter_out_schedulable(
+                    &chunks,
+                    &mut snapshot,
+                    ready,
+                    &mut self.autoscaler.last_match,
+                    &mut self.rng,
+                ));
+                // Where the chunks landed on Ready nodes: scale-down reads the same
+                // snapshot, so those nodes hold the buffer.
+                for (i, id) in ready_ids.iter().enumerate() {
+                    let packed = &before[i] - &snapshot[i];
+                    if packed.cpu_milli > 0 || packed.memory > 0 || packed.pods > 0 {
+                        self.autoscaler.virtual_on.push((*id, packed));
+                    }
+                }
+            }
             let new_nodes = estimate_new_nodes(&left, &template);
             let room = spec.max_nodes.saturating_sub(self.cluster.live_nodes[pool]);
             let add = new_nodes.min(room);
-            // The oldest pending placeholder this scale-up is for (lead-time learning).
-            let trigger = self
-                .cluster
-                .pending()
-                .map(|p| &self.cluster.pods[p])
-                .filter(|p| p.pool == pool && p.unschedulable && p.kind == PodKind::Placeholder)
-                .filter_map(|p| p.marked_unschedulable_at)
-                .min();
+            let trigger = self.oldest_unschedulable_placeholder(pool);
             for _ in 0..add {
                 let node = self.boot_node(pool, now);
                 self.cluster.nodes[node].lead_trigger = trigger;
@@ -118,6 +137,17 @@ impl Sim<'_> {
             added += add;
         }
         added
+    }
+
+    /// The oldest pending placeholder's Unschedulable mark in `pool`: the scale-up it
+    /// causes is a lead-time sample from then.
+    pub(crate) fn oldest_unschedulable_placeholder(&self, pool: usize) -> Option<Millis> {
+        self.cluster
+            .pending()
+            .map(|p| &self.cluster.pods[p])
+            .filter(|p| p.pool == pool && p.unschedulable && p.kind == PodKind::Placeholder)
+            .filter_map(|p| p.marked_unschedulable_at)
+            .min()
     }
 
     /// One scale-down pass, as cluster-autoscaler's planner does it: candidates in order;
@@ -150,9 +180,21 @@ impl Sim<'_> {
             if n.phase != NodePhase::Ready {
                 continue;
             }
+            // The buffer's virtual pods CA packed here count as this node's pods.
+            let held_virtually: Vec<Resources> = self
+                .autoscaler
+                .virtual_on
+                .iter()
+                .filter(|(v, _)| *v == id)
+                .map(|(_, r)| r.clone())
+                .collect();
             let util = {
-                let c = n.requested.cpu_milli as f64 / n.allocatable.cpu_milli.max(1) as f64;
-                let m = n.requested.memory as f64 / n.allocatable.memory.max(1) as f64;
+                let mut requested = n.requested.clone();
+                for r in &held_virtually {
+                    requested += r;
+                }
+                let c = requested.cpu_milli as f64 / n.allocatable.cpu_milli.max(1) as f64;
+                let m = requested.memory as f64 / n.allocatable.memory.max(1) as f64;
                 c.max(m)
             };
             if n.users > 0 || util >= threshold || n.unremovable_until > now {
@@ -166,6 +208,7 @@ impl Sim<'_> {
                 .map(|&p| self.cluster.pods[p].requests().clone())
                 .collect();
             to_move.extend(sim.received[id].iter().cloned());
+            to_move.extend(held_virtually);
             let empty = to_move.is_empty();
             if !empty && !self.plan_moves(id, &to_move, &mut sim) {
                 let n = &mut self.cluster.nodes[id];
@@ -274,17 +317,24 @@ pub(crate) fn filter_out_schedulable(
     left
 }
 
+/// A fresh node of the pool: its allocatable after DaemonSets (the autoscalers' template).
+pub(crate) fn fresh_node(spec: &crate::scenario::PoolSpec) -> Resources {
+    &spec.allocatable.to_resources() - &spec.daemonset_overhead.to_resources()
+}
+
+/// The larger of a request's cpu and memory shares of a fresh node (the packing order).
+pub(crate) fn share(r: &Resources, template: &Resources) -> f64 {
+    let c = r.cpu_milli as f64 / template.cpu_milli.max(1) as f64;
+    let m = r.memory as f64 / template.memory.max(1) as f64;
+    c.max(m)
+}
+
 /// CA's binpacking estimator: the pods left, largest first (by the larger of their cpu and
 /// memory shares of a fresh node), first fit on the new nodes, a new one when none fits;
 /// pods that would not fit even an empty node are skipped.
 pub(crate) fn estimate_new_nodes(pods: &[Resources], template: &Resources) -> usize {
-    let share = |r: &Resources| {
-        let c = r.cpu_milli as f64 / template.cpu_milli.max(1) as f64;
-        let m = r.memory as f64 / template.memory.max(1) as f64;
-        c.max(m)
-    };
     let mut pods: Vec<&Resources> = pods.iter().collect();
-    pods.sort_by(|a, b| share(b).total_cmp(&share(a)));
+    pods.sort_by(|a, b| share(b, template).total_cmp(&share(a, template)));
     let mut bins: Vec<Resources> = Vec::new();
     for req in pods {
         if let Some(bin) = bins.iter_mut().find(|b| req.fits_in(b)) {
@@ -450,7 +500,7 @@ mod tests {
         assert!(unneeded(&s).is_empty());
         assert_eq!(s.cluster.nodes[a].unremovable_until, 5 * MIN);
         // Room appears at 1 min, but a is only looked at again after 5 min.
-        s.cluster.delete_pod(user);
+        s.cluster.delete_pod(user, 0);
         s.on_autoscaler_scan(MIN);
         assert_eq!(s.cluster.nodes[a].unneeded_since, None);
         s.on_autoscaler_scan(5 * MIN);

@@ -134,7 +134,7 @@ impl Sim<'_> {
         user.failed_spawns += 1;
         self.active_spawns -= 1;
         if let Some(pod) = user.pod.take() {
-            self.cluster.delete_pod(pod);
+            self.cluster.delete_pod(pod, now);
         }
         if user.attempts < self.sc.hub.max_attempts {
             self.agenda
@@ -154,7 +154,7 @@ impl Sim<'_> {
         {
             self.users[u].culled = Some(now);
         }
-        self.cluster.delete_pod(pod);
+        self.cluster.delete_pod(pod, now);
         self.request_schedule(now);
     }
 

@@ -1,13 +1,15 @@
 //! The simulated world ([`Sim`]) and its parts around the scheduler: node pools, the cluster
-//! autoscaler, the hub (spawner + culler), user arrivals, the placeholder Deployment/controller
+//! autoscaler or Karpenter, a CapacityBuffer, the hub (spawner + culler), user arrivals, the placeholder Deployment/controller
 //! and the image pre-puller. `Sim` holds the clock's agenda, the cluster and each part's
 //! state; each file extends it with the handlers of its own events. The models do not know
 //! the event loop: the `engine` module, above them, builds a `Sim` and dispatches to them.
 
 pub mod arrivals;
 pub mod autoscaler;
+pub mod buffer;
 pub mod dist;
 pub mod hub;
+pub mod karpenter;
 pub mod placeholders;
 pub mod pool;
 pub mod prepull;
@@ -20,6 +22,7 @@ use crate::policy::Scheduler;
 use crate::scenario::{PolicySpec, Scenario};
 use autoscaler::AutoscalerState;
 use hubpack_core::model::Millis;
+use karpenter::KarpenterState;
 use placeholders::PlaceholderState;
 use rand_chacha::ChaCha8Rng;
 
@@ -38,6 +41,7 @@ pub struct Sim<'a> {
     pub users_unbound: usize,
     pub(crate) schedule_queued: bool,
     pub autoscaler: AutoscalerState,
+    pub karpenter: KarpenterState,
     pub placeholders: PlaceholderState,
     pub samples: Vec<Sample>,
     pub end: Millis,

@@ -61,6 +61,12 @@ pub enum PlaceholderError {
         fresh: String,
         short: String,
     },
+    #[error(
+        "predictive-buffer needs autoscaler kind cluster-autoscaler: Karpenter v1.14 serves \
+         CapacityBuffers only behind its CapacityBuffer feature gate, which the simulator does \
+         not model; use predictive (placeholder pods) with Karpenter"
+    )]
+    BufferNeedsClusterAutoscaler,
 }
 
 impl PlaceholderError {
@@ -160,6 +166,8 @@ pub struct PlaceholderState {
     /// Creation times of the user pods created since the controller's last reconcile.
     pub new_user_pods: Vec<Millis>,
     pub predictive: Option<Predictive>,
+    /// The CapacityBuffer the controller writes instead of placeholder pods.
+    pub buffer: Option<crate::models::buffer::BufferState>,
 }
 
 impl PlaceholderState {
@@ -203,7 +211,12 @@ impl PlaceholderState {
         }
         validate_placeholder(&alloc, &ds, &request)
             .map_err(|e| PlaceholderError::of(&spec.name, seats_each, fit, e))?;
-        let predictive = matches!(mode, PlaceholderMode::Predictive).then(|| Predictive::new(sc));
+        if matches!(mode, PlaceholderMode::PredictiveBuffer)
+            && sc.autoscaler.kind == crate::scenario::AutoscalerKind::Karpenter
+        {
+            return Err(PlaceholderError::BufferNeedsClusterAutoscaler);
+        }
+        let predictive = mode.is_predictive().then(|| Predictive::new(sc));
         Ok(PlaceholderState {
             pool,
             per_user,
@@ -218,6 +231,7 @@ impl PlaceholderState {
             created: 0,
             new_user_pods: Vec::new(),
             predictive,
+            buffer: crate::models::buffer::BufferState::for_mode(mode),
         })
     }
 }
@@ -314,7 +328,7 @@ impl Sim<'_> {
             let order = removal_order(&users_on);
             let doomed: Vec<PodId> = order[..excess].iter().map(|&i| newest_first[i]).collect();
             for pod in doomed {
-                self.cluster.delete_pod(pod);
+                self.cluster.delete_pod(pod, now);
             }
             self.placeholders
                 .live
@@ -327,7 +341,7 @@ impl Sim<'_> {
     /// A placeholder was preempted or its node removed: the Deployment replaces it, and the
     /// predictive controller looks at the replacement after its reaction time.
     pub(crate) fn evict_placeholder(&mut self, pod: PodId, now: Millis) {
-        self.cluster.delete_pod(pod);
+        self.cluster.delete_pod(pod, now);
         self.placeholders.live.retain(|&p| p != pod);
         self.scale_placeholders(now);
         if let Some(p) = self.placeholders.predictive.as_mut()
@@ -408,6 +422,12 @@ impl Sim<'_> {
     /// The predictive controller's periodic reconcile: μ over the lead time from the
     /// calendar + learned background (+ observed floor), H = μ + z·√μ, minus free warm seats.
     pub(crate) fn on_placeholder_reconcile(&mut self, now: Millis) {
+        if self.placeholders.buffer.is_some() {
+            self.reconcile_buffer(now);
+            let every = secs(self.sc.predictive.reconcile_s).max(1);
+            self.agenda.at(now + every, Event::PlaceholderReconcile);
+            return;
+        }
         let Some(obs) = self.placeholder_observation(now) else {
             return;
         };
@@ -438,15 +458,7 @@ impl Sim<'_> {
         let pods = &self.cluster.pods;
         let live = &self.placeholders.live;
         let placed = live.iter().filter(|&&id| pods[id].node.is_some()).count();
-        // The user pods that exist: their creation times.
-        let user_creations = self
-            .users
-            .iter()
-            .filter_map(|u| u.pod)
-            .map(|id| &pods[id])
-            .filter(|pod| pod.alive)
-            .map(|pod| pod.created)
-            .collect();
+        let user_creations = self.live_user_creations();
         Some(PoolObservation {
             new_arrivals,
             user_creations,
@@ -462,9 +474,21 @@ impl Sim<'_> {
         })
     }
 
+    /// The creation times of the user pods that exist.
+    pub(crate) fn live_user_creations(&self) -> Vec<Millis> {
+        let pods = &self.cluster.pods;
+        self.users
+            .iter()
+            .filter_map(|u| u.pod)
+            .map(|id| &pods[id])
+            .filter(|pod| pod.alive)
+            .map(|pod| pod.created)
+            .collect()
+    }
+
     /// F: seats on warm nodes of the placeholders' pool neither used by users nor held by
     /// placeholders (free capacity only), limited by pod slots.
-    fn free_warm_seats(&self, now: Millis) -> i64 {
+    pub(crate) fn free_warm_seats(&self, now: Millis) -> i64 {
         let ph = &self.placeholders;
         let image = self.sc.image_index(&self.sc.profiles[0].image);
         self.cluster

@@ -57,9 +57,9 @@ impl Capacity {
         )
     }
 
-    /// Why the pool cannot hold the event, and what to change; `expected_peak`: the peak
-    /// at the expected users when only the margin's load does not fit.
-    pub fn refusal(&self, sc: &Scenario, load: f64, expected_peak: Option<usize>) -> String {
+    /// Why the pool cannot hold the event, and what to change. (A margin the pool cannot
+    /// hold is not refused: it shrinks, see [`largest_margin`].)
+    pub fn refusal(&self, sc: &Scenario, load: f64) -> String {
         let per = self.seats_per_node.max(1) as usize;
         let request = sc
             .profile_index(&sc.profiles[0].name)
@@ -67,20 +67,12 @@ impl Capacity {
                 let pool = sc.pool_index(&self.pool).unwrap_or(0);
                 human(&mean_user(sc, pool))
             });
-        let margin = expected_peak
-            .map(|p| {
-                format!(
-                    ". At the expected users it fits ({p} on at once): --expect-error 1 plans \
-                     for them without a margin"
-                )
-            })
-            .unwrap_or_default();
         format!(
             "pool {pool}: at most {max} nodes × {per} users ({request} each) = {seats} seats, \
              but about {peak} users are on at once at the peak ({load}× the expected users): \
              the event cannot fit, so no setting could meet the target. Give the pool at least \
              {need} nodes (--max-nodes {need} for the event's pool, max:{need} in its --pool \
-             flag, or pools[{pool}].max_nodes in the scenario), or larger nodes{margin}",
+             flag, or pools[{pool}].max_nodes in the scenario), or larger nodes",
             pool = self.pool,
             max = self.max_nodes,
             seats = self.seats(),

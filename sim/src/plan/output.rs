@@ -430,6 +430,15 @@ pub fn adoption(plan: &Plan, configured: crate::scenario::SchedulerKind) -> Stri
     if configured == crate::scenario::SchedulerKind::Spread {
         out += "# (userScheduler was already off: pods went to kube-scheduler's default spread.)\n";
     }
+    if plan.scenario.autoscaler.kind == crate::scenario::AutoscalerKind::Karpenter {
+        // Under the same `singleuser:` key (a second one would be a duplicate key).
+        out = out.replacen(
+            "singleuser:\n",
+            "singleuser:\n  extraAnnotations:   # on Karpenter: consolidation never evicts a running server\n    \
+             karpenter.sh/do-not-disrupt: \"true\"\n",
+            1,
+        );
+    }
     out
 }
 

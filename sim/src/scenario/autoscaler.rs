@@ -278,6 +278,7 @@ impl KarpenterSpec {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

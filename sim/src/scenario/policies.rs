@@ -51,6 +51,7 @@ fn default_placeholders() -> Vec<PlaceholderMode> {
         PlaceholderMode::PerUser { k: 30 },
         PlaceholderMode::NUser { n: None, k: 1 },
         PlaceholderMode::Predictive,
+        PlaceholderMode::PredictiveBuffer,
     ]
 }
 
