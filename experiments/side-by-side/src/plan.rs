@@ -86,7 +86,8 @@ impl Stack {
             format!(
                 "stack {}: CapacityBuffers on Karpenter are not run by this bench (Karpenter \
                  v1.14.1 serves them only behind its CapacityBuffer feature gate, off by \
-                 default); run it with --autoscaler cluster-autoscaler",
+                 default, and hubpack-sim models the buffer on cluster-autoscaler only); run \
+                 it with --autoscaler cluster-autoscaler",
                 self.key()
             )
         })
@@ -175,6 +176,8 @@ impl KarpenterPlan {
             ready_delay: self.ready_delay,
             instance_types: vec![KARPENTER_INSTANCE_TYPE.into()],
             cpu_limit: (max_new_nodes as f64 * node_cpu).ceil() as u32,
+            // The buffer stack is not run on Karpenter (see `Stack::refused_on`).
+            capacity_buffers: false,
         }
     }
 }
