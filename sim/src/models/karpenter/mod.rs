@@ -155,18 +155,8 @@ impl Sim<'_> {
         for id in used {
             self.karpenter.nominated_until.insert(id, until);
         }
-        let spec = &self.sc.pools[pool];
-        let new_nodes = estimate_new_nodes(&left, &fresh_node(spec));
-        let add = new_nodes.min(spec.max_nodes.saturating_sub(self.cluster.live_nodes[pool]));
-        let trigger = self.oldest_unschedulable_placeholder(pool);
-        for _ in 0..add {
-            let node = self.boot_node(pool, now);
-            self.cluster.nodes[node].lead_trigger = trigger;
-        }
-        if add > 0 {
-            self.autoscaler.last_scale_up = Some(now);
-            self.autoscaler.scale_ups += add;
-        }
+        let new_nodes = estimate_new_nodes(&left, &fresh_node(&self.sc.pools[pool]));
+        self.launch(pool, new_nodes, now);
     }
 
     /// One pass of the disruption controller; it plans its own next pass.
