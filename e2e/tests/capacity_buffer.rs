@@ -17,7 +17,7 @@
 #![allow(clippy::unwrap_used)] // a test binary
 
 use hubpack_e2e::harness::{self, TEST_PULL_TIME};
-use hubpack_e2e::in_process::{InProcessScheduler, test_config};
+use hubpack_e2e::in_process::{InProcessController, InProcessScheduler, test_config};
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
 use hubpack_e2e::pod_facts::{created_at, node_of, ready_at};
 use hubpack_e2e::{shared_cluster_with_capacity_buffers, wait};
@@ -62,8 +62,7 @@ struct World {
     user_label: String,
     metrics_port: u16,
     scheduler_running: InProcessScheduler,
-    ctl_stop: CancellationToken,
-    ctl_task: tokio::task::JoinHandle<()>,
+    ctl: InProcessController,
 }
 
 impl World {
@@ -99,15 +98,7 @@ impl World {
         let ctl = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         let scheduler_running =
             InProcessScheduler::start(&client, test_config(&scheduler), "sched-0").unwrap();
-        let ctl_stop = CancellationToken::new();
-        let ctl_task = {
-            let (c, s) = (client.clone(), ctl_stop.clone());
-            tokio::spawn(async move {
-                hubpack_placeholder_ctl::adapter::app::run(c, ctl, "ctl-0".into(), s)
-                    .await
-                    .unwrap()
-            })
-        };
+        let ctl = InProcessController::start(&client, ctl, "ctl-0");
         World {
             client,
             ns,
@@ -116,18 +107,13 @@ impl World {
             user_label,
             metrics_port,
             scheduler_running,
-            ctl_stop,
-            ctl_task,
+            ctl,
         }
     }
 
     async fn stop(self) {
-        self.ctl_stop.cancel();
-        let (ctl, scheduler) = tokio::join!(
-            tokio::time::timeout(Duration::from_secs(30), self.ctl_task),
-            self.scheduler_running.stop()
-        );
-        ctl.expect("the controller stops within 30 s").unwrap();
+        let (ctl, scheduler) = tokio::join!(self.ctl.stop(), self.scheduler_running.stop());
+        ctl.unwrap();
         scheduler.unwrap();
         // The buffer and its template go with the namespace; the autoscaler then removes
         // what they held.

@@ -11,7 +11,7 @@
 
 #![allow(clippy::unwrap_used)] // a test binary
 
-use hubpack_e2e::in_process::{InProcessScheduler, test_config};
+use hubpack_e2e::in_process::{InProcessController, InProcessScheduler, test_config};
 use hubpack_e2e::karpenter::{BOOTING_TAINT, DO_NOT_DISRUPT_ANNOTATION, NODE_POOL_LABEL};
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
 use hubpack_e2e::pod_facts::node_of;
@@ -28,7 +28,6 @@ use kube::api::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const IMAGE: &str = "jupyter/base-notebook:karpenter";
 const PLACEHOLDER_CLASS: &str = "hubpack-e2e-placeholder";
@@ -733,6 +732,92 @@ fn ctl_yaml(ns: &str, scheduler: &str, users: &str, port: u16, pool: &str, extra
     )
 }
 
+/// hubpack-placeholder-ctl in-process on `w`'s NodePool, counting the users labelled
+/// `users_label`; `extra` is appended to its pool.
+fn start_ctl(w: &World, users_label: &str, extra: &str) -> InProcessController {
+    let port = hubpack_e2e::processes::free_port().unwrap();
+    let yaml = ctl_yaml(&w.ns, &w.scheduler, users_label, port, w.pool, extra);
+    let cfg = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    InProcessController::start(&w.client, cfg, "ctl-0")
+}
+
+/// An event ConfigMap (`class`): 6 users at `start` over 10 s, for the pool `default`.
+async fn announce_class(w: &World, start: jiff::Timestamp) -> Api<ConfigMap> {
+    let cms: Api<ConfigMap> = Api::namespaced(w.client.clone(), &w.ns);
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "class", "labels": {"hubpack.io/events": "true"}},
+        "data": {"events.yaml": format!(
+            "- {{name: lab, pool: default, start: \"{start}\", users: 6, arrivalWindowSeconds: 10}}\n")}
+    }))
+    .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    cms
+}
+
+/// Six protected students (labelled `class`, outside the controller's selector), one a
+/// second; returns the launches and removals while they come and the nodes they bound to.
+async fn class_arrives(w: &World, class: &str) -> (Churn, BTreeSet<String>) {
+    let watcher = async { watch_churn(w, Duration::from_secs(40)).await };
+    let arrivals = async {
+        for i in 0..6 {
+            let mut pod = w.user(&format!("student-{i}"), "1", &w.scheduler, true);
+            pod.metadata
+                .labels
+                .get_or_insert_default()
+                .insert("e2e.hubpack.dev/class".into(), class.to_string());
+            w.create(&pod).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut on = BTreeSet::new();
+        for i in 0..6 {
+            on.insert(w.wait_bound(&format!("student-{i}")).await);
+        }
+        on
+    };
+    tokio::join!(watcher, arrivals)
+}
+
+/// The students leave and the event is dropped: waits until the pool has no node, then
+/// stops the controller and cleans up.
+async fn class_ends_and_nodes_go(
+    w: World,
+    class: &str,
+    cms: Api<ConfigMap>,
+    ctl: InProcessController,
+) {
+    w.pods()
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels(&format!("e2e.hubpack.dev/class={class}")),
+        )
+        .await
+        .unwrap();
+    cms.delete("class", &DeleteParams::default()).await.unwrap();
+    let t1 = Instant::now();
+    wait::until(
+        "the pool's nodes removed",
+        Duration::from_secs(180),
+        || async { w.nodes().await.is_empty().then_some(()) },
+    )
+    .await
+    .unwrap();
+    eprintln!(
+        "all nodes removed {:.1} s after the users left and the event was dropped",
+        t1.elapsed().as_secs_f64()
+    );
+    ctl.stop().await.unwrap();
+    w.finish().await;
+}
+
+/// Launches (NodeClaims) in a churn record.
+fn claims_launched(churn: &Churn) -> usize {
+    churn
+        .launched
+        .iter()
+        .filter(|l| l.starts_with("nodeclaim/"))
+        .count()
+}
+
 /// A class through hubpack-placeholder-ctl on Karpenter: an event ConfigMap asks for seats;
 /// the controller's placeholders make Karpenter launch their nodes once; users arriving take
 /// those warm seats (hubpack preempts placeholders), no node is launched for a user, at most
@@ -745,29 +830,14 @@ async fn karpenter_serves_a_warm_seat_event_through_placeholder_ctl() {
     let pool = "user-g";
     let mut w = World::new("kp-event", pool).await;
     w.start_hubpack();
-    let users_label = harness::unique_name("users");
-    let port = hubpack_e2e::processes::free_port().unwrap();
-    let yaml = ctl_yaml(&w.ns, &w.scheduler, &users_label, port, pool, "");
-    let cfg = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-    let stop = CancellationToken::new();
-    let ctl = {
-        let (c, s) = (w.client.clone(), stop.clone());
-        tokio::spawn(async move {
-            hubpack_placeholder_ctl::adapter::app::run(c, cfg, "ctl-0".into(), s)
-                .await
-                .unwrap()
-        })
-    };
+    let class = harness::unique_name("users");
+    let ctl = start_ctl(&w, &class, "");
     // 3 users per placeholder (3.9 CPU nodes, 1 CPU users): 6 users → 2 placeholders.
-    let cms: Api<ConfigMap> = Api::namespaced(w.client.clone(), &w.ns);
-    let start = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30);
-    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "class", "labels": {"hubpack.io/events": "true"}},
-        "data": {"events.yaml": format!(
-            "- {{name: lab, pool: default, start: \"{start}\", users: 6, arrivalWindowSeconds: 10}}\n")}
-    }))
-    .unwrap();
-    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let cms = announce_class(
+        &w,
+        jiff::Timestamp::now() + jiff::SignedDuration::from_secs(30),
+    )
+    .await;
     let placeholders = "app.kubernetes.io/component=user-placeholder";
     let t0 = Instant::now();
     let warm = wait::until("two placeholders bound", WAIT, || async {
@@ -794,24 +864,7 @@ async fn karpenter_serves_a_warm_seat_event_through_placeholder_ctl() {
     );
 
     // The class arrives; watch for launches and removals while it does.
-    let watcher = async { watch_churn(&w, Duration::from_secs(40)).await };
-    let arrivals = async {
-        for i in 0..6 {
-            let mut pod = w.user(&format!("student-{i}"), "1", &w.scheduler, true);
-            pod.metadata
-                .labels
-                .get_or_insert_default()
-                .insert("e2e.hubpack.dev/class".into(), users_label.clone());
-            w.create(&pod).await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        let mut on = BTreeSet::new();
-        for i in 0..6 {
-            on.insert(w.wait_bound(&format!("student-{i}")).await);
-        }
-        on
-    };
-    let (churn, user_nodes) = tokio::join!(watcher, arrivals);
+    let (churn, user_nodes) = class_arrives(&w, &class).await;
     eprintln!("users on {user_nodes:?}; during arrivals: {churn:?}");
     assert!(
         user_nodes.is_subset(&warm),
@@ -822,40 +875,13 @@ async fn karpenter_serves_a_warm_seat_event_through_placeholder_ctl() {
         "a node was removed mid-event: {churn:?}"
     );
     let evicted = 2;
-    let launched_claims = churn
-        .launched
-        .iter()
-        .filter(|l| l.starts_with("nodeclaim/"))
-        .count();
     assert!(
-        launched_claims <= evicted,
+        claims_launched(&churn) <= evicted,
         "more launches than evicted placeholders: {churn:?}"
     );
 
     // The users leave and the event is dropped: the placeholders go, then the nodes.
-    w.pods()
-        .delete_collection(
-            &DeleteParams::default(),
-            &ListParams::default().labels(&format!("e2e.hubpack.dev/class={users_label}")),
-        )
-        .await
-        .unwrap();
-    cms.delete("class", &DeleteParams::default()).await.unwrap();
-    let t1 = Instant::now();
-    wait::until(
-        "the pool's nodes removed",
-        Duration::from_secs(180),
-        || async { w.nodes().await.is_empty().then_some(()) },
-    )
-    .await
-    .unwrap();
-    eprintln!(
-        "all nodes removed {:.1} s after the users left and the event was dropped",
-        t1.elapsed().as_secs_f64()
-    );
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), ctl).await;
-    w.finish().await;
+    class_ends_and_nodes_go(w, &class, cms, ctl).await;
 }
 
 /// The `capacityBuffer` backend on Karpenter (its `CapacityBuffer` feature gate on, as the
@@ -869,26 +895,8 @@ async fn karpenter_serves_a_warm_seat_event_from_a_capacity_buffer() {
     let pool = "user-h";
     let mut w = World::new("kp-buffer", pool).await;
     w.start_hubpack();
-    let users_label = harness::unique_name("users");
-    let port = hubpack_e2e::processes::free_port().unwrap();
-    let yaml = ctl_yaml(
-        &w.ns,
-        &w.scheduler,
-        &users_label,
-        port,
-        pool,
-        "  backend: capacityBuffer\n",
-    );
-    let cfg = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-    let stop = CancellationToken::new();
-    let ctl = {
-        let (c, s) = (w.client.clone(), stop.clone());
-        tokio::spawn(async move {
-            hubpack_placeholder_ctl::adapter::app::run(c, cfg, "ctl-0".into(), s)
-                .await
-                .unwrap()
-        })
-    };
+    let class = harness::unique_name("users");
+    let ctl = start_ctl(&w, &class, "  backend: capacityBuffer\n");
     let buffers: Api<DynamicObject> = Api::namespaced_with(
         w.client.clone(),
         &w.ns,
@@ -897,17 +905,10 @@ async fn karpenter_serves_a_warm_seat_event_from_a_capacity_buffer() {
             "capacitybuffers",
         ),
     );
-    let cms: Api<ConfigMap> = Api::namespaced(w.client.clone(), &w.ns);
     // Late enough that the buffer's nodes are up and held through QUIET before the class
     // comes (lead 60 s): users arrive at the event's start, as a class does.
     let start = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(75);
-    let cm: ConfigMap = serde_json::from_value(serde_json::json!({
-        "metadata": {"name": "class", "labels": {"hubpack.io/events": "true"}},
-        "data": {"events.yaml": format!(
-            "- {{name: lab, pool: default, start: \"{start}\", users: 6, arrivalWindowSeconds: 10}}\n")}
-    }))
-    .unwrap();
-    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let cms = announce_class(&w, start).await;
     let t0 = Instant::now();
     let replicas = wait::until("the buffer asks for 2 chunks", WAIT, || async {
         let b = buffers
@@ -950,24 +951,7 @@ async fn karpenter_serves_a_warm_seat_event_from_a_capacity_buffer() {
         tokio::time::sleep(until_start.unsigned_abs()).await;
     }
 
-    let watcher = async { watch_churn(&w, Duration::from_secs(40)).await };
-    let arrivals = async {
-        for i in 0..6 {
-            let mut pod = w.user(&format!("student-{i}"), "1", &w.scheduler, true);
-            pod.metadata
-                .labels
-                .get_or_insert_default()
-                .insert("e2e.hubpack.dev/class".into(), users_label.clone());
-            w.create(&pod).await;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        let mut on = BTreeSet::new();
-        for i in 0..6 {
-            on.insert(w.wait_bound(&format!("student-{i}")).await);
-        }
-        on
-    };
-    let (churn, user_nodes) = tokio::join!(watcher, arrivals);
+    let (churn, user_nodes) = class_arrives(&w, &class).await;
     eprintln!("users on {user_nodes:?}; during arrivals: {churn:?}");
     assert!(
         user_nodes.is_subset(&warm),
@@ -979,37 +963,11 @@ async fn karpenter_serves_a_warm_seat_event_from_a_capacity_buffer() {
     );
     // The users (outside the controller's selector) displace the chunks, which the forecast
     // still wants: Karpenter may launch for them again, at most once each.
-    let relaunched = churn
-        .launched
-        .iter()
-        .filter(|l| l.starts_with("nodeclaim/"))
-        .count();
     assert!(
-        relaunched <= 2,
+        claims_launched(&churn) <= 2,
         "more launches than chunks displaced: {churn:?}"
     );
 
-    w.pods()
-        .delete_collection(
-            &DeleteParams::default(),
-            &ListParams::default().labels(&format!("e2e.hubpack.dev/class={users_label}")),
-        )
-        .await
-        .unwrap();
-    cms.delete("class", &DeleteParams::default()).await.unwrap();
-    let t1 = Instant::now();
-    wait::until(
-        "the buffer at 0 and its nodes removed",
-        Duration::from_secs(180),
-        || async { w.nodes().await.is_empty().then_some(()) },
-    )
-    .await
-    .unwrap();
-    eprintln!(
-        "all nodes removed {:.1} s after the users left and the event was dropped",
-        t1.elapsed().as_secs_f64()
-    );
-    stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(30), ctl).await;
-    w.finish().await;
+    // The users leave and the event is dropped: the buffer goes to 0, then the nodes.
+    class_ends_and_nodes_go(w, &class, cms, ctl).await;
 }

@@ -24,7 +24,7 @@
 #![allow(clippy::unwrap_used)] // a test binary
 
 use hubpack_e2e::harness::{self, TEST_BOOT_DELAY, TEST_PULL_TIME};
-use hubpack_e2e::in_process::{InProcessScheduler, test_config};
+use hubpack_e2e::in_process::{InProcessController, InProcessScheduler, test_config};
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
 use hubpack_e2e::pod_facts::{created_at, ready_at};
 use hubpack_e2e::{shared_cluster_with_autoscaler, wait};
@@ -59,23 +59,8 @@ struct World {
     metrics_port: u16,
     scheduler_running: InProcessScheduler,
     ctl_config: CtlConfig,
-    ctl_stop: CancellationToken,
-    ctl_task: tokio::task::JoinHandle<()>,
-}
-
-/// Runs the controller in-process until `stop`.
-fn spawn_ctl(
-    client: &kube::Client,
-    config: CtlConfig,
-    identity: &str,
-    stop: &CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    let (c, s, id) = (client.clone(), stop.clone(), identity.to_string());
-    tokio::spawn(async move {
-        hubpack_placeholder_ctl::adapter::app::run(c, config, id, s)
-            .await
-            .unwrap()
-    })
+    /// Always `Some` but while [`World::restart_ctl`] swaps it.
+    ctl: Option<InProcessController>,
 }
 
 impl World {
@@ -101,8 +86,7 @@ impl World {
         let ctl = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
         let scheduler_running =
             InProcessScheduler::start(&client, test_config(&scheduler), "sched-0").unwrap();
-        let ctl_stop = CancellationToken::new();
-        let ctl_task = spawn_ctl(&client, ctl.clone(), "ctl-0", &ctl_stop);
+        let running = InProcessController::start(&client, ctl.clone(), "ctl-0");
         World {
             client,
             ns,
@@ -112,32 +96,29 @@ impl World {
             metrics_port,
             scheduler_running,
             ctl_config: ctl,
-            ctl_stop,
-            ctl_task,
+            ctl: Some(running),
         }
     }
 
     /// Stops the controller and starts a fresh one (nothing learned) with the same config.
     async fn restart_ctl(&mut self, identity: &str) {
-        self.ctl_stop.cancel();
-        let stopped = tokio::time::timeout(Duration::from_secs(30), &mut self.ctl_task).await;
-        stopped.expect("the controller stops within 30 s").unwrap();
-        self.ctl_stop = CancellationToken::new();
-        self.ctl_task = spawn_ctl(
+        if let Some(old) = self.ctl.take() {
+            old.stop().await.unwrap();
+        }
+        self.ctl = Some(InProcessController::start(
             &self.client,
             self.ctl_config.clone(),
             identity,
-            &self.ctl_stop,
-        );
+        ));
     }
 
     async fn stop(self) {
-        self.ctl_stop.cancel();
-        let (ctl, scheduler) = tokio::join!(
-            tokio::time::timeout(Duration::from_secs(30), self.ctl_task),
-            self.scheduler_running.stop()
-        );
-        ctl.expect("the controller stops within 30 s").unwrap();
+        let ctl = async {
+            if let Some(c) = self.ctl {
+                c.stop().await.unwrap();
+            }
+        };
+        let (_, scheduler) = tokio::join!(ctl, self.scheduler_running.stop());
         scheduler.unwrap();
     }
 
@@ -992,8 +973,7 @@ async fn a_restricted_namespace_accepts_the_controllers_pods() {
     .replace("headroom: {z: 0}", "headroom: {z: 0, minUsers: 5}")
     .replace("usersPerPlaceholder: auto", "usersPerPlaceholder: 3");
     let config = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-    let stop = CancellationToken::new();
-    let task = spawn_ctl(&client, config, "ctl-restricted", &stop);
+    let ctl = InProcessController::start(&client, config, "ctl-restricted");
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
     wait::until(
         "two placeholder pods created in the restricted namespace",
@@ -1061,11 +1041,7 @@ async fn a_restricted_namespace_accepts_the_controllers_pods() {
         matches!(&refused, Err(kube::Error::Api(e)) if e.message.contains("restricted")),
         "PodSecurity admission is not enforcing: {refused:?}"
     );
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("the controller stops within 30 s")
-        .unwrap();
+    ctl.stop().await.unwrap();
     delete_namespace(&client, &ns).await;
 }
 
@@ -1123,8 +1099,7 @@ async fn a_controller_started_before_the_api_server_answers_waits_and_becomes_re
     )
     .replace("headroom: {z: 0}", "headroom: {z: 0, minUsers: 1}");
     let ctl_config = CtlConfig::parse(&yaml, "e2e").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-    let stop = CancellationToken::new();
-    let task = spawn_ctl(&client, ctl_config, "ctl-unreachable", &stop);
+    let ctl = InProcessController::start(&client, ctl_config, "ctl-unreachable");
     wait::until("/healthz answers", Duration::from_secs(20), || async {
         (http_status(port, "/healthz").await == Some(200)).then_some(())
     })
@@ -1133,7 +1108,7 @@ async fn a_controller_started_before_the_api_server_answers_waits_and_becomes_re
     // Unreachable for a while: up, not ready, nothing written, still running.
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert!(
-        !task.is_finished(),
+        !ctl.is_finished(),
         "the controller ended without an API server"
     );
     assert_eq!(http_status(port, "/healthz").await, Some(200));
@@ -1163,12 +1138,8 @@ async fn a_controller_started_before_the_api_server_answers_waits_and_becomes_re
     )
     .await
     .unwrap();
-    assert!(!task.is_finished());
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task)
-        .await
-        .expect("the controller stops within 30 s")
-        .unwrap();
+    assert!(!ctl.is_finished());
+    ctl.stop().await.unwrap();
     delete_namespace(&admin, &ns).await;
 }
 

@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used)] // a test binary
 
 use hubpack_e2e::harness;
-use hubpack_e2e::in_process::{InProcessScheduler, test_config};
+use hubpack_e2e::in_process::{InProcessController, InProcessScheduler, test_config};
 use hubpack_e2e::nodes::{DEDICATED_TAINT, NODE_GROUP_LABEL, NODE_PURPOSE_LABEL};
 use hubpack_e2e::{shared_cluster_with_autoscaler, wait};
 use hubpack_placeholder_ctl::checkpoint;
@@ -21,7 +21,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 const IMAGE: &str = "jupyter/scipy-notebook:ctl-restart-e2e";
 const GROUP: &str = "user-a";
@@ -69,28 +68,17 @@ fn ctl_yaml(ns: &str, scheduler: &str, users: &str, port: u16, class_start: i64)
 
 struct Replica {
     port: u16,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    running: InProcessController,
 }
 
 impl Replica {
     fn start(client: &kube::Client, config: CtlConfig, port: u16, identity: &str) -> Replica {
-        let stop = CancellationToken::new();
-        let (c, s, id) = (client.clone(), stop.clone(), identity.to_string());
-        let task = tokio::spawn(async move {
-            hubpack_placeholder_ctl::adapter::app::run(c, config, id, s)
-                .await
-                .unwrap()
-        });
-        Replica { port, stop, task }
+        let running = InProcessController::start(client, config, identity);
+        Replica { port, running }
     }
 
     async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
-            .await
-            .expect("the controller stops within 30 s")
-            .unwrap();
+        self.running.stop().await.unwrap();
     }
 
     /// One of its metrics for the pool `default`.

@@ -100,6 +100,7 @@ impl<'a> Sim<'a> {
             peak_nodes: self.autoscaler.peak_nodes,
             scale_ups: self.autoscaler.scale_ups,
             scale_downs: self.autoscaler.scale_downs,
+            servers_evicted: self.karpenter.users_evicted,
         };
         let warm_start = secs(self.sc.hub.spawn_overhead_s + self.sc.hub.container_start_s);
         RunResult::collect(

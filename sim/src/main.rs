@@ -615,9 +615,10 @@ fn simulate(sc: &Scenario, policies: Vec<PolicySpec>, common: &Common) -> anyhow
     } else {
         let events: u64 = runs.iter().flatten().map(|r| r.events).sum();
         format!(
-            "{}\n{}{}{} runs, {} events in {:.2} s{}\n",
+            "{}\n{}{}{}{} runs, {} events in {:.2} s{}\n",
             report::headline(&summary),
             report::bound_lines(&summary),
+            report::eviction_lines(&summary),
             report::table::render(&summary),
             runs.iter().map(Vec::len).sum::<usize>(),
             events,

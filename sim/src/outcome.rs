@@ -142,6 +142,9 @@ pub struct RunResult {
     pub peak_nodes: usize,
     pub scale_ups: usize,
     pub scale_downs: usize,
+    /// Running servers Karpenter's consolidation evicted (users without
+    /// `karpenter.sh/do-not-disrupt`): lost sessions.
+    pub servers_evicted: usize,
     pub failed_spawns: u32,
     pub events: u64,
     /// Preemptions after which the pod did not fit: 0 unless the model is inconsistent.
@@ -206,6 +209,7 @@ pub struct RunCounters {
     pub peak_nodes: usize,
     pub scale_ups: usize,
     pub scale_downs: usize,
+    pub servers_evicted: usize,
 }
 
 impl UserRecord {
@@ -304,6 +308,7 @@ impl RunResult {
             nodes,
             scale_ups: counters.scale_ups,
             scale_downs: counters.scale_downs,
+            servers_evicted: counters.servers_evicted,
             warm_start_s: seconds(warm_start),
         }
     }

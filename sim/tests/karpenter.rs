@@ -120,3 +120,37 @@ fn on_the_class_burst_karpenter_gives_empty_nodes_back_sooner_and_starts_colder(
         .fold(f64::MAX, f64::min);
     assert!(first > 60.0, "{first}");
 }
+
+#[test]
+fn unprotected_servers_lost_to_consolidation_are_reported() {
+    let dir = std::env::temp_dir().join(format!("hubpack-unprotected-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("burst.yaml");
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/class-burst.yaml"),
+    )
+    .unwrap();
+    let text = text.replace(
+        "arrivals:",
+        "autoscaler: {kind: karpenter, karpenter: {user_pods_do_not_disrupt: false}}\narrivals:",
+    );
+    assert!(
+        !text.contains("\nautoscaler:\n"),
+        "the shipped scenario sets no autoscaler"
+    );
+    std::fs::write(&path, text).unwrap();
+    let (ok, out) = sim_bin(&[
+        "run",
+        &path.display().to_string(),
+        "--seeds",
+        "1",
+        "--placeholders",
+        "none",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("evicted") && out.contains("do-not-disrupt"),
+        "{out}"
+    );
+}

@@ -122,21 +122,28 @@ impl Sim<'_> {
                     }
                 }
             }
-            let new_nodes = estimate_new_nodes(&left, &template);
-            let room = spec.max_nodes.saturating_sub(self.cluster.live_nodes[pool]);
-            let add = new_nodes.min(room);
-            let trigger = self.oldest_unschedulable_placeholder(pool);
-            for _ in 0..add {
-                let node = self.boot_node(pool, now);
-                self.cluster.nodes[node].lead_trigger = trigger;
-            }
-            if add > 0 {
-                self.autoscaler.last_scale_up = Some(now);
-                self.autoscaler.scale_ups += add;
-            }
-            added += add;
+            added += self.launch(pool, estimate_new_nodes(&left, &template), now);
         }
         added
+    }
+
+    /// Starts up to `wanted` nodes in `pool`, within its max; returns how many. Each
+    /// records the oldest pending placeholder it is for (a lead-time sample).
+    pub(crate) fn launch(&mut self, pool: usize, wanted: usize, now: Millis) -> usize {
+        let room = self.sc.pools[pool]
+            .max_nodes
+            .saturating_sub(self.cluster.live_nodes[pool]);
+        let add = wanted.min(room);
+        let trigger = self.oldest_unschedulable_placeholder(pool);
+        for _ in 0..add {
+            let node = self.boot_node(pool, now);
+            self.cluster.nodes[node].lead_trigger = trigger;
+        }
+        if add > 0 {
+            self.autoscaler.last_scale_up = Some(now);
+            self.autoscaler.scale_ups += add;
+        }
+        add
     }
 
     /// The oldest pending placeholder's Unschedulable mark in `pool`: the scale-up it

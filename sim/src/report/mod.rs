@@ -90,6 +90,22 @@ pub fn headline(s: &Summary) -> String {
 /// Each policy's node-hours as a ratio of the clairvoyant bound, at its p95 wait ("hubpack /
 /// predictive: 1.18× the bound at p95 wait 3 s"), one line each after a line naming the
 /// bound; empty without a bound.
+/// A line per policy whose runs lost running servers to Karpenter's consolidation (users
+/// without `karpenter.sh/do-not-disrupt`): their node-hours look cheaper for it.
+pub fn eviction_lines(s: &Summary) -> String {
+    s.policies
+        .iter()
+        .filter(|p| p.servers_evicted.mean > 0.0)
+        .map(|p| {
+            format!(
+                "{}: Karpenter's consolidation evicted {:.1} running servers per run (lost \
+                 sessions; set karpenter.sh/do-not-disrupt on user pods)\n",
+                p.label, p.servers_evicted.mean
+            )
+        })
+        .collect()
+}
+
 pub fn bound_lines(s: &Summary) -> String {
     let (Some(oracle), Some(kept)) = (s.bounds.first(), s.bounds.get(1)) else {
         return String::new();

@@ -68,6 +68,9 @@ pub struct PolicySummary {
     pub peak_nodes: Estimate,
     pub scale_ups: Estimate,
     pub scale_downs: Estimate,
+    /// Running servers lost to Karpenter's consolidation per run (0 unless user pods lack
+    /// `karpenter.sh/do-not-disrupt`).
+    pub servers_evicted: Estimate,
     pub events: Estimate,
 }
 
@@ -187,6 +190,7 @@ impl PolicySummary {
             peak_nodes: per(&|r| r.peak_nodes as f64),
             scale_ups: per(&|r| r.scale_ups as f64),
             scale_downs: per(&|r| r.scale_downs as f64),
+            servers_evicted: per(&|r| r.servers_evicted as f64),
             events: per(&|r| r.events as f64),
         }
     }

@@ -192,6 +192,24 @@ pub struct KarpenterSpec {
     /// README asks it to). Without it, consolidation may evict a running server.
     #[serde(default = "default_true")]
     pub user_pods_do_not_disrupt: bool,
+    /// Karpenter's own constants, not settings of a real cluster: the disruption
+    /// controller's pass (`pollingPeriod`, 10 s), a command's re-validation
+    /// (`commandValidationDelay`, 15 s) and the floor of the nomination window (10 s). They
+    /// are here so a time-compressed run (the side-by-side bench) can be simulated at its
+    /// scale, where they take compression × as long.
+    #[serde(default = "default_poll")]
+    pub disruption_poll_s: f64,
+    #[serde(default = "default_validation")]
+    pub validation_delay_s: f64,
+    #[serde(default = "default_poll")]
+    pub nomination_min_s: f64,
+}
+
+fn default_poll() -> f64 {
+    10.0
+}
+fn default_validation() -> f64 {
+    15.0
 }
 
 fn default_batch_idle() -> f64 {
@@ -213,6 +231,9 @@ impl Default for KarpenterSpec {
             batch_max_s: default_batch_max(),
             budget_nodes: default_budget(),
             user_pods_do_not_disrupt: true,
+            disruption_poll_s: default_poll(),
+            validation_delay_s: default_validation(),
+            nomination_min_s: default_poll(),
         }
     }
 }
@@ -258,6 +279,9 @@ impl KarpenterSpec {
         for (field, v, e) in [
             ("batch_idle_s", self.batch_idle_s, "1"),
             ("batch_max_s", self.batch_max_s, "10"),
+            ("disruption_poll_s", self.disruption_poll_s, "10"),
+            ("validation_delay_s", self.validation_delay_s, "15"),
+            ("nomination_min_s", self.nomination_min_s, "10"),
         ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(format!(

@@ -7,7 +7,7 @@
 //!   gets a node) is placed, largest first, on the Ready nodes' free room and the launched
 //!   nodes' (in flight); the rest are packed first-fit decreasing onto new nodes, launched at
 //!   once, up to the pool's max (the NodePool's `limits`).
-//! - disruption, every 10 s (`pollingPeriod`) and at once after an action: candidates are
+//! - disruption, every `disruption_poll_s` (`pollingPeriod`, 10 s) and at once after an action: candidates are
 //!   Ready nodes no pod has come to or left for `consolidate_after_s`, with no
 //!   `karpenter.sh/do-not-disrupt` pod (users when the hub sets it; hubpack's placeholders
 //!   always carry it; z2jh's never), not already being disrupted, and at most the pool's
@@ -30,14 +30,6 @@ use crate::models::autoscaler::{estimate_new_nodes, fresh_node, share};
 use crate::scenario::{AutoscalerKind, Budget, ConsolidationPolicy, SchedulerKind};
 use hubpack_core::model::{Millis, Resources};
 
-/// `pollingPeriod` of the disruption controller.
-const DISRUPTION_POLL: Millis = 10_000;
-/// `commandValidationDelay`: a disruption command is checked again this long after it was
-/// computed, and carried out only if still valid.
-const VALIDATION_DELAY: Millis = 15_000;
-/// `nominationWindow`'s floor: a node the provisioner expects a pending pod on is not
-/// disrupted for max(2 × the batch's max, 10 s).
-const NOMINATION_WINDOW: Millis = 10_000;
 /// Multi-node consolidation looks at this many candidates at most.
 const MAX_CONSOLIDATED: usize = 100;
 
@@ -151,22 +143,14 @@ impl Sim<'_> {
         let mut room = self.room(pool, &[]);
         let (left, used) = place_first_fit(&pods, &mut room);
         // Nodes expected to receive a pending pod are not disrupted for a while.
-        let until = now + NOMINATION_WINDOW.max(2 * secs(self.sc.autoscaler.karpenter.batch_max_s));
+        // `nominationWindow`: max(2 × the batch's max, 10 s).
+        let k = &self.sc.autoscaler.karpenter;
+        let until = now + secs(k.nomination_min_s).max(2 * secs(k.batch_max_s));
         for id in used {
             self.karpenter.nominated_until.insert(id, until);
         }
-        let spec = &self.sc.pools[pool];
-        let new_nodes = estimate_new_nodes(&left, &fresh_node(spec));
-        let add = new_nodes.min(spec.max_nodes.saturating_sub(self.cluster.live_nodes[pool]));
-        let trigger = self.oldest_unschedulable_placeholder(pool);
-        for _ in 0..add {
-            let node = self.boot_node(pool, now);
-            self.cluster.nodes[node].lead_trigger = trigger;
-        }
-        if add > 0 {
-            self.autoscaler.last_scale_up = Some(now);
-            self.autoscaler.scale_ups += add;
-        }
+        let new_nodes = estimate_new_nodes(&left, &fresh_node(&self.sc.pools[pool]));
+        self.launch(pool, new_nodes, now);
     }
 
     /// One pass of the disruption controller; it plans its own next pass.
@@ -182,9 +166,10 @@ impl Sim<'_> {
             }
             None => match self.next_command(now) {
                 Some(cmd) => {
+                    // `commandValidationDelay`: checked again, and carried out if still valid.
                     self.karpenter.validating = Some(cmd);
-                    self.agenda
-                        .at(now + VALIDATION_DELAY, Event::KarpenterDisruption);
+                    let delay = secs(self.sc.autoscaler.karpenter.validation_delay_s);
+                    self.agenda.at(now + delay, Event::KarpenterDisruption);
                     return;
                 }
                 None => false,
@@ -192,7 +177,11 @@ impl Sim<'_> {
         };
         // After an action the controller requeues at once (a millisecond here, so the
         // agenda moves on); otherwise it polls.
-        let next = if acted { 1 } else { DISRUPTION_POLL };
+        let next = if acted {
+            1
+        } else {
+            secs(self.sc.autoscaler.karpenter.disruption_poll_s).max(1)
+        };
         self.agenda.at(now + next, Event::KarpenterDisruption);
     }
 
