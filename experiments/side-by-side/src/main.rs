@@ -15,7 +15,7 @@
 use clap::Parser;
 use futures::StreamExt;
 use hubpack_side_by_side::metrics::{self, rel_err};
-use hubpack_side_by_side::plan::{ALL_STACKS, Plan, STACKS, Stack};
+use hubpack_side_by_side::plan::{self, ALL_STACKS, Plan, STACKS, Stack};
 use hubpack_side_by_side::report;
 use hubpack_side_by_side::run_numbers::RunNumbers;
 use hubpack_side_by_side::simulate::{self, SimParams};
@@ -148,6 +148,8 @@ async fn bench(args: Args) -> Result<(), String> {
         // settings for it.
         sc.autoscaler.kind = autoscaler;
         let plan = Plan::new(&sc, f).map_err(|e| format!("{}: {e}", file.display()))?;
+        // What the simulator runs: Karpenter's wall-clock loops at the scenario's scale.
+        plan::karpenter_loops_at_scale(&mut sc, f);
         scenarios.push((sc, plan));
     }
     // The calibration scenario first: its real runs fit the simulator.

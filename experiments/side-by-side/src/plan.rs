@@ -139,6 +139,17 @@ pub fn split_boot(boot: Duration) -> (Duration, Duration) {
     )
 }
 
+/// Karpenter's own loops (the disruption pass, a command's re-validation, the nomination
+/// window's floor) are constants of its code, not settings: on the compressed real cluster
+/// they run at wall-clock pace, so at the scenario's scale they take `f` times as long. The
+/// simulator gets them so (the real cluster is unaffected: they are not knobs).
+pub fn karpenter_loops_at_scale(sc: &mut Scenario, f: f64) {
+    let k = &mut sc.autoscaler.karpenter;
+    k.disruption_poll_s *= f;
+    k.validation_delay_s *= f;
+    k.nomination_min_s *= f;
+}
+
 impl KarpenterPlan {
     /// The scenario's `autoscaler.karpenter` compressed by `f`, the pool's boot split.
     pub fn new(sc: &Scenario, boot: Duration, f: f64) -> Result<KarpenterPlan, String> {

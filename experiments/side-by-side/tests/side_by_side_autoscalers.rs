@@ -80,6 +80,21 @@ fn karpenter_runs_get_upstream_defaults_compressed_and_one_instance_type_of_the_
 }
 
 #[test]
+fn karpenters_wall_clock_loops_take_the_compression_factor_longer_in_the_simulator() {
+    let mut sc = class_burst(AutoscalerKind::Karpenter);
+    let before = sc.autoscaler.karpenter.clone();
+    hubpack_side_by_side::plan::karpenter_loops_at_scale(&mut sc, 10.0);
+    let k = &sc.autoscaler.karpenter;
+    assert_eq!(k.disruption_poll_s, before.disruption_poll_s * 10.0);
+    assert_eq!(k.validation_delay_s, before.validation_delay_s * 10.0);
+    assert_eq!(k.nomination_min_s, before.nomination_min_s * 10.0);
+    // The settings of a real cluster stay as the scenario has them.
+    assert_eq!(k.batch_max_s, before.batch_max_s);
+    assert_eq!(k.consolidate_after_s, before.consolidate_after_s);
+    k.validate().unwrap();
+}
+
+#[test]
 fn the_buffer_stack_is_opt_in_simulated_as_predictive_buffer_and_refused_on_karpenter() {
     let buffer = Stack::parse("hubpack_predictive_buffer").unwrap();
     assert_eq!(buffer, Stack::HubpackPredictiveBuffer);
