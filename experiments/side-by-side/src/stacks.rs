@@ -592,6 +592,7 @@ userPods:
   namespace: {NAMESPACE}
 placeholders:
   scaleDownAfterSeconds: {remove_after}
+  bufferRaiseGraceSeconds: {raise_grace}
 background:
   halfLifeSeconds: {half_life}
   observedWindowSeconds: {observed}
@@ -623,6 +624,9 @@ pools:
 ",
         reconcile = secs(plan.reconcile),
         remove_after = secs(plan.remove_after),
+        // As the scheduler's placeholder grace, compressed: a buffer raise waits as long as
+        // a new placeholder does before the autoscaler sees it.
+        raise_grace = plan.placeholder_grace_s,
         half_life = secs(plan.background_half_life),
         observed = secs(Duration::from_secs_f64(300.0 / plan.compression)),
         cpu = plan.cpu(plan.user_cpu),

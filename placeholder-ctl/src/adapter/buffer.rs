@@ -67,13 +67,14 @@ impl Buffers {
     }
 
     /// The count to write for `decided` chunks, `current` being written: a raise only
-    /// after it has been wanted for [`buffer::RAISE_GRACE_MS`].
+    /// after it has been wanted for `grace` (`placeholders.bufferRaiseGraceSeconds`).
     pub fn hold_raise(
         &self,
         name: &str,
         current: Option<usize>,
         decided: usize,
         now: Millis,
+        grace: Millis,
     ) -> usize {
         let Ok(mut since) = self.raising_since.lock() else {
             return decided;
@@ -83,7 +84,7 @@ impl Buffers {
             decided,
             since.get(name).copied(),
             now,
-            buffer::RAISE_GRACE_MS,
+            grace,
         );
         match held {
             Some(t) => since.insert(name.to_string(), t),
@@ -202,9 +203,10 @@ pub async fn carry_out(
             failed(ctx, e, "PodTemplate");
             continue;
         }
+        let grace = (cfg.placeholders.buffer_raise_grace_seconds * 1000.0).round() as Millis;
         let written = ctx
             .buffers
-            .hold_raise(&pl.name, pl.previous, pl.replicas, now_ms());
+            .hold_raise(&pl.name, pl.previous, pl.replicas, now_ms(), grace);
         if written != pl.replicas {
             tracing::debug!(buffer = %pl.name, decided = pl.replicas, written, "buffer raise held for the grace");
         }

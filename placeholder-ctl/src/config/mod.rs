@@ -164,6 +164,10 @@ pub struct PlaceholdersConfig {
     /// A lower target is applied only after it has held this long (each recreated
     /// placeholder is a scale-up that resets the autoscaler's scale-down delay).
     pub scale_down_after_seconds: f64,
+    /// `backend: capacityBuffer` pools: a raise of the buffer is written only once it has
+    /// been wanted this long (hubpack-scheduler's placeholder grace, which a new placeholder
+    /// waits before the autoscaler sees it); drops are written at once.
+    pub buffer_raise_grace_seconds: f64,
 }
 
 impl Default for PlaceholdersConfig {
@@ -173,6 +177,8 @@ impl Default for PlaceholdersConfig {
             priority: -10,
             image: "registry.k8s.io/pause:3.10".into(),
             scale_down_after_seconds: 600.0,
+            buffer_raise_grace_seconds: hubpack_core::headroom::buffer::RAISE_GRACE_MS as f64
+                / 1000.0,
         }
     }
 }
@@ -365,6 +371,10 @@ impl Config {
         non_negative(
             "placeholders.scaleDownAfterSeconds",
             ph.scale_down_after_seconds,
+        )?;
+        non_negative(
+            "placeholders.bufferRaiseGraceSeconds",
+            ph.buffer_raise_grace_seconds,
         )?;
         let pp = &self.pre_puller;
         if pp.enabled {

@@ -8,12 +8,14 @@
 //!
 //! The controller's side is hubpack-placeholder-ctl's: the chunks the autoscaler can pack
 //! onto warm free room hold those seats (`chunks_on_warm_nodes`), a raise is written only
-//! once wanted for `RAISE_GRACE_MS` (`hold_raise`), a drop at once. No placeholder pod is
+//! once wanted for its `bufferRaiseGraceSeconds`, taken as the scenario's
+//! `hubpack.placeholder_grace_s` (`hold_raise`), a drop at once. No placeholder pod is
 //! ever Unschedulable, so `lead_min: auto` learns nothing (as live).
 
+use crate::clock::secs;
 use crate::models::Sim;
 use crate::scenario::PlaceholderMode;
-use hubpack_core::headroom::buffer::{RAISE_GRACE_MS, chunks_on_warm_nodes, hold_raise};
+use hubpack_core::headroom::buffer::{chunks_on_warm_nodes, hold_raise};
 use hubpack_core::headroom::{PlacementObservation, PoolObservation};
 use hubpack_core::model::{Millis, Resources};
 use std::collections::BTreeMap;
@@ -77,7 +79,9 @@ impl Sim<'_> {
         let Some(b) = self.placeholders.buffer.as_mut() else {
             return;
         };
-        let (written, raising) = hold_raise(current, decided, b.raising_since, now, RAISE_GRACE_MS);
+        // The controller's `bufferRaiseGraceSeconds`, set like hubpack-scheduler's grace.
+        let grace = secs(self.sc.hubpack.placeholder_grace_s);
+        let (written, raising) = hold_raise(current, decided, b.raising_since, now, grace);
         b.raising_since = raising;
         if written != b.replicas {
             b.replicas = written;
