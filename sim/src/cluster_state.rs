@@ -55,6 +55,9 @@ pub struct NodeState {
     /// When a pod last came to or left the node (Karpenter's `consolidateAfter` counts
     /// from it).
     pub last_pod_event: Millis,
+    /// Present at the start (`initial_nodes`): under Karpenter, a node group of its own that
+    /// Karpenter does not own (no NodeClaim), so it never disrupts it.
+    pub initial: bool,
 }
 
 impl NodeState {
@@ -206,6 +209,7 @@ impl ClusterState {
             lead_trigger: None,
             cordoned: false,
             last_pod_event: now,
+            initial: false,
         });
         self.live_nodes[pool] += 1;
         id

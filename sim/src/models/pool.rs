@@ -17,6 +17,7 @@ impl Sim<'_> {
                     .cluster
                     .add_node(pool, spec.allocatable.to_resources(), 0, 0);
                 self.cluster.nodes[id].image_ready_at = vec![Some(0); self.sc.images.len()];
+                self.cluster.nodes[id].initial = true;
                 self.cluster.node_ready(id, 0);
             }
         }

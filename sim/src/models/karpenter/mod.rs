@@ -7,6 +7,8 @@
 //!   gets a node) is placed, largest first, on the Ready nodes' free room and the launched
 //!   nodes' (in flight); the rest are packed first-fit decreasing onto new nodes, launched at
 //!   once, up to the pool's max (the NodePool's `limits`).
+//! - the initial nodes (`initial_nodes`) are not Karpenter's (a node group of their own, as
+//!   in the e2e harness): never disrupted. Karpenter's own nodes have no minimum.
 //! - disruption, every `disruption_poll_s` (`pollingPeriod`, 10 s) and at once after an action: candidates are
 //!   Ready nodes no pod has come to or left for `consolidate_after_s`, with no
 //!   `karpenter.sh/do-not-disrupt` pod (users when the hub sets it; hubpack's placeholders
@@ -235,6 +237,7 @@ impl Sim<'_> {
             .ready_nodes()
             .filter(|(id, n)| {
                 n.pool == pool
+                    && !n.initial
                     && now - n.last_pod_event >= after
                     && self
                         .karpenter
