@@ -113,7 +113,11 @@ fn on_the_class_burst_karpenter_gives_empty_nodes_back_sooner() {
     // The initial warm node is not Karpenter's: it stays, so with no placeholders the
     // first users still start warm on it.
     let none = common::run(&sc, SchedulerKind::Hubpack, PlaceholderMode::None, 0);
-    let first = none.users.iter().filter_map(|u| u.wait_s).fold(f64::MAX, f64::min);
+    let first = none
+        .users
+        .iter()
+        .filter_map(|u| u.wait_s)
+        .fold(f64::MAX, f64::min);
     assert!(first < 30.0, "{first}");
 }
 
