@@ -31,6 +31,11 @@ fn ready_at(pod: &Pod) -> Option<Timestamp> {
         .ok()
 }
 
+/// `status.startTime`: when the kubelet acknowledged the pod.
+fn start_time(pod: &Pod) -> Option<Timestamp> {
+    Some(pod.status.as_ref()?.start_time.as_ref()?.0)
+}
+
 fn ready_since(pod: &Pod) -> Option<Timestamp> {
     let condition = pod
         .status
@@ -195,6 +200,23 @@ async fn a_pod_on_a_cold_node_waits_for_the_pull_then_the_node_lists_the_image()
     assert!(
         until >= bound_at + pull - SignedDuration::from_secs(1),
         "cold node: pod may start at {until}, bound at {bound_at}, pull time {TEST_PULL_TIME:?}"
+    );
+    // The kubelet acknowledges the pod before it pulls: startTime is set long before the pull
+    // ends (kube-scheduler's preemption ranks victims by it).
+    let acknowledged = harness::wait_pod(
+        &client,
+        &ns,
+        "user-b",
+        "acknowledged (status.startTime set)",
+        Duration::from_secs(30),
+        |p| start_time(p).is_some(),
+    )
+    .await
+    .unwrap();
+    let started = start_time(&acknowledged).unwrap();
+    assert!(
+        started < until - SignedDuration::from_secs(2),
+        "startTime {started} is not before the pull ends at {until}"
     );
     // While the pull runs, the pod is not Ready and the node does not list the image.
     if Timestamp::now() + SignedDuration::from_secs(2) < until {

@@ -96,13 +96,14 @@ fn image_locality(
 }
 
 /// How bad a set of victims is, lower is better: highest victim priority, priority sum,
-/// count, and the negated latest start time of the highest-priority victims.
+/// count, and the negated earliest start time of the highest-priority victims.
 type VictimKey = (i32, i64, usize, i64);
 
 /// DefaultPreemption: on every node where evicting all lower-priority pods would make room,
 /// evict as few as possible (reprieve the most important first: higher priority, then older);
 /// pick the node with the lowest highest-victim priority, then the smallest priority sum,
-/// then fewest victims, then the latest-started highest-priority victim, then the first.
+/// then fewest victims, then the one whose highest-priority victims started last (the latest
+/// of each node's earliest start, as `pickOneNodeForPreemption`), then the first.
 fn preempt(cluster: &ClusterState, pod: PodId) -> Placement {
     let p = &cluster.pods[pod];
     if !p.core.may_preempt() {
@@ -151,13 +152,14 @@ fn preempt(cluster: &ClusterState, pod: PodId) -> Placement {
             .iter()
             .map(|&v| i64::from(cluster.pods[v].priority()) + i64::from(i32::MAX) + 1)
             .sum();
-        let latest = victims
+        // The kubelet sets startTime when it acknowledges the pod, before any pull: the bind.
+        let earliest = victims
             .iter()
             .filter(|&&v| cluster.pods[v].priority() == top)
             .map(|&v| cluster.pods[v].bound_at.unwrap_or(0))
-            .max()
+            .min()
             .unwrap_or(0);
-        let key = (top, sum, victims.len(), -latest);
+        let key = (top, sum, victims.len(), -earliest);
         if best.as_ref().is_none_or(|(b, _, _)| key < *b) {
             best = Some((key, id, victims));
         }
@@ -166,5 +168,55 @@ fn preempt(cluster: &ClusterState, pod: PodId) -> Placement {
         Some((_, node, victims)) if !victims.is_empty() => Placement::Preempt { node, victims },
         Some((_, node, _)) => Placement::Bind(node),
         None => Placement::Unschedulable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster_state::PodKind;
+    use crate::scenario::{PlaceholderMode, SchedulerKind};
+    use crate::test_support::{put, scenario, sim, warm_node};
+    use hubpack_core::model::{Pod, PodRole};
+
+    fn preempting_node(cluster: &ClusterState, pod: PodId) -> NodeId {
+        match schedule(cluster, pod, 1_000, most_allocated) {
+            Placement::Preempt { node, .. } => node,
+            other => panic!("expected a preemption, got {other:?}"),
+        }
+    }
+
+    fn user_pod(s: &mut crate::models::Sim<'_>, cpu: i64) -> PodId {
+        let req = Resources::new(cpu * 1000, 1 << 30).with_pods(1);
+        let core = Pod::simple("hub/user", PodRole::User, 0, req, 1_000);
+        s.cluster.create_pod(PodKind::User(0), 0, None, core, 1_000)
+    }
+
+    /// Equal victims everywhere: the node whose placeholders the kubelet acknowledged last,
+    /// i.e. the newest, however far its pull has got.
+    #[test]
+    fn preemption_takes_the_most_recently_started_victims() {
+        let sc = scenario("");
+        let mut s = sim(&sc, SchedulerKind::Z2jh, PlaceholderMode::None);
+        let (old, new) = (warm_node(&mut s, 0), warm_node(&mut s, 0));
+        for (node, at) in [(old, 100), (old, 100), (new, 200), (new, 200)] {
+            put(&mut s, node, PodKind::Placeholder, 6.0, at);
+        }
+        let pod = user_pod(&mut s, 8);
+        assert_eq!(preempting_node(&s.cluster, pod), new);
+    }
+
+    /// With several victims a node is ranked by its earliest one: one old placeholder makes a
+    /// node older than a node whose victims all started in between.
+    #[test]
+    fn preemption_ranks_a_node_by_its_earliest_victim() {
+        let sc = scenario("");
+        let mut s = sim(&sc, SchedulerKind::Z2jh, PlaceholderMode::None);
+        let (mixed, middle) = (warm_node(&mut s, 0), warm_node(&mut s, 0));
+        for (node, at) in [(mixed, 100), (mixed, 300), (middle, 200), (middle, 200)] {
+            put(&mut s, node, PodKind::Placeholder, 6.0, at);
+        }
+        let pod = user_pod(&mut s, 12);
+        assert_eq!(preempting_node(&s.cluster, pod), middle);
     }
 }
