@@ -36,6 +36,39 @@ fn instant_nodes_and_no_pulls_mean_nobody_waits() {
     }
 }
 
+/// `hub.container_start_sigma` spreads warm starts log-normally around
+/// `container_start_s`: the median stays, the p95 sits at median · e^(1.645 σ).
+#[test]
+fn warm_starts_spread_log_normally_around_the_median() {
+    let hub = |sigma: f64| {
+        format!(
+            "autoscaler: {{scan_interval_s: 1}}\nhub:\n  container_start_s: 10\n  \
+             container_start_sigma: {sigma}\n  session: {{median_s: 600, sigma: 0}}"
+        )
+    };
+    let arrivals = "  - burst: {at_h: 1.0, users: 400, over_min: 5}";
+    let starts = |sigma: f64| {
+        let sc = common::small(3.0, 0.0, 0.0, arrivals, &hub(sigma));
+        let r = common::run(&sc, SchedulerKind::Hubpack, PlaceholderMode::None, 1);
+        let mut v: Vec<f64> = r
+            .users
+            .iter()
+            .map(|u| u.wait_s.unwrap() - sc.hub.spawn_overhead_s)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let fixed = starts(0.0);
+    assert!(fixed.iter().all(|w| (*w - 10.0).abs() <= 1.0 + 1e-6));
+    let spread = starts(0.5);
+    let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    let (p50, p95) = (q(&spread, 0.5), q(&spread, 0.95));
+    assert!((p50 - 10.0).abs() < 1.5, "median {p50}");
+    let want = 10.0 * (1.645_f64 * 0.5).exp();
+    assert!((p95 - want).abs() / want < 0.2, "p95 {p95}, want ~{want}");
+    assert!(spread[0] < 7.0, "no short starts: {}", spread[0]);
+}
+
 #[test]
 fn mean_concurrent_users_follow_littles_law() {
     // λ = 120 users/h; a session is active for a log-normal time (median 1800 s, σ 0.5),

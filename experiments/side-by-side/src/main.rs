@@ -62,6 +62,10 @@ struct Args {
     /// value that report was fitted with).
     #[arg(long)]
     container_start_s: Option<f64>,
+    /// The warm start's spread (log-normal σ) instead of the fitted one (with --real-from:
+    /// default the value that report was fitted with, else 0).
+    #[arg(long)]
+    container_start_sigma: Option<f64>,
     /// The simulator's cluster-autoscaler loop (seconds at the scenario's scale) instead of
     /// fitting it on the calibration scenario.
     #[arg(long)]
@@ -168,13 +172,17 @@ async fn bench(args: Args) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| root().join("out/side-by-side"));
     let (mut all, fitted) = match earlier {
-        Some(e) => (e.runs, e.container_start_s),
+        Some(e) => (e.runs, e.warm_start),
         None => real_runs(&args, &scenarios, &stacks, &out).await,
     };
     let container_start_s = args
         .container_start_s
-        .or(fitted)
+        .or(fitted.median_s)
         .unwrap_or(scenarios[0].0.hub.container_start_s);
+    let container_start_sigma = args
+        .container_start_sigma
+        .or(fitted.sigma)
+        .unwrap_or(scenarios[0].0.hub.container_start_sigma);
     // The calibration scenario's real nodes: boot and pull as the harness delivers them.
     let node_median = |f: &dyn Fn(&RunNumbers) -> &Vec<f64>| {
         let v: Vec<f64> = all
@@ -186,6 +194,7 @@ async fn bench(args: Args) -> Result<(), String> {
     };
     let mut params = SimParams {
         container_start_s,
+        container_start_sigma,
         node_boot_s: args.node_boot_s.or(node_median(&|r| &r.node_boot_s)),
         node_pull_s: args.node_pull_s.or(node_median(&|r| &r.node_pull_s)),
         loop_s: scenarios[0].0.autoscaler.loop_s,
@@ -337,7 +346,7 @@ async fn real_runs(
     scenarios: &[(Scenario, Plan)],
     stacks: &[Stack],
     out: &std::path::Path,
-) -> (Vec<RunNumbers>, Option<f64>) {
+) -> (Vec<RunNumbers>, WarmStart) {
     // Each run's numbers as soon as it ends, so a crash loses no finished run.
     let _ = std::fs::create_dir_all(out);
     let log = out.join("real-runs.jsonl");
@@ -414,12 +423,18 @@ async fn real_runs(
         .filter_map(|(_, r)| r.as_ref().ok())
         .flat_map(|r| r.warm_create_to_ready_s.iter().copied())
         .collect();
-    let fitted = metrics::calibrated_container_start_s(&warm, args.compression);
+    let fitted = WarmStart {
+        median_s: metrics::calibrated_container_start_s(&warm, args.compression),
+        sigma: metrics::calibrated_container_start_sigma(&warm),
+    };
     eprintln!(
-        "calibration on {}: median warm pod created → Ready over {} users: {fitted:?} s (scenario value {})",
+        "calibration on {}: warm pod created → Ready over {} users: median {:?} s, σ {:?} (scenario values {}, {})",
         scenarios[0].0.name,
         warm.len(),
-        scenarios[0].0.hub.container_start_s
+        fitted.median_s,
+        fitted.sigma,
+        scenarios[0].0.hub.container_start_s,
+        scenarios[0].0.hub.container_start_sigma
     );
     let all = results
         .into_iter()
@@ -428,11 +443,19 @@ async fn real_runs(
     (all, fitted)
 }
 
+/// The warm start fitted on the calibration scenario's real runs: median and log-normal σ
+/// (None: not fitted, e.g. no warm users, or a report from before σ was fitted).
+#[derive(Clone, Copy, Debug, Default)]
+struct WarmStart {
+    median_s: Option<f64>,
+    sigma: Option<f64>,
+}
+
 /// What `--real-from` takes from an earlier report.
 struct Earlier {
     runs: Vec<RunNumbers>,
-    /// The warm start it fitted (None from real-runs.jsonl).
-    container_start_s: Option<f64>,
+    /// The warm start it fitted (none from real-runs.jsonl).
+    warm_start: WarmStart,
     /// The autoscaler its runs used (None: before the summary said).
     autoscaler: Option<AutoscalerKind>,
 }
@@ -449,7 +472,7 @@ fn earlier_real_runs(file: &std::path::Path) -> Result<Earlier, String> {
             .collect::<Result<_, _>>()?;
         return Ok(Earlier {
             runs,
-            container_start_s: None,
+            warm_start: WarmStart::default(),
             autoscaler: None,
         });
     }
@@ -463,7 +486,10 @@ fn earlier_real_runs(file: &std::path::Path) -> Result<Earlier, String> {
         .collect();
     Ok(Earlier {
         runs,
-        container_start_s: earlier.container_start_s,
+        warm_start: WarmStart {
+            median_s: earlier.container_start_s,
+            sigma: earlier.container_start_sigma,
+        },
         autoscaler,
     })
 }

@@ -142,6 +142,24 @@ pub fn calibrated_container_start_s(
     (!warm_create_to_ready_s.is_empty()).then(|| median(warm_create_to_ready_s) * compression)
 }
 
+/// The warm start's spread (`hub.container_start_sigma`) as the real cluster shows it: the
+/// log-normal σ whose p95 over the median matches the real ones, ln(p95 / p50) / 1.645
+/// (0 when the tail is no longer than the median, or with fewer than 20 users, too few for
+/// a p95). Compression scales both quantiles alike, so it leaves σ as it is.
+pub fn calibrated_container_start_sigma(warm_create_to_ready_s: &[f64]) -> Option<f64> {
+    const Z95: f64 = 1.644_853_6;
+    let v = finite_sorted(warm_create_to_ready_s);
+    if v.len() < 20 {
+        return None;
+    }
+    let (p50, p95) = (median(&v), hubpack_sim::stats::quantile(&v, 0.95));
+    Some(if p50 > 0.0 && p95 > p50 {
+        (p95 / p50).ln() / Z95
+    } else {
+        0.0
+    })
+}
+
 /// Empirical CDF points (value, share ≤ value) of finite values, sorted.
 pub fn cdf(values: &[f64]) -> Vec<(f64, f64)> {
     let v = finite_sorted(values);

@@ -101,6 +101,9 @@ fn chart(
 pub struct Earlier {
     pub runs: Vec<RunNumbers>,
     pub container_start_s: Option<f64>,
+    /// Absent in reports from before the spread was fitted.
+    #[serde(default)]
+    pub container_start_sigma: Option<f64>,
     /// The JSON summary line, parsed.
     #[serde(default)]
     pub summary: serde_json::Value,
@@ -129,6 +132,7 @@ pub fn write(
         serde_json::to_string_pretty(&serde_json::json!({
             "summary": serde_json::from_str::<serde_json::Value>(summary_line).unwrap_or_default(),
             "container_start_s": params.container_start_s,
+            "container_start_sigma": params.container_start_sigma,
             "sim_params": params,
             "runs": runs,
         }))?,

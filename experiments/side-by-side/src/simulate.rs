@@ -55,6 +55,10 @@ pub struct SimParams {
     /// `hub.container_start_s`: a warm start, pod created → Ready on a warm node (the
     /// median the real runs show).
     pub container_start_s: f64,
+    /// `hub.container_start_sigma`: the warm starts' log-normal spread, fitted on the same
+    /// users' p95 (0 in reports from before it was fitted).
+    #[serde(default)]
+    pub container_start_sigma: f64,
     /// The user pool's node boot (created → schedulable) and the image pull (schedulable →
     /// warm), as the real cluster's nodes show them (medians): the harness adds kwok's and
     /// the controllers' reaction to the configured boot delay and pull time, ten times over
@@ -90,6 +94,7 @@ pub fn runs_of_policy(
 ) -> Result<Vec<RunResult>, String> {
     let mut sc = sc.clone();
     sc.hub.container_start_s = params.container_start_s;
+    sc.hub.container_start_sigma = params.container_start_sigma;
     sc.autoscaler.loop_s = params.loop_s;
     if let Some(b) = params.node_boot_s {
         for pool in &mut sc.pools {

@@ -124,3 +124,18 @@ fn cdf_is_sorted_and_ends_at_one() {
     let c = cdf(&[3.0, 1.0, 2.0, f64::NAN]);
     assert_eq!(c, vec![(1.0, 1.0 / 3.0), (2.0, 2.0 / 3.0), (3.0, 1.0)]);
 }
+
+/// The warm start's σ is fitted from the real p95 over the median: a log-normal sample of
+/// known σ gives it back; too few users or no tail give none or 0.
+#[test]
+fn the_warm_start_spread_is_fitted_from_p95_over_the_median() {
+    use rand::SeedableRng;
+    use rand_distr::{Distribution, LogNormal};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let dist = LogNormal::new(0.4_f64.ln(), 0.6).unwrap();
+    let sample: Vec<f64> = (0..20_000).map(|_| dist.sample(&mut rng)).collect();
+    let sigma = calibrated_container_start_sigma(&sample).unwrap();
+    assert!((sigma - 0.6).abs() < 0.03, "σ {sigma}");
+    assert_eq!(calibrated_container_start_sigma(&sample[..19]), None);
+    assert_eq!(calibrated_container_start_sigma(&[0.5; 40]), Some(0.0));
+}

@@ -7,7 +7,7 @@
 use crate::clock::secs;
 use crate::cluster_state::{NodeId, PodId, PodKind};
 use crate::events::Event;
-use crate::models::Sim;
+use crate::models::{Sim, dist};
 use hubpack_core::headroom::seats_in;
 use hubpack_core::model::{Millis, Pod, PodRole};
 use rand::Rng;
@@ -102,7 +102,7 @@ impl Sim<'_> {
         user.pulled = image_at > now;
         user.node_was_new = self.cluster.nodes[node].created > user.session.arrival;
         user.node_ready_at = self.cluster.nodes[node].ready_at;
-        let ready = image_at.max(now) + secs(self.sc.hub.container_start_s);
+        let ready = image_at.max(now) + dist::sample(&self.sc.hub.container_start(), &mut self.rng);
         self.agenda.at(ready, Event::PodReady(pod));
     }
 

@@ -33,6 +33,11 @@ pub struct HubSpec {
     /// spawn-duration dashboards show for warm nodes (not the 5 s of a bare container).
     #[serde(default = "default_container_start")]
     pub container_start_s: f64,
+    /// The spread of a warm start: each is a log-normal draw with median `container_start_s`
+    /// and this σ (0: every one takes exactly `container_start_s`). Real clusters have a
+    /// right tail (API, scheduler and kubelet latency); the side-by-side bench fits it.
+    #[serde(default)]
+    pub container_start_sigma: f64,
     pub session: DurationDist,
     /// Spawn attempts a user makes (after a timeout) before giving up.
     #[serde(default = "default_attempts")]
@@ -83,6 +88,7 @@ impl Default for HubSpec {
             start_timeout_s: default_start_timeout(),
             spawn_overhead_s: default_spawn_overhead(),
             container_start_s: default_container_start(),
+            container_start_sigma: 0.0,
             session: DurationDist {
                 median_s: 3600.0,
                 sigma: 0.6,
@@ -90,6 +96,16 @@ impl Default for HubSpec {
             max_attempts: default_attempts(),
             cull_timeout_min: default_cull_timeout(),
             cull_interval_min: default_cull_interval(),
+        }
+    }
+}
+
+impl HubSpec {
+    /// The warm start's distribution (pod bound, image present → Ready).
+    pub fn container_start(&self) -> DurationDist {
+        DurationDist {
+            median_s: self.container_start_s,
+            sigma: self.container_start_sigma,
         }
     }
 }

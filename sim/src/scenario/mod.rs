@@ -260,6 +260,17 @@ impl Scenario {
             }
         }
         a.karpenter.validate()?;
+        let hub = &self.hub;
+        for (field, v, e) in [
+            ("container_start_s", hub.container_start_s, "15"),
+            ("container_start_sigma", hub.container_start_sigma, "0.3"),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!(
+                    "hub.{field} must be a number ≥ 0 (e.g. {e}), not {v}"
+                ));
+            }
+        }
         if let Lead::Word(w) = &self.predictive.lead_min
             && w != "auto"
         {
