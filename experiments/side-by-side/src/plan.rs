@@ -161,7 +161,7 @@ impl KarpenterPlan {
             consolidate_after: Duration::from_secs((k.consolidate_after_s / f).round() as u64),
             batch_idle: dur(k.batch_idle_s, f),
             batch_max: dur(k.batch_max_s, f),
-            budget_nodes: k.budget_nodes.trim().to_string(),
+            budget_nodes: k.budget_nodes.to_string(),
             registration_delay,
             ready_delay,
             user_pods_do_not_disrupt: k.user_pods_do_not_disrupt,

@@ -10,7 +10,9 @@ use hubpack_side_by_side::plan::{
 };
 use hubpack_side_by_side::run_numbers::RunNumbers;
 use hubpack_side_by_side::stacks::{api_writes, ctl_config, user_pod};
-use hubpack_sim::scenario::{AutoscalerKind, ConsolidationPolicy, PlaceholderMode, Scenario};
+use hubpack_sim::scenario::{
+    AutoscalerKind, Budget, ConsolidationPolicy, PlaceholderMode, Scenario,
+};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -75,8 +77,9 @@ fn karpenter_runs_get_upstream_defaults_compressed_and_one_instance_type_of_the_
         plan.karpenter.consolidation_policy,
         ConsolidationPolicy::WhenEmpty
     );
-    sc.autoscaler.karpenter.budget_nodes = "lots".into();
-    assert!(Plan::new(&sc, 10.0).is_err());
+    sc.autoscaler.karpenter.budget_nodes = Budget::Nodes(3);
+    let plan = Plan::new(&sc, 10.0).unwrap();
+    assert_eq!(plan.karpenter.budget_nodes, "3");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Unit tests of the side-by-side experiment's arithmetic (`src/metrics.rs`), which the
 //! experiment itself (not run in CI) relies on. No cluster; milliseconds.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use hubpack_side_by_side::metrics::*;
 use hubpack_sim::stats::quantile;
 

@@ -31,8 +31,8 @@ pub struct AutoscalerState {
     pub scale_downs: usize,
     /// Most nodes alive (booting or Ready) at once.
     pub peak_nodes: usize,
-    /// A CapacityBuffer's virtual pods the last scan packed onto Ready nodes.
-    pub virtual_on: Vec<(NodeId, Resources)>,
+    /// A CapacityBuffer's virtual pods the last scan packed onto each Ready node (summed).
+    pub virtual_on: std::collections::BTreeMap<NodeId, Resources>,
 }
 
 impl Sim<'_> {
@@ -118,7 +118,7 @@ impl Sim<'_> {
                 for (i, id) in ready_ids.iter().enumerate() {
                     let packed = &before[i] - &snapshot[i];
                     if packed.cpu_milli > 0 || packed.memory > 0 || packed.pods > 0 {
-                        self.autoscaler.virtual_on.push((*id, packed));
+                        self.autoscaler.virtual_on.insert(*id, packed);
                     }
                 }
             }
@@ -191,9 +191,9 @@ impl Sim<'_> {
             let held_virtually: Vec<Resources> = self
                 .autoscaler
                 .virtual_on
-                .iter()
-                .filter(|(v, _)| *v == id)
-                .map(|(_, r)| r.clone())
+                .get(&id)
+                .cloned()
+                .into_iter()
                 .collect();
             let util = {
                 let mut requested = n.requested.clone();

@@ -46,7 +46,6 @@ impl Sim<'_> {
             return;
         }
         self.cluster.node_ready(node, now);
-        self.karpenter_node_ready(now);
         if self.policy.prepull {
             self.start_prepull(node, now);
         }

@@ -187,7 +187,7 @@ pub struct KarpenterSpec {
     /// The NodePool's `disruption.budgets[].nodes`: a count (`"3"`) or a share of the
     /// pool's nodes (`"10%"`, rounded up) that may be disrupted at once.
     #[serde(default = "default_budget")]
-    pub budget_nodes: String,
+    pub budget_nodes: Budget,
     /// Whether the hub sets `karpenter.sh/do-not-disrupt: "true"` on user pods (the chart
     /// README asks it to). Without it, consolidation may evict a running server.
     #[serde(default = "default_true")]
@@ -218,8 +218,8 @@ fn default_batch_idle() -> f64 {
 fn default_batch_max() -> f64 {
     10.0
 }
-fn default_budget() -> String {
-    "10%".into()
+fn default_budget() -> Budget {
+    Budget::Percent(10)
 }
 
 impl Default for KarpenterSpec {
@@ -238,11 +238,13 @@ impl Default for KarpenterSpec {
     }
 }
 
-/// A disruption budget's `nodes`, read.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A disruption budget's `nodes`, read (written as Karpenter takes it: `"3"`, `"10%"`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Budget {
     Nodes(usize),
-    Percent(f64),
+    /// Whole percent, 0–100, as the NodePool's schema allows.
+    Percent(u32),
 }
 
 impl Budget {
@@ -250,12 +252,12 @@ impl Budget {
         let bad = || {
             format!(
                 "autoscaler.karpenter.budget_nodes {s:?}: write a node count (\"3\") or a \
-                 percentage (\"10%\")"
+                 whole percentage (\"10%\")"
             )
         };
         match s.trim().strip_suffix('%') {
-            Some(p) => match p.trim().parse::<f64>() {
-                Ok(v) if (0.0..=100.0).contains(&v) => Ok(Budget::Percent(v)),
+            Some(p) => match p.trim().parse::<u32>() {
+                Ok(v) if v <= 100 => Ok(Budget::Percent(v)),
                 _ => Err(bad()),
             },
             None => s.trim().parse().map(Budget::Nodes).map_err(|_| bad()),
@@ -267,15 +269,37 @@ impl Budget {
     pub fn allowed(self, nodes: usize) -> usize {
         match self {
             Budget::Nodes(n) => n,
-            Budget::Percent(p) => (p / 100.0 * nodes as f64 - 1e-9).ceil().max(0.0) as usize,
+            Budget::Percent(p) => (p as usize * nodes).div_ceil(100),
         }
+    }
+}
+
+impl TryFrom<String> for Budget {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Budget, String> {
+        Budget::parse(&s)
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budget::Nodes(n) => write!(f, "{n}"),
+            Budget::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl From<Budget> for String {
+    fn from(b: Budget) -> String {
+        b.to_string()
     }
 }
 
 impl KarpenterSpec {
     /// Checks each setting, naming the field and the fix.
     pub fn validate(&self) -> Result<(), String> {
-        Budget::parse(&self.budget_nodes)?;
         for (field, v, e) in [
             ("batch_idle_s", self.batch_idle_s, "1"),
             ("batch_max_s", self.batch_max_s, "10"),
@@ -317,6 +341,14 @@ mod tests {
         assert_eq!(Budget::parse("0%").unwrap().allowed(100), 0);
         let e = Budget::parse("ten").unwrap_err();
         assert!(e.contains("budget_nodes") && e.contains("10%"), "{e}");
+        // As the NodePool writes it, both ways.
+        assert_eq!(Budget::Percent(10).to_string(), "10%");
+        // Karpenter's schema takes whole percents only.
+        assert!(Budget::parse("12.5%").is_err());
+        assert_eq!(
+            Budget::parse(&Budget::Nodes(3).to_string()),
+            Ok(Budget::Nodes(3))
+        );
     }
 
     #[test]

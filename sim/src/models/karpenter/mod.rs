@@ -15,24 +15,27 @@
 //!   always carry it; z2jh's never), not already being disrupted, and at most the pool's
 //!   budget (`budget_nodes`, a share rounding up, minus the nodes being disrupted). First
 //!   emptiness (every policy): the candidates with no pod. Then, under
-//!   WhenEmptyOrUnderutilized only, consolidation: the longest run of candidates, cheapest to
-//!   disrupt first (fewest pods), whose pods (after the pending ones) fit on the other nodes,
-//!   or on them plus one new node when that one replaces at least two (a same-type
-//!   replacement of one node is never cheaper). A command waits `commandValidationDelay`
-//!   (15 s, the loop waits with it) and is dropped if no longer valid. Executing taints the
-//!   candidates; a replacement is launched first and the candidates are drained only once
-//!   it is Ready. A drained placeholder is replaced by its controller; a drained user's
-//!   server is lost (counted).
+//!   WhenEmptyOrUnderutilized only, consolidation: multi-node first, the longest run of two
+//!   or more candidates, cheapest to disrupt first (fewest pods), whose pods (after the
+//!   pending ones) fit on the other nodes, found by bisection as `firstNConsolidationOption`
+//!   does; then single-node, the first candidate whose pods fit on the others. Never a
+//!   replacement: Karpenter replaces only with a cheaper node (`computeConsolidation` prices
+//!   one candidate's replacement below it; `filterOutSameInstanceType` drops a replacement
+//!   of several by one of their own type), and a pool here has one node type. A command
+//!   waits `commandValidationDelay` (15 s, the loop waits with it) and is dropped if no
+//!   longer valid. Executing taints the candidates and drains them. A drained placeholder
+//!   is replaced by its controller; a drained user's server is lost (counted).
 
 use crate::clock::secs;
 use crate::cluster_state::{NodeId, NodePhase, PodKind};
 use crate::events::Event;
 use crate::models::Sim;
 use crate::models::autoscaler::{estimate_new_nodes, fresh_node, share};
-use crate::scenario::{AutoscalerKind, Budget, ConsolidationPolicy, SchedulerKind};
+use crate::scenario::{AutoscalerKind, ConsolidationPolicy, SchedulerKind};
 use hubpack_core::model::{Millis, Resources};
 
-/// Multi-node consolidation looks at this many candidates at most.
+/// Multi-node consolidation looks at this many candidates at most
+/// (`MultiNodeConsolidation`'s `maxParallel` of 100).
 const MAX_CONSOLIDATED: usize = 100;
 
 #[derive(Debug, Default, Clone)]
@@ -43,8 +46,6 @@ pub struct KarpenterState {
     batch_check_queued: bool,
     /// The command waiting out its validation delay.
     validating: Option<Command>,
-    /// Commands waiting for their replacement node to be Ready.
-    replacing: Vec<Command>,
     /// Nodes the provisioner expects a pending pod on, until when.
     nominated_until: std::collections::BTreeMap<NodeId, Millis>,
     /// Running servers lost to consolidation (users without `do-not-disrupt`).
@@ -59,9 +60,6 @@ struct Command {
     pool: usize,
     nodes: Vec<NodeId>,
     empty: bool,
-    /// Whether one new node takes part of the pods; once launched, its id.
-    replace: bool,
-    replacement: Option<NodeId>,
 }
 
 impl Sim<'_> {
@@ -157,7 +155,6 @@ impl Sim<'_> {
 
     /// One pass of the disruption controller; it plans its own next pass.
     pub(crate) fn on_karpenter_disruption(&mut self, now: Millis) {
-        self.finish_replacements(now);
         let acted = match self.karpenter.validating.take() {
             Some(cmd) => {
                 let valid = self.still_valid(&cmd, now);
@@ -187,27 +184,6 @@ impl Sim<'_> {
         self.agenda.at(now + next, Event::KarpenterDisruption);
     }
 
-    /// A replacement turned Ready: its candidates are drained now.
-    pub(crate) fn karpenter_node_ready(&mut self, now: Millis) {
-        if self.on_karpenter() {
-            self.finish_replacements(now);
-        }
-    }
-
-    fn finish_replacements(&mut self, now: Millis) {
-        let (ready, waiting): (Vec<Command>, Vec<Command>) =
-            std::mem::take(&mut self.karpenter.replacing)
-                .into_iter()
-                .partition(|c| {
-                    c.replacement
-                        .is_none_or(|r| self.cluster.nodes[r].phase != NodePhase::Booting)
-                });
-        self.karpenter.replacing = waiting;
-        for cmd in ready {
-            self.drain(&cmd, now);
-        }
-    }
-
     /// Whether a pod on the node carries `karpenter.sh/do-not-disrupt`.
     fn do_not_disrupt(&self, node: NodeId) -> bool {
         let users_protected = self.sc.autoscaler.karpenter.user_pods_do_not_disrupt;
@@ -223,10 +199,9 @@ impl Sim<'_> {
 
     fn in_flight(&self, node: NodeId) -> bool {
         self.karpenter
-            .replacing
-            .iter()
-            .chain(self.karpenter.validating.iter())
-            .any(|c| c.nodes.contains(&node))
+            .validating
+            .as_ref()
+            .is_some_and(|c| c.nodes.contains(&node))
     }
 
     /// The pool's candidates, cheapest to disrupt first, and how many may go now.
@@ -250,35 +225,30 @@ impl Sim<'_> {
             .map(|(id, _)| id)
             .collect();
         c.sort_by_key(|&id| (self.cluster.nodes[id].pods.len(), id));
-        let budget = Budget::parse(&self.sc.autoscaler.karpenter.budget_nodes)
-            .map_or(0, |b| b.allowed(self.cluster.live_nodes[pool]));
-        let disrupting: usize = self
+        // Drained nodes go at once here, so no node is mid-disruption to count against it.
+        let allowed = self
+            .sc
+            .autoscaler
             .karpenter
-            .replacing
-            .iter()
-            .filter(|cmd| cmd.pool == pool)
-            .map(|cmd| cmd.nodes.len())
-            .sum();
-        (c, budget.saturating_sub(disrupting))
+            .budget_nodes
+            .allowed(self.cluster.live_nodes[pool]);
+        (c, allowed)
     }
 
     fn next_command(&self, now: Millis) -> Option<Command> {
-        for pool in 0..self.sc.pools.len() {
-            let (cands, allowed) = self.candidates(pool, now);
+        let pools: Vec<(Vec<NodeId>, usize)> = (0..self.sc.pools.len())
+            .map(|pool| self.candidates(pool, now))
+            .collect();
+        let command = |pool: usize, nodes: Vec<NodeId>, empty: bool| Command { pool, nodes, empty };
+        for (pool, (cands, allowed)) in pools.iter().enumerate() {
             let empty: Vec<NodeId> = cands
                 .iter()
                 .copied()
                 .filter(|&id| self.cluster.nodes[id].pods.is_empty())
-                .take(allowed)
+                .take(*allowed)
                 .collect();
             if !empty.is_empty() {
-                return Some(Command {
-                    pool,
-                    nodes: empty,
-                    empty: true,
-                    replace: false,
-                    replacement: None,
-                });
+                return Some(command(pool, empty, true));
             }
         }
         if self.sc.autoscaler.karpenter.consolidation_policy
@@ -286,36 +256,51 @@ impl Sim<'_> {
         {
             return None;
         }
-        for pool in 0..self.sc.pools.len() {
-            let (cands, allowed) = self.candidates(pool, now);
-            let most = cands.len().min(allowed).min(MAX_CONSOLIDATED);
-            // The longest prefix that consolidates, as multi-node consolidation's search
-            // finds it; a prefix of one is single-node consolidation.
-            for k in (1..=most).rev() {
-                if let Some(replace) = self.consolidates(pool, &cands[..k]) {
-                    return Some(Command {
-                        pool,
-                        nodes: cands[..k].to_vec(),
-                        empty: false,
-                        replace,
-                        replacement: None,
-                    });
+        let pending: Vec<Vec<Resources>> = (0..self.sc.pools.len())
+            .map(|pool| self.provisionable(pool))
+            .collect();
+        // Multi-node: bisect for the longest run of ≥ 2 that fits elsewhere.
+        for (pool, (cands, allowed)) in pools.iter().enumerate() {
+            let cands = &cands[..cands.len().min(*allowed)];
+            if cands.len() < 2 {
+                continue;
+            }
+            let (mut lo, mut hi) = (1, (cands.len() - 1).min(MAX_CONSOLIDATED));
+            let mut found = None;
+            while lo <= hi {
+                let mid = (lo + hi) / 2;
+                if self.fits_elsewhere(pool, &cands[..=mid], &pending[pool]) {
+                    found = Some(mid);
+                    lo = mid + 1;
+                } else {
+                    hi = mid - 1;
                 }
+            }
+            if let Some(last) = found {
+                return Some(command(pool, cands[..=last].to_vec(), false));
+            }
+        }
+        // Single-node: the first candidate that fits elsewhere.
+        for (pool, (cands, allowed)) in pools.iter().enumerate() {
+            if *allowed == 0 {
+                continue;
+            }
+            if let Some(&id) = cands
+                .iter()
+                .find(|&&id| self.fits_elsewhere(pool, &[id], &pending[pool]))
+            {
+                return Some(command(pool, vec![id], false));
             }
         }
         None
     }
 
-    /// Whether removing `nodes` works: their pods, after the pending ones, fit on the
-    /// pool's other nodes (`Some(false)`), or on them plus one new node replacing at least
-    /// two (`Some(true)`).
-    fn consolidates(&self, pool: usize, nodes: &[NodeId]) -> Option<bool> {
+    /// Whether removing `nodes` works: the pool's `pending` pods, then the nodes' own pods,
+    /// all fit on the pool's other nodes.
+    fn fits_elsewhere(&self, pool: usize, nodes: &[NodeId], pending: &[Resources]) -> bool {
         let mut room = self.room(pool, nodes);
-        if !place_first_fit(&self.provisionable(pool), &mut room)
-            .0
-            .is_empty()
-        {
-            return None;
+        if !place_first_fit(pending, &mut room).0.is_empty() {
+            return false;
         }
         let template = fresh_node(&self.sc.pools[pool]);
         let mut moved: Vec<Resources> = nodes
@@ -324,14 +309,7 @@ impl Sim<'_> {
             .map(|&p| self.cluster.pods[p].requests().clone())
             .collect();
         moved.sort_by(|a, b| share(b, &template).total_cmp(&share(a, &template)));
-        let (left, _) = place_first_fit(&moved, &mut room);
-        if left.is_empty() {
-            Some(false)
-        } else if nodes.len() >= 2 && estimate_new_nodes(&left, &template) == 1 {
-            Some(true)
-        } else {
-            None
-        }
+        place_first_fit(&moved, &mut room).0.is_empty()
     }
 
     /// The command as it stands after the validation delay, or `None` if it no longer
@@ -354,21 +332,16 @@ impl Sim<'_> {
         if !cmd.nodes.iter().all(in_cands) {
             return None;
         }
-        (self.consolidates(cmd.pool, &cmd.nodes) == Some(cmd.replace)).then(|| cmd.clone())
+        let pending = self.provisionable(cmd.pool);
+        self.fits_elsewhere(cmd.pool, &cmd.nodes, &pending)
+            .then(|| cmd.clone())
     }
 
-    fn execute(&mut self, mut cmd: Command, now: Millis) {
+    fn execute(&mut self, cmd: Command, now: Millis) {
         for &id in &cmd.nodes {
             self.cluster.cordon(id, now);
         }
-        if cmd.replace {
-            let node = self.boot_node(cmd.pool, now);
-            self.autoscaler.scale_ups += 1;
-            cmd.replacement = Some(node);
-            self.karpenter.replacing.push(cmd);
-        } else {
-            self.drain(&cmd, now);
-        }
+        self.drain(&cmd, now);
     }
 
     /// Evicts the nodes' pods and deletes the nodes.

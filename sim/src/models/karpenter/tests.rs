@@ -139,9 +139,11 @@ fn hubpacks_placeholders_keep_their_node_z2jhs_are_consolidated_onto_the_users_r
     );
 }
 
+/// Two half-full nodes that one new node could replace: Karpenter never replaces nodes by
+/// one of their own type (`filterOutSameInstanceType`: not cheaper than keeping one), so it
+/// removes them one by one where their pods fit, and launches nothing.
 #[test]
-fn two_nodes_are_replaced_by_one_new_node_which_is_ready_before_either_is_drained() {
-    // (The default 10% budget would allow one node of three: a alone, its pods onto b.)
+fn nodes_are_removed_one_by_one_never_replaced_by_one_of_their_own_type() {
     let sc = karpenter("budget_nodes: \"100%\"");
     let mut s = sim(&sc, SchedulerKind::Z2jh, PlaceholderMode::None);
     let a = warm_node(&mut s, 0);
@@ -153,18 +155,36 @@ fn two_nodes_are_replaced_by_one_new_node_which_is_ready_before_either_is_draine
     // A protected user's node with room for two of the four placeholders.
     let c = warm_node(&mut s, 0);
     put(&mut s, c, PodKind::User(0), 8.5, 0);
-    // Found at 0 s, carried out at 15 s: the replacement boots (60 s) while a and b are
-    // tainted but keep their pods.
+    // Found at 0 s, carried out at 15 s: a alone (its pods fit on b).
     s.run_until(16 * S);
-    assert_eq!(s.autoscaler.scale_ups, 1);
-    assert!(s.cluster.nodes[a].cordoned && s.cluster.nodes[b].cordoned);
-    assert_eq!(s.cluster.nodes[a].pods.len(), 2);
-    s.run_until(74 * S);
-    assert_eq!(s.cluster.nodes[a].phase, NodePhase::Ready);
-    s.run_until(76 * S);
     assert_eq!(s.cluster.nodes[a].phase, NodePhase::Deleted);
+    assert_eq!(s.cluster.nodes[b].phase, NodePhase::Ready);
+    // Then b, beside the user (a's placeholders had no controller to come back).
+    s.run_until(120 * S);
     assert_eq!(s.cluster.nodes[b].phase, NodePhase::Deleted);
+    assert_eq!(s.autoscaler.scale_ups, 0);
     assert_eq!(s.karpenter.consolidated, 2);
+}
+
+/// Single-node consolidation tries every candidate, not only the cheapest: the first
+/// (fewest pods) cannot move, the second can, and goes.
+#[test]
+fn single_node_consolidation_takes_the_first_candidate_that_fits_elsewhere() {
+    let sc = karpenter("budget_nodes: \"100%\"");
+    let mut s = sim(&sc, SchedulerKind::Z2jh, PlaceholderMode::None);
+    // Fewest pods, but one big pod that fits nowhere else.
+    let big = warm_node(&mut s, 0);
+    put(&mut s, big, PodKind::Placeholder, 12.0, 0);
+    // Two small pods that fit beside the protected user.
+    let small = warm_node(&mut s, 0);
+    put(&mut s, small, PodKind::Placeholder, 2.0, 0);
+    put(&mut s, small, PodKind::Placeholder, 2.0, 0);
+    let user = warm_node(&mut s, 0);
+    put(&mut s, user, PodKind::User(0), 8.0, 0);
+    s.run_until(20 * S);
+    assert_eq!(s.cluster.nodes[small].phase, NodePhase::Deleted);
+    assert_eq!(s.cluster.nodes[big].phase, NodePhase::Ready);
+    assert_eq!(s.karpenter.consolidated, 1);
 }
 
 #[test]
