@@ -95,7 +95,7 @@ fn point(
     seats: Option<usize>,
     policy: PolicySpec,
     seeds: u64,
-    params: SimParams,
+    params: &SimParams,
 ) -> Result<Point, String> {
     let runs = simulate::runs_of_policy(sc, policy, seeds, params)?;
     let med = |f: &dyn Fn(&hubpack_sim::outcome::RunResult) -> f64| {
@@ -117,7 +117,7 @@ pub fn sweep(
     sc: &Scenario,
     plan: &Plan,
     seeds: u64,
-    params: SimParams,
+    params: &SimParams,
 ) -> Result<(Vec<Point>, Goal), String> {
     let mut points = Vec::new();
     for family in families(plan) {
@@ -141,7 +141,7 @@ pub fn sweep(
             seats,
             simulate::policy(sc, plan, s),
             seeds,
-            params,
+            &params.for_stack(s),
         )
     };
     let z2jh = stack(Stack::Z2jh, Some(plan.per_user_seats))?;

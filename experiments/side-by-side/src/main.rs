@@ -18,7 +18,7 @@ use hubpack_side_by_side::metrics::{self, rel_err};
 use hubpack_side_by_side::plan::{self, ALL_STACKS, Plan, STACKS, Stack};
 use hubpack_side_by_side::report;
 use hubpack_side_by_side::run_numbers::RunNumbers;
-use hubpack_side_by_side::simulate::{self, SimParams};
+use hubpack_side_by_side::simulate::{self, SimParams, WarmStartFit};
 use hubpack_side_by_side::{frontier, real};
 use hubpack_sim::scenario::{AutoscalerKind, Scenario};
 use std::path::PathBuf;
@@ -171,10 +171,14 @@ async fn bench(args: Args) -> Result<(), String> {
         .out
         .clone()
         .unwrap_or_else(|| root().join("out/side-by-side"));
-    let (mut all, fitted) = match earlier {
+    let (mut all, mut fitted) = match earlier {
         Some(e) => (e.runs, e.warm_start),
         None => real_runs(&args, &scenarios, &stacks, &out).await,
     };
+    if args.container_start_s.is_some() || args.container_start_sigma.is_some() {
+        // A warm start given on the command line is every stack's.
+        fitted.by_stack.clear();
+    }
     let container_start_s = args
         .container_start_s
         .or(fitted.median_s)
@@ -195,6 +199,7 @@ async fn bench(args: Args) -> Result<(), String> {
     let mut params = SimParams {
         container_start_s,
         container_start_sigma,
+        warm_start_by_stack: fitted.by_stack.clone(),
         node_boot_s: args.node_boot_s.or(node_median(&|r| &r.node_boot_s)),
         node_pull_s: args.node_pull_s.or(node_median(&|r| &r.node_pull_s)),
         loop_s: scenarios[0].0.autoscaler.loop_s,
@@ -205,7 +210,7 @@ async fn bench(args: Args) -> Result<(), String> {
         None if autoscaler == AutoscalerKind::Karpenter => params.loop_s,
         None => {
             let (sc, plan) = &scenarios[0];
-            simulate::fit_loop_s(sc, plan, &stacks, runs_of(0), params, &all)?
+            simulate::fit_loop_s(sc, plan, &stacks, runs_of(0), &params, &all)?
         }
     };
     eprintln!(
@@ -217,7 +222,7 @@ async fn bench(args: Args) -> Result<(), String> {
     );
     for (i, (sc, plan)) in scenarios.iter().enumerate() {
         for &stack in &stacks {
-            all.extend(simulate::numbers(sc, plan, stack, runs_of(i), params)?);
+            all.extend(simulate::numbers(sc, plan, stack, runs_of(i), &params)?);
         }
     }
 
@@ -310,11 +315,11 @@ async fn bench(args: Args) -> Result<(), String> {
         num(sim(buf, &ready_p99)),
         num(real(buf, &writes)),
     );
-    report::write(&out, &all, &line, params)
+    report::write(&out, &all, &line, &params)
         .map_err(|e| format!("writing {}: {e}", out.display()))?;
     // What a static budget costs on each scenario, against the goal (simulator only).
     for (i, (sc, plan)) in scenarios.iter().enumerate() {
-        let (points, goal) = frontier::sweep(sc, plan, runs_of(i), params)?;
+        let (points, goal) = frontier::sweep(sc, plan, runs_of(i), &params)?;
         let real_points: Vec<(String, f64, f64)> = ALL_STACKS
             .iter()
             .map(|&s| {
@@ -423,9 +428,10 @@ async fn real_runs(
         .filter_map(|(_, r)| r.as_ref().ok())
         .flat_map(|r| r.warm_create_to_ready_s.iter().copied())
         .collect();
-    let fitted = WarmStart {
+    let mut fitted = WarmStart {
         median_s: metrics::calibrated_container_start_s(&warm, args.compression),
         sigma: metrics::calibrated_container_start_sigma(&warm),
+        by_stack: Default::default(),
     };
     eprintln!(
         "calibration on {}: warm pod created → Ready over {} users: median {:?} s, σ {:?} (scenario values {}, {})",
@@ -436,6 +442,30 @@ async fn real_runs(
         scenarios[0].0.hub.container_start_s,
         scenarios[0].0.hub.container_start_sigma
     );
+    // Each stack's own, where it has enough warm users.
+    for &stack in stacks {
+        let warm: Vec<f64> = results
+            .iter()
+            .filter(|(i, _)| *i == 0)
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .filter(|r| r.numbers.stack == stack.key())
+            .flat_map(|r| r.warm_create_to_ready_s.iter().copied())
+            .collect();
+        if let (Some(median_s), Some(sigma)) = (
+            metrics::calibrated_container_start_s(&warm, args.compression),
+            metrics::calibrated_container_start_sigma(&warm),
+        ) {
+            eprintln!(
+                "calibration on {}, {}: {} warm users: median {median_s:.3} s, σ {sigma:.3}",
+                scenarios[0].0.name,
+                stack.key(),
+                warm.len()
+            );
+            fitted
+                .by_stack
+                .insert(stack.key().into(), WarmStartFit { median_s, sigma });
+        }
+    }
     let all = results
         .into_iter()
         .filter_map(|(_, r)| r.ok().map(|r| r.numbers))
@@ -445,10 +475,12 @@ async fn real_runs(
 
 /// The warm start fitted on the calibration scenario's real runs: median and log-normal σ
 /// (None: not fitted, e.g. no warm users, or a report from before σ was fitted).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct WarmStart {
     median_s: Option<f64>,
     sigma: Option<f64>,
+    /// Each stack's own (see `SimParams::warm_start_by_stack`).
+    by_stack: std::collections::BTreeMap<String, WarmStartFit>,
 }
 
 /// What `--real-from` takes from an earlier report.
@@ -489,6 +521,7 @@ fn earlier_real_runs(file: &std::path::Path) -> Result<Earlier, String> {
         warm_start: WarmStart {
             median_s: earlier.container_start_s,
             sigma: earlier.container_start_sigma,
+            by_stack: earlier.warm_start_by_stack,
         },
         autoscaler,
     })

@@ -104,6 +104,8 @@ pub struct Earlier {
     /// Absent in reports from before the spread was fitted.
     #[serde(default)]
     pub container_start_sigma: Option<f64>,
+    #[serde(default)]
+    pub warm_start_by_stack: std::collections::BTreeMap<String, crate::simulate::WarmStartFit>,
     /// The JSON summary line, parsed.
     #[serde(default)]
     pub summary: serde_json::Value,
@@ -124,7 +126,7 @@ pub fn write(
     dir: &Path,
     runs: &[RunNumbers],
     summary_line: &str,
-    params: crate::simulate::SimParams,
+    params: &crate::simulate::SimParams,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(
@@ -133,6 +135,7 @@ pub fn write(
             "summary": serde_json::from_str::<serde_json::Value>(summary_line).unwrap_or_default(),
             "container_start_s": params.container_start_s,
             "container_start_sigma": params.container_start_sigma,
+            "warm_start_by_stack": params.warm_start_by_stack,
             "sim_params": params,
             "runs": runs,
         }))?,

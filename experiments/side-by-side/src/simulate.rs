@@ -49,8 +49,16 @@ pub fn policy(sc: &Scenario, plan: &Plan, stack: Stack) -> PolicySpec {
     }
 }
 
+/// A warm start as one stack's real users show it: pod created → Ready on a warm node,
+/// median (de-compressed) and log-normal σ.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WarmStartFit {
+    pub median_s: f64,
+    pub sigma: f64,
+}
+
 /// The simulator's free parameters, fitted on the calibration scenario's real runs.
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SimParams {
     /// `hub.container_start_s`: a warm start, pod created → Ready on a warm node (the
     /// median the real runs show).
@@ -59,6 +67,12 @@ pub struct SimParams {
     /// users' p95 (0 in reports from before it was fitted).
     #[serde(default)]
     pub container_start_sigma: f64,
+    /// Each stack's own warm start where its calibration users were enough to fit one (20
+    /// or more): a warm user's start runs through that stack's scheduler (kube-scheduler's
+    /// preemption cycle, or hubpack-scheduler's bind), so the stacks' tails differ. The
+    /// pooled values above serve the others and the frontier's policies.
+    #[serde(default)]
+    pub warm_start_by_stack: std::collections::BTreeMap<String, WarmStartFit>,
     /// The user pool's node boot (created → schedulable) and the image pull (schedulable →
     /// warm), as the real cluster's nodes show them (medians): the harness adds kwok's and
     /// the controllers' reaction to the configured boot delay and pull time, ten times over
@@ -71,6 +85,18 @@ pub struct SimParams {
     pub loop_s: f64,
 }
 
+impl SimParams {
+    /// The parameters `stack` is simulated with: its own warm start if fitted.
+    pub fn for_stack(&self, stack: Stack) -> SimParams {
+        let mut p = self.clone();
+        if let Some(w) = self.warm_start_by_stack.get(stack.key()) {
+            p.container_start_s = w.median_s;
+            p.container_start_sigma = w.sigma;
+        }
+        p
+    }
+}
+
 /// The `autoscaler.loop_s` values tried when fitting (seconds at the scenario's scale).
 pub const LOOP_CANDIDATES_S: [f64; 6] = [1.0, 2.5, 5.0, 7.5, 10.0, 15.0];
 
@@ -80,9 +106,9 @@ pub fn runs(
     plan: &Plan,
     stack: Stack,
     seeds: u64,
-    params: SimParams,
+    params: &SimParams,
 ) -> Result<Vec<RunResult>, String> {
-    runs_of_policy(sc, policy(sc, plan, stack), seeds, params)
+    runs_of_policy(sc, policy(sc, plan, stack), seeds, &params.for_stack(stack))
 }
 
 /// One simulated run per seed of any policy, with the fitted parameters set.
@@ -90,7 +116,7 @@ pub fn runs_of_policy(
     sc: &Scenario,
     policy: PolicySpec,
     seeds: u64,
-    params: SimParams,
+    params: &SimParams,
 ) -> Result<Vec<RunResult>, String> {
     let mut sc = sc.clone();
     sc.hub.container_start_s = params.container_start_s;
@@ -145,7 +171,7 @@ pub fn numbers(
     plan: &Plan,
     stack: Stack,
     seeds: u64,
-    params: SimParams,
+    params: &SimParams,
 ) -> Result<Vec<RunNumbers>, String> {
     Ok(runs(sc, plan, stack, seeds, params)?
         .iter()
@@ -243,15 +269,18 @@ pub fn fit_loop_s(
     plan: &Plan,
     stacks: &[Stack],
     seeds: u64,
-    base: SimParams,
+    base: &SimParams,
     real: &[RunNumbers],
 ) -> Result<f64, String> {
     let mut best = (f64::INFINITY, sc.autoscaler.loop_s);
     for loop_s in LOOP_CANDIDATES_S {
-        let params = SimParams { loop_s, ..base };
+        let params = SimParams {
+            loop_s,
+            ..base.clone()
+        };
         let mut sim = Vec::new();
         for &stack in stacks {
-            sim.extend(numbers(sc, plan, stack, seeds, params)?);
+            sim.extend(numbers(sc, plan, stack, seeds, &params)?);
         }
         let err = error_against(real, &sim, &sc.name, stacks);
         eprintln!(

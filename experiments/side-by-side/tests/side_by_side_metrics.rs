@@ -141,3 +141,32 @@ fn the_warm_start_spread_is_fitted_from_p95_over_the_median() {
     assert_eq!(calibrated_container_start_sigma(&sample[..19]), None);
     assert_eq!(calibrated_container_start_sigma(&[0.5; 40]), Some(0.0));
 }
+
+/// A stack with its own fitted warm start is simulated with it; the others with the pooled.
+#[test]
+fn a_stack_is_simulated_with_its_own_warm_start_when_fitted() {
+    use hubpack_side_by_side::plan::Stack;
+    use hubpack_side_by_side::simulate::{SimParams, WarmStartFit};
+    let own = WarmStartFit {
+        median_s: 0.9,
+        sigma: 1.1,
+    };
+    let params = SimParams {
+        container_start_s: 0.4,
+        container_start_sigma: 0.6,
+        warm_start_by_stack: [("z2jh".to_string(), own)].into(),
+        node_boot_s: None,
+        node_pull_s: None,
+        loop_s: 1.0,
+    };
+    let z2jh = params.for_stack(Stack::Z2jh);
+    assert_eq!(
+        (z2jh.container_start_s, z2jh.container_start_sigma),
+        (0.9, 1.1)
+    );
+    let other = params.for_stack(Stack::HubpackPredictive);
+    assert_eq!(
+        (other.container_start_s, other.container_start_sigma),
+        (0.4, 0.6)
+    );
+}
