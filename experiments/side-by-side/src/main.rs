@@ -422,12 +422,17 @@ async fn real_runs(
         .await;
 
     // Calibrate on the first scenario's real runs.
-    let warm: Vec<f64> = results
-        .iter()
-        .filter(|(i, _)| *i == 0)
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .flat_map(|r| r.warm_create_to_ready_s.iter().copied())
-        .collect();
+    // The calibration scenario's warm users: every stack's, or one stack's.
+    let warm_of = |stack: Option<Stack>| -> Vec<f64> {
+        results
+            .iter()
+            .filter(|(i, _)| *i == 0)
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .filter(|r| stack.is_none_or(|s| r.numbers.stack == s.key()))
+            .flat_map(|r| r.warm_create_to_ready_s.iter().copied())
+            .collect()
+    };
+    let warm = warm_of(None);
     let mut fitted = WarmStart {
         median_s: metrics::calibrated_container_start_s(&warm, args.compression),
         sigma: metrics::calibrated_container_start_sigma(&warm),
@@ -444,13 +449,7 @@ async fn real_runs(
     );
     // Each stack's own, where it has enough warm users.
     for &stack in stacks {
-        let warm: Vec<f64> = results
-            .iter()
-            .filter(|(i, _)| *i == 0)
-            .filter_map(|(_, r)| r.as_ref().ok())
-            .filter(|r| r.numbers.stack == stack.key())
-            .flat_map(|r| r.warm_create_to_ready_s.iter().copied())
-            .collect();
+        let warm = warm_of(Some(stack));
         if let (Some(median_s), Some(sigma)) = (
             metrics::calibrated_container_start_s(&warm, args.compression),
             metrics::calibrated_container_start_sigma(&warm),

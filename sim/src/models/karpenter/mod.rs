@@ -13,7 +13,8 @@
 //!   Ready nodes no pod has come to or left for `consolidate_after_s`, with no
 //!   `karpenter.sh/do-not-disrupt` pod (users when the hub sets it; hubpack's placeholders
 //!   always carry it; z2jh's never), not already being disrupted, and at most the pool's
-//!   budget (`budget_nodes`, a share rounding up, minus the nodes being disrupted). First
+//!   budget (`budget_nodes`, a share rounding up; drained nodes go at once, so none is
+//!   mid-disruption to count against it). First
 //!   emptiness (every policy): the candidates with no pod. Then, under
 //!   WhenEmptyOrUnderutilized only, consolidation: multi-node first, the longest run of two
 //!   or more candidates, cheapest to disrupt first (fewest pods), whose pods (after the
